@@ -1,0 +1,188 @@
+// Package store is the audit-event store: one small interface, implemented by
+// an embedded SQLite database (the default) and by PostgreSQL. Every report and
+// endpoint of auditops is a view of the events kept here (spec/API.md
+// section 1); each view is read one keyset page at a time.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Event categories (spec/API.md section 1).
+const (
+	CategoryAccess = "access"
+	CategoryUser   = "user"
+	CategoryData   = "data"
+)
+
+// Event outcomes.
+const (
+	StatusSuccess = "success"
+	StatusFailure = "failure"
+)
+
+// ClusterNamespace is the tenant of cluster-scoped Kubernetes events.
+const ClusterNamespace = "_cluster"
+
+// Event is one audited action by one principal.
+type Event struct {
+	// ID is the source's idempotency key, unique per Namespace.
+	ID string `json:"id"`
+	// Seq is assigned by the store on insert: monotonic, ingest order.
+	Seq       int64     `json:"seq,omitempty"`
+	Time      time.Time `json:"time"`
+	Namespace string    `json:"namespace"`
+	User      string    `json:"user"`
+	// Principal is the full identity as a JSON object (or nil).
+	Principal  json.RawMessage `json:"principal,omitempty"`
+	Method     string          `json:"method,omitempty"`
+	API        string          `json:"api,omitempty"`
+	Status     string          `json:"status"`
+	StatusCode int             `json:"statusCode,omitempty"`
+	Category   string          `json:"category,omitempty"`
+	EntityKind string          `json:"entityKind,omitempty"`
+	EntityID   string          `json:"entityId,omitempty"`
+	Message    string          `json:"message,omitempty"`
+	// Request, Response, PreviousState and CurrentState are JSON values or nil.
+	Request       json.RawMessage `json:"request,omitempty"`
+	Response      json.RawMessage `json:"response,omitempty"`
+	PreviousState json.RawMessage `json:"previousState,omitempty"`
+	CurrentState  json.RawMessage `json:"currentState,omitempty"`
+	// Error is the error log of a failure; nil is JSON null.
+	Error                   *string `json:"error,omitempty"`
+	DeviceID                string  `json:"deviceId,omitempty"`
+	CertificateSerialNumber string  `json:"certificateSerialNumber,omitempty"`
+	IssuerDN                string  `json:"issuerDN,omitempty"`
+	Details                 string  `json:"details,omitempty"`
+	Archived                bool    `json:"archived,omitempty"`
+}
+
+// TimeRange is the half-open interval [From, To). Every view takes one; the
+// endpoints turn their inclusive or exclusive bounds into it. A zero From or
+// To leaves that side unbounded.
+type TimeRange struct {
+	From time.Time
+	To   time.Time
+}
+
+// Page is what every keyset query takes besides its filters.
+type Page struct {
+	// Size is the number of rows wanted, >= 1.
+	Size int
+	// Token is the NextToken of the previous page, "" for the first page.
+	Token string
+}
+
+// SummaryQuery selects the namespace-users summary (spec/API.md 3.1).
+type SummaryQuery struct {
+	Namespace string
+	Range     TimeRange
+	// User optionally keeps one user's rows (AuditReport spec.user).
+	User string
+	Page Page
+}
+
+// SummaryRow is one (date, user, api, status) row of the summary.
+type SummaryRow struct {
+	Date   string // YYYY-MM-DD, UTC
+	User   string
+	API    string
+	Status string
+	Count  int64
+	// LoggedInSeconds is the sum of the user's session spans that date
+	// (sessions split at gaps > the store's session gap), within Range.
+	LoggedInSeconds float64
+}
+
+// SummaryPage is one page of summary rows.
+type SummaryPage struct {
+	Rows []SummaryRow
+	// NextToken is "" on the last page.
+	NextToken string
+}
+
+// EventQuery selects events of one tenant in time order (time, then seq):
+// audit details (spec/API.md 3.2) and the network CSV views (3.3).
+type EventQuery struct {
+	// View names the endpoint the token is bound to (e.g. "audit-details",
+	// "useraccess"); a token minted for one view is refused by another.
+	View      string
+	Namespace string
+	Range     TimeRange
+	// Category optionally keeps one category ("" = all).
+	Category string
+	// User optionally keeps one user ("" = all).
+	User string
+	Page Page
+	// WithTotal asks for the number of rows matching the whole query.
+	WithTotal bool
+}
+
+// EventPage is one page of events.
+type EventPage struct {
+	Events []Event
+	// NextToken is "" on the last page.
+	NextToken string
+	// NextTime is the time of the next page's first row (zero on the last page).
+	NextTime time.Time
+	// Total is set when the query asked WithTotal.
+	Total int64
+}
+
+// UserLogsQuery selects one user's events newest first, by limit/offset
+// (spec/API.md 3.4).
+type UserLogsQuery struct {
+	Namespace string
+	User      string
+	// DeviceID optionally keeps one device ("" = all).
+	DeviceID string
+	// Range optionally bounds the events (zero values = unbounded).
+	Range  TimeRange
+	Limit  int
+	Offset int
+}
+
+// UserLogsPage is one page of a user's events, newest first.
+type UserLogsPage struct {
+	Events []Event
+	// More is true when rows exist past Offset+Limit.
+	More bool
+}
+
+// InsertResult says what a batch insert did.
+type InsertResult struct {
+	Inserted   int
+	Duplicates int
+}
+
+// Store is the audit-event store.
+type Store interface {
+	// Insert stores a batch in one transaction: all of it or none of it.
+	// Events whose (Namespace, ID) is already stored are skipped.
+	Insert(ctx context.Context, events []Event) (InsertResult, error)
+	// Summary returns one page of the namespace-users summary.
+	Summary(ctx context.Context, q SummaryQuery) (SummaryPage, error)
+	// Events returns one page of a tenant's events in (time, seq) order.
+	Events(ctx context.Context, q EventQuery) (EventPage, error)
+	// UserLogs returns one page of a user's events, newest first.
+	UserLogs(ctx context.Context, q UserLogsQuery) (UserLogsPage, error)
+	// UserExists reports whether the tenant holds any event of the user.
+	UserExists(ctx context.Context, namespace, user string) (bool, error)
+	// DeleteBefore deletes events older than t (retention) and says how many.
+	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+	// Ping checks the store is reachable (readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// ErrInvalidToken is wrapped by errors about a page token that is malformed,
+// tampered with, or minted for another view, tenant, filter or page size.
+// Endpoints answer it with 400.
+var ErrInvalidToken = errors.New("invalid page token")
+
+// ErrUnavailable is wrapped by errors from a store that is down or too busy
+// to answer within a bounded wait. Endpoints answer it with 503.
+var ErrUnavailable = errors.New("audit store unavailable")
