@@ -17,8 +17,14 @@ mkdir -p "${dest}" "${work}"
 
 log() { printf '[build-control-plane] %s\n' "$*" >&2; }
 
-has_version() { # binary, expected substring of its --version output
-  [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q -- "$2"
+has_version() { # binary, expected substring of its version output
+  local out
+  [ -x "$1" ] || return 1
+  case "$(basename "$1")" in
+    kubectl) out="$("$1" version --client 2>/dev/null)" ;;
+    *) out="$("$1" --version 2>/dev/null)" ;;
+  esac
+  grep -q -- "$2" <<<"${out}"
 }
 
 build_etcd() {
