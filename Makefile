@@ -53,7 +53,7 @@ control-plane: ## Build etcd, kube-apiserver and kubectl into bin/k8s/$(K8S_VERS
 
 .PHONY: test
 test: manifests generate fmt vet control-plane ## Run every test against real components (kube-apiserver, etcd, PostgreSQL).
-	KUBEBUILDER_ASSETS=$(K8S_ASSETS) go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS=$(K8S_ASSETS) hack/with-postgres.sh go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: build ## Run the benchmarks (BENCH_EVENTS events).

@@ -15,15 +15,23 @@ limitations under the License.
 */
 
 // Command manager runs auditops: the AuditReport controller manager and, in
-// the same process, the audit API server.
+// the same process, the audit API server. 'manager import' loads audit log
+// files into the store.
 package main
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -31,85 +39,188 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/controllers"
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/storeopen"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	args := os.Args[1:]
+	var err error
+	if len(args) > 0 && args[0] == "import" {
+		err = runImport(ctrl.SetupSignalHandler(), args[1:])
+	} else {
+		err = runManager(args)
+	}
+	if err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return
+		}
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		os.Exit(1)
 	}
 }
 
-// options are the manager's flags.
-type options struct {
-	metricsAddr          string
-	secureMetrics        bool
-	probeAddr            string
-	leaderElect          bool
-	leaderElectNamespace string
-	adminNamespace       string
+// storeOptions are the flags that open the audit store, shared by the
+// manager and 'manager import'.
+type storeOptions struct {
+	url          string
+	tokenKeyFile string
+	sessionGap   time.Duration
 }
 
-func run(args []string) error {
-	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	var o options
-	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
-	fs.BoolVar(&o.secureMetrics, "metrics-secure", false, "serve metrics over HTTPS with authentication and authorization")
-	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
-	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader so that only one replica runs the controllers")
-	fs.StringVar(&o.leaderElectNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
-	fs.StringVar(&o.adminNamespace, "admin-namespace", "auditops-system", "the only namespace whose AuditReports may read another tenant")
+func (o *storeOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.url, "store", "sqlite:///var/lib/auditops/audit.db", "audit store URL: sqlite:///path/to/audit.db (embedded, one replica) or postgres://user:pass@host/db")
+	fs.StringVar(&o.tokenKeyFile, "token-key-file", "", "file with the key that signs page tokens (default: token.key beside the SQLite database, created when absent; required for PostgreSQL, the same file on every replica)")
+	fs.DurationVar(&o.sessionGap, "session-gap", store.DefaultSessionGap, "longest pause between a user's events that still counts as one session (logged_in_time)")
+}
+
+// open opens the store, creating the SQLite token key beside the database.
+func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
+	keyFile := o.tokenKeyFile
+	if keyFile == "" {
+		path, ok := strings.CutPrefix(o.url, "sqlite://")
+		if !ok {
+			return nil, fmt.Errorf("--token-key-file is required with --store %s: every replica must sign page tokens with the same key", redact(o.url))
+		}
+		keyFile = filepath.Join(filepath.Dir(path), "token.key")
+		if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
+			return nil, fmt.Errorf("creating the store directory: %w", err)
+		}
+	}
+	key, err := store.LoadOrCreateTokenKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	st, err := storeopen.Open(ctx, o.url, store.Options{TokenKey: key, SessionGap: o.sessionGap})
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit store %s: %w", redact(o.url), err)
+	}
+	return st, nil
+}
+
+// redact hides a password in a store URL before it is logged.
+func redact(u string) string {
+	if at := strings.LastIndex(u, "@"); at > 0 {
+		if scheme := strings.Index(u, "://"); scheme > 0 && scheme < at {
+			return u[:scheme+3] + "…" + u[at:]
+		}
+	}
+	return u
+}
+
+func runManager(args []string) error {
+	fs := pflag.NewFlagSet("manager", pflag.ContinueOnError)
+	var (
+		so                   storeOptions
+		metricsAddr          string
+		secureMetrics        bool
+		probeAddr            string
+		leaderElect          bool
+		leaderElectNamespace string
+		adminNamespace       string
+		retention            time.Duration
+	)
+	so.addFlags(fs)
+	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
+	fs.BoolVar(&secureMetrics, "metrics-secure", false, "serve metrics over HTTPS with authentication and authorization")
+	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
+	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so that only one replica runs the controllers")
+	fs.StringVar(&leaderElectNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	fs.StringVar(&adminNamespace, "admin-namespace", "auditops-system", "the only namespace whose AuditReports may read another tenant")
+	fs.DurationVar(&retention, "retention", 90*24*time.Hour, "delete audit events older than this (0 keeps them forever)")
 	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
+	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
+	zapOpts.BindFlags(goFlags)
+	fs.AddGoFlagSet(goFlags)
+	// controller-runtime registers --kubeconfig on the standard flag set.
+	fs.AddGoFlagSet(flag.CommandLine)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	setupLog := ctrl.Log.WithName("setup")
+	ctx := ctrl.SetupSignalHandler()
+
+	st, err := so.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(reportsv1alpha1.AddToScheme(scheme))
-
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
-	metricsOpts := metricsserver.Options{
-		BindAddress:   o.metricsAddr,
-		SecureServing: o.secureMetrics,
-		// HTTP/2 stays off: CVE-2023-44487 / CVE-2023-39325 (rapid reset).
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
-	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsOpts,
-		HealthProbeBindAddress:  o.probeAddr,
-		LeaderElection:          o.leaderElect,
+		Scheme: scheme,
+		Client: controllers.ManagerClientOptions(),
+		Metrics: metricsserver.Options{
+			BindAddress:   metricsAddr,
+			SecureServing: secureMetrics,
+			// HTTP/2 stays off: CVE-2023-44487 / CVE-2023-39325 (rapid reset).
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+		},
+		HealthProbeBindAddress:  probeAddr,
+		LeaderElection:          leaderElect,
 		LeaderElectionID:        "auditops.reports.auditops.dev",
-		LeaderElectionNamespace: o.leaderElectNamespace,
+		LeaderElectionNamespace: leaderElectNamespace,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 	if err := (&controllers.AuditReportReconciler{
-		Client: mgr.GetClient(),
-		Scheme: mgr.GetScheme(),
+		Store:          st,
+		AdminNamespace: adminNamespace,
+		Metrics:        controllers.NewMetrics(metrics.Registry),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the AuditReport controller: %w", err)
+	}
+	if retention > 0 {
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			return enforceRetention(ctx, st, retention)
+		})); err != nil {
+			return fmt.Errorf("adding retention: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := mgr.AddReadyzCheck("store", func(r *http.Request) error { return st.Ping(r.Context()) }); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
-	ctrl.Log.WithName("setup").Info("starting manager", "adminNamespace", o.adminNamespace)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	setupLog.Info("starting manager", "store", redact(so.url), "adminNamespace", adminNamespace)
+	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}
 	return nil
+}
+
+// enforceRetention deletes expired events once an hour, on the leader only
+// (a RunnableFunc needs leader election).
+func enforceRetention(ctx context.Context, st store.Store, retention time.Duration) error {
+	log := ctrl.Log.WithName("retention")
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		n, err := st.DeleteBefore(ctx, time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			log.Error(err, "deleting expired audit events")
+		} else if n > 0 {
+			log.Info("deleted expired audit events", "events", n, "retention", retention.String())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }

@@ -14,28 +14,65 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package controllers holds the AuditReport reconciler.
+// Package controllers holds the AuditReport reconciler: one-off reports are
+// generated from the audit store into a sink (auditreport_run.go), scheduled
+// ones create a child report per run (auditreport_schedule.go).
 package controllers
 
 import (
 	"context"
-	"fmt"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/store"
 )
+
+// Clock tells the time; tests inject a fixed one so schedules need no sleeping.
+type Clock interface {
+	Now() time.Time
+}
+
+// realClock is the wall clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// DefaultChunkSize is how many plain report bytes are gathered before they are
+// stored and checkpointed: small enough that a restart redoes little work,
+// large enough that status patches stay rare.
+const DefaultChunkSize = 512 << 10
 
 // AuditReportReconciler reconciles AuditReport objects.
 type AuditReportReconciler struct {
 	client.Client
-	Scheme *runtime.Scheme
+	Scheme   *runtime.Scheme
+	Store    store.Store
+	Recorder events.EventRecorder
+	// AdminNamespace is the only namespace whose reports may read another tenant.
+	AdminNamespace string
+	// Clock defaults to the wall clock.
+	Clock Clock
+	// ChunkSize defaults to DefaultChunkSize.
+	ChunkSize int
+	// MaxConcurrentReconciles bounds how many reports are generated at once (default 2).
+	MaxConcurrentReconciles int
+	// Metrics default to an unserved registry; main passes ones registered
+	// with the manager's metrics endpoint.
+	Metrics *Metrics
+
+	// checkpointed, when set, is called after every stored checkpoint: tests
+	// use it to stop a manager in the middle of a report.
+	checkpointed func(ctx context.Context, records int64)
 }
 
 // +kubebuilder:rbac:groups=reports.auditops.dev,resources=auditreports,verbs=get;list;watch;create;update;patch;delete
@@ -46,39 +83,28 @@ type AuditReportReconciler struct {
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile moves an AuditReport towards its declared report. For now it
-// records that the report was seen and is waiting to run: Pending, with the
-// resolved tenant.
+// Reconcile moves an AuditReport towards its declared report.
 func (r *AuditReportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-
 	var report reportsv1alpha1.AuditReport
 	if err := r.Get(ctx, req.NamespacedName, &report); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if report.Status.Phase != "" && report.Status.ObservedGeneration == report.Generation {
+	if !report.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
 	}
-
-	base := report.DeepCopy()
-	report.Status.Phase = reportsv1alpha1.PhasePending
-	report.Status.ObservedGeneration = report.Generation
-	report.Status.Tenant = tenantOf(&report)
-	meta.SetStatusCondition(&report.Status.Conditions, metav1.Condition{
-		Type:               reportsv1alpha1.ConditionReady,
-		Status:             metav1.ConditionFalse,
-		Reason:             "Pending",
-		Message:            "the report is waiting to run",
-		ObservedGeneration: report.Generation,
-	})
-	if err := r.Status().Patch(ctx, &report, client.MergeFrom(base)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, fmt.Errorf("patching status of %s: %w", req.NamespacedName, err)
+	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("auditreport", req.NamespacedName.String()))
+	var res ctrl.Result
+	var err error
+	if report.Spec.Schedule != "" {
+		res, err = r.reconcileSchedule(ctx, &report)
+	} else {
+		res, err = r.reconcileRun(ctx, &report)
 	}
-	log.V(1).Info("report pending", "tenant", report.Status.Tenant)
-	return ctrl.Result{}, nil
+	if apierrors.IsConflict(err) {
+		// The cache had an older copy than the API server: look again, quietly.
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	return res, err
 }
 
 // tenantOf is the audited namespace: spec.namespace, or the report's own.
@@ -89,10 +115,48 @@ func tenantOf(report *reportsv1alpha1.AuditReport) string {
 	return report.Namespace
 }
 
-// SetupWithManager registers the reconciler with the manager.
+// ManagerClientOptions keep ConfigMaps and Secrets out of the manager's
+// cache: report shards are up to 900 KiB each and a cluster-wide cache of
+// them (and of every Secret) would cost memory for nothing; the sinks read
+// and write them directly.
+func ManagerClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{
+		DisableFor: []client.Object{&corev1.ConfigMap{}, &corev1.Secret{}},
+	}}
+}
+
+// SetupWithManager registers the reconciler and the owner index that lets a
+// scheduled parent list its children.
 func (r *AuditReportReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil {
+		r.Client = mgr.GetClient()
+	}
+	if r.Scheme == nil {
+		r.Scheme = mgr.GetScheme()
+	}
+	if r.Clock == nil {
+		r.Clock = realClock{}
+	}
+	if r.ChunkSize <= 0 {
+		r.ChunkSize = DefaultChunkSize
+	}
+	if r.MaxConcurrentReconciles <= 0 {
+		r.MaxConcurrentReconciles = 2
+	}
+	if r.Metrics == nil {
+		// Unserved: main passes metrics registered with the manager's registry.
+		r.Metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("auditops-controller")
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &reportsv1alpha1.AuditReport{}, ownerKey, indexOwner); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&reportsv1alpha1.AuditReport{}).
+		Owns(&reportsv1alpha1.AuditReport{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("auditreport").
 		Complete(r)
 }

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,7 +185,7 @@ func TestDefaultsAreApplied(t *testing.T) {
 // TestPrinterColumns checks what 'kubectl get auditreports' shows, both as the
 // Table the API server renders and through the real kubectl.
 func TestPrinterColumns(t *testing.T) {
-	startManager(t)
+	startManager(t, &AuditReportReconciler{})
 	ctx := context.Background()
 	ns := createNamespace(t, "columns")
 	obj := decodeReport(t, `apiVersion: reports.auditops.dev/v1alpha1
@@ -194,13 +195,7 @@ spec: {type: UserAccess, range: {from: "2024-05-21T00:00:00Z", to: "2024-05-28T0
 	if err := k8sClient.Create(ctx, obj); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30e9, "the reconciler to mark the report Pending", func(ctx context.Context) (bool, error) {
-		var r reportsv1alpha1.AuditReport
-		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "weekly"}, &r); err != nil {
-			return false, err
-		}
-		return r.Status.Phase == reportsv1alpha1.PhasePending && r.Status.Tenant == ns && r.Status.ObservedGeneration == r.Generation, nil
-	})
+	waitFinished(t, ns, "weekly")
 
 	t.Run("table", func(t *testing.T) {
 		rc := restClient(t)
@@ -236,8 +231,11 @@ spec: {type: UserAccess, range: {from: "2024-05-21T00:00:00Z", to: "2024-05-28T0
 			t.Fatalf("rows = %d, want 1", len(table.Rows))
 		}
 		cells := table.Rows[0].Cells
-		if cells[0] != "weekly" || cells[1] != "UserAccess" || cells[2] != ns || cells[5] != "Pending" {
-			t.Errorf("row = %v, want weekly UserAccess %s ... Pending", cells, ns)
+		wantCells := []any{"weekly", "UserAccess", ns, "2024-05-21T00:00:00Z", "2024-05-28T00:00:00Z", "Succeeded", int64(0)}
+		for i, w := range wantCells {
+			if fmt.Sprint(cells[i]) != fmt.Sprint(w) {
+				t.Errorf("cell %s = %v, want %v", table.ColumnDefinitions[i].Name, cells[i], w)
+			}
 		}
 	})
 
@@ -245,7 +243,7 @@ spec: {type: UserAccess, range: {from: "2024-05-21T00:00:00Z", to: "2024-05-28T0
 		kubectl := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
 		kubeconfig := writeKubeconfig(t)
 		for _, tc := range []struct{ args, want []string }{
-			{[]string{"get", "auditreports", "-n", ns}, []string{"NAME", "TYPE", "TENANT", "FROM", "TO", "PHASE", "RECORDS", "AGE", "weekly", "UserAccess", "Pending"}},
+			{[]string{"get", "auditreports", "-n", ns}, []string{"NAME", "TYPE", "TENANT", "FROM", "TO", "PHASE", "RECORDS", "AGE", "weekly", "UserAccess", "2024-05-21T00:00:00Z", "Succeeded"}},
 			{[]string{"get", "ar", "-n", ns, "-o", "wide"}, []string{"SCHEDULE", "LAST RUN", "weekly"}},
 			{[]string{"get", "auditops", "-n", ns}, []string{"weekly", "UserAccess"}}, // the category
 		} {

@@ -32,12 +32,17 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/sqlite"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 )
@@ -97,28 +102,60 @@ func zapLevel() zapcore.Level {
 	return zapcore.ErrorLevel
 }
 
-// startManager runs a manager with the AuditReport reconciler until the test ends.
-func startManager(t *testing.T) {
+// startManager runs a manager with the given reconciler until the test ends
+// or the returned stop is called. Unset fields get a fresh SQLite store.
+func startManager(t *testing.T, r *AuditReportReconciler) (stop func()) {
 	t.Helper()
+	if r == nil {
+		r = &AuditReportReconciler{}
+	}
+	if r.Store == nil {
+		r.Store = newSQLiteStore(t)
+	}
+	if r.AdminNamespace == "" {
+		r.AdminNamespace = "auditops-system"
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  testScheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		// Several managers run one after another in this process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		Client:     ManagerClientOptions(),
 	})
 	if err != nil {
 		t.Fatalf("creating manager: %v", err)
 	}
-	if err := (&AuditReportReconciler{Client: mgr.GetClient(), Scheme: mgr.GetScheme()}).SetupWithManager(mgr); err != nil {
+	r.Client, r.Scheme = mgr.GetClient(), mgr.GetScheme()
+	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatalf("setting up reconciler: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("manager stopped with: %v", err)
 		}
-	})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// newSQLiteStore opens a fresh real SQLite store for one test.
+func newSQLiteStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := sqlite.New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), store.Options{TokenKey: []byte("controllers-test-token-key-0123456789")})
+	if err != nil {
+		t.Fatalf("opening sqlite store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
 }
 
 // createNamespace makes a fresh namespace for one test.

@@ -40,10 +40,15 @@ const (
 )
 
 // ReportPhase is where a report stands.
-// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed
+// +kubebuilder:validation:Enum=Pending;Running;Succeeded;Failed;Scheduled;Suspended
 type ReportPhase string
 
 const (
+	// PhaseScheduled and PhaseSuspended are the phases of a scheduled parent,
+	// whose runs are child AuditReports.
+	PhaseScheduled ReportPhase = "Scheduled"
+	PhaseSuspended ReportPhase = "Suspended"
+
 	PhasePending   ReportPhase = "Pending"
 	PhaseRunning   ReportPhase = "Running"
 	PhaseSucceeded ReportPhase = "Succeeded"
@@ -83,8 +88,8 @@ type ReportRange struct {
 // namespace: whole when it fits, else gzip-compressed and, when even that is
 // too large, cut into numbered ConfigMaps.
 type ConfigMapOutput struct {
-	// NamePrefix names the ConfigMaps (<namePrefix>, or <namePrefix>-0..n when
-	// sharded). Defaults to the AuditReport's name.
+	// NamePrefix names the ConfigMaps <namePrefix>-0..n, listed in order in
+	// status.outputs. Defaults to the AuditReport's name.
 	// +optional
 	// +kubebuilder:validation:MaxLength=240
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="configMap.namePrefix must be a lowercase DNS name: letters, digits, '-' and '.'"
@@ -184,7 +189,7 @@ type AuditReportSpec struct {
 	// Output is where the finished report goes (default: ConfigMaps).
 	// +optional
 	// +kubebuilder:default={configMap:{}}
-	Output ReportOutput `json:"output,omitempty"`
+	Output *ReportOutput `json:"output,omitempty"`
 }
 
 // ResolvedRange is the absolute window a run covered, [from, to).
@@ -231,7 +236,7 @@ type AuditReportStatus struct {
 	Range *ResolvedRange `json:"range,omitempty"`
 	// Records is the number of rows written.
 	// +optional
-	Records int64 `json:"records,omitempty"`
+	Records int64 `json:"records"`
 	// Pages is the number of store pages read.
 	// +optional
 	Pages int64 `json:"pages,omitempty"`

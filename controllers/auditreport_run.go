@@ -1,0 +1,360 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/report"
+	"github.com/auditops/auditops/internal/sink"
+	"github.com/auditops/auditops/internal/store"
+)
+
+// Condition reasons.
+const (
+	ReasonPending         = "Pending"
+	ReasonGenerating      = "Generating"
+	ReasonRetrying        = "Retrying"
+	ReasonSucceeded       = "Succeeded"
+	ReasonTenantIsolation = "TenantIsolation"
+	ReasonInvalidOutput   = "InvalidOutput"
+	ReasonFailed          = "Failed"
+)
+
+// checkpoint is status.checkpoint: the store cursor after the last stored
+// chunk, what the sink holds, and the running SHA-256 of the bytes so far.
+type checkpoint struct {
+	Cursor report.Cursor `json:"cursor"`
+	Sink   sink.Progress `json:"sink"`
+	// Hash is the marshalled state of the SHA-256 of the stored bytes.
+	Hash []byte `json:"hash,omitempty"`
+}
+
+// permanentError is a failure no retry can mend: the report fails.
+type permanentError struct {
+	reason string
+	err    error
+}
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(reason string, format string, args ...any) error {
+	return &permanentError{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+// reconcileRun generates a one-off report (or one run of a schedule).
+func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1alpha1.AuditReport) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	st := &rep.Status
+	finished := st.Phase == reportsv1alpha1.PhaseSucceeded || st.Phase == reportsv1alpha1.PhaseFailed
+	if finished && st.ObservedGeneration == rep.Generation {
+		// Done, and the spec has not changed since: a manager restart must not re-run it.
+		return ctrl.Result{}, nil
+	}
+	if st.ObservedGeneration != rep.Generation {
+		// A new or changed spec: start over.
+		*st = reportsv1alpha1.AuditReportStatus{Conditions: st.Conditions, ObservedGeneration: rep.Generation}
+	}
+	st.Tenant = tenantOf(rep)
+
+	if st.Tenant != rep.Namespace && rep.Namespace != r.AdminNamespace {
+		return r.fail(ctx, rep, permanent(ReasonTenantIsolation,
+			"spec.namespace %q is not this report's namespace %q: only AuditReports in the admin namespace %q may report on another tenant; nothing was read",
+			st.Tenant, rep.Namespace, r.AdminNamespace))
+	}
+
+	if st.Range == nil {
+		now := r.Clock.Now().UTC()
+		st.StartTime = &metav1.Time{Time: now}
+		st.Range = resolveRange(rep.Spec.Range, now)
+	}
+	if st.Phase != reportsv1alpha1.PhaseRunning {
+		st.Phase = reportsv1alpha1.PhaseRunning
+		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, "Started", "Generate",
+			"generating %s report of %s from %s to %s", rep.Spec.Type, st.Tenant, st.Range.From.Format(time.RFC3339), st.Range.To.Format(time.RFC3339))
+	}
+	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonGenerating, "reading the audit store and writing the report")
+	setCondition(rep, reportsv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonGenerating, "the report is being generated")
+	if err := r.updateStatus(ctx, rep); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	started := time.Now()
+	outputs, err := r.generate(ctx, rep)
+	if err != nil {
+		var perm *permanentError
+		if errors.As(err, &perm) {
+			return r.fail(ctx, rep, err)
+		}
+		if ctx.Err() != nil {
+			// The manager is stopping: the checkpoint is where the next one resumes.
+			return ctrl.Result{}, nil
+		}
+		setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonRetrying, "retrying after: "+err.Error())
+		r.Recorder.Eventf(rep, nil, corev1.EventTypeWarning, ReasonRetrying, "Generate", "will retry: %v", err)
+		if perr := r.updateStatus(ctx, rep); perr != nil {
+			log.Error(perr, "recording the retry")
+		}
+		return ctrl.Result{}, err
+	}
+
+	now := r.Clock.Now().UTC()
+	st.Phase = reportsv1alpha1.PhaseSucceeded
+	st.CompletionTime = &metav1.Time{Time: now}
+	st.Outputs = outputs
+	st.Checkpoint = ""
+	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonSucceeded, "the report is complete")
+	setCondition(rep, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded,
+		fmt.Sprintf("%d records written to %s", st.Records, describeOutputs(outputs)))
+	meta.RemoveStatusCondition(&st.Conditions, reportsv1alpha1.ConditionFailed)
+	if err := r.updateStatus(ctx, rep); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, ReasonSucceeded, "Generate", "%d records written to %s", st.Records, describeOutputs(outputs))
+	r.Metrics.observe(rep.Spec.Type, "succeeded", time.Since(started), st.Records)
+	log.Info("report succeeded", "records", st.Records, "pages", st.Pages)
+	return ctrl.Result{}, nil
+}
+
+// generate runs the report's generator into its sink from the checkpoint,
+// storing and checkpointing every ChunkSize bytes.
+func (r *AuditReportReconciler) generate(ctx context.Context, rep *reportsv1alpha1.AuditReport) ([]reportsv1alpha1.OutputRef, error) {
+	st := &rep.Status
+	ext, contentType := report.Format(rep.Spec.Type)
+	snk, err := r.newSink(ctx, rep, sink.Report{
+		Namespace: rep.Namespace, Name: rep.Name, UID: rep.UID, Type: rep.Spec.Type,
+		Ext: ext, ContentType: contentType,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	cp := checkpoint{}
+	if st.Checkpoint != "" {
+		if err := json.Unmarshal([]byte(st.Checkpoint), &cp); err != nil {
+			logf.FromContext(ctx).Info("ignoring an unreadable checkpoint; starting the report over", "error", err.Error())
+			cp = checkpoint{}
+		}
+	}
+	sum := sha256.New()
+	if len(cp.Hash) > 0 {
+		if err := sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(cp.Hash); err != nil {
+			cp, sum = checkpoint{}, sha256.New()
+		}
+	}
+	if closer, ok := snk.(io.Closer); ok {
+		defer closer.Close()
+	}
+	if err := snk.Resume(ctx, cp.Sink); err != nil {
+		if !errors.Is(err, sink.ErrStartOver) {
+			return nil, fmt.Errorf("resuming the output: %w", err)
+		}
+		// The output no longer matches the checkpoint: start the report over.
+		cp, sum = checkpoint{}, sha256.New()
+		if err := snk.Resume(ctx, cp.Sink); err != nil {
+			return nil, fmt.Errorf("starting the output over: %w", err)
+		}
+	}
+	if cp.Cursor.Pages > 0 {
+		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, "Resumed", "Generate", "resuming after %d records (%d bytes already stored)", cp.Cursor.Records, cp.Sink.Bytes)
+	}
+
+	stored := cp.Sink.Bytes
+	buf := make([]byte, 0, r.ChunkSize+64<<10)
+	emit := func(ctx context.Context, chunk []byte, next report.Cursor) error {
+		sum.Write(chunk)
+		buf = append(buf, chunk...)
+		st.Records, st.Pages = next.Records, next.Pages
+		if len(buf) < r.ChunkSize || next.Done {
+			return nil
+		}
+		progress, err := snk.Append(ctx, buf)
+		if err != nil {
+			return fmt.Errorf("storing %d report bytes: %w", len(buf), err)
+		}
+		stored, buf = progress.Bytes, buf[:0]
+		if err := r.saveCheckpoint(ctx, rep, next, progress, sum); err != nil {
+			return err
+		}
+		if r.checkpointed != nil {
+			r.checkpointed(ctx, next.Records)
+		}
+		return ctx.Err()
+	}
+	params := report.Params{
+		Type: rep.Spec.Type, Namespace: st.Tenant, User: rep.Spec.User,
+		Range:    store.TimeRange{From: st.Range.From.Time, To: st.Range.To.Time},
+		PageSize: int(rep.Spec.PageSize),
+	}
+	if params.PageSize == 0 {
+		params.PageSize = 500
+	}
+	if err := report.Generate(ctx, r.Store, params, cp.Cursor, emit); err != nil {
+		if errors.Is(err, store.ErrInvalidToken) {
+			// The checkpoint's token no longer verifies (a new token key): the
+			// next attempt starts over.
+			r.clearCheckpoint(ctx, rep)
+		}
+		return nil, err
+	}
+	outputs, err := snk.Finish(ctx, buf, stored+int64(len(buf)), hex.EncodeToString(sum.Sum(nil)))
+	if err != nil {
+		return nil, fmt.Errorf("finishing the output: %w", err)
+	}
+	return outputs, nil
+}
+
+func (r *AuditReportReconciler) saveCheckpoint(ctx context.Context, rep *reportsv1alpha1.AuditReport, c report.Cursor, p sink.Progress, sum hash.Hash) error {
+	state, err := sum.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("saving the report hash: %w", err)
+	}
+	raw, err := json.Marshal(checkpoint{Cursor: c, Sink: p, Hash: state})
+	if err != nil {
+		return fmt.Errorf("encoding the checkpoint: %w", err)
+	}
+	rep.Status.Checkpoint = string(raw)
+	return r.updateStatus(ctx, rep)
+}
+
+func (r *AuditReportReconciler) clearCheckpoint(ctx context.Context, rep *reportsv1alpha1.AuditReport) {
+	rep.Status.Checkpoint = ""
+	if err := r.updateStatus(ctx, rep); err != nil {
+		logf.FromContext(ctx).Error(err, "clearing the checkpoint")
+	}
+}
+
+// newSink opens the report's output.
+func (r *AuditReportReconciler) newSink(ctx context.Context, rep *reportsv1alpha1.AuditReport, target sink.Report) (sink.Sink, error) {
+	out := reportsv1alpha1.ReportOutput{}
+	if rep.Spec.Output != nil {
+		out = *rep.Spec.Output
+	}
+	switch {
+	case out.ObjectStore != nil:
+		var creds map[string][]byte
+		if ref := out.ObjectStore.CredentialsSecretRef; ref != nil {
+			var secret corev1.Secret
+			if err := r.Get(ctx, client.ObjectKey{Namespace: rep.Namespace, Name: ref.Name}, &secret); err != nil {
+				return nil, fmt.Errorf("reading credentials Secret %s/%s: %w", rep.Namespace, ref.Name, err)
+			}
+			creds = secret.Data
+		}
+		s, err := sink.NewObjectStore(ctx, target, *out.ObjectStore, creds)
+		if err != nil {
+			return nil, permanent(ReasonInvalidOutput, "opening object storage %q: %v", out.ObjectStore.URL, err)
+		}
+		return s, nil
+	default:
+		cm := reportsv1alpha1.ConfigMapOutput{}
+		if out.ConfigMap != nil {
+			cm = *out.ConfigMap
+		}
+		return sink.NewConfigMap(r.Client, target, cm), nil
+	}
+}
+
+// fail records a permanent failure.
+func (r *AuditReportReconciler) fail(ctx context.Context, rep *reportsv1alpha1.AuditReport, err error) (ctrl.Result, error) {
+	reason := ReasonFailed
+	var perm *permanentError
+	if errors.As(err, &perm) {
+		reason = perm.reason
+	}
+	st := &rep.Status
+	st.Phase = reportsv1alpha1.PhaseFailed
+	st.CompletionTime = &metav1.Time{Time: r.Clock.Now().UTC()}
+	st.Checkpoint = ""
+	setCondition(rep, reportsv1alpha1.ConditionFailed, metav1.ConditionTrue, reason, err.Error())
+	setCondition(rep, reportsv1alpha1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
+	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, "the report failed")
+	if perr := r.updateStatus(ctx, rep); perr != nil {
+		return ctrl.Result{}, perr
+	}
+	r.Recorder.Eventf(rep, nil, corev1.EventTypeWarning, reason, "Generate", "%v", err)
+	r.Metrics.observe(rep.Spec.Type, "failed", 0, 0)
+	return ctrl.Result{}, nil
+}
+
+// updateStatus writes the whole status. It is an update, not a patch, so a
+// report whose spec changed meanwhile conflicts and is reconciled afresh.
+func (r *AuditReportReconciler) updateStatus(ctx context.Context, rep *reportsv1alpha1.AuditReport) error {
+	if err := r.Status().Update(ctx, rep); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("patching the status of %s/%s: %w", rep.Namespace, rep.Name, err)
+	}
+	return nil
+}
+
+// resolveRange turns the spec's window into an absolute one; last counts
+// back from the run's start.
+func resolveRange(rg reportsv1alpha1.ReportRange, now time.Time) *reportsv1alpha1.ResolvedRange {
+	if rg.Last != nil {
+		return &reportsv1alpha1.ResolvedRange{
+			From: metav1.Time{Time: now.Add(-rg.Last.Duration)},
+			To:   metav1.Time{Time: now},
+		}
+	}
+	var out reportsv1alpha1.ResolvedRange
+	if rg.From != nil {
+		out.From = metav1.Time{Time: rg.From.UTC()}
+	}
+	if rg.To != nil {
+		out.To = metav1.Time{Time: rg.To.UTC()}
+	}
+	return &out
+}
+
+func setCondition(rep *reportsv1alpha1.AuditReport, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&rep.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: rep.Generation,
+	})
+}
+
+func describeOutputs(outs []reportsv1alpha1.OutputRef) string {
+	switch {
+	case len(outs) == 0:
+		return "no output"
+	case outs[0].URL != "":
+		return outs[0].URL
+	case len(outs) == 1:
+		return "ConfigMap " + outs[0].ConfigMap
+	default:
+		return fmt.Sprintf("%d ConfigMaps %s..%s", len(outs), outs[0].ConfigMap, outs[len(outs)-1].ConfigMap)
+	}
+}

@@ -1,0 +1,496 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/report"
+	"github.com/auditops/auditops/internal/store"
+)
+
+var day1 = time.Date(2024, 5, 21, 0, 0, 0, 0, time.UTC)
+
+func ptrTo[T any](v T) *T { return &v }
+
+// seedSmall stores a small data set whose every report is written out by
+// hand below, from the definitions in spec/API.md.
+func seedSmall(t *testing.T, st store.Store, ns string) {
+	t.Helper()
+	at := func(h, m, s, ns int) time.Time {
+		return day1.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute + time.Duration(s)*time.Second + time.Duration(ns))
+	}
+	alice := json.RawMessage(`{"username":"alice"}`)
+	events := []store.Event{
+		{ID: "a1", Time: at(10, 0, 0, 0), Namespace: ns, User: "alice", Principal: alice, Method: "create", API: "/pods", Status: "success", StatusCode: 201, Category: "data",
+			EntityKind: "pods", EntityID: ns + "/web-1", Message: "alice create pods", Request: json.RawMessage(`{"kind":"Pod"}`), Response: json.RawMessage(`{"ok":true}`),
+			DeviceID: "10.0.0.1", Details: "kubectl"},
+		{ID: "a2", Time: at(10, 20, 0, 0), Namespace: ns, User: "alice", Principal: alice, Method: "get", API: "/pods", Status: "failure", StatusCode: 403, Category: "access",
+			EntityKind: "pods", EntityID: ns + "/web-1", Message: `denied, "quoted"`, Error: ptrTo("forbidden")},
+		{ID: "a3", Time: at(10, 50, 0, 0), Namespace: ns, User: "alice", Principal: alice, Method: "create", API: "/rolebindings", Status: "success", StatusCode: 201, Category: "user",
+			EntityKind: "rolebindings", EntityID: ns + "/admins", Message: "alice granted admin", CurrentState: json.RawMessage(`{"kind":"RoleBinding"}`)},
+		{ID: "b1", Time: at(11, 0, 0, 0), Namespace: ns, User: "bob", Method: "get", API: "/pods", Status: "success", StatusCode: 200, Category: "data"},
+		{ID: "b2", Time: at(12, 0, 0, 5e8), Namespace: ns, User: "bob", Method: "delete", API: "/pods", Status: "success", StatusCode: 200, Category: "data"},
+		{ID: "a4", Time: at(33, 0, 0, 0), Namespace: ns, User: "alice", Method: "get", API: "/pods", Status: "success", StatusCode: 200, Category: "data"},
+		// Outside the window, and another tenant: in no report.
+		{ID: "a5", Time: at(48, 0, 0, 0), Namespace: ns, User: "alice", Method: "get", API: "/pods", Status: "success", StatusCode: 200, Category: "data"},
+		{ID: "c1", Time: at(10, 0, 0, 0), Namespace: ns + "-other", User: "alice", Method: "get", API: "/pods", Status: "success", StatusCode: 200, Category: "access"},
+	}
+	if _, err := st.Insert(context.Background(), events); err != nil {
+		t.Fatalf("seeding: %v", err)
+	}
+}
+
+// wantSmall is each report of seedSmall over [day1, day1+48h), by hand.
+func wantSmall(ns string, typ reportsv1alpha1.ReportType) string {
+	unix := func(h int) int64 { return day1.Add(time.Duration(h) * time.Hour).Unix() }
+	switch typ {
+	case reportsv1alpha1.NamespaceUsersSummary:
+		// alice's day-1 events are 20 and 30 minutes apart: one 50-minute session.
+		// bob's are 60 minutes apart: two sessions of one event each.
+		return `[{"date":"2024-05-21","api_type":"/pods","status":"failure","user":"alice","logged_in_time":3000,"count":1},` +
+			`{"date":"2024-05-21","api_type":"/pods","status":"success","user":"alice","logged_in_time":3000,"count":1},` +
+			`{"date":"2024-05-21","api_type":"/rolebindings","status":"success","user":"alice","logged_in_time":3000,"count":1},` +
+			`{"date":"2024-05-21","api_type":"/pods","status":"success","user":"bob","logged_in_time":0,"count":2},` +
+			`{"date":"2024-05-22","api_type":"/pods","status":"success","user":"alice","logged_in_time":0,"count":1}]`
+	case reportsv1alpha1.AuditDetails:
+		return `[{"requested_method":"create","requested_user":"alice","status":"success","input_payload":{"kind":"Pod"},"response":{"ok":true},"requested_time":"2024-05-21 10:00:00","error_log":null},` +
+			`{"requested_method":"get","requested_user":"alice","status":"failure","input_payload":null,"response":null,"requested_time":"2024-05-21 10:20:00","error_log":"forbidden"},` +
+			`{"requested_method":"create","requested_user":"alice","status":"success","input_payload":null,"response":null,"requested_time":"2024-05-21 10:50:00","error_log":null},` +
+			`{"requested_method":"get","requested_user":"bob","status":"success","input_payload":null,"response":null,"requested_time":"2024-05-21 11:00:00","error_log":null},` +
+			`{"requested_method":"delete","requested_user":"bob","status":"success","input_payload":null,"response":null,"requested_time":"2024-05-21 12:00:00","error_log":null},` +
+			`{"requested_method":"get","requested_user":"alice","status":"success","input_payload":null,"response":null,"requested_time":"2024-05-22 09:00:00","error_log":null}]`
+	case reportsv1alpha1.UserAccess:
+		return report.CSVHeader +
+			"a2,pods," + ns + `/web-1,2024-05-21T10:20:00.000Z,"{""username"":""alice""}","denied, ""quoted""",,` + "\r\n"
+	case reportsv1alpha1.Users:
+		return report.CSVHeader +
+			"a3,rolebindings," + ns + `/admins,2024-05-21T10:50:00.000Z,"{""username"":""alice""}",alice granted admin,,"{""kind"":""RoleBinding""}"` + "\r\n"
+	case reportsv1alpha1.UserLogs:
+		// Newest first; ids are the store's sequence numbers, in insert order.
+		return fmt.Sprintf(`[{"action":"get","archived":false,"deviceId":"","id":6,"logDate":"%d","status":"0","userId":"alice"},`, unix(33)) +
+			fmt.Sprintf(`{"action":"create","archived":false,"deviceId":"","id":3,"logDate":"%d","status":"0","userId":"alice"},`, unix(10)+50*60) +
+			fmt.Sprintf(`{"action":"get","archived":false,"deviceId":"","id":2,"logDate":"%d","status":"403","userId":"alice"},`, unix(10)+20*60) +
+			fmt.Sprintf(`{"action":"create","archived":false,"details":"kubectl","deviceId":"10.0.0.1","id":1,"logDate":"%d","status":"0","userId":"alice"}]`, unix(10))
+	}
+	return ""
+}
+
+func newReport(ns, name string, typ reportsv1alpha1.ReportType, from, to time.Time) *reportsv1alpha1.AuditReport {
+	rep := &reportsv1alpha1.AuditReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: reportsv1alpha1.AuditReportSpec{
+			Type:  typ,
+			Range: reportsv1alpha1.ReportRange{From: &metav1.Time{Time: from}, To: &metav1.Time{Time: to}},
+		},
+	}
+	if typ == reportsv1alpha1.UserLogs {
+		rep.Spec.User = "alice"
+	}
+	return rep
+}
+
+// waitFinished waits until the report succeeded or failed and returns it.
+func waitFinished(t *testing.T, ns, name string) *reportsv1alpha1.AuditReport {
+	t.Helper()
+	var rep reportsv1alpha1.AuditReport
+	eventually(t, 60*time.Second, "report "+name+" to finish", func(ctx context.Context) (bool, error) {
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &rep); err != nil {
+			return false, err
+		}
+		return rep.Status.ObservedGeneration == rep.Generation &&
+			(rep.Status.Phase == reportsv1alpha1.PhaseSucceeded || rep.Status.Phase == reportsv1alpha1.PhaseFailed), nil
+	})
+	return &rep
+}
+
+// readConfigMapReport reassembles a report from the ConfigMaps its status
+// lists: concatenated values, gunzipped when compressed (spec/API.md 5).
+func readConfigMapReport(t *testing.T, rep *reportsv1alpha1.AuditReport) (data []byte, compressed bool) {
+	t.Helper()
+	if len(rep.Status.Outputs) == 0 {
+		t.Fatalf("report %s lists no outputs", rep.Name)
+	}
+	var joined bytes.Buffer
+	for _, out := range rep.Status.Outputs {
+		var cm corev1.ConfigMap
+		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: rep.Namespace, Name: out.ConfigMap}, &cm); err != nil {
+			t.Fatalf("reading output ConfigMap %s: %v", out.ConfigMap, err)
+		}
+		owner := metav1.GetControllerOf(&cm)
+		if owner == nil || owner.UID != rep.UID {
+			t.Errorf("ConfigMap %s is not owned by report %s", cm.Name, rep.Name)
+		}
+		if strings.HasSuffix(out.Key, ".gz") {
+			compressed = true
+			joined.Write(cm.BinaryData[out.Key])
+		} else {
+			joined.WriteString(cm.Data[out.Key])
+		}
+	}
+	if !compressed {
+		return joined.Bytes(), false
+	}
+	zr, err := gzip.NewReader(&joined)
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	plain, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("gunzip: %v", err)
+	}
+	return plain, true
+}
+
+func checkDigest(t *testing.T, rep *reportsv1alpha1.AuditReport, data []byte) {
+	t.Helper()
+	sum := sha256.Sum256(data)
+	out := rep.Status.Outputs[0]
+	if out.SHA256 != hex.EncodeToString(sum[:]) || out.Bytes != int64(len(data)) {
+		t.Errorf("outputs[0] says %d bytes sha256 %s; the report has %d bytes sha256 %x", out.Bytes, out.SHA256, len(data), sum)
+	}
+}
+
+func TestReportOfEveryType(t *testing.T) {
+	st := newSQLiteStore(t)
+	startManager(t, &AuditReportReconciler{Store: st})
+	ns := createNamespace(t, "types")
+	seedSmall(t, st, ns)
+	for _, typ := range []reportsv1alpha1.ReportType{reportsv1alpha1.NamespaceUsersSummary, reportsv1alpha1.AuditDetails, reportsv1alpha1.UserAccess, reportsv1alpha1.Users, reportsv1alpha1.UserLogs} {
+		t.Run(string(typ), func(t *testing.T) {
+			rep := newReport(ns, strings.ToLower(string(typ)), typ, day1, day1.Add(48*time.Hour))
+			rep.Spec.PageSize = 2 // several pages joined
+			if err := k8sClient.Create(context.Background(), rep); err != nil {
+				t.Fatal(err)
+			}
+			got := waitFinished(t, ns, rep.Name)
+			if got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+				t.Fatalf("phase %s: %+v", got.Status.Phase, got.Status.Conditions)
+			}
+			data, compressed := readConfigMapReport(t, got)
+			if compressed {
+				t.Error("a small report was compressed")
+			}
+			if want := wantSmall(ns, typ); string(data) != want {
+				t.Errorf("report:\n%s\nwant:\n%s", data, want)
+			}
+			checkDigest(t, got, data)
+			ext, _ := report.Format(typ)
+			if got.Status.Outputs[0].Key != "report."+ext {
+				t.Errorf("key %q, want report.%s", got.Status.Outputs[0].Key, ext)
+			}
+			if got.Status.Range == nil || !got.Status.Range.From.Time.Equal(day1) || !got.Status.Range.To.Time.Equal(day1.Add(48*time.Hour)) {
+				t.Errorf("status.range = %+v", got.Status.Range)
+			}
+			if got.Status.Pages < 2 && typ != reportsv1alpha1.UserAccess && typ != reportsv1alpha1.Users {
+				t.Errorf("pages = %d, want several at page size 2", got.Status.Pages)
+			}
+			if c := meta.FindStatusCondition(got.Status.Conditions, reportsv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+				t.Errorf("Ready condition = %+v", c)
+			}
+			if got.Status.StartTime == nil || got.Status.CompletionTime == nil {
+				t.Error("start or completion time missing")
+			}
+		})
+	}
+}
+
+func TestReportRefusesAnotherTenant(t *testing.T) {
+	st := newSQLiteStore(t)
+	startManager(t, &AuditReportReconciler{Store: st})
+	ns := createNamespace(t, "isolation")
+	victim := createNamespace(t, "victim")
+	seedSmall(t, st, victim)
+	rep := newReport(ns, "peek", reportsv1alpha1.AuditDetails, day1, day1.Add(48*time.Hour))
+	rep.Spec.Namespace = victim
+	if err := k8sClient.Create(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFinished(t, ns, "peek")
+	if got.Status.Phase != reportsv1alpha1.PhaseFailed {
+		t.Fatalf("phase = %s, want Failed", got.Status.Phase)
+	}
+	c := meta.FindStatusCondition(got.Status.Conditions, reportsv1alpha1.ConditionFailed)
+	if c == nil || c.Reason != ReasonTenantIsolation || !strings.Contains(c.Message, "only AuditReports in the admin namespace") {
+		t.Errorf("Failed condition = %+v", c)
+	}
+	if got.Status.Records != 0 || len(got.Status.Outputs) != 0 {
+		t.Errorf("a refused report read %d records into %v", got.Status.Records, got.Status.Outputs)
+	}
+	var cms corev1.ConfigMapList
+	if err := k8sClient.List(context.Background(), &cms, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range cms.Items {
+		if strings.HasPrefix(cm.Name, "peek") {
+			t.Errorf("refused report wrote ConfigMap %s", cm.Name)
+		}
+	}
+
+	// The same report from the admin namespace reads the other tenant.
+	admin := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "auditops-system"}}
+	if err := k8sClient.Create(context.Background(), admin); client.IgnoreAlreadyExists(err) != nil {
+		t.Fatal(err)
+	}
+	rep = newReport("auditops-system", "admin-view-"+victim, reportsv1alpha1.AuditDetails, day1, day1.Add(48*time.Hour))
+	rep.Spec.Namespace = victim
+	if err := k8sClient.Create(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	got = waitFinished(t, "auditops-system", rep.Name)
+	if got.Status.Phase != reportsv1alpha1.PhaseSucceeded || got.Status.Records != 6 {
+		t.Fatalf("admin report: phase %s, %d records; want Succeeded, 6", got.Status.Phase, got.Status.Records)
+	}
+}
+
+// seedLarge stores n events in ns with payloads of size bytes, random (so
+// gzip cannot shrink them) or repetitive.
+func seedLarge(t *testing.T, st store.Store, ns string, n, size int, random bool) {
+	t.Helper()
+	batch := make([]store.Event, 0, 500)
+	pad := strings.Repeat("x", size)
+	for i := 0; i < n; i++ {
+		payload := pad
+		if random {
+			raw := make([]byte, size*3/4)
+			_, _ = rand.Read(raw)
+			payload = base64.StdEncoding.EncodeToString(raw)
+		}
+		batch = append(batch, store.Event{
+			ID: fmt.Sprintf("ev-%06d", i), Time: day1.Add(time.Duration(i) * time.Second), Namespace: ns,
+			User: fmt.Sprintf("user-%d", i%7), Method: "create", API: "/configmaps", Status: "success", StatusCode: 201, Category: "data",
+			Request: json.RawMessage(`{"data":"` + payload + `"}`),
+		})
+		if len(batch) == cap(batch) || i == n-1 {
+			if _, err := st.Insert(context.Background(), batch); err != nil {
+				t.Fatalf("seeding: %v", err)
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+// generated is the report as the generator writes it in one pass with big pages.
+func generated(t *testing.T, st store.Store, p report.Params) []byte {
+	t.Helper()
+	p.PageSize = 5000
+	var out bytes.Buffer
+	err := report.Generate(context.Background(), st, p, report.Cursor{}, func(_ context.Context, chunk []byte, _ report.Cursor) error {
+		out.Write(chunk)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func TestLargeReportsCompressThenShard(t *testing.T) {
+	st := newSQLiteStore(t)
+	startManager(t, &AuditReportReconciler{Store: st})
+	for _, tc := range []struct {
+		name       string
+		random     bool
+		n, size    int
+		wantShards int // at least
+	}{
+		{"gzip", false, 3000, 500, 1},
+		{"shards", true, 3000, 1000, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := createNamespace(t, tc.name)
+			seedLarge(t, st, ns, tc.n, tc.size, tc.random)
+			rep := newReport(ns, "big", reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+			rep.Spec.PageSize = 100
+			if err := k8sClient.Create(context.Background(), rep); err != nil {
+				t.Fatal(err)
+			}
+			got := waitFinished(t, ns, "big")
+			if got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+				t.Fatalf("phase %s: %+v", got.Status.Phase, got.Status.Conditions)
+			}
+			data, compressed := readConfigMapReport(t, got)
+			if !compressed {
+				t.Error("a report past 900 KiB was not compressed")
+			}
+			if len(data) < 900<<10 {
+				t.Fatalf("test data too small: %d bytes", len(data))
+			}
+			if len(got.Status.Outputs) < tc.wantShards {
+				t.Errorf("%d ConfigMaps, want at least %d", len(got.Status.Outputs), tc.wantShards)
+			}
+			want := generated(t, st, report.Params{Type: reportsv1alpha1.AuditDetails, Namespace: ns, Range: store.TimeRange{From: day1, To: day1.Add(24 * time.Hour)}})
+			if !bytes.Equal(data, want) {
+				t.Errorf("reassembled report (%d bytes) differs from the generator's (%d bytes)", len(data), len(want))
+			}
+			checkDigest(t, got, data)
+			if got.Status.Records != int64(tc.n) {
+				t.Errorf("records = %d, want %d", got.Status.Records, tc.n)
+			}
+		})
+	}
+}
+
+func TestReportToObjectStore(t *testing.T) {
+	st := newSQLiteStore(t)
+	startManager(t, &AuditReportReconciler{Store: st})
+	ns := createNamespace(t, "objects")
+	seedSmall(t, st, ns)
+	dir := t.TempDir()
+	// file:// names an existing directory, as a mounted volume would be.
+	if err := os.MkdirAll(filepath.Join(dir, "reports"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep := newReport(ns, "to-files", reportsv1alpha1.UserAccess, day1, day1.Add(48*time.Hour))
+	rep.Spec.Output = &reportsv1alpha1.ReportOutput{ObjectStore: &reportsv1alpha1.ObjectStoreOutput{URL: "file://" + dir + "/reports"}}
+	if err := k8sClient.Create(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFinished(t, ns, "to-files")
+	if got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+		t.Fatalf("phase %s: %+v", got.Status.Phase, got.Status.Conditions)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "reports", ns, "to-files", "report.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := wantSmall(ns, reportsv1alpha1.UserAccess); string(data) != want {
+		t.Errorf("object:\n%q\nwant:\n%q", data, want)
+	}
+	checkDigest(t, got, data)
+}
+
+func TestReportResumesAfterManagerStop(t *testing.T) {
+	st := newSQLiteStore(t)
+	ns := createNamespace(t, "resume")
+	const n = 4000
+	seedLarge(t, st, ns, n, 300, true)
+
+	stopping := make(chan struct{})
+	var once sync.Once
+	stop := startManager(t, &AuditReportReconciler{
+		Store: st, ChunkSize: 64 << 10,
+		checkpointed: func(ctx context.Context, records int64) {
+			if records < n/4 {
+				return
+			}
+			once.Do(func() { close(stopping) })
+			<-ctx.Done() // hold the report here until the manager stops
+		},
+	})
+	rep := newReport(ns, "resumable", reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+	rep.Spec.PageSize = 50
+	if err := k8sClient.Create(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stopping:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the report never reached a quarter of its rows")
+	}
+	stop()
+
+	var mid reportsv1alpha1.AuditReport
+	if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(rep), &mid); err != nil {
+		t.Fatal(err)
+	}
+	if mid.Status.Phase != reportsv1alpha1.PhaseRunning || mid.Status.Checkpoint == "" || mid.Status.Records < n/4 || mid.Status.Records >= n {
+		t.Fatalf("after the stop: phase %s, %d records, checkpoint %q", mid.Status.Phase, mid.Status.Records, mid.Status.Checkpoint)
+	}
+
+	startManager(t, &AuditReportReconciler{Store: st, ChunkSize: 64 << 10})
+	got := waitFinished(t, ns, "resumable")
+	if got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+		t.Fatalf("phase %s: %+v", got.Status.Phase, got.Status.Conditions)
+	}
+	data, _ := readConfigMapReport(t, got)
+	want := generated(t, st, report.Params{Type: reportsv1alpha1.AuditDetails, Namespace: ns, Range: store.TimeRange{From: day1, To: day1.Add(24 * time.Hour)}})
+	if !bytes.Equal(data, want) {
+		t.Fatalf("resumed report (%d bytes) differs from a one-pass report (%d bytes)", len(data), len(want))
+	}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(data, &rows); err != nil || len(rows) != n {
+		t.Fatalf("resumed report holds %d rows (err %v), want %d exactly once", len(rows), err, n)
+	}
+	checkDigest(t, got, data)
+	eventually(t, 30*time.Second, "a Resumed event", func(ctx context.Context) (bool, error) {
+		var evs eventsv1.EventList
+		if err := k8sClient.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Regarding.Name == "resumable" && ev.Reason == "Resumed" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
+func TestFinishedReportIsNotRerunAndSpecChangeReruns(t *testing.T) {
+	st := newSQLiteStore(t)
+	stop := startManager(t, &AuditReportReconciler{Store: st})
+	ns := createNamespace(t, "rerun")
+	seedSmall(t, st, ns)
+	rep := newReport(ns, "once", reportsv1alpha1.AuditDetails, day1, day1.Add(48*time.Hour))
+	if err := k8sClient.Create(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	first := waitFinished(t, ns, "once")
+	stop()
+	startManager(t, &AuditReportReconciler{Store: st})
+	// Give the new manager time to see the report; it must leave it alone.
+	time.Sleep(time.Second)
+	var again reportsv1alpha1.AuditReport
+	if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(rep), &again); err != nil {
+		t.Fatal(err)
+	}
+	if !again.Status.CompletionTime.Equal(first.Status.CompletionTime) || again.ResourceVersion != first.ResourceVersion {
+		t.Errorf("a finished report was touched after a restart")
+	}
+
+	again.Spec.Range.To = &metav1.Time{Time: day1.Add(24 * time.Hour)}
+	if err := k8sClient.Update(context.Background(), &again); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFinished(t, ns, "once")
+	if got.Status.Records != 5 {
+		t.Errorf("after narrowing the range to day 1: %d records, want 5", got.Status.Records)
+	}
+}

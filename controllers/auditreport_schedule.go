@@ -1,0 +1,263 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+)
+
+const (
+	// ownerKey indexes AuditReports by the name of their controlling parent.
+	ownerKey = ".metadata.controller"
+	// ScheduledAtAnnotation holds the run time a child was created for.
+	ScheduledAtAnnotation = "reports.auditops.dev/scheduled-at"
+	// ParentLabel names a child's scheduled parent.
+	ParentLabel = "reports.auditops.dev/parent"
+	// maxMissedRunsCounted bounds the count of missed runs reported in an event.
+	maxMissedRunsCounted = 100
+)
+
+// indexOwner is the field index of children by parent name.
+func indexOwner(obj client.Object) []string {
+	owner := metav1.GetControllerOf(obj)
+	if owner == nil || owner.APIVersion != reportsv1alpha1.GroupVersion.String() || owner.Kind != "AuditReport" {
+		return nil
+	}
+	return []string{owner.Name}
+}
+
+// reconcileSchedule runs a scheduled parent, in the shape of the kubebuilder
+// CronJob tutorial: rebuild the status from the children, prune history,
+// start the latest missed run unless one is still active (concurrency
+// Forbid), and requeue until the next run.
+func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *reportsv1alpha1.AuditReport) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	st := &parent.Status
+	if st.ObservedGeneration != parent.Generation {
+		st.ObservedGeneration = parent.Generation
+		st.Phase = ""
+	}
+	st.Tenant = tenantOf(parent)
+	if st.Phase == reportsv1alpha1.PhaseFailed {
+		return ctrl.Result{}, nil
+	}
+	if st.Tenant != parent.Namespace && parent.Namespace != r.AdminNamespace {
+		return r.fail(ctx, parent, permanent(ReasonTenantIsolation,
+			"spec.namespace %q is not this report's namespace %q: only AuditReports in the admin namespace %q may report on another tenant; no run was scheduled",
+			st.Tenant, parent.Namespace, r.AdminNamespace))
+	}
+	loc := time.UTC
+	if tz := parent.Spec.TimeZone; tz != nil && *tz != "" {
+		l, err := time.LoadLocation(*tz)
+		if err != nil {
+			return r.fail(ctx, parent, permanent("InvalidTimeZone", "spec.timeZone %q is not a known IANA time zone: %v", *tz, err))
+		}
+		loc = l
+	}
+	sched, err := cron.ParseStandard(parent.Spec.Schedule)
+	if err != nil {
+		return r.fail(ctx, parent, permanent("InvalidSchedule", "spec.schedule %q: %v", parent.Spec.Schedule, err))
+	}
+
+	var children reportsv1alpha1.AuditReportList
+	if err := r.List(ctx, &children, client.InNamespace(parent.Namespace), client.MatchingFields{ownerKey: parent.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing the runs of %s: %w", parent.Name, err)
+	}
+	var active, succeeded, failed []*reportsv1alpha1.AuditReport
+	for i := range children.Items {
+		child := &children.Items[i]
+		switch child.Status.Phase {
+		case reportsv1alpha1.PhaseSucceeded:
+			succeeded = append(succeeded, child)
+		case reportsv1alpha1.PhaseFailed:
+			failed = append(failed, child)
+		default:
+			active = append(active, child)
+		}
+		if t, ok := scheduledAt(child); ok && (st.LastScheduleTime == nil || t.After(st.LastScheduleTime.Time)) {
+			st.LastScheduleTime = &metav1.Time{Time: t}
+		}
+	}
+	st.Active = nil
+	for _, child := range active {
+		st.Active = append(st.Active, corev1.ObjectReference{
+			APIVersion: reportsv1alpha1.GroupVersion.String(), Kind: "AuditReport",
+			Namespace: child.Namespace, Name: child.Name, UID: child.UID,
+		})
+	}
+	r.prune(ctx, succeeded, parent.Spec.SuccessfulRunsHistoryLimit, 3)
+	r.prune(ctx, failed, parent.Spec.FailedRunsHistoryLimit, 1)
+
+	if parent.Spec.Suspend != nil && *parent.Spec.Suspend {
+		st.Phase = reportsv1alpha1.PhaseSuspended
+		setCondition(parent, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, "Suspended", "the schedule is suspended: no new runs start")
+		return ctrl.Result{}, r.updateStatus(ctx, parent)
+	}
+
+	now := r.Clock.Now().In(loc)
+	earliest := parent.CreationTimestamp.Time
+	if st.LastScheduleTime != nil {
+		earliest = st.LastScheduleTime.Time
+	}
+	missedRun, missed := lastMissedRun(sched, earliest.In(loc), now)
+	nextRun := sched.Next(now)
+	st.Phase = reportsv1alpha1.PhaseScheduled
+	setCondition(parent, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, "Scheduled", "next run at "+nextRun.UTC().Format(time.RFC3339))
+	requeue := ctrl.Result{RequeueAfter: nextRun.Sub(now)}
+
+	if missed == 0 {
+		return requeue, r.updateStatus(ctx, parent)
+	}
+	if len(active) > 0 {
+		// Concurrency Forbid: this run is skipped, as a CronJob skips it.
+		r.Recorder.Eventf(parent, nil, corev1.EventTypeNormal, "RunSkipped", "Schedule",
+			"run at %s skipped: %s is still running", missedRun.UTC().Format(time.RFC3339), active[0].Name)
+		st.LastScheduleTime = &metav1.Time{Time: missedRun}
+		return requeue, r.updateStatus(ctx, parent)
+	}
+	if missed > 1 {
+		more := ""
+		if missed > maxMissedRunsCounted {
+			more = "more than "
+			missed = maxMissedRunsCounted
+		}
+		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "MissedRuns", "Schedule",
+			"%s%d runs were missed; starting only the latest, at %s", more, missed, missedRun.UTC().Format(time.RFC3339))
+	}
+
+	child, err := r.childFor(parent, missedRun)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.Create(ctx, child); err != nil && !apierrors.IsAlreadyExists(err) {
+		return ctrl.Result{}, fmt.Errorf("creating run %s: %w", child.Name, err)
+	}
+	log.Info("started a scheduled run", "run", child.Name, "scheduledAt", missedRun)
+	r.Recorder.Eventf(parent, child, corev1.EventTypeNormal, "RunStarted", "Schedule", "created run %s for %s", child.Name, missedRun.UTC().Format(time.RFC3339))
+	st.LastScheduleTime = &metav1.Time{Time: missedRun}
+	st.Active = append(st.Active, corev1.ObjectReference{
+		APIVersion: reportsv1alpha1.GroupVersion.String(), Kind: "AuditReport",
+		Namespace: child.Namespace, Name: child.Name, UID: child.UID,
+	})
+	return requeue, r.updateStatus(ctx, parent)
+}
+
+// childFor builds the run of parent scheduled at t: the same report over the
+// fixed window [t-last, t).
+func (r *AuditReportReconciler) childFor(parent *reportsv1alpha1.AuditReport, t time.Time) (*reportsv1alpha1.AuditReport, error) {
+	name := fmt.Sprintf("%s-%d", parent.Name, t.Unix())
+	out := parent.Spec.Output.DeepCopy()
+	if out != nil && out.ConfigMap != nil && out.ConfigMap.NamePrefix != "" {
+		out.ConfigMap.NamePrefix = fmt.Sprintf("%s-%d", out.ConfigMap.NamePrefix, t.Unix())
+	}
+	var last time.Duration
+	if parent.Spec.Range.Last != nil {
+		last = parent.Spec.Range.Last.Duration
+	}
+	child := &reportsv1alpha1.AuditReport{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Namespace:   parent.Namespace,
+			Labels:      map[string]string{ParentLabel: parent.Name},
+			Annotations: map[string]string{ScheduledAtAnnotation: t.UTC().Format(time.RFC3339)},
+		},
+		Spec: reportsv1alpha1.AuditReportSpec{
+			Type:      parent.Spec.Type,
+			Namespace: parent.Spec.Namespace,
+			User:      parent.Spec.User,
+			PageSize:  parent.Spec.PageSize,
+			Output:    out,
+			Range: reportsv1alpha1.ReportRange{
+				From: &metav1.Time{Time: t.Add(-last).UTC()},
+				To:   &metav1.Time{Time: t.UTC()},
+			},
+		},
+	}
+	if err := ctrl.SetControllerReference(parent, child, r.Scheme); err != nil {
+		return nil, fmt.Errorf("owning run %s: %w", name, err)
+	}
+	return child, nil
+}
+
+// prune deletes the oldest finished runs beyond the history limit.
+func (r *AuditReportReconciler) prune(ctx context.Context, runs []*reportsv1alpha1.AuditReport, limit *int32, def int32) {
+	keep := def
+	if limit != nil {
+		keep = *limit
+	}
+	if int32(len(runs)) <= keep {
+		return
+	}
+	sort.Slice(runs, func(i, j int) bool {
+		ti, _ := scheduledAt(runs[i])
+		tj, _ := scheduledAt(runs[j])
+		return ti.Before(tj)
+	})
+	for _, run := range runs[:len(runs)-int(keep)] {
+		if err := r.Delete(ctx, run, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			logf.FromContext(ctx).Error(err, "pruning an old run", "run", run.Name)
+		}
+	}
+}
+
+func scheduledAt(child *reportsv1alpha1.AuditReport) (time.Time, bool) {
+	raw, ok := child.Annotations[ScheduledAtAnnotation]
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, raw)
+	return t, err == nil
+}
+
+// lastMissedRun finds the latest run time in (earliest, now] and how many
+// there were (counted up to maxMissedRunsCounted+1). It never walks every
+// missed run: a window ending at now is doubled until it holds a run, so a
+// schedule that was down for a year costs a few dozen steps, not a million.
+func lastMissedRun(s cron.Schedule, earliest, now time.Time) (last time.Time, missed int) {
+	if s.Next(earliest).After(now) {
+		return time.Time{}, 0
+	}
+	for t := s.Next(earliest); !t.After(now) && missed <= maxMissedRunsCounted; t = s.Next(t) {
+		missed++
+	}
+	window := time.Second
+	start := now.Add(-window)
+	for start.After(earliest) && s.Next(start).After(now) {
+		window *= 2
+		start = now.Add(-window)
+	}
+	if start.Before(earliest) {
+		start = earliest
+	}
+	for t := s.Next(start); !t.After(now); t = s.Next(t) {
+		last = t
+	}
+	return last, missed
+}

@@ -1,0 +1,243 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+)
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+// children lists the runs of a parent, oldest first.
+func children(t *testing.T, ns, parent string) []reportsv1alpha1.AuditReport {
+	t.Helper()
+	var list reportsv1alpha1.AuditReportList
+	if err := k8sClient.List(context.Background(), &list, client.InNamespace(ns), client.MatchingLabels{ParentLabel: parent}); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	return list.Items
+}
+
+// poke makes the controller look at the parent again, as its RequeueAfter
+// would once the (fake) time had come.
+func poke(t *testing.T, ns, name string) {
+	t.Helper()
+	var p reportsv1alpha1.AuditReport
+	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(p.DeepCopy())
+	if p.Annotations == nil {
+		p.Annotations = map[string]string{}
+	}
+	p.Annotations["test/poke"] = fmt.Sprint(time.Now().UnixNano())
+	if err := k8sClient.Patch(context.Background(), &p, patch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestScheduledReportCreatesRunsAndPrunesHistory(t *testing.T) {
+	st := newSQLiteStore(t)
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{}
+	// The parent is created "now"; its first run is the next 06:00 Berlin.
+	clock.Set(time.Now())
+	startManager(t, &AuditReportReconciler{Store: st, Clock: clock})
+	ns := createNamespace(t, "schedule")
+	parent := &reportsv1alpha1.AuditReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "daily"},
+		Spec: reportsv1alpha1.AuditReportSpec{
+			Type:                       reportsv1alpha1.AuditDetails,
+			Schedule:                   "0 6 * * *",
+			TimeZone:                   ptrTo("Europe/Berlin"),
+			Range:                      reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: 24 * time.Hour}},
+			SuccessfulRunsHistoryLimit: ptrTo(int32(2)),
+		},
+	}
+	if err := k8sClient.Create(context.Background(), parent); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the parent to be Scheduled", func(ctx context.Context) (bool, error) {
+		var p reportsv1alpha1.AuditReport
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(parent), &p); err != nil {
+			return false, err
+		}
+		return p.Status.Phase == reportsv1alpha1.PhaseScheduled, nil
+	})
+	if got := children(t, ns, "daily"); len(got) != 0 {
+		t.Fatalf("%d runs before the first 06:00", len(got))
+	}
+
+	// Four mornings, one after another: each makes one run over the 24 h
+	// before 06:00 Berlin; only the latest two succeeded runs are kept.
+	created := parent.CreationTimestamp.Time.In(berlin)
+	first := time.Date(created.Year(), created.Month(), created.Day(), 6, 0, 0, 0, berlin)
+	if !first.After(created) {
+		first = first.AddDate(0, 0, 1)
+	}
+	var runs []time.Time
+	for i := 0; i < 4; i++ {
+		run := first.AddDate(0, 0, i)
+		runs = append(runs, run)
+		clock.Set(run.Add(30 * time.Second))
+		poke(t, ns, "daily")
+		name := fmt.Sprintf("daily-%d", run.Unix())
+		eventually(t, 30*time.Second, "run "+name, func(ctx context.Context) (bool, error) {
+			var c reportsv1alpha1.AuditReport
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &c)
+			return err == nil && c.Status.Phase == reportsv1alpha1.PhaseSucceeded, client.IgnoreNotFound(err)
+		})
+		var c reportsv1alpha1.AuditReport
+		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &c); err != nil {
+			t.Fatal(err)
+		}
+		if !c.Spec.Range.From.Time.Equal(run.Add(-24*time.Hour)) || !c.Spec.Range.To.Time.Equal(run) || c.Spec.Range.Last != nil || c.Spec.Schedule != "" {
+			t.Errorf("run %s covers %v..%v (last %v, schedule %q), want the 24 h before %v", name, c.Spec.Range.From, c.Spec.Range.To, c.Spec.Range.Last, c.Spec.Schedule, run)
+		}
+		if owner := metav1.GetControllerOf(&c); owner == nil || owner.Name != "daily" {
+			t.Errorf("run %s is not owned by its parent", name)
+		}
+	}
+	poke(t, ns, "daily")
+	eventually(t, 30*time.Second, "history pruned to two runs", func(ctx context.Context) (bool, error) {
+		return len(children(t, ns, "daily")) == 2, nil
+	})
+	got := children(t, ns, "daily")
+	for i, c := range got {
+		if want := fmt.Sprintf("daily-%d", runs[2+i].Unix()); c.Name != want {
+			t.Errorf("kept run %s, want %s (the newest two)", c.Name, want)
+		}
+	}
+	var p reportsv1alpha1.AuditReport
+	if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(parent), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.LastScheduleTime == nil || !p.Status.LastScheduleTime.Time.Equal(runs[3]) {
+		t.Errorf("lastScheduleTime = %v, want %v", p.Status.LastScheduleTime, runs[3])
+	}
+
+	// Ten days down: one run for the latest missed 06:00, and an event saying so.
+	latest := runs[3].AddDate(0, 0, 10)
+	clock.Set(latest.Add(time.Hour))
+	poke(t, ns, "daily")
+	name := fmt.Sprintf("daily-%d", latest.Unix())
+	eventually(t, 30*time.Second, "the run after the gap", func(ctx context.Context) (bool, error) {
+		var c reportsv1alpha1.AuditReport
+		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &c)
+		return err == nil && c.Status.Phase == reportsv1alpha1.PhaseSucceeded, client.IgnoreNotFound(err)
+	})
+	eventually(t, 30*time.Second, "a MissedRuns event", func(ctx context.Context) (bool, error) {
+		var evs eventsv1.EventList
+		if err := k8sClient.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Regarding.Name == "daily" && ev.Reason == "MissedRuns" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+
+	// Suspended: no new run.
+	if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(parent), &p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.Suspend = ptrTo(true)
+	if err := k8sClient.Update(context.Background(), &p); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the parent to be Suspended", func(ctx context.Context) (bool, error) {
+		var p reportsv1alpha1.AuditReport
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(parent), &p); err != nil {
+			return false, err
+		}
+		return p.Status.Phase == reportsv1alpha1.PhaseSuspended, nil
+	})
+	clock.Set(latest.AddDate(0, 0, 1).Add(time.Hour))
+	poke(t, ns, "daily")
+	time.Sleep(500 * time.Millisecond)
+	for _, c := range children(t, ns, "daily") {
+		if c.Name == fmt.Sprintf("daily-%d", latest.AddDate(0, 0, 1).Unix()) {
+			t.Error("a suspended schedule started a run")
+		}
+	}
+}
+
+func TestLastMissedRun(t *testing.T) {
+	every := func(spec string) cron.Schedule {
+		s, err := cron.ParseStandard(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		sched      string
+		earliest   time.Time
+		now        time.Time
+		wantLast   time.Time
+		wantMissed int
+	}{
+		{"none yet", "0 6 * * *", base, base.Add(5 * time.Hour), time.Time{}, 0},
+		{"exactly at the run", "0 6 * * *", base, base.Add(6 * time.Hour), base.Add(6 * time.Hour), 1},
+		{"three days", "0 6 * * *", base, base.Add(3*24*time.Hour + 7*time.Hour), base.Add(3*24*time.Hour + 6*time.Hour), 4},
+		{"a year of minutes is bounded", "* * * * *", base, base.AddDate(1, 0, 0).Add(30 * time.Second), base.AddDate(1, 0, 0), maxMissedRunsCounted + 1},
+		{"every second for a day", "@every 1s", base, base.Add(24 * time.Hour), base.Add(24 * time.Hour), maxMissedRunsCounted + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			last, missed := lastMissedRun(every(tc.sched), tc.earliest, tc.now)
+			if !last.Equal(tc.wantLast) || missed != tc.wantMissed {
+				t.Errorf("got %v, %d; want %v, %d", last, missed, tc.wantLast, tc.wantMissed)
+			}
+		})
+	}
+}

@@ -1,0 +1,471 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
+
+	"github.com/auditops/auditops/internal/store"
+)
+
+// FieldError is a missing or invalid field of one event.
+type FieldError struct {
+	// Field is the JSON name (a dotted path for nested fields), "" when the
+	// event as a whole is bad.
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("field %q: %s", e.Field, e.Msg)
+}
+
+// InputError is a malformed body or file: where the first bad event is and
+// what is wrong with it. The ingest handlers answer it with 400.
+type InputError struct {
+	// Where locates the event: "index 3" (JSON array, 0-based), "line 5"
+	// (NDJSON, 1-based), "items[3]" (EventList), prefixed by the file name
+	// on import; "" for the body as a whole.
+	Where string
+	Err   error
+}
+
+func (e *InputError) Error() string {
+	if e.Where == "" {
+		return e.Err.Error()
+	}
+	return e.Where + ": " + e.Err.Error()
+}
+
+func (e *InputError) Unwrap() error { return e.Err }
+
+func atIndex(i int) string { return "index " + strconv.Itoa(i) }
+func atLine(n int) string  { return "line " + strconv.Itoa(n) }
+func atItem(i int) string  { return "items[" + strconv.Itoa(i) + "]" }
+func inputErr(where string, err error) error {
+	return &InputError{Where: where, Err: err}
+}
+
+// readErrRecorder remembers the first error of the underlying reader, so a
+// decoder failure can be told apart from a body that is too large (413) or a
+// file that cannot be read (not the input's fault).
+type readErrRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (rr *readErrRecorder) Read(p []byte) (int, error) {
+	n, err := rr.r.Read(p)
+	if err != nil && err != io.EOF && rr.err == nil {
+		rr.err = err
+	}
+	return n, err
+}
+
+// describe turns a decoding error of one event into a *FieldError. timeField
+// names the field whose Unmarshaler failed when the error is not one of
+// encoding/json's own (encoding/json does not say which field a custom
+// Unmarshaler failed on; the only ones that can fail are timestamps).
+func describe(err error, timeField string) *FieldError {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	var tpe *time.ParseError
+	switch {
+	case errors.As(err, &syn):
+		return &FieldError{Msg: "invalid JSON: " + syn.Error()}
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return &FieldError{Msg: fmt.Sprintf("expected %s, got JSON %s", jsonTypeName(typ.Type), typ.Value)}
+		}
+		return &FieldError{Field: typ.Field, Msg: fmt.Sprintf("expected %s, got JSON %s", jsonTypeName(typ.Type), typ.Value)}
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return &FieldError{Msg: "unexpected end of JSON"}
+	case errors.As(err, &tpe):
+		return &FieldError{Field: timeField, Msg: fmt.Sprintf("invalid timestamp %q: RFC 3339 expected", tpe.Value)}
+	default:
+		return &FieldError{Field: timeField, Msg: err.Error()}
+	}
+}
+
+// jsonTypeName says in JSON terms what a Go type expects.
+func jsonTypeName(t reflect.Type) string {
+	if t == nil {
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map, reflect.Pointer:
+		return "an object"
+	}
+	return "a " + t.String()
+}
+
+// isSpace is JSON whitespace.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// peekFirst returns the first non-whitespace byte without consuming it (0 at
+// EOF), so a body can be sniffed as a JSON array or NDJSON whatever its
+// Content-Type says.
+func peekFirst(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.Peek(1)
+		if err == io.EOF {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !isSpace(b[0]) {
+			return b[0], nil
+		}
+		if _, err := br.ReadByte(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// lineReader yields the lines of an NDJSON stream with their 1-based numbers.
+// Unlike bufio.Scanner it has no line length limit: a body is already bounded
+// by MaxBytesReader, and an audit log line can be megabytes long.
+type lineReader struct {
+	br   *bufio.Reader
+	n    int
+	buf  []byte
+	done bool
+}
+
+// next returns the next line without its newline; ok is false at the end.
+// The slice is valid until the following call.
+func (lr *lineReader) next() (line []byte, n int, ok bool, err error) {
+	if lr.done {
+		return nil, lr.n, false, nil
+	}
+	lr.buf = lr.buf[:0]
+	for {
+		chunk, err := lr.br.ReadSlice('\n')
+		lr.buf = append(lr.buf, chunk...)
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			lr.done = true
+			if len(lr.buf) == 0 {
+				return nil, lr.n, false, nil
+			}
+			break
+		}
+		if err != nil {
+			return nil, lr.n, false, err
+		}
+		break
+	}
+	lr.n++
+	return bytes.TrimRight(lr.buf, "\r\n"), lr.n, true, nil
+}
+
+// blank reports whether a line holds only whitespace (skipped in NDJSON).
+func blank(line []byte) bool {
+	for _, c := range line {
+		if !isSpace(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// validateEvent checks and normalizes one generic event in place. onlyNamespace,
+// when set, is the only tenant the event may belong to (and the default for an
+// event that names none).
+func validateEvent(ev *store.Event, onlyNamespace string) error {
+	ev.Seq = 0 // store-assigned; a round-tripped export must not set it
+	if ev.ID == "" {
+		return &FieldError{Field: "id", Msg: "is required"}
+	}
+	switch {
+	case ev.Namespace == "" && onlyNamespace != "":
+		ev.Namespace = onlyNamespace
+	case ev.Namespace == "":
+		return &FieldError{Field: "namespace", Msg: "is required"}
+	case onlyNamespace != "" && ev.Namespace != onlyNamespace:
+		return &FieldError{Field: "namespace", Msg: fmt.Sprintf("is %q, but this endpoint takes events of namespace %q only", ev.Namespace, onlyNamespace)}
+	}
+	if ev.User == "" {
+		return &FieldError{Field: "user", Msg: "is required"}
+	}
+	if ev.Time.IsZero() {
+		return &FieldError{Field: "time", Msg: "is required (RFC 3339)"}
+	}
+	ev.Time = ev.Time.UTC()
+	if ev.StatusCode < 0 || ev.StatusCode > 999 {
+		return &FieldError{Field: "statusCode", Msg: fmt.Sprintf("must be 0..999, got %d", ev.StatusCode)}
+	}
+	switch ev.Status {
+	case store.StatusSuccess, store.StatusFailure:
+	case "":
+		// Same rule as for Kubernetes events, so a sender that has only a
+		// code need not repeat it.
+		ev.Status = store.StatusSuccess
+		if ev.StatusCode >= 400 {
+			ev.Status = store.StatusFailure
+		}
+	default:
+		return &FieldError{Field: "status", Msg: fmt.Sprintf("must be %q or %q, got %q", store.StatusSuccess, store.StatusFailure, ev.Status)}
+	}
+	switch ev.Category {
+	case store.CategoryAccess, store.CategoryUser, store.CategoryData:
+	case "":
+		ev.Category = store.CategoryData
+	default:
+		return &FieldError{Field: "category", Msg: fmt.Sprintf("must be %q, %q or %q, got %q", store.CategoryAccess, store.CategoryUser, store.CategoryData, ev.Category)}
+	}
+	ev.Principal = nullToNil(ev.Principal)
+	if len(ev.Principal) > 0 && ev.Principal[0] != '{' {
+		return &FieldError{Field: "principal", Msg: "must be a JSON object"}
+	}
+	ev.Request = nullToNil(ev.Request)
+	ev.Response = nullToNil(ev.Response)
+	ev.PreviousState = nullToNil(ev.PreviousState)
+	ev.CurrentState = nullToNil(ev.CurrentState)
+	return normalize(ev)
+}
+
+// normalize applies the store's own checks (sizes, NUL characters, time
+// range), so an event the store would refuse is a 400 naming its position
+// rather than a failed batch.
+func normalize(ev *store.Event) error {
+	n, err := store.NormalizeEvent(*ev)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), store.ErrInvalidEvent.Error()+": ")
+		return &FieldError{Msg: msg}
+	}
+	*ev = n
+	return nil
+}
+
+// nullToNil makes JSON null and absent the same: the store writes nil as NULL.
+func nullToNil(m json.RawMessage) json.RawMessage {
+	if string(m) == "null" {
+		return nil
+	}
+	return m
+}
+
+// decodeEvents reads generic events, a JSON array or NDJSON (sniffed from the
+// first non-whitespace byte), validates each and hands it to fn. The first
+// bad event stops decoding with an *InputError; a read error is returned as
+// is (wrapped), so *http.MaxBytesError stays recognizable.
+func decodeEvents(r io.Reader, onlyNamespace string, fn func(ev store.Event) error) error {
+	rr := &readErrRecorder{r: r}
+	br := bufio.NewReaderSize(rr, 64<<10)
+	first, err := peekFirst(br)
+	if err != nil {
+		return fmt.Errorf("reading events: %w", err)
+	}
+	switch first {
+	case 0:
+		return nil // empty body: an empty batch
+	case '[':
+		return decodeEventArray(br, rr, onlyNamespace, fn)
+	default:
+		return decodeEventLines(br, rr, onlyNamespace, fn)
+	}
+}
+
+func decodeEventArray(br *bufio.Reader, rr *readErrRecorder, onlyNamespace string, fn func(store.Event) error) error {
+	dec := json.NewDecoder(br)
+	if _, err := dec.Token(); err != nil { // '[' (sniffed)
+		return bodyErr("", err, rr, "")
+	}
+	for i := 0; dec.More(); i++ {
+		var ev store.Event
+		if err := dec.Decode(&ev); err != nil {
+			return bodyErr(atIndex(i), err, rr, "time")
+		}
+		if err := validateEvent(&ev, onlyNamespace); err != nil {
+			return inputErr(atIndex(i), err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return bodyErr("", err, rr, "")
+	}
+	return expectEOF(dec, rr)
+}
+
+func decodeEventLines(br *bufio.Reader, rr *readErrRecorder, onlyNamespace string, fn func(store.Event) error) error {
+	lr := &lineReader{br: br}
+	for {
+		line, n, ok, err := lr.next()
+		if err != nil {
+			return fmt.Errorf("reading events: %w", err)
+		}
+		if !ok {
+			return nil
+		}
+		if blank(line) {
+			continue
+		}
+		var ev store.Event
+		if err := decodeEventLine(line, &ev); err != nil {
+			return inputErr(atLine(n), err)
+		}
+		if err := validateEvent(&ev, onlyNamespace); err != nil {
+			return inputErr(atLine(n), err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+}
+
+// decodeEventLine parses one NDJSON line of a generic event.
+func decodeEventLine(line []byte, ev *store.Event) error {
+	if err := json.Unmarshal(line, ev); err != nil {
+		// store.Event's only Unmarshaler that can fail is time.Time.
+		return describe(err, "time")
+	}
+	return nil
+}
+
+// bodyErr classifies an error of a streaming decoder: the reader's failure is
+// returned wrapped (413 or I/O), anything else is the input's fault.
+func bodyErr(where string, err error, rr *readErrRecorder, timeField string) error {
+	if rr.err != nil {
+		return fmt.Errorf("reading body: %w", rr.err)
+	}
+	return inputErr(where, describe(err, timeField))
+}
+
+// expectEOF rejects data after the top-level JSON value.
+func expectEOF(dec *json.Decoder, rr *readErrRecorder) error {
+	if _, err := dec.Token(); err != io.EOF {
+		if rr.err != nil {
+			return fmt.Errorf("reading body: %w", rr.err)
+		}
+		return inputErr("", &FieldError{Msg: "unexpected data after the top-level JSON value"})
+	}
+	return nil
+}
+
+// decodeEventList reads an audit.k8s.io/v1 EventList, streaming its items to
+// fn one at a time so a large batch is never held twice. kind and apiVersion
+// are checked when present (the webhook always sends them).
+func decodeEventList(r io.Reader, fn func(i int, ev *auditv1.Event) error) error {
+	rr := &readErrRecorder{r: r}
+	dec := json.NewDecoder(bufio.NewReaderSize(rr, 64<<10))
+	tok, err := dec.Token()
+	if err != nil {
+		if err == io.EOF && rr.err == nil {
+			return inputErr("", &FieldError{Msg: "empty body: an audit.k8s.io/v1 EventList is expected"})
+		}
+		return bodyErr("", err, rr, "")
+	}
+	if tok != json.Delim('{') {
+		return inputErr("", &FieldError{Msg: "an audit.k8s.io/v1 EventList object is expected"})
+	}
+	var kind, apiVersion string
+	seenItems := false
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return bodyErr("", err, rr, "")
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "items":
+			if seenItems {
+				return inputErr("", &FieldError{Field: "items", Msg: "appears twice"})
+			}
+			seenItems = true
+			tok, err := dec.Token()
+			if err != nil {
+				return bodyErr("", err, rr, "")
+			}
+			if tok == nil { // "items": null
+				continue
+			}
+			if tok != json.Delim('[') {
+				return inputErr("", &FieldError{Field: "items", Msg: "must be an array"})
+			}
+			for i := 0; dec.More(); i++ {
+				var ev auditv1.Event
+				if err := dec.Decode(&ev); err != nil {
+					return bodyErr(atItem(i), err, rr, "")
+				}
+				if err := fn(i, &ev); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil { // ']'
+				return bodyErr("", err, rr, "")
+			}
+		case "kind", "apiVersion":
+			var s string
+			if err := dec.Decode(&s); err != nil {
+				return bodyErr("", err, rr, "")
+			}
+			if key == "kind" {
+				kind = s
+			} else {
+				apiVersion = s
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return bodyErr("", err, rr, "")
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // '}'
+		return bodyErr("", err, rr, "")
+	}
+	if err := expectEOF(dec, rr); err != nil {
+		return err
+	}
+	if kind != "" && kind != "EventList" {
+		return inputErr("", &FieldError{Field: "kind", Msg: fmt.Sprintf("must be EventList, got %q", kind)})
+	}
+	if apiVersion != "" && apiVersion != auditAPIVersion {
+		return inputErr("", &FieldError{Field: "apiVersion", Msg: fmt.Sprintf("must be %s, got %q", auditAPIVersion, apiVersion)})
+	}
+	return nil
+}
+
+// decodeAuditLine parses one line of a kube-apiserver JSON audit log.
+func decodeAuditLine(line []byte, ev *auditv1.Event) error {
+	*ev = auditv1.Event{}
+	if err := json.Unmarshal(line, ev); err != nil {
+		return describe(err, "")
+	}
+	if ev.APIVersion != "" && ev.APIVersion != auditAPIVersion {
+		return &FieldError{Field: "apiVersion", Msg: fmt.Sprintf("must be %s, got %q", auditAPIVersion, ev.APIVersion)}
+	}
+	if ev.Kind != "" && ev.Kind != "Event" {
+		return &FieldError{Field: "kind", Msg: fmt.Sprintf("must be Event, got %q", ev.Kind)}
+	}
+	return nil
+}

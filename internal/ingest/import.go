@@ -1,0 +1,294 @@
+package ingest
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
+
+	"github.com/auditops/auditops/internal/store"
+)
+
+// Import formats.
+const (
+	// FormatKubeAudit is a kube-apiserver JSON audit log: one audit.k8s.io/v1
+	// Event per line, as the log backend writes it.
+	FormatKubeAudit = "kube-audit"
+	// FormatEvents is NDJSON (or a JSON array) of events in the store model.
+	FormatEvents = "events"
+)
+
+// DefaultImportBatchSize is ImportOptions.BatchSize's default.
+const DefaultImportBatchSize = 1000
+
+// progressEvery throttles progress lines: a terminal needs no more.
+const progressEvery = 250 * time.Millisecond
+
+// ImportOptions configure Import.
+type ImportOptions struct {
+	// BatchSize is the number of events per store transaction; 0 means
+	// DefaultImportBatchSize.
+	BatchSize int
+	// Progress, when set, receives "\r"-rewritten progress lines and a final
+	// line ending in "\n". The caller decides whether it is a terminal.
+	Progress io.Writer
+	// SkipInvalid counts and skips lines that cannot be decoded or mapped
+	// (a log truncated by a crash ends in half a line) instead of stopping
+	// at the first one.
+	SkipInvalid bool
+}
+
+// ImportStats say what an import did.
+type ImportStats struct {
+	Files int
+	// Read is the number of events decoded.
+	Read int64
+	// Stored were newly stored; Duplicates were already there (a re-run).
+	Stored     int64
+	Duplicates int64
+	// Skipped are Kubernetes events of stages that are not stored.
+	Skipped int64
+	// Invalid lines were skipped (SkipInvalid).
+	Invalid int64
+	Elapsed time.Duration
+}
+
+// Import loads audit log files (format FormatKubeAudit) or generic event
+// files (FormatEvents) into ins, in batches of opts.BatchSize. Files may be
+// gzip-compressed (detected by magic bytes); "-" is standard input. Each
+// batch is one transaction, and events already stored are skipped, so an
+// interrupted import is resumed by running it again.
+//
+// ins is usually a store.Store. Reading and decoding the next batch overlaps
+// with storing the previous one. On error the stats say what was done
+// before it.
+func Import(ctx context.Context, ins Inserter, format string, files []string, opts ImportOptions) (ImportStats, error) {
+	if format != FormatKubeAudit && format != FormatEvents {
+		return ImportStats{}, fmt.Errorf("unknown import format %q: use %q or %q", format, FormatKubeAudit, FormatEvents)
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultImportBatchSize
+	}
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	batches := make(chan importBatch, 1)
+	rd := &importReader{format: format, opts: opts, out: batches}
+	var readErr error
+	go func() {
+		defer close(batches)
+		readErr = rd.run(ctx, files)
+	}()
+
+	var st ImportStats
+	var lastProgress time.Time
+	var insErr error
+	for b := range batches {
+		st.Files = b.files
+		st.Read += b.read
+		st.Skipped += b.skipped
+		st.Invalid += b.invalid
+		if insErr != nil {
+			continue // drain, so the reader can stop
+		}
+		if len(b.events) > 0 {
+			res, err := ins.Insert(ctx, b.events)
+			if err != nil {
+				insErr = fmt.Errorf("storing a batch of %d events (after %d stored): %w", len(b.events), st.Stored, err)
+				cancel()
+				continue
+			}
+			st.Stored += int64(res.Inserted)
+			st.Duplicates += int64(res.Duplicates)
+		}
+		if opts.Progress != nil && time.Since(lastProgress) >= progressEvery {
+			lastProgress = time.Now()
+			writeProgress(opts.Progress, st, time.Since(start), false)
+		}
+	}
+	st.Elapsed = time.Since(start)
+	if opts.Progress != nil {
+		writeProgress(opts.Progress, st, st.Elapsed, true)
+	}
+	// readErr is safe to read: close(batches) happened after it was set.
+	if insErr != nil {
+		return st, insErr
+	}
+	if readErr != nil {
+		return st, readErr
+	}
+	return st, nil
+}
+
+func writeProgress(w io.Writer, st ImportStats, elapsed time.Duration, final bool) {
+	rate := 0.0
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(st.Read) / s
+	}
+	end := ""
+	if final {
+		end = "\n"
+	}
+	// Trailing spaces overwrite a longer previous line.
+	_, _ = fmt.Fprintf(w, "\r%d events read, %d stored, %d duplicates, %d skipped, %d invalid, %.0f events/s   %s",
+		st.Read, st.Stored, st.Duplicates, st.Skipped, st.Invalid, rate, end)
+}
+
+// importBatch is one batch for the store plus what reading it counted.
+type importBatch struct {
+	events                 []store.Event
+	read, skipped, invalid int64
+	files                  int
+}
+
+// importReader decodes files into batches on its own goroutine.
+type importReader struct {
+	format string
+	opts   ImportOptions
+	out    chan<- importBatch
+	cur    importBatch
+}
+
+func (rd *importReader) run(ctx context.Context, files []string) error {
+	for _, name := range files {
+		if err := rd.file(ctx, name); err != nil {
+			return err
+		}
+		rd.cur.files++
+	}
+	return rd.flush(ctx)
+}
+
+// add appends one event, sending the batch when full.
+func (rd *importReader) add(ctx context.Context, ev store.Event) error {
+	if rd.cur.events == nil {
+		rd.cur.events = make([]store.Event, 0, rd.opts.BatchSize)
+	}
+	rd.cur.events = append(rd.cur.events, ev)
+	if len(rd.cur.events) >= rd.opts.BatchSize {
+		return rd.flush(ctx)
+	}
+	return nil
+}
+
+func (rd *importReader) flush(ctx context.Context) error {
+	select {
+	case rd.out <- rd.cur:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	rd.cur = importBatch{files: rd.cur.files}
+	return nil
+}
+
+func (rd *importReader) file(ctx context.Context, name string) error {
+	var f io.Reader
+	if name == "-" {
+		f = os.Stdin
+	} else {
+		fh, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("opening %s: %w", name, err)
+		}
+		defer fh.Close()
+		f = fh
+	}
+	r, closeFn, err := maybeGunzip(f)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", name, err)
+	}
+	defer closeFn()
+
+	// A JSON array of generic events cannot be resumed line by line, so it
+	// goes through the same decoder as the HTTP body, without SkipInvalid.
+	br := bufio.NewReaderSize(r, 256<<10)
+	if rd.format == FormatEvents {
+		first, err := peekFirst(br)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+		if first == '[' {
+			err := decodeEvents(br, "", func(ev store.Event) error {
+				rd.cur.read++
+				return rd.add(ctx, ev)
+			})
+			var ie *InputError
+			switch {
+			case errors.As(err, &ie):
+				ie.Where = strings.TrimSpace(name + " " + ie.Where)
+				return err
+			case err != nil && ctx.Err() == nil:
+				return fmt.Errorf("reading %s: %w", name, err)
+			}
+			return err
+		}
+	}
+
+	lr := &lineReader{br: br}
+	var kev auditv1.Event
+	for {
+		line, n, ok, err := lr.next()
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+		if !ok {
+			return nil
+		}
+		if blank(line) {
+			continue
+		}
+		var (
+			ev     store.Event
+			stored = true
+			lerr   error
+		)
+		if rd.format == FormatKubeAudit {
+			if lerr = decodeAuditLine(line, &kev); lerr == nil {
+				ev, stored, lerr = MapKubeAudit(&kev)
+			}
+		} else if lerr = decodeEventLine(line, &ev); lerr == nil {
+			lerr = validateEvent(&ev, "")
+		}
+		if lerr != nil {
+			if rd.opts.SkipInvalid {
+				rd.cur.invalid++
+				continue
+			}
+			return &InputError{Where: fmt.Sprintf("%s line %d", name, n), Err: lerr}
+		}
+		rd.cur.read++
+		if !stored {
+			rd.cur.skipped++
+			continue
+		}
+		if err := rd.add(ctx, ev); err != nil {
+			return err
+		}
+	}
+}
+
+// maybeGunzip returns r decompressed when it starts with the gzip magic
+// bytes (rotated audit logs are often compressed), else r itself.
+func maybeGunzip(r io.Reader) (io.Reader, func(), error) {
+	br := bufio.NewReader(r)
+	magic, err := br.Peek(2)
+	if err != nil && err != io.EOF {
+		return nil, nil, err
+	}
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening gzip stream: %w", err)
+		}
+		return zr, func() { _ = zr.Close() }, nil
+	}
+	return br, func() {}, nil
+}

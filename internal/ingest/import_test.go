@@ -1,0 +1,146 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// auditLog is a kube-apiserver JSON audit log of n requests, each logged at
+// RequestReceived and ResponseComplete, as the log backend writes it.
+func auditLog(n int, prefix string) []byte {
+	var b bytes.Buffer
+	for i := 0; i < n; i++ {
+		for _, stage := range []string{"RequestReceived", "ResponseComplete"} {
+			code := ""
+			if stage == "ResponseComplete" {
+				code = `,"responseStatus":{"metadata":{},"code":200}`
+			}
+			fmt.Fprintf(&b, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"%s-%d","stage":"%s","requestURI":"/api/v1/namespaces/ns-%d/pods/p-%d","verb":"get","user":{"username":"alice","groups":["system:authenticated"]},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl","objectRef":{"resource":"pods","namespace":"ns-%d","name":"p-%d","apiVersion":"v1"}%s,"requestReceivedTimestamp":"2026-11-22T08:00:%02d.000001Z","stageTimestamp":"2026-11-22T08:00:%02d.000002Z"}`+"\n",
+				prefix, i, stage, i%2, i, i%2, i, code, i%60, i%60)
+		}
+	}
+	return b.Bytes()
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte, gz bool) string {
+	t.Helper()
+	if gz {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		if _, err := zw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		data = b.Bytes()
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestImportKubeAudit(t *testing.T) {
+	st := newTestStore(t)
+	dir := t.TempDir()
+	// A rotated, compressed log (its name says nothing: detected by magic
+	// bytes) and the current plain one.
+	rotated := writeFile(t, dir, "audit-2026-11-21T00-00-00.000.log", auditLog(250, "old"), true)
+	current := writeFile(t, dir, "audit.log", auditLog(120, "new"), false)
+
+	var progress bytes.Buffer
+	stats, err := Import(context.Background(), st, FormatKubeAudit, []string{rotated, current}, ImportOptions{BatchSize: 64, Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Files != 2 || stats.Read != 740 || stats.Stored != 370 || stats.Duplicates != 0 || stats.Skipped != 370 || stats.Invalid != 0 {
+		t.Errorf("first import: %+v", stats)
+	}
+	out := progress.String()
+	if !strings.HasPrefix(out, "\r") || !strings.HasSuffix(out, "events/s   \n") || !strings.Contains(out, "740 events read, 370 stored") {
+		t.Errorf("progress %q", out)
+	}
+
+	// Re-running (an interrupted import resumed) stores nothing twice.
+	stats, err = Import(context.Background(), st, FormatKubeAudit, []string{rotated, current}, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Stored != 0 || stats.Duplicates != 370 {
+		t.Errorf("re-import: %+v", stats)
+	}
+	ns0 := storedEvents(t, st, "ns-0")
+	if len(ns0) != 185 {
+		t.Fatalf("ns-0 holds %d events, want 185", len(ns0))
+	}
+	e := ns0[0]
+	if e.User != "alice" || e.API != "/pods" || e.EntityID == "" || e.StatusCode != 200 || e.Time.Nanosecond() != 2000 {
+		t.Errorf("imported %+v", e)
+	}
+}
+
+func TestImportEvents(t *testing.T) {
+	st := newTestStore(t)
+	dir := t.TempDir()
+	nd := writeFile(t, dir, "events.ndjson.gz", eventsBody(30, "f"), true)
+	arr := writeFile(t, dir, "events.json", []byte(`[{"id":"arr-1","time":"2024-05-22T10:00:00Z","namespace":"tenant-0","user":"u"}]`), false)
+	stats, err := Import(context.Background(), st, FormatEvents, []string{nd, arr}, ImportOptions{BatchSize: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Read != 31 || stats.Stored != 31 {
+		t.Errorf("import: %+v", stats)
+	}
+	stats, err = Import(context.Background(), st, FormatEvents, []string{nd, arr}, ImportOptions{BatchSize: 7})
+	if err != nil || stats.Stored != 0 || stats.Duplicates != 31 {
+		t.Errorf("re-import: %+v, %v", stats, err)
+	}
+}
+
+func TestImportErrors(t *testing.T) {
+	st := newTestStore(t)
+	dir := t.TempDir()
+	// A log cut short by a crash: half a line at the end.
+	log := auditLog(5, "cut")
+	log = append(log, []byte(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"cut-`)...)
+	cut := writeFile(t, dir, "cut.log.gz", log, true)
+
+	_, err := Import(context.Background(), st, FormatKubeAudit, []string{cut}, ImportOptions{})
+	var ie *InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), cut+" line 11: invalid JSON") {
+		t.Errorf("err = %v, want an InputError at %s line 11", err, cut)
+	}
+
+	stats, err := Import(context.Background(), st, FormatKubeAudit, []string{cut}, ImportOptions{SkipInvalid: true})
+	if err != nil || stats.Invalid != 1 || stats.Read != 10 {
+		t.Errorf("SkipInvalid: %+v, %v", stats, err)
+	}
+
+	if _, err := Import(context.Background(), st, "syslog", []string{cut}, ImportOptions{}); err == nil || !strings.Contains(err.Error(), "unknown import format") {
+		t.Errorf("unknown format: %v", err)
+	}
+	if _, err := Import(context.Background(), st, FormatEvents, []string{filepath.Join(dir, "missing")}, ImportOptions{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	bad := writeFile(t, dir, "bad.json", []byte(`[{"id":"x","time":"2024-05-22T10:00:00Z","namespace":"n"}]`), false)
+	if _, err := Import(context.Background(), st, FormatEvents, []string{bad}, ImportOptions{}); err == nil || !strings.Contains(err.Error(), bad+` index 0: field "user"`) {
+		t.Errorf("bad array: %v", err)
+	}
+
+	// The store going away mid-import is an error carrying what was done.
+	closed := newTestStore(t)
+	_ = closed.Close()
+	stats, err = Import(context.Background(), closed, FormatKubeAudit, []string{cut}, ImportOptions{SkipInvalid: true})
+	if err == nil || !strings.Contains(err.Error(), "storing a batch") || stats.Stored != 0 {
+		t.Errorf("closed store: %+v, %v", stats, err)
+	}
+}

@@ -1,0 +1,58 @@
+// Package sink stores finished reports: in ConfigMaps beside the AuditReport
+// (the default) or as one object in object storage. A report arrives as
+// chunks of its plain bytes, cut at store-page boundaries; each chunk is
+// stored durably before the controller checkpoints past it, so a restarted
+// manager resumes a half-written report instead of starting over.
+package sink
+
+import (
+	"context"
+	"encoding/json"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+)
+
+// Report identifies the report being written and how to label it.
+type Report struct {
+	// Namespace and Name are those of the AuditReport; outputs live in its namespace.
+	Namespace string
+	Name      string
+	// UID makes the AuditReport the owner of what is written (garbage collection).
+	UID types.UID
+	// Type is the report type, used in labels.
+	Type reportsv1alpha1.ReportType
+	// Ext is "json" or "csv": the key is report.<ext>, gzip data report.<ext>.gz.
+	Ext string
+	// ContentType is the media type of the plain bytes (application/json, text/csv).
+	ContentType string
+}
+
+// Progress is what a sink has durably stored so far. It is saved, together
+// with the store's next page token, in the AuditReport's status.checkpoint.
+type Progress struct {
+	// Chunks is the number of chunks stored.
+	Chunks int `json:"chunks"`
+	// Bytes is the number of plain report bytes stored.
+	Bytes int64 `json:"bytes"`
+	// State is the sink's own resume state (shard index and length, staging part number, ...).
+	State json.RawMessage `json:"state,omitempty"`
+}
+
+// Sink stores one report. Calls are sequential: Resume once, Append any number
+// of times, then Finish.
+type Sink interface {
+	// Resume prepares to append after p. A zero Progress starts afresh. A crash
+	// can leave a chunk stored after the last checkpoint: whatever lies past p is
+	// discarded, so every byte is stored exactly once.
+	Resume(ctx context.Context, p Progress) error
+	// Append durably stores the next chunk of plain bytes and says how far the
+	// report now stands.
+	Append(ctx context.Context, chunk []byte) (Progress, error)
+	// Finish stores the last bytes (possibly empty), publishes the report and
+	// removes what earlier, larger runs or staging left behind. sum is the hex
+	// SHA-256 and size the length of the whole report's plain bytes. It returns
+	// the outputs in order (status.outputs).
+	Finish(ctx context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error)
+}

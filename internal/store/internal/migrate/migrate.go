@@ -1,0 +1,61 @@
+// Package migrate reads a store's schema migrations: an ordered list of SQL
+// files embedded in the binary, named NNNN_description.sql, numbered 1, 2, 3
+// without gaps. Each backend applies the pending ones at start, one
+// transaction each, and records them in its schema_migrations table.
+package migrate
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Migration is one schema change.
+type Migration struct {
+	Version int64
+	Name    string
+	SQL     string
+}
+
+// Load returns the migrations in dir of fsys, in version order.
+func Load(fsys fs.FS, dir string) ([]Migration, error) {
+	ents, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var out []Migration
+	for _, e := range ents {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		if !ok || err != nil || v < 1 {
+			return nil, fmt.Errorf("migration %s: name is not NNNN_description.sql", e.Name())
+		}
+		b, err := fs.ReadFile(fsys, path.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(e.Name(), ".sql"), SQL: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i, m := range out {
+		if m.Version != int64(i+1) {
+			return nil, fmt.Errorf("migration %s: version %d, want %d (versions run 1, 2, 3, ... without gaps)", m.Name, m.Version, i+1)
+		}
+	}
+	return out, nil
+}
+
+// Pending returns the migrations after version current, or an error when
+// the database is newer than the binary (a downgrade).
+func Pending(all []Migration, current int64) ([]Migration, error) {
+	if current > int64(len(all)) {
+		return nil, fmt.Errorf("database schema is at version %d, newer than this binary knows (%d): refusing to run an older auditops against it", current, len(all))
+	}
+	return all[current:], nil
+}

@@ -1,0 +1,390 @@
+// Package sqlstore holds what the SQLite and PostgreSQL stores share: the
+// queries of every view (written once, rendered per dialect), row scanning,
+// keyset cursors and page tokens, and the summary's day-by-day paging. The
+// backends own connections, transactions, inserts, migrations and error
+// mapping; given a read transaction, every view is answered here, so both
+// stores return the same rows in the same order.
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditops/auditops/internal/store"
+)
+
+// Dialect selects placeholder syntax and per-engine hints.
+type Dialect int
+
+// Dialects.
+const (
+	SQLite Dialect = iota
+	Postgres
+)
+
+// MaxPageSize bounds Page.Size and UserLogsQuery.Limit (the endpoints'
+// maxima are far below it); it keeps one page's memory bounded.
+const MaxPageSize = 100000
+
+// View names bound into page tokens.
+const (
+	SummaryView    = "namespace-users-summary"
+	eventViewScope = "events:"
+)
+
+// Rows is the part of *sql.Rows and pgx.Rows the readers use.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Queryer runs a query inside the caller's read transaction.
+type Queryer interface {
+	Query(ctx context.Context, sql string, args ...any) (Rows, error)
+}
+
+// Args collects the arguments of a query and renders their placeholders.
+type Args struct {
+	d    Dialect
+	vals []any
+}
+
+// Add appends v and returns its placeholder.
+func (a *Args) Add(v any) string {
+	a.vals = append(a.vals, v)
+	if a.d == Postgres {
+		return "$" + strconv.Itoa(len(a.vals))
+	}
+	return "?"
+}
+
+// Values returns the collected arguments.
+func (a *Args) Values() []any { return a.vals }
+
+// Index names, the same in both schemas.
+const (
+	IndexCategory = "events_namespace_category"
+	IndexUser     = "events_namespace_user"
+	IndexSummary  = "events_namespace_summary"
+)
+
+// from names the events table, with an index hint for SQLite, whose planner
+// has no statistics to choose between equally good indexes.
+func (d Dialect) from(index string) string {
+	if d == SQLite && index != "" {
+		return "events INDEXED BY " + index
+	}
+	return "events"
+}
+
+// EventColumns lists the columns ScanEvent reads, in its order. Small,
+// often-read columns come first: SQLite stores a row's columns in this order
+// and reads overflow pages only for the columns it needs.
+const EventColumns = "namespace, ts, seq, id, user_name, api, status, category, method, status_code, " +
+	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
+	"message, error, principal, request, response, previous_state, current_state"
+
+// InsertColumns are the columns an insert sets besides seq, in the order of
+// InsertValues.
+const InsertColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
+	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
+	"message, error, principal, request, response, previous_state, current_state"
+
+// InsertValues returns e's values in InsertColumns order. e must be
+// normalized (store.NormalizeEvent).
+func InsertValues(e *store.Event) []any {
+	var errv any
+	if e.Error != nil {
+		errv = *e.Error
+	}
+	return []any{
+		e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method,
+		int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber,
+		e.IssuerDN, e.Details, e.Archived, e.Message, errv,
+		jsonValue(e.Principal), jsonValue(e.Request), jsonValue(e.Response),
+		jsonValue(e.PreviousState), jsonValue(e.CurrentState),
+	}
+}
+
+func jsonValue(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return []byte(b)
+}
+
+// ScanEvent reads one row of EventColumns.
+func ScanEvent(r Rows) (store.Event, error) {
+	var (
+		e                 store.Event
+		ts                int64
+		code              int64
+		errv              *string
+		p, rq, rs, ps, cs []byte
+	)
+	if err := r.Scan(&e.Namespace, &ts, &e.Seq, &e.ID, &e.User, &e.API, &e.Status, &e.Category,
+		&e.Method, &code, &e.EntityKind, &e.EntityID, &e.DeviceID, &e.CertificateSerialNumber,
+		&e.IssuerDN, &e.Details, &e.Archived, &e.Message, &errv, &p, &rq, &rs, &ps, &cs); err != nil {
+		return store.Event{}, err
+	}
+	e.Time = time.Unix(0, ts).UTC()
+	e.StatusCode = int(code)
+	e.Error = errv
+	e.Principal, e.Request, e.Response, e.PreviousState, e.CurrentState = p, rq, rs, ps, cs
+	return e, nil
+}
+
+// Bounds returns r in Unix nanoseconds; a zero side is unbounded.
+func Bounds(r store.TimeRange) (from, to int64) {
+	from, to = math.MinInt64, math.MaxInt64
+	if !r.From.IsZero() {
+		from = clampNanos(r.From)
+	}
+	if !r.To.IsZero() {
+		to = clampNanos(r.To)
+	}
+	return from, to
+}
+
+func clampNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// DayNanos is the length of a UTC date.
+const DayNanos = int64(24 * time.Hour)
+
+// DayStart returns the start of the UTC date holding ns.
+func DayStart(ns int64) int64 {
+	d := ns / DayNanos
+	if ns%DayNanos < 0 {
+		d--
+	}
+	return d * DayNanos
+}
+
+func addSat(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+func checkPage(p store.Page) error {
+	if p.Size < 1 || p.Size > MaxPageSize {
+		return fmt.Errorf("page size %d is outside 1..%d", p.Size, MaxPageSize)
+	}
+	return nil
+}
+
+// Reader answers the views inside a read transaction.
+type Reader struct {
+	Dialect    Dialect
+	Codec      *store.TokenCodec
+	SessionGap time.Duration
+}
+
+// eventScope is what an events token is bound to.
+func eventScope(q store.EventQuery, from, to int64) store.TokenScope {
+	return store.TokenScope{
+		View: eventViewScope + q.View, Namespace: q.Namespace, From: from, To: to,
+		Filters: []string{q.Category, q.User}, PageSize: q.Page.Size,
+	}
+}
+
+// Events answers store.Store.Events.
+func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (store.EventPage, error) {
+	if q.Namespace == "" {
+		return store.EventPage{}, fmt.Errorf("namespace is required")
+	}
+	if err := checkPage(q.Page); err != nil {
+		return store.EventPage{}, err
+	}
+	switch q.Category {
+	case "", store.CategoryAccess, store.CategoryUser, store.CategoryData:
+	default:
+		return store.EventPage{}, fmt.Errorf("unknown category %q", q.Category)
+	}
+	from, to := Bounds(q.Range)
+	scope := eventScope(q, from, to)
+	var after *store.Cursor
+	if q.Page.Token != "" {
+		c, err := r.Codec.Decode(q.Page.Token, scope)
+		if err != nil {
+			return store.EventPage{}, err
+		}
+		if len(c.Keys) != 0 {
+			return store.EventPage{}, fmt.Errorf("%w: not an events cursor", store.ErrInvalidToken)
+		}
+		after = &c
+	}
+
+	var page store.EventPage
+	if from < to {
+		a := Args{d: r.Dialect}
+		sql := "SELECT " + EventColumns + " FROM " + r.eventsWhere(&a, q, from, to, after) +
+			" ORDER BY ts, seq LIMIT " + a.Add(int64(q.Page.Size+1))
+		rows, err := db.Query(ctx, sql, a.Values()...)
+		if err != nil {
+			return store.EventPage{}, err
+		}
+		defer rows.Close()
+		page.Events = make([]store.Event, 0, min(q.Page.Size+1, 1024))
+		for rows.Next() {
+			e, err := ScanEvent(rows)
+			if err != nil {
+				return store.EventPage{}, err
+			}
+			page.Events = append(page.Events, e)
+		}
+		if err := rows.Err(); err != nil {
+			return store.EventPage{}, err
+		}
+		rows.Close()
+	}
+	if len(page.Events) > q.Page.Size {
+		page.NextTime = page.Events[q.Page.Size].Time
+		page.Events = page.Events[:q.Page.Size]
+		last := page.Events[q.Page.Size-1]
+		page.NextToken = r.Codec.Encode(scope, store.Cursor{Time: last.Time.UnixNano(), Seq: last.Seq})
+	}
+	if q.WithTotal && from < to {
+		a := Args{d: r.Dialect}
+		n, err := queryInt(ctx, db, "SELECT count(*) FROM "+r.eventsWhere(&a, q, from, to, nil), a.Values()...)
+		if err != nil {
+			return store.EventPage{}, err
+		}
+		page.Total = n
+	}
+	return page, nil
+}
+
+// eventsWhere renders "events ... WHERE <filters and range>" of q, from
+// after the cursor when there is one. The cursor, not the range's start, is
+// then the lower bound (it is inside the range: the token is bound to it),
+// so the index range scan starts at the cursor, however deep the page.
+func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after *store.Cursor) string {
+	index := ""
+	switch {
+	case q.User != "":
+		index = IndexUser
+	case q.Category != "":
+		index = IndexCategory
+	}
+	var b strings.Builder
+	b.WriteString(r.Dialect.from(index))
+	b.WriteString(" WHERE namespace = " + a.Add(q.Namespace))
+	if q.Category != "" {
+		b.WriteString(" AND category = " + a.Add(q.Category))
+	}
+	if q.User != "" {
+		b.WriteString(" AND user_name = " + a.Add(q.User))
+	}
+	if after != nil {
+		b.WriteString(" AND (ts, seq) > (" + a.Add(after.Time) + ", " + a.Add(after.Seq) + ")")
+	} else {
+		b.WriteString(" AND ts >= " + a.Add(from))
+	}
+	b.WriteString(" AND ts < " + a.Add(to))
+	return b.String()
+}
+
+// UserLogs answers store.Store.UserLogs.
+func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery) (store.UserLogsPage, error) {
+	if q.Namespace == "" || q.User == "" {
+		return store.UserLogsPage{}, fmt.Errorf("namespace and user are required")
+	}
+	if q.Limit < 1 || q.Limit > MaxPageSize {
+		return store.UserLogsPage{}, fmt.Errorf("limit %d is outside 1..%d", q.Limit, MaxPageSize)
+	}
+	if q.Offset < 0 {
+		return store.UserLogsPage{}, fmt.Errorf("offset %d is negative", q.Offset)
+	}
+	from, to := Bounds(q.Range)
+	var page store.UserLogsPage
+	if from >= to {
+		return page, nil
+	}
+	a := Args{d: r.Dialect}
+	sql := "SELECT " + EventColumns + " FROM " + r.Dialect.from(IndexUser) +
+		" WHERE namespace = " + a.Add(q.Namespace) + " AND user_name = " + a.Add(q.User)
+	if q.DeviceID != "" {
+		sql += " AND device_id = " + a.Add(q.DeviceID)
+	}
+	sql += " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to) +
+		" ORDER BY ts DESC, seq DESC LIMIT " + a.Add(int64(q.Limit+1)) + " OFFSET " + a.Add(int64(q.Offset))
+	rows, err := db.Query(ctx, sql, a.Values()...)
+	if err != nil {
+		return page, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := ScanEvent(rows)
+		if err != nil {
+			return store.UserLogsPage{}, err
+		}
+		page.Events = append(page.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return store.UserLogsPage{}, err
+	}
+	if len(page.Events) > q.Limit {
+		page.Events = page.Events[:q.Limit]
+		page.More = true
+	}
+	return page, nil
+}
+
+// UserExists answers store.Store.UserExists.
+func (r *Reader) UserExists(ctx context.Context, db Queryer, namespace, user string) (bool, error) {
+	a := Args{d: r.Dialect}
+	n, err := queryInt(ctx, db, "SELECT count(*) FROM (SELECT 1 FROM "+r.Dialect.from(IndexUser)+
+		" WHERE namespace = "+a.Add(namespace)+" AND user_name = "+a.Add(user)+" LIMIT 1) AS u", a.Values()...)
+	return n > 0, err
+}
+
+// NextNamespace returns the smallest namespace holding events that sorts
+// after after (byte order); ok is false past the last one. Walking the
+// namespaces this way costs one index seek each.
+func (r *Reader) NextNamespace(ctx context.Context, db Queryer, after string) (ns string, ok bool, err error) {
+	a := Args{d: r.Dialect}
+	rows, err := db.Query(ctx, "SELECT namespace FROM events WHERE namespace > "+a.Add(after)+
+		" ORDER BY namespace LIMIT 1", a.Values()...)
+	if err != nil {
+		return "", false, err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		if err := rows.Scan(&ns); err != nil {
+			return "", false, err
+		}
+		ok = true
+	}
+	return ns, ok, rows.Err()
+}
+
+func queryInt(ctx context.Context, db Queryer, sql string, args ...any) (int64, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var n int64
+	if rows.Next() {
+		if err := rows.Scan(&n); err != nil {
+			return 0, err
+		}
+	}
+	return n, rows.Err()
+}

@@ -1,0 +1,74 @@
+package sqlstore
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/auditops/auditops/internal/store"
+)
+
+func TestDayStart(t *testing.T) {
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{time.Date(2024, 5, 22, 0, 0, 0, 0, time.UTC), "2024-05-22"},
+		{time.Date(2024, 5, 22, 23, 59, 59, 999999999, time.UTC), "2024-05-22"},
+		{time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), "1970-01-01"},
+		{time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), "1969-12-31"},
+		{time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), "1969-12-31"},
+		{time.Date(1900, 3, 1, 12, 0, 0, 0, time.UTC), "1900-03-01"},
+	} {
+		d := DayStart(tc.at.UnixNano())
+		if got := time.Unix(0, d).UTC(); got.Format(time.DateOnly) != tc.want || got.Hour() != 0 || got.Nanosecond() != 0 {
+			t.Errorf("DayStart(%v) = %v, want %s 00:00", tc.at, got, tc.want)
+		}
+	}
+}
+
+func TestBounds(t *testing.T) {
+	from, to := Bounds(store.TimeRange{})
+	if from != math.MinInt64 || to != math.MaxInt64 {
+		t.Fatalf("zero range = %d, %d; want unbounded", from, to)
+	}
+	a := time.Date(2024, 1, 1, 0, 0, 0, 5, time.FixedZone("x", 3600))
+	from, to = Bounds(store.TimeRange{From: a, To: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if from != a.UnixNano() || to != math.MaxInt64 {
+		t.Fatalf("Bounds = %d, %d", from, to)
+	}
+	if addSat(math.MaxInt64-1, DayNanos) != math.MaxInt64 {
+		t.Fatal("addSat overflows")
+	}
+}
+
+func TestArgs(t *testing.T) {
+	pg := Args{d: Postgres}
+	if pg.Add(1) != "$1" || pg.Add("x") != "$2" || len(pg.Values()) != 2 {
+		t.Fatal("postgres placeholders")
+	}
+	lite := Args{d: SQLite}
+	if lite.Add(1) != "?" || lite.Add(2) != "?" || len(lite.Values()) != 2 {
+		t.Fatal("sqlite placeholders")
+	}
+}
+
+func TestKeyAfter(t *testing.T) {
+	key := []string{"bob", "/pods", "success"}
+	for _, tc := range []struct {
+		row  store.SummaryRow
+		want bool
+	}{
+		{store.SummaryRow{User: "bob", API: "/pods", Status: "success"}, false},
+		{store.SummaryRow{User: "bob", API: "/pods", Status: "failure"}, false},
+		{store.SummaryRow{User: "bob", API: "/pods/exec", Status: "failure"}, true},
+		{store.SummaryRow{User: "bob", API: "/Pods", Status: "success"}, false},
+		{store.SummaryRow{User: "bobby", API: "", Status: ""}, true},
+		{store.SummaryRow{User: "Bob", API: "/z", Status: "z"}, false},
+		{store.SummaryRow{User: "ä", API: "", Status: ""}, true},
+	} {
+		if got := keyAfter(tc.row, key); got != tc.want {
+			t.Errorf("keyAfter(%+v) = %v, want %v", tc.row, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/auditops/auditops/internal/store"
+)
+
+// Summary answers store.Store.Summary; db must be one read transaction, so
+// that the counts and the session times of a page agree.
+//
+// Rows are keyed (date, user, api, status) and the date leads, so a page is
+// built one UTC date at a time: find the first event at or after the
+// position (an index seek), aggregate that date's events within the range
+// (an index range scan of one date, of the users at or after the cursor's
+// user when the cursor is inside that date), keep the rows after the
+// cursor, and go on to the next date holding events until the page is full.
+// No page reads events outside its tenant, its range, or the dates it shows
+// (plus one seek past them).
+func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) (store.SummaryPage, error) {
+	if q.Namespace == "" {
+		return store.SummaryPage{}, fmt.Errorf("namespace is required")
+	}
+	if err := checkPage(q.Page); err != nil {
+		return store.SummaryPage{}, err
+	}
+	from, to := Bounds(q.Range)
+	scope := store.TokenScope{
+		View: SummaryView, Namespace: q.Namespace, From: from, To: to,
+		Filters: []string{q.User}, PageSize: q.Page.Size,
+	}
+	pos := from
+	var after *store.Cursor
+	if q.Page.Token != "" {
+		c, err := r.Codec.Decode(q.Page.Token, scope)
+		if err != nil {
+			return store.SummaryPage{}, err
+		}
+		if len(c.Keys) != 3 || DayStart(c.Time) != c.Time {
+			return store.SummaryPage{}, fmt.Errorf("%w: not a summary cursor", store.ErrInvalidToken)
+		}
+		after = &c
+		pos = max(pos, c.Time)
+	}
+
+	var page store.SummaryPage
+	for pos < to {
+		first, ok, err := r.firstTime(ctx, db, q.Namespace, q.User, pos, to)
+		if err != nil {
+			return store.SummaryPage{}, err
+		}
+		if !ok {
+			break
+		}
+		if len(page.Rows) == q.Page.Size {
+			// Full, and a date with events (so with rows) follows.
+			page.NextToken = r.summaryToken(scope, page.Rows[len(page.Rows)-1])
+			break
+		}
+		day := DayStart(first)
+		lo, hi := max(from, day), min(to, addSat(day, DayNanos))
+		var afterKey []string
+		if after != nil && after.Time == day {
+			afterKey = after.Keys
+		}
+		rows, err := r.summaryDay(ctx, db, q.Namespace, q.User, afterKey, lo, hi)
+		if err != nil {
+			return store.SummaryPage{}, err
+		}
+		date := time.Unix(0, day).UTC().Format(time.DateOnly)
+		for _, row := range rows {
+			if afterKey != nil && !keyAfter(row, afterKey) {
+				continue
+			}
+			if len(page.Rows) == q.Page.Size {
+				page.NextToken = r.summaryToken(scope, page.Rows[len(page.Rows)-1])
+				return page, nil
+			}
+			row.Date = date
+			page.Rows = append(page.Rows, row)
+		}
+		pos = hi
+	}
+	return page, nil
+}
+
+func (r *Reader) summaryToken(scope store.TokenScope, last store.SummaryRow) string {
+	day, _ := time.Parse(time.DateOnly, last.Date)
+	return r.Codec.Encode(scope, store.Cursor{Time: day.UnixNano(), Keys: []string{last.User, last.API, last.Status}})
+}
+
+// keyAfter reports whether row's (user, api, status) sorts after key, in
+// byte order like both databases' ORDER BY.
+func keyAfter(row store.SummaryRow, key []string) bool {
+	if row.User != key[0] {
+		return row.User > key[0]
+	}
+	if row.API != key[1] {
+		return row.API > key[1]
+	}
+	return row.Status > key[2]
+}
+
+// firstTime returns the time of the first event in [from, to).
+func (r *Reader) firstTime(ctx context.Context, db Queryer, ns, user string, from, to int64) (int64, bool, error) {
+	a := Args{d: r.Dialect}
+	sql := "SELECT ts FROM " + r.summaryWhere(&a, ns, user, nil, from, to) + " ORDER BY ts LIMIT 1"
+	rows, err := db.Query(ctx, sql, a.Values()...)
+	if err != nil {
+		return 0, false, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return 0, false, rows.Err()
+	}
+	var ts int64
+	if err := rows.Scan(&ts); err != nil {
+		return 0, false, err
+	}
+	return ts, true, rows.Err()
+}
+
+// summaryWhere renders "events ... WHERE ..." for one tenant, an optional
+// user, the users at or after the cursor's, and [from, to).
+func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from, to int64) string {
+	index := IndexSummary
+	if user != "" {
+		index = IndexUser
+	}
+	sql := r.Dialect.from(index) + " WHERE namespace = " + a.Add(ns)
+	if user != "" {
+		sql += " AND user_name = " + a.Add(user)
+	}
+	if afterKey != nil {
+		sql += " AND user_name >= " + a.Add(afterKey[0])
+	}
+	return sql + " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to)
+}
+
+// summaryDay aggregates the events in [from, to), within one UTC date, into
+// rows ordered by (user, api, status), each with the user's logged-in time.
+func (r *Reader) summaryDay(ctx context.Context, db Queryer, ns, user string, afterKey []string, from, to int64) ([]store.SummaryRow, error) {
+	// Logged-in time: the sum of a user's session spans equals the sum of
+	// the gaps between consecutive events that do not split a session.
+	a := Args{d: r.Dialect}
+	sql := "SELECT user_name, CAST(SUM(CASE WHEN gap <= " + a.Add(int64(r.SessionGap)) +
+		" THEN gap ELSE 0 END) AS BIGINT) FROM (SELECT user_name, ts - LAG(ts) OVER (PARTITION BY user_name ORDER BY ts) AS gap FROM " +
+		r.summaryWhere(&a, ns, user, afterKey, from, to) + ") AS g GROUP BY user_name"
+	rows, err := db.Query(ctx, sql, a.Values()...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	loggedIn := map[string]int64{}
+	for rows.Next() {
+		var u string
+		var ns int64
+		if err := rows.Scan(&u, &ns); err != nil {
+			return nil, err
+		}
+		loggedIn[u] = ns
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+
+	a = Args{d: r.Dialect}
+	sql = "SELECT user_name, api, status, count(*) FROM " + r.summaryWhere(&a, ns, user, afterKey, from, to) +
+		" GROUP BY user_name, api, status ORDER BY user_name, api, status"
+	rows, err = db.Query(ctx, sql, a.Values()...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.SummaryRow
+	for rows.Next() {
+		var row store.SummaryRow
+		if err := rows.Scan(&row.User, &row.API, &row.Status, &row.Count); err != nil {
+			return nil, err
+		}
+		row.LoggedInSeconds = float64(loggedIn[row.User]) / float64(time.Second)
+		out = append(out, row)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,41 @@
+package store
+
+import "time"
+
+// Defaults of Options.
+const (
+	// DefaultSessionGap is the longest pause between two events of one user
+	// that still counts as one session (spec/API.md 3.1, --session-gap).
+	DefaultSessionGap = 30 * time.Minute
+	// DefaultBusyTimeout bounds how long a call waits for the database (a
+	// lock, a connection) before it fails with ErrUnavailable.
+	DefaultBusyTimeout = 5 * time.Second
+)
+
+// Options configure a store backend.
+type Options struct {
+	// TokenKey signs page tokens (HMAC-SHA256), at least MinTokenKeySize
+	// bytes. Every replica serving one database needs the same key.
+	TokenKey []byte
+	// TokenMaxAge, when > 0, makes page tokens older than it invalid.
+	// 0 (the default) keeps tokens valid for as long as the key is.
+	TokenMaxAge time.Duration
+	// SessionGap splits a user's events into sessions for logged_in_time:
+	// events more than SessionGap apart are in different sessions.
+	// 0 means DefaultSessionGap.
+	SessionGap time.Duration
+	// BusyTimeout bounds the wait for a lock or a connection; past it a call
+	// fails with an error wrapping ErrUnavailable. 0 means DefaultBusyTimeout.
+	BusyTimeout time.Duration
+}
+
+// WithDefaults returns o with every zero field set to its default.
+func (o Options) WithDefaults() Options {
+	if o.SessionGap <= 0 {
+		o.SessionGap = DefaultSessionGap
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	return o
+}

@@ -1,0 +1,338 @@
+// Package postgres is the PostgreSQL audit-event store (for several manager
+// replicas sharing one database), through pgx.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/internal/migrate"
+	"github.com/auditops/auditops/internal/store/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLock is the advisory lock key that serializes migrations of
+// replicas starting together ("auditops" in ASCII).
+const migrationLock = 0x6175646974_6f7073
+
+// opInsert names inserts in errors; only their constraint and data errors
+// are the client's fault (ErrInvalidEvent).
+const opInsert = "insert"
+
+// Store is the PostgreSQL store.
+type Store struct {
+	pool   *pgxpool.Pool
+	opts   store.Options
+	reader sqlstore.Reader
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New connects to the database at url (postgres://...), a pool of
+// connections, and applies pending schema migrations.
+func New(ctx context.Context, url string, opts store.Options) (*Store, error) {
+	opts = opts.WithDefaults()
+	codec, err := store.NewTokenCodec(opts.TokenKey, opts.TokenMaxAge)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > opts.BusyTimeout {
+		cfg.ConnConfig.ConnectTimeout = opts.BusyTimeout
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{
+		pool:   pool,
+		opts:   opts,
+		reader: sqlstore.Reader{Dialect: sqlstore.Postgres, Codec: codec, SessionGap: opts.SessionGap},
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Pool returns the connection pool (for tests and diagnostics).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+func (s *Store) migrate(ctx context.Context) error {
+	all, err := migrate.Load(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	return s.tx(ctx, "migrate", pgx.TxOptions{}, func(tx pgx.Tx) error {
+		// Replicas starting together: one migrates, the others wait here
+		// and then find nothing pending.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLock)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version bigint PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+			return err
+		}
+		var current int64
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+			return err
+		}
+		pending, err := migrate.Pending(all, current)
+		if err != nil {
+			return err
+		}
+		for _, m := range pending {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
+			}
+			if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// acquire takes a connection from the pool, waiting at most BusyTimeout:
+// past it the store is saturated or down (ErrUnavailable).
+func (s *Store) acquire(ctx context.Context, op string) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, s.opts.BusyTimeout)
+	defer cancel()
+	c, err := s.pool.Acquire(actx)
+	if err != nil {
+		if ctx.Err() == nil && actx.Err() != nil {
+			return nil, fmt.Errorf("postgres: %s: %w: no connection within %s: %w", op, store.ErrUnavailable, s.opts.BusyTimeout, err)
+		}
+		return nil, s.wrap(op, err)
+	}
+	return c, nil
+}
+
+// tx runs fn in one transaction.
+func (s *Store) tx(ctx context.Context, op string, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
+	c, err := s.acquire(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	tx, err := c.BeginTx(ctx, opts)
+	if err != nil {
+		return s.wrap(op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return s.wrap(op, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return s.wrap(op, err)
+	}
+	return nil
+}
+
+// read runs fn in a read-only repeatable-read transaction: one snapshot.
+func (s *Store) read(ctx context.Context, op string, fn func(q sqlstore.Queryer) error) error {
+	return s.tx(ctx, op, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		return fn(queryer{tx})
+	})
+}
+
+type queryer struct{ tx pgx.Tx }
+
+func (q queryer) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	return q.tx.Query(ctx, sql, args...)
+}
+
+// wrap adds context to err and maps connection failures and resource
+// exhaustion to store.ErrUnavailable, constraint and data errors of inserts
+// to store.ErrInvalidEvent.
+func (s *Store) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if unavailable(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, store.ErrUnavailable, err)
+	}
+	var pe *pgconn.PgError
+	if op == opInsert && errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "23") || strings.HasPrefix(pe.Code, "22")) && !errors.Is(err, store.ErrInvalidEvent) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, store.ErrInvalidEvent, err)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+func unavailable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"),       // insufficient resources
+			strings.HasPrefix(pe.Code, "57P"),      // shutdown, cannot connect now
+			pe.Code == "40001", pe.Code == "40P01": // serialization failure, deadlock: retry
+			return true
+		}
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || pgconn.SafeToRetry(err)
+}
+
+const insertSQL = `INSERT INTO events (` + sqlstore.InsertColumns + `)
+SELECT namespace, ts, id, user_name, api, status, category, method, status_code,
+       entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived,
+       message, error, principal, request, response, previous_state, current_state
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[],
+            $17::text[], $18::text[], $19::bytea[], $20::bytea[], $21::bytea[], $22::bytea[], $23::bytea[])
+     WITH ORDINALITY AS u(namespace, ts, id, user_name, api, status, category, method, status_code,
+       entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived,
+       message, error, principal, request, response, previous_state, current_state, ord)
+ORDER BY ord
+ON CONFLICT (namespace, id) DO NOTHING`
+
+// Insert implements store.Store: the batch is one INSERT ... SELECT FROM
+// unnest(arrays) in one transaction; seq values come from the identity in
+// batch order; rows whose (namespace, id) exists are skipped.
+func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
+	n := len(events)
+	var (
+		ns, id, usr, api, status, cat, method, kind, eid, dev, cert, issuer, details, msg = make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n)
+		ts, code                        = make([]int64, n), make([]int64, n)
+		archived                        = make([]bool, n)
+		errs                            = make([]*string, n)
+		principal, req, resp, prev, cur = make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	)
+	for i, e := range events {
+		e, err := store.NormalizeEvent(e)
+		if err != nil {
+			return store.InsertResult{}, fmt.Errorf("postgres: insert: event %d (id %q): %w", i, events[i].ID, err)
+		}
+		ns[i], ts[i], id[i], usr[i], api[i], status[i], cat[i], method[i] = e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method
+		code[i], kind[i], eid[i], dev[i], cert[i], issuer[i], details[i], archived[i] = int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived
+		msg[i], errs[i] = e.Message, e.Error
+		principal[i], req[i], resp[i], prev[i], cur[i] = e.Principal, e.Request, e.Response, e.PreviousState, e.CurrentState
+	}
+	if n == 0 {
+		return store.InsertResult{}, nil
+	}
+	var inserted int64
+	err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, insertSQL, ns, ts, id, usr, api, status, cat, method, code, kind, eid, dev, cert,
+			issuer, details, archived, msg, errs, principal, req, resp, prev, cur)
+		inserted = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return store.InsertResult{}, err
+	}
+	return store.InsertResult{Inserted: int(inserted), Duplicates: n - int(inserted)}, nil
+}
+
+// Summary implements store.Store.
+func (s *Store) Summary(ctx context.Context, q store.SummaryQuery) (page store.SummaryPage, err error) {
+	err = s.read(ctx, "summary page", func(db sqlstore.Queryer) error {
+		page, err = s.reader.Summary(ctx, db, q)
+		return err
+	})
+	return page, err
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, q store.EventQuery) (page store.EventPage, err error) {
+	err = s.read(ctx, "events page", func(db sqlstore.Queryer) error {
+		page, err = s.reader.Events(ctx, db, q)
+		return err
+	})
+	return page, err
+}
+
+// UserLogs implements store.Store.
+func (s *Store) UserLogs(ctx context.Context, q store.UserLogsQuery) (page store.UserLogsPage, err error) {
+	err = s.read(ctx, "user logs", func(db sqlstore.Queryer) error {
+		page, err = s.reader.UserLogs(ctx, db, q)
+		return err
+	})
+	return page, err
+}
+
+// UserExists implements store.Store.
+func (s *Store) UserExists(ctx context.Context, namespace, user string) (ok bool, err error) {
+	err = s.read(ctx, "user exists", func(db sqlstore.Queryer) error {
+		ok, err = s.reader.UserExists(ctx, db, namespace, user)
+		return err
+	})
+	return ok, err
+}
+
+// DeleteBefore implements store.Store: namespace by namespace (one index
+// seek each), a range delete on the primary key.
+func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	cut, _ := sqlstore.Bounds(store.TimeRange{From: t})
+	var total int64
+	ns := ""
+	for {
+		var next string
+		var ok bool
+		err := s.read(ctx, "retention", func(db sqlstore.Queryer) (err error) {
+			next, ok, err = s.reader.NextNamespace(ctx, db, ns)
+			return err
+		})
+		if err != nil || !ok {
+			return total, err
+		}
+		ns = next
+		var n int64
+		err = s.tx(ctx, "retention", pgx.TxOptions{}, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, "DELETE FROM events WHERE namespace = $1 AND ts < $2", ns, cut)
+			n = tag.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	c, err := s.acquire(ctx, "ping")
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1 FROM schema_migrations LIMIT 1").Scan(&one); err != nil {
+		return s.wrap("ping", err)
+	}
+	return nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}

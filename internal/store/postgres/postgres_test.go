@@ -1,0 +1,307 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/internal/sqlstore"
+	"github.com/auditops/auditops/internal/store/storetest"
+)
+
+var testKey = bytes.Repeat([]byte("k"), 32)
+
+func newStore(t testing.TB) *Store {
+	t.Helper()
+	s, err := New(context.Background(), storetest.PostgresDatabase(t), store.Options{TokenKey: testKey})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.RequirePostgres(t)
+	t.Run("postgres", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) store.Store { return newStore(t) })
+	})
+}
+
+func BenchmarkInsert(b *testing.B) {
+	storetest.BenchInsert(b, newStore(b))
+}
+
+func BenchmarkPages(b *testing.B) {
+	storetest.BenchPages(b, newStore(b))
+}
+
+// TestCheckConstraints checks the schema itself refuses what NormalizeEvent
+// refuses, for writers that bypass it, mapped to ErrInvalidEvent.
+func TestCheckConstraints(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	good := store.Event{ID: "1", Namespace: "ns", User: "u", Status: store.StatusSuccess, Category: store.CategoryData, Time: time.Unix(1, 0)}
+	cases := map[string]func(v []any){
+		"status":   func(v []any) { v[5] = "ok" },
+		"category": func(v []any) { v[6] = "admin" },
+		"empty id": func(v []any) { v[2] = "" },
+		"no user":  func(v []any) { v[3] = "" },
+		"nul":      func(v []any) { v[16] = "a\x00b" },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+				v := sqlstore.InsertValues(&good)
+				mutate(v)
+				ph := make([]string, len(v))
+				for i := range v {
+					ph[i] = "$" + strconv.Itoa(i+1)
+				}
+				_, err := tx.Exec(ctx, "INSERT INTO events ("+sqlstore.InsertColumns+") VALUES ("+strings.Join(ph, ", ")+")", v...)
+				return err
+			})
+			if !errors.Is(err, store.ErrInvalidEvent) {
+				t.Fatalf("raw insert = %v, want a constraint error wrapping ErrInvalidEvent", err)
+			}
+		})
+	}
+}
+
+// TestMigrationsConcurrentReplicas starts several stores on one empty
+// database at once, as replicas would: one migrates, all work.
+func TestMigrationsConcurrentReplicas(t *testing.T) {
+	url := storetest.PostgresDatabase(t)
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	stores := make([]*Store, 4)
+	for i := range stores {
+		wg.Go(func() {
+			s, err := New(ctx, url, store.Options{TokenKey: testKey})
+			if err != nil {
+				t.Errorf("replica %d: %v", i, err)
+				return
+			}
+			stores[i] = s
+		})
+	}
+	wg.Wait()
+	for _, s := range stores {
+		if s != nil {
+			defer s.Close()
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	var n int
+	if err := stores[0].pool.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations rows = %d, %v", n, err)
+	}
+	// Inserts through every replica share one seq.
+	for i, s := range stores {
+		if _, err := s.Insert(ctx, []store.Event{{ID: string(rune('a' + i)), Namespace: "ns", User: "u", Status: "success", Time: time.Unix(1, 0)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := stores[0].Events(ctx, store.EventQuery{View: "v", Namespace: "ns", Page: store.Page{Size: 10}})
+	if err != nil || len(p.Events) != 4 {
+		t.Fatalf("Events = %+v, %v", p, err)
+	}
+	for i := 1; i < 4; i++ {
+		if p.Events[i].Seq <= p.Events[i-1].Seq {
+			t.Fatalf("seqs %d, %d not increasing", p.Events[i-1].Seq, p.Events[i].Seq)
+		}
+	}
+	// A database from a newer auditops is refused.
+	if _, err := stores[0].pool.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES (99, '0099_future')"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := New(ctx, url, store.Options{TokenKey: testKey}); err == nil {
+		s.Close()
+		t.Fatal("a database at a newer schema version was opened")
+	} else if !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("error %v does not say the schema is newer", err)
+	}
+}
+
+// TestUnavailable checks a server that is not there, and a pool that
+// stays exhausted past the busy timeout, give ErrUnavailable.
+func TestUnavailable(t *testing.T) {
+	ctx := t.Context()
+	_, err := New(ctx, "postgres://postgres@127.0.0.1:1/none?sslmode=disable", store.Options{TokenKey: testKey, BusyTimeout: time.Second})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("New against a closed port = %v, want ErrUnavailable", err)
+	}
+
+	url := storetest.PostgresDatabase(t)
+	s, err := New(ctx, url+"&pool_max_conns=1", store.Options{TokenKey: testKey, BusyTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	held, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Insert(ctx, []store.Event{{ID: "1", Namespace: "ns", User: "u", Status: "success", Time: time.Unix(1, 0)}})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Insert with the pool exhausted = %v, want ErrUnavailable", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping with the pool exhausted = %v, want ErrUnavailable", err)
+	}
+	held.Release()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// TestQueryPlans checks that an index serves every view's page as a range
+// scan: with sequential scans, bitmap scans and sorts made prohibitively
+// expensive, no plan may scan the table, and the keyset views must read
+// rows in index order (no Sort). (On a table this small the planner would
+// otherwise rightly prefer a sequential scan.)
+func TestQueryPlans(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	var batch []store.Event
+	for i := range 5000 {
+		batch = append(batch, store.Event{ID: strconv.Itoa(i), Namespace: []string{"a", "b", "c", "d", "e"}[i%5],
+			User: []string{"u", "v", "w"}[i%3] + strconv.Itoa(i%31), Status: store.StatusSuccess, Category: []string{"access", "user", "data"}[i%3],
+			Time: time.Unix(int64(i)*60, 0)})
+	}
+	if _, err := s.Insert(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, "VACUUM ANALYZE events"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, set := range []string{"enable_seqscan", "enable_bitmapscan"} {
+		if _, err := tx.Exec(ctx, "SET LOCAL "+set+" = off"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capture := &planQueryer{t: t, tx: tx}
+	r := s.reader
+	tok := func(q store.EventQuery) string {
+		p, err := r.Events(ctx, capture, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.NextToken
+	}
+	rng := store.TimeRange{From: time.Unix(6000, 0), To: time.Unix(60000, 0)}
+	for _, q := range []store.EventQuery{
+		{View: "v", Namespace: "a", Range: rng, Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", Range: rng, Category: "access", Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", Range: rng, User: "u0", Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", Range: rng, User: "u0", Category: "access", Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", Page: store.Page{Size: 2}},
+	} {
+		q.Page.Token = tok(q)
+		tok(q)
+	}
+	sq := store.SummaryQuery{Namespace: "a", Range: rng, Page: store.Page{Size: 1}}
+	p, err := r.Summary(ctx, capture, sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sq.Page.Token = p.NextToken
+	if _, err := r.Summary(ctx, capture, sq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Summary(ctx, capture, store.SummaryQuery{Namespace: "a", Range: rng, User: "u0", Page: store.Page{Size: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UserLogs(ctx, capture, store.UserLogsQuery{Namespace: "a", User: "u0", DeviceID: "d", Limit: 5, Offset: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UserExists(ctx, capture, "a", "u0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.NextNamespace(ctx, capture, "a"); err != nil {
+		t.Fatal(err)
+	}
+	capture.check("DELETE FROM events WHERE namespace = $1 AND ts < $2", []any{"a", int64(5)})
+	if capture.n < 20 {
+		t.Fatalf("only %d queries checked", capture.n)
+	}
+}
+
+type planQueryer struct {
+	t  *testing.T
+	tx pgx.Tx
+	n  int
+}
+
+func (p *planQueryer) check(query string, args []any) {
+	p.t.Helper()
+	// Keyset views must not sort: make sorting prohibitively expensive, so
+	// a Sort in their plan means no index gives their order.
+	sort := "off"
+	if strings.Contains(query, "GROUP BY") {
+		sort = "on"
+	}
+	if _, err := p.tx.Exec(p.t.Context(), "SET LOCAL enable_sort = "+sort); err != nil {
+		p.t.Fatal(err)
+	}
+	rows, err := p.tx.Query(p.t.Context(), "EXPLAIN "+query, args...)
+	if err != nil {
+		p.t.Fatalf("explain %s: %v", query, err)
+	}
+	var lines []string
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			p.t.Fatal(err)
+		}
+		lines = append(lines, l)
+	}
+	rows.Close()
+	p.n++
+	plan := strings.Join(lines, "\n")
+	if strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "Bitmap") {
+		p.t.Errorf("not an index range scan:\n%s\nplan:\n%s", query, plan)
+	}
+	for _, l := range lines {
+		// Index conditions do the selecting; a filter may only drop rows of
+		// another category or device (user logs, user+category pages) or
+		// users before the summary cursor's.
+		if f := strings.TrimSpace(l); strings.HasPrefix(f, "Filter:") &&
+			!strings.HasPrefix(f, "Filter: (category =") && !strings.HasPrefix(f, "Filter: (device_id =") &&
+			!strings.HasPrefix(f, "Filter: (user_name >=") {
+			p.t.Errorf("rows selected by a filter, not the index:\n%s\nplan:\n%s", query, plan)
+		}
+	}
+	if strings.Contains(plan, "Sort") && !strings.Contains(query, "GROUP BY") {
+		p.t.Errorf("sort of events:\n%s\nplan:\n%s", query, plan)
+	}
+	if strings.Contains(query, "(ts, seq) >") && !strings.Contains(plan, "ROW(ts, seq) >") {
+		p.t.Errorf("keyset cursor is not an index condition:\n%s\nplan:\n%s", query, plan)
+	}
+	p.t.Logf("%s\n  %s", query, strings.ReplaceAll(plan, "\n", "\n  "))
+}
+
+func (p *planQueryer) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	p.check(query, args)
+	return p.tx.Query(ctx, query, args...)
+}

@@ -1,0 +1,305 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/internal/sqlstore"
+	"github.com/auditops/auditops/internal/store/storetest"
+)
+
+var testKey = bytes.Repeat([]byte("k"), 32)
+
+func newStore(t testing.TB) *Store {
+	t.Helper()
+	s, err := New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), store.Options{TokenKey: testKey})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) store.Store { return newStore(t) })
+	})
+}
+
+func BenchmarkInsert(b *testing.B) {
+	storetest.BenchInsert(b, newStore(b))
+}
+
+func BenchmarkPages(b *testing.B) {
+	storetest.BenchPages(b, newStore(b))
+}
+
+// TestQueryPlans checks that every view's page is an index range scan: no
+// full scan of the table, no sort of the events for the keyset views.
+func TestQueryPlans(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	// Give the planner something to plan on.
+	var batch []store.Event
+	for i := range 200 {
+		batch = append(batch, store.Event{ID: string(rune('a'+i%26)) + strings.Repeat("x", i), Namespace: []string{"a", "b"}[i%2],
+			User: []string{"u", "v", "w"}[i%3], Status: store.StatusSuccess, Category: []string{"access", "user", "data"}[i%3],
+			Time: time.Unix(int64(i)*60, 0)})
+	}
+	if _, err := s.Insert(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	capture := &planQueryer{t: t, db: s.r, seen: &seen}
+	r := s.reader
+	tok := func(q store.EventQuery) string {
+		p, err := r.Events(ctx, capture, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.NextToken
+	}
+	for _, q := range []store.EventQuery{
+		{View: "v", Namespace: "a", Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", Category: "access", Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", User: "u", Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", User: "u", Category: "access", Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", Range: store.TimeRange{From: time.Unix(600, 0), To: time.Unix(6000, 0)}, Page: store.Page{Size: 2}},
+	} {
+		q.Page.Token = tok(q)
+		tok(q)
+	}
+	sq := store.SummaryQuery{Namespace: "a", Page: store.Page{Size: 1}}
+	p, err := r.Summary(ctx, capture, sq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sq.Page.Token = p.NextToken
+	if _, err := r.Summary(ctx, capture, sq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Summary(ctx, capture, store.SummaryQuery{Namespace: "a", User: "u", Page: store.Page{Size: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UserLogs(ctx, capture, store.UserLogsQuery{Namespace: "a", User: "u", DeviceID: "d", Limit: 5, Offset: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.UserExists(ctx, capture, "a", "u"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.NextNamespace(ctx, capture, "a"); err != nil {
+		t.Fatal(err)
+	}
+	// The retention statements.
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{"SELECT ts, seq FROM events WHERE namespace = ? AND ts < ? ORDER BY ts, seq LIMIT 1 OFFSET ?", []any{"a", 5, 9}},
+		{"DELETE FROM events WHERE namespace = ? AND ts < ?", []any{"a", 5}},
+		{"DELETE FROM events WHERE namespace = ? AND (ts, seq) <= (?, ?)", []any{"a", 5, 3}},
+	} {
+		capture.check(q.sql, q.args)
+	}
+	if len(seen) < 20 {
+		t.Fatalf("only %d queries checked", len(seen))
+	}
+}
+
+type planQueryer struct {
+	t    *testing.T
+	db   *sql.DB
+	seen *[]string
+}
+
+func (p *planQueryer) check(query string, args []any) {
+	p.t.Helper()
+	rows, err := p.db.QueryContext(p.t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		p.t.Fatalf("explain %s: %v", query, err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			p.t.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	plan := strings.Join(lines, "\n")
+	*p.seen = append(*p.seen, query)
+	for _, l := range lines {
+		if strings.HasPrefix(l, "SCAN events") {
+			p.t.Errorf("full scan of events:\n%s\nplan:\n%s", query, plan)
+		}
+		// Keyset views read rows in index order; only the summary's
+		// per-date aggregation may sort (its groups, not pages of events).
+		if strings.Contains(l, "TEMP B-TREE FOR ORDER BY") && strings.Contains(query, "ORDER BY ts") && !strings.Contains(query, "GROUP BY") {
+			p.t.Errorf("sort of events:\n%s\nplan:\n%s", query, plan)
+		}
+	}
+	if strings.Contains(query, "(ts, seq) >") && !strings.Contains(plan, "(ts,seq)>(?,?)") {
+		p.t.Errorf("keyset cursor is not the start of the index range:\n%s\nplan:\n%s", query, plan)
+	}
+	if !strings.Contains(plan, "SEARCH events") && !strings.Contains(plan, "SEARCH g") && !strings.Contains(plan, "SCAN g") {
+		p.t.Errorf("no index search:\n%s\nplan:\n%s", query, plan)
+	}
+	p.t.Logf("%s\n  %s", query, strings.ReplaceAll(plan, "\n", "\n  "))
+}
+
+func (p *planQueryer) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	p.check(query, args)
+	rows, err := p.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+// TestCheckConstraints checks the schema itself refuses what NormalizeEvent
+// refuses, for writers that bypass it, and that such a failure maps to
+// ErrInvalidEvent.
+func TestCheckConstraints(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	good := store.Event{ID: "1", Namespace: "ns", User: "u", Status: store.StatusSuccess, Category: store.CategoryData, Time: time.Unix(1, 0)}
+	cases := map[string]func(v []any){
+		"status":     func(v []any) { v[5] = "ok" },
+		"category":   func(v []any) { v[6] = "admin" },
+		"empty id":   func(v []any) { v[2] = "" },
+		"no user":    func(v []any) { v[3] = "" },
+		"archived":   func(v []any) { v[15] = 2 },
+		"ts as text": func(v []any) { v[1] = "yesterday" },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := s.write(ctx, opInsert, func(tx *sql.Tx) error {
+				v := sqlstore.InsertValues(&good)
+				mutate(v)
+				_, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+sqlstore.InsertColumns+") VALUES (1"+
+					strings.Repeat(", ?", len(v))+")", v...)
+				return err
+			})
+			if !errors.Is(err, store.ErrInvalidEvent) {
+				t.Fatalf("raw insert = %v, want a constraint error wrapping ErrInvalidEvent", err)
+			}
+		})
+	}
+}
+
+func TestMigrationsIdempotentAndVersioned(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	ctx := t.Context()
+	s, err := New(ctx, path, store.Options{TokenKey: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Insert(ctx, []store.Event{{ID: "1", Namespace: "ns", User: "u", Status: "success", Time: time.Unix(1, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Reopening applies nothing twice and keeps the data.
+	s, err = New(ctx, path, store.Options{TokenKey: testKey})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	var versions int
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 1 {
+		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
+	}
+	var mode string
+	if err := s.r.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	var pageSize, sync int
+	if err := s.r.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil || pageSize != 8192 {
+		t.Fatalf("page_size = %d, %v; want 8192", pageSize, err)
+	}
+	if err := s.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("writer synchronous = %d, %v; want 2 (FULL)", sync, err)
+	}
+	if ok, err := s.UserExists(ctx, "ns", "u"); !ok || err != nil {
+		t.Fatalf("data lost on reopen: %v, %v", ok, err)
+	}
+	// A database from a newer auditops is refused.
+	if err := s.write(ctx, "bump", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations VALUES (99, '0099_future', 0)")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := New(ctx, path, store.Options{TokenKey: testKey}); err == nil {
+		s.Close()
+		t.Fatal("a database at a newer schema version was opened")
+	} else if !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("error %v does not say the schema is newer", err)
+	}
+}
+
+// TestBusyIsUnavailable holds the database's write lock from another
+// connection (as another process would) and checks Insert gives up after
+// the busy timeout with ErrUnavailable.
+func TestBusyIsUnavailable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	ctx := t.Context()
+	s, err := New(ctx, path, store.Options{TokenKey: testKey, BusyTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other, err := sql.Open("sqlite", path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	start := time.Now()
+	_, err = s.Insert(ctx, []store.Event{{ID: "1", Namespace: "ns", User: "u", Status: "success", Time: time.Unix(1, 0)}})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Insert while locked = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Insert waited %v", d)
+	}
+	// Reads go on meanwhile (WAL).
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping while locked: %v", err)
+	}
+	tx.Rollback()
+	if _, err := s.Insert(ctx, []store.Event{{ID: "1", Namespace: "ns", User: "u", Status: "success", Time: time.Unix(1, 0)}}); err != nil {
+		t.Fatalf("Insert after unlock: %v", err)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	ctx := t.Context()
+	if _, err := New(ctx, filepath.Join(t.TempDir(), "a.db"), store.Options{}); err == nil {
+		t.Fatal("no token key: no error")
+	}
+	for _, p := range []string{"", "a.db?mode=ro", "file:a.db"} {
+		if _, err := New(ctx, p, store.Options{TokenKey: testKey}); err == nil {
+			t.Fatalf("path %q: no error", p)
+		}
+	}
+	if _, err := New(ctx, filepath.Join(t.TempDir(), "missing", "dir", "a.db"), store.Options{TokenKey: testKey}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("unopenable file: %v, want ErrUnavailable", err)
+	}
+}

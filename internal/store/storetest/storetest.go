@@ -1,0 +1,1169 @@
+// Package storetest is the conformance suite every store.Store passes, and
+// the benchmarks every store runs. A backend's tests call
+//
+//	func TestConformance(t *testing.T) {
+//		t.Run("sqlite", func(t *testing.T) { storetest.Run(t, newStore) })
+//	}
+//
+// so test names say which backend failed.
+package storetest
+
+import (
+	"cmp"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditops/auditops/internal/store"
+)
+
+// Run runs the conformance suite. newStore returns a new, empty store with
+// the default session gap; it closes it when t's test ends (t.Cleanup).
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Ping", testPing},
+		{"InsertRoundTrip", testInsertRoundTrip},
+		{"SeqMonotonic", testSeqMonotonic},
+		{"IdempotentInsert", testIdempotentInsert},
+		{"AtomicFailedBatch", testAtomicFailedBatch},
+		{"ConcurrentInserts", testConcurrentInserts},
+		{"EventsOrdering", testEventsOrdering},
+		{"EventsFilters", testEventsFilters},
+		{"EventsRangeBounds", testEventsRangeBounds},
+		{"EventsPagination", testEventsPagination},
+		{"EventsPaginationInsertMidWalk", testEventsPaginationInsertMidWalk},
+		{"EventsTokens", testEventsTokens},
+		{"SummaryRows", testSummaryRows},
+		{"SummarySessions", testSummarySessions},
+		{"SummaryFiltersAndBounds", testSummaryFiltersAndBounds},
+		{"SummaryPagination", testSummaryPagination},
+		{"SummaryPaginationInsertMidWalk", testSummaryPaginationInsertMidWalk},
+		{"SummaryTokens", testSummaryTokens},
+		{"UserLogs", testUserLogs},
+		{"UserExists", testUserExists},
+		{"Retention", testRetention},
+		{"RetentionManyEvents", testRetentionManyEvents},
+		{"BadQueries", testBadQueries},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
+	}
+}
+
+// maxPages bounds every walk of the suite: no test needs more pages.
+const maxPages = 1000
+
+// t0 is a Wednesday morning, the base of most test times.
+var t0 = time.Date(2024, 5, 22, 10, 0, 0, 0, time.UTC)
+
+// ev returns a minimal valid event.
+func ev(ns, id string, at time.Time, mods ...func(*store.Event)) store.Event {
+	e := store.Event{ID: id, Namespace: ns, Time: at, User: "alice", API: "/pods", Method: "get",
+		Status: store.StatusSuccess, Category: store.CategoryData}
+	for _, m := range mods {
+		m(&e)
+	}
+	return e
+}
+
+func user(u string) func(*store.Event)     { return func(e *store.Event) { e.User = u } }
+func api(a string) func(*store.Event)      { return func(e *store.Event) { e.API = a } }
+func category(c string) func(*store.Event) { return func(e *store.Event) { e.Category = c } }
+func failed(e *store.Event)                { e.Status = store.StatusFailure }
+func device(d string) func(*store.Event)   { return func(e *store.Event) { e.DeviceID = d } }
+
+func mustInsert(t testing.TB, s store.Store, events ...store.Event) store.InsertResult {
+	t.Helper()
+	res, err := s.Insert(t.Context(), events)
+	if err != nil {
+		t.Fatalf("Insert: %v", err)
+	}
+	return res
+}
+
+// walk reads every page of q and checks the page invariants on the way.
+func walk(t *testing.T, s store.Store, q store.EventQuery) []store.Event {
+	t.Helper()
+	var all []store.Event
+	var prev *store.EventPage
+	for i := 0; ; i++ {
+		if i >= maxPages {
+			t.Fatalf("more than %d pages: the walk does not end", maxPages)
+		}
+		p, err := s.Events(t.Context(), q)
+		if err != nil {
+			t.Fatalf("Events page %d: %v", i+1, err)
+		}
+		if prev != nil && (len(p.Events) == 0 || !p.Events[0].Time.Equal(prev.NextTime)) {
+			t.Fatalf("page %d: NextTime of the previous page %v is not the time of this page's first row", i+1, prev.NextTime)
+		}
+		all = append(all, p.Events...)
+		if p.NextToken == "" {
+			if !p.NextTime.IsZero() {
+				t.Fatalf("last page has NextTime %v", p.NextTime)
+			}
+			return all
+		}
+		if len(p.Events) != q.Page.Size {
+			t.Fatalf("page %d has %d rows and a next token; want a full page of %d", i+1, len(p.Events), q.Page.Size)
+		}
+		prev = &p
+		q.Page.Token = p.NextToken
+	}
+}
+
+func ids(events []store.Event) []string {
+	out := make([]string, len(events))
+	for i, e := range events {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func checkIDs(t *testing.T, what string, got []store.Event, want []string) {
+	t.Helper()
+	if g := ids(got); !slices.Equal(g, want) {
+		t.Fatalf("%s: got ids %v, want %v", what, g, want)
+	}
+}
+
+func all(ns string) store.EventQuery {
+	return store.EventQuery{View: "audit-details", Namespace: ns, Page: store.Page{Size: 1000}}
+}
+
+func testPing(t *testing.T, s store.Store) {
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+func testInsertRoundTrip(t *testing.T, s store.Store) {
+	errLog := "pods \"x\" is forbidden"
+	empty := ""
+	full := store.Event{
+		ID: "a1", Namespace: "team-a", User: "liam.lewis@example.com",
+		Time:      time.Date(2024, 5, 28, 23, 59, 59, 900000001, time.FixedZone("CEST", 2*3600)),
+		Principal: json.RawMessage(`{"username":"liam","groups":["a","b"],  "uid":"1"}`),
+		Method:    "create", API: "/pods/exec", Status: store.StatusFailure, StatusCode: 403,
+		Category: store.CategoryAccess, EntityKind: "pods", EntityID: "team-a/web-1",
+		Message:       "create pods/exec team-a/web-1: forbidden ✓",
+		Request:       json.RawMessage(`{"z":1,"a":[1,2,3],"s":"\u00e9"}`),
+		Response:      json.RawMessage(`"plain string"`),
+		PreviousState: json.RawMessage(`null`), CurrentState: json.RawMessage(`{"b":{"c":[]}}`),
+		Error: &errLog, DeviceID: "10.0.0.1", CertificateSerialNumber: "2033460265",
+		IssuerDN: "CN=issuer,O=x", Details: "kubectl/v1.37.1", Archived: true,
+	}
+	minimal := store.Event{ID: "a2", Namespace: "team-a", User: "u", Status: store.StatusSuccess,
+		Time: time.Date(2024, 5, 28, 0, 0, 0, 1, time.UTC)}
+	emptyErr := ev("team-a", "a3", time.Date(2024, 5, 28, 0, 0, 0, 2, time.UTC), func(e *store.Event) { e.Error = &empty })
+	res := mustInsert(t, s, full, minimal, emptyErr)
+	if res != (store.InsertResult{Inserted: 3}) {
+		t.Fatalf("Insert = %+v, want 3 inserted", res)
+	}
+	got := walk(t, s, all("team-a"))
+	checkIDs(t, "events", got, []string{"a2", "a3", "a1"})
+
+	wantFull := full
+	wantFull.Time = full.Time.UTC()
+	wantMin := minimal
+	wantMin.Category = store.CategoryData
+	wantEmptyErr := emptyErr
+	for i, want := range []store.Event{wantMin, wantEmptyErr, wantFull} {
+		g := got[i]
+		if g.Seq <= 0 {
+			t.Fatalf("%s: seq %d, want > 0", g.ID, g.Seq)
+		}
+		if g.Time.Location() != time.UTC || !g.Time.Equal(want.Time) || g.Time.Nanosecond() != want.Time.Nanosecond() {
+			t.Fatalf("%s: time %v, want %v in UTC with ns precision", g.ID, g.Time, want.Time)
+		}
+		g.Seq, want.Seq = 0, 0
+		g.Time, want.Time = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(g, want) {
+			gj, _ := json.Marshal(g)
+			wj, _ := json.Marshal(want)
+			t.Fatalf("round trip of %s:\n got %s\nwant %s", want.ID, gj, wj)
+		}
+		if (g.Error == nil) != (want.Error == nil) {
+			t.Fatalf("%s: error %v, want %v", want.ID, g.Error, want.Error)
+		}
+	}
+}
+
+func testSeqMonotonic(t *testing.T, s store.Store) {
+	// Insert order, not time order, decides seq.
+	mustInsert(t, s, ev("ns", "3", t0.Add(3*time.Second)), ev("ns", "1", t0.Add(time.Second)))
+	mustInsert(t, s, ev("ns", "2", t0.Add(2*time.Second)), ev("other", "4", t0))
+	seq := map[string]int64{}
+	for _, ns := range []string{"ns", "other"} {
+		for _, e := range walk(t, s, all(ns)) {
+			seq[e.ID] = e.Seq
+		}
+	}
+	if !(seq["3"] < seq["1"] && seq["1"] < seq["2"] && seq["2"] < seq["4"]) {
+		t.Fatalf("seqs %v are not monotonic in insert order 3, 1, 2, 4", seq)
+	}
+}
+
+func testIdempotentInsert(t *testing.T, s store.Store) {
+	batch := []store.Event{ev("ns", "1", t0), ev("ns", "2", t0.Add(time.Second)), ev("ns", "3", t0.Add(2*time.Second))}
+	if res := mustInsert(t, s, batch...); res != (store.InsertResult{Inserted: 3}) {
+		t.Fatalf("first insert = %+v", res)
+	}
+	before := walk(t, s, all("ns"))
+	if res := mustInsert(t, s, batch...); res != (store.InsertResult{Duplicates: 3}) {
+		t.Fatalf("re-sent batch = %+v, want 3 duplicates", res)
+	}
+	// A re-sent id is a no-op even when the rest of the event changed.
+	changed := ev("ns", "2", t0.Add(time.Hour), user("mallory"))
+	if res := mustInsert(t, s, changed, ev("ns", "4", t0.Add(3*time.Second))); res != (store.InsertResult{Inserted: 1, Duplicates: 1}) {
+		t.Fatalf("mixed batch = %+v, want 1 inserted, 1 duplicate", res)
+	}
+	// The first of two equal ids in one batch wins.
+	first := ev("ns", "5", t0.Add(4*time.Second), func(e *store.Event) { e.Message = "first" })
+	second := ev("ns", "5", t0.Add(5*time.Second), func(e *store.Event) { e.Message = "second" })
+	if res := mustInsert(t, s, first, second); res != (store.InsertResult{Inserted: 1, Duplicates: 1}) {
+		t.Fatalf("batch with a repeated id = %+v, want 1 inserted, 1 duplicate", res)
+	}
+	// The same id in another namespace is another event.
+	if res := mustInsert(t, s, ev("other", "1", t0)); res != (store.InsertResult{Inserted: 1}) {
+		t.Fatalf("same id in another namespace = %+v, want inserted", res)
+	}
+	after := walk(t, s, all("ns"))
+	checkIDs(t, "events", after, []string{"1", "2", "3", "4", "5"})
+	for i := range before {
+		if after[i].Seq != before[i].Seq || after[i].User != before[i].User {
+			t.Fatalf("event %s changed by a re-send: %+v -> %+v", before[i].ID, before[i], after[i])
+		}
+	}
+	if after[4].Message != "first" {
+		t.Fatalf("repeated id kept %q, want the first", after[4].Message)
+	}
+}
+
+func testAtomicFailedBatch(t *testing.T, s store.Store) {
+	mustInsert(t, s, ev("ns", "old", t0))
+	cases := map[string]func(*store.Event){
+		"invalid status":   func(e *store.Event) { e.Status = "ok" },
+		"invalid category": func(e *store.Event) { e.Category = "admin" },
+		"empty id":         func(e *store.Event) { e.ID = "" },
+		"empty user":       func(e *store.Event) { e.User = "" },
+		"empty namespace":  func(e *store.Event) { e.Namespace = "" },
+		"zero time":        func(e *store.Event) { e.Time = time.Time{} },
+		"invalid json":     func(e *store.Event) { e.Request = json.RawMessage(`{"a":`) },
+		"invalid utf-8":    func(e *store.Event) { e.Message = "\xc3\x28" },
+		"nul byte":         func(e *store.Event) { e.EntityID = "a\x00b" },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			bad := ev("ns", "bad", t0.Add(2*time.Second), user("bob"))
+			mutate(&bad)
+			batch := []store.Event{
+				ev("ns", "new1", t0.Add(time.Second), user("carol")),
+				ev("ns", "old", t0), // a duplicate in a failed batch changes nothing either
+				bad,
+				ev("ns", "new2", t0.Add(3*time.Second), user("carol")),
+			}
+			res, err := s.Insert(t.Context(), batch)
+			if !errors.Is(err, store.ErrInvalidEvent) {
+				t.Fatalf("Insert = %+v, %v; want an error wrapping ErrInvalidEvent", res, err)
+			}
+			if errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("Insert error %v wraps ErrUnavailable", err)
+			}
+			checkIDs(t, "events after the failed batch", walk(t, s, all("ns")), []string{"old"})
+			for _, u := range []string{"bob", "carol"} {
+				if ok, err := s.UserExists(t.Context(), "ns", u); err != nil || ok {
+					t.Fatalf("UserExists(%s) = %v, %v after a failed batch", u, ok, err)
+				}
+			}
+		})
+	}
+	// The store still works, and seq stays monotonic.
+	mustInsert(t, s, ev("ns", "after", t0.Add(time.Minute)))
+	got := walk(t, s, all("ns"))
+	checkIDs(t, "events", got, []string{"old", "after"})
+	if got[1].Seq <= got[0].Seq {
+		t.Fatalf("seq %d after a failed batch is not above %d", got[1].Seq, got[0].Seq)
+	}
+	if res, err := s.Insert(t.Context(), nil); err != nil || res != (store.InsertResult{}) {
+		t.Fatalf("Insert(nil) = %+v, %v", res, err)
+	}
+}
+
+func testConcurrentInserts(t *testing.T, s store.Store) {
+	const writers, batches, size = 4, 10, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for b := range batches {
+				batch := make([]store.Event, size)
+				for i := range batch {
+					batch[i] = ev("ns", fmt.Sprintf("w%d-b%02d-%02d", w, b, i), t0.Add(time.Duration(i)*time.Millisecond))
+				}
+				if _, err := s.Insert(t.Context(), batch); err != nil {
+					t.Errorf("writer %d batch %d: %v", w, b, err)
+					return
+				}
+			}
+		})
+	}
+	// Readers run meanwhile.
+	wg.Go(func() {
+		for range 20 {
+			if _, err := s.Events(t.Context(), all("ns")); err != nil {
+				t.Errorf("Events during inserts: %v", err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	got := walk(t, s, store.EventQuery{View: "v", Namespace: "ns", Page: store.Page{Size: 333}})
+	if len(got) != writers*batches*size {
+		t.Fatalf("stored %d events, want %d", len(got), writers*batches*size)
+	}
+	seqOf := map[string]int64{}
+	seen := map[int64]string{}
+	for _, e := range got {
+		if other, dup := seen[e.Seq]; dup {
+			t.Fatalf("seq %d given to %s and %s", e.Seq, other, e.ID)
+		}
+		seen[e.Seq] = e.ID
+		seqOf[e.ID] = e.Seq
+	}
+	// Within a batch, seq follows the batch's order.
+	for w := range writers {
+		for b := range batches {
+			for i := 1; i < size; i++ {
+				if seqOf[fmt.Sprintf("w%d-b%02d-%02d", w, b, i)] <= seqOf[fmt.Sprintf("w%d-b%02d-%02d", w, b, i-1)] {
+					t.Fatalf("writer %d batch %d: seq not monotonic at %d", w, b, i)
+				}
+			}
+		}
+	}
+}
+
+func testEventsOrdering(t *testing.T, s store.Store) {
+	// Inserted out of time order, with ties: time then seq (insert order).
+	mustInsert(t, s,
+		ev("ns", "c", t0.Add(2*time.Second)),
+		ev("ns", "a2", t0),
+		ev("ns", "b", t0.Add(time.Nanosecond)),
+	)
+	mustInsert(t, s,
+		ev("ns", "a3", t0),
+		ev("ns", "z", t0.Add(-time.Nanosecond)),
+		ev("ns", "c2", t0.Add(2*time.Second)),
+	)
+	mustInsert(t, s, ev("ns", "a1", t0)) // latest insert, same time: last of the tie
+	want := []string{"z", "a2", "a3", "a1", "b", "c", "c2"}
+	checkIDs(t, "one page", walk(t, s, all("ns")), want)
+	checkIDs(t, "pages of 1", walk(t, s, store.EventQuery{View: "v", Namespace: "ns", Page: store.Page{Size: 1}}), want)
+	checkIDs(t, "pages of 2", walk(t, s, store.EventQuery{View: "v", Namespace: "ns", Page: store.Page{Size: 2}}), want)
+}
+
+// filterData inserts a small tenant with every filter's dimensions and
+// returns its events in (time, seq) order as stored.
+func filterData(t *testing.T, s store.Store) []store.Event {
+	var batch []store.Event
+	users := []string{"alice", "bob", "Bob", "carol"}
+	cats := []string{store.CategoryAccess, store.CategoryUser, store.CategoryData}
+	for i := range 36 {
+		at := t0.Add(time.Duration(i%12) * 7 * time.Minute).Add(time.Duration(i/12) * time.Nanosecond)
+		batch = append(batch, ev("team-a", fmt.Sprintf("e%02d", i), at, user(users[i%4]), category(cats[i%3])))
+		batch = append(batch, ev("team-b", fmt.Sprintf("e%02d", i), at, user(users[i%4]), category(cats[i%3])))
+	}
+	batch = append(batch, ev("team-aa", "x", t0, user("alice"), category(store.CategoryAccess)))
+	mustInsert(t, s, batch...)
+	got := walk(t, s, all("team-a"))
+	if len(got) != 36 {
+		t.Fatalf("team-a holds %d events, want 36", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		a, b := got[i-1], got[i]
+		if a.Time.After(b.Time) || (a.Time.Equal(b.Time) && a.Seq >= b.Seq) {
+			t.Fatalf("events not in (time, seq) order at %d: %s then %s", i, a.ID, b.ID)
+		}
+	}
+	return got
+}
+
+func keep(events []store.Event, pred func(store.Event) bool) []string {
+	out := []string{}
+	for _, e := range events {
+		if pred(e) {
+			out = append(out, e.ID)
+		}
+	}
+	return out
+}
+
+func testEventsFilters(t *testing.T, s store.Store) {
+	data := filterData(t, s)
+	from, to := t0.Add(14*time.Minute), t0.Add(56*time.Minute)
+	cases := []struct {
+		name string
+		q    store.EventQuery
+		want func(store.Event) bool
+	}{
+		{"all", store.EventQuery{}, func(store.Event) bool { return true }},
+		{"access", store.EventQuery{Category: store.CategoryAccess}, func(e store.Event) bool { return e.Category == store.CategoryAccess }},
+		{"user category", store.EventQuery{Category: store.CategoryUser}, func(e store.Event) bool { return e.Category == store.CategoryUser }},
+		{"data", store.EventQuery{Category: store.CategoryData}, func(e store.Event) bool { return e.Category == store.CategoryData }},
+		{"user bob", store.EventQuery{User: "bob"}, func(e store.Event) bool { return e.User == "bob" }},
+		{"user Bob is another user", store.EventQuery{User: "Bob"}, func(e store.Event) bool { return e.User == "Bob" }},
+		{"user and category", store.EventQuery{User: "alice", Category: store.CategoryAccess},
+			func(e store.Event) bool { return e.User == "alice" && e.Category == store.CategoryAccess }},
+		{"range", store.EventQuery{Range: store.TimeRange{From: from, To: to}},
+			func(e store.Event) bool { return !e.Time.Before(from) && e.Time.Before(to) }},
+		{"range from only", store.EventQuery{Range: store.TimeRange{From: from}}, func(e store.Event) bool { return !e.Time.Before(from) }},
+		{"range to only", store.EventQuery{Range: store.TimeRange{To: to}}, func(e store.Event) bool { return e.Time.Before(to) }},
+		{"range, category and user", store.EventQuery{Range: store.TimeRange{From: from, To: to}, Category: store.CategoryUser, User: "bob"},
+			func(e store.Event) bool {
+				return !e.Time.Before(from) && e.Time.Before(to) && e.Category == store.CategoryUser && e.User == "bob"
+			}},
+		{"unknown user", store.EventQuery{User: "nobody"}, func(store.Event) bool { return false }},
+		{"empty range", store.EventQuery{Range: store.TimeRange{From: from, To: from}}, func(store.Event) bool { return false }},
+		{"reversed range", store.EventQuery{Range: store.TimeRange{From: to, To: from}}, func(store.Event) bool { return false }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := keep(data, tc.want)
+			for _, size := range []int{1, 4, 1000} {
+				q := tc.q
+				q.View, q.Namespace, q.Page.Size, q.WithTotal = "v", "team-a", size, true
+				got := walk(t, s, q)
+				checkIDs(t, fmt.Sprintf("page size %d", size), got, want)
+				for _, e := range got {
+					if e.Namespace != "team-a" {
+						t.Fatalf("event of namespace %q in team-a's view", e.Namespace)
+					}
+				}
+				p, err := s.Events(t.Context(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Total != int64(len(want)) {
+					t.Fatalf("page size %d: Total %d, want %d", size, p.Total, len(want))
+				}
+			}
+		})
+	}
+	t.Run("unknown namespace", func(t *testing.T) {
+		checkIDs(t, "events", walk(t, s, all("team")), []string{})
+	})
+}
+
+func testEventsRangeBounds(t *testing.T, s store.Store) {
+	mustInsert(t, s,
+		ev("ns", "before", t0.Add(-time.Nanosecond)),
+		ev("ns", "from", t0),
+		ev("ns", "mid", t0.Add(time.Hour)),
+		ev("ns", "last", t0.Add(2*time.Hour-time.Nanosecond)),
+		ev("ns", "to", t0.Add(2*time.Hour)),
+	)
+	to := t0.Add(2 * time.Hour)
+	cases := []struct {
+		name     string
+		from, to time.Time
+		want     []string
+	}{
+		{"[from, to)", t0, to, []string{"from", "mid", "last"}},
+		{"from-1ns", t0.Add(-time.Nanosecond), to, []string{"before", "from", "mid", "last"}},
+		{"from+1ns", t0.Add(time.Nanosecond), to, []string{"mid", "last"}},
+		{"to+1ns", t0, to.Add(time.Nanosecond), []string{"from", "mid", "last", "to"}},
+		{"to-1ns", t0, to.Add(-time.Nanosecond), []string{"from", "mid"}},
+		{"one nanosecond", t0, t0.Add(time.Nanosecond), []string{"from"}},
+		{"non-UTC bounds", t0.In(time.FixedZone("X", -5*3600)), to.In(time.FixedZone("Y", 9*3600)), []string{"from", "mid", "last"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := store.EventQuery{View: "v", Namespace: "ns", Range: store.TimeRange{From: tc.from, To: tc.to}, Page: store.Page{Size: 2}, WithTotal: true}
+			checkIDs(t, "events", walk(t, s, q), tc.want)
+		})
+	}
+}
+
+func testEventsPagination(t *testing.T, s store.Store) {
+	data := filterData(t, s)
+	for _, size := range []int{1, 2, 3, 5, 35, 36, 37, 1000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			q := store.EventQuery{View: "audit-details", Namespace: "team-a", Page: store.Page{Size: size}, WithTotal: true}
+			pages := 0
+			var got []store.Event
+			for {
+				if pages >= maxPages {
+					t.Fatalf("more than %d pages: the walk does not end", maxPages)
+				}
+				p, err := s.Events(t.Context(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pages++
+				if p.Total != 36 {
+					t.Fatalf("page %d: Total %d, want 36", pages, p.Total)
+				}
+				got = append(got, p.Events...)
+				if p.NextToken == "" {
+					break
+				}
+				for _, c := range p.NextToken {
+					if !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", c) {
+						t.Fatalf("token %q is not URL-safe base64", p.NextToken)
+					}
+				}
+				q.Page.Token = p.NextToken
+			}
+			if want := (36 + size - 1) / size; pages != want {
+				t.Fatalf("%d pages, want %d", pages, want)
+			}
+			checkIDs(t, "walk", got, ids(data))
+			// A page not asked for its total has none.
+			p, err := s.Events(t.Context(), store.EventQuery{View: "v", Namespace: "team-a", Page: store.Page{Size: size}})
+			if err != nil || p.Total != 0 {
+				t.Fatalf("Total without WithTotal = %d, %v", p.Total, err)
+			}
+		})
+	}
+}
+
+func testEventsPaginationInsertMidWalk(t *testing.T, s store.Store) {
+	var batch []store.Event
+	for i := range 10 {
+		batch = append(batch, ev("ns", fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Minute)))
+	}
+	mustInsert(t, s, batch...)
+	q := store.EventQuery{View: "v", Namespace: "ns", Range: store.TimeRange{From: t0, To: t0.Add(time.Hour)}, Page: store.Page{Size: 3}}
+	p, err := s.Events(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Events
+	checkIDs(t, "first page", got, []string{"e0", "e1", "e2"})
+	mustInsert(t, s,
+		ev("ns", "behind", t0.Add(time.Minute+time.Second)),                   // behind the cursor: not shown
+		ev("ns", "tie", t0.Add(2*time.Minute)),                                // same time as the cursor, later seq: ahead
+		ev("ns", "ahead", t0.Add(5*time.Minute+time.Second)),                  // ahead: shown
+		ev("ns", "at-end", t0.Add(59*time.Minute)),                            // ahead, last
+		ev("ns", "out-of-range", t0.Add(time.Hour)),                           // outside the range
+		ev("other", "other-ns", t0.Add(3*time.Minute+time.Second), user("x")), // another tenant
+	)
+	q.Page.Token = p.NextToken
+	for pages := 2; q.Page.Token != ""; pages++ {
+		if pages > maxPages {
+			t.Fatalf("more than %d pages: the walk does not end", maxPages)
+		}
+		p, err := s.Events(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Events) == 0 {
+			t.Fatalf("page %d is empty: a next token promises rows", pages)
+		}
+		got = append(got, p.Events...)
+		q.Page.Token = p.NextToken
+		if pages == 3 {
+			// Rows keep coming while the client pages.
+			mustInsert(t, s, ev("ns", "late", t0.Add(58*time.Minute)))
+		}
+	}
+	checkIDs(t, "walk", got, []string{"e0", "e1", "e2", "tie", "e3", "e4", "e5", "ahead", "e6", "e7", "e8", "e9", "late", "at-end"})
+}
+
+// flips returns token altered one byte at a time (at every byte, and at
+// every character of the string).
+func flips(token string) []string {
+	var out []string
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err == nil {
+		for i := range raw {
+			b := slices.Clone(raw)
+			b[i] ^= 0x01
+			out = append(out, base64.RawURLEncoding.EncodeToString(b))
+		}
+	}
+	for i := range len(token) {
+		c := byte('A')
+		if token[i] == 'A' {
+			c = 'B'
+		}
+		out = append(out, token[:i]+string(c)+token[i+1:])
+	}
+	return append(out, token[:len(token)-1], token+"A", "", "%%%", "AAAA")
+}
+
+func expectInvalidToken(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, store.ErrInvalidToken) {
+		t.Fatalf("%s: error %v, want one wrapping ErrInvalidToken", what, err)
+	}
+}
+
+func testEventsTokens(t *testing.T, s store.Store) {
+	filterData(t, s)
+	from, to := t0, t0.Add(2*time.Hour)
+	q := store.EventQuery{View: "useraccess", Namespace: "team-a", Category: store.CategoryAccess, User: "alice",
+		Range: store.TimeRange{From: from, To: to}, Page: store.Page{Size: 1}}
+	p, err := s.Events(t.Context(), q)
+	if err != nil || p.NextToken == "" {
+		t.Fatalf("first page: %+v, %v", p, err)
+	}
+	tok := p.NextToken
+	q.Page.Token = tok
+	if _, err := s.Events(t.Context(), q); err != nil {
+		t.Fatalf("the token with its own query: %v", err)
+	}
+	t.Run("tampered", func(t *testing.T) {
+		for _, bad := range flips(tok) {
+			if bad == "" {
+				continue // "" is the first page
+			}
+			qq := q
+			qq.Page.Token = bad
+			_, err := s.Events(t.Context(), qq)
+			expectInvalidToken(t, fmt.Sprintf("token %q", bad), err)
+		}
+	})
+	t.Run("foreign", func(t *testing.T) {
+		others := map[string]func(*store.EventQuery){
+			"other namespace":  func(q *store.EventQuery) { q.Namespace = "team-b" },
+			"other view":       func(q *store.EventQuery) { q.View = "users" },
+			"other category":   func(q *store.EventQuery) { q.Category = store.CategoryUser },
+			"no category":      func(q *store.EventQuery) { q.Category = "" },
+			"other user":       func(q *store.EventQuery) { q.User = "bob" },
+			"no user":          func(q *store.EventQuery) { q.User = "" },
+			"other from":       func(q *store.EventQuery) { q.Range.From = from.Add(time.Nanosecond) },
+			"other to":         func(q *store.EventQuery) { q.Range.To = to.Add(-time.Nanosecond) },
+			"unbounded":        func(q *store.EventQuery) { q.Range = store.TimeRange{} },
+			"other page size":  func(q *store.EventQuery) { q.Page.Size = 2 },
+			"larger page size": func(q *store.EventQuery) { q.Page.Size = 1000 },
+		}
+		for name, mutate := range others {
+			qq := q
+			mutate(&qq)
+			_, err := s.Events(t.Context(), qq)
+			expectInvalidToken(t, name, err)
+		}
+		// A summary token is no events token, and the other way round.
+		sq := store.SummaryQuery{Namespace: "team-a", Range: store.TimeRange{From: from, To: to}, Page: store.Page{Size: 1}}
+		sp, err := s.Summary(t.Context(), sq)
+		if err != nil || sp.NextToken == "" {
+			t.Fatalf("summary: %+v, %v", sp, err)
+		}
+		qq := q
+		qq.Page.Token = sp.NextToken
+		_, err = s.Events(t.Context(), qq)
+		expectInvalidToken(t, "summary token on events", err)
+		sq.Page.Token = tok
+		_, err = s.Summary(t.Context(), sq)
+		expectInvalidToken(t, "events token on the summary", err)
+	})
+}
+
+// row is a summary row without its logged-in time, for comparisons.
+type row struct {
+	Date, User, API, Status string
+	Count                   int64
+}
+
+func rowsOf(rows []store.SummaryRow) []row {
+	out := []row{}
+	for _, r := range rows {
+		out = append(out, row{r.Date, r.User, r.API, r.Status, r.Count})
+	}
+	return out
+}
+
+func summaryAll(t *testing.T, s store.Store, q store.SummaryQuery) []store.SummaryRow {
+	t.Helper()
+	var out []store.SummaryRow
+	for i := 0; ; i++ {
+		if i >= maxPages {
+			t.Fatalf("more than %d summary pages: the walk does not end", maxPages)
+		}
+		p, err := s.Summary(t.Context(), q)
+		if err != nil {
+			t.Fatalf("Summary page %d: %v", i+1, err)
+		}
+		out = append(out, p.Rows...)
+		if p.NextToken == "" {
+			return out
+		}
+		if len(p.Rows) != q.Page.Size {
+			t.Fatalf("summary page %d has %d rows and a next token; want %d", i+1, len(p.Rows), q.Page.Size)
+		}
+		q.Page.Token = p.NextToken
+	}
+}
+
+func testSummaryRows(t *testing.T, s store.Store) {
+	d1 := time.Date(2024, 5, 28, 0, 0, 0, 0, time.UTC)
+	d2 := d1.Add(24 * time.Hour)
+	mustInsert(t, s,
+		// Strings sort in byte order: "Alice" < "alice" < "bob" < "ä"; "/Pods" < "/pods" < "/pods/exec".
+		ev("ns", "1", d1.Add(time.Hour), user("bob"), api("/pods")),
+		ev("ns", "2", d1.Add(2*time.Hour), user("ä"), api("/pods")),
+		ev("ns", "3", d1.Add(3*time.Hour), user("alice"), api("/pods/exec")),
+		ev("ns", "4", d1.Add(4*time.Hour), user("Alice"), api("/pods")),
+		ev("ns", "5", d1.Add(5*time.Hour), user("alice"), api("/Pods")),
+		ev("ns", "6", d1.Add(6*time.Hour), user("alice"), api("/pods"), failed),
+		ev("ns", "7", d1.Add(7*time.Hour), user("alice"), api("/pods")),
+		ev("ns", "8", d1.Add(8*time.Hour), user("alice"), api("/pods")),
+		ev("ns", "9", d1.Add(24*time.Hour-time.Nanosecond), user("alice"), api("/pods"), failed),
+		ev("ns", "10", d2, user("alice"), api("/pods")), // next date
+		ev("ns", "11", d2.Add(time.Hour), user("alice"), api("")),
+		ev("other", "12", d1.Add(time.Hour), user("alice"), api("/pods")), // another tenant
+	)
+	want := []row{
+		{"2024-05-28", "Alice", "/pods", "success", 1},
+		{"2024-05-28", "alice", "/Pods", "success", 1},
+		{"2024-05-28", "alice", "/pods", "failure", 2},
+		{"2024-05-28", "alice", "/pods", "success", 2},
+		{"2024-05-28", "alice", "/pods/exec", "success", 1},
+		{"2024-05-28", "bob", "/pods", "success", 1},
+		{"2024-05-28", "ä", "/pods", "success", 1},
+		{"2024-05-29", "alice", "", "success", 1},
+		{"2024-05-29", "alice", "/pods", "success", 1},
+	}
+	q := store.SummaryQuery{Namespace: "ns", Range: store.TimeRange{From: d1, To: d2.Add(24 * time.Hour)}, Page: store.Page{Size: 100}}
+	got := summaryAll(t, s, q)
+	if !reflect.DeepEqual(rowsOf(got), want) {
+		t.Fatalf("summary rows:\n got %v\nwant %v", rowsOf(got), want)
+	}
+	q.Range = store.TimeRange{}
+	if got := summaryAll(t, s, q); !reflect.DeepEqual(rowsOf(got), want) {
+		t.Fatalf("unbounded summary rows:\n got %v\nwant %v", rowsOf(got), want)
+	}
+	q.Namespace = "nobody"
+	if got := summaryAll(t, s, q); len(got) != 0 {
+		t.Fatalf("summary of an empty tenant: %v", got)
+	}
+}
+
+// session is one logged-in-time case: one user's events (offsets from the
+// date's start), a range (offsets; zero To = end of date) and the seconds
+// expected on that date.
+type session struct {
+	name     string
+	at       []time.Duration
+	from, to time.Duration
+	want     time.Duration
+}
+
+func testSummarySessions(t *testing.T, s store.Store) {
+	h, m := time.Hour, time.Minute
+	cases := []session{
+		{name: "one event", at: []time.Duration{h}, want: 0},
+		{name: "two events", at: []time.Duration{h, h + 10*m}, want: 10 * m},
+		{name: "gap of exactly 30m is one session", at: []time.Duration{h, h + 30*m}, want: 30 * m},
+		{name: "gap of 30m+1ns splits", at: []time.Duration{h, h + 30*m + 1}, want: 0},
+		{name: "two sessions", at: []time.Duration{h, h + 20*m, h + 50*m + 1, h + 60*m + 1}, want: 30 * m},
+		{name: "chain of 30m gaps", at: []time.Duration{0, 30 * m, 60 * m, 90 * m}, want: 90 * m},
+		{name: "nanoseconds", at: []time.Duration{h, h + 1}, want: 1},
+		{name: "same instant", at: []time.Duration{h, h, h}, want: 0},
+		{name: "whole date", at: []time.Duration{0, 24*h - 1}, want: 0},
+		{name: "whole date in 30m steps", at: steps(0, 24*h-1, 30*m), want: 24*h - 1 - (24*h-1)%(30*m)},
+		{name: "range cuts the first event", at: []time.Duration{h, h + 10*m, h + 20*m}, from: h + 5*m, want: 10 * m},
+		{name: "from is inclusive", at: []time.Duration{h, h + 10*m, h + 20*m}, from: h, want: 20 * m},
+		{name: "to is exclusive", at: []time.Duration{h, h + 10*m, h + 20*m}, to: h + 20*m, want: 10 * m},
+		{name: "range cut joins no sessions", at: []time.Duration{h, h + 40*m, h + 50*m}, from: h + 40*m, want: 10 * m},
+		{name: "29m+1ns gaps stay one session", at: []time.Duration{0, 29 * m, 58 * m, 87*m + 1}, want: 87*m + 1},
+		{name: "long session with a split", at: []time.Duration{0, 29 * m, 58 * m, 88*m + 1, 100 * m}, want: 58*m + 12*m - 1},
+	}
+	date := time.Date(2024, 6, 3, 0, 0, 0, 0, time.UTC)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := fmt.Sprintf("sessions-%d", i)
+			var batch []store.Event
+			for j, at := range tc.at {
+				batch = append(batch, ev(ns, fmt.Sprint(j), date.Add(at), user("u"), api(fmt.Sprintf("/api%d", j%2))))
+				// Other users and tenants do not bridge u's gaps.
+				batch = append(batch, ev(ns, fmt.Sprint("v", j), date.Add(at+15*m), user("v")))
+				batch = append(batch, ev("other-"+ns, fmt.Sprint(j), date.Add(at+15*m), user("u")))
+			}
+			mustInsert(t, s, batch...)
+			to := tc.to
+			if to == 0 {
+				to = 24 * h
+			}
+			q := store.SummaryQuery{Namespace: ns, User: "u", Range: store.TimeRange{From: date.Add(tc.from), To: date.Add(to)}, Page: store.Page{Size: 1}}
+			rows := summaryAll(t, s, q)
+			if len(rows) == 0 {
+				t.Fatal("no rows")
+			}
+			for _, r := range rows {
+				if r.Date != "2024-06-03" || r.User != "u" {
+					t.Fatalf("unexpected row %+v", r)
+				}
+				if !secondsEqual(r.LoggedInSeconds, tc.want) {
+					t.Fatalf("row %+v: logged_in_time %v s, want %v s", r, r.LoggedInSeconds, tc.want.Seconds())
+				}
+			}
+		})
+	}
+	t.Run("per date", func(t *testing.T) {
+		// Sessions never span midnight UTC: each date counts its own events.
+		mustInsert(t, s,
+			ev("dates", "1", date.Add(-20*m), user("u")),
+			ev("dates", "2", date.Add(-10*m), user("u")),
+			ev("dates", "3", date.Add(5*m), user("u"), api("/a")),
+			ev("dates", "4", date.Add(25*m), user("u"), api("/b")),
+			ev("dates", "5", date.Add(30*m), user("u"), api("/a"), failed),
+			ev("dates", "6", date.Add(10*m), user("w")),
+		)
+		q := store.SummaryQuery{Namespace: "dates", Range: store.TimeRange{From: date.Add(-24 * h), To: date.Add(24 * h)}, Page: store.Page{Size: 2}}
+		want := map[string]time.Duration{"2024-06-02/u": 10 * m, "2024-06-03/u": 25 * m, "2024-06-03/w": 0}
+		rows := summaryAll(t, s, q)
+		if len(rows) != 5 {
+			t.Fatalf("rows %v, want 5", rows)
+		}
+		for _, r := range rows {
+			if w := want[r.Date+"/"+r.User]; !secondsEqual(r.LoggedInSeconds, w) {
+				t.Fatalf("row %+v: logged_in_time %v, want %v (the same on every row of the user and date)", r, r.LoggedInSeconds, w.Seconds())
+			}
+		}
+	})
+}
+
+func steps(from, to, step time.Duration) []time.Duration {
+	var out []time.Duration
+	for d := from; d <= to; d += step {
+		out = append(out, d)
+	}
+	return out
+}
+
+func secondsEqual(got float64, want time.Duration) bool {
+	return math.Abs(got-want.Seconds()) <= 1e-9*math.Max(1, want.Seconds())
+}
+
+func testSummaryFiltersAndBounds(t *testing.T, s store.Store) {
+	d := time.Date(2024, 5, 22, 0, 0, 0, 0, time.UTC)
+	mustInsert(t, s,
+		ev("ns", "1", d.Add(-time.Nanosecond), user("a")),
+		ev("ns", "2", d, user("a")),
+		ev("ns", "3", d.Add(time.Minute), user("b")),
+		ev("ns", "4", d.Add(2*time.Minute), user("a")),
+		ev("ns", "5", d.Add(3*time.Minute), user("a")),
+	)
+	cases := []struct {
+		name     string
+		user     string
+		from, to time.Time
+		want     []row
+	}{
+		{"[from, to)", "", d, d.Add(3 * time.Minute), []row{{"2024-05-22", "a", "/pods", "success", 2}, {"2024-05-22", "b", "/pods", "success", 1}}},
+		{"from-1ns", "", d.Add(-time.Nanosecond), d.Add(time.Minute), []row{{"2024-05-21", "a", "/pods", "success", 1}, {"2024-05-22", "a", "/pods", "success", 1}}},
+		{"to+1ns", "a", d, d.Add(3*time.Minute + 1), []row{{"2024-05-22", "a", "/pods", "success", 3}}},
+		{"user", "b", time.Time{}, time.Time{}, []row{{"2024-05-22", "b", "/pods", "success", 1}}},
+		{"unknown user", "c", time.Time{}, time.Time{}, []row{}},
+		{"empty range", "", d, d, []row{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := store.SummaryQuery{Namespace: "ns", User: tc.user, Range: store.TimeRange{From: tc.from, To: tc.to}, Page: store.Page{Size: 1}}
+			if got := rowsOf(summaryAll(t, s, q)); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("rows %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// logged_in_time counts only the events inside the range.
+	q := store.SummaryQuery{Namespace: "ns", User: "a", Range: store.TimeRange{From: d.Add(time.Minute), To: d.Add(time.Hour)}, Page: store.Page{Size: 10}}
+	rows := summaryAll(t, s, q)
+	if len(rows) != 1 || !secondsEqual(rows[0].LoggedInSeconds, time.Minute) {
+		t.Fatalf("rows %+v, want one with 60 s", rows)
+	}
+}
+
+// summaryData inserts several dates, users, apis and statuses, with empty
+// dates between, and returns the expected rows.
+func summaryData(t *testing.T, s store.Store, ns string) []row {
+	var batch []store.Event
+	users := []string{"zed", "amy", "Bea", "amy.b"}
+	apis := []string{"/a", "/b", "/a/x"}
+	want := map[row]int64{}
+	for i := range 200 {
+		day := []int{0, 1, 5, 6, 30}[i%5]
+		at := t0.Add(time.Duration(day)*24*time.Hour + time.Duration(i)*time.Minute)
+		e := ev(ns, fmt.Sprint(i), at, user(users[i%4]), api(apis[i%3]))
+		if i%7 == 0 {
+			e.Status = store.StatusFailure
+		}
+		batch = append(batch, e)
+		want[row{Date: at.Format(time.DateOnly), User: e.User, API: e.API, Status: e.Status}]++
+	}
+	mustInsert(t, s, batch...)
+	var out []row
+	for r, n := range want {
+		r.Count = n
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b row) int {
+		return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.User, b.User), cmp.Compare(a.API, b.API), cmp.Compare(a.Status, b.Status))
+	})
+	return out
+}
+
+func testSummaryPagination(t *testing.T, s store.Store) {
+	want := summaryData(t, s, "ns")
+	if len(want) < 30 {
+		t.Fatalf("only %d rows of test data", len(want))
+	}
+	full := summaryAll(t, s, store.SummaryQuery{Namespace: "ns", Page: store.Page{Size: 1000}})
+	if !reflect.DeepEqual(rowsOf(full), want) {
+		t.Fatalf("rows:\n got %v\nwant %v", rowsOf(full), want)
+	}
+	for _, size := range []int{1, 2, 3, 7, len(want) - 1, len(want), len(want) + 1} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			got := summaryAll(t, s, store.SummaryQuery{Namespace: "ns", Page: store.Page{Size: size}})
+			if !reflect.DeepEqual(got, full) {
+				t.Fatalf("pages of %d:\n got %v\nwant %v", size, got, full)
+			}
+		})
+	}
+}
+
+func testSummaryPaginationInsertMidWalk(t *testing.T, s store.Store) {
+	d := time.Date(2024, 5, 22, 0, 0, 0, 0, time.UTC)
+	mustInsert(t, s,
+		ev("ns", "1", d.Add(time.Hour), user("b")),
+		ev("ns", "2", d.Add(time.Hour), user("c")),
+		ev("ns", "3", d.Add(time.Hour), user("e")),
+		ev("ns", "4", d.Add(25*time.Hour), user("b")),
+	)
+	q := store.SummaryQuery{Namespace: "ns", Page: store.Page{Size: 2}}
+	p, err := s.Summary(t.Context(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rowsOf(p.Rows)
+	mustInsert(t, s,
+		ev("ns", "5", d.Add(2*time.Hour), user("a")),         // behind the cursor (b... c): not shown
+		ev("ns", "6", d.Add(2*time.Hour), user("c")),         // same key as the cursor row: not shown again
+		ev("ns", "7", d.Add(2*time.Hour), user("d")),         // ahead: shown
+		ev("ns", "8", d.Add(49*time.Hour), user("a")),        // a later date: shown
+		ev("ns", "9", d.Add(2*time.Hour), user("c"), failed), // (c, /pods, failure) sorts before (c, /pods, success): behind
+	)
+	q.Page.Token = p.NextToken
+	got = append(got, rowsOf(summaryAll(t, s, q))...)
+	want := []row{
+		{"2024-05-22", "b", "/pods", "success", 1},
+		{"2024-05-22", "c", "/pods", "success", 1},
+		{"2024-05-22", "d", "/pods", "success", 1},
+		{"2024-05-22", "e", "/pods", "success", 1},
+		{"2024-05-23", "b", "/pods", "success", 1},
+		{"2024-05-24", "a", "/pods", "success", 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("walk:\n got %v\nwant %v", got, want)
+	}
+}
+
+func testSummaryTokens(t *testing.T, s store.Store) {
+	summaryData(t, s, "ns")
+	summaryData(t, s, "ns2")
+	from, to := t0, t0.Add(60*24*time.Hour)
+	q := store.SummaryQuery{Namespace: "ns", User: "amy", Range: store.TimeRange{From: from, To: to}, Page: store.Page{Size: 2}}
+	p, err := s.Summary(t.Context(), q)
+	if err != nil || p.NextToken == "" {
+		t.Fatalf("first page: %+v, %v", p, err)
+	}
+	q.Page.Token = p.NextToken
+	if _, err := s.Summary(t.Context(), q); err != nil {
+		t.Fatalf("the token with its own query: %v", err)
+	}
+	for _, bad := range flips(p.NextToken) {
+		if bad == "" {
+			continue
+		}
+		qq := q
+		qq.Page.Token = bad
+		_, err := s.Summary(t.Context(), qq)
+		expectInvalidToken(t, fmt.Sprintf("token %q", bad), err)
+	}
+	others := map[string]func(*store.SummaryQuery){
+		"other namespace": func(q *store.SummaryQuery) { q.Namespace = "ns2" },
+		"other user":      func(q *store.SummaryQuery) { q.User = "zed" },
+		"no user":         func(q *store.SummaryQuery) { q.User = "" },
+		"other from":      func(q *store.SummaryQuery) { q.Range.From = from.Add(-time.Second) },
+		"other to":        func(q *store.SummaryQuery) { q.Range.To = to.Add(time.Second) },
+		"other page size": func(q *store.SummaryQuery) { q.Page.Size = 3 },
+	}
+	for name, mutate := range others {
+		qq := q
+		mutate(&qq)
+		_, err := s.Summary(t.Context(), qq)
+		expectInvalidToken(t, name, err)
+	}
+}
+
+func testUserLogs(t *testing.T, s store.Store) {
+	var batch []store.Event
+	for i := range 7 {
+		// Two events share a time; the later insert is newer.
+		at := t0.Add(time.Duration(i) * time.Hour)
+		if i == 4 {
+			at = t0.Add(3 * time.Hour)
+		}
+		dev := "4184"
+		if i%2 == 1 {
+			dev = "77"
+		}
+		batch = append(batch, ev("kobil", fmt.Sprint("s", i), at, user("sony"), device(dev)))
+	}
+	batch = append(batch,
+		ev("kobil", "o1", t0.Add(90*time.Minute), user("other")),
+		ev("kobil", "o2", t0.Add(90*time.Minute), user("Sony")),
+		ev("elsewhere", "s9", t0.Add(90*time.Minute), user("sony")),
+	)
+	mustInsert(t, s, batch...)
+	newest := []string{"s6", "s5", "s4", "s3", "s2", "s1", "s0"}
+	cases := []struct {
+		name          string
+		limit, offset int
+		device        string
+		r             store.TimeRange
+		want          []string
+		more          bool
+	}{
+		{"first page", 3, 0, "", store.TimeRange{}, newest[:3], true},
+		{"second page", 3, 3, "", store.TimeRange{}, newest[3:6], true},
+		{"last page", 3, 6, "", store.TimeRange{}, newest[6:], false},
+		{"exactly all", 7, 0, "", store.TimeRange{}, newest, false},
+		{"one short of all", 6, 0, "", store.TimeRange{}, newest[:6], true},
+		{"past the end", 10, 20, "", store.TimeRange{}, []string{}, false},
+		{"limit 1", 1, 0, "", store.TimeRange{}, newest[:1], true},
+		{"device", 10, 0, "77", store.TimeRange{}, []string{"s5", "s3", "s1"}, false},
+		{"device and offset", 1, 1, "77", store.TimeRange{}, []string{"s3"}, true},
+		{"unknown device", 10, 0, "1", store.TimeRange{}, []string{}, false},
+		{"range", 10, 0, "", store.TimeRange{From: t0.Add(time.Hour), To: t0.Add(5 * time.Hour)}, []string{"s4", "s3", "s2", "s1"}, false},
+		{"range from only", 2, 0, "", store.TimeRange{From: t0.Add(5 * time.Hour)}, []string{"s6", "s5"}, false},
+		{"range to only", 10, 1, "", store.TimeRange{To: t0.Add(time.Hour + 1)}, []string{"s0"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := s.UserLogs(t.Context(), store.UserLogsQuery{Namespace: "kobil", User: "sony", DeviceID: tc.device,
+				Range: tc.r, Limit: tc.limit, Offset: tc.offset})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkIDs(t, "user logs", p.Events, tc.want)
+			if p.More != tc.more {
+				t.Fatalf("More = %v, want %v", p.More, tc.more)
+			}
+		})
+	}
+	p, err := s.UserLogs(t.Context(), store.UserLogsQuery{Namespace: "kobil", User: "nobody", Limit: 10})
+	if err != nil || len(p.Events) != 0 || p.More {
+		t.Fatalf("unknown user: %+v, %v", p, err)
+	}
+}
+
+func testUserExists(t *testing.T, s store.Store) {
+	mustInsert(t, s, ev("t1", "1", t0, user("sony")), ev("t2", "1", t0, user("ann")))
+	cases := []struct {
+		ns, user string
+		want     bool
+	}{
+		{"t1", "sony", true},
+		{"t2", "ann", true},
+		{"t1", "Sony", false},
+		{"t1", "son", false},
+		{"t1", "ann", false},
+		{"t3", "sony", false},
+	}
+	for _, tc := range cases {
+		ok, err := s.UserExists(t.Context(), tc.ns, tc.user)
+		if err != nil || ok != tc.want {
+			t.Fatalf("UserExists(%q, %q) = %v, %v; want %v", tc.ns, tc.user, ok, err, tc.want)
+		}
+	}
+}
+
+func testRetention(t *testing.T, s store.Store) {
+	cut := t0
+	mustInsert(t, s,
+		ev("a", "old", cut.Add(-24*time.Hour)),
+		ev("a", "just-old", cut.Add(-time.Nanosecond)),
+		ev("a", "at-cut", cut),
+		ev("a", "new", cut.Add(time.Hour)),
+		ev("b", "old", cut.Add(-time.Hour)),
+		ev("c", "new", cut.Add(time.Hour)),
+		ev("d", "ancient", time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Hour)),
+	)
+	n, err := s.DeleteBefore(t.Context(), cut)
+	if err != nil || n != 4 {
+		t.Fatalf("DeleteBefore = %d, %v; want 4", n, err)
+	}
+	checkIDs(t, "a", walk(t, s, all("a")), []string{"at-cut", "new"})
+	checkIDs(t, "b", walk(t, s, all("b")), []string{})
+	checkIDs(t, "c", walk(t, s, all("c")), []string{"new"})
+	checkIDs(t, "d", walk(t, s, all("d")), []string{})
+	if n, err := s.DeleteBefore(t.Context(), cut); err != nil || n != 0 {
+		t.Fatalf("second DeleteBefore = %d, %v; want 0", n, err)
+	}
+	// A deleted id may come back (it is a new event then).
+	if res := mustInsert(t, s, ev("b", "old", cut.Add(-time.Hour))); res.Inserted != 1 {
+		t.Fatalf("re-insert after retention = %+v", res)
+	}
+}
+
+func testRetentionManyEvents(t *testing.T, s store.Store) {
+	const n = 25000
+	for b := 0; b < n; b += 1000 {
+		batch := make([]store.Event, 0, 1000)
+		for i := b; i < b+1000; i++ {
+			batch = append(batch, ev("big", fmt.Sprint(i), t0.Add(time.Duration(i)*time.Millisecond)))
+		}
+		mustInsert(t, s, batch...)
+	}
+	mustInsert(t, s, ev("small", "1", t0))
+	cut := t0.Add(time.Duration(n-100) * time.Millisecond)
+	got, err := s.DeleteBefore(t.Context(), cut)
+	if err != nil || got != n-100+1 {
+		t.Fatalf("DeleteBefore = %d, %v; want %d", got, err, n-100+1)
+	}
+	rest := walk(t, s, all("big"))
+	if len(rest) != 100 || rest[0].ID != fmt.Sprint(n-100) {
+		t.Fatalf("%d events left, first %v; want 100 from %d", len(rest), ids(rest[:min(1, len(rest))]), n-100)
+	}
+}
+
+func testBadQueries(t *testing.T, s store.Store) {
+	mustInsert(t, s, ev("ns", "1", t0))
+	ctx := t.Context()
+	for name, q := range map[string]store.EventQuery{
+		"page size 0":      {View: "v", Namespace: "ns"},
+		"negative size":    {View: "v", Namespace: "ns", Page: store.Page{Size: -1}},
+		"no namespace":     {View: "v", Page: store.Page{Size: 1}},
+		"unknown category": {View: "v", Namespace: "ns", Category: "other", Page: store.Page{Size: 1}},
+	} {
+		if _, err := s.Events(ctx, q); err == nil || errors.Is(err, store.ErrInvalidToken) || errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Events(%s) = %v, want a plain error", name, err)
+		}
+	}
+	if _, err := s.Summary(ctx, store.SummaryQuery{Namespace: "ns"}); err == nil {
+		t.Fatal("Summary with page size 0: no error")
+	}
+	for name, q := range map[string]store.UserLogsQuery{
+		"limit 0":         {Namespace: "ns", User: "alice"},
+		"negative offset": {Namespace: "ns", User: "alice", Limit: 1, Offset: -1},
+	} {
+		if _, err := s.UserLogs(ctx, q); err == nil {
+			t.Fatalf("UserLogs(%s): no error", name)
+		}
+	}
+}

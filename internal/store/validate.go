@@ -1,0 +1,118 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrInvalidEvent is wrapped by errors about an event that does not fit the
+// model (spec/API.md section 1): a missing id or user, an unknown status or
+// category, invalid JSON, a time out of range. Insert stores nothing of a
+// batch holding one; ingest answers it with 400.
+var ErrInvalidEvent = errors.New("invalid event")
+
+// Size limits of the indexed string fields, in bytes. They keep every index
+// entry well inside PostgreSQL's B-tree limit, so both stores accept the
+// same events.
+const (
+	MaxNamespaceLen = 253
+	MaxIDLen        = 512
+	MaxUserLen      = 512
+	MaxAPILen       = 1024
+)
+
+// Representable times: int64 Unix nanoseconds, the largest one excluded (it
+// is the open end of an unbounded range).
+var (
+	minTime = time.Unix(0, -1<<63).UTC()
+	maxTime = time.Unix(0, 1<<63-1).UTC()
+)
+
+// NormalizeEvent checks e against the model and returns it as the store
+// keeps it: Category defaulted to "data", Time in UTC, Seq cleared, empty
+// JSON fields as nil. Errors wrap ErrInvalidEvent and name the field.
+func NormalizeEvent(e Event) (Event, error) {
+	bad := func(format string, args ...any) (Event, error) {
+		return Event{}, fmt.Errorf("%w: %s", ErrInvalidEvent, fmt.Sprintf(format, args...))
+	}
+	if e.ID == "" {
+		return bad("id is required")
+	}
+	if e.Namespace == "" {
+		return bad("namespace is required")
+	}
+	if e.User == "" {
+		return bad("user is required")
+	}
+	for _, f := range []struct {
+		name, value string
+		max         int
+	}{
+		{"id", e.ID, MaxIDLen},
+		{"namespace", e.Namespace, MaxNamespaceLen},
+		{"user", e.User, MaxUserLen},
+		{"api", e.API, MaxAPILen},
+	} {
+		if len(f.value) > f.max {
+			return bad("%s is %d bytes long, at most %d are allowed", f.name, len(f.value), f.max)
+		}
+	}
+	if e.Time.IsZero() {
+		return bad("time is required")
+	}
+	if e.Time.Before(minTime) || !e.Time.Before(maxTime) {
+		return bad("time %s is outside %d..%d", e.Time.Format(time.RFC3339Nano), minTime.Year(), maxTime.Year())
+	}
+	switch e.Status {
+	case StatusSuccess, StatusFailure:
+	default:
+		return bad("status %q is neither %q nor %q", e.Status, StatusSuccess, StatusFailure)
+	}
+	switch e.Category {
+	case "":
+		e.Category = CategoryData
+	case CategoryAccess, CategoryUser, CategoryData:
+	default:
+		return bad("category %q is not one of %q, %q, %q", e.Category, CategoryAccess, CategoryUser, CategoryData)
+	}
+	strs := []struct{ name, value string }{
+		{"id", e.ID}, {"namespace", e.Namespace}, {"user", e.User}, {"method", e.Method},
+		{"api", e.API}, {"entityKind", e.EntityKind}, {"entityId", e.EntityID},
+		{"message", e.Message}, {"deviceId", e.DeviceID},
+		{"certificateSerialNumber", e.CertificateSerialNumber}, {"issuerDN", e.IssuerDN},
+		{"details", e.Details},
+	}
+	if e.Error != nil {
+		strs = append(strs, struct{ name, value string }{"error", *e.Error})
+	}
+	for _, s := range strs {
+		if !utf8.ValidString(s.value) {
+			return bad("%s is not valid UTF-8", s.name)
+		}
+		if strings.IndexByte(s.value, 0) >= 0 {
+			return bad("%s holds a NUL character", s.name)
+		}
+	}
+	for _, j := range []struct {
+		name  string
+		value *json.RawMessage
+	}{
+		{"principal", &e.Principal}, {"request", &e.Request}, {"response", &e.Response},
+		{"previousState", &e.PreviousState}, {"currentState", &e.CurrentState},
+	} {
+		if len(*j.value) == 0 {
+			*j.value = nil
+			continue
+		}
+		if !json.Valid(*j.value) {
+			return bad("%s is not valid JSON", j.name)
+		}
+	}
+	e.Time = e.Time.UTC()
+	e.Seq = 0
+	return e, nil
+}
