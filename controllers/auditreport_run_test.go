@@ -494,3 +494,34 @@ func TestFinishedReportIsNotRerunAndSpecChangeReruns(t *testing.T) {
 		t.Errorf("after narrowing the range to day 1: %d records, want 5", got.Status.Records)
 	}
 }
+
+func TestStoreOutageRetriesThenSucceeds(t *testing.T) {
+	ns := createNamespace(t, "outage")
+	down := newSQLiteStore(t)
+	if err := down.Close(); err != nil { // a store that is down: every call fails
+		t.Fatal(err)
+	}
+	stop := startManager(t, &AuditReportReconciler{Store: down})
+	rep := newReport(ns, "patient", reportsv1alpha1.AuditDetails, day1, day1.Add(48*time.Hour))
+	if err := k8sClient.Create(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "a Retrying condition", func(ctx context.Context) (bool, error) {
+		var r reportsv1alpha1.AuditReport
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rep), &r); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(r.Status.Conditions, reportsv1alpha1.ConditionProgressing)
+		return r.Status.Phase == reportsv1alpha1.PhaseRunning && c != nil && c.Reason == ReasonRetrying && strings.Contains(c.Message, "retrying after"), nil
+	})
+	stop()
+
+	// The store is back (here: a manager with a working one): the report completes.
+	st := newSQLiteStore(t)
+	seedSmall(t, st, ns)
+	startManager(t, &AuditReportReconciler{Store: st})
+	got := waitFinished(t, ns, "patient")
+	if got.Status.Phase != reportsv1alpha1.PhaseSucceeded || got.Status.Records != 6 {
+		t.Fatalf("after the outage: phase %s, %d records", got.Status.Phase, got.Status.Records)
+	}
+}
