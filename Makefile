@@ -91,14 +91,21 @@ install: manifests kustomize control-plane ## Install the CRDs into the cluster 
 uninstall: manifests kustomize control-plane ## Remove the CRDs from the cluster of the current kubeconfig.
 	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
+APISERVICE_CERT ?= config/apiservice/generated/tls.crt
+# DEPLOY_CONFIG picks the variant: config/default (SQLite), config/postgres, config/certmanager.
+DEPLOY_CONFIG ?= config/default
+
+$(APISERVICE_CERT):
+	hack/gen-apiservice-cert.sh
+
 .PHONY: deploy
-deploy: manifests kustomize control-plane ## Deploy the manager (IMG=...) to the cluster of the current kubeconfig.
+deploy: manifests kustomize control-plane $(APISERVICE_CERT) ## Deploy auditops (IMG=..., DEPLOY_CONFIG=config/default) to the cluster of the current kubeconfig.
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default | $(KUBECTL) apply --server-side -f -
+	$(KUSTOMIZE) build $(DEPLOY_CONFIG) | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: kustomize control-plane ## Remove the manager from the cluster of the current kubeconfig.
-	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+undeploy: kustomize control-plane $(APISERVICE_CERT) ## Remove auditops from the cluster of the current kubeconfig.
+	$(KUSTOMIZE) build $(DEPLOY_CONFIG) | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Tools
 

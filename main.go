@@ -25,7 +25,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +44,8 @@ import (
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/controllers"
+	"github.com/auditops/auditops/internal/apiserver"
+	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/storeopen"
 )
@@ -125,6 +126,7 @@ func runManager(args []string) error {
 		leaderElectNamespace string
 		adminNamespace       string
 		retention            time.Duration
+		maxIngestBytes       int64
 	)
 	so.addFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
@@ -134,6 +136,9 @@ func runManager(args []string) error {
 	fs.StringVar(&leaderElectNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	fs.StringVar(&adminNamespace, "admin-namespace", "auditops-system", "the only namespace whose AuditReports may read another tenant")
 	fs.DurationVar(&retention, "retention", 90*24*time.Hour, "delete audit events older than this (0 keeps them forever)")
+	fs.Int64Var(&maxIngestBytes, "max-ingest-bytes", ingest.DefaultMaxBytes, "largest ingest request body accepted; larger ones get 413")
+	apiOpts := apiserver.NewOptions()
+	apiOpts.AddFlags(fs)
 	zapOpts := zap.Options{}
 	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(goFlags)
@@ -191,10 +196,26 @@ func runManager(args []string) error {
 			return fmt.Errorf("adding retention: %w", err)
 		}
 	}
+	// The audit API serves on every replica: it is not gated by leader election.
+	apiCfg, err := apiOpts.Config()
+	if err != nil {
+		return fmt.Errorf("configuring the audit API server: %w", err)
+	}
+	srv, err := apiserver.New(apiCfg, apiserver.Deps{
+		Store:  st,
+		Ingest: ingest.Options{MaxBytes: maxIngestBytes, Log: ctrl.Log.WithName("ingest")},
+		Log:    ctrl.Log.WithName("apiserver"),
+	})
+	if err != nil {
+		return fmt.Errorf("creating the audit API server: %w", err)
+	}
+	if err := mgr.Add(srv); err != nil {
+		return fmt.Errorf("adding the audit API server: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("store", func(r *http.Request) error { return st.Ping(r.Context()) }); err != nil {
+	if err := mgr.AddReadyzCheck("store", apiserver.StoreCheck(st)); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
 	setupLog.Info("starting manager", "store", redact(so.url), "adminNamespace", adminNamespace)

@@ -8,6 +8,8 @@ missing=()
 command -v make >/dev/null || missing+=(make)
 command -v git >/dev/null || missing+=(git)
 command -v curl >/dev/null || missing+=(curl)
+# make run and the end-to-end test make their certificates with openssl.
+command -v openssl >/dev/null || missing+=(openssl)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi

@@ -7,6 +7,7 @@
 # after a crash cleans up what the crashed one left.
 #
 # Environment: K8S_VERSION (v1.37.1), AUDITOPS_SECURE_PORT (8443),
+# LOCAL_DIR (.local), MANAGER_BIN (bin/manager),
 # RUN_LOCAL_DETACH=1 returns once ready and leaves it running (tests use
 # it; hack/run-local.sh stop ends it).
 set -euo pipefail
@@ -45,7 +46,8 @@ fi
 for b in etcd kube-apiserver kubectl; do
   [ -x "${bin}/${b}" ] || die "${bin}/${b} is missing: run 'make control-plane' (make run does it)"
 done
-[ -x "${root}/bin/manager" ] || die "bin/manager is missing: run 'make build' (make run does it)"
+manager_bin="${MANAGER_BIN:-${root}/bin/manager}"
+[ -x "${manager_bin}" ] || die "${manager_bin} is missing: run 'make build' (make run does it)"
 command -v openssl >/dev/null || die "openssl is missing: hack/deps.sh installs it"
 
 mkdir -p "${run}" "${pki}" "${local_dir}/data"
@@ -182,6 +184,7 @@ for ns in auditops-system team-a; do
   k create namespace "${ns}" --dry-run=client -o yaml | k apply -f - >/dev/null
 done
 k apply --server-side -f "${root}/config/crd/bases" >/dev/null
+k apply -k "${root}/config/rbac" >/dev/null
 if [ -d "${root}/config/apiservice" ]; then
   cabundle="$(base64 -w0 <"${pki}/ca.crt")"
   cat <<APISVC | k apply -f - >/dev/null
@@ -229,17 +232,18 @@ manager_args=(
   --store "sqlite://${local_dir}/data/audit.db"
   --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address "127.0.0.1:$(free_port)"
 )
-if "${root}/bin/manager" --help 2>&1 | grep -q -- '--secure-port'; then
-  manager_args+=(--secure-port "${secure_port}" --tls-cert-file "${pki}/auditops.crt" --tls-private-key-file "${pki}/auditops.key"
-    --authentication-kubeconfig "${kc}" --authorization-kubeconfig "${kc}")
-fi
-"${root}/bin/manager" "${manager_args[@]}" >"${run}/manager.log" 2>&1 &
+manager_args+=(--bind-address 127.0.0.1 --secure-port "${secure_port}"
+  --tls-cert-file "${pki}/auditops.crt" --tls-private-key-file "${pki}/auditops.key"
+  --authentication-kubeconfig "${kc}" --authorization-kubeconfig "${kc}")
+"${manager_bin}" "${manager_args[@]}" >"${run}/manager.log" 2>&1 &
 echo $! >"${run}/manager.pid"
 for _ in $(seq 100); do
   kill -0 "$(cat "${run}/manager.pid")" 2>/dev/null || die "the manager exited: see ${run}/manager.log"
-  grep -q '"starting manager"\|Starting workers' "${run}/manager.log" 2>/dev/null && break
+  k get apiservice v1alpha1.audit.auditops.dev -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' 2>/dev/null | grep -q True && break
   sleep 0.2
 done
+k get apiservice v1alpha1.audit.auditops.dev -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' | grep -q True ||
+  die "the audit API did not become available: see ${run}/manager.log"
 
 echo "auditops ready: export KUBECONFIG=${kc}"
 echo "  kubectl apply -f ${root}/config/samples/reports_v1alpha1_auditdetails.yaml"

@@ -1,0 +1,176 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditops/auditops/internal/report"
+	"github.com/auditops/auditops/internal/store"
+)
+
+// shape is an endpoint family's error body (spec/API.md section 3).
+type shape int
+
+const (
+	// shapeProtecto: {"data":null,"success":false,"error":{"message":"…"}} (3.1, 3.2).
+	shapeProtecto shape = iota
+	// shapeMessage: {"message":"…"} (3.3 and ingest).
+	shapeMessage
+	// shapeKobil: {"message":"…","status":"…","subSystem":5} (3.4).
+	shapeKobil
+)
+
+// kobilSubSystem is the subSystem of the user-logs API (seed 003).
+const kobilSubSystem = "5"
+
+// writeError writes an error body of shape sh. Messages are built by us and
+// name the parameter at fault.
+func writeError(w http.ResponseWriter, sh shape, code int, msg string) {
+	var b []byte
+	switch sh {
+	case shapeProtecto:
+		b = append(b, `{"data":null,"success":false,"error":{"message":`...)
+		b = report.AppendJSONString(b, msg)
+		b = append(b, `}}`...)
+	case shapeKobil:
+		if code == http.StatusUnauthorized {
+			// The seed's exact 401 body, whatever the cause.
+			msg = "HTTP 401 Unauthorized"
+		}
+		b = append(b, `{"message":`...)
+		b = report.AppendJSONString(b, msg)
+		b = append(b, `,"status":`...)
+		b = report.AppendJSONString(b, kobilStatus(code))
+		b = append(b, `,"subSystem":`+kobilSubSystem+`}`...)
+	default:
+		b = append(b, `{"message":`...)
+		b = report.AppendJSONString(b, msg)
+		b = append(b, '}')
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// kobilStatus is the status string of a KOBIL error body.
+func kobilStatus(code int) string {
+	switch code {
+	case http.StatusBadRequest:
+		return "BAD_REQUEST"
+	case http.StatusUnauthorized:
+		return "Unauthorized"
+	case http.StatusForbidden:
+		return "FORBIDDEN"
+	case http.StatusNotFound:
+		return "USER_NOT_FOUND"
+	case http.StatusServiceUnavailable:
+		return "SERVICE_UNAVAILABLE"
+	default:
+		return "INTERNAL_SERVER_ERROR"
+	}
+}
+
+// badRequest is a client's mistake: 400 with a message naming the parameter.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func badParam(msg string) error { return &badRequest{msg: msg} }
+
+// forbidden is an authorization denial: 403.
+type forbidden struct{ msg string }
+
+func (e *forbidden) Error() string { return e.msg }
+
+// unavailable is a dependency that cannot answer now (store, authorizer):
+// 503 with Retry-After.
+type unavailable struct {
+	msg string
+	err error
+}
+
+func (e *unavailable) Error() string { return e.msg + ": " + e.err.Error() }
+func (e *unavailable) Unwrap() error { return e.err }
+
+// fail answers err in shape sh: 400, 403, 503 for what they mean, 500 for
+// everything else (logged, with a generic message: server faults are not the
+// client's business). tokenParam names the page-token parameter, so a store
+// token error reads as a bad parameter.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, sh shape, tokenParam string, err error) {
+	var br *badRequest
+	var fb *forbidden
+	var un *unavailable
+	switch {
+	case errors.As(err, &br):
+		writeError(w, sh, http.StatusBadRequest, br.msg)
+	case errors.As(err, &fb):
+		writeError(w, sh, http.StatusForbidden, fb.msg)
+	case errors.Is(err, store.ErrInvalidToken):
+		writeError(w, sh, http.StatusBadRequest, tokenParam+" is invalid: it was tampered with, has expired, or belongs to another query, tenant or page size; start again without it")
+	case errors.As(err, &un):
+		s.log.V(1).Info("dependency unavailable", "path", r.URL.Path, "error", err.Error())
+		s.retryAfter(w)
+		writeError(w, sh, http.StatusServiceUnavailable, un.msg+", retry later")
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		s.log.V(1).Info("audit store unavailable", "path", r.URL.Path, "error", err.Error())
+		s.retryAfter(w)
+		writeError(w, sh, http.StatusServiceUnavailable, "audit store unavailable or busy, retry later")
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+		writeError(w, sh, http.StatusServiceUnavailable, "request canceled")
+	default:
+		s.log.Error(err, "serving audit request", "path", r.URL.Path)
+		writeError(w, sh, http.StatusInternalServerError, "internal server error")
+	}
+}
+
+func (s *Server) retryAfter(w http.ResponseWriter) {
+	secs := int((s.cfg.retryAfter + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+}
+
+// shapeOf says which error shape a path of ours uses; false for paths that
+// are not ours (discovery and the like answer with a Kubernetes Status).
+func shapeOf(p string) (shape, bool) {
+	if rest, ok := strings.CutPrefix(p, groupVersionPath); ok {
+		p = rest
+		if ns, ok := strings.CutPrefix(p, "/namespaces/"); ok {
+			parts := strings.SplitN(ns, "/", 3)
+			if len(parts) < 2 {
+				return 0, false
+			}
+			switch parts[1] {
+			case resSummaries, resAuditDetails:
+				return shapeProtecto, true
+			case resUserAccess, resUsers, resEvents:
+				return shapeMessage, true
+			case resUserLogs:
+				return shapeKobil, true
+			}
+			return 0, false
+		}
+		if p == "/"+resEvents {
+			return shapeMessage, true
+		}
+	}
+	switch {
+	case strings.HasPrefix(p, "/api/vault/"), strings.HasPrefix(p, "/namespace/"):
+		return shapeProtecto, true
+	case strings.HasPrefix(p, "/network/"), strings.HasPrefix(p, "/ingest/"):
+		return shapeMessage, true
+	case strings.HasPrefix(p, "/auth/"), strings.HasPrefix(p, "/digitanium/"):
+		return shapeKobil, true
+	}
+	return 0, false
+}

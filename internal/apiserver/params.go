@@ -1,0 +1,131 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditops/auditops/internal/report"
+	"github.com/auditops/auditops/internal/store"
+)
+
+// Page sizes (spec/API.md section 3): defaults and maxima per API family.
+const (
+	protectoDefaultPageSize = 100
+	protectoMaxPageSize     = 1000
+	networkDefaultPageSize  = 1000
+	networkMaxPageSize      = 10000
+	kobilDefaultLimit       = 10
+	kobilMaxLimit           = 1000
+	// maxOffset keeps offset+limit far from overflowing anywhere.
+	maxOffset = 1 << 40
+)
+
+// intParam parses an optional integer parameter within [min, max]. Absent
+// or empty means def (seed clients send empty parameters for "none"); any
+// other non-integer or out-of-range value is a 400, never clamped.
+func intParam(q url.Values, name string, def, min, max int) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			if !(i == 0 && v[i] == '-' && len(v) > 1) {
+				return 0, badParam(fmt.Sprintf("%s must be an integer between %d and %d, got %q", name, min, max, v))
+			}
+		}
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		return 0, badParam(fmt.Sprintf("%s must be an integer between %d and %d, got %q", name, min, max, v))
+	}
+	return n, nil
+}
+
+// parseProtectoTime parses "YYYY-MM-DD HH:MM:SS" (UTC); a run of spaces
+// between date and time is accepted, as the seeds print two.
+func parseProtectoTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, badParam(fmt.Sprintf("%s is required, format \"YYYY-MM-DD HH:MM:SS\" (UTC)", name))
+	}
+	date, clock, ok := strings.Cut(v, " ")
+	if ok {
+		clock = strings.TrimLeft(clock, " ")
+	}
+	t, err := time.Parse(report.ProtectoTimeLayout, date+" "+clock)
+	// time.Parse accepts a few variations (e.g. a one-digit hour when the
+	// layout's is two); the round trip keeps the format exact.
+	if err != nil || !ok || t.Format(report.ProtectoTimeLayout) != date+" "+clock {
+		return time.Time{}, badParam(fmt.Sprintf("%s must be a valid date and time \"YYYY-MM-DD HH:MM:SS\" (UTC), got %q", name, v))
+	}
+	return t, nil
+}
+
+// protectoRange reads start_date and end_date, both inclusive to the second:
+// the store range is [start, end + 1s).
+func protectoRange(q url.Values) (store.TimeRange, error) {
+	start, err := parseProtectoTime("start_date", q.Get("start_date"))
+	if err != nil {
+		return store.TimeRange{}, err
+	}
+	end, err := parseProtectoTime("end_date", q.Get("end_date"))
+	if err != nil {
+		return store.TimeRange{}, err
+	}
+	if end.Before(start) {
+		return store.TimeRange{}, badParam(fmt.Sprintf("end_date %q is before start_date %q", q.Get("end_date"), q.Get("start_date")))
+	}
+	return store.TimeRange{From: start, To: end.Add(time.Second)}, nil
+}
+
+// parseNetworkTime parses an RFC 3339 date-time, or a bare YYYY-MM-DD as
+// midnight UTC (seed 002).
+func parseNetworkTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, badParam(fmt.Sprintf("%s is required, an RFC 3339 date-time (e.g. 2018-08-30T13:20:01.764Z) or a date YYYY-MM-DD", name))
+	}
+	if len(v) == len("2006-01-02") {
+		t, err := time.Parse(time.DateOnly, v)
+		if err == nil {
+			return t, nil
+		}
+	}
+	s := v
+	// An unencoded '+' of a zone offset arrives as a space.
+	if n := len(s); n > 6 && s[n-6] == ' ' && s[n-3] == ':' {
+		s = s[:n-6] + "+" + s[n-5:]
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, badParam(fmt.Sprintf("%s must be an RFC 3339 date-time (e.g. 2018-08-30T13:20:01.764Z) or a date YYYY-MM-DD, got %q", name, v))
+	}
+	return t.UTC(), nil
+}
+
+// networkRange reads fromDate (inclusive) and toDate (exclusive).
+func networkRange(q url.Values) (store.TimeRange, error) {
+	from, err := parseNetworkTime("fromDate", q.Get("fromDate"))
+	if err != nil {
+		return store.TimeRange{}, err
+	}
+	to, err := parseNetworkTime("toDate", q.Get("toDate"))
+	if err != nil {
+		return store.TimeRange{}, err
+	}
+	if !to.After(from) {
+		return store.TimeRange{}, badParam(fmt.Sprintf("toDate %q must be later than fromDate %q", q.Get("toDate"), q.Get("fromDate")))
+	}
+	return store.TimeRange{From: from, To: to}, nil
+}
+
+// pathNamespace checks that a namespaced path and its query agree on the
+// tenant: the path's namespace wins, a different query value is a 400.
+func pathNamespace(q url.Values, param, ns string) error {
+	if v := q.Get(param); v != "" && v != ns {
+		return badParam(fmt.Sprintf("%s %q differs from the namespace %q of the path", param, v, ns))
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+// Package apiserver is auditops' aggregated API server: the seed endpoints of
+// spec/API.md sections 2 and 3, the Kubernetes-shaped paths of section 4
+// under /apis/audit.auditops.dev/v1alpha1, discovery, and health.
+//
+// It is a k8s.io/apiserver GenericAPIServer with delegated authentication
+// (TokenReview, client certificates, front-proxy headers) and delegated
+// authorization (SubjectAccessReview). The endpoints do not use the
+// path-derived RequestInfo for authorization: every route builds its own
+// attributes (resource, tenant namespace, name) and asks the delegated
+// authorizer, whether the request came straight to the secure port or
+// through kube-apiserver, because the seed paths do not say their tenant in
+// a way kube-apiserver understands (spec/API.md section 4).
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/user"
+	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
+	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericfilters "k8s.io/apiserver/pkg/server/filters"
+	"k8s.io/apiserver/pkg/server/healthz"
+
+	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/store"
+)
+
+// Deps are what the server serves from.
+type Deps struct {
+	// Store answers the query endpoints and readyz.
+	Store store.Store
+	// Inserter stores ingest batches; nil means Store. (A coalescing
+	// inserter can be put in front of the store here.)
+	Inserter ingest.Inserter
+	// Ingest configures the ingest handler (MaxBytes, timeouts, log). Its
+	// Authorizer is always replaced by the server's own SubjectAccessReview,
+	// so ingest can never be mounted unauthorized by mistake.
+	Ingest ingest.Options
+	// Log receives the server's own failures; the zero value discards them.
+	Log logr.Logger
+}
+
+// Server is the audit API server.
+type Server struct {
+	generic          *genericapiserver.GenericAPIServer
+	cfg              *Config
+	st               store.Store
+	ingest           *ingest.Handler
+	authz            authorizerFunc
+	mux              *http.ServeMux
+	log              logr.Logger
+	tenantHostSuffix string
+}
+
+// New builds the server from a Config (Options.Config) and its dependencies.
+// It does not listen yet: Run does.
+func New(cfg *Config, deps Deps) (*Server, error) {
+	if cfg == nil || cfg.generic == nil {
+		return nil, errors.New("apiserver: New needs a Config from Options.Config")
+	}
+	if deps.Store == nil {
+		return nil, errors.New("apiserver: Deps.Store is required")
+	}
+	if deps.Log.GetSink() == nil {
+		deps.Log = logr.Discard()
+	}
+	s := &Server{
+		cfg:              cfg,
+		st:               deps.Store,
+		log:              deps.Log,
+		tenantHostSuffix: cfg.tenantHostSuffix,
+	}
+	gc := cfg.generic
+	gc.BuildHandlerChainFunc = s.buildHandlerChain
+	// readyz fails while the store cannot answer: the aggregator then marks
+	// the APIService unavailable instead of proxying into errors, and the
+	// Service stops routing to this replica.
+	gc.ReadyzChecks = append(gc.ReadyzChecks, healthz.NamedCheck("audit-store", StoreCheck(deps.Store)))
+
+	generic, err := gc.Complete().New("auditops-api", genericapiserver.NewEmptyDelegate())
+	if err != nil {
+		return nil, fmt.Errorf("apiserver: creating the generic API server: %w", err)
+	}
+	s.generic = generic
+	// Complete wraps the delegated authorizer (loopback identity); use the
+	// completed one so every route decides exactly as the filters do.
+	az := gc.Authorization.Authorizer
+	if az == nil {
+		return nil, errors.New("apiserver: no authorizer configured")
+	}
+	s.authz = az.Authorize
+
+	ins := deps.Inserter
+	if ins == nil {
+		ins = deps.Store
+	}
+	io := deps.Ingest
+	io.Authorizer = ingest.AuthorizerFunc(s.authorizeIngest)
+	if io.RetryAfter <= 0 {
+		io.RetryAfter = cfg.retryAfter
+	}
+	if io.Log.GetSink() == nil {
+		io.Log = deps.Log
+	}
+	s.ingest = ingest.NewHandler(ins, io)
+
+	s.mux = s.routes()
+	s.installDiscovery()
+	for _, p := range ownedPrefixes {
+		generic.Handler.NonGoRestfulMux.HandlePrefix(p, s.mux)
+	}
+	return s, nil
+}
+
+// Run serves until ctx is done, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.generic.PrepareRun().RunWithContext(ctx); err != nil {
+		return fmt.Errorf("apiserver: %w", err)
+	}
+	return nil
+}
+
+// Start is Run, so the server is a controller-runtime Runnable:
+// mgr.Add(srv) runs it with the manager.
+func (s *Server) Start(ctx context.Context) error { return s.Run(ctx) }
+
+// NeedLeaderElection is false: every replica serves the API; only the
+// controllers are elected.
+func (s *Server) NeedLeaderElection() bool { return false }
+
+// StoreCheck is a readiness check that fails while st does not answer; the
+// manager can add it to its own probe port too (it has the signature of
+// controller-runtime's healthz.Checker).
+func StoreCheck(st store.Store) func(*http.Request) error {
+	return func(r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := st.Ping(ctx); err != nil {
+			return fmt.Errorf("audit store: %w", err)
+		}
+		return nil
+	}
+}
+
+// buildHandlerChain is k8s.io/apiserver's DefaultBuildHandlerChain with two
+// deliberate differences:
+//   - Authorization by path (RequestInfo) runs only for paths that are not
+//     ours (discovery, /version, /metrics): our routes authorize with
+//     attributes built from the route, which the path cannot give for the
+//     seed paths.
+//   - Authentication refuses anonymous requests and answers 401 in the
+//     endpoint's own error shape; health paths skip it, because kubelet
+//     probes carry no credentials and must see the store's readiness.
+//
+// Filters that depend on the server's private lifecycle signals (retry-after
+// during shutdown, watch termination) are left out: nothing here is a watch.
+func (s *Server) buildHandlerChain(api http.Handler, c *genericapiserver.Config) http.Handler {
+	byPath := genericapifilters.WithAuthorization(api, c.Authorization.Authorizer, c.Serializer)
+	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ownsPath(r.URL.Path) {
+			// Every route authorizes itself first (see route.serve).
+			api.ServeHTTP(w, r)
+			return
+		}
+		byPath.ServeHTTP(w, r)
+	}))
+	h = genericfilters.WithMaxInFlightLimit(h, c.MaxRequestsInFlight, c.MaxMutatingRequestsInFlight, c.LongRunningFunc)
+	h = impersonation.WithImpersonation(h, c.Authorization.Authorizer, c.Serializer)
+	h = genericapifilters.WithAudit(h, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc)
+	h = genericapifilters.WithTracing(h, c.TracerProvider)
+	authenticated := genericapifilters.WithAuthentication(h, refuseAnonymous(c.Authentication.Authenticator),
+		s.unauthorized(genericapifilters.Unauthorized(c.Serializer)), c.Authentication.APIAudiences, c.Authentication.RequestHeaderConfig)
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isHealthPath(r.URL.Path) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		authenticated.ServeHTTP(w, r)
+	})
+	h = genericapifilters.WithWarningRecorder(h)
+	h = genericfilters.WithTimeoutForNonLongRunningRequests(h, c.LongRunningFunc)
+	h = genericapifilters.WithRequestDeadline(h, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc, c.Serializer, c.RequestTimeout)
+	h = genericfilters.WithWaitGroup(h, c.LongRunningFunc, c.NonLongRunningRequestWaitGroup)
+	h = genericapifilters.WithCacheControl(h)
+	h = genericfilters.WithHTTPLogging(h)
+	h = genericapifilters.WithLatencyTrackers(h)
+	h = genericapifilters.WithRequestInfo(h, c.RequestInfoResolver)
+	h = genericapifilters.WithRequestReceivedTimestamp(h)
+	h = genericfilters.WithPanicRecovery(h, c.RequestInfoResolver)
+	h = genericapifilters.WithAuditInit(h)
+	return h
+}
+
+// isHealthPath is true for the probe endpoints and their per-check subpaths.
+func isHealthPath(p string) bool {
+	for _, h := range []string{"/healthz", "/livez", "/readyz"} {
+		if p == h || strings.HasPrefix(p, h+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// refuseAnonymous makes the delegated authenticator fail where it would
+// fall back to system:anonymous: the delegating options always enable the
+// anonymous authenticator, and spec/API.md refuses anonymous requests (401).
+func refuseAnonymous(a authenticator.Request) authenticator.Request {
+	return authenticator.RequestFunc(func(r *http.Request) (*authenticator.Response, bool, error) {
+		if a == nil {
+			return nil, false, nil
+		}
+		resp, ok, err := a.AuthenticateRequest(r)
+		if err != nil || !ok || resp == nil || resp.User == nil {
+			return nil, false, err
+		}
+		if resp.User.GetName() == user.Anonymous {
+			return nil, false, nil
+		}
+		for _, g := range resp.User.GetGroups() {
+			if g == user.AllUnauthenticated {
+				return nil, false, nil
+			}
+		}
+		return resp, true, nil
+	})
+}
+
+// unauthorized answers a failed authentication in the shape of the endpoint
+// asked for, or as a Kubernetes Status elsewhere.
+func (s *Server) unauthorized(status http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sh, ok := shapeOf(r.URL.Path)
+		if !ok {
+			status.ServeHTTP(w, r)
+			return
+		}
+		writeError(w, sh, http.StatusUnauthorized, "authentication required: send a bearer token or a client certificate")
+	})
+}
