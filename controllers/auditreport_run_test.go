@@ -28,12 +28,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -524,4 +528,109 @@ func TestStoreOutageRetriesThenSucceeds(t *testing.T) {
 	if got.Status.Phase != reportsv1alpha1.PhaseSucceeded || got.Status.Records != 6 {
 		t.Fatalf("after the outage: phase %s, %d records", got.Status.Phase, got.Status.Records)
 	}
+}
+
+// startS3 runs a real S3-compatible server (versitygw, hack/s3-server.sh)
+// for one test and returns its endpoint, keys and a client.
+func startS3(t *testing.T) (endpoint, access, secret string, c *s3.Client) {
+	t.Helper()
+	dir := t.TempDir()
+	script := filepath.Join("..", "hack", "s3-server.sh")
+	out, err := exec.Command("bash", script, "start", dir).Output()
+	if err != nil {
+		t.Fatalf("hack/s3-server.sh start: %v", err)
+	}
+	t.Cleanup(func() { _ = exec.Command("bash", script, "stop", dir).Run() })
+	env := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			env[k] = v
+		}
+	}
+	endpoint, access, secret = env["S3_ENDPOINT"], env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"]
+	if endpoint == "" || access == "" || secret == "" {
+		t.Fatalf("hack/s3-server.sh printed %q", out)
+	}
+	c = s3.New(s3.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(access, secret, ""),
+	})
+	return endpoint, access, secret, c
+}
+
+func TestReportToS3WithCredentialsSecret(t *testing.T) {
+	endpoint, access, secret, s3c := startS3(t)
+	ctx := context.Background()
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("reports")}); err != nil {
+		t.Fatal(err)
+	}
+	st := newSQLiteStore(t)
+	startManager(t, &AuditReportReconciler{Store: st})
+	ns := createNamespace(t, "s3")
+	seedLarge(t, st, ns, 1500, 600, true) // ~1.3 MB: several chunks, staged then joined
+	creds := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-creds"},
+		Data:       map[string][]byte{"accessKeyID": []byte(access), "secretAccessKey": []byte(secret)},
+	}
+	if err := k8sClient.Create(ctx, creds); err != nil {
+		t.Fatal(err)
+	}
+	rep := newReport(ns, "to-s3", reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+	rep.Spec.PageSize = 100
+	rep.Spec.Output = &reportsv1alpha1.ReportOutput{ObjectStore: &reportsv1alpha1.ObjectStoreOutput{
+		URL:                  "s3://reports/audit?endpoint=" + endpoint + "&use_path_style=true&region=us-east-1",
+		CredentialsSecretRef: &corev1.LocalObjectReference{Name: "s3-creds"},
+	}}
+	if err := k8sClient.Create(ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFinished(t, ns, "to-s3")
+	if got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+		t.Fatalf("phase %s: %+v", got.Status.Phase, got.Status.Conditions)
+	}
+	key := "audit/" + ns + "/to-s3/report.json"
+	if len(got.Status.Outputs) != 1 || got.Status.Outputs[0].URL != "s3://reports/"+key {
+		t.Fatalf("outputs = %+v, want one s3://reports/%s", got.Status.Outputs, key)
+	}
+	obj, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("reports"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Body.Close()
+	data, err := io.ReadAll(obj.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := generated(t, st, report.Params{Type: reportsv1alpha1.AuditDetails, Namespace: ns, Range: store.TimeRange{From: day1, To: day1.Add(24 * time.Hour)}})
+	if !bytes.Equal(data, want) {
+		t.Fatalf("object (%d bytes) differs from the generator's report (%d bytes)", len(data), len(want))
+	}
+	if ct := aws.ToString(obj.ContentType); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("content type %q", ct)
+	}
+	checkDigest(t, got, data)
+	list, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("reports")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Contents) != 1 {
+		t.Errorf("bucket holds %d objects, want only the report (staging parts removed)", len(list.Contents))
+	}
+
+	// A report whose Secret is missing waits and says why, rather than failing.
+	rep2 := newReport(ns, "no-creds", reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+	rep2.Spec.Output = &reportsv1alpha1.ReportOutput{ObjectStore: &reportsv1alpha1.ObjectStoreOutput{
+		URL: rep.Spec.Output.ObjectStore.URL, CredentialsSecretRef: &corev1.LocalObjectReference{Name: "missing"},
+	}}
+	if err := k8sClient.Create(ctx, rep2); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "a condition naming the missing Secret", func(ctx context.Context) (bool, error) {
+		var r reportsv1alpha1.AuditReport
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rep2), &r); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(r.Status.Conditions, reportsv1alpha1.ConditionProgressing)
+		return c != nil && c.Reason == ReasonRetrying && strings.Contains(c.Message, "missing"), nil
+	})
 }
