@@ -38,6 +38,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -193,7 +195,8 @@ func checkDigest(t *testing.T, rep *reportsv1alpha1.AuditReport, data []byte) {
 
 func TestReportOfEveryType(t *testing.T) {
 	st := newSQLiteStore(t)
-	startManager(t, &AuditReportReconciler{Store: st})
+	metrics := NewMetrics(prometheus.NewRegistry())
+	startManager(t, &AuditReportReconciler{Store: st, Metrics: metrics})
 	ns := createNamespace(t, "types")
 	seedSmall(t, st, ns)
 	for _, typ := range []reportsv1alpha1.ReportType{reportsv1alpha1.NamespaceUsersSummary, reportsv1alpha1.AuditDetails, reportsv1alpha1.UserAccess, reportsv1alpha1.Users, reportsv1alpha1.UserLogs} {
@@ -230,6 +233,15 @@ func TestReportOfEveryType(t *testing.T) {
 			}
 			if got.Status.StartTime == nil || got.Status.CompletionTime == nil {
 				t.Error("start or completion time missing")
+			}
+			if n := testutil.ToFloat64(metrics.reports.WithLabelValues(string(typ), "succeeded")); n != 1 {
+				t.Errorf("auditops_reports_total{type=%s,result=succeeded} = %v, want 1", typ, n)
+			}
+			if n := testutil.ToFloat64(metrics.rows.WithLabelValues(string(typ))); n != float64(got.Status.Records) {
+				t.Errorf("auditops_report_rows_written_total{type=%s} = %v, want %d", typ, n, got.Status.Records)
+			}
+			if n := testutil.CollectAndCount(metrics.duration, "auditops_report_duration_seconds"); n < 1 {
+				t.Errorf("no duration observed")
 			}
 		})
 	}
