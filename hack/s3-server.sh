@@ -28,9 +28,15 @@ die() { log "$*"; exit 1; }
 
 build() {
   if [ -x "${bin}" ]; then return; fi
+  mkdir -p "${root}/bin"
+  # Test packages run in parallel and each may start a server: one builds
+  # while the others wait on the lock, then find the binary.
+  exec 9>"${root}/bin/.versitygw.lock"
+  flock 9
+  if [ -x "${bin}" ]; then exec 9>&-; return; fi
   log "building versitygw ${VERSITYGW_VERSION} (about a minute on 2 cores)"
-  local gobin="${root}/bin/.versitygw-${VERSITYGW_VERSION}"
-  rm -rf "${gobin}" && mkdir -p "${gobin}"
+  local gobin
+  gobin="$(mktemp -d "${root}/bin/.versitygw-${VERSITYGW_VERSION}.XXXXXX")"
   # GOFLAGS=-mod=mod: `go install pkg@version` ignores the repo's go.mod, but
   # an inherited -mod=vendor/readonly would still make it refuse.
   (cd "${root}" && GOFLAGS=-mod=mod GOBIN="${gobin}" CGO_ENABLED=0 \
@@ -39,6 +45,7 @@ build() {
   # for a good one on the next run.
   mv "${gobin}/versitygw" "${bin}"
   rm -rf "${gobin}"
+  exec 9>&-
 }
 
 random_hex() { # bytes
