@@ -56,8 +56,9 @@ test: manifests generate fmt vet control-plane ## Run every test against real co
 	KUBEBUILDER_ASSETS=$(K8S_ASSETS) hack/with-postgres.sh go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: build ## Run the benchmarks (BENCH_EVENTS events).
-	BENCH_EVENTS=$(BENCH_EVENTS) hack/with-postgres.sh go test -run '^$$' -bench . -benchmem ./...
+bench: build ## Run the end-to-end benchmark (BENCH_EVENTS events) into bench/results.json; see bench/README.md.
+	@command -v jq >/dev/null 2>&1 || { echo "installing jq (apt-get)"; DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
+	BENCH_EVENTS=$(BENCH_EVENTS) hack/with-postgres.sh go run ./bench bench/results.json
 
 ##@ Build
 

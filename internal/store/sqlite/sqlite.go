@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	sqlite "modernc.org/sqlite"
@@ -44,6 +45,11 @@ type Store struct {
 	opts   store.Options
 	reader sqlstore.Reader
 	insert *sql.Stmt
+
+	// Group commit of concurrent inserts (see Insert).
+	gmu     sync.Mutex
+	pending []*insertReq
+	leading bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -235,22 +241,90 @@ func (s *Store) wrap(op string, err error) error {
 	return fmt.Errorf("sqlite: %s: %w", op, err)
 }
 
+// maxGroupEvents bounds how many events of concurrent Insert calls one
+// group transaction takes.
+const maxGroupEvents = 8000
+
+// insertReq is one Insert call waiting for a group transaction.
+type insertReq struct {
+	events []store.Event
+	res    store.InsertResult
+	err    error
+	done   chan struct{}
+}
+
 // Insert implements store.Store.
+//
+// Concurrent calls are committed together (group commit): SQLite has one
+// writer and every commit syncs the WAL, so the batches that queued while a
+// transaction ran are written by the next one, each batch inside its own
+// SAVEPOINT. A batch that fails is rolled back to its savepoint and only its
+// caller gets the error; each caller gets its own exact InsertResult. The
+// first waiting caller runs the group (leader); the others wait for it.
 func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
-	var res store.InsertResult
 	norm := make([]store.Event, len(events))
 	for i, e := range events {
 		n, err := store.NormalizeEvent(e)
 		if err != nil {
-			return res, fmt.Errorf("sqlite: insert: event %d (id %q): %w", i, e.ID, err)
+			return store.InsertResult{}, fmt.Errorf("sqlite: insert: event %d (id %q): %w", i, e.ID, err)
 		}
 		norm[i] = n
 	}
 	if len(norm) == 0 {
-		return res, nil
+		return store.InsertResult{}, nil
 	}
+	req := &insertReq{events: norm, done: make(chan struct{})}
+	s.gmu.Lock()
+	s.pending = append(s.pending, req)
+	lead := !s.leading
+	s.leading = true
+	s.gmu.Unlock()
+	if lead {
+		s.lead(ctx)
+	}
+	select {
+	case <-req.done:
+		return req.res, req.err
+	case <-ctx.Done():
+		// The batch may still be committed by the group it is in; the
+		// sender's retry is then a no-op, by idempotency.
+		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", ctx.Err())
+	}
+}
+
+// lead writes one group: the oldest pending requests, the leader's own
+// first among them. Requests that queued meanwhile are handed to a new
+// leader goroutine, so no caller waits for groups after its own.
+func (s *Store) lead(ctx context.Context) {
+	// The group outlives a caller that gives up: the others wait for it.
+	ctx = context.WithoutCancel(ctx)
+	s.gmu.Lock()
+	n, take := 0, 0
+	for take < len(s.pending) && (take == 0 || n+len(s.pending[take].events) <= maxGroupEvents) {
+		n += len(s.pending[take].events)
+		take++
+	}
+	group := s.pending[:take:take]
+	s.pending = s.pending[take:]
+	s.gmu.Unlock()
+
+	s.insertGroup(ctx, group)
+	for _, r := range group {
+		close(r.done)
+	}
+
+	s.gmu.Lock()
+	if len(s.pending) > 0 {
+		go s.lead(ctx)
+	} else {
+		s.leading = false
+	}
+	s.gmu.Unlock()
+}
+
+// insertGroup writes group in one transaction, each request in a savepoint.
+func (s *Store) insertGroup(ctx context.Context, group []*insertReq) {
 	err := s.write(ctx, opInsert, func(tx *sql.Tx) error {
-		res = store.InsertResult{}
 		var next int64
 		if err := tx.QueryRowContext(ctx, "SELECT next FROM seq_counter WHERE id = 1").Scan(&next); err != nil {
 			return err
@@ -258,30 +332,60 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 		stmt := tx.StmtContext(ctx, s.insert)
 		defer stmt.Close()
 		args := make([]any, 0, 24)
-		for i := range norm {
-			args = append(append(args[:0], next), sqlstore.InsertValues(&norm[i])...)
-			r, err := stmt.ExecContext(ctx, args...)
-			if err != nil {
-				return fmt.Errorf("event %d (id %q): %w", i, norm[i].ID, err)
+		single := len(group) == 1
+		for _, req := range group {
+			req.res, req.err = store.InsertResult{}, nil
+			if !single {
+				if _, err := tx.ExecContext(ctx, "SAVEPOINT batch"); err != nil {
+					return err
+				}
 			}
-			n, err := r.RowsAffected()
-			if err != nil {
+			start := next
+			var failed error
+			for i := range req.events {
+				args = append(append(args[:0], next), sqlstore.InsertValues(&req.events[i])...)
+				r, err := stmt.ExecContext(ctx, args...)
+				if err == nil {
+					var n int64
+					if n, err = r.RowsAffected(); err == nil {
+						if n == 1 {
+							next++
+							req.res.Inserted++
+						} else {
+							req.res.Duplicates++
+						}
+						continue
+					}
+				}
+				failed = fmt.Errorf("event %d (id %q): %w", i, req.events[i].ID, err)
+				break
+			}
+			if single {
+				if failed != nil {
+					return failed
+				}
+				break
+			}
+			if failed != nil {
+				// Only this request is undone; the others go on.
+				if _, err := tx.ExecContext(ctx, "ROLLBACK TO batch"); err != nil {
+					return errors.Join(failed, err)
+				}
+				next = start
+				req.res, req.err = store.InsertResult{}, s.wrap(opInsert, failed)
+			}
+			if _, err := tx.ExecContext(ctx, "RELEASE batch"); err != nil {
 				return err
-			}
-			if n == 1 {
-				next++
-				res.Inserted++
-			} else {
-				res.Duplicates++
 			}
 		}
 		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next)
 		return err
 	})
 	if err != nil {
-		return store.InsertResult{}, err
+		for _, req := range group {
+			req.res, req.err = store.InsertResult{}, err
+		}
 	}
-	return res, nil
 }
 
 // Summary implements store.Store.

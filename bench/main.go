@@ -1,0 +1,61 @@
+// Command bench is auditops' end-to-end benchmark; see README.md. Run it with
+// make bench (BENCH_EVENTS=N to change the data set's size).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/auditops/auditops/internal/bench"
+	"github.com/auditops/auditops/internal/store/storetest"
+)
+
+func main() {
+	if bench.ChildMain() {
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	n := 1000000
+	if v := os.Getenv("BENCH_EVENTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1000 {
+			return fmt.Errorf("BENCH_EVENTS=%q: want an integer >= 1000", v)
+		}
+	}
+	out := "bench/results.json"
+	if len(os.Args) > 1 {
+		out = os.Args[1]
+	}
+	pg := os.Getenv(storetest.EnvPostgresURL)
+	if pg == "" {
+		return fmt.Errorf("%s is not set: run through hack/with-postgres.sh (make bench does)", storetest.EnvPostgresURL)
+	}
+	dir, err := os.MkdirTemp("", "auditops-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, bench.Config{Events: n, Dir: dir, PostgresURL: pg, Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nauditops benchmark: %d events, %s\n\n", res.Events, res.Elapsed.Round(1e9))
+	res.WriteTable(os.Stdout)
+	if err := res.WriteJSON(out); err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s\n", out)
+	return nil
+}

@@ -1,0 +1,335 @@
+// Package bench is auditops' end-to-end benchmark (make bench): it generates
+// a realistic audit log, ingests it into real SQLite and PostgreSQL stores
+// through the HTTPS webhook handler and the bulk import, and measures report
+// generation and endpoint paging, each beside its floor: the same work done
+// the plainest, fastest way through the same driver, without auditops.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/postgres"
+	"github.com/auditops/auditops/internal/store/sqlite"
+)
+
+// Config selects what Run measures.
+type Config struct {
+	// Events is the size of the data set.
+	Events int
+	// Dir holds the data set, SQLite databases and report files.
+	Dir string
+	// PostgresURL is an admin URL of a PostgreSQL server; Run creates and
+	// drops its own databases there. Empty skips PostgreSQL.
+	PostgresURL string
+	// PageIterations is how many times each page is timed.
+	PageIterations int
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// Metric is one line of results.json.
+type Metric struct {
+	Metric string  `json:"metric"`
+	Value  float64 `json:"value"`
+	Unit   string  `json:"unit"`
+	// Note says what exactly was measured, when the name does not.
+	Note string `json:"note,omitempty"`
+
+	floor     string // the metric this one is compared with, in the table
+	tableOnly bool   // a second comparison row of the table, not in results.json
+}
+
+// Results are everything one run measured.
+type Results struct {
+	Events  int
+	Metrics []Metric
+	Elapsed time.Duration
+}
+
+func (r *Results) add(m Metric) { r.Metrics = append(r.Metrics, m) }
+
+// Get returns the value of metric name.
+func (r *Results) Get(name string) (float64, bool) {
+	for _, m := range r.Metrics {
+		if m.Metric == name {
+			return m.Value, true
+		}
+	}
+	return 0, false
+}
+
+var tokenKey = bytes.Repeat([]byte("b"), 32)
+
+// Run measures everything Config asks for.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	start := time.Now()
+	if cfg.PageIterations <= 0 {
+		cfg.PageIterations = 200
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Log, "%s bench: "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+	}
+	res := &Results{Events: cfg.Events}
+
+	logf("generating %d events", cfg.Events)
+	ds, err := Generate(cfg.Dir, cfg.Events)
+	if err != nil {
+		return nil, fmt.Errorf("generating the data set: %w", err)
+	}
+	logf("data set: %d events, %.0f MiB of JSONL, %d in %s", ds.Events, float64(ds.Bytes)/(1<<20), ds.TenantEvents, BigTenant)
+
+	kinds := []string{"sqlite"}
+	if cfg.PostgresURL != "" {
+		kinds = append(kinds, "postgres")
+	}
+	r := &runner{cfg: cfg, ds: ds, res: res, logf: logf}
+	for _, kind := range kinds {
+		if err := r.runStore(ctx, kind); err != nil {
+			return nil, fmt.Errorf("%s: %w", kind, err)
+		}
+	}
+	if err := r.jqFloor(ctx); err != nil {
+		return nil, err
+	}
+	r.summarize()
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+type runner struct {
+	cfg  Config
+	ds   DataSet
+	res  *Results
+	logf func(string, ...any)
+	// summaryRows is the SQL floor's summary row count, checked against jq.
+	summaryRows int64
+	// worst values across stores, for the store-less metric names
+	pageP99 map[string]float64
+	peakRSS map[string]float64
+}
+
+// target is one database of one store kind.
+type target struct {
+	kind string // sqlite | postgres
+	dsn  string // file path or postgres URL
+	drop func() error
+}
+
+func (r *runner) newTarget(ctx context.Context, kind, name string) (*target, error) {
+	if kind == "sqlite" {
+		p := filepath.Join(r.cfg.Dir, name+".db")
+		for _, suf := range []string{"", "-wal", "-shm"} {
+			_ = os.Remove(p + suf)
+		}
+		return &target{kind: kind, dsn: p, drop: func() error {
+			for _, suf := range []string{"", "-wal", "-shm"} {
+				_ = os.Remove(p + suf)
+			}
+			return nil
+		}}, nil
+	}
+	u, err := url.Parse(r.cfg.PostgresURL)
+	if err != nil {
+		return nil, err
+	}
+	db := "auditops_bench_" + name
+	admin, err := pgx.Connect(ctx, r.cfg.PostgresURL)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
+		return nil, err
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+db+" TEMPLATE template0 ENCODING 'UTF8'"); err != nil {
+		return nil, err
+	}
+	u.Path = "/" + db
+	return &target{kind: kind, dsn: u.String(), drop: func() error {
+		c, err := pgx.Connect(context.Background(), r.cfg.PostgresURL)
+		if err != nil {
+			return err
+		}
+		defer c.Close(context.Background())
+		_, err = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
+		return err
+	}}, nil
+}
+
+// open opens the store of t.
+func (t *target) open(ctx context.Context) (store.Store, error) {
+	opts := store.Options{TokenKey: tokenKey}
+	if t.kind == "sqlite" {
+		return sqlite.New(ctx, t.dsn, opts)
+	}
+	return postgres.New(ctx, t.dsn, opts)
+}
+
+func (r *runner) runStore(ctx context.Context, kind string) error {
+	lbl := "{store=" + kind + "}"
+
+	// 1. Webhook ingest, into the database every later phase reads.
+	main, err := r.newTarget(ctx, kind, "webhook")
+	if err != nil {
+		return err
+	}
+	defer main.drop() //nolint:errcheck // best effort
+	st, err := main.open(ctx)
+	if err != nil {
+		return err
+	}
+	r.logf("%s: webhook ingest (HTTPS, batches of %d, %d senders)", kind, webhookBatch, webhookSenders)
+	n, d, err := webhookIngest(ctx, st, r.ds.Log)
+	st.Close()
+	if err != nil {
+		return fmt.Errorf("webhook ingest: %w", err)
+	}
+	if n != r.ds.Events {
+		return fmt.Errorf("webhook ingest stored %d of %d events", n, r.ds.Events)
+	}
+	r.res.add(Metric{Metric: "ingest_events_per_s" + lbl, Value: float64(n) / d.Seconds(), Unit: "events/s",
+		Note:  fmt.Sprintf("POST /ingest/v1/kube-audit over HTTPS (loopback), %d events per EventList, %d concurrent senders, %.1f s", webhookBatch, webhookSenders, d.Seconds()),
+		floor: "floor_insert_events_per_s" + lbl})
+	r.logf("%s: webhook ingest %.0f events/s (%.1f s)", kind, float64(n)/d.Seconds(), d.Seconds())
+
+	// 2. Bulk import.
+	imp, err := r.newTarget(ctx, kind, "import")
+	if err != nil {
+		return err
+	}
+	if st, err = imp.open(ctx); err != nil {
+		return err
+	}
+	r.logf("%s: manager import", kind)
+	n, d, err = bulkImport(ctx, st, r.ds.Log)
+	st.Close()
+	_ = imp.drop()
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	r.res.add(Metric{Metric: "import_events_per_s" + lbl, Value: float64(n) / d.Seconds(), Unit: "events/s",
+		Note: fmt.Sprintf("ingest.Import of the JSONL audit log (manager import), %.1f s", d.Seconds()), floor: "floor_insert_events_per_s" + lbl})
+	r.logf("%s: import %.0f events/s (%.1f s)", kind, float64(n)/d.Seconds(), d.Seconds())
+
+	// 3. Ingest floor.
+	fl, err := r.newTarget(ctx, kind, "floor")
+	if err != nil {
+		return err
+	}
+	r.logf("%s: ingest floor", kind)
+	n, d, err = floorInsert(ctx, fl, r.ds.Log)
+	_ = fl.drop()
+	if err != nil {
+		return fmt.Errorf("ingest floor: %w", err)
+	}
+	how := "prepared INSERTs, 5000 per transaction (same pragmas as the store)"
+	if kind == "postgres" {
+		how = "COPY FROM STDIN, 5000 rows per COPY"
+	}
+	r.res.add(Metric{Metric: "floor_insert_events_per_s" + lbl, Value: float64(n) / d.Seconds(), Unit: "events/s",
+		Note: how + ", same schema and indexes; events decoded beforehand, only inserts timed"})
+	r.logf("%s: ingest floor %.0f events/s (%.1f s)", kind, float64(n)/d.Seconds(), d.Seconds())
+
+	// 4. Reports and their SQL floors.
+	if err := r.reports(ctx, main); err != nil {
+		return err
+	}
+	// 5. Endpoint pages.
+	if st, err = main.open(ctx); err != nil {
+		return err
+	}
+	defer st.Close()
+	return r.pages(ctx, kind, st)
+}
+
+// summarize adds the store-less metric names: the worst store.
+func (r *runner) summarize() {
+	keys := func(m map[string]float64) []string {
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	for _, k := range keys(r.pageP99) {
+		r.res.add(Metric{Metric: k, Value: r.pageP99[k], Unit: "ms", Note: "worst of the stores measured"})
+	}
+	for _, k := range keys(r.peakRSS) {
+		r.res.add(Metric{Metric: k, Value: r.peakRSS[k], Unit: "MiB", Note: "worst of the stores and sinks measured"})
+	}
+}
+
+func (r *runner) worst(m *map[string]float64, key string, v float64) {
+	if *m == nil {
+		*m = map[string]float64{}
+	}
+	(*m)[key] = math.Max((*m)[key], v)
+}
+
+// WriteJSON writes results.json.
+func (res *Results) WriteJSON(path string) error {
+	var ms []Metric
+	for _, m := range res.Metrics {
+		if !m.tableOnly {
+			ms = append(ms, m)
+		}
+	}
+	b, err := json.MarshalIndent(ms, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// WriteTable prints metric, value, floor and ratio.
+func (res *Results) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "metric\tvalue\tunit\tfloor\tratio\t\n")
+	for _, m := range res.Metrics {
+		if strings.HasPrefix(m.Metric, "floor_") {
+			continue
+		}
+		floor, ratio := "", ""
+		if m.floor != "" {
+			if f, ok := res.Get(m.floor); ok {
+				floor = format(f)
+				if f != 0 {
+					ratio = fmt.Sprintf("%.2fx", m.Value/f)
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", m.Metric, format(m.Value), m.Unit, floor, ratio)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "(ratio = value / floor: for events/s and rows/s higher is better, for seconds lower is better)\n")
+}
+
+func format(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}

@@ -1,0 +1,58 @@
+package bench
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/auditops/auditops/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	if ChildMain() { // report jobs re-run this test binary
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestPipeline runs the whole benchmark on a small data set against SQLite
+// and PostgreSQL: every phase works and every required metric is produced.
+func TestPipeline(t *testing.T) {
+	pg := storetest.RequirePostgres(t)
+	res, err := Run(t.Context(), Config{Events: 2000, Dir: t.TempDir(), PostgresURL: pg, PageIterations: 5, Log: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{
+		"ingest_events_per_s{store=sqlite}", "ingest_events_per_s{store=postgres}",
+		"import_events_per_s{store=sqlite}", "import_events_per_s{store=postgres}",
+		"floor_insert_events_per_s{store=sqlite}", "floor_insert_events_per_s{store=postgres}",
+		"report_seconds{type=NamespaceUsersSummary,store=sqlite}", "floor_sql_seconds{type=NamespaceUsersSummary,store=sqlite}",
+		"report_rows_per_s{type=AuditDetails,store=sqlite}", "report_peak_rss_mib{type=AuditDetails}",
+		"page_ms_p99{endpoint=audit-details,depth=1}", "page_ms_p99{endpoint=audit-details,depth=1000}",
+		"floor_jq_seconds{type=NamespaceUsersSummary}",
+	} {
+		if v, ok := res.Get(name); !ok || v <= 0 {
+			t.Errorf("%s = %v, %v; want a positive value", name, v, ok)
+		}
+	}
+	for _, m := range res.Metrics {
+		if m.Metric == "floor_jq_seconds{type=NamespaceUsersSummary}" {
+			t.Log(m.Note)
+		}
+	}
+	out := t.TempDir() + "/results.json"
+	if err := res.WriteJSON(out); err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	res.WriteTable(&table)
+	t.Log("\n" + table.String())
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
