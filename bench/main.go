@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 
@@ -45,6 +46,19 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if p := os.Getenv("AUDITOPS_BENCH_CPUPROFILE"); p != "" {
+		// Profiling aid: the main process (ingest, floors, pages); each
+		// report child writes its own.
+		f, err := os.Create(p + "-main.prof")
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := bench.Run(ctx, bench.Config{Events: n, Dir: dir, PostgresURL: pg, Log: os.Stderr})

@@ -51,7 +51,7 @@ func BenchmarkDecodeKubeAudit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		err := decodeEventList(bytes.NewReader(body), func(i int, ev *auditv1.Event) error {
+		err := decodeEventList(bytes.NewReader(body), int64(len(body)), func(i int, ev *auditv1.Event) error {
 			_, ok, err := MapKubeAudit(ev)
 			if ok {
 				n++

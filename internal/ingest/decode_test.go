@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -149,11 +151,14 @@ func TestDecodeEventList(t *testing.T) {
 		{"bad item timestamp", `{"items":[{"auditID":"x","stageTimestamp":"2024-05-22T10:00:00Z"}]}`, 0, `items[0]: invalid timestamp`},
 		{"syntax", `{"items":[` + item("1") + `,{]}`, 1, `items[1]: invalid JSON`},
 		{"trailing", `{"items":[]}{}`, 0, `unexpected data after`},
+		{"null body", `null`, 0, "EventList object is expected"},
+		{"items twice", `{"items":[` + item("1") + `],"items":[]}`, 1, `field "items": appears twice`},
+		{"an item holding the word items", `{"items":[` + strings.Replace(item("1"), `"verb":"get"`, `"verb":"items"`, 1) + `]}`, 1, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := 0
-			err := decodeEventList(strings.NewReader(tc.body), func(i int, ev *auditv1.Event) error {
+			err := decodeEventList(strings.NewReader(tc.body), -1, func(i int, ev *auditv1.Event) error {
 				if i != n {
 					t.Errorf("index %d, want %d", i, n)
 				}
@@ -197,5 +202,30 @@ func TestLineReaderLongLines(t *testing.T) {
 	}
 	if nums[3] != 4 {
 		t.Errorf("last line number %d, want 4", nums[3])
+	}
+}
+
+// TestDecodeEventListFastMatchesStd: the goccy/go-json fast path decodes a
+// webhook body into exactly what encoding/json does.
+func TestDecodeEventListFastMatchesStd(t *testing.T) {
+	body := webhookBody(40, "m")
+	var fast, std []auditv1.Event
+	if err := decodeEventList(bytes.NewReader(body), int64(len(body)), func(_ int, ev *auditv1.Event) error {
+		fast = append(fast, *ev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fastEventList(body); !ok {
+		t.Fatal("the fast path refused a valid webhook body")
+	}
+	if err := decodeEventListStd(bytes.NewReader(body), func(_ int, ev *auditv1.Event) error {
+		std = append(std, *ev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fast, std) {
+		t.Fatalf("fast and encoding/json decodes differ:\nfast %+v\nstd  %+v", fast[0], std[0])
 	}
 }

@@ -183,7 +183,7 @@ func (h *Handler) HandleKubeAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	var res Result
 	var events []store.Event
-	err := decodeEventList(r.Body, func(i int, ev *auditv1.Event) error {
+	err := decodeEventList(r.Body, r.ContentLength, func(i int, ev *auditv1.Event) error {
 		res.Received++
 		out, ok, err := MapKubeAudit(ev)
 		if err != nil {
