@@ -142,7 +142,7 @@ func (s *Server) auditDetails(w http.ResponseWriter, r *http.Request, pathNS str
 	}
 	ctx, cancel := s.storeCtx(r)
 	page, err := s.st.Events(ctx, store.EventQuery{
-		View: report.ViewAuditDetails, Namespace: ns, Range: rng,
+		View: report.ViewAuditDetails, Namespace: ns, Range: rng, Payloads: report.AuditDetailPayloads,
 		Page: store.Page{Size: size, Token: q.Get(tokenParam)},
 	})
 	cancel()
@@ -201,7 +201,7 @@ func (s *Server) network(w http.ResponseWriter, r *http.Request, v networkView, 
 	ctx, cancel := s.storeCtx(r)
 	page, err := s.st.Events(ctx, store.EventQuery{
 		View: v.view, Namespace: ns, Range: rng, Category: v.category, User: userID,
-		Page: store.Page{Size: size, Token: q.Get(tokenParam)}, WithTotal: true,
+		Page: store.Page{Size: size, Token: q.Get(tokenParam)}, WithTotal: true, Payloads: report.CSVPayloads,
 	})
 	cancel()
 	if err != nil {

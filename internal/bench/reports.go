@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -10,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,12 +172,16 @@ func runReport(ctx context.Context, job childJob) (childResult, error) {
 }
 
 // configMapEquivalent does what the ConfigMap sink does with the bytes —
-// a running SHA-256, each appended chunk compressed as one gzip member at
-// the default level, the compressed stream cut into MaxShardBytes shards —
+// a running SHA-256, each appended chunk compressed as one gzip member by
+// sink.NewGzipWriter, the compressed stream cut into MaxShardBytes shards —
 // but discards the shards instead of writing ConfigMaps (no API server).
 type configMapEquivalent struct {
-	sum   hash.Hash
-	gz    *gzip.Writer
+	sum hash.Hash
+	gz  interface {
+		io.Writer
+		Reset(io.Writer)
+		Close() error
+	}
 	gzBuf bytes.Buffer
 	shard []byte
 	bytes int64
@@ -211,7 +215,7 @@ func (s *configMapEquivalent) Finish(_ context.Context, last []byte, size int64,
 func (s *configMapEquivalent) compress(p []byte) []byte {
 	s.gzBuf.Reset()
 	if s.gz == nil {
-		s.gz = gzip.NewWriter(&s.gzBuf)
+		s.gz = sink.NewGzipWriter(&s.gzBuf)
 	} else {
 		s.gz.Reset(&s.gzBuf)
 	}

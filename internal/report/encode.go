@@ -27,6 +27,12 @@ const (
 // CSVHeader is the header row of the network audit CSV (seed 002).
 const CSVHeader = "MessageKey,EntityKey,EntityId,When,Principal,Message,PreviousState,CurrentState\r\n"
 
+// The payloads each encoder reads: what a view asks the store for.
+const (
+	AuditDetailPayloads = store.PayloadsRequestResponse
+	CSVPayloads         = store.PayloadsPrincipalStates
+)
+
 // AppendSummaryRow appends one namespace-users-summary detail object (3.1).
 func AppendSummaryRow(b []byte, r store.SummaryRow) []byte {
 	b = append(b, `{"date":`...)

@@ -151,10 +151,14 @@ func (g *generator) summary(ctx context.Context) error {
 
 func (g *generator) events(ctx context.Context, view, category string) error {
 	csv := category != ""
+	payloads := AuditDetailPayloads
+	if csv {
+		payloads = CSVPayloads
+	}
 	for {
 		page, err := g.st.Events(ctx, store.EventQuery{
 			View: view, Namespace: g.p.Namespace, Range: g.p.Range,
-			Category: category, User: g.p.User,
+			Category: category, User: g.p.User, Payloads: payloads,
 			Page: store.Page{Size: g.p.PageSize, Token: g.c.Token},
 		})
 		if err != nil {

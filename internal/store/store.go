@@ -119,7 +119,22 @@ type EventQuery struct {
 	Page Page
 	// WithTotal asks for the number of rows matching the whole query.
 	WithTotal bool
+	// Payloads selects the JSON payloads read; the others are left nil.
+	// Zero reads them all. Payloads are most of an event's bytes, and each
+	// view shows only some of them.
+	Payloads Payloads
 }
+
+// Payloads is a set of an event's JSON payload fields.
+type Payloads uint8
+
+// Payload sets.
+const (
+	// PayloadsRequestResponse are Request and Response.
+	PayloadsRequestResponse Payloads = 1 << iota
+	// PayloadsPrincipalStates are Principal, PreviousState and CurrentState.
+	PayloadsPrincipalStates
+)
 
 // EventPage is one page of events.
 type EventPage struct {

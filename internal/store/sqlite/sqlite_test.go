@@ -225,8 +225,8 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
 	}
 	var pageSize, sync int
-	if err := s.r.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil || pageSize != 8192 {
-		t.Fatalf("page_size = %d, %v; want 8192", pageSize, err)
+	if err := s.r.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil || pageSize != 16384 {
+		t.Fatalf("page_size = %d, %v; want 16384", pageSize, err)
 	}
 	if err := s.w.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
 		t.Fatalf("writer synchronous = %d, %v; want 2 (FULL)", sync, err)

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"Ping", testPing},
 		{"InsertRoundTrip", testInsertRoundTrip},
+		{"EventsPayloads", testEventsPayloads},
 		{"SeqMonotonic", testSeqMonotonic},
 		{"IdempotentInsert", testIdempotentInsert},
 		{"AtomicFailedBatch", testAtomicFailedBatch},
@@ -197,6 +198,51 @@ func testInsertRoundTrip(t *testing.T, s store.Store) {
 		if (g.Error == nil) != (want.Error == nil) {
 			t.Fatalf("%s: error %v, want %v", want.ID, g.Error, want.Error)
 		}
+	}
+}
+
+// testEventsPayloads: a query reads the payloads it asks for, leaves the
+// others nil, and reads every other field whatever it asks.
+func testEventsPayloads(t *testing.T, s store.Store) {
+	e := ev("team-a", "p1", t0, func(e *store.Event) {
+		e.Principal, e.Request, e.Response = json.RawMessage(`{"username":"u"}`), json.RawMessage(`{"req":1}`), json.RawMessage(`{"resp":2}`)
+		e.PreviousState, e.CurrentState = json.RawMessage(`{"prev":3}`), json.RawMessage(`{"cur":4}`)
+		e.Message, e.DeviceID = "m", "d"
+	})
+	mustInsert(t, s, e)
+	none := func(e store.Event) store.Event { return e }
+	tests := []struct {
+		name     string
+		payloads store.Payloads
+		want     func(store.Event) store.Event
+	}{
+		{"all (zero)", 0, none},
+		{"all", store.PayloadsRequestResponse | store.PayloadsPrincipalStates, none},
+		{"request and response", store.PayloadsRequestResponse, func(e store.Event) store.Event {
+			e.Principal, e.PreviousState, e.CurrentState = nil, nil, nil
+			return e
+		}},
+		{"principal and states", store.PayloadsPrincipalStates, func(e store.Event) store.Event {
+			e.Request, e.Response = nil, nil
+			return e
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := all("team-a")
+			q.Payloads = tc.payloads
+			got := walk(t, s, q)
+			if len(got) != 1 {
+				t.Fatalf("%d events, want 1", len(got))
+			}
+			g, want := got[0], tc.want(e)
+			g.Seq, want.Time = 0, want.Time.UTC()
+			if !reflect.DeepEqual(g, want) {
+				gj, _ := json.Marshal(g)
+				wj, _ := json.Marshal(want)
+				t.Fatalf("got  %s\nwant %s", gj, wj)
+			}
+		})
 	}
 }
 

@@ -140,6 +140,25 @@ func ScanEvent(r Rows) (store.Event, error) {
 	return e, nil
 }
 
+// eventColumns is EventColumns with the payload columns p leaves out read
+// as NULL, so ScanEvent reads every projection.
+func eventColumns(p store.Payloads) string {
+	if p == 0 {
+		return EventColumns
+	}
+	cols := "namespace, ts, seq, id, user_name, api, status, category, method, status_code, " +
+		"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, message, error, "
+	pick := func(in store.Payloads, col string) string {
+		if p&in != 0 {
+			return col
+		}
+		return "NULL"
+	}
+	return cols + pick(store.PayloadsPrincipalStates, "principal") + ", " +
+		pick(store.PayloadsRequestResponse, "request") + ", " + pick(store.PayloadsRequestResponse, "response") + ", " +
+		pick(store.PayloadsPrincipalStates, "previous_state") + ", " + pick(store.PayloadsPrincipalStates, "current_state")
+}
+
 // Bounds returns r in Unix nanoseconds; a zero side is unbounded.
 func Bounds(r store.TimeRange) (from, to int64) {
 	from, to = math.MinInt64, math.MaxInt64
@@ -233,7 +252,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 	var page store.EventPage
 	if from < to {
 		a := Args{d: r.Dialect}
-		sql := "SELECT " + EventColumns + " FROM " + r.eventsWhere(&a, q, from, to, after) +
+		sql := "SELECT " + eventColumns(q.Payloads) + " FROM " + r.eventsWhere(&a, q, from, to, after) +
 			" ORDER BY ts, seq LIMIT " + a.Add(int64(q.Page.Size+1))
 		rows, err := db.Query(ctx, sql, a.Values()...)
 		if err != nil {
