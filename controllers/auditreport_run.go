@@ -322,9 +322,14 @@ func (r *AuditReportReconciler) updateStatus(ctx context.Context, rep *reportsv1
 }
 
 // resolveRange turns the spec's window into an absolute one; last counts
-// back from the run's start.
+// back from the run's start, rounded up to a whole second: status.range
+// keeps whole seconds (metav1.Time), and a window ending at the start
+// rounded down would leave out what was audited in the start's second.
 func resolveRange(rg reportsv1alpha1.ReportRange, now time.Time) *reportsv1alpha1.ResolvedRange {
 	if rg.Last != nil {
+		if t := now.Truncate(time.Second); !t.Equal(now) {
+			now = t.Add(time.Second)
+		}
 		return &reportsv1alpha1.ResolvedRange{
 			From: metav1.Time{Time: now.Add(-rg.Last.Duration)},
 			To:   metav1.Time{Time: now},

@@ -646,3 +646,43 @@ func TestReportToS3WithCredentialsSecret(t *testing.T) {
 		return c != nil && c.Reason == ReasonRetrying && strings.Contains(c.Message, "missing"), nil
 	})
 }
+
+// TestResolveRange: a relative window ends at the run's start rounded up to
+// the whole second status.range can hold, so nothing audited in the start's
+// own second is left out; absolute windows are kept as given.
+func TestResolveRange(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	hour := &metav1.Duration{Duration: time.Hour}
+	tests := []struct {
+		name     string
+		rg       reportsv1alpha1.ReportRange
+		now      string
+		from, to string
+	}{
+		{"last, mid-second", reportsv1alpha1.ReportRange{Last: hour}, "2026-12-01T10:48:44.900Z", "2026-12-01T09:48:45Z", "2026-12-01T10:48:45Z"},
+		{"last, whole second", reportsv1alpha1.ReportRange{Last: hour}, "2026-12-01T10:48:44Z", "2026-12-01T09:48:44Z", "2026-12-01T10:48:44Z"},
+		{"absolute", reportsv1alpha1.ReportRange{From: &metav1.Time{Time: at("2026-11-01T00:00:00Z")}, To: &metav1.Time{Time: at("2026-11-02T00:00:00Z")}},
+			"2026-12-01T10:48:44.5Z", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := resolveRange(tc.rg, at(tc.now))
+			if !got.From.Time.Equal(at(tc.from)) || !got.To.Time.Equal(at(tc.to)) {
+				t.Fatalf("range [%s, %s), want [%s, %s)", got.From.Time.Format(time.RFC3339Nano), got.To.Time.Format(time.RFC3339Nano), tc.from, tc.to)
+			}
+			// What status.range stores (whole seconds) is what was resolved.
+			if !got.To.Time.Equal(got.To.Time.Truncate(time.Second)) || !got.From.Time.Equal(got.From.Time.Truncate(time.Second)) {
+				t.Fatalf("range [%s, %s) has fractions of a second that status.range would drop", got.From.Time, got.To.Time)
+			}
+			if ev := at(tc.now).Add(-time.Millisecond); tc.rg.Last != nil && !ev.Before(got.To.Time) {
+				t.Fatalf("an event audited just before the start (%s) is outside the window ending %s", ev, got.To.Time)
+			}
+		})
+	}
+}

@@ -77,7 +77,8 @@ type ReportRange struct {
 	// To is the exclusive end of an absolute window (RFC 3339).
 	// +optional
 	To *metav1.Time `json:"to,omitempty"`
-	// Last is a window ending at each run's start, as a Go duration (24h, 90m, 168h).
+	// Last is a window ending at each run's start (rounded up to a whole
+	// second), as a Go duration (24h, 90m, 168h).
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",message="range.last must be a positive duration such as 24h, 90m or 168h (units: ns, us, ms, s, m, h)"
