@@ -189,8 +189,11 @@ func TestScheduledReportCreatesRunsAndPrunesHistory(t *testing.T) {
 	if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(parent), &p); err != nil {
 		t.Fatal(err)
 	}
+	// A merge patch, not an Update: the controller may write the status
+	// between our Get and our write, and an Update would then conflict.
+	suspend := client.MergeFrom(p.DeepCopy())
 	p.Spec.Suspend = ptrTo(true)
-	if err := k8sClient.Update(context.Background(), &p); err != nil {
+	if err := k8sClient.Patch(context.Background(), &p, suspend); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 30*time.Second, "the parent to be Suspended", func(ctx context.Context) (bool, error) {
