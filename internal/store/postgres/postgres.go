@@ -153,6 +153,23 @@ func (s *Store) read(ctx context.Context, op string, fn func(q sqlstore.Queryer)
 	})
 }
 
+// readInIndexOrder is read for the pages of every view (summary, events,
+// user logs): each reads an index range in the index's order. Without statistics (a young
+// table, or one autovacuum has not analyzed since a burst of ingest) the
+// planner estimates ~100 matching rows, and picks a bitmap scan of every
+// remaining row of the tenant plus a sort for each page: measured 36 ms a
+// page at 80,000 events, growing with the tenant, against 1 ms for the
+// index scan it takes with bitmap scans and sorts disabled for the
+// transaction. PostgreSQL has no index hints; this is the documented way.
+func (s *Store) readInIndexOrder(ctx context.Context, op string, fn func(q sqlstore.Queryer) error) error {
+	return s.tx(ctx, op, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off"); err != nil {
+			return err
+		}
+		return fn(queryer{tx})
+	})
+}
+
 type queryer struct{ tx pgx.Tx }
 
 func (q queryer) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
@@ -295,7 +312,7 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 
 // Summary implements store.Store.
 func (s *Store) Summary(ctx context.Context, q store.SummaryQuery) (page store.SummaryPage, err error) {
-	err = s.read(ctx, "summary page", func(db sqlstore.Queryer) error {
+	err = s.readInIndexOrder(ctx, "summary page", func(db sqlstore.Queryer) error {
 		page, err = s.reader.Summary(ctx, db, q)
 		return err
 	})
@@ -304,7 +321,7 @@ func (s *Store) Summary(ctx context.Context, q store.SummaryQuery) (page store.S
 
 // Events implements store.Store.
 func (s *Store) Events(ctx context.Context, q store.EventQuery) (page store.EventPage, err error) {
-	err = s.read(ctx, "events page", func(db sqlstore.Queryer) error {
+	err = s.readInIndexOrder(ctx, "events page", func(db sqlstore.Queryer) error {
 		page, err = s.reader.Events(ctx, db, q)
 		return err
 	})
@@ -313,7 +330,7 @@ func (s *Store) Events(ctx context.Context, q store.EventQuery) (page store.Even
 
 // UserLogs implements store.Store.
 func (s *Store) UserLogs(ctx context.Context, q store.UserLogsQuery) (page store.UserLogsPage, err error) {
-	err = s.read(ctx, "user logs", func(db sqlstore.Queryer) error {
+	err = s.readInIndexOrder(ctx, "user logs", func(db sqlstore.Queryer) error {
 		page, err = s.reader.UserLogs(ctx, db, q)
 		return err
 	})
