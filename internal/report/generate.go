@@ -155,14 +155,38 @@ func (g *generator) events(ctx context.Context, view, category string) error {
 	if csv {
 		payloads = CSVPayloads
 	}
-	for {
-		page, err := g.st.Events(ctx, store.EventQuery{
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops a prefetch nobody will read
+	fetch := func(token string) (store.EventPage, error) {
+		return g.st.Events(ctx, store.EventQuery{
 			View: view, Namespace: g.p.Namespace, Range: g.p.Range,
 			Category: category, User: g.p.User, Payloads: payloads,
-			Page: store.Page{Size: g.p.PageSize, Token: g.c.Token},
+			Page: store.Page{Size: g.p.PageSize, Token: token},
 		})
+	}
+	type fetched struct {
+		page store.EventPage
+		err  error
+	}
+	page, err := fetch(g.c.Token)
+	for {
 		if err != nil {
 			return fmt.Errorf("report: %s page %d: %w", view, g.c.Pages+1, err)
+		}
+		if err := g.advance(page.NextToken); err != nil {
+			return err
+		}
+		// The next page is read while this one is encoded and emitted: the
+		// store's work (PostgreSQL's process, or SQLite in the reading
+		// goroutine) and ours then share the machine's cores instead of
+		// taking turns.
+		var next chan fetched
+		if page.NextToken != "" {
+			next = make(chan fetched, 1)
+			go func(token string) {
+				p, err := fetch(token)
+				next <- fetched{p, err}
+			}(page.NextToken)
 		}
 		g.begin()
 		for i := range page.Events {
@@ -174,12 +198,11 @@ func (g *generator) events(ctx context.Context, view, category string) error {
 			g.separate()
 			g.buf = AppendAuditDetail(g.buf, &page.Events[i])
 		}
-		if err := g.advance(page.NextToken); err != nil {
+		if err := g.end(ctx, next == nil); err != nil || g.c.Done {
 			return err
 		}
-		if err := g.end(ctx, page.NextToken == ""); err != nil || g.c.Done {
-			return err
-		}
+		f := <-next
+		page, err = f.page, f.err
 	}
 }
 
