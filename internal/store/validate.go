@@ -34,6 +34,20 @@ var (
 	maxTime = time.Unix(0, 1<<63-1).UTC()
 )
 
+// NormalizeBatch normalizes every event of a batch (NormalizeEvent) into a
+// new slice; the error names the first bad event by index and id.
+func NormalizeBatch(events []Event) ([]Event, error) {
+	norm := make([]Event, len(events))
+	for i, e := range events {
+		n, err := NormalizeEvent(e)
+		if err != nil {
+			return nil, fmt.Errorf("event %d (id %q): %w", i, e.ID, err)
+		}
+		norm[i] = n
+	}
+	return norm, nil
+}
+
 // NormalizeEvent checks e against the model and returns it as the store
 // keeps it: Category defaulted to "data", Time in UTC, Seq cleared, empty
 // JSON fields as nil. Errors wrap ErrInvalidEvent and name the field.

@@ -239,19 +239,15 @@ var copyColumns = strings.Split(strings.ReplaceAll(sqlstore.InsertColumns, " ", 
 // id twice, fails it with a unique violation, and that batch (a sender's
 // retry, typically) is then written again by insertSkippingDuplicates.
 func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
-	norm := make([]store.Event, len(events))
-	for i, e := range events {
-		n, err := store.NormalizeEvent(e)
-		if err != nil {
-			return store.InsertResult{}, fmt.Errorf("postgres: insert: event %d (id %q): %w", i, e.ID, err)
-		}
-		norm[i] = n
+	norm, err := store.NormalizeBatch(events)
+	if err != nil {
+		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
 	}
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
 	var copied int64
-	err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var err error
 		copied, err = tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromFunc(func() func() ([]any, error) {
 			i := 0

@@ -266,13 +266,9 @@ type insertReq struct {
 // InsertResult. The
 // first waiting caller runs the group (leader); the others wait for it.
 func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
-	norm := make([]store.Event, len(events))
-	for i, e := range events {
-		n, err := store.NormalizeEvent(e)
-		if err != nil {
-			return store.InsertResult{}, fmt.Errorf("sqlite: insert: event %d (id %q): %w", i, e.ID, err)
-		}
-		norm[i] = n
+	norm, err := store.NormalizeBatch(events)
+	if err != nil {
+		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
 	}
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
