@@ -142,7 +142,7 @@ func (s *Server) auditDetails(w http.ResponseWriter, r *http.Request, pathNS str
 	}
 	ctx, cancel := s.storeCtx(r)
 	page, err := s.st.Events(ctx, store.EventQuery{
-		View: report.ViewAuditDetails, Namespace: ns, Range: rng, Payloads: report.AuditDetailPayloads,
+		View: report.ViewAuditDetails, Namespace: ns, Range: rng, Fields: report.AuditDetailFields,
 		Page: store.Page{Size: size, Token: q.Get(tokenParam)},
 	})
 	cancel()
@@ -201,7 +201,7 @@ func (s *Server) network(w http.ResponseWriter, r *http.Request, v networkView, 
 	ctx, cancel := s.storeCtx(r)
 	page, err := s.st.Events(ctx, store.EventQuery{
 		View: v.view, Namespace: ns, Range: rng, Category: v.category, User: userID,
-		Page: store.Page{Size: size, Token: q.Get(tokenParam)}, WithTotal: true, Payloads: report.CSVPayloads,
+		Page: store.Page{Size: size, Token: q.Get(tokenParam)}, WithTotal: true, Fields: report.CSVFields,
 	})
 	cancel()
 	if err != nil {

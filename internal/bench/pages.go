@@ -32,9 +32,9 @@ func (r *runner) pages(ctx context.Context, kind string, st store.Store) error {
 	rg := reportRange()
 	for _, ep := range endpointPages {
 		q := store.EventQuery{View: ep.view, Namespace: BigTenant, Range: rg, Category: ep.category,
-			Page: store.Page{Size: ep.size}, WithTotal: ep.total, Payloads: report.AuditDetailPayloads}
+			Page: store.Page{Size: ep.size}, WithTotal: ep.total, Fields: report.AuditDetailFields}
 		if ep.category != "" {
-			q.Payloads = report.CSVPayloads
+			q.Fields = report.CSVFields
 		}
 		// Walk to page 1000 (or the last page of a small data set).
 		deep, depth := q, 1

@@ -27,10 +27,10 @@ const (
 // CSVHeader is the header row of the network audit CSV (seed 002).
 const CSVHeader = "MessageKey,EntityKey,EntityId,When,Principal,Message,PreviousState,CurrentState\r\n"
 
-// The payloads each encoder reads: what a view asks the store for.
+// The fields each encoder reads: what its views ask the store for.
 const (
-	AuditDetailPayloads = store.PayloadsRequestResponse
-	CSVPayloads         = store.PayloadsPrincipalStates
+	AuditDetailFields = store.FieldMethod | store.FieldUser | store.FieldStatus | store.FieldRequest | store.FieldError
+	CSVFields         = store.FieldEntity | store.FieldPrincipal | store.FieldMessage | store.FieldStates
 )
 
 // AppendSummaryRow appends one namespace-users-summary detail object (3.1).

@@ -151,16 +151,16 @@ func (g *generator) summary(ctx context.Context) error {
 
 func (g *generator) events(ctx context.Context, view, category string) error {
 	csv := category != ""
-	payloads := AuditDetailPayloads
+	fields := AuditDetailFields
 	if csv {
-		payloads = CSVPayloads
+		fields = CSVFields
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops a prefetch nobody will read
 	fetch := func(token string) (store.EventPage, error) {
 		return g.st.Events(ctx, store.EventQuery{
 			View: view, Namespace: g.p.Namespace, Range: g.p.Range,
-			Category: category, User: g.p.User, Payloads: payloads,
+			Category: category, User: g.p.User, Fields: fields,
 			Page: store.Page{Size: g.p.PageSize, Token: token},
 		})
 	}

@@ -119,21 +119,38 @@ type EventQuery struct {
 	Page Page
 	// WithTotal asks for the number of rows matching the whole query.
 	WithTotal bool
-	// Payloads selects the JSON payloads read; the others are left nil.
-	// Zero reads them all. Payloads are most of an event's bytes, and each
-	// view shows only some of them.
-	Payloads Payloads
+	// Fields selects what is read besides Namespace, Time, Seq and ID
+	// (which every page needs); the others are left zero. Zero reads every
+	// field. Each view shows only some fields, the payloads are most of an
+	// event's bytes, and every column read costs per row.
+	Fields Fields
 }
 
-// Payloads is a set of an event's JSON payload fields.
-type Payloads uint8
+// Fields is a set of an event's fields.
+type Fields uint32
 
-// Payload sets.
+// Field sets.
 const (
-	// PayloadsRequestResponse are Request and Response.
-	PayloadsRequestResponse Payloads = 1 << iota
-	// PayloadsPrincipalStates are Principal, PreviousState and CurrentState.
-	PayloadsPrincipalStates
+	FieldUser Fields = 1 << iota
+	FieldAPI
+	// FieldStatus is Status and StatusCode.
+	FieldStatus
+	FieldCategory
+	FieldMethod
+	// FieldEntity is EntityKind and EntityID.
+	FieldEntity
+	// FieldDevice is DeviceID, CertificateSerialNumber, IssuerDN, Details
+	// and Archived.
+	FieldDevice
+	FieldMessage
+	FieldError
+	FieldPrincipal
+	// FieldRequest is Request and Response.
+	FieldRequest
+	// FieldStates is PreviousState and CurrentState.
+	FieldStates
+	// AllFields is every field.
+	AllFields = FieldStates<<1 - 1
 )
 
 // EventPage is one page of events.

@@ -34,7 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"Ping", testPing},
 		{"InsertRoundTrip", testInsertRoundTrip},
-		{"EventsPayloads", testEventsPayloads},
+		{"EventsFields", testEventsFields},
 		{"SeqMonotonic", testSeqMonotonic},
 		{"IdempotentInsert", testIdempotentInsert},
 		{"AtomicFailedBatch", testAtomicFailedBatch},
@@ -201,41 +201,67 @@ func testInsertRoundTrip(t *testing.T, s store.Store) {
 	}
 }
 
-// testEventsPayloads: a query reads the payloads it asks for, leaves the
-// others nil, and reads every other field whatever it asks.
-func testEventsPayloads(t *testing.T, s store.Store) {
-	e := ev("team-a", "p1", t0, func(e *store.Event) {
+// testEventsFields: a query reads the fields it asks for (and Namespace,
+// Time, Seq, ID always), leaves the others zero, and zero asks for all.
+func testEventsFields(t *testing.T, s store.Store) {
+	errLog := "denied"
+	e := ev("team-a", "f1", t0, func(e *store.Event) {
+		e.User, e.API, e.Status, e.StatusCode, e.Category, e.Method = "u", "/pods", store.StatusFailure, 403, store.CategoryAccess, "get"
+		e.EntityKind, e.EntityID, e.Message, e.Error = "pods", "team-a/p", "m", &errLog
+		e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived = "d", "c", "i", "x", true
 		e.Principal, e.Request, e.Response = json.RawMessage(`{"username":"u"}`), json.RawMessage(`{"req":1}`), json.RawMessage(`{"resp":2}`)
 		e.PreviousState, e.CurrentState = json.RawMessage(`{"prev":3}`), json.RawMessage(`{"cur":4}`)
-		e.Message, e.DeviceID = "m", "d"
 	})
 	mustInsert(t, s, e)
-	none := func(e store.Event) store.Event { return e }
+	// only returns e with the fields of f kept.
+	only := func(f store.Fields) store.Event {
+		o := store.Event{ID: e.ID, Namespace: e.Namespace, Time: e.Time}
+		keep := func(field store.Fields, set func()) {
+			if f&field != 0 {
+				set()
+			}
+		}
+		keep(store.FieldUser, func() { o.User = e.User })
+		keep(store.FieldAPI, func() { o.API = e.API })
+		keep(store.FieldStatus, func() { o.Status, o.StatusCode = e.Status, e.StatusCode })
+		keep(store.FieldCategory, func() { o.Category = e.Category })
+		keep(store.FieldMethod, func() { o.Method = e.Method })
+		keep(store.FieldEntity, func() { o.EntityKind, o.EntityID = e.EntityKind, e.EntityID })
+		keep(store.FieldDevice, func() {
+			o.DeviceID, o.CertificateSerialNumber, o.IssuerDN, o.Details, o.Archived = e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived
+		})
+		keep(store.FieldMessage, func() { o.Message = e.Message })
+		keep(store.FieldError, func() { o.Error = e.Error })
+		keep(store.FieldPrincipal, func() { o.Principal = e.Principal })
+		keep(store.FieldRequest, func() { o.Request, o.Response = e.Request, e.Response })
+		keep(store.FieldStates, func() { o.PreviousState, o.CurrentState = e.PreviousState, e.CurrentState })
+		return o
+	}
 	tests := []struct {
-		name     string
-		payloads store.Payloads
-		want     func(store.Event) store.Event
+		name string
+		ask  store.Fields
+		want store.Fields
 	}{
-		{"all (zero)", 0, none},
-		{"all", store.PayloadsRequestResponse | store.PayloadsPrincipalStates, none},
-		{"request and response", store.PayloadsRequestResponse, func(e store.Event) store.Event {
-			e.Principal, e.PreviousState, e.CurrentState = nil, nil, nil
-			return e
-		}},
-		{"principal and states", store.PayloadsPrincipalStates, func(e store.Event) store.Event {
-			e.Request, e.Response = nil, nil
-			return e
-		}},
+		{"zero is all", 0, store.AllFields},
+		{"all", store.AllFields, store.AllFields},
+		{"audit details' fields", store.FieldMethod | store.FieldUser | store.FieldStatus | store.FieldRequest | store.FieldError,
+			store.FieldMethod | store.FieldUser | store.FieldStatus | store.FieldRequest | store.FieldError},
+	}
+	for f := store.FieldUser; f <= store.FieldStates; f <<= 1 {
+		tests = append(tests, struct {
+			name      string
+			ask, want store.Fields
+		}{fmt.Sprintf("field %#x", uint32(f)), f, f})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			q := all("team-a")
-			q.Payloads = tc.payloads
+			q.Fields = tc.ask
 			got := walk(t, s, q)
 			if len(got) != 1 {
 				t.Fatalf("%d events, want 1", len(got))
 			}
-			g, want := got[0], tc.want(e)
+			g, want := got[0], only(tc.want)
 			g.Seq, want.Time = 0, want.Time.UTC()
 			if !reflect.DeepEqual(g, want) {
 				gj, _ := json.Marshal(g)

@@ -140,23 +140,57 @@ func ScanEvent(r Rows) (store.Event, error) {
 	return e, nil
 }
 
-// eventColumns is EventColumns with the payload columns p leaves out read
-// as NULL, so ScanEvent reads every projection.
-func eventColumns(p store.Payloads) string {
-	if p == 0 {
+// eventColumn is one column of EventColumns after the four every query
+// reads: the field it belongs to, and the constant read in its place when
+// the field is not wanted (zero values ScanEvent takes).
+type eventColumn struct {
+	name  string
+	field store.Fields
+	text  bool // '' in its place; else 0 (false), or NULL when nullable
+	null  bool
+}
+
+var optionalColumns = []eventColumn{
+	{"user_name", store.FieldUser, true, false}, {"api", store.FieldAPI, true, false},
+	{"status", store.FieldStatus, true, false}, {"category", store.FieldCategory, true, false},
+	{"method", store.FieldMethod, true, false}, {"status_code", store.FieldStatus, false, false},
+	{"entity_kind", store.FieldEntity, true, false}, {"entity_id", store.FieldEntity, true, false},
+	{"device_id", store.FieldDevice, true, false}, {"certificate_serial_number", store.FieldDevice, true, false},
+	{"issuer_dn", store.FieldDevice, true, false}, {"details", store.FieldDevice, true, false},
+	{"archived", store.FieldDevice, false, false}, {"message", store.FieldMessage, true, false},
+	{"error", store.FieldError, false, true}, {"principal", store.FieldPrincipal, false, true},
+	{"request", store.FieldRequest, false, true}, {"response", store.FieldRequest, false, true},
+	{"previous_state", store.FieldStates, false, true}, {"current_state", store.FieldStates, false, true},
+}
+
+// eventColumns is EventColumns with the columns of the fields f leaves out
+// read as constants, so ScanEvent reads every projection.
+func (d Dialect) eventColumns(f store.Fields) string {
+	if f == 0 || f&store.AllFields == store.AllFields {
 		return EventColumns
 	}
-	cols := "namespace, ts, seq, id, user_name, api, status, category, method, status_code, " +
-		"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, message, error, "
-	pick := func(in store.Payloads, col string) string {
-		if p&in != 0 {
-			return col
+	var b strings.Builder
+	b.WriteString("namespace, ts, seq, id")
+	for _, c := range optionalColumns {
+		b.WriteString(", ")
+		switch {
+		case f&c.field != 0:
+			b.WriteString(c.name)
+		case c.null:
+			b.WriteString("NULL")
+		case c.text && d == Postgres:
+			b.WriteString("''::text")
+		case c.text:
+			b.WriteString("''")
+		case c.name == "archived" && d == Postgres:
+			b.WriteString("false")
+		case d == Postgres:
+			b.WriteString("0::bigint")
+		default:
+			b.WriteString("0")
 		}
-		return "NULL"
 	}
-	return cols + pick(store.PayloadsPrincipalStates, "principal") + ", " +
-		pick(store.PayloadsRequestResponse, "request") + ", " + pick(store.PayloadsRequestResponse, "response") + ", " +
-		pick(store.PayloadsPrincipalStates, "previous_state") + ", " + pick(store.PayloadsPrincipalStates, "current_state")
+	return b.String()
 }
 
 // Bounds returns r in Unix nanoseconds; a zero side is unbounded.
@@ -252,7 +286,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 	var page store.EventPage
 	if from < to {
 		a := Args{d: r.Dialect}
-		sql := "SELECT " + eventColumns(q.Payloads) + " FROM " + r.eventsWhere(&a, q, from, to, after) +
+		sql := "SELECT " + r.Dialect.eventColumns(q.Fields) + " FROM " + r.eventsWhere(&a, q, from, to, after) +
 			" ORDER BY ts, seq LIMIT " + a.Add(int64(q.Page.Size+1))
 		rows, err := db.Query(ctx, sql, a.Values()...)
 		if err != nil {
