@@ -16,7 +16,9 @@ func TestMain(m *testing.M) {
 }
 
 // TestPipeline runs the whole benchmark on a small data set against SQLite
-// and PostgreSQL: every phase works and every required metric is produced.
+// and PostgreSQL: every phase works, every required metric is produced, and
+// (checked by Run) every report has the row count of its SQL floor and the
+// summary that of the jq pipeline.
 func TestPipeline(t *testing.T) {
 	pg := storetest.RequirePostgres(t)
 	res, err := Run(t.Context(), Config{Events: 2000, Dir: t.TempDir(), PostgresURL: pg, PageIterations: 5, Log: testWriter{t}})

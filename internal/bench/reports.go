@@ -242,12 +242,13 @@ func (r *runner) reports(ctx context.Context, t *target) error {
 	if err != nil {
 		return err
 	}
+	dir := filepath.Join(r.cfg.Dir, "reports-"+t.kind)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	for _, typ := range ReportTypes {
+		reportRows := map[string]int64{}
 		for _, sk := range []string{"configmap", "file"} {
-			dir := filepath.Join(r.cfg.Dir, "reports-"+t.kind)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
 			job, _ := json.Marshal(childJob{Kind: t.kind, DSN: t.dsn, Type: typ, Sink: sk, Dir: dir})
 			cmd := exec.CommandContext(ctx, exe)
 			cmd.Env = append(os.Environ(), childEnv+"="+string(job))
@@ -278,12 +279,19 @@ func (r *runner) reports(ctx context.Context, t *target) error {
 			r.res.add(Metric{Metric: "report_peak_rss_mib" + lbl, Value: rss, Unit: "MiB",
 				Note: "peak RSS (VmHWM) of the child process that opened the store and generated the report"})
 			r.worst(&r.peakRSS, "report_peak_rss_mib{type="+string(typ)+"}", rss)
+			reportRows[sk] = res.Rows
 			r.logf("%s: report %s into %s: %d rows in %.2f s (%.0f rows/s), peak RSS %.0f MiB",
 				t.kind, typ, sk, res.Rows, res.Seconds, float64(res.Rows)/res.Seconds, rss)
 		}
 		rows, secs, err := sqlFloor(ctx, t, typ)
 		if err != nil {
 			return fmt.Errorf("SQL floor of %s: %w", typ, err)
+		}
+		// A floor is only a floor of the same result.
+		for sk, n := range reportRows {
+			if n != rows {
+				return fmt.Errorf("report %s into %s has %d rows, its SQL floor %d", typ, sk, n, rows)
+			}
 		}
 		if typ == reportsv1alpha1.NamespaceUsersSummary {
 			r.summaryRows = rows
@@ -415,10 +423,10 @@ func (r *runner) jqFloor(ctx context.Context) error {
 		return fmt.Errorf("jq pipeline output: %w", err)
 	}
 	n := fmt.Sprint(len(rows))
-	note := fmt.Sprintf("jq over %s's JSONL (%d events): project, then group/count/sessions with jq -s; %s rows", BigTenant, r.ds.TenantEvents, n)
-	if r.summaryRows > 0 && n != fmt.Sprint(r.summaryRows) {
-		note += fmt.Sprintf(" (SQL floor: %d rows)", r.summaryRows)
+	if r.summaryRows > 0 && int64(len(rows)) != r.summaryRows {
+		return fmt.Errorf("jq pipeline: %d summary rows, the SQL floor %d", len(rows), r.summaryRows)
 	}
+	note := fmt.Sprintf("jq over %s's JSONL (%d events): project, then group/count/sessions with jq -s; %s rows", BigTenant, r.ds.TenantEvents, n)
 	r.res.add(Metric{Metric: "floor_jq_seconds{type=NamespaceUsersSummary}", Value: secs, Unit: "s", Note: note})
 	for _, kind := range []string{"sqlite", "postgres"} {
 		name := "report_seconds{type=NamespaceUsersSummary,store=" + kind + "}"

@@ -388,8 +388,9 @@ func expectEOF(dec *stdjson.Decoder, rr *readErrRecorder) error {
 }
 
 // decodeEventList reads an audit.k8s.io/v1 EventList (a body bounded by
-// the handler's MaxBytes; sizeHint is its Content-Length, or <= 0) and calls fn for each item in order. kind and
-// apiVersion are checked when present (the webhook always sends them).
+// the handler's MaxBytes; sizeHint is its Content-Length, or <= 0) and
+// calls fn for each item in order. kind and apiVersion are checked when
+// present (the webhook always sends them).
 //
 // Decoding is most of the CPU cost of webhook ingest, so a valid body is
 // decoded by goccy/go-json (several times faster than encoding/json); a

@@ -154,9 +154,9 @@ func (s *Store) read(ctx context.Context, op string, fn func(q sqlstore.Queryer)
 }
 
 // readInIndexOrder is read for the pages of every view (summary, events,
-// user logs): each reads an index range in the index's order. Without statistics (a young
-// table, or one autovacuum has not analyzed since a burst of ingest) the
-// planner estimates ~100 matching rows, and picks a bitmap scan of every
+// user logs): each reads an index range in the index's order. Without
+// statistics (a young table, or one autovacuum has not analyzed since a
+// burst of ingest) the planner estimates ~100 matching rows, and picks a bitmap scan of every
 // remaining row of the tenant plus a sort for each page: measured 36 ms a
 // page at 80,000 events, growing with the tenant, against 1 ms for the
 // index scan it takes with bitmap scans and sorts disabled for the
@@ -249,16 +249,14 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	var copied int64
 	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var err error
-		copied, err = tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromFunc(func() func() ([]any, error) {
-			i := 0
-			return func() ([]any, error) {
-				if i == len(norm) {
-					return nil, nil
-				}
-				i++
-				return sqlstore.InsertValues(&norm[i-1]), nil
+		next := 0
+		copied, err = tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromFunc(func() ([]any, error) {
+			if next == len(norm) {
+				return nil, nil
 			}
-		}()))
+			next++
+			return sqlstore.InsertValues(&norm[next-1]), nil
+		}))
 		return err
 	})
 	var pe *pgconn.PgError

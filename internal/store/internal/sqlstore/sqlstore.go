@@ -86,9 +86,8 @@ func (d Dialect) from(index string) string {
 // EventColumns lists the columns ScanEvent reads, in its order. Small,
 // often-read columns come first: SQLite stores a row's columns in this order
 // and reads overflow pages only for the columns it needs.
-const EventColumns = "namespace, ts, seq, id, user_name, api, status, category, method, status_code, " +
-	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
-	"message, error, principal, request, response, previous_state, current_state"
+// (Every field: no constants, so either dialect renders it.)
+var EventColumns = SQLite.eventColumns(store.AllFields)
 
 // InsertColumns are the columns an insert sets besides seq, in the order of
 // InsertValues.
@@ -140,54 +139,68 @@ func ScanEvent(r Rows) (store.Event, error) {
 	return e, nil
 }
 
-// eventColumn is one column of EventColumns after the four every query
-// reads: the field it belongs to, and the constant read in its place when
-// the field is not wanted (zero values ScanEvent takes).
-type eventColumn struct {
+// zeroKind says which constant stands in for a column that is not read:
+// the zero value ScanEvent takes for it.
+type zeroKind int
+
+const (
+	zeroText zeroKind = iota
+	zeroInt
+	zeroBool
+	zeroNull
+)
+
+// zero renders k's constant; PostgreSQL needs the literals typed.
+func (d Dialect) zero(k zeroKind) string {
+	switch {
+	case k == zeroNull:
+		return "NULL"
+	case k == zeroText && d == Postgres:
+		return "''::text"
+	case k == zeroText:
+		return "''"
+	case k == zeroBool && d == Postgres:
+		return "false"
+	case d == Postgres:
+		return "0::bigint"
+	default:
+		return "0"
+	}
+}
+
+// optionalColumns are the columns of EventColumns after the four every
+// query reads (namespace, ts, seq, id), in order, with their field.
+var optionalColumns = []struct {
 	name  string
 	field store.Fields
-	text  bool // '' in its place; else 0 (false), or NULL when nullable
-	null  bool
+	zero  zeroKind
+}{
+	{"user_name", store.FieldUser, zeroText}, {"api", store.FieldAPI, zeroText},
+	{"status", store.FieldStatus, zeroText}, {"category", store.FieldCategory, zeroText},
+	{"method", store.FieldMethod, zeroText}, {"status_code", store.FieldStatus, zeroInt},
+	{"entity_kind", store.FieldEntity, zeroText}, {"entity_id", store.FieldEntity, zeroText},
+	{"device_id", store.FieldDevice, zeroText}, {"certificate_serial_number", store.FieldDevice, zeroText},
+	{"issuer_dn", store.FieldDevice, zeroText}, {"details", store.FieldDevice, zeroText},
+	{"archived", store.FieldDevice, zeroBool}, {"message", store.FieldMessage, zeroText},
+	{"error", store.FieldError, zeroNull}, {"principal", store.FieldPrincipal, zeroNull},
+	{"request", store.FieldRequest, zeroNull}, {"response", store.FieldRequest, zeroNull},
+	{"previous_state", store.FieldStates, zeroNull}, {"current_state", store.FieldStates, zeroNull},
 }
 
-var optionalColumns = []eventColumn{
-	{"user_name", store.FieldUser, true, false}, {"api", store.FieldAPI, true, false},
-	{"status", store.FieldStatus, true, false}, {"category", store.FieldCategory, true, false},
-	{"method", store.FieldMethod, true, false}, {"status_code", store.FieldStatus, false, false},
-	{"entity_kind", store.FieldEntity, true, false}, {"entity_id", store.FieldEntity, true, false},
-	{"device_id", store.FieldDevice, true, false}, {"certificate_serial_number", store.FieldDevice, true, false},
-	{"issuer_dn", store.FieldDevice, true, false}, {"details", store.FieldDevice, true, false},
-	{"archived", store.FieldDevice, false, false}, {"message", store.FieldMessage, true, false},
-	{"error", store.FieldError, false, true}, {"principal", store.FieldPrincipal, false, true},
-	{"request", store.FieldRequest, false, true}, {"response", store.FieldRequest, false, true},
-	{"previous_state", store.FieldStates, false, true}, {"current_state", store.FieldStates, false, true},
-}
-
-// eventColumns is EventColumns with the columns of the fields f leaves out
-// read as constants, so ScanEvent reads every projection.
+// eventColumns is the select list of ScanEvent, the columns of the fields f
+// leaves out read as constants (zero f reads all).
 func (d Dialect) eventColumns(f store.Fields) string {
-	if f == 0 || f&store.AllFields == store.AllFields {
-		return EventColumns
+	if f == 0 {
+		f = store.AllFields
 	}
 	var b strings.Builder
 	b.WriteString("namespace, ts, seq, id")
 	for _, c := range optionalColumns {
 		b.WriteString(", ")
-		switch {
-		case f&c.field != 0:
+		if f&c.field != 0 {
 			b.WriteString(c.name)
-		case c.null:
-			b.WriteString("NULL")
-		case c.text && d == Postgres:
-			b.WriteString("''::text")
-		case c.text:
-			b.WriteString("''")
-		case c.name == "archived" && d == Postgres:
-			b.WriteString("false")
-		case d == Postgres:
-			b.WriteString("0::bigint")
-		default:
-			b.WriteString("0")
+		} else {
+			b.WriteString(d.zero(c.zero))
 		}
 	}
 	return b.String()
