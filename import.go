@@ -42,10 +42,12 @@ func runImport(ctx context.Context, args []string) error {
 		format      string
 		batch       int
 		skipInvalid bool
+		maxObject   int
 	)
 	so.addFlags(fs)
 	fs.StringVar(&format, "format", ingest.FormatKubeAudit, "kube-audit (kube-apiserver's audit log, one event per line) or events (NDJSON of auditops events)")
 	fs.IntVar(&batch, "batch-size", ingest.DefaultImportBatchSize, "events per store transaction")
+	fs.IntVar(&maxObject, "max-event-object-bytes", ingest.DefaultMaxObjectBytes, "object fields larger than this are stored as a truncation marker, as on the webhook")
 	fs.BoolVar(&skipInvalid, "skip-invalid", false, "skip lines that cannot be read (a log cut off by a crash) instead of stopping")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -59,11 +61,12 @@ func runImport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	opts := ingest.ImportOptions{BatchSize: batch, SkipInvalid: skipInvalid}
+	opts := ingest.ImportOptions{BatchSize: batch, SkipInvalid: skipInvalid, MaxObjectBytes: maxObject}
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		opts.Progress = os.Stderr
 	}
 	stats, err := ingest.Import(ctx, st, format, fs.Args(), opts)
-	fmt.Fprintf(os.Stdout, "imported %d files: %d events read, %d stored, %d already stored\n", stats.Files, stats.Read, stats.Stored, stats.Duplicates)
+	fmt.Fprintf(os.Stdout, "imported %d files: %d events read, %d stored, %d already stored, %d reused an id, %d objects truncated\n",
+		stats.Files, stats.Read, stats.Stored, stats.Duplicates, stats.Reused, stats.Truncated)
 	return err
 }

@@ -127,6 +127,8 @@ func runManager(args []string) error {
 		adminNamespace       string
 		retention            time.Duration
 		maxIngestBytes       int64
+		maxObjectBytes       int
+		ingestSpoolDir       string
 	)
 	so.addFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
@@ -136,7 +138,9 @@ func runManager(args []string) error {
 	fs.StringVar(&leaderElectNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	fs.StringVar(&adminNamespace, "admin-namespace", "auditops-system", "the only namespace whose AuditReports may read another tenant")
 	fs.DurationVar(&retention, "retention", 90*24*time.Hour, "delete audit events older than this (0 keeps them forever)")
-	fs.Int64Var(&maxIngestBytes, "max-ingest-bytes", ingest.DefaultMaxBytes, "largest ingest request body accepted; larger ones get 413")
+	fs.Int64Var(&maxIngestBytes, "max-ingest-bytes", ingest.DefaultMaxBytes, "largest ingest request body accepted; larger ones get 413 (bodies stream: memory does not grow with them)")
+	fs.IntVar(&maxObjectBytes, "max-event-object-bytes", ingest.DefaultMaxObjectBytes, "object fields of an event (request, response, states) larger than this are stored as a truncation marker with their size and SHA-256")
+	fs.StringVar(&ingestSpoolDir, "ingest-spool-dir", "", "directory for batches too large to hold in memory while they decode (default: the system's temporary directory)")
 	apiOpts := apiserver.NewOptions()
 	apiOpts.AddFlags(fs)
 	zapOpts := zap.Options{}
@@ -203,7 +207,8 @@ func runManager(args []string) error {
 	}
 	srv, err := apiserver.New(apiCfg, apiserver.Deps{
 		Store:  st,
-		Ingest: ingest.Options{MaxBytes: maxIngestBytes, Log: ctrl.Log.WithName("ingest")},
+		Ingest: ingest.Options{MaxBytes: maxIngestBytes, MaxObjectBytes: maxObjectBytes, SpoolDir: ingestSpoolDir,
+			Metrics: ingest.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("ingest")},
 		Log:    ctrl.Log.WithName("apiserver"),
 	})
 	if err != nil {

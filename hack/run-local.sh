@@ -91,6 +91,10 @@ cert front-proxy-client front-proxy-ca "/CN=front-proxy-client"
 cert auditops ca "/CN=auditops-api" "DNS:localhost,DNS:auditops-api.auditops-system.svc,IP:127.0.0.1"
 # The audit webhook's client certificate: the manager authenticates it like any client.
 cert audit-webhook ca "/O=auditops:audit-webhook/CN=system:auditops:audit-webhook"
+# The manager's own identity, the user name its ServiceAccount has in a
+# cluster, so the audit policy's rule for it is the one the README gives.
+# (system:masters here for now: config/rbac's rules are for the deployed SA.)
+cert manager ca "/O=system:masters/CN=system:serviceaccount:auditops-system:auditops-manager"
 [ -f "${pki}/sa.key" ] || { openssl genrsa -out "${pki}/sa.key" 2048 2>/dev/null; openssl rsa -in "${pki}/sa.key" -pubout -out "${pki}/sa.pub" 2>/dev/null; }
 
 # --- etcd ------------------------------------------------------------------
@@ -117,11 +121,15 @@ rules:
     resources: ["secrets"]
   - group: authentication.k8s.io
     resources: ["tokenreviews"]
-# Our own ingest must not audit itself into a loop, nor health probes.
+# Health probes and discovery.
 - level: None
   nonResourceURLs: ["/healthz*", "/livez*", "/readyz*", "/version", "/openapi*"]
-- level: None
-  users: ["system:auditops:audit-webhook"]
+# The manager's own requests, its writes of report outputs among them, at
+# Metadata: a report's bytes (up to ~900 KiB per ConfigMap) must not be fed
+# back into the store and into the next AuditDetails report. (kube-apiserver
+# does not audit its own webhook deliveries, so no rule is needed for them.)
+- level: Metadata
+  users: ["system:serviceaccount:auditops-system:auditops-manager"]
 - level: Metadata
   verbs: ["get", "list", "watch"]
 - level: RequestResponse
@@ -165,6 +173,7 @@ api_port="$(free_port)"
   --audit-policy-file "${run}/audit-policy.yaml" \
   --audit-webhook-config-file "${run}/audit-webhook.kubeconfig" --audit-webhook-mode batch \
   --audit-webhook-batch-max-wait 1s \
+  --audit-webhook-truncate-enabled --audit-webhook-truncate-max-event-size 3145728 \
   >"${run}/kube-apiserver.log" 2>&1 &
 echo $! >"${run}/kube-apiserver.pid"
 
@@ -227,14 +236,19 @@ RBAC
 fi
 
 # --- the manager -----------------------------------------------------------------
+mkc="${run}/manager.kubeconfig"
+"${kubectl}" config --kubeconfig "${mkc}" set-cluster local --server "https://127.0.0.1:${api_port}" --certificate-authority "${pki}/ca.crt" --embed-certs >/dev/null
+"${kubectl}" config --kubeconfig "${mkc}" set-credentials manager --client-certificate "${pki}/manager.crt" --client-key "${pki}/manager.key" --embed-certs >/dev/null
+"${kubectl}" config --kubeconfig "${mkc}" set-context local --cluster local --user manager >/dev/null
+"${kubectl}" config --kubeconfig "${mkc}" use-context local >/dev/null
 manager_args=(
-  --kubeconfig "${kc}"
+  --kubeconfig "${mkc}"
   --store "sqlite://${local_dir}/data/audit.db"
   --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address "127.0.0.1:$(free_port)"
 )
 manager_args+=(--bind-address 127.0.0.1 --secure-port "${secure_port}"
   --tls-cert-file "${pki}/auditops.crt" --tls-private-key-file "${pki}/auditops.key"
-  --authentication-kubeconfig "${kc}" --authorization-kubeconfig "${kc}")
+  --authentication-kubeconfig "${mkc}" --authorization-kubeconfig "${mkc}")
 "${manager_bin}" "${manager_args[@]}" >"${run}/manager.log" 2>&1 &
 echo $! >"${run}/manager.pid"
 for _ in $(seq 100); do

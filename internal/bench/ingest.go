@@ -276,10 +276,11 @@ func floorInsert(ctx context.Context, t *target, log string) (int, time.Duration
 }
 
 // insertColumns and insertValues are the store's columns, written out again
-// by hand, as a floor is.
+// by hand, as a floor is; the keys (id hash, content hash) are work any
+// insert must do, so the floor computes them too.
 const insertColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
 	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
-	"message, error, principal, request, response, previous_state, current_state"
+	"message, error, principal, request, response, previous_state, current_state, id_hash, content_hash"
 
 func insertValues(e *store.Event) []any {
 	var errv any
@@ -297,5 +298,11 @@ func insertValues(e *store.Event) []any {
 		int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber,
 		e.IssuerDN, e.Details, e.Archived, e.Message, errv,
 		j(e.Principal), j(e.Request), j(e.Response), j(e.PreviousState), j(e.CurrentState),
+		store.IDHash(e.ID), contentHash(e),
 	}
+}
+
+func contentHash(e *store.Event) []byte {
+	h := store.ContentHash(e)
+	return h[:]
 }

@@ -387,6 +387,10 @@ func expectEOF(dec *stdjson.Decoder, rr *readErrRecorder) error {
 	return nil
 }
 
+// fastPathMaxBytes is the largest body decodeEventList reads whole: a
+// webhook batch of 400 events is typically 0.5-3 MiB.
+const fastPathMaxBytes = 16 << 20
+
 // decodeEventList reads an audit.k8s.io/v1 EventList (a body bounded by
 // the handler's MaxBytes; sizeHint is its Content-Length, or <= 0) and
 // calls fn for each item in order. kind and apiVersion are checked when
@@ -398,10 +402,14 @@ func expectEOF(dec *stdjson.Decoder, rr *readErrRecorder) error {
 // item and the field, and which decides what is valid. fn sees only items
 // of a body that decoded whole, so it never runs twice for one item.
 func decodeEventList(r io.Reader, sizeHint int64, fn func(i int, ev *auditv1.Event) error) error {
-	var buf bytes.Buffer
-	if sizeHint > 0 && sizeHint <= DefaultMaxBytes {
-		buf.Grow(int(sizeHint) + bytes.MinRead) // one read, no regrowth
+	// The fast path holds the whole body; a body that is large or of
+	// unknown length streams, one item at a time, so memory stays bounded
+	// whatever its size.
+	if sizeHint <= 0 || sizeHint > fastPathMaxBytes {
+		return decodeEventListStd(r, fn)
 	}
+	var buf bytes.Buffer
+	buf.Grow(int(sizeHint) + bytes.MinRead) // one read, no regrowth
 	if _, err := buf.ReadFrom(r); err != nil {
 		return fmt.Errorf("reading body: %w", err)
 	}

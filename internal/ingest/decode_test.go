@@ -103,7 +103,7 @@ func TestDecodeEventsInvalid(t *testing.T) {
 		{"ndjson: a line that is an array", ok + "\n" + `[1]`, "", `line 2: expected an object, got JSON array`},
 		{"ndjson: bad category", with(`"category":"Access"`), "", `line 1: field "category"`},
 		{"ndjson: nested type error", with(`"archived":"yes"`), "", `line 1: field "archived": expected a boolean, got JSON string`},
-		{"array: id too long (store limit)", "[" + ok + "," + `{"id":"` + strings.Repeat("x", 513) + `","time":"2024-05-22T10:00:00Z","namespace":"acme","user":"u"}]`, "", `index 1: id is 513 bytes long`},
+		{"array: id too long (store limit)", "[" + ok + "," + `{"id":"` + strings.Repeat("x", 4097) + `","time":"2024-05-22T10:00:00Z","namespace":"acme","user":"u"}]`, "", `index 1: id is 4097 bytes long, at most 4096`},
 		{"ndjson: NUL in user (store rule)", `{"id":"x","time":"2024-05-22T10:00:00Z","namespace":"acme","user":"a\u0000b"}`, "", `line 1: user holds a NUL character`},
 		{"ndjson: time out of range", `{"id":"x","time":"2300-01-01T00:00:00Z","namespace":"acme","user":"u"}`, "", `line 1: time 2300-01-01T00:00:00Z is outside`},
 		{"namespaced: other namespace", ok + "\n" + `{"id":"y","time":"2024-05-22T10:00:00Z","namespace":"beta","user":"u"}`, "acme", `line 2: field "namespace": is "beta", but this endpoint takes events of namespace "acme" only`},

@@ -34,8 +34,11 @@ const (
 
 // Defaults for Options.
 const (
-	// DefaultMaxBytes is --max-ingest-bytes' default (spec/API.md section 2).
-	DefaultMaxBytes int64 = 32 << 20
+	// DefaultMaxBytes is --max-ingest-bytes' default (spec/API.md section
+	// 2). kube-apiserver never retries a 4xx, so a refused batch is lost:
+	// the limit is far above what a webhook batch of 400 events reaches,
+	// and memory does not grow with a body (see batch).
+	DefaultMaxBytes int64 = 256 << 20
 	// DefaultStoreTimeout bounds how long a request waits for the store;
 	// past it the sender gets 503 and retries, instead of piling up.
 	DefaultStoreTimeout = 10 * time.Second
@@ -116,7 +119,18 @@ type Options struct {
 	StoreTimeout time.Duration
 	// RetryAfter is sent with 503; 0 means DefaultRetryAfter.
 	RetryAfter time.Duration
-	// Log receives failures that are the server's fault.
+	// MaxObjectBytes is --max-event-object-bytes: a larger object field
+	// is stored as a truncation marker; 0 means DefaultMaxObjectBytes.
+	MaxObjectBytes int
+	// BatchMemoryBytes bounds the events of one request held in memory; 0
+	// means DefaultBatchMemoryBytes.
+	BatchMemoryBytes int
+	// SpoolDir holds the spool files of larger batches; "" is os.TempDir().
+	SpoolDir string
+	// Metrics, when set, counts what ingest stored, skipped and found.
+	Metrics *Metrics
+	// Log receives failures that are the server's fault, and ids reused by
+	// different events (a security signal).
 	Log logr.Logger
 }
 
@@ -137,6 +151,12 @@ func NewHandler(ins Inserter, opts Options) *Handler {
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = DefaultRetryAfter
 	}
+	if opts.MaxObjectBytes <= 0 {
+		opts.MaxObjectBytes = DefaultMaxObjectBytes
+	}
+	if opts.BatchMemoryBytes <= 0 {
+		opts.BatchMemoryBytes = DefaultBatchMemoryBytes
+	}
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
@@ -151,6 +171,11 @@ type Result struct {
 	Stored int `json:"stored"`
 	// Duplicates were already stored (or repeated in the batch) and skipped.
 	Duplicates int `json:"duplicates"`
+	// Reused were stored although another event had their id (ids are not
+	// trusted to be unique).
+	Reused int `json:"reused,omitempty"`
+	// Truncated counts object fields stored as truncation markers.
+	Truncated int `json:"truncated,omitempty"`
 	// Skipped were not stored by rule: Kubernetes stages other than
 	// ResponseComplete and Panic.
 	Skipped int `json:"skipped"`
@@ -170,19 +195,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// Sources, as metrics and logs name them.
+const (
+	SourceKubeAudit = "kube-audit"
+	SourceEvents    = "events"
+	SourceImport    = "import"
+)
+
 // HandleKubeAudit serves POST /ingest/v1/kube-audit: an audit.k8s.io/v1
-// EventList, authorized cluster-wide.
+// EventList, authorized cluster-wide before its body is read.
 func (h *Handler) HandleKubeAudit(w http.ResponseWriter, r *http.Request) {
 	if !h.precheck(w, r) {
 		return
 	}
-	// Cluster-wide: known before decoding, so an unauthorized caller's body
-	// is never parsed.
 	if !h.authorize(w, r, nil) {
 		return
 	}
 	var res Result
-	var events []store.Event
+	b := newBatch(h.opts.SpoolDir, h.opts.BatchMemoryBytes)
+	defer b.close()
 	err := decodeEventList(r.Body, r.ContentLength, func(i int, ev *auditv1.Event) error {
 		res.Received++
 		out, ok, err := MapKubeAudit(ev)
@@ -193,42 +224,80 @@ func (h *Handler) HandleKubeAudit(w http.ResponseWriter, r *http.Request) {
 			res.Skipped++
 			return nil
 		}
-		events = append(events, out)
-		return nil
+		res.Truncated += truncateObjects(&out, h.opts.MaxObjectBytes)
+		return b.add(out)
 	})
 	if !h.decodeFailed(w, err) {
-		h.insert(w, r, events, res)
+		h.insert(w, r, SourceKubeAudit, b, res)
 	}
 }
 
 // HandleEvents serves POST /ingest/v1/events (onlyNamespace "") and its
 // namespaced form POST namespaces/{ns}/events (onlyNamespace ns), where an
 // event of another namespace is a 400 and an event without one belongs to ns.
+//
+// Which namespaces a generic batch touches is known only as it decodes,
+// so the caller is authorized before the body is read: cluster-wide, or
+// for the route's namespace; a caller without cluster-wide rights is then
+// asked for each namespace as its first event arrives, and the first
+// denial ends the request before anything more is read or stored.
 func (h *Handler) HandleEvents(w http.ResponseWriter, r *http.Request, onlyNamespace string) {
 	if !h.precheck(w, r) {
 		return
 	}
-	if onlyNamespace != "" && !h.authorize(w, r, []string{onlyNamespace}) {
-		return
-	}
-	var res Result
-	var events []store.Event
-	err := decodeEvents(r.Body, onlyNamespace, func(ev store.Event) error {
-		events = append(events, ev)
-		return nil
-	})
-	if h.decodeFailed(w, err) {
-		return
-	}
-	res.Received = len(events)
-	// An empty batch touches no namespace and stores nothing, so there is
-	// nothing to authorize (nil would mean cluster-wide).
-	if onlyNamespace == "" && len(events) > 0 {
-		if !h.authorize(w, r, namespacesOf(events)) {
+	var allowed func(ns string) error
+	switch {
+	case onlyNamespace != "":
+		if !h.authorize(w, r, []string{onlyNamespace}) {
+			return
+		}
+	case h.opts.Authorizer == nil:
+	default:
+		err := h.opts.Authorizer.AuthorizeCreate(r.Context(), r, nil)
+		var fe *ForbiddenError
+		switch {
+		case err == nil:
+		case errors.As(err, &fe):
+			// Not cluster-wide: namespace by namespace, as they come.
+			seen := map[string]bool{}
+			allowed = func(ns string) error {
+				if seen[ns] {
+					return nil
+				}
+				if err := h.opts.Authorizer.AuthorizeCreate(r.Context(), r, []string{ns}); err != nil {
+					return err
+				}
+				seen[ns] = true
+				return nil
+			}
+		default:
+			h.authorizeFailed(w, err, nil)
 			return
 		}
 	}
-	h.insert(w, r, events, res)
+	var res Result
+	b := newBatch(h.opts.SpoolDir, h.opts.BatchMemoryBytes)
+	defer b.close()
+	var denied error
+	err := decodeEvents(r.Body, onlyNamespace, func(ev store.Event) error {
+		if allowed != nil {
+			if err := allowed(ev.Namespace); err != nil {
+				denied = err
+				return err
+			}
+		}
+		res.Truncated += truncateObjects(&ev, h.opts.MaxObjectBytes)
+		return b.add(ev)
+	})
+	if denied != nil {
+		h.authorizeFailed(w, denied, nil)
+		return
+	}
+	if h.decodeFailed(w, err) {
+		return
+	}
+	res.Received = b.len()
+	h.insert(w, r, SourceEvents, b, res)
 }
 
 // namespacesOf returns the sorted, distinct namespaces of events.
@@ -320,6 +389,12 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, namespaces [
 	if err == nil {
 		return true
 	}
+	h.authorizeFailed(w, err, namespaces)
+	return false
+}
+
+// authorizeFailed answers a denial or a failed check.
+func (h *Handler) authorizeFailed(w http.ResponseWriter, err error, namespaces []string) {
 	var fe *ForbiddenError
 	switch {
 	case errors.As(err, &fe):
@@ -330,42 +405,57 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, namespaces [
 		h.opts.Log.Error(err, "authorizing ingest", "namespaces", namespaces)
 		writeMessage(w, http.StatusInternalServerError, "authorization check failed")
 	}
-	return false
 }
 
-// insert stores the batch within StoreTimeout and answers 200 only after the
-// store committed it.
-func (h *Handler) insert(w http.ResponseWriter, r *http.Request, events []store.Event, res Result) {
-	if len(events) > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), h.opts.StoreTimeout)
-		ir, err := h.ins.Insert(ctx, events)
-		cancel()
-		if err != nil {
-			switch {
-			case errors.Is(err, store.ErrInvalidEvent):
-				// Validation runs the store's own checks first; this is
-				// only a guard against the two drifting apart.
-				writeMessage(w, http.StatusBadRequest, err.Error())
-			case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
-				errors.Is(err, context.Canceled):
-				// A timeout may have hit after the commit; the sender's
-				// retry is then a no-op, by idempotency.
-				h.opts.Log.V(1).Info("store unavailable for ingest", "events", len(events), "error", err.Error())
-				h.unavailable(w, "audit store unavailable or busy, retry later")
-			default:
-				// A valid batch the store failed to commit: nothing was
-				// stored, and the one useful answer for the sender is to
-				// retry later (503 + Retry-After), never a drop. Logged as
-				// an error because it is not a known unavailability.
-				h.opts.Log.Error(err, "storing ingest batch", "events", len(events))
-				h.unavailable(w, "storing the batch failed, retry later")
-			}
-			return
+// insert stores the batch, each part within StoreTimeout, and answers 200
+// only after the store committed it.
+func (h *Handler) insert(w http.ResponseWriter, r *http.Request, source string, b *batch, res Result) {
+	ir, err := b.insert(r.Context(), func(ctx context.Context, events []store.Event) (store.InsertResult, error) {
+		ctx, cancel := context.WithTimeout(ctx, h.opts.StoreTimeout)
+		defer cancel()
+		return h.ins.Insert(ctx, events)
+	})
+	if err != nil {
+		switch {
+		case errors.Is(err, store.ErrInvalidEvent):
+			// Validation runs the store's own checks first; this is
+			// only a guard against the two drifting apart.
+			writeMessage(w, http.StatusBadRequest, err.Error())
+		case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded),
+			errors.Is(err, context.Canceled):
+			// A timeout may have hit after the commit; the sender's
+			// retry is then a no-op, by idempotency.
+			h.opts.Log.V(1).Info("store unavailable for ingest", "events", b.len(), "error", err.Error())
+			h.unavailable(w, "audit store unavailable or busy, retry later")
+		default:
+			// A valid batch the store failed to commit: the one useful
+			// answer for the sender is to retry later (503 +
+			// Retry-After), never a drop. Logged as an error because it
+			// is not a known unavailability.
+			h.opts.Log.Error(err, "storing ingest batch", "events", b.len())
+			h.unavailable(w, "storing the batch failed, retry later")
 		}
-		res.Stored = ir.Inserted
-		res.Duplicates = ir.Duplicates
+		return
 	}
+	res.Stored, res.Duplicates, res.Reused = ir.Inserted, ir.Duplicates, ir.Reused
+	h.opts.Metrics.observe(source, res)
+	logReused(h.opts.Log, source, ir)
 	writeJSON(w, http.StatusOK, res)
+}
+
+// logReused logs the events that reused another's id: both are stored,
+// and who sent them is in kube-apiserver's audit of the second.
+func logReused(log logr.Logger, source string, ir store.InsertResult) {
+	for _, ref := range ir.ReusedIDs {
+		kv := []any{"source", source, "namespace", ref.Namespace, "id", ref.ID}
+		if ref.Seq != 0 {
+			kv = append(kv, "seq", ref.Seq)
+		}
+		log.Info("an event reused the id of a stored event; both are kept", kv...)
+	}
+	if n := ir.Reused - len(ir.ReusedIDs); n > 0 {
+		log.Info("more events of the batch reused stored ids", "source", source, "more", n)
+	}
 }
 
 func (h *Handler) unavailable(w http.ResponseWriter, msg string) {

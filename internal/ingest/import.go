@@ -43,6 +43,9 @@ type ImportOptions struct {
 	// (a log truncated by a crash ends in half a line) instead of stopping
 	// at the first one.
 	SkipInvalid bool
+	// MaxObjectBytes is --max-event-object-bytes, as for the webhook; 0
+	// means DefaultMaxObjectBytes.
+	MaxObjectBytes int
 }
 
 // ImportStats say what an import did.
@@ -57,7 +60,11 @@ type ImportStats struct {
 	Skipped int64
 	// Invalid lines were skipped (SkipInvalid).
 	Invalid int64
-	Elapsed time.Duration
+	// Reused were stored although another stored event had their id.
+	Reused int64
+	// Truncated counts object fields stored as truncation markers.
+	Truncated int64
+	Elapsed   time.Duration
 }
 
 // Import loads audit log files (format FormatKubeAudit) or generic event
@@ -75,6 +82,9 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultImportBatchSize
+	}
+	if opts.MaxObjectBytes <= 0 {
+		opts.MaxObjectBytes = DefaultMaxObjectBytes
 	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
@@ -96,6 +106,7 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 		st.Read += b.read
 		st.Skipped += b.skipped
 		st.Invalid += b.invalid
+		st.Truncated += b.truncated
 		if insErr != nil {
 			continue // drain, so the reader can stop
 		}
@@ -108,6 +119,7 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 			}
 			st.Stored += int64(res.Inserted)
 			st.Duplicates += int64(res.Duplicates)
+			st.Reused += int64(res.Reused)
 		}
 		if opts.Progress != nil && time.Since(lastProgress) >= progressEvery {
 			lastProgress = time.Now()
@@ -144,9 +156,9 @@ func writeProgress(w io.Writer, st ImportStats, elapsed time.Duration, final boo
 
 // importBatch is one batch for the store plus what reading it counted.
 type importBatch struct {
-	events                 []store.Event
-	read, skipped, invalid int64
-	files                  int
+	events                            []store.Event
+	read, skipped, invalid, truncated int64
+	files                             int
 }
 
 // importReader decodes files into batches on its own goroutine.
@@ -172,6 +184,7 @@ func (rd *importReader) add(ctx context.Context, ev store.Event) error {
 	if rd.cur.events == nil {
 		rd.cur.events = make([]store.Event, 0, rd.opts.BatchSize)
 	}
+	rd.cur.truncated += int64(truncateObjects(&ev, rd.opts.MaxObjectBytes))
 	rd.cur.events = append(rd.cur.events, ev)
 	if len(rd.cur.events) >= rd.opts.BatchSize {
 		return rd.flush(ctx)

@@ -115,7 +115,7 @@ func MapKubeAudit(ev *auditv1.Event) (out store.Event, ok bool, err error) {
 		Category:   kubeCategory(ev, code),
 		EntityKind: resource,
 		EntityID:   kubeEntityID(ev),
-		Details:    ev.UserAgent,
+		Details:    kubeDetails(ev),
 		// The authenticated user's credential: under impersonation the
 		// impersonated user's extra is asserted, not a credential.
 		CertificateSerialNumber: kubeCertificateID(ev.User.Extra),
@@ -146,6 +146,25 @@ func MapKubeAudit(ev *auditv1.Event) (out store.Event, ok bool, err error) {
 	return out, true, nil
 }
 
+// truncatedAnnotation is set by kube-apiserver's webhook truncation
+// (--audit-webhook-truncate-enabled) on an event whose objects it dropped.
+const truncatedAnnotation = "audit.k8s.io/truncated"
+
+// kubeDetails is the user agent, and kube-apiserver's truncation
+// annotation when it is set, so that a report shows the event lost its
+// objects before it reached us (spec/API.md 2).
+func kubeDetails(ev *auditv1.Event) string {
+	v, ok := ev.Annotations[truncatedAnnotation]
+	if !ok {
+		return ev.UserAgent
+	}
+	d := truncatedAnnotation + "=" + v
+	if ev.UserAgent == "" {
+		return d
+	}
+	return ev.UserAgent + "; " + d
+}
+
 // minYear and maxYear bound the times the store represents (int64 Unix
 // nanoseconds: 1677-09-21 to 2262-04-11), rounded inwards to whole years.
 const (
@@ -158,10 +177,15 @@ const (
 // header (auditID, untruncated), the URL (requestURI, objectRef namespace
 // and name, even unauthenticated), the User-Agent. Refusing such an event
 // would make one crafted request drop the whole webhook batch with it, so
-// over-long indexed fields are cut to the store's limits and NUL characters
-// (which no store keeps in text) are replaced.
+// NUL characters (which no store keeps in text) are replaced and over-long
+// indexed fields are cut to the store's limits, but for the id: an id
+// longer than store.MaxIDLen is kept as the SHA-256 of the whole id,
+// because two ids cut to a shared prefix would be one id (spec/API.md 1).
 func sanitize(ev *store.Event) {
-	ev.ID = clean(ev.ID, store.MaxIDLen)
+	ev.ID = clean(ev.ID, 0)
+	if len(ev.ID) > store.MaxIDLen {
+		ev.ID = store.HashID(ev.ID)
+	}
 	ev.Namespace = clean(ev.Namespace, store.MaxNamespaceLen)
 	ev.User = clean(ev.User, store.MaxUserLen)
 	ev.API = clean(ev.API, store.MaxAPILen)

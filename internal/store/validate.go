@@ -22,9 +22,12 @@ var ErrInvalidEvent = errors.New("invalid event")
 // same events.
 const (
 	MaxNamespaceLen = 253
-	MaxIDLen        = 512
-	MaxUserLen      = 512
-	MaxAPILen       = 1024
+	// MaxIDLen is the longest id kept whole (spec/API.md section 1). Ids
+	// are not indexed as text (see IDHash), so they need not fit a B-tree
+	// entry.
+	MaxIDLen   = 4096
+	MaxUserLen = 512
+	MaxAPILen  = 1024
 )
 
 // Representable times: int64 Unix nanoseconds, the largest one excluded (it

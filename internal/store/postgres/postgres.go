@@ -44,6 +44,12 @@ var _ store.Store = (*Store)(nil)
 // New connects to the database at url (postgres://...), a pool of
 // connections, and applies pending schema migrations.
 func New(ctx context.Context, url string, opts store.Options) (*Store, error) {
+	return open(ctx, url, opts, 0)
+}
+
+// open is New, migrating only up to schema version upTo when it is above
+// zero (tests of a migration start from the schema before it).
+func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Store, error) {
 	opts = opts.WithDefaults()
 	codec, err := store.NewTokenCodec(opts.TokenKey, opts.TokenMaxAge)
 	if err != nil {
@@ -65,7 +71,7 @@ func New(ctx context.Context, url string, opts store.Options) (*Store, error) {
 		opts:   opts,
 		reader: sqlstore.Reader{Dialect: sqlstore.Postgres, Codec: codec, SessionGap: opts.SessionGap},
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, upTo); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -75,10 +81,13 @@ func New(ctx context.Context, url string, opts store.Options) (*Store, error) {
 // Pool returns the connection pool (for tests and diagnostics).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, upTo int64) error {
 	all, err := migrate.Load(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
+	}
+	if upTo > 0 {
+		all = all[:upTo]
 	}
 	return s.tx(ctx, "migrate", pgx.TxOptions{}, func(tx pgx.Tx) error {
 		// Replicas starting together: one migrates, the others wait here
@@ -217,15 +226,29 @@ func unavailable(err error) bool {
 const insertSQL = `INSERT INTO events (` + sqlstore.InsertColumns + `)
 SELECT namespace, ts, id, user_name, api, status, category, method, status_code,
        entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived,
-       message, error, principal, request, response, previous_state, current_state
+       message, error, principal, request, response, previous_state, current_state, id_hash, content_hash
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
             $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[],
-            $17::text[], $18::text[], $19::bytea[], $20::bytea[], $21::bytea[], $22::bytea[], $23::bytea[])
+            $17::text[], $18::text[], $19::bytea[], $20::bytea[], $21::bytea[], $22::bytea[], $23::bytea[],
+            $24::bigint[], $25::bytea[])
      WITH ORDINALITY AS u(namespace, ts, id, user_name, api, status, category, method, status_code,
        entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived,
-       message, error, principal, request, response, previous_state, current_state, ord)
+       message, error, principal, request, response, previous_state, current_state, id_hash, content_hash, ord)
 ORDER BY ord
-ON CONFLICT (namespace, id) DO NOTHING`
+ON CONFLICT (` + sqlstore.ContentKeyColumns + `) DO NOTHING
+RETURNING namespace, id, id_hash, seq`
+
+// reusedSQL finds, among the (namespace, id) of the events a batch stored,
+// those that more events hold than the batch stored: each of the batch's
+// is then a reuse. An id the batch alone holds k times is reused k-1 times.
+// The probe reads at most k+1 rows of an id, so an id reused a million
+// times costs no more than one reused once.
+const reusedSQL = `SELECT b.ns, b.id, b.k, c.n
+FROM (SELECT ns, idh, id, count(*) AS k FROM unnest($1::text[], $2::bigint[], $3::text[]) AS u(ns, idh, id)
+      GROUP BY ns, idh, id) AS b,
+LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM events e
+         WHERE e.namespace = b.ns AND e.id_hash = b.idh AND e.id = b.id LIMIT b.k + 1) AS x) AS c
+WHERE c.n > 1`
 
 // copyColumns are the columns the COPY fast path of Insert fills.
 var copyColumns = strings.Split(strings.ReplaceAll(sqlstore.InsertColumns, " ", ""), ",")
@@ -235,9 +258,10 @@ var copyColumns = strings.Split(strings.ReplaceAll(sqlstore.InsertColumns, " ", 
 //
 // Almost every batch holds only new events, so it is first written with
 // COPY, PostgreSQL's fastest way in (measured here: ~2x batched INSERTs).
-// COPY has no ON CONFLICT: a batch holding a stored (namespace, id), or one
-// id twice, fails it with a unique violation, and that batch (a sender's
+// COPY has no ON CONFLICT: a batch holding a stored event, or one event
+// twice, fails it with a unique violation, and that batch (a sender's
 // retry, typically) is then written again by insertSkippingDuplicates.
+// Concurrent writers (replicas) are serialized by the unique key itself.
 func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
 	norm, err := store.NormalizeBatch(events)
 	if err != nil {
@@ -246,23 +270,30 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
-	var copied int64
+	var res store.InsertResult
 	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		var err error
 		next := 0
-		copied, err = tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromFunc(func() ([]any, error) {
+		copied, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromFunc(func() ([]any, error) {
 			if next == len(norm) {
 				return nil, nil
 			}
 			next++
 			return sqlstore.InsertValues(&norm[next-1]), nil
 		}))
-		return err
+		if err != nil {
+			return err
+		}
+		res = store.InsertResult{Inserted: int(copied), Duplicates: len(norm) - int(copied)}
+		refs := make([]stored, len(norm))
+		for i := range norm {
+			refs[i] = stored{ns: norm[i].Namespace, id: norm[i].ID, idh: store.IDHash(norm[i].ID)}
+		}
+		return countReused(ctx, tx, refs, &res)
 	})
 	var pe *pgconn.PgError
 	switch {
 	case err == nil:
-		return store.InsertResult{Inserted: int(copied), Duplicates: len(norm) - int(copied)}, nil
+		return res, nil
 	case errors.As(err, &pe) && pe.Code == "23505":
 		return s.insertSkippingDuplicates(ctx, norm)
 	default:
@@ -270,9 +301,47 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	}
 }
 
+// stored is an event a batch stored.
+type stored struct {
+	ns, id string
+	idh    int64
+}
+
+// countReused adds to res the events of refs (all stored by this
+// transaction) that reuse the id of another stored event.
+func countReused(ctx context.Context, tx pgx.Tx, refs []stored, res *store.InsertResult) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	ns, idh, id := make([]string, len(refs)), make([]int64, len(refs)), make([]string, len(refs))
+	for i, r := range refs {
+		ns[i], idh[i], id[i] = r.ns, r.idh, r.id
+	}
+	rows, err := tx.Query(ctx, reusedSQL, ns, idh, id)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var rns, rid string
+		var k, n int64
+		if err := rows.Scan(&rns, &rid, &k, &n); err != nil {
+			return err
+		}
+		reused := k
+		if n <= k {
+			reused = k - 1 // the batch holds every event of the id
+		}
+		for range reused {
+			res.AddReused(store.EventRef{Namespace: rns, ID: rid})
+		}
+	}
+	return rows.Err()
+}
+
 // insertSkippingDuplicates writes a normalized batch as one INSERT ...
-// SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING: rows whose (namespace,
-// id) is stored, or repeated in the batch, are skipped.
+// SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING: events whose content
+// is stored, or repeated in the batch, are skipped.
 func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Event) (store.InsertResult, error) {
 	n := len(events)
 	var (
@@ -280,28 +349,56 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n)
-		ts, code                        = make([]int64, n), make([]int64, n)
+		ts, code, idh                   = make([]int64, n), make([]int64, n), make([]int64, n)
 		archived                        = make([]bool, n)
 		errs                            = make([]*string, n)
 		principal, req, resp, prev, cur = make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		content                         = make([][]byte, n)
 	)
 	for i, e := range events {
 		ns[i], ts[i], id[i], usr[i], api[i], status[i], cat[i], method[i] = e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method
 		code[i], kind[i], eid[i], dev[i], cert[i], issuer[i], details[i], archived[i] = int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived
 		msg[i], errs[i] = e.Message, e.Error
-		principal[i], req[i], resp[i], prev[i], cur[i] = e.Principal, e.Request, e.Response, e.PreviousState, e.CurrentState
+		principal[i], req[i], resp[i], prev[i], cur[i] = nilIfEmpty(e.Principal), nilIfEmpty(e.Request), nilIfEmpty(e.Response), nilIfEmpty(e.PreviousState), nilIfEmpty(e.CurrentState)
+		h := store.ContentHash(&events[i])
+		idh[i], content[i] = store.IDHash(e.ID), h[:]
 	}
-	var inserted int64
+	var res store.InsertResult
 	err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, insertSQL, ns, ts, id, usr, api, status, cat, method, code, kind, eid, dev, cert,
-			issuer, details, archived, msg, errs, principal, req, resp, prev, cur)
-		inserted = tag.RowsAffected()
-		return err
+		rows, err := tx.Query(ctx, insertSQL, ns, ts, id, usr, api, status, cat, method, code, kind, eid, dev, cert,
+			issuer, details, archived, msg, errs, principal, req, resp, prev, cur, idh, content)
+		if err != nil {
+			return err
+		}
+		var refs []stored
+		for rows.Next() {
+			var r stored
+			var seq int64
+			if err := rows.Scan(&r.ns, &r.id, &r.idh, &seq); err != nil {
+				rows.Close()
+				return err
+			}
+			refs = append(refs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		res = store.InsertResult{Inserted: len(refs), Duplicates: n - len(refs)}
+		return countReused(ctx, tx, refs, &res)
 	})
 	if err != nil {
 		return store.InsertResult{}, err
 	}
-	return store.InsertResult{Inserted: int(inserted), Duplicates: n - int(inserted)}, nil
+	return res, nil
+}
+
+// nilIfEmpty stores an empty JSON value as NULL, as sqlstore.InsertValues does.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // Summary implements store.Store.

@@ -45,6 +45,7 @@ type Store struct {
 	opts   store.Options
 	reader sqlstore.Reader
 	insert *sql.Stmt
+	reused *sql.Stmt
 
 	// Group commit of concurrent inserts (see Insert).
 	gmu     sync.Mutex
@@ -57,6 +58,12 @@ var _ store.Store = (*Store)(nil)
 // New opens the database file at path, creating it when absent, and
 // applies pending schema migrations.
 func New(ctx context.Context, path string, opts store.Options) (*Store, error) {
+	return open(ctx, path, opts, 0)
+}
+
+// open is New, migrating only up to schema version upTo when it is above
+// zero (tests of a migration start from the schema before it).
+func open(ctx context.Context, path string, opts store.Options, upTo int64) (*Store, error) {
 	opts = opts.WithDefaults()
 	codec, err := store.NewTokenCodec(opts.TokenKey, opts.TokenMaxAge)
 	if err != nil {
@@ -104,9 +111,12 @@ func New(ctx context.Context, path string, opts store.Options) (*Store, error) {
 		opts:   opts,
 		reader: sqlstore.Reader{Dialect: sqlstore.SQLite, Codec: codec, SessionGap: opts.SessionGap},
 	}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, upTo); err != nil {
 		w.Close()
 		return nil, err
+	}
+	if upTo > 0 {
+		return s, nil
 	}
 
 	rq := url.Values{}
@@ -125,7 +135,13 @@ func New(ctx context.Context, path string, opts store.Options) (*Store, error) {
 	r.SetConnMaxLifetime(0)
 	s.r = r
 	s.insert, err = w.PrepareContext(ctx, "INSERT INTO events (seq, "+sqlstore.InsertColumns+") VALUES (?"+
-		strings.Repeat(", ?", strings.Count(sqlstore.InsertColumns, ",")+1)+") ON CONFLICT (namespace, id) DO NOTHING")
+		strings.Repeat(", ?", strings.Count(sqlstore.InsertColumns, ",")+1)+") ON CONFLICT ("+sqlstore.ContentKeyColumns+") DO NOTHING")
+	if err != nil {
+		s.Close()
+		return nil, s.wrap("prepare insert", err)
+	}
+	s.reused, err = w.PrepareContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_namespace_id"+
+		" WHERE namespace = ? AND id_hash = ? AND id = ? LIMIT 2)")
 	if err != nil {
 		s.Close()
 		return nil, s.wrap("prepare insert", err)
@@ -135,10 +151,13 @@ func New(ctx context.Context, path string, opts store.Options) (*Store, error) {
 
 // migrate applies the pending migrations, each in one transaction with its
 // schema_migrations row.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, upTo int64) error {
 	all, err := migrate.Load(migrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
+	}
+	if upTo > 0 {
+		all = all[:upTo]
 	}
 	return s.write(ctx, "migrate", func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -356,25 +375,37 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 		}
 		stmt := tx.StmtContext(ctx, s.insert)
 		defer stmt.Close()
-		args := make([]any, 0, 24)
+		reused := tx.StmtContext(ctx, s.reused)
+		defer reused.Close()
+		args := make([]any, 0, 26)
 		for _, req := range reqs {
 			req.res = store.InsertResult{}
 			for i := range req.events {
-				args = append(append(args[:0], next), sqlstore.InsertValues(&req.events[i])...)
+				e := &req.events[i]
+				args = append(append(args[:0], next), sqlstore.InsertValues(e)...)
 				r, err := stmt.ExecContext(ctx, args...)
 				if err != nil {
-					return fmt.Errorf("event %d (id %q): %w", i, req.events[i].ID, err)
+					return fmt.Errorf("event %d (id %q): %w", i, e.ID, err)
 				}
 				n, err := r.RowsAffected()
 				if err != nil {
 					return err
 				}
-				if n == 1 {
-					next++
-					req.res.Inserted++
-				} else {
+				if n != 1 {
 					req.res.Duplicates++
+					continue
 				}
+				// Stored; another event of the same id makes it a reuse.
+				// The probe reads the index page the insert just wrote.
+				var same int
+				if err := reused.QueryRowContext(ctx, e.Namespace, args[len(args)-2], e.ID).Scan(&same); err != nil {
+					return fmt.Errorf("event %d (id %q): %w", i, e.ID, err)
+				}
+				if same > 1 {
+					req.res.AddReused(store.EventRef{Namespace: e.Namespace, ID: e.ID, Seq: next})
+				}
+				next++
+				req.res.Inserted++
 			}
 		}
 		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next)
@@ -482,8 +513,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements store.Store.
 func (s *Store) Close() error {
 	var errs []error
-	if s.insert != nil {
-		errs = append(errs, s.insert.Close())
+	for _, st := range []*sql.Stmt{s.insert, s.reused} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())

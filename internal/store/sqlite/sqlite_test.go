@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -217,7 +218,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 1 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 2 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -334,7 +335,7 @@ func TestGroupFailureFailsOnlyItsRequest(t *testing.T) {
 		bad bool
 	}{{store.InsertResult{Inserted: 1, Duplicates: 1}, false}, {store.InsertResult{}, true}, {store.InsertResult{Inserted: 1, Duplicates: 1}, false}}
 	for i, w := range want {
-		if reqs[i].res != w.res || (reqs[i].err != nil) != w.bad {
+		if !reflect.DeepEqual(reqs[i].res, w.res) || (reqs[i].err != nil) != w.bad {
 			t.Errorf("request %d: %+v, %v; want %+v, error %v", i, reqs[i].res, reqs[i].err, w.res, w.bad)
 		}
 	}
@@ -354,5 +355,44 @@ func TestGroupFailureFailsOnlyItsRequest(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "stored,a,c" {
 		t.Errorf("stored %v, want stored,a,c (nothing of the failed request)", got)
+	}
+}
+
+// TestContentHashMigration builds a database at schema version 1, stores
+// events in it as that version did, and migrates it: the rows are all
+// kept, keyed by the same content hash Go computes (a re-send of each is a
+// duplicate).
+func TestContentHashMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	ctx := t.Context()
+	v1, err := open(ctx, path, store.Options{TokenKey: testKey}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := storetest.MigrationEvents()
+	err = v1.write(ctx, "seed", func(tx *sql.Tx) error {
+		for i := range events {
+			args := append([]any{int64(i + 1)}, storetest.V1Values(&events[i])...)
+			if _, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+storetest.V1Columns+") VALUES (?"+
+				strings.Repeat(", ?", len(args)-1)+")", args...); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ?", len(events)+1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1.Close()
+	s, err := New(ctx, path, store.Options{TokenKey: testKey})
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	defer s.Close()
+	storetest.CheckMigratedKeys(t, s, events)
+	var bad string
+	if err := s.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&bad); err != nil || bad != "ok" {
+		t.Fatalf("integrity_check = %q, %v", bad, err)
 	}
 }

@@ -37,6 +37,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventsFields", testEventsFields},
 		{"SeqMonotonic", testSeqMonotonic},
 		{"IdempotentInsert", testIdempotentInsert},
+		{"ReusedIDNeverHides", testReusedIDNeverHides},
+		{"LongIDsKeptWhole", testLongIDsKeptWhole},
 		{"AtomicFailedBatch", testAtomicFailedBatch},
 		{"ConcurrentInserts", testConcurrentInserts},
 		{"EventsOrdering", testEventsOrdering},
@@ -169,7 +171,7 @@ func testInsertRoundTrip(t *testing.T, s store.Store) {
 		Time: time.Date(2024, 5, 28, 0, 0, 0, 1, time.UTC)}
 	emptyErr := ev("team-a", "a3", time.Date(2024, 5, 28, 0, 0, 0, 2, time.UTC), func(e *store.Event) { e.Error = &empty })
 	res := mustInsert(t, s, full, minimal, emptyErr)
-	if res != (store.InsertResult{Inserted: 3}) {
+	if counts(res) != (count{Inserted: 3}) {
 		t.Fatalf("Insert = %+v, want 3 inserted", res)
 	}
 	got := walk(t, s, all("team-a"))
@@ -287,28 +289,31 @@ func testSeqMonotonic(t *testing.T, s store.Store) {
 	}
 }
 
+// count is the comparable part of an InsertResult.
+type count struct{ Inserted, Duplicates, Reused int }
+
+func counts(r store.InsertResult) count { return count{r.Inserted, r.Duplicates, r.Reused} }
+
 func testIdempotentInsert(t *testing.T, s store.Store) {
 	batch := []store.Event{ev("ns", "1", t0), ev("ns", "2", t0.Add(time.Second)), ev("ns", "3", t0.Add(2*time.Second))}
-	if res := mustInsert(t, s, batch...); res != (store.InsertResult{Inserted: 3}) {
+	if res := mustInsert(t, s, batch...); counts(res) != (count{Inserted: 3}) {
 		t.Fatalf("first insert = %+v", res)
 	}
 	before := walk(t, s, all("ns"))
-	if res := mustInsert(t, s, batch...); res != (store.InsertResult{Duplicates: 3}) {
+	if res := mustInsert(t, s, batch...); counts(res) != (count{Duplicates: 3}) {
 		t.Fatalf("re-sent batch = %+v, want 3 duplicates", res)
 	}
-	// A re-sent id is a no-op even when the rest of the event changed.
-	changed := ev("ns", "2", t0.Add(time.Hour), user("mallory"))
-	if res := mustInsert(t, s, changed, ev("ns", "4", t0.Add(3*time.Second))); res != (store.InsertResult{Inserted: 1, Duplicates: 1}) {
+	// A re-send mixed with a new event: only the new one is stored.
+	if res := mustInsert(t, s, batch[1], ev("ns", "4", t0.Add(3*time.Second))); counts(res) != (count{Inserted: 1, Duplicates: 1}) {
 		t.Fatalf("mixed batch = %+v, want 1 inserted, 1 duplicate", res)
 	}
-	// The first of two equal ids in one batch wins.
-	first := ev("ns", "5", t0.Add(4*time.Second), func(e *store.Event) { e.Message = "first" })
-	second := ev("ns", "5", t0.Add(5*time.Second), func(e *store.Event) { e.Message = "second" })
-	if res := mustInsert(t, s, first, second); res != (store.InsertResult{Inserted: 1, Duplicates: 1}) {
-		t.Fatalf("batch with a repeated id = %+v, want 1 inserted, 1 duplicate", res)
+	// One event twice in a batch is stored once.
+	five := ev("ns", "5", t0.Add(4*time.Second))
+	if res := mustInsert(t, s, five, five); counts(res) != (count{Inserted: 1, Duplicates: 1}) {
+		t.Fatalf("batch with an event twice = %+v, want 1 inserted, 1 duplicate", res)
 	}
-	// The same id in another namespace is another event.
-	if res := mustInsert(t, s, ev("other", "1", t0)); res != (store.InsertResult{Inserted: 1}) {
+	// The same id in another namespace is another event, and no reuse.
+	if res := mustInsert(t, s, ev("other", "1", t0)); counts(res) != (count{Inserted: 1}) {
 		t.Fatalf("same id in another namespace = %+v, want inserted", res)
 	}
 	after := walk(t, s, all("ns"))
@@ -318,8 +323,94 @@ func testIdempotentInsert(t *testing.T, s store.Store) {
 			t.Fatalf("event %s changed by a re-send: %+v -> %+v", before[i].ID, before[i], after[i])
 		}
 	}
-	if after[4].Message != "first" {
-		t.Fatalf("repeated id kept %q, want the first", after[4].Message)
+}
+
+// testReusedIDNeverHides is the attack of spec/API.md section 1: a client
+// sends a harmless request with Audit-ID X first, then the action it wants
+// hidden with the same X. Both must be stored, the second counted as a
+// reuse; only an event equal in every field is a re-send.
+func testReusedIDNeverHides(t *testing.T, s store.Store) {
+	decoy := ev("team-a", "X", t0, user("system:anonymous"), failed, api("/configmaps"),
+		func(e *store.Event) { e.StatusCode = 401; e.Method = "list" })
+	if res := mustInsert(t, s, decoy); counts(res) != (count{Inserted: 1}) {
+		t.Fatalf("decoy = %+v", res)
+	}
+	action := ev("team-a", "X", t0.Add(time.Second), user("mallory"), api("/pods/exec"),
+		func(e *store.Event) { e.Method = "create"; e.EntityID = "team-a/db-0" })
+	res := mustInsert(t, s, action)
+	if counts(res) != (count{Inserted: 1, Reused: 1}) {
+		t.Fatalf("action with a reused id = %+v, want inserted and counted as a reuse", res)
+	}
+	if len(res.ReusedIDs) != 1 || res.ReusedIDs[0].Namespace != "team-a" || res.ReusedIDs[0].ID != "X" {
+		t.Fatalf("ReusedIDs = %+v, want team-a/X", res.ReusedIDs)
+	}
+	// Each field alone makes another event: same id and time, other content.
+	for name, mod := range map[string]func(*store.Event){
+		"message":  func(e *store.Event) { e.Message = "other" },
+		"payload":  func(e *store.Event) { e.Request = json.RawMessage(`{"a":1}`) },
+		"status":   func(e *store.Event) { e.Status = store.StatusFailure },
+		"archived": func(e *store.Event) { e.Archived = true },
+		"error":    func(e *store.Event) { empty := ""; e.Error = &empty },
+		"time":     func(e *store.Event) { e.Time = e.Time.Add(time.Nanosecond) },
+	} {
+		e := action
+		mod(&e)
+		if res := mustInsert(t, s, e); counts(res) != (count{Inserted: 1, Reused: 1}) {
+			t.Errorf("action with another %s = %+v, want stored as a reuse", name, res)
+		}
+	}
+	// The exact action again is a re-send.
+	if res := mustInsert(t, s, action); counts(res) != (count{Duplicates: 1}) {
+		t.Fatalf("re-sent action = %+v, want a duplicate", res)
+	}
+	// Two new events of one new id in one batch: one reuse.
+	a, b := ev("team-a", "Y", t0, user("a")), ev("team-a", "Y", t0, user("b"))
+	if res := mustInsert(t, s, a, b); counts(res) != (count{Inserted: 2, Reused: 1}) {
+		t.Fatalf("batch with one id twice = %+v, want 2 inserted, 1 reuse", res)
+	}
+	// An id reused many times: each later event counts once.
+	var many []store.Event
+	for i := range 40 {
+		many = append(many, ev("team-a", "Z", t0.Add(time.Duration(i)*time.Millisecond)))
+	}
+	mustInsert(t, s, many[:1]...)
+	if res := mustInsert(t, s, many[1:]...); counts(res) != (count{Inserted: 39, Reused: 39}) || len(res.ReusedIDs) != store.MaxReusedIDs {
+		t.Fatalf("39 reuses = %+v (%d ids named), want 39 (%d named)", counts(res), len(res.ReusedIDs), store.MaxReusedIDs)
+	}
+	got := walk(t, s, all("team-a"))
+	byID := map[string]int{}
+	for _, e := range got {
+		byID[e.ID]++
+	}
+	if byID["X"] != 8 || byID["Y"] != 2 || byID["Z"] != 40 {
+		t.Fatalf("stored per id = %v, want X 8, Y 2, Z 40", byID)
+	}
+	var sawAction bool
+	for _, e := range got {
+		if e.ID == "X" && e.User == "mallory" && e.Message == "" && e.Time.Equal(action.Time) && len(e.Request) == 0 && !e.Archived && e.Error == nil && e.Status == store.StatusSuccess {
+			sawAction = true
+		}
+	}
+	if !sawAction {
+		t.Fatal("the action that reused the decoy's id is not stored")
+	}
+}
+
+// testLongIDsKeptWhole: ids up to store.MaxIDLen are kept byte for byte, so
+// two long ids sharing a prefix are two ids; a longer one is refused.
+func testLongIDsKeptWhole(t *testing.T, s store.Store) {
+	prefix := strings.Repeat("a", store.MaxIDLen-1)
+	one, two := prefix+"1", prefix+"2"
+	if res := mustInsert(t, s, ev("ns", one, t0), ev("ns", two, t0)); counts(res) != (count{Inserted: 2}) {
+		t.Fatalf("two long ids sharing a prefix = %+v, want 2 inserted and no reuse", res)
+	}
+	got := walk(t, s, all("ns"))
+	if len(got) != 2 || got[0].ID != one || got[1].ID != two {
+		t.Fatalf("long ids read back cut or lost (%d events)", len(got))
+	}
+	_, err := s.Insert(t.Context(), []store.Event{ev("ns", prefix+"xy", t0)})
+	if !errors.Is(err, store.ErrInvalidEvent) || !strings.Contains(err.Error(), "id is 4097 bytes long") {
+		t.Fatalf("an id of MaxIDLen+1 bytes: %v, want ErrInvalidEvent naming its length", err)
 	}
 }
 
@@ -368,7 +459,7 @@ func testAtomicFailedBatch(t *testing.T, s store.Store) {
 	if got[1].Seq <= got[0].Seq {
 		t.Fatalf("seq %d after a failed batch is not above %d", got[1].Seq, got[0].Seq)
 	}
-	if res, err := s.Insert(t.Context(), nil); err != nil || res != (store.InsertResult{}) {
+	if res, err := s.Insert(t.Context(), nil); err != nil || counts(res) != (count{}) {
 		t.Fatalf("Insert(nil) = %+v, %v", res, err)
 	}
 }
@@ -1237,5 +1328,83 @@ func testBadQueries(t *testing.T, s store.Store) {
 		if _, err := s.UserLogs(ctx, q); err == nil {
 			t.Fatalf("UserLogs(%s): no error", name)
 		}
+	}
+}
+
+// V1Columns are the columns of schema version 1's events table that an
+// insert sets besides seq (before events were keyed by content), in the
+// order of V1Values.
+const V1Columns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
+	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
+	"message, error, principal, request, response, previous_state, current_state"
+
+// V1Values returns e's values in V1Columns order.
+func V1Values(e *store.Event) []any {
+	var errv any
+	if e.Error != nil {
+		errv = *e.Error
+	}
+	nilIfEmpty := func(b []byte) any {
+		if len(b) == 0 {
+			return nil
+		}
+		return []byte(b)
+	}
+	return []any{e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method,
+		int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber,
+		e.IssuerDN, e.Details, e.Archived, e.Message, errv,
+		nilIfEmpty(e.Principal), nilIfEmpty(e.Request), nilIfEmpty(e.Response),
+		nilIfEmpty(e.PreviousState), nilIfEmpty(e.CurrentState)}
+}
+
+// MigrationEvents are events that exercise every field of the content
+// hash: empty and NULL values, non-ASCII text, large payloads, negative
+// and far times. Each has its own id (schema version 1 kept one event per
+// namespace and id).
+func MigrationEvents() []store.Event {
+	errLog, empty := "forbidden: ✗ nope", ""
+	big := json.RawMessage(`{"data":"` + strings.Repeat("x", 100<<10) + `"}`)
+	return []store.Event{
+		ev("team-a", "m1", t0),
+		ev("team-a", "m2", t0.Add(time.Nanosecond), failed, func(e *store.Event) { e.Error = &errLog; e.StatusCode = 403 }),
+		ev("team-a", "m3", t0, func(e *store.Event) { e.Error = &empty; e.Archived = true }),
+		ev("team-a", "m4", t0, func(e *store.Event) {
+			e.Principal = json.RawMessage(`{"user":{"username":"é"}}`)
+			e.Request, e.Response = json.RawMessage(`{"a":[1,2]}`), json.RawMessage(`"s"`)
+			e.PreviousState, e.CurrentState = json.RawMessage(`null`), big
+			e.Message, e.EntityKind, e.EntityID = "日本語 ✓", "pods", "team-a/web-1"
+			e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details = "10.0.0.1", "X509SHA256=ab", "CN=x", "kubectl/v1.37"
+		}),
+		ev("_cluster", "m5", time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC).Add(-time.Hour), category(store.CategoryUser)),
+		ev("team-b", strings.Repeat("i", 500), time.Date(2261, 12, 31, 23, 59, 59, 999999999, time.UTC)),
+	}
+}
+
+// CheckMigratedKeys checks what a store holds after the migration that
+// keyed events by content, given the events that were stored before it
+// (MigrationEvents): every event is there with its fields, a re-send of
+// one is a duplicate, and an event that reuses one's id is stored.
+func CheckMigratedKeys(t *testing.T, s store.Store, before []store.Event) {
+	t.Helper()
+	for _, ns := range []string{"team-a", "_cluster", "team-b"} {
+		got := walk(t, s, all(ns))
+		var want []store.Event
+		for _, e := range before {
+			if e.Namespace == ns {
+				want = append(want, e)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d events after the migration, want %d", ns, len(got), len(want))
+		}
+	}
+	res := mustInsert(t, s, before...)
+	if counts(res) != (count{Duplicates: len(before)}) {
+		t.Fatalf("re-sending the events stored before the migration = %+v, want %d duplicates (the migrated content keys differ from Go's)", counts(res), len(before))
+	}
+	reuse := before[0]
+	reuse.User = "mallory"
+	if res := mustInsert(t, s, reuse); counts(res) != (count{Inserted: 1, Reused: 1}) {
+		t.Fatalf("an event reusing a migrated id = %+v, want stored and counted", counts(res))
 	}
 }

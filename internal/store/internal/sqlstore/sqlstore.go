@@ -90,10 +90,14 @@ func (d Dialect) from(index string) string {
 var EventColumns = SQLite.eventColumns(store.AllFields)
 
 // InsertColumns are the columns an insert sets besides seq, in the order of
-// InsertValues.
+// InsertValues: the event's fields, then its keys (store.IDHash,
+// store.ContentHash).
 const InsertColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
 	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
-	"message, error, principal, request, response, previous_state, current_state"
+	"message, error, principal, request, response, previous_state, current_state, id_hash, content_hash"
+
+// ContentKeyColumns is the unique key that makes re-sends no-ops.
+const ContentKeyColumns = "namespace, id_hash, content_hash"
 
 // InsertValues returns e's values in InsertColumns order. e must be
 // normalized (store.NormalizeEvent).
@@ -102,14 +106,17 @@ func InsertValues(e *store.Event) []any {
 	if e.Error != nil {
 		errv = *e.Error
 	}
+	ch := store.ContentHash(e)
 	return []any{
 		e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method,
 		int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber,
 		e.IssuerDN, e.Details, e.Archived, e.Message, errv,
 		jsonValue(e.Principal), jsonValue(e.Request), jsonValue(e.Response),
 		jsonValue(e.PreviousState), jsonValue(e.CurrentState),
+		store.IDHash(e.ID), ch[:],
 	}
 }
+
 
 func jsonValue(b []byte) any {
 	if len(b) == 0 {

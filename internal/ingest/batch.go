@@ -1,0 +1,187 @@
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	stdjson "encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/auditops/auditops/internal/store"
+)
+
+// DefaultMaxObjectBytes is --max-event-object-bytes' default: an object
+// field larger than this is stored as a truncation marker (spec/API.md 2).
+const DefaultMaxObjectBytes = 256 << 10
+
+// DefaultBatchMemoryBytes bounds the events of one request held in memory;
+// a larger batch waits in a spool file and is inserted in parts this size.
+const DefaultBatchMemoryBytes = 16 << 20
+
+// TruncatedKey marks an object that was too large to keep.
+const TruncatedKey = "auditops.dev/truncated"
+
+// truncateObject returns raw, or when it is longer than max bytes the
+// marker {"auditops.dev/truncated":true,"bytes":N,"sha256":"<hex>"} that
+// takes its place (spec/API.md 2): the event is kept, and the digest still
+// ties it to the object kube-apiserver saw.
+func truncateObject(raw []byte, max int) ([]byte, bool) {
+	if max <= 0 || len(raw) <= max {
+		return raw, false
+	}
+	sum := sha256.Sum256(raw)
+	b := make([]byte, 0, 128)
+	b = append(b, `{"`+TruncatedKey+`":true,"bytes":`...)
+	b = strconv.AppendInt(b, int64(len(raw)), 10)
+	b = append(b, `,"sha256":"`...)
+	b = hex.AppendEncode(b, sum[:])
+	return append(b, `"}`...), true
+}
+
+// truncateObjects applies truncateObject to every object field of e and
+// says how many it replaced.
+// A Kubernetes event's currentState is its response object (one object,
+// counted once).
+func truncateObjects(e *store.Event, max int) int {
+	sameObject := len(e.Response) > 0 && len(e.CurrentState) == len(e.Response) && &e.CurrentState[0] == &e.Response[0]
+	n := 0
+	for _, f := range []*[]byte{(*[]byte)(&e.Request), (*[]byte)(&e.Response), (*[]byte)(&e.PreviousState), (*[]byte)(&e.CurrentState)} {
+		if sameObject && f == (*[]byte)(&e.CurrentState) {
+			e.CurrentState = e.Response
+			continue
+		}
+		var cut bool
+		if *f, cut = truncateObject(*f, max); cut {
+			n++
+		}
+	}
+	return n
+}
+
+// eventBytes estimates what an event holds in memory.
+func eventBytes(e *store.Event) int {
+	n := 256 + len(e.ID) + len(e.Namespace) + len(e.User) + len(e.Method) + len(e.API) + len(e.EntityKind) +
+		len(e.EntityID) + len(e.Message) + len(e.DeviceID) + len(e.CertificateSerialNumber) + len(e.IssuerDN) +
+		len(e.Details) + len(e.Principal) + len(e.Request) + len(e.Response) + len(e.PreviousState) + len(e.CurrentState)
+	if e.Error != nil {
+		n += len(*e.Error)
+	}
+	return n
+}
+
+// batch collects the events of one request. Up to memLimit bytes of them
+// stay in memory and are inserted in one transaction, as nearly every
+// batch is; past it the events go to a spool file as they are decoded, so
+// memory does not grow with the body, and are inserted in parts of
+// memLimit bytes once the whole body has decoded (a malformed body still
+// stores nothing). A failure between two parts leaves the earlier ones
+// stored; the sender's retry then stores the rest, by idempotency.
+type batch struct {
+	dir      string
+	memLimit int
+
+	events []store.Event
+	bytes  int
+	spool  *os.File
+	w      *bufio.Writer
+	enc    *stdjson.Encoder
+	n      int
+}
+
+func newBatch(dir string, memLimit int) *batch {
+	return &batch{dir: dir, memLimit: memLimit}
+}
+
+// len is the number of events added.
+func (b *batch) len() int { return b.n + len(b.events) }
+
+func (b *batch) add(e store.Event) error {
+	b.events = append(b.events, e)
+	b.bytes += eventBytes(&e)
+	if b.bytes <= b.memLimit {
+		return nil
+	}
+	if b.spool == nil {
+		f, err := os.CreateTemp(b.dir, "auditops-ingest-*.ndjson")
+		if err != nil {
+			return fmt.Errorf("spooling a large batch: %w", err)
+		}
+		// Unlinked at once: the file goes with the process, whatever ends it.
+		_ = os.Remove(f.Name())
+		b.spool, b.w = f, bufio.NewWriterSize(f, 1<<20)
+		b.enc = stdjson.NewEncoder(b.w)
+	}
+	for i := range b.events {
+		if err := b.enc.Encode(&b.events[i]); err != nil {
+			return fmt.Errorf("spooling a large batch: %w", err)
+		}
+	}
+	b.n += len(b.events)
+	b.events, b.bytes = b.events[:0], 0
+	return nil
+}
+
+// insert stores the batch through ins: in one call when it fits in memory,
+// else part by part from the spool.
+func (b *batch) insert(ctx context.Context, ins func(ctx context.Context, events []store.Event) (store.InsertResult, error)) (store.InsertResult, error) {
+	if b.spool == nil {
+		if len(b.events) == 0 {
+			return store.InsertResult{}, nil
+		}
+		return ins(ctx, b.events)
+	}
+	var total store.InsertResult
+	add := func(r store.InsertResult) {
+		total.Inserted += r.Inserted
+		total.Duplicates += r.Duplicates
+		total.Reused += r.Reused
+		for _, ref := range r.ReusedIDs {
+			if len(total.ReusedIDs) < store.MaxReusedIDs {
+				total.ReusedIDs = append(total.ReusedIDs, ref)
+			}
+		}
+	}
+	if err := b.w.Flush(); err != nil {
+		return total, fmt.Errorf("spooling a large batch: %w", err)
+	}
+	if _, err := b.spool.Seek(0, io.SeekStart); err != nil {
+		return total, fmt.Errorf("reading a spooled batch: %w", err)
+	}
+	dec := stdjson.NewDecoder(bufio.NewReaderSize(b.spool, 1<<20))
+	var part []store.Event
+	size := 0
+	for i := 0; i < b.n; i++ {
+		var e store.Event
+		if err := dec.Decode(&e); err != nil {
+			return total, fmt.Errorf("reading a spooled batch: %w", err)
+		}
+		part = append(part, e)
+		if size += eventBytes(&e); size > b.memLimit {
+			r, err := ins(ctx, part)
+			if err != nil {
+				return total, err
+			}
+			add(r)
+			part, size = part[:0], 0
+		}
+	}
+	part = append(part, b.events...)
+	if len(part) > 0 {
+		r, err := ins(ctx, part)
+		if err != nil {
+			return total, err
+		}
+		add(r)
+	}
+	return total, nil
+}
+
+func (b *batch) close() {
+	if b.spool != nil {
+		_ = b.spool.Close()
+	}
+}

@@ -1,0 +1,222 @@
+package ingest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime/metrics"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// bigObject is a JSON object of about n bytes.
+func bigObject(n int) string {
+	return `{"kind":"ConfigMap","data":{"blob":"` + strings.Repeat("x", n-40) + `"}}`
+}
+
+// kubeItem is one ResponseComplete create of a ConfigMap with request and
+// response objects of objBytes each.
+func kubeItem(id, name string, objBytes int, annotations string) string {
+	obj := bigObject(objBytes)
+	return `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"` + id +
+		`","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/team-a/configmaps","verb":"create",` +
+		`"user":{"username":"alice"},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl/v1.37",` +
+		`"objectRef":{"resource":"configmaps","namespace":"team-a","name":"` + name + `","apiVersion":"v1"},` +
+		`"responseStatus":{"metadata":{},"code":201},"requestObject":` + obj + `,"responseObject":` + obj +
+		`,"requestReceivedTimestamp":"2024-05-22T10:00:00.000000Z","stageTimestamp":"2024-05-22T10:00:00.100000Z"` + annotations + `}`
+}
+
+// TestOversizedObjectsBecomeMarkers: an object over MaxObjectBytes is
+// replaced by the marker of spec/API.md 2 and its event is stored whole
+// otherwise; kube-apiserver's own truncation annotation shows in details.
+func TestOversizedObjectsBecomeMarkers(t *testing.T) {
+	st := newTestStore(t)
+	met := NewMetrics(prometheus.NewRegistry())
+	srv := httptest.NewServer(NewHandler(st, Options{MaxObjectBytes: 64 << 10, Metrics: met}))
+	defer srv.Close()
+	big := bigObject(100 << 10)
+	body := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` +
+		kubeItem("big", "cm-big", 100<<10, "") + "," +
+		kubeItem("small", "cm-small", 1<<10, "") + "," +
+		kubeItem("cut", "cm-cut", 1<<10, `,"annotations":{"audit.k8s.io/truncated":"true"}`) + "]}"
+	code, _, m := post(t, srv.URL+KubeAuditPath, "application/json", []byte(body))
+	if code != http.StatusOK || m["stored"] != float64(3) || m["truncated"] != float64(2) {
+		t.Fatalf("status %d %v, want 3 stored, 2 objects truncated", code, m)
+	}
+	sum := sha256.Sum256([]byte(big))
+	marker := fmt.Sprintf(`{"auditops.dev/truncated":true,"bytes":%d,"sha256":"%s"}`, len(big), hex.EncodeToString(sum[:]))
+	got := map[string]int{}
+	for _, e := range storedEvents(t, st, "team-a") {
+		got[e.ID]++
+		switch e.ID {
+		case "big":
+			if string(e.Request) != marker || string(e.Response) != marker || string(e.CurrentState) != marker {
+				t.Errorf("oversized objects stored as %.200s, want the marker %s", e.Request, marker)
+			}
+			if e.Method != "create" || e.EntityID != "team-a/cm-big" || e.User != "alice" || e.Details != "kubectl/v1.37" {
+				t.Errorf("truncation changed the rest of the event: %+v", e)
+			}
+		case "small":
+			if len(e.Request) < 1<<10-10 || bytes.Contains(e.Request, []byte("truncated")) {
+				t.Errorf("a small object was changed: %.100s", e.Request)
+			}
+		case "cut":
+			if e.Details != "kubectl/v1.37; audit.k8s.io/truncated=true" {
+				t.Errorf("details %q, want kube-apiserver's truncation annotation kept", e.Details)
+			}
+		}
+	}
+	if got["big"] != 1 || got["small"] != 1 || got["cut"] != 1 {
+		t.Fatalf("stored %v", got)
+	}
+	if v := testutil.ToFloat64(met.truncated.WithLabelValues(SourceKubeAudit)); v != 2 {
+		t.Errorf("auditops_ingest_truncated_objects_total = %v, want 2", v)
+	}
+}
+
+// streamBody writes a webhook EventList of n ConfigMap creates with objects
+// of objBytes each into a pipe, so the body never exists in memory whole.
+func streamBody(n, objBytes int) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = io.WriteString(pw, `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[`)
+		for i := range n {
+			if i > 0 {
+				_, _ = io.WriteString(pw, ",")
+			}
+			if _, err := io.WriteString(pw, kubeItem(fmt.Sprintf("big-%03d", i), fmt.Sprintf("cm-%03d", i), objBytes, "")); err != nil {
+				return
+			}
+		}
+		_, _ = io.WriteString(pw, `,`+kubeItem("the-small-one", "tiny", 200, "")+`]}`)
+		pw.Close()
+	}()
+	return pr
+}
+
+// peakHeap samples the live heap until stop is closed.
+func peakHeap(stop <-chan struct{}) <-chan uint64 {
+	out := make(chan uint64, 1)
+	go func() {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		var peak uint64
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			metrics.Read(s)
+			peak = max(peak, s[0].Value.Uint64())
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}
+
+// TestLargeBatchStreamsInBoundedMemory posts a 200 MiB webhook batch (100
+// creates of ~1 MiB ConfigMaps, request and response objects each, and
+// one small create after them), which a 32 MiB limit used to refuse whole:
+// every event is stored, with markers, and the live heap stays far below
+// the body's size.
+func TestLargeBatchStreamsInBoundedMemory(t *testing.T) {
+	st := newTestStore(t)
+	srv := httptest.NewServer(NewHandler(st, Options{}))
+	defer srv.Close()
+	const n, objBytes = 100, 1 << 20
+	stop := make(chan struct{})
+	peak := peakHeap(stop)
+	req, err := http.NewRequest(http.MethodPost, srv.URL+KubeAuditPath, streamBody(n, objBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	code, _, m := do(t, req)
+	close(stop)
+	heap := <-peak
+	if code != http.StatusOK || m["stored"] != float64(n+1) || m["truncated"] != float64(2*n) {
+		t.Fatalf("status %d %v, want %d stored and %d objects truncated", code, m, n+1, 2*n)
+	}
+	got := storedEvents(t, st, "team-a")
+	if len(got) != n+1 || got[len(got)-1].ID != "the-small-one" && got[0].ID != "the-small-one" {
+		t.Fatalf("stored %d events, want %d with the small create", len(got), n+1)
+	}
+	t.Logf("200 MiB batch: peak live heap %.1f MiB", float64(heap)/(1<<20))
+	if heap > 96<<20 {
+		t.Errorf("peak live heap %.1f MiB for a 200 MiB body: memory grows with the body", float64(heap)/(1<<20))
+	}
+}
+
+// TestSpooledBatch: a batch whose events exceed BatchMemoryBytes waits in
+// a spool file and is stored whole, part by part; a malformed event at its
+// end still stores nothing.
+func TestSpooledBatch(t *testing.T) {
+	st := newTestStore(t)
+	srv := httptest.NewServer(NewHandler(st, Options{BatchMemoryBytes: 32 << 10, SpoolDir: t.TempDir()}))
+	defer srv.Close()
+	var b strings.Builder
+	const n = 2000
+	for i := range n {
+		fmt.Fprintf(&b, `{"id":"e%04d","time":"2024-05-22T10:00:%02dZ","namespace":"spool","user":"u","message":"%s"}`+"\n", i, i%60, strings.Repeat("m", 100))
+	}
+	good := b.String()
+	code, _, m := post(t, srv.URL+EventsPath, "application/x-ndjson", []byte(good+`{"id":"bad","time":"nope","namespace":"spool","user":"u"}`+"\n"))
+	if code != http.StatusBadRequest || !strings.Contains(m["message"].(string), fmt.Sprintf("line %d", n+1)) {
+		t.Fatalf("malformed last line: %d %v, want 400 naming line %d", code, m, n+1)
+	}
+	if got := storedEvents(t, st, "spool"); len(got) != 0 {
+		t.Fatalf("a malformed spooled batch stored %d events", len(got))
+	}
+	code, _, m = post(t, srv.URL+EventsPath, "application/x-ndjson", []byte(good))
+	if code != http.StatusOK || m["stored"] != float64(n) {
+		t.Fatalf("spooled batch: %d %v, want %d stored", code, m, n)
+	}
+	code, _, m = post(t, srv.URL+EventsPath, "application/x-ndjson", []byte(good))
+	if code != http.StatusOK || m["duplicates"] != float64(n) {
+		t.Fatalf("re-sent spooled batch: %d %v, want %d duplicates", code, m, n)
+	}
+	if got := storedEvents(t, st, "spool"); len(got) != n {
+		t.Fatalf("stored %d events, want %d", len(got), n)
+	}
+}
+
+// TestReusedIDStoredAndCounted: through the handler, an event reusing a
+// stored id is stored, reported in the answer and counted in
+// auditops_ingest_id_reuse_total.
+func TestReusedIDStoredAndCounted(t *testing.T) {
+	st := newTestStore(t)
+	m := NewMetrics(prometheus.NewRegistry())
+	srv := httptest.NewServer(NewHandler(st, Options{Metrics: m}))
+	defer srv.Close()
+	decoy := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + strings.Replace(kubeItem("X", "decoy", 100, ""), `"code":201`, `"code":403`, 1) + `]}`
+	action := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + strings.Replace(kubeItem("X", "secret", 100, ""), `"verb":"create"`, `"verb":"delete"`, 1) + `]}`
+	for i, body := range []string{decoy, action, action} {
+		code, _, res := post(t, srv.URL+KubeAuditPath, "application/json", []byte(body))
+		if code != http.StatusOK {
+			t.Fatalf("post %d: %d %v", i, code, res)
+		}
+	}
+	var verbs []string
+	for _, e := range storedEvents(t, st, "team-a") {
+		verbs = append(verbs, e.Method)
+	}
+	if strings.Join(verbs, ",") != "create,delete" {
+		t.Fatalf("stored verbs %v, want the decoy and the action it tried to hide, once each", verbs)
+	}
+	if v := testutil.ToFloat64(m.reused.WithLabelValues(SourceKubeAudit)); v != 1 {
+		t.Errorf("auditops_ingest_id_reuse_total = %v, want 1", v)
+	}
+	if v := testutil.ToFloat64(m.events.WithLabelValues(SourceKubeAudit, "duplicate")); v != 1 {
+		t.Errorf("duplicates = %v, want 1 (the re-sent action)", v)
+	}
+}

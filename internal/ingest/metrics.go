@@ -1,0 +1,42 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics counts what ingest did, by source (kube-audit, events, import).
+// A nil *Metrics counts nothing.
+type Metrics struct {
+	events    *prometheus.CounterVec
+	reused    *prometheus.CounterVec
+	truncated *prometheus.CounterVec
+}
+
+// NewMetrics registers the ingest metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditops_ingest_events_total",
+			Help: "Audit events received, by source and result: stored, duplicate (a re-send of a stored event), skipped (a Kubernetes stage that is not stored).",
+		}, []string{"source", "result"}),
+		reused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditops_ingest_id_reuse_total",
+			Help: "Events stored although another stored event of their namespace has the same id (a client-chosen Audit-ID: a security signal).",
+		}, []string{"source"}),
+		truncated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditops_ingest_truncated_objects_total",
+			Help: "Object fields larger than --max-event-object-bytes stored as truncation markers.",
+		}, []string{"source"}),
+	}
+	reg.MustRegister(m.events, m.reused, m.truncated)
+	return m
+}
+
+func (m *Metrics) observe(source string, r Result) {
+	if m == nil {
+		return
+	}
+	m.events.WithLabelValues(source, "stored").Add(float64(r.Stored))
+	m.events.WithLabelValues(source, "duplicate").Add(float64(r.Duplicates))
+	m.events.WithLabelValues(source, "skipped").Add(float64(r.Skipped))
+	m.reused.WithLabelValues(source).Add(float64(r.Reused))
+	m.truncated.WithLabelValues(source).Add(float64(r.Truncated))
+}
