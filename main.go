@@ -206,10 +206,10 @@ func runManager(args []string) error {
 		return fmt.Errorf("configuring the audit API server: %w", err)
 	}
 	srv, err := apiserver.New(apiCfg, apiserver.Deps{
-		Store:  st,
+		Store: st,
 		Ingest: ingest.Options{MaxBytes: maxIngestBytes, MaxObjectBytes: maxObjectBytes, SpoolDir: ingestSpoolDir,
 			Metrics: ingest.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("ingest")},
-		Log:    ctrl.Log.WithName("apiserver"),
+		Log: ctrl.Log.WithName("apiserver"),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the audit API server: %w", err)

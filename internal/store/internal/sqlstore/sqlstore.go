@@ -117,7 +117,6 @@ func InsertValues(e *store.Event) []any {
 	}
 }
 
-
 func jsonValue(b []byte) any {
 	if len(b) == 0 {
 		return nil
