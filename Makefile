@@ -55,6 +55,18 @@ control-plane: ## Build etcd, kube-apiserver and kubectl into bin/k8s/$(K8S_VERS
 test: manifests generate fmt vet control-plane ## Run every test against real components (kube-apiserver, etcd, PostgreSQL).
 	KUBEBUILDER_ASSETS=$(K8S_ASSETS) hack/with-postgres.sh go test $(GO_TEST_FLAGS) ./...
 
+FUZZTIME ?= 60s
+# Every fuzz target, as package:target.
+FUZZ_TARGETS = ./internal/ingest:FuzzDecodeEventList ./internal/ingest:FuzzDecodeEvents
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (their seed corpora run in make test).
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
+	done
+
 .PHONY: bench
 bench: build ## Run the end-to-end benchmark (BENCH_EVENTS events) into bench/results.json; see bench/README.md.
 	@command -v jq >/dev/null 2>&1 || { echo "installing jq (apt-get)"; DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }

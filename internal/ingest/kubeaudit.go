@@ -199,9 +199,13 @@ func sanitize(ev *store.Event) {
 	}
 }
 
-// clean replaces NUL characters and, when max > 0, cuts s to at most max
-// bytes on a rune boundary. encoding/json already replaced invalid UTF-8.
+// clean replaces NUL characters and invalid UTF-8 (encoding/json replaces
+// it while decoding, goccy/go-json does not) and, when max > 0, cuts s to
+// at most max bytes on a rune boundary.
 func clean(s string, max int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
 	if strings.IndexByte(s, 0) >= 0 {
 		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	}
