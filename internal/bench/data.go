@@ -120,7 +120,12 @@ func AppendEvent(b []byte, i, n int) ([]byte, int) {
 	if k.group != "" {
 		apiVersion = k.group + "/" + k.version
 	}
-	auditID := fmt.Sprintf("%08x-%04x-4%03x-a%03x-%012x", i, t, i%4096, (i*13)%4096, i*7919)
+	// kube-apiserver's audit ids are random UUIDs (v4): an id that grew
+	// with i would make any index on ids an append, which real ones never
+	// are. Deterministic, so every run has the same data.
+	r1, r2 := splitmix64(uint64(i)), splitmix64(uint64(i)^0x9e3779b97f4a7c15)
+	auditID := fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", uint32(r1>>32), uint16(r1>>16), uint16(r1)&0xfff,
+		0x8000|uint16(r2>>48)&0x3fff, r2&0xffffffffffff)
 
 	b = append(b, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"`...)
 	b = append(b, auditID...)
@@ -260,4 +265,12 @@ func Generate(dir string, n int) (DataSet, error) {
 		return ds, err
 	}
 	return ds, nil
+}
+
+// splitmix64 is a bijective mix of x (Steele, Lea, Flood 2014).
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }

@@ -325,9 +325,9 @@ func TestGroupFailureFailsOnlyItsRequest(t *testing.T) {
 	bad := ev("bad", 3)
 	bad.Status = "neither" // not normalized: the CHECK constraint refuses it
 	reqs := []*insertReq{
-		{events: []store.Event{ev("a", 2), ev("stored", 1)}},
-		{events: []store.Event{ev("b", 3), bad}},
-		{events: []store.Event{ev("c", 4), ev("c", 4)}},
+		newInsertReq([]store.Event{ev("a", 2), ev("stored", 1)}),
+		newInsertReq([]store.Event{ev("b", 3), bad}),
+		newInsertReq([]store.Event{ev("c", 4), ev("c", 4)}),
 	}
 	s.insertGroup(ctx, reqs)
 	want := []struct {

@@ -102,18 +102,24 @@ const ContentKeyColumns = "namespace, id_hash, content_hash"
 // InsertValues returns e's values in InsertColumns order. e must be
 // normalized (store.NormalizeEvent).
 func InsertValues(e *store.Event) []any {
+	ch := store.ContentHash(e)
+	return InsertValuesKeyed(e, store.IDHash(e.ID), ch[:])
+}
+
+// InsertValuesKeyed is InsertValues with the keys computed already (off
+// a single writer's critical path).
+func InsertValuesKeyed(e *store.Event, idHash int64, contentHash []byte) []any {
 	var errv any
 	if e.Error != nil {
 		errv = *e.Error
 	}
-	ch := store.ContentHash(e)
 	return []any{
 		e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method,
 		int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber,
 		e.IssuerDN, e.Details, e.Archived, e.Message, errv,
 		jsonValue(e.Principal), jsonValue(e.Request), jsonValue(e.Response),
 		jsonValue(e.PreviousState), jsonValue(e.CurrentState),
-		store.IDHash(e.ID), ch[:],
+		idHash, contentHash,
 	}
 }
 
