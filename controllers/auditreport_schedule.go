@@ -85,6 +85,11 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 	if err != nil {
 		return r.fail(ctx, parent, permanent("InvalidSchedule", "spec.schedule %q: %v", parent.Spec.Schedule, err))
 	}
+	if _, ok := nextFire(sched, r.Clock.Now().In(loc)); !ok {
+		return r.fail(ctx, parent, permanent("InvalidSchedule",
+			"spec.schedule %q never fires: no time within the next five years matches it (a day the month never has, such as 31 April or 30 February); no run was scheduled",
+			parent.Spec.Schedule))
+	}
 
 	var children reportsv1alpha1.AuditReportList
 	if err := r.List(ctx, &children, client.InNamespace(parent.Namespace), client.MatchingFields{ownerKey: parent.Name}); err != nil {
@@ -240,24 +245,40 @@ func scheduledAt(child *reportsv1alpha1.AuditReport) (time.Time, bool) {
 // there were (counted up to maxMissedRunsCounted+1). It never walks every
 // missed run: a window ending at now is doubled until it holds a run, so a
 // schedule that was down for a year costs a few dozen steps, not a million.
+//
+// Every walk goes through nextFire, so a schedule that never fires ends
+// each loop at once: robfig/cron's Next returns the zero time then, and a
+// loop "until after now" on it never ended, pinning a worker for good.
 func lastMissedRun(s cron.Schedule, earliest, now time.Time) (last time.Time, missed int) {
-	if s.Next(earliest).After(now) {
+	first, ok := nextFire(s, earliest)
+	if !ok || first.After(now) {
 		return time.Time{}, 0
 	}
-	for t := s.Next(earliest); !t.After(now) && missed <= maxMissedRunsCounted; t = s.Next(t) {
+	for t := first; ok && !t.After(now) && missed <= maxMissedRunsCounted; t, ok = nextFire(s, t) {
 		missed++
 	}
 	window := time.Second
 	start := now.Add(-window)
-	for start.After(earliest) && s.Next(start).After(now) {
+	for start.After(earliest) {
+		t, ok := nextFire(s, start)
+		if !ok || !t.After(now) {
+			break
+		}
 		window *= 2
 		start = now.Add(-window)
 	}
 	if start.Before(earliest) {
 		start = earliest
 	}
-	for t := s.Next(start); !t.After(now); t = s.Next(t) {
+	for t, ok := nextFire(s, start); ok && !t.After(now); t, ok = nextFire(s, t) {
 		last = t
 	}
 	return last, missed
+}
+
+// nextFire is s.Next(t), and false when the schedule has no run after t
+// (robfig/cron gives up after five years and returns the zero time).
+func nextFire(s cron.Schedule, t time.Time) (time.Time, bool) {
+	n := s.Next(t)
+	return n, !n.IsZero() && n.After(t)
 }

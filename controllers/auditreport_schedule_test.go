@@ -19,7 +19,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -243,4 +245,102 @@ func TestLastMissedRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLastMissedRunTerminates is a property test over random cron
+// expressions, impossible dates among them ("0 0 31 4 *" made the missed-run
+// search loop forever): every call returns within a second, and what it
+// returns is consistent.
+func TestLastMissedRunTerminates(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(opts ...string) string { return opts[rng.IntN(len(opts))] }
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 2000 {
+		spec := strings.Join([]string{
+			pick("0", "*", "*/7", "5,35", "59"),
+			pick("0", "*", "*/3", "23", "12-14"),
+			pick("*", "1", "15", "28", "29", "30", "31", "*/10"),
+			pick("*", "1", "2", "4", "6", "9", "11", "2,4", "*/5"),
+			pick("*", "0", "1-5", "6", "*/2"),
+		}, " ")
+		s, err := cron.ParseStandard(spec)
+		if err != nil {
+			t.Fatalf("%q: %v", spec, err)
+		}
+		earliest := base.Add(time.Duration(rng.Int64N(int64(400 * 24 * time.Hour))))
+		now := earliest.Add(time.Duration(rng.Int64N(int64(3 * 365 * 24 * time.Hour))))
+		done := make(chan struct{})
+		var last time.Time
+		var missed int
+		go func() {
+			defer close(done)
+			last, missed = lastMissedRun(s, earliest, now)
+		}()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			t.Fatalf("case %d: lastMissedRun(%q, %v, %v) still runs after 1s", i, spec, earliest, now)
+		}
+		if (missed == 0) != last.IsZero() || last.After(now) || (!last.IsZero() && !last.After(earliest)) {
+			t.Fatalf("case %d: %q from %v to %v: last %v, missed %d", i, spec, earliest, now, last, missed)
+		}
+	}
+	for _, spec := range []string{"0 0 31 4 *", "0 0 30 2 *", "0 0 31 2,4,6,9,11 *"} {
+		s, _ := cron.ParseStandard(spec)
+		if _, ok := nextFire(s, base); ok {
+			t.Errorf("%q fires?", spec)
+		}
+		if last, missed := lastMissedRun(s, base, base.AddDate(2, 0, 0)); missed != 0 || !last.IsZero() {
+			t.Errorf("%q: %v, %d", spec, last, missed)
+		}
+	}
+}
+
+// TestScheduleThatNeverFires: "0 0 31 4 *" and "0 0 30 2 *" parse, but no
+// time matches them. Two such reports used to pin both workers in the
+// missed-run search for good; now each fails with InvalidSchedule, and a
+// report created after them still runs.
+func TestScheduleThatNeverFires(t *testing.T) {
+	st := newSQLiteStore(t)
+	startManager(t, &AuditReportReconciler{Store: st})
+	ns := createNamespace(t, "never")
+	for name, spec := range map[string]string{"april-31": "0 0 31 4 *", "february-30": "0 0 30 2 *"} {
+		rep := &reportsv1alpha1.AuditReport{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: reportsv1alpha1.AuditReportSpec{Type: reportsv1alpha1.AuditDetails, Schedule: spec,
+				Range: reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: time.Hour}}},
+		}
+		if err := k8sClient.Create(context.Background(), rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := &reportsv1alpha1.AuditReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "one-shot"},
+		Spec: reportsv1alpha1.AuditReportSpec{Type: reportsv1alpha1.AuditDetails,
+			Range: reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: time.Hour}}},
+	}
+	if err := k8sClient.Create(context.Background(), later); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"april-31", "february-30"} {
+		eventually(t, 30*time.Second, name+" to fail with InvalidSchedule", func(ctx context.Context) (bool, error) {
+			var p reportsv1alpha1.AuditReport
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
+				return false, err
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == reportsv1alpha1.ConditionFailed && c.Reason == "InvalidSchedule" && strings.Contains(c.Message, "never fires") {
+					return p.Status.Phase == reportsv1alpha1.PhaseFailed, nil
+				}
+			}
+			return false, nil
+		})
+	}
+	eventually(t, 30*time.Second, "the report created after them to succeed", func(ctx context.Context) (bool, error) {
+		var p reportsv1alpha1.AuditReport
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(later), &p); err != nil {
+			return false, err
+		}
+		return p.Status.Phase == reportsv1alpha1.PhaseSucceeded, nil
+	})
 }
