@@ -79,27 +79,14 @@ func TestLargeConfigMapsCannotHideAnAction(t *testing.T) {
 	}
 	t.Logf("%d ConfigMaps of ~1 MiB and a small one created in %s", n, time.Since(start).Round(time.Millisecond))
 
-	type detail struct {
-		Method  string          `json:"requested_method"`
-		Status  string          `json:"status"`
-		Payload json.RawMessage `json:"input_payload"`
-	}
-	var creates []detail
+	var creates []auditDetail
 	eventually(t, 90*time.Second, "every create to reach audit-details", func() (bool, string) {
-		out, err := kErr("get", "--raw", "/apis/audit.auditops.dev/v1alpha1/namespaces/"+ns+"/auditdetails?"+window+"&page_size=1000")
+		rows, out, err := auditDetails(ns)
 		if err != nil {
 			return false, out
 		}
-		var body struct {
-			Data struct {
-				Details []detail `json:"details"`
-			} `json:"data"`
-		}
-		if err := json.Unmarshal([]byte(out), &body); err != nil {
-			return false, err.Error()
-		}
 		creates = creates[:0]
-		for _, d := range body.Data.Details {
+		for _, d := range rows {
 			if d.Method == "create" && d.Status == "success" {
 				creates = append(creates, d)
 			}

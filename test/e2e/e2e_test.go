@@ -158,6 +158,36 @@ func kApply(t *testing.T, manifest string, args ...string) string {
 	return string(out)
 }
 
+// auditDetail is one row of the audit-details endpoint.
+type auditDetail struct {
+	Method  string          `json:"requested_method"`
+	User    string          `json:"requested_user"`
+	Status  string          `json:"status"`
+	Payload json.RawMessage `json:"input_payload"`
+}
+
+// auditDetails reads the first page (up to 1,000 rows) of a namespace's
+// audit details through kube-apiserver; out is the raw answer.
+func auditDetails(ns string) (rows []auditDetail, out string, err error) {
+	out, err = kErr("get", "--raw", "/apis/audit.auditops.dev/v1alpha1/namespaces/"+ns+"/auditdetails?"+window+"&page_size=1000")
+	if err != nil {
+		return nil, out, err
+	}
+	var body struct {
+		Data struct {
+			Details []auditDetail `json:"details"`
+		} `json:"data"`
+		Success bool `json:"success"`
+	}
+	if err := json.Unmarshal([]byte(out), &body); err != nil {
+		return nil, out, err
+	}
+	if !body.Success {
+		return nil, out, fmt.Errorf("audit-details answered success=false")
+	}
+	return body.Data.Details, out, nil
+}
+
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -194,27 +224,13 @@ func TestAuditedActionsReachReportsAndEndpoints(t *testing.T) {
 		t.Fatalf("alice may read secrets? %s", out)
 	}
 
-	type detail struct {
-		Method string `json:"requested_method"`
-		User   string `json:"requested_user"`
-		Status string `json:"status"`
-	}
-	var details []detail
+	var details []auditDetail
 	eventually(t, 60*time.Second, "the audit webhook to deliver both users' actions", func() (bool, string) {
-		out, err := kErr("get", "--raw", "/apis/audit.auditops.dev/v1alpha1/namespaces/"+ns+"/auditdetails?"+window+"&page_size=1000")
-		if err != nil {
+		var out string
+		var err error
+		if details, out, err = auditDetails(ns); err != nil {
 			return false, out
 		}
-		var body struct {
-			Data struct {
-				Details []detail `json:"details"`
-			} `json:"data"`
-			Success bool `json:"success"`
-		}
-		if err := json.Unmarshal([]byte(out), &body); err != nil || !body.Success {
-			return false, out
-		}
-		details = body.Data.Details
 		seen := map[string]bool{}
 		for _, d := range details {
 			seen[d.User+" "+d.Method+" "+d.Status] = true
