@@ -45,18 +45,9 @@ func exactKeys(v gjson.Result, t reflect.Type) bool {
 			return ok
 		})
 		return ok
-	case reflect.Slice, reflect.Array:
-		if !v.IsArray() {
-			return true
-		}
-		ok := true
-		v.ForEach(func(_, val gjson.Result) bool {
-			ok = exactKeys(val, t.Elem())
-			return ok
-		})
-		return ok
-	case reflect.Map:
-		if !v.IsObject() {
+	case reflect.Slice, reflect.Array, reflect.Map:
+		// Elements (or map values, whose keys are data) decode as t.Elem().
+		if t.Kind() == reflect.Map && !v.IsObject() || t.Kind() != reflect.Map && !v.IsArray() {
 			return true
 		}
 		ok := true
