@@ -112,23 +112,30 @@ func watchdog(body string) (stop func()) {
 	return func() { t.Stop() }
 }
 
-// decodeEventsStd is decodeEvents with encoding/json alone: the reference.
+// decodeEventsStd is decodeEvents with encoding/json alone: the reference,
+// for arrays and NDJSON alike.
 func decodeEventsStd(body string) ([]store.Event, error) {
 	var out []store.Event
 	t := strings.TrimLeft(body, " \t\r\n")
 	if t == "" {
 		return nil, nil
 	}
+	var items []string
 	if t[0] == '[' {
-		// decodeEventArray already streams with encoding/json.
-		err := decodeEvents(strings.NewReader(body), "", func(ev store.Event) error {
-			out = append(out, ev)
-			return nil
-		})
-		return out, err
+		// Each element, as encoding/json alone reads it.
+		var raws []stdjson.RawMessage
+		if err := stdjson.Unmarshal([]byte(body), &raws); err != nil {
+			return nil, err
+		}
+		for _, r := range raws {
+			items = append(items, string(r))
+		}
+	} else {
+		for line := range strings.SplitSeq(body, "\n") {
+			items = append(items, strings.TrimRight(line, "\r"))
+		}
 	}
-	for line := range strings.SplitSeq(body, "\n") {
-		line = strings.TrimRight(line, "\r")
+	for _, line := range items {
 		if blank([]byte(line)) {
 			continue
 		}

@@ -2,19 +2,24 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime/metrics"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/auditops/auditops/internal/store"
 )
 
 // bigObject is a JSON object of about n bytes.
@@ -160,9 +165,22 @@ func TestLargeBatchStreamsInBoundedMemory(t *testing.T) {
 // TestSpooledBatch: a batch whose events exceed BatchMemoryBytes waits in
 // a spool file and is stored whole, part by part; a malformed event at its
 // end still stores nothing.
+// countingInserter counts the Insert calls a batch took, so the test can
+// tell a spooled batch (stored in parts) from one held in memory.
+type countingInserter struct {
+	Inserter
+	calls atomic.Int64
+}
+
+func (c *countingInserter) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
+	c.calls.Add(1)
+	return c.Inserter.Insert(ctx, events)
+}
+
 func TestSpooledBatch(t *testing.T) {
-	st := newTestStore(t)
-	srv := httptest.NewServer(NewHandler(st, Options{BatchMemoryBytes: 32 << 10, SpoolDir: t.TempDir()}))
+	st := &countingInserter{Inserter: newTestStore(t)}
+	dir := t.TempDir()
+	srv := httptest.NewServer(NewHandler(st, Options{BatchMemoryBytes: 32 << 10, SpoolDir: dir}))
 	defer srv.Close()
 	var b strings.Builder
 	const n = 2000
@@ -174,18 +192,26 @@ func TestSpooledBatch(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(m["message"].(string), fmt.Sprintf("line %d", n+1)) {
 		t.Fatalf("malformed last line: %d %v, want 400 naming line %d", code, m, n+1)
 	}
-	if got := storedEvents(t, st, "spool"); len(got) != 0 {
-		t.Fatalf("a malformed spooled batch stored %d events", len(got))
+	if got := storedEvents(t, st.Inserter.(store.Store), "spool"); len(got) != 0 || st.calls.Load() != 0 {
+		t.Fatalf("a malformed spooled batch stored %d events in %d inserts", len(got), st.calls.Load())
 	}
 	code, _, m = post(t, srv.URL+EventsPath, "application/x-ndjson", []byte(good))
 	if code != http.StatusOK || m["stored"] != float64(n) {
 		t.Fatalf("spooled batch: %d %v, want %d stored", code, m, n)
 	}
+	// ~700 KiB of events in parts of 32 KiB: many inserts, and the spool
+	// file gone with the request (it is unlinked when created).
+	if c := st.calls.Load(); c < 10 {
+		t.Errorf("the batch took %d inserts: it was not spooled and stored in parts", c)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("spool dir holds %d files after the request", len(left))
+	}
 	code, _, m = post(t, srv.URL+EventsPath, "application/x-ndjson", []byte(good))
 	if code != http.StatusOK || m["duplicates"] != float64(n) {
 		t.Fatalf("re-sent spooled batch: %d %v, want %d duplicates", code, m, n)
 	}
-	if got := storedEvents(t, st, "spool"); len(got) != n {
+	if got := storedEvents(t, st.Inserter.(store.Store), "spool"); len(got) != n {
 		t.Fatalf("stored %d events, want %d", len(got), n)
 	}
 }

@@ -29,6 +29,13 @@ const nullLen = 0xFFFFFFFF
 //
 // The PostgreSQL migration that keys stored events by it computes the same
 // bytes in SQL; TestContentHashMigration in both stores holds them equal.
+//
+// A field added to Event later must be appended to the encoding only when
+// it is set, so that every stored event keeps its hash: a re-send of an
+// event stored before the field existed is then still a duplicate, and the
+// events table needs no second re-keying. (This is the idempotency key, not
+// the tamper-evidence leaf digest of spec/API.md 6, which covers seq too,
+// is versioned per leaf, and lives in tables of its own.)
 func ContentHash(e *Event) [32]byte {
 	h := sha256.New()
 	var buf [8]byte

@@ -236,7 +236,7 @@ FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::te
        message, error, principal, request, response, previous_state, current_state, id_hash, content_hash, ord)
 ORDER BY ord
 ON CONFLICT (` + sqlstore.ContentKeyColumns + `) DO NOTHING
-RETURNING namespace, id, id_hash, seq`
+RETURNING namespace, id, id_hash`
 
 // reusedSQL finds, among the (namespace, id) of the events a batch stored,
 // those that more events hold than the batch stored: each of the batch's
@@ -373,8 +373,7 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 		var refs []stored
 		for rows.Next() {
 			var r stored
-			var seq int64
-			if err := rows.Scan(&r.ns, &r.id, &r.idh, &seq); err != nil {
+			if err := rows.Scan(&r.ns, &r.id, &r.idh); err != nil {
 				rows.Close()
 				return err
 			}
