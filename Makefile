@@ -19,6 +19,7 @@ KUBECTL ?= $(K8S_ASSETS)/kubectl
 # go test flags; CI runs all packages, at most two at a time on two cores.
 GO_TEST_FLAGS ?= -p 2 -timeout 40m
 BENCH_EVENTS ?= 1000000
+BENCH_ONLY ?=
 
 .PHONY: all
 all: build
@@ -70,7 +71,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (their seed corpora run in make
 .PHONY: bench
 bench: build ## Run the end-to-end benchmark (BENCH_EVENTS events) into bench/results.json; see bench/README.md.
 	@command -v jq >/dev/null 2>&1 || { echo "installing jq (apt-get)"; DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
-	BENCH_EVENTS=$(BENCH_EVENTS) hack/with-postgres.sh go run ./bench bench/results.json
+	BENCH_EVENTS=$(BENCH_EVENTS) BENCH_ONLY=$(BENCH_ONLY) hack/with-postgres.sh go run ./bench bench/results.json
 
 ##@ Build
 

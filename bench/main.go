@@ -61,7 +61,15 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := bench.Run(ctx, bench.Config{Events: n, Dir: dir, PostgresURL: pg, Log: os.Stderr})
+	cfg := bench.Config{Events: n, Dir: dir, PostgresURL: pg, Log: os.Stderr}
+	switch only := os.Getenv("BENCH_ONLY"); only {
+	case "":
+	case "ingest":
+		cfg.IngestOnly = true
+	default:
+		return fmt.Errorf("BENCH_ONLY=%q: want ingest or nothing", only)
+	}
+	res, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}

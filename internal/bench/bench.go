@@ -40,6 +40,9 @@ type Config struct {
 	PageIterations int
 	// Log receives progress lines.
 	Log io.Writer
+	// IngestOnly measures the ingest paths and their floors only (a quick
+	// A/B loop while tuning ingest; BENCH_ONLY=ingest).
+	IngestOnly bool
 }
 
 // Metric is one line of results.json.
@@ -106,8 +109,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, fmt.Errorf("%s: %w", kind, err)
 		}
 	}
-	if err := r.jqFloor(ctx); err != nil {
-		return nil, err
+	if !cfg.IngestOnly {
+		if err := r.jqFloor(ctx); err != nil {
+			return nil, err
+		}
 	}
 	r.summarize()
 	res.Elapsed = time.Since(start)
@@ -248,6 +253,9 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 		Note: how + ", same schema and indexes; events decoded beforehand, only inserts timed"})
 	r.logf("%s: ingest floor %.0f events/s (%.1f s)", kind, float64(n)/d.Seconds(), d.Seconds())
 
+	if r.cfg.IngestOnly {
+		return nil
+	}
 	// 4. Reports and their SQL floors.
 	if err := r.reports(ctx, main); err != nil {
 		return err
