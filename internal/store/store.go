@@ -176,6 +176,17 @@ type UserLogsQuery struct {
 	Range  TimeRange
 	Limit  int
 	Offset int
+	// Before, when set, keeps the events before this (time, seq) position,
+	// newest first: keyset paging, which a report walking every page uses
+	// so that an event stored meanwhile neither shifts nor repeats a row
+	// (an offset does). Offset must then be 0.
+	Before *Position
+}
+
+// Position is an event's place in the time, seq order.
+type Position struct {
+	Time int64 `json:"time"` // Unix nanoseconds
+	Seq  int64 `json:"seq"`
 }
 
 // UserLogsPage is one page of a user's events, newest first.

@@ -37,6 +37,7 @@ type Store struct {
 	pool   *pgxpool.Pool
 	opts   store.Options
 	reader sqlstore.Reader
+	health *store.WriteHealth
 }
 
 var _ store.Store = (*Store)(nil)
@@ -70,6 +71,7 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 		pool:   pool,
 		opts:   opts,
 		reader: sqlstore.Reader{Dialect: sqlstore.Postgres, Codec: codec, SessionGap: opts.SessionGap},
+		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
 		pool.Close()
@@ -262,7 +264,7 @@ var copyColumns = strings.Split(strings.ReplaceAll(sqlstore.InsertColumns, " ", 
 // twice, fails it with a unique violation, and that batch (a sender's
 // retry, typically) is then written again by insertSkippingDuplicates.
 // Concurrent writers (replicas) are serialized by the unique key itself.
-func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
+func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.InsertResult, err error) {
 	norm, err := store.NormalizeBatch(events)
 	if err != nil {
 		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
@@ -270,7 +272,8 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
-	var res store.InsertResult
+	end := s.health.Begin()
+	defer func() { end(err) }()
 	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		next := 0
 		copied, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromFunc(func() ([]any, error) {
@@ -468,6 +471,9 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.health.Check(); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
 	c, err := s.acquire(ctx, "ping")
 	if err != nil {
 		return err

@@ -47,10 +47,16 @@ type Store struct {
 	reader sqlstore.Reader
 	insert *sql.Stmt
 	reused *sql.Stmt
+	health *store.WriteHealth
+	// beforeInsert, when set, runs inside each insert transaction: tests
+	// cause the faults they cannot cause otherwise (a panic) with it.
+	beforeInsert func([]*insertReq)
 
 	// Group commit of concurrent inserts (see Insert).
 	gmu     sync.Mutex
 	pending []*insertReq
+	// queued counts the events of pending, bounded by maxQueuedEvents.
+	queued  int
 	leading bool
 }
 
@@ -111,6 +117,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		wlock:  make(chan struct{}, 1),
 		opts:   opts,
 		reader: sqlstore.Reader{Dialect: sqlstore.SQLite, Codec: codec, SessionGap: opts.SessionGap},
+		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
 		w.Close()
@@ -209,10 +216,18 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	if err != nil {
 		return s.wrap(op, err)
 	}
+	// Rolled back on every way out but a commit, a panic in fn included:
+	// an open transaction would hold the only writer connection for good.
+	done := false
+	defer func() {
+		if !done {
+			_ = tx.Rollback()
+		}
+	}()
 	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
 		return s.wrap(op, err)
 	}
+	done = true
 	if err := tx.Commit(); err != nil {
 		return s.wrap(op, err)
 	}
@@ -275,6 +290,11 @@ func (s *Store) wrap(op string, err error) error {
 // group transaction takes.
 const maxGroupEvents = 8000
 
+// maxQueuedEvents bounds the events waiting for the writer. A slow disk
+// must not turn into unbounded memory: past it, Insert answers
+// ErrUnavailable at once (the sender gets 503 and retries later).
+const maxQueuedEvents = 4 * maxGroupEvents
+
 // eventKey is what keys an event in the store.
 type eventKey struct {
 	idHash  int64
@@ -283,6 +303,8 @@ type eventKey struct {
 
 // insertReq is one Insert call waiting for a group transaction.
 type insertReq struct {
+	// ctx is the caller's: a request whose caller has gone is not written.
+	ctx    context.Context
 	events []store.Event
 	// keys are the events' keys and probes the start of their reuse-probe
 	// items (without seq), both computed by the caller before it queues:
@@ -295,8 +317,8 @@ type insertReq struct {
 }
 
 // newInsertReq makes the request of a normalized batch, with its keys.
-func newInsertReq(events []store.Event) *insertReq {
-	req := &insertReq{events: events, keys: make([]eventKey, len(events)), probes: make([][]byte, len(events)), done: make(chan struct{})}
+func newInsertReq(ctx context.Context, events []store.Event) *insertReq {
+	req := &insertReq{ctx: ctx, events: events, keys: make([]eventKey, len(events)), probes: make([][]byte, len(events)), done: make(chan struct{})}
 	for i := range events {
 		e := &events[i]
 		k := &req.keys[i]
@@ -322,9 +344,15 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
-	req := newInsertReq(norm)
+	req := newInsertReq(ctx, norm)
 	s.gmu.Lock()
+	if len(s.pending) > 0 && s.queued+len(norm) > maxQueuedEvents {
+		queued := s.queued
+		s.gmu.Unlock()
+		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w: %d events are waiting for the writer", store.ErrUnavailable, queued)
+	}
 	s.pending = append(s.pending, req)
+	s.queued += len(norm)
 	lead := !s.leading
 	s.leading = true
 	s.gmu.Unlock()
@@ -353,11 +381,28 @@ func (s *Store) lead(ctx context.Context) {
 		n += len(s.pending[take].events)
 		take++
 	}
-	group := s.pending[:take:take]
+	taken := s.pending[:take:take]
 	s.pending = s.pending[take:]
+	s.queued -= n
 	s.gmu.Unlock()
 
-	s.insertGroup(ctx, group)
+	// A request whose caller gave up (a timeout, a closed connection) is
+	// not written: its sender retries it, and writing both would only
+	// spend the writer's time on a copy.
+	group := make([]*insertReq, 0, len(taken))
+	for _, r := range taken {
+		if err := r.ctx.Err(); err != nil {
+			r.err = fmt.Errorf("sqlite: insert: not written, the caller has gone: %w", err)
+			close(r.done)
+			continue
+		}
+		group = append(group, r)
+	}
+	if len(group) > 0 {
+		end := s.health.Begin()
+		s.insertGroupRecovering(ctx, group)
+		end(groupErr(group))
+	}
 	for _, r := range group {
 		close(r.done)
 	}
@@ -394,6 +439,32 @@ func (s *Store) insertGroup(ctx context.Context, group []*insertReq) {
 	}
 }
 
+// insertGroupRecovering is insertGroup, turning a panic into the error of
+// every request of the group: a leader that died there would leave
+// s.leading set and no one to take the queue, wedging ingest for good.
+func (s *Store) insertGroupRecovering(ctx context.Context, group []*insertReq) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("sqlite: insert: panic in the group commit, nothing of the group was stored: %v", p)
+			for _, r := range group {
+				r.res, r.err = store.InsertResult{}, err
+			}
+		}
+	}()
+	s.insertGroup(ctx, group)
+}
+
+// groupErr is the error of a written group for WriteHealth: nil when any
+// request was stored (the writer works), else the first request's error.
+func groupErr(group []*insertReq) error {
+	for _, r := range group {
+		if r.err == nil {
+			return nil
+		}
+	}
+	return group[0].err
+}
+
 // insertTx writes the requests in one transaction, setting each one's
 // InsertResult; on error nothing of them is stored.
 func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
@@ -401,6 +472,9 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 		var next int64
 		if err := tx.QueryRowContext(ctx, "SELECT next FROM seq_counter WHERE id = 1").Scan(&next); err != nil {
 			return err
+		}
+		if s.beforeInsert != nil {
+			s.beforeInsert(reqs)
 		}
 		stmt := tx.StmtContext(ctx, s.insert)
 		defer stmt.Close()
@@ -570,8 +644,12 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	}
 }
 
-// Ping implements store.Store: the database answers a read.
+// Ping implements store.Store: the database answers a read, and writes
+// are neither stuck nor failing (store.WriteHealth).
 func (s *Store) Ping(ctx context.Context) error {
+	if err := s.health.Check(); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
 	return s.read(ctx, "ping", func(db sqlstore.Queryer) error {
 		rows, err := db.Query(ctx, "SELECT next FROM seq_counter WHERE id = 1")
 		if err != nil {

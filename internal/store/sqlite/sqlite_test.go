@@ -5,8 +5,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -218,7 +220,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 2 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 3 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -280,13 +282,19 @@ func TestBusyIsUnavailable(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Insert waited %v", d)
 	}
-	// Reads go on meanwhile (WAL).
-	if err := s.Ping(ctx); err != nil {
-		t.Fatalf("Ping while locked: %v", err)
+	// Reads go on meanwhile (WAL), but readiness reports the writes failing.
+	if _, err := s.UserExists(ctx, "ns", "u"); err != nil {
+		t.Fatalf("a read while locked: %v", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Ping while writes fail = %v, want ErrUnavailable", err)
 	}
 	tx.Rollback()
 	if _, err := s.Insert(ctx, []store.Event{{ID: "1", Namespace: "ns", User: "u", Status: "success", Time: time.Unix(1, 0)}}); err != nil {
 		t.Fatalf("Insert after unlock: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after a write went through: %v", err)
 	}
 }
 
@@ -325,9 +333,9 @@ func TestGroupFailureFailsOnlyItsRequest(t *testing.T) {
 	bad := ev("bad", 3)
 	bad.Status = "neither" // not normalized: the CHECK constraint refuses it
 	reqs := []*insertReq{
-		newInsertReq([]store.Event{ev("a", 2), ev("stored", 1)}),
-		newInsertReq([]store.Event{ev("b", 3), bad}),
-		newInsertReq([]store.Event{ev("c", 4), ev("c", 4)}),
+		newInsertReq(t.Context(), []store.Event{ev("a", 2), ev("stored", 1)}),
+		newInsertReq(t.Context(), []store.Event{ev("b", 3), bad}),
+		newInsertReq(t.Context(), []store.Event{ev("c", 4), ev("c", 4)}),
 	}
 	s.insertGroup(ctx, reqs)
 	want := []struct {
@@ -394,5 +402,117 @@ func TestContentHashMigration(t *testing.T) {
 	var bad string
 	if err := s.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&bad); err != nil || bad != "ok" {
 		t.Fatalf("integrity_check = %q, %v", bad, err)
+	}
+}
+
+// TestStuckWriterQueue holds the writer, as a disk that takes 20 s per sync
+// does, and checks what waits for it: a request whose caller has gone is
+// not written, the queue refuses what would pass its bound (503, not
+// memory), and Ping reports the stuck writer.
+func TestStuckWriterQueue(t *testing.T) {
+	ctx := t.Context()
+	s, err := New(ctx, filepath.Join(t.TempDir(), "audit.db"), store.Options{TokenKey: testKey, BusyTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := func(id string) store.Event {
+		return store.Event{ID: id, Namespace: "ns", User: "u", Status: store.StatusSuccess, Category: store.CategoryData, Time: time.Unix(1, 0)}
+	}
+	// The writer lock, taken as a long transaction would hold it. The
+	// leader's wait for it is in flight for WriteHealth.
+	s.wlock <- struct{}{}
+	leader := make(chan error, 1)
+	go func() { _, err := s.Insert(ctx, []store.Event{ev("first")}); leader <- err }()
+	waitFor(t, func() bool { s.gmu.Lock(); defer s.gmu.Unlock(); return s.leading && len(s.pending) == 0 })
+
+	gone, cancel := context.WithCancel(ctx)
+	queued := make(chan error, 1)
+	go func() { _, err := s.Insert(gone, []store.Event{ev("gone")}); queued <- err }()
+	waitFor(t, func() bool { s.gmu.Lock(); defer s.gmu.Unlock(); return len(s.pending) == 1 })
+	cancel()
+	if err := <-queued; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the gone caller's Insert = %v, want context.Canceled", err)
+	}
+
+	big := make([]store.Event, maxQueuedEvents)
+	for i := range big {
+		big[i] = ev(fmt.Sprintf("big-%d", i))
+	}
+	// Refused at once, not after waiting for the writer like the leader.
+	if _, err := s.Insert(ctx, big); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "waiting for the writer") {
+		t.Fatalf("an Insert past the queue's bound = %v, want ErrUnavailable: events are waiting for the writer", err)
+	}
+	// Past WriteHealth's limit (BusyTimeout) the stuck writer shows.
+	waitFor(t, func() bool { return errors.Is(s.Ping(ctx), store.ErrUnavailable) })
+
+	<-s.wlock // the disk answers again
+	if err := <-leader; err != nil && !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("the leader: %v, want success or ErrUnavailable", err)
+	}
+	if _, err := s.Insert(ctx, []store.Event{ev("after")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { s.gmu.Lock(); defer s.gmu.Unlock(); return !s.leading })
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after a write went through: %v", err)
+	}
+	page, err := s.Events(ctx, store.EventQuery{View: "test", Namespace: "ns", Page: store.Page{Size: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range page.Events {
+		ids = append(ids, e.ID)
+	}
+	if slices.Contains(ids, "gone") || !slices.Contains(ids, "after") {
+		t.Fatalf("stored %v, want [after] (and [first] if the leader got the writer in time): the gone caller's batch must not be written", ids)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 5 s")
+}
+
+// TestPanicInGroupCommit panics inside the leader's transaction: that
+// group's callers get an error, nothing of it is stored, and the next
+// Insert goes through (the writer connection and the leader role are free).
+func TestPanicInGroupCommit(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t)
+	ev := func(id string) store.Event {
+		return store.Event{ID: id, Namespace: "ns", User: "u", Status: store.StatusSuccess, Category: store.CategoryData, Time: time.Unix(1, 0)}
+	}
+	s.beforeInsert = func(reqs []*insertReq) {
+		if reqs[0].events[0].ID == "boom" {
+			panic("injected")
+		}
+	}
+	if _, err := s.Insert(ctx, []store.Event{ev("boom"), ev("with-boom")}); err == nil || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("Insert of a panicking group = %v, want the panic as an error", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.Insert(ctx, []store.Event{ev("after")}); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ingest is wedged after a panic in the group commit")
+	}
+	page, err := s.Events(ctx, store.EventQuery{View: "test", Namespace: "ns", Page: store.Page{Size: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].ID != "after" {
+		t.Fatalf("stored %+v, want only the event after the panic", page.Events)
 	}
 }

@@ -97,7 +97,7 @@ const InsertColumns = "namespace, ts, id, user_name, api, status, category, meth
 	"message, error, principal, request, response, previous_state, current_state, id_hash, content_hash"
 
 // ContentKeyColumns is the unique key that makes re-sends no-ops.
-const ContentKeyColumns = "namespace, id_hash, content_hash"
+const ContentKeyColumns = "namespace, ts, content_hash"
 
 // InsertValues returns e's values in InsertColumns order. e must be
 // normalized (store.NormalizeEvent).
@@ -389,6 +389,9 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 	if q.Offset < 0 {
 		return store.UserLogsPage{}, fmt.Errorf("offset %d is negative", q.Offset)
 	}
+	if q.Before != nil && q.Offset != 0 {
+		return store.UserLogsPage{}, fmt.Errorf("offset %d with a keyset position: use one or the other", q.Offset)
+	}
 	from, to := Bounds(q.Range)
 	var page store.UserLogsPage
 	if from >= to {
@@ -400,8 +403,11 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 	if q.DeviceID != "" {
 		sql += " AND device_id = " + a.Add(q.DeviceID)
 	}
-	sql += " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to) +
-		" ORDER BY ts DESC, seq DESC LIMIT " + a.Add(int64(q.Limit+1)) + " OFFSET " + a.Add(int64(q.Offset))
+	sql += " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to)
+	if q.Before != nil {
+		sql += " AND (ts, seq) < (" + a.Add(q.Before.Time) + ", " + a.Add(q.Before.Seq) + ")"
+	}
+	sql += " ORDER BY ts DESC, seq DESC LIMIT " + a.Add(int64(q.Limit+1)) + " OFFSET " + a.Add(int64(q.Offset))
 	rows, err := db.Query(ctx, sql, a.Values()...)
 	if err != nil {
 		return page, err

@@ -1,0 +1,39 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func TestWriteHealth(t *testing.T) {
+	unavailable := fmt.Errorf("disk full: %w", ErrUnavailable)
+	for _, tc := range []struct {
+		name    string
+		writes  func(h *WriteHealth) // what happened before Check
+		healthy bool
+	}{
+		{"no write yet", func(*WriteHealth) {}, true},
+		{"a write succeeded", func(h *WriteHealth) { h.Begin()(nil) }, true},
+		{"a write ran short", func(h *WriteHealth) { h.Begin() }, true},
+		{"a write runs past the limit", func(h *WriteHealth) { h.Begin(); time.Sleep(60 * time.Millisecond) }, false},
+		{"the last write was unavailable", func(h *WriteHealth) { h.Begin()(unavailable) }, false},
+		{"a success after a failure", func(h *WriteHealth) { h.Begin()(unavailable); h.Begin()(nil) }, true},
+		{"a failure after a success", func(h *WriteHealth) { h.Begin()(nil); h.Begin()(unavailable) }, false},
+		{"a failure older than the window", func(h *WriteHealth) { h.Begin()(unavailable); time.Sleep(250 * time.Millisecond) }, true},
+		{"a client's error is not the store's", func(h *WriteHealth) { h.Begin()(ErrInvalidEvent) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &WriteHealth{Limit: 50 * time.Millisecond, Window: 200 * time.Millisecond}
+			tc.writes(h)
+			err := h.Check()
+			if (err == nil) != tc.healthy {
+				t.Fatalf("Check() = %v, want healthy %v", err, tc.healthy)
+			}
+			if err != nil && !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Check() = %v, does not wrap ErrUnavailable", err)
+			}
+		})
+	}
+}
