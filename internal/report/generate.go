@@ -31,8 +31,12 @@ type Params struct {
 type Cursor struct {
 	// Token is the store's next keyset page token.
 	Token string `json:"token,omitempty"`
-	// Offset is the next user-logs offset (user logs page by offset).
+	// Offset is the next user-logs offset of a checkpoint written before
+	// user-logs reports paged by keyset; it is read, never written.
 	Offset int `json:"offset,omitempty"`
+	// Before is the position of the last user-logs row emitted: the next
+	// page holds the rows older than it.
+	Before *store.Position `json:"before,omitempty"`
 	// Records and Pages count what has been emitted so far.
 	Records int64 `json:"records"`
 	Pages   int64 `json:"pages"`
@@ -220,7 +224,7 @@ func (g *generator) userLogs(ctx context.Context) error {
 	for {
 		page, err := g.st.UserLogs(ctx, store.UserLogsQuery{
 			Namespace: g.p.Namespace, User: g.p.User, Range: g.p.Range,
-			Limit: g.p.PageSize, Offset: g.c.Offset,
+			Limit: g.p.PageSize, Offset: g.c.Offset, Before: g.c.Before,
 		})
 		if err != nil {
 			return fmt.Errorf("report: user logs page %d: %w", g.c.Pages+1, err)
@@ -230,7 +234,10 @@ func (g *generator) userLogs(ctx context.Context) error {
 			g.separate()
 			g.buf = AppendUserLogItem(g.buf, &page.Events[i])
 		}
-		g.c.Offset += len(page.Events)
+		if n := len(page.Events); n > 0 {
+			last := &page.Events[n-1]
+			g.c.Offset, g.c.Before = 0, &store.Position{Time: last.Time.UnixNano(), Seq: last.Seq}
+		}
 		if err := g.end(ctx, !page.More || len(page.Events) == 0); err != nil || g.c.Done {
 			return err
 		}

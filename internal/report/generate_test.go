@@ -179,3 +179,36 @@ func TestCSVReportsHoldNoFormulas(t *testing.T) {
 		}
 	}
 }
+
+// TestUserLogsReportUnmovedByNewEvents stores a newer event of the user
+// after every page, as the webhook does while a report runs: paged by
+// offset, each would shift the rows and repeat one at every later page
+// boundary; paged by keyset, the report holds each row of the range once.
+func TestUserLogsReportUnmovedByNewEvents(t *testing.T) {
+	st := seededStore(t, 300)
+	rg := store.TimeRange{From: t0, To: t0.Add(30 * 24 * time.Hour)}
+	p := Params{Type: reportsv1alpha1.UserLogs, Namespace: "team-a", User: "alice", Range: rg, PageSize: 7}
+	whole, _ := collect(t, st, p, Cursor{}, 0)
+
+	var out bytes.Buffer
+	added := 0
+	err := Generate(context.Background(), st, p, Cursor{}, func(ctx context.Context, chunk []byte, next Cursor) error {
+		out.Write(chunk)
+		added++
+		// Newer than every row of the report, inside its range.
+		_, err := st.Insert(ctx, []store.Event{{
+			ID: fmt.Sprint("late-", added), Time: t0.Add(29 * 24 * time.Hour).Add(time.Duration(added) * time.Second), Namespace: "team-a",
+			User: "alice", Status: store.StatusSuccess, Category: store.CategoryData,
+		}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added < 5 {
+		t.Fatalf("only %d pages: the test needs several page boundaries", added)
+	}
+	if !bytes.Equal(out.Bytes(), whole) {
+		t.Fatalf("with events stored during the report it holds %d bytes, undisturbed %d:\n%s\nwant\n%s", out.Len(), len(whole), out.Bytes(), whole)
+	}
+}
