@@ -23,6 +23,7 @@ import (
 	"github.com/go-logr/logr"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/auditops/auditops/internal/faultpoint"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -437,6 +438,7 @@ func (h *Handler) insert(w http.ResponseWriter, r *http.Request, source string, 
 		}
 		return
 	}
+	faultpoint.Hit("ingest-after-commit")
 	res.Stored, res.Duplicates, res.Reused = ir.Inserted, ir.Duplicates, ir.Reused
 	h.opts.Metrics.observe(source, res)
 	logReused(h.opts.Log, source, ir)

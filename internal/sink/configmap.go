@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/faultpoint"
 )
 
 // MaxShardBytes is the most report bytes (plain or compressed) one ConfigMap
@@ -344,6 +345,7 @@ func (s *configMapSink) compress(p []byte) []byte {
 func (s *configMapSink) write(ctx context.Context, gz []byte) error {
 	for len(gz) > 0 {
 		if len(s.buf) == MaxShardBytes {
+			faultpoint.Hit("configmap-between-shards")
 			s.shard++
 			s.buf, s.rv = make([]byte, 0, MaxShardBytes), ""
 		}
