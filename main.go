@@ -129,6 +129,7 @@ func runManager(args []string) error {
 		maxIngestBytes       int64
 		maxObjectBytes       int
 		ingestSpoolDir       string
+		settleDelay          time.Duration
 	)
 	so.addFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
@@ -140,6 +141,7 @@ func runManager(args []string) error {
 	fs.DurationVar(&retention, "retention", 90*24*time.Hour, "delete audit events older than this (0 keeps them forever)")
 	fs.Int64Var(&maxIngestBytes, "max-ingest-bytes", ingest.DefaultMaxBytes, "largest ingest request body accepted; larger ones get 413 (bodies stream: memory does not grow with them)")
 	fs.IntVar(&maxObjectBytes, "max-event-object-bytes", ingest.DefaultMaxObjectBytes, "object fields of an event (request, response, states) larger than this are stored as a truncation marker with their size and SHA-256")
+	fs.DurationVar(&settleDelay, "schedule-settle-delay", time.Minute, "how long after its scheduled time a scheduled report's run starts, so that late-arriving events of its window are in it (an AuditReport's spec.settleDelay overrides it)")
 	fs.StringVar(&ingestSpoolDir, "ingest-spool-dir", "", "directory for batches too large to hold in memory while they decode (default: the system's temporary directory)")
 	apiOpts := apiserver.NewOptions()
 	apiOpts.AddFlags(fs)
@@ -189,6 +191,7 @@ func runManager(args []string) error {
 	if err := (&controllers.AuditReportReconciler{
 		Store:          st,
 		AdminNamespace: adminNamespace,
+		SettleDelay:    settleDelay,
 		Metrics:        controllers.NewMetrics(metrics.Registry),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the AuditReport controller: %w", err)

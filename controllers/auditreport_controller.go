@@ -64,6 +64,9 @@ type AuditReportReconciler struct {
 	Clock Clock
 	// ChunkSize defaults to DefaultChunkSize.
 	ChunkSize int
+	// SettleDelay is how long after its scheduled time a run starts when
+	// the parent does not say (spec.settleDelay); 0 starts runs on time.
+	SettleDelay time.Duration
 	// MaxConcurrentReconciles bounds how many reports are generated at once (default 2).
 	MaxConcurrentReconciles int
 	// Metrics default to an unserved registry; main passes ones registered

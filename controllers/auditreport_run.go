@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime/debug"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +38,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/faultpoint"
 	"github.com/auditops/auditops/internal/report"
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
@@ -51,6 +53,7 @@ const (
 	ReasonTenantIsolation = "TenantIsolation"
 	ReasonInvalidOutput   = "InvalidOutput"
 	ReasonFailed          = "Failed"
+	ReasonInternalError   = "InternalError"
 )
 
 // checkpoint is status.checkpoint: the store cursor after the last stored
@@ -113,7 +116,7 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 	}
 
 	started := time.Now()
-	outputs, err := r.generate(ctx, rep)
+	outputs, err := r.generateRecovering(ctx, rep)
 	if err != nil {
 		var perm *permanentError
 		if errors.As(err, &perm) {
@@ -131,6 +134,7 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 		return ctrl.Result{}, err
 	}
 
+	faultpoint.Hit("report-before-status")
 	now := r.Clock.Now().UTC()
 	st.Phase = reportsv1alpha1.PhaseSucceeded
 	st.CompletionTime = &metav1.Time{Time: now}
@@ -147,6 +151,19 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 	r.Metrics.observe(rep.Spec.Type, "succeeded", time.Since(started), st.Records)
 	log.Info("report succeeded", "records", st.Records, "pages", st.Pages)
 	return ctrl.Result{}, nil
+}
+
+// generateRecovering is generate, failing the report when it panics: a
+// panic would otherwise be retried forever, and the next attempt panics
+// the same way on the same rows.
+func (r *AuditReportReconciler) generateRecovering(ctx context.Context, rep *reportsv1alpha1.AuditReport) (outs []reportsv1alpha1.OutputRef, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			logf.FromContext(ctx).Error(fmt.Errorf("%v", p), "generating the report panicked", "stack", string(debug.Stack()))
+			outs, err = nil, permanent(ReasonInternalError, "generating the report panicked (a bug; the manager log has its stack): %v", p)
+		}
+	}()
+	return r.generate(ctx, rep)
 }
 
 // generate runs the report's generator into its sink from the checkpoint,
@@ -206,6 +223,7 @@ func (r *AuditReportReconciler) generate(ctx context.Context, rep *reportsv1alph
 			return fmt.Errorf("storing %d report bytes: %w", len(buf), err)
 		}
 		stored, buf = progress.Bytes, buf[:0]
+		faultpoint.Hit("report-after-append")
 		if err := r.saveCheckpoint(ctx, rep, next, progress, sum); err != nil {
 			return err
 		}

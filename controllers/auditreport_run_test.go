@@ -686,3 +686,37 @@ func TestResolveRange(t *testing.T) {
 		})
 	}
 }
+
+// panickingEvents is a store whose event pages panic, the one way to make
+// a generator panic (a bug we cannot cause otherwise).
+type panickingEvents struct{ store.Store }
+
+func (panickingEvents) Events(context.Context, store.EventQuery) (store.EventPage, error) {
+	panic("injected: a bug in the events page")
+}
+
+// TestGeneratorPanicFailsOnlyItsReport: the report whose generator panics
+// fails with InternalError instead of being retried forever, and the
+// controller goes on generating other reports.
+func TestGeneratorPanicFailsOnlyItsReport(t *testing.T) {
+	ns := createNamespace(t, "panic")
+	st := newSQLiteStore(t)
+	seedSmall(t, st, ns)
+	startManager(t, &AuditReportReconciler{Store: panickingEvents{st}})
+	bad := newReport(ns, "bad", reportsv1alpha1.AuditDetails, day1, day1.Add(48*time.Hour))
+	if err := k8sClient.Create(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFinished(t, ns, "bad")
+	c := meta.FindStatusCondition(got.Status.Conditions, reportsv1alpha1.ConditionFailed)
+	if got.Status.Phase != reportsv1alpha1.PhaseFailed || c == nil || c.Reason != ReasonInternalError || !strings.Contains(c.Message, "panicked") {
+		t.Fatalf("the panicking report: phase %s, Failed condition %+v", got.Status.Phase, c)
+	}
+	good := newReport(ns, "good", reportsv1alpha1.NamespaceUsersSummary, day1, day1.Add(48*time.Hour))
+	if err := k8sClient.Create(context.Background(), good); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitFinished(t, ns, "good"); got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+		t.Fatalf("a report after the panic: phase %s", got.Status.Phase)
+	}
+}

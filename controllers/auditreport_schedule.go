@@ -126,16 +126,27 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 		return ctrl.Result{}, r.updateStatus(ctx, parent)
 	}
 
+	// A run scheduled at t starts at t+settle: what is due is what was
+	// scheduled up to now-settle.
+	settle := r.SettleDelay
+	if parent.Spec.SettleDelay != nil {
+		settle = parent.Spec.SettleDelay.Duration
+	}
 	now := r.Clock.Now().In(loc)
+	due := now.Add(-settle)
 	earliest := parent.CreationTimestamp.Time
 	if st.LastScheduleTime != nil {
 		earliest = st.LastScheduleTime.Time
 	}
-	missedRun, missed := lastMissedRun(sched, earliest.In(loc), now)
-	nextRun := sched.Next(now)
+	missedRun, missed := lastMissedRun(sched, earliest.In(loc), due)
+	nextRun := sched.Next(due)
 	st.Phase = reportsv1alpha1.PhaseScheduled
-	setCondition(parent, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, "Scheduled", "next run at "+nextRun.UTC().Format(time.RFC3339))
-	requeue := ctrl.Result{RequeueAfter: nextRun.Sub(now)}
+	next := "next run at " + nextRun.UTC().Format(time.RFC3339)
+	if settle > 0 {
+		next += fmt.Sprintf(", starting %s later for late events", settle)
+	}
+	setCondition(parent, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, "Scheduled", next)
+	requeue := ctrl.Result{RequeueAfter: nextRun.Add(settle).Sub(now)}
 
 	if missed == 0 {
 		return requeue, r.updateStatus(ctx, parent)

@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/store"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -343,4 +344,68 @@ func TestScheduleThatNeverFires(t *testing.T) {
 		}
 		return p.Status.Phase == reportsv1alpha1.PhaseSucceeded, nil
 	})
+}
+
+// TestLateEventLandsInExactlyOneRun delivers an event of an hourly window
+// 30 s after the window ended, as kube-apiserver's batching webhook does.
+// With the settle delay the window's run starts after it arrived, so the
+// event is in that run; the next run's window starts where this one ended,
+// so it is in exactly one run. (Started on time, the run missed it, and so
+// did every later run.)
+func TestLateEventLandsInExactlyOneRun(t *testing.T) {
+	st := newSQLiteStore(t)
+	clock := &fakeClock{}
+	clock.Set(time.Now())
+	startManager(t, &AuditReportReconciler{Store: st, Clock: clock, SettleDelay: time.Minute})
+	ns := createNamespace(t, "settle")
+	parent := &reportsv1alpha1.AuditReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hourly"},
+		Spec: reportsv1alpha1.AuditReportSpec{
+			Type:     reportsv1alpha1.AuditDetails,
+			Schedule: "0 * * * *",
+			Range:    reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: time.Hour}},
+		},
+	}
+	if err := k8sClient.Create(context.Background(), parent); err != nil {
+		t.Fatal(err)
+	}
+	run := parent.CreationTimestamp.Time.Truncate(time.Hour).Add(time.Hour)
+	runName := func(at time.Time) string { return fmt.Sprintf("hourly-%d", at.Unix()) }
+
+	// On time plus 10 s: the webhook has not delivered the event yet, and
+	// the run waits for the settle delay.
+	clock.Set(run.Add(10 * time.Second))
+	poke(t, ns, "hourly")
+	time.Sleep(500 * time.Millisecond)
+	if got := children(t, ns, "hourly"); len(got) != 0 {
+		t.Fatalf("run %s started within the settle delay", got[0].Name)
+	}
+	late := store.Event{ID: "late-event", Time: run.Add(-time.Second), Namespace: ns, User: "alice",
+		Method: "delete", API: "/pods", Status: store.StatusSuccess, StatusCode: 200, Category: store.CategoryData}
+	if _, err := st.Insert(context.Background(), []store.Event{late}); err != nil {
+		t.Fatal(err)
+	}
+
+	seen := 0
+	for _, at := range []time.Time{run, run.Add(time.Hour)} {
+		clock.Set(at.Add(61 * time.Second))
+		poke(t, ns, "hourly")
+		var rep *reportsv1alpha1.AuditReport
+		eventually(t, 30*time.Second, "run "+runName(at), func(ctx context.Context) (bool, error) {
+			var c reportsv1alpha1.AuditReport
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: runName(at)}, &c)
+			rep = &c
+			return err == nil && c.Status.Phase == reportsv1alpha1.PhaseSucceeded, client.IgnoreNotFound(err)
+		})
+		data, _ := readConfigMapReport(t, rep)
+		if n := strings.Count(string(data), `"requested_method":"delete"`); n > 0 {
+			seen += n
+			if !at.Equal(run) {
+				t.Errorf("the late event is in run %s, whose window starts after it", rep.Name)
+			}
+		}
+	}
+	if seen != 1 {
+		t.Fatalf("the late event is in %d runs, want exactly 1", seen)
+	}
 }

@@ -180,6 +180,16 @@ type AuditReportSpec struct {
 	// +optional
 	Suspend *bool `json:"suspend,omitempty"`
 
+	// SettleDelay is how long after each scheduled time its run starts, so
+	// that the window's events that arrive late (kube-apiserver's audit
+	// webhook batches, buffers and retries) are in it. The window is not
+	// moved: a run at 06:00 still covers the time up to 06:00. Default: the
+	// manager's --schedule-settle-delay (60s).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) <= duration('24h')",message="settleDelay must be a duration from 0s to 24h such as 60s or 5m (units: ns, us, ms, s, m, h)"
+	SettleDelay *metav1.Duration `json:"settleDelay,omitempty"`
+
 	// PageSize is how many rows the generator reads from the store at a time.
 	// +optional
 	// +kubebuilder:default=500

@@ -109,6 +109,11 @@ func (in *AuditReportSpec) DeepCopyInto(out *AuditReportSpec) {
 		*out = new(bool)
 		**out = **in
 	}
+	if in.SettleDelay != nil {
+		in, out := &in.SettleDelay, &out.SettleDelay
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.Output != nil {
 		in, out := &in.Output, &out.Output
 		*out = new(ReportOutput)
