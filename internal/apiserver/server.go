@@ -14,10 +14,12 @@ package apiserver
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -58,6 +60,9 @@ type Server struct {
 	mux              *http.ServeMux
 	log              logr.Logger
 	tenantHostSuffix string
+	// started is when Run began serving (unix nanoseconds), for the
+	// client-CA warm-up (see unauthorized).
+	started atomic.Int64
 }
 
 // New builds the server from a Config (Options.Config) and its dependencies.
@@ -122,6 +127,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 
 // Run serves until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
+	s.started.Store(time.Now().UnixNano())
 	if err := s.generic.PrepareRun().RunWithContext(ctx); err != nil {
 		return fmt.Errorf("apiserver: %w", err)
 	}
@@ -233,10 +239,31 @@ func refuseAnonymous(a authenticator.Request) authenticator.Request {
 	})
 }
 
+// clientCAWarmup is how long after start a client certificate that does
+// not verify yet is answered 503 instead of 401 (see unauthorized).
+const clientCAWarmup = time.Minute
+
 // unauthorized answers a failed authentication in the shape of the endpoint
 // asked for, or as a Kubernetes Status elsewhere.
+//
+// The client CAs come from a ConfigMap (kube-system/extension-apiserver-
+// authentication) whose informer syncs after the port is open, so for a
+// moment after every start a valid client certificate fails to verify.
+// kube-apiserver's audit webhook authenticates with one and never retries
+// a 401: its batch would be lost. So, during the warm-up, a certificate the
+// current CA bundle does not verify gets 503 with Retry-After, which it
+// retries; past the warm-up an untrusted certificate gets its 401.
 func (s *Server) unauthorized(status http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.clientCAsLoading(r) {
+			s.retryAfter(w)
+			if sh, ok := shapeOf(r.URL.Path); ok {
+				writeError(w, sh, http.StatusServiceUnavailable, "the server is starting: its client certificate authorities are still loading, retry")
+			} else {
+				http.Error(w, "the server is starting: its client certificate authorities are still loading, retry", http.StatusServiceUnavailable)
+			}
+			return
+		}
 		sh, ok := shapeOf(r.URL.Path)
 		if !ok {
 			status.ServeHTTP(w, r)
@@ -244,4 +271,31 @@ func (s *Server) unauthorized(status http.Handler) http.Handler {
 		}
 		writeError(w, sh, http.StatusUnauthorized, "authentication required: send a bearer token or a client certificate")
 	})
+}
+
+// clientCAsLoading says whether r's client certificate failed only because
+// the client CAs may not be loaded yet: within clientCAWarmup of the start,
+// and not verified by the CA bundle loaded so far.
+func (s *Server) clientCAsLoading(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return false
+	}
+	started := s.started.Load()
+	if started == 0 || time.Since(time.Unix(0, started)) > clientCAWarmup {
+		return false
+	}
+	ca := s.cfg.generic.SecureServing.ClientCA
+	if ca == nil {
+		return false
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca.CurrentCABundleContent()) {
+		return true // nothing loaded yet
+	}
+	inter := x509.NewCertPool()
+	for _, c := range r.TLS.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := r.TLS.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err != nil
 }
