@@ -5,6 +5,10 @@
 #                                loopback port, print its URL on stdout
 #   hack/postgres.sh stop DIR    stop it (DIR is left for the caller to remove)
 #
+# PG_PORT=N starts on port N (a restart after a stop keeps its URL);
+# PG_DURABLE=1 keeps fsync and synchronous commits on (test/faults stops the
+# server and counts on every acknowledged commit surviving it).
+#
 # initdb/pg_ctl come from PATH or /usr/lib/postgresql/*/bin; when missing and
 # running as root, the Debian package "postgresql" is installed. PostgreSQL
 # refuses to run as root, so as root the server runs as user "postgres"
@@ -95,16 +99,19 @@ start() {
 		as_pg "$bin/initdb" -D "$data" -U postgres -A trust --no-sync -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 ||
 			{ cat "$dir/initdb.log" >&2; die "initdb failed"; }
 	fi
+	local fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	[[ "${PG_DURABLE:-}" != 1 ]] || fast=""
 	for _ in 1 2 3 4 5; do
-		port=$(free_port)
+		port=${PG_PORT:-$(free_port)}
 		if as_pg "$bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 -s \
-			-o "-c listen_addresses=127.0.0.1 -p $port -k $data -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB" \
+			-o "-c listen_addresses=127.0.0.1 -p $port -k $data $fast -c max_connections=300 -c shared_buffers=128MB" \
 			start >&2; then
 			url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 			echo "$url" >"$dir/url"
 			echo "$url"
 			return 0
 		fi
+		[[ -z "${PG_PORT:-}" ]] || break
 		grep -q "could not bind\|Address already in use" "$dir/postgres.log" 2>/dev/null || break
 		log "port $port taken, trying another"
 	done

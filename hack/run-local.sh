@@ -249,6 +249,8 @@ manager_args=(
 manager_args+=(--bind-address 127.0.0.1 --secure-port "${secure_port}"
   --tls-cert-file "${pki}/auditops.crt" --tls-private-key-file "${pki}/auditops.key"
   --authentication-kubeconfig "${mkc}" --authorization-kubeconfig "${mkc}")
+# One argument per line, for tests that restart the manager (test/faults).
+printf '%s\n' "${manager_args[@]}" >"${run}/manager.args"
 "${manager_bin}" "${manager_args[@]}" >"${run}/manager.log" 2>&1 &
 echo $! >"${run}/manager.pid"
 for _ in $(seq 100); do

@@ -1,0 +1,279 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package faults
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// outage is a store that can be made to fail and come back.
+type outage struct {
+	storeUnderTest
+	begin, end func(t *testing.T)
+}
+
+// sqliteFullDisk puts the SQLite database on a small tmpfs of its own and
+// fills it: the real ENOSPC of a full volume, not a simulated error.
+func sqliteFullDisk(t *testing.T) outage {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a tmpfs to fill (the fault suite runs as root, as CI does): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	st := sqliteAt(filepath.Join(dir, "audit.db"))
+	filler := filepath.Join(dir, "filler")
+	return outage{
+		storeUnderTest: st,
+		begin: func(t *testing.T) {
+			f, err := os.Create(filler)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			chunk := make([]byte, 1<<20)
+			for {
+				if _, err := f.Write(chunk); err != nil {
+					if errors.Is(err, syscall.ENOSPC) {
+						return
+					}
+					t.Fatalf("filling the disk: %v", err)
+				}
+			}
+		},
+		end: func(t *testing.T) {
+			if err := os.Remove(filler); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+}
+
+// postgresStopped runs a PostgreSQL server of its own (durable: fsync and
+// synchronous commit on) and stops it the way a crash does (pg_ctl -m
+// immediate), then starts it again on the same port.
+func postgresStopped(t *testing.T) outage {
+	dir := t.TempDir()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(env.root, "hack", "postgres.sh")
+	pg := func(t *testing.T, verb string) string {
+		cmd := exec.Command(script, verb, dir)
+		cmd.Env = append(os.Environ(), "PG_DURABLE=1", "PG_PORT="+strconv.Itoa(port))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("hack/postgres.sh %s: %v\n%s", verb, err, stderr.String())
+		}
+		return strings.TrimSpace(string(out))
+	}
+	url := pg(t, "start")
+	t.Cleanup(func() { _ = exec.Command(script, "stop", dir).Run() })
+	st := postgresAt(url)
+	st.tokenKey = filepath.Join(t.TempDir(), "token.key")
+	return outage{
+		storeUnderTest: st,
+		begin:          func(t *testing.T) { pg(t, "stop") },
+		end:            func(t *testing.T) { pg(t, "start") },
+	}
+}
+
+// TestStoreOutageDuringIngest is scenario 3 of the fault suite, for ingest:
+// the store stops taking writes while senders post. Ingest must answer 503
+// with Retry-After within the store timeout, /readyz must fail, memory and
+// goroutines must stay bounded while the senders keep retrying, and after
+// the store is back every acknowledged event must be stored exactly once.
+func TestStoreOutageDuringIngest(t *testing.T) {
+	for _, mk := range []func(*testing.T) outage{sqliteFullDisk, postgresStopped} {
+		o := mk(t)
+		t.Run(o.name, func(t *testing.T) { outageDuringIngest(t, o) })
+	}
+}
+
+// ingestAnswerLimit is the longest a 503 may take: ingest's store timeout
+// (ingest.DefaultStoreTimeout) and some slack for a loaded machine.
+const ingestAnswerLimit = 10*time.Second + 3*time.Second
+
+func outageDuringIngest(t *testing.T, o outage) {
+	ns := "faults-outage-" + o.name
+	cfg := managerConfig{store: o.url, tokenKeyFile: o.tokenKey, logPath: filepath.Join(t.TempDir(), "manager.log")}
+	defer func() {
+		if t.Failed() {
+			t.Log(tail(cfg.logPath))
+		}
+	}()
+	p := startManager(t, cfg)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	senders := []*sender{
+		{name: "webhook-1", ns: ns, webhook: true, size: 100},
+		{name: "webhook-2", ns: ns, webhook: true, size: 100},
+		{name: "events-1", ns: ns, size: 50},
+	}
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	errs := make(chan error, len(senders))
+	for _, s := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.run(ctx, done); err != nil {
+				errs <- fmt.Errorf("%s: %w", s.name, err)
+				cancel()
+			}
+		}()
+	}
+	unavailable := func() (n int64) {
+		for _, s := range senders {
+			n += s.unavailable.Load()
+		}
+		return n
+	}
+	time.Sleep(1500 * time.Millisecond)
+	baseRSS, baseG := sample(t, p)
+
+	o.begin(t)
+	began := time.Now()
+	waitUntil(t, ctx, 60*time.Second, "a 503 from ingest", func() bool { return unavailable() > 0 })
+	waitUntil(t, ctx, 30*time.Second, "/readyz to fail", func() bool { return !ready(p) })
+	t.Logf("%s: first 503 and /readyz failing %s after the outage began", o.name, time.Since(began).Round(time.Millisecond))
+	// The senders keep retrying (every 50 ms, more eagerly than
+	// Retry-After asks) while the store is down.
+	var maxRSS, maxG float64
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+		rss, g := sample(t, p)
+		maxRSS, maxG = max(maxRSS, rss), max(maxG, g)
+	}
+	if ready(p) {
+		t.Errorf("/readyz passes while the store is down")
+	}
+	o.end(t)
+	waitUntil(t, ctx, 60*time.Second, "/readyz to pass again", func() bool { return ready(p) })
+	time.Sleep(time.Second)
+	close(done)
+	waitSenders(t, &wg, senders)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := p.stop(); err != nil {
+		t.Fatalf("stopping the manager: %v", err)
+	}
+
+	var slowest time.Duration
+	for _, s := range senders {
+		slowest = max(slowest, s.slowest503)
+	}
+	t.Logf("%s: %d answers 503 (slowest %s); RSS %.0f -> max %.0f MiB, goroutines %.0f -> max %.0f",
+		o.name, unavailable(), slowest.Round(time.Millisecond), baseRSS, maxRSS, baseG, maxG)
+	if slowest > ingestAnswerLimit {
+		t.Errorf("a 503 took %s, more than the store timeout allows (%s)", slowest, ingestAnswerLimit)
+	}
+	if maxRSS > baseRSS+256 {
+		t.Errorf("RSS grew from %.0f to %.0f MiB during the outage", baseRSS, maxRSS)
+	}
+	if maxG > baseG+500 {
+		t.Errorf("goroutines grew from %.0f to %.0f during the outage", baseG, maxG)
+	}
+	rows, err := o.rows(t.Context(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	acked, lost, doubled := checkExactlyOnce(t, senders, rows)
+	t.Logf("%s: %d events acknowledged (%d batches, %d retried), %d stored, %d lost, %d doubled",
+		o.name, acked, batchesOf(senders), retriesOf(senders), len(rows), lost, doubled)
+}
+
+func waitUntil(t *testing.T, ctx context.Context, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", limit, what)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ready asks the manager's readiness probe.
+func ready(p *managerProc) bool {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + p.probes + "/readyz")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == http.StatusOK
+}
+
+// sample returns the manager's resident memory (MiB, from /proc) and its
+// goroutines (from its metrics).
+func sample(t *testing.T, p *managerProc) (rssMiB, goroutines float64) {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatalf("reading the manager's memory: %v", err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			rssMiB = kb / 1024
+		}
+	}
+	resp, err := http.Get("http://" + p.metrics + "/metrics")
+	if err != nil {
+		t.Fatalf("reading the manager's metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			goroutines, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if rssMiB == 0 || goroutines == 0 {
+		t.Fatalf("no VmRSS or go_goroutines for the manager")
+	}
+	return rssMiB, goroutines
+}

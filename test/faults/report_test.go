@@ -1,0 +1,302 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package faults
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestKillDuringReport is scenario 2 of the fault suite, for ConfigMap
+// outputs: an AuditDetails report of several gzip shards is generated once
+// undisturbed, then again while the manager is SIGKILLed at the fault points
+// (after a chunk is stored but before its checkpoint, between two shards,
+// after the last write but before the status update) and at random moments.
+// Every finished output must equal the undisturbed one byte for byte, match
+// its status.outputs[].sha256, and leave no stale shard.
+func TestKillDuringReport(t *testing.T) {
+	for _, mk := range []func(*testing.T) storeUnderTest{sqliteUnderTest, postgresUnderTest} {
+		st := mk(t)
+		t.Run(st.name, func(t *testing.T) { killDuringReport(t, st) })
+	}
+}
+
+func killDuringReport(t *testing.T, st storeUnderTest) {
+	n := rounds(t, 1)
+	ns := "faults-report-" + st.name
+	cfg := managerConfig{store: st.url, tokenKeyFile: st.tokenKey, logPath: filepath.Join(t.TempDir(), "manager.log")}
+	defer func() {
+		if t.Failed() {
+			t.Log(tail(cfg.logPath))
+		}
+	}()
+	kubectl(t, "create", "namespace", ns)
+	p := startManager(t, cfg)
+	// Recent events: older ones are the retention loop's to delete.
+	base := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	seedReportEvents(t, ns, base, 6000)
+	window := [2]time.Time{base.Add(-time.Hour), base.Add(3 * time.Hour)}
+
+	ref := runReport(t, ns, "undisturbed", window)
+	want := reportBytes(t, ns, ref)
+	if len(ref.Status.Outputs) < 3 {
+		t.Fatalf("the reference report has %d shards; the scenario needs several to kill between", len(ref.Status.Outputs))
+	}
+	t.Logf("%s: reference report: %d bytes in %d shards", st.name, len(want), len(ref.Status.Outputs))
+
+	type round struct {
+		name, point string
+		hit         int
+	}
+	var plan []round
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	for i := range n {
+		plan = append(plan,
+			round{fmt.Sprintf("after-append-%d", i), "report-after-append", 2 + rnd.IntN(6)},
+			round{fmt.Sprintf("between-shards-%d", i), "configmap-between-shards", 1 + rnd.IntN(3)},
+			round{fmt.Sprintf("before-status-%d", i), "report-before-status", 1},
+			round{fmt.Sprintf("random-%d", i), "", 0},
+		)
+	}
+	for _, r := range plan {
+		p.kill()
+		if r.point != "" {
+			c := cfg
+			c.env = []string{fmt.Sprintf("AUDITOPS_FAULT_KILL_AT=%s:%d", r.point, r.hit)}
+			p = startManager(t, c)
+			createReport(t, ns, r.name, window)
+			for deadline := time.Now().Add(2 * time.Minute); ; {
+				select {
+				case <-p.exited:
+				case <-time.After(500 * time.Millisecond):
+					if reportPhase(t, ns, r.name) == "Succeeded" || time.Now().After(deadline) {
+						t.Fatalf("%s: the report finished (or 2 minutes passed) without hitting the fault point %s:%d", r.name, r.point, r.hit)
+					}
+					continue
+				}
+				break
+			}
+			if !p.diedOfSIGKILL() {
+				t.Fatalf("%s: the manager exited without the fault point: %v", r.name, p.err)
+			}
+		} else {
+			p = startManager(t, cfg)
+			createReport(t, ns, r.name, window)
+			time.Sleep(time.Duration(100+rnd.IntN(900)) * time.Millisecond)
+			p.kill()
+		}
+		p = startManager(t, cfg)
+		got := waitReport(t, ns, r.name)
+		b := reportBytes(t, ns, got)
+		if !bytes.Equal(b, want) {
+			t.Errorf("%s: the report after a kill (%d bytes) differs from the undisturbed one (%d bytes)", r.name, len(b), len(want))
+		}
+		t.Logf("%s: killed at %s, resumed: %d bytes in %d shards, byte-identical: %v", r.name, orRandom(r.point), len(b), len(got.Status.Outputs), bytes.Equal(b, want))
+	}
+	if err := p.stop(); err != nil {
+		t.Fatalf("stopping the manager: %v", err)
+	}
+}
+
+func orRandom(point string) string {
+	if point == "" {
+		return "a random moment"
+	}
+	return point
+}
+
+// seedReportEvents stores n events with hard-to-compress payloads, so the
+// report needs several gzip shards.
+func seedReportEvents(t *testing.T, ns string, base time.Time, n int) {
+	t.Helper()
+	c := ingestClient()
+	rnd := rand.New(rand.NewPCG(42, 42))
+	blob := make([]byte, 800)
+	for start := 0; start < n; start += 200 {
+		var items []map[string]any
+		for i := start; i < min(n, start+200); i++ {
+			for j := range blob {
+				blob[j] = byte(rnd.UintN(256))
+			}
+			items = append(items, map[string]any{
+				"id": fmt.Sprintf("seed-%06d", i), "time": base.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
+				"namespace": ns, "user": fmt.Sprintf("user-%d", i%7), "status": "success", "method": "mask", "api": "/mask",
+				"request": map[string]any{"blob": hex.EncodeToString(blob)},
+			})
+		}
+		body, _ := json.Marshal(items)
+		code, answer, err := post(t.Context(), c, eventsPath, body)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("seeding events: %d %s %v", code, answer, err)
+		}
+	}
+}
+
+// auditReport is the part of an AuditReport the scenario reads.
+type auditReport struct {
+	Status struct {
+		Phase   string `json:"phase"`
+		Outputs []struct {
+			ConfigMap string `json:"configMap"`
+			Key       string `json:"key"`
+			Bytes     int64  `json:"bytes"`
+			SHA256    string `json:"sha256"`
+		} `json:"outputs"`
+		Conditions []struct {
+			Type, Status, Reason, Message string
+		} `json:"conditions"`
+	} `json:"status"`
+}
+
+func createReport(t *testing.T, ns, name string, window [2]time.Time) {
+	t.Helper()
+	manifest := fmt.Sprintf(`apiVersion: reports.auditops.dev/v1alpha1
+kind: AuditReport
+metadata: {name: %s, namespace: %s}
+spec:
+  type: AuditDetails
+  range: {from: %q, to: %q}
+  pageSize: 100
+  output:
+    configMap: {namePrefix: %s}
+`, name, ns, window[0].Format(time.RFC3339), window[1].Format(time.RFC3339), name)
+	cmd := kubectlCmd("apply", "-f", "-")
+	cmd.Stdin = strings.NewReader(manifest)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("creating AuditReport %s: %v\n%s", name, err, out)
+	}
+}
+
+func runReport(t *testing.T, ns, name string, window [2]time.Time) auditReport {
+	t.Helper()
+	createReport(t, ns, name, window)
+	return waitReport(t, ns, name)
+}
+
+func reportPhase(t *testing.T, ns, name string) string {
+	t.Helper()
+	var rep auditReport
+	if err := json.Unmarshal([]byte(kubectl(t, "get", "auditreport", "-n", ns, name, "-o", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep.Status.Phase
+}
+
+// waitReport waits for the report to succeed.
+func waitReport(t *testing.T, ns, name string) auditReport {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		var rep auditReport
+		if err := json.Unmarshal([]byte(kubectl(t, "get", "auditreport", "-n", ns, name, "-o", "json")), &rep); err != nil {
+			t.Fatal(err)
+		}
+		switch rep.Status.Phase {
+		case "Succeeded":
+			return rep
+		case "Failed":
+			t.Fatalf("AuditReport %s failed: %+v", name, rep.Status.Conditions)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("AuditReport %s did not succeed within 3 minutes: %+v", name, rep.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// reportBytes reassembles the report's plain bytes from its ConfigMaps,
+// checks them against status.outputs, and checks that no other shard of
+// the report is left.
+func reportBytes(t *testing.T, ns string, rep auditReport) []byte {
+	t.Helper()
+	var joined []byte
+	var names []string
+	for _, o := range rep.Status.Outputs {
+		var cm struct {
+			Data       map[string]string `json:"data"`
+			BinaryData map[string][]byte `json:"binaryData"`
+		}
+		if err := json.Unmarshal([]byte(kubectl(t, "get", "configmap", "-n", ns, o.ConfigMap, "-o", "json")), &cm); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := cm.BinaryData[o.Key]; ok {
+			joined = append(joined, v...)
+		} else {
+			joined = append(joined, cm.Data[o.Key]...)
+		}
+		names = append(names, o.ConfigMap)
+	}
+	plain := joined
+	if len(rep.Status.Outputs) > 0 && strings.HasSuffix(rep.Status.Outputs[0].Key, ".gz") {
+		zr, err := gzip.NewReader(bytes.NewReader(joined))
+		if err != nil {
+			t.Fatalf("gunzip: %v", err)
+		}
+		if plain, err = io.ReadAll(zr); err != nil {
+			t.Fatalf("gunzip: %v", err)
+		}
+	}
+	sum := sha256.Sum256(plain)
+	for _, o := range rep.Status.Outputs {
+		if o.SHA256 != hex.EncodeToString(sum[:]) || o.Bytes != int64(len(plain)) {
+			t.Errorf("status.outputs says %d bytes, sha256 %s; the ConfigMaps hold %d bytes, sha256 %x", o.Bytes, o.SHA256, len(plain), sum)
+		}
+	}
+	// Every ConfigMap of the report's prefix must be one the status lists.
+	prefix := strings.TrimSuffix(names[0], "-0") + "-"
+	var left []string
+	for _, name := range strings.Fields(kubectl(t, "get", "configmaps", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}")) {
+		if strings.HasPrefix(name, prefix) && !slices.Contains(names, name) {
+			left = append(left, name)
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("stale shards left beside %v: %v", names, left)
+	}
+	return plain
+}
+
+func kubectlCmd(args ...string) *exec.Cmd {
+	bin := filepath.Join(os.Getenv("KUBEBUILDER_ASSETS"), "kubectl")
+	return exec.Command(bin, append([]string{"--kubeconfig", filepath.Join(env.localDir, "kubeconfig")}, args...)...)
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := kubectlCmd(args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
