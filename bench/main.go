@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/auditops/auditops/internal/bench"
@@ -62,6 +63,14 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := bench.Config{Events: n, Dir: dir, PostgresURL: pg, Log: os.Stderr}
+	if v := os.Getenv("BENCH_STORES"); v != "" {
+		cfg.Stores = strings.Split(v, ",")
+		for _, s := range cfg.Stores {
+			if s != "sqlite" && s != "postgres" {
+				return fmt.Errorf("BENCH_STORES=%q: want sqlite, postgres or both, comma-separated", v)
+			}
+		}
+	}
 	switch only := os.Getenv("BENCH_ONLY"); only {
 	case "":
 	case "ingest":

@@ -43,6 +43,9 @@ type Config struct {
 	// IngestOnly measures the ingest paths and their floors only (a quick
 	// A/B loop while tuning ingest; BENCH_ONLY=ingest).
 	IngestOnly bool
+	// Stores, when set, limits the run to these stores (sqlite, postgres;
+	// BENCH_STORES=postgres).
+	Stores []string
 }
 
 // Metric is one line of results.json.
@@ -102,6 +105,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	kinds := []string{"sqlite"}
 	if cfg.PostgresURL != "" {
 		kinds = append(kinds, "postgres")
+	}
+	if cfg.Stores != nil {
+		kinds = slices.DeleteFunc(kinds, func(k string) bool { return !slices.Contains(cfg.Stores, k) })
 	}
 	r := &runner{cfg: cfg, ds: ds, res: res, logf: logf}
 	for _, kind := range kinds {
