@@ -20,6 +20,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -77,10 +78,83 @@ func sqliteFullDisk(t *testing.T) outage {
 	}
 }
 
+// sqliteLocked holds the database's write lock from another connection,
+// as a long transaction of another program (or a disk that takes 20 s per
+// sync) does: commits wait, then fail.
+func sqliteLocked(t *testing.T) outage {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	st := sqliteAt(path)
+	st.name = "sqlite-locked"
+	var db *sql.DB
+	var tx *sql.Tx
+	return outage{
+		storeUnderTest: st,
+		begin: func(t *testing.T) {
+			var err error
+			if db, err = sql.Open("sqlite", path+"?_txlock=immediate&_busy_timeout=30000"); err != nil {
+				t.Fatal(err)
+			}
+			if tx, err = db.Begin(); err != nil {
+				t.Fatalf("taking the write lock: %v", err)
+			}
+		},
+		end: func(t *testing.T) {
+			_ = tx.Rollback()
+			_ = db.Close()
+		},
+	}
+}
+
 // postgresStopped runs a PostgreSQL server of its own (durable: fsync and
 // synchronous commit on) and stops it the way a crash does (pg_ctl -m
 // immediate), then starts it again on the same port.
 func postgresStopped(t *testing.T) outage {
+	o, _ := postgresOwn(t)
+	o.begin = func(t *testing.T) { o.pg(t, "stop") }
+	o.end = func(t *testing.T) { o.pg(t, "start") }
+	return o.outage
+}
+
+// postgresFrozen freezes every process of its own PostgreSQL server
+// (SIGSTOP): connections stay open and commits take as long as the freeze,
+// the slow store of a stalled disk or a paused VM.
+func postgresFrozen(t *testing.T) outage {
+	o, dir := postgresOwn(t)
+	o.name = "postgres-frozen"
+	signal := func(t *testing.T, sig syscall.Signal) {
+		raw, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.SplitN(string(raw), "\n", 2)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids := []int{pid}
+		if out, err := exec.Command("pgrep", "-P", strconv.Itoa(pid)).Output(); err == nil {
+			for _, f := range strings.Fields(string(out)) {
+				if c, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, c)
+				}
+			}
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, sig)
+		}
+	}
+	o.begin = func(t *testing.T) { signal(t, syscall.SIGSTOP) }
+	o.end = func(t *testing.T) { signal(t, syscall.SIGCONT) }
+	t.Cleanup(func() { signal(t, syscall.SIGCONT) })
+	return o.outage
+}
+
+// ownPostgres is a PostgreSQL server of the test's own.
+type ownPostgres struct {
+	outage
+	pg func(t *testing.T, verb string) string
+}
+
+func postgresOwn(t *testing.T) (*ownPostgres, string) {
 	dir := t.TempDir()
 	port, err := freePort()
 	if err != nil {
@@ -102,11 +176,7 @@ func postgresStopped(t *testing.T) outage {
 	t.Cleanup(func() { _ = exec.Command(script, "stop", dir).Run() })
 	st := postgresAt(url)
 	st.tokenKey = filepath.Join(t.TempDir(), "token.key")
-	return outage{
-		storeUnderTest: st,
-		begin:          func(t *testing.T) { pg(t, "stop") },
-		end:            func(t *testing.T) { pg(t, "start") },
-	}
+	return &ownPostgres{outage: outage{storeUnderTest: st}, pg: pg}, dir
 }
 
 // TestStoreOutageDuringIngest is scenario 3 of the fault suite, for ingest:
@@ -116,6 +186,19 @@ func postgresStopped(t *testing.T) outage {
 // the store is back every acknowledged event must be stored exactly once.
 func TestStoreOutageDuringIngest(t *testing.T) {
 	for _, mk := range []func(*testing.T) outage{sqliteFullDisk, postgresStopped} {
+		o := mk(t)
+		t.Run(o.name, func(t *testing.T) { outageDuringIngest(t, o) })
+	}
+}
+
+// TestSlowStoreDuringIngest is scenario 4 of the fault suite: commits that
+// do not finish (SQLite's write lock held by another program, PostgreSQL's
+// processes frozen). Ingest must still answer within the store timeout
+// (503 + Retry-After), readiness must see the stuck writer, memory and
+// goroutines stay bounded, and nothing acknowledged is lost or doubled once
+// the store moves again.
+func TestSlowStoreDuringIngest(t *testing.T) {
+	for _, mk := range []func(*testing.T) outage{sqliteLocked, postgresFrozen} {
 		o := mk(t)
 		t.Run(o.name, func(t *testing.T) { outageDuringIngest(t, o) })
 	}
@@ -144,17 +227,20 @@ func outageDuringIngest(t *testing.T, o outage) {
 	}
 	var wg sync.WaitGroup
 	done := make(chan struct{})
-	errs := make(chan error, len(senders))
-	for _, s := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.run(ctx, done); err != nil {
-				errs <- fmt.Errorf("%s: %w", s.name, err)
-				cancel()
-			}
-		}()
+	errs := make(chan error, 64)
+	start := func(ss []*sender) {
+		for _, s := range ss {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.run(ctx, done); err != nil {
+					errs <- fmt.Errorf("%s: %w", s.name, err)
+					cancel()
+				}
+			}()
+		}
 	}
+	start(senders)
 	unavailable := func() (n int64) {
 		for _, s := range senders {
 			n += s.unavailable.Load()
@@ -166,6 +252,14 @@ func outageDuringIngest(t *testing.T, o outage) {
 
 	o.begin(t)
 	began := time.Now()
+	// More senders arrive while the store is out, with kube-apiserver's
+	// batch size, all retrying: memory must not grow with them.
+	var flood []*sender
+	for i := range 12 {
+		flood = append(flood, &sender{name: fmt.Sprintf("flood-%d", i), ns: ns, webhook: true, size: 400})
+	}
+	start(flood)
+	senders = append(senders, flood...)
 	waitUntil(t, ctx, 60*time.Second, "a 503 from ingest", func() bool { return unavailable() > 0 })
 	waitUntil(t, ctx, 30*time.Second, "/readyz to fail", func() bool { return !ready(p) })
 	t.Logf("%s: first 503 and /readyz failing %s after the outage began", o.name, time.Since(began).Round(time.Millisecond))
