@@ -311,8 +311,12 @@ const (
 
 // ingestClient authenticates as the audit webhook of run-local.sh (allowed
 // to create events cluster-wide). No connection is reused across a kill.
-func ingestClient() *http.Client {
-	cert, err := tls.LoadX509KeyPair(filepath.Join(env.pki, "audit-webhook.crt"), filepath.Join(env.pki, "audit-webhook.key"))
+func ingestClient() *http.Client { return clientAs("audit-webhook") }
+
+// clientAs authenticates with the client certificate pki/<name>.crt of
+// run-local.sh ("admin" is in system:masters).
+func clientAs(name string) *http.Client {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(env.pki, name+".crt"), filepath.Join(env.pki, name+".key"))
 	if err != nil {
 		panic(err)
 	}

@@ -149,7 +149,7 @@ func seedReportEvents(t *testing.T, ns string, base time.Time, n int) {
 			items = append(items, map[string]any{
 				"id": fmt.Sprintf("seed-%06d", i), "time": base.Add(time.Duration(i) * time.Second).Format(time.RFC3339Nano),
 				"namespace": ns, "user": fmt.Sprintf("user-%d", i%7), "status": "success", "method": "mask", "api": "/mask",
-				"request": map[string]any{"blob": hex.EncodeToString(blob)},
+				"request": map[string]any{"id": fmt.Sprintf("seed-%06d", i), "blob": hex.EncodeToString(blob)},
 			})
 		}
 		body, _ := json.Marshal(items)
