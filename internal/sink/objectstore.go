@@ -26,6 +26,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/faultpoint"
 )
 
 // Keys of the credentials Secret for s3:// URLs.
@@ -60,8 +61,11 @@ type objectSink struct {
 	key    string
 	url    string
 
-	// isS3 selects how a failed upload is abandoned (see publish).
-	isS3 bool
+	// isS3 selects how a failed upload is abandoned (see publish); s3 and
+	// bucketName find the multipart uploads a killed run left open.
+	isS3       bool
+	s3         *s3.Client
+	bucketName string
 
 	resumed bool
 	err     error // sticky, as in configMapSink
@@ -152,7 +156,8 @@ func NewObjectStore(ctx context.Context, r Report, out reportsv1alpha1.ObjectSto
 		return nil, fmt.Errorf("report %s/%s: opening bucket %s: %w", r.Namespace, r.Name, base, err)
 	}
 	var s3c *s3.Client
-	return &objectSink{bucket: bucket, r: r, key: key, url: base + "/" + key, isS3: bucket.As(&s3c)}, nil
+	isS3 := bucket.As(&s3c)
+	return &objectSink{bucket: bucket, r: r, key: key, url: base + "/" + key, isS3: isS3, s3: s3c, bucketName: u.Host}, nil
 }
 
 // openS3 opens an S3 bucket with the Secret's static credentials. The AWS
@@ -285,6 +290,9 @@ func (s *objectSink) Resume(ctx context.Context, p Progress) error {
 	if err != nil {
 		return fmt.Errorf("resuming report %s/%s: %w", s.r.Namespace, s.r.Name, err)
 	}
+	if err := s.abortOpenUploads(ctx); err != nil {
+		return fmt.Errorf("resuming report %s/%s: %w", s.r.Namespace, s.r.Name, err)
+	}
 	if have != st.Parts || size != p.Bytes {
 		return fmt.Errorf("resuming report %s/%s: found %d staging parts of %d bytes under %s, the checkpoint covers %d parts of %d bytes: %w",
 			s.r.Namespace, s.r.Name, have, size, s.partsPrefix(), st.Parts, p.Bytes, ErrStartOver)
@@ -340,6 +348,37 @@ func (s *objectSink) Finish(ctx context.Context, last []byte, size int64, sum st
 		return nil, err
 	}
 	return s.published, nil
+}
+
+// abortOpenUploads aborts the multipart uploads of the report's key that a
+// run killed while publishing left open: S3 keeps (and bills) their parts
+// until aborted, and lists them to whoever lists uploads. Only this
+// report's key is touched; one run at a time writes it.
+func (s *objectSink) abortOpenUploads(ctx context.Context) error {
+	if s.s3 == nil {
+		return nil
+	}
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucketName), Prefix: aws.String(s.key)}
+	for {
+		out, err := s.s3.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return fmt.Errorf("listing open multipart uploads of %s: %w", s.url, err)
+		}
+		for _, u := range out.Uploads {
+			if aws.ToString(u.Key) != s.key {
+				continue
+			}
+			if _, err := s.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(s.bucketName), Key: u.Key, UploadId: u.UploadId,
+			}); err != nil {
+				return fmt.Errorf("aborting the open multipart upload %s of %s: %w", aws.ToString(u.UploadId), s.url, err)
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
 }
 
 // publish streams the staging parts and last into the final object and
@@ -420,6 +459,9 @@ func (r *reportReader) Read(p []byte) (int, error) {
 		}
 		n, err := r.cur.Read(p)
 		r.h.Write(p[:n])
+		if (r.n+int64(n))/uploadPartBytes > r.n/uploadPartBytes {
+			faultpoint.Hit("objectstore-in-upload") // a part's worth handed to the uploader
+		}
 		r.n += int64(n)
 		if errors.Is(err, io.EOF) {
 			_ = r.cur.Close()

@@ -40,6 +40,9 @@ import (
 type outage struct {
 	storeUnderTest
 	begin, end func(t *testing.T)
+	// readsFail is set when the outage fails reads too: a report running
+	// through it must go Retrying, then finish with the same bytes.
+	readsFail bool
 }
 
 // sqliteFullDisk puts the SQLite database on a small tmpfs of its own and
@@ -112,6 +115,7 @@ func postgresStopped(t *testing.T) outage {
 	o, _ := postgresOwn(t)
 	o.begin = func(t *testing.T) { o.pg(t, "stop") }
 	o.end = func(t *testing.T) { o.pg(t, "start") }
+	o.readsFail = true
 	return o.outage
 }
 
@@ -217,6 +221,17 @@ func outageDuringIngest(t *testing.T, o outage) {
 		}
 	}()
 	p := startManager(t, cfg)
+	// A report over a fixed, seeded past: undisturbed first, then one
+	// that runs into the outage.
+	var want []byte
+	base := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	window := [2]time.Time{base.Add(-time.Hour), base.Add(2 * time.Hour)}
+	if o.readsFail {
+		kubectl(t, "create", "namespace", ns)
+		seedReportEvents(t, ns, base, 3000)
+		createReportTo(t, ns, "undisturbed", window, "configMap: {namePrefix: undisturbed}", 100)
+		want = reportBytes(t, ns, waitReport(t, ns, "undisturbed"))
+	}
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -250,6 +265,10 @@ func outageDuringIngest(t *testing.T, o outage) {
 	time.Sleep(1500 * time.Millisecond)
 	baseRSS, baseG := sample(t, p)
 
+	if o.readsFail {
+		// Small pages: the report is still reading when the store stops.
+		createReportTo(t, ns, "through-outage", window, "configMap: {namePrefix: through-outage}", 5)
+	}
 	o.begin(t)
 	began := time.Now()
 	// More senders arrive while the store is out, with kube-apiserver's
@@ -272,6 +291,11 @@ func outageDuringIngest(t *testing.T, o outage) {
 	}
 	if ready(p) {
 		t.Errorf("/readyz passes while the store is down")
+	}
+	if o.readsFail {
+		waitUntil(t, ctx, 60*time.Second, "the report to go Retrying", func() bool {
+			return reportCondition(t, ns, "through-outage", "Progressing").Reason == "Retrying"
+		})
 	}
 	o.end(t)
 	waitUntil(t, ctx, 60*time.Second, "/readyz to pass again", func() bool { return ready(p) })
@@ -308,9 +332,16 @@ func outageDuringIngest(t *testing.T, o outage) {
 	if err := o.check(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	acked, lost, doubled := checkExactlyOnce(t, senders, rows)
+	acked, lost, doubled := checkExactlyOnce(t, senders, sentBy(senders, rows))
 	t.Logf("%s: %d events acknowledged (%d batches, %d retried), %d stored, %d lost, %d doubled",
 		o.name, acked, batchesOf(senders), retriesOf(senders), len(rows), lost, doubled)
+	if o.readsFail {
+		got := reportBytes(t, ns, waitReport(t, ns, "through-outage"))
+		if !bytes.Equal(got, want) {
+			t.Errorf("the report that ran through the outage (%d bytes) differs from the undisturbed one (%d bytes)", len(got), len(want))
+		}
+		t.Logf("%s: a report went Retrying during the outage and finished byte-identical: %v", o.name, bytes.Equal(got, want))
+	}
 }
 
 func waitUntil(t *testing.T, ctx context.Context, limit time.Duration, what string, cond func() bool) {

@@ -165,6 +165,7 @@ type auditReport struct {
 	Status struct {
 		Phase   string `json:"phase"`
 		Outputs []struct {
+			URL       string `json:"url"`
 			ConfigMap string `json:"configMap"`
 			Key       string `json:"key"`
 			Bytes     int64  `json:"bytes"`
@@ -178,16 +179,23 @@ type auditReport struct {
 
 func createReport(t *testing.T, ns, name string, window [2]time.Time) {
 	t.Helper()
+	createReportTo(t, ns, name, window, fmt.Sprintf("configMap: {namePrefix: %s}", name), 100)
+}
+
+// createReportTo creates an AuditDetails report over window with the given
+// spec.output (one line of YAML), reading pageSize rows at a time.
+func createReportTo(t *testing.T, ns, name string, window [2]time.Time, output string, pageSize int) {
+	t.Helper()
 	manifest := fmt.Sprintf(`apiVersion: reports.auditops.dev/v1alpha1
 kind: AuditReport
 metadata: {name: %s, namespace: %s}
 spec:
   type: AuditDetails
   range: {from: %q, to: %q}
-  pageSize: 100
+  pageSize: %d
   output:
-    configMap: {namePrefix: %s}
-`, name, ns, window[0].Format(time.RFC3339), window[1].Format(time.RFC3339), name)
+    %s
+`, name, ns, window[0].Format(time.RFC3339), window[1].Format(time.RFC3339), pageSize, output)
 	cmd := kubectlCmd("apply", "-f", "-")
 	cmd.Stdin = strings.NewReader(manifest)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -199,6 +207,21 @@ func runReport(t *testing.T, ns, name string, window [2]time.Time) auditReport {
 	t.Helper()
 	createReport(t, ns, name, window)
 	return waitReport(t, ns, name)
+}
+
+// reportCondition returns the report's condition of type typ (zero when absent).
+func reportCondition(t *testing.T, ns, name, typ string) (c struct{ Type, Status, Reason, Message string }) {
+	t.Helper()
+	var rep auditReport
+	if err := json.Unmarshal([]byte(kubectl(t, "get", "auditreport", "-n", ns, name, "-o", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range rep.Status.Conditions {
+		if x.Type == typ {
+			return x
+		}
+	}
+	return c
 }
 
 func reportPhase(t *testing.T, ns, name string) string {
