@@ -720,3 +720,50 @@ func TestGeneratorPanicFailsOnlyItsReport(t *testing.T) {
 		t.Fatalf("a report after the panic: phase %s", got.Status.Phase)
 	}
 }
+
+// TestTwoManagersOneReport runs two managers at once without leader
+// election, as two replicas do while their leases overlap: both generate
+// the same multi-shard reports. Every write is optimistic (ConfigMaps and
+// status by resourceVersion), so the loser of a race retries from the
+// winner's checkpoint: each finished report must equal the generator's
+// bytes, list exactly its shards, and leave no stale one.
+func TestTwoManagersOneReport(t *testing.T) {
+	st := newSQLiteStore(t)
+	startManager(t, &AuditReportReconciler{Store: st})
+	startManager(t, &AuditReportReconciler{Store: st})
+	ns := createNamespace(t, "two-writers")
+	seedLarge(t, st, ns, 3000, 1000, true)
+	want := generated(t, st, report.Params{Type: reportsv1alpha1.AuditDetails, Namespace: ns, Range: store.TimeRange{From: day1, To: day1.Add(24 * time.Hour)}})
+	const reports = 4
+	for i := range reports {
+		rep := newReport(ns, fmt.Sprintf("both-%d", i), reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+		rep.Spec.PageSize = 50
+		if err := k8sClient.Create(context.Background(), rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range reports {
+		got := waitFinished(t, ns, fmt.Sprintf("both-%d", i))
+		if got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+			t.Fatalf("%s: phase %s: %+v", got.Name, got.Status.Phase, got.Status.Conditions)
+		}
+		data, _ := readConfigMapReport(t, got)
+		if !bytes.Equal(data, want) {
+			t.Errorf("%s: %d bytes, want the generator's %d", got.Name, len(data), len(want))
+		}
+		checkDigest(t, got, data)
+		var cms corev1.ConfigMapList
+		if err := k8sClient.List(context.Background(), &cms, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		listed := map[string]bool{}
+		for _, o := range got.Status.Outputs {
+			listed[o.ConfigMap] = true
+		}
+		for _, cm := range cms.Items {
+			if strings.HasPrefix(cm.Name, got.Name+"-") && !listed[cm.Name] {
+				t.Errorf("%s: stale shard %s left", got.Name, cm.Name)
+			}
+		}
+	}
+}
