@@ -332,9 +332,10 @@ func outageDuringIngest(t *testing.T, o outage) {
 	if err := o.check(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	acked, lost, doubled := checkExactlyOnce(t, senders, sentBy(senders, rows))
+	sent := sentBy(senders, rows)
+	acked, lost, doubled := checkExactlyOnce(t, senders, sent)
 	t.Logf("%s: %d events acknowledged (%d batches, %d retried), %d stored, %d lost, %d doubled",
-		o.name, acked, batchesOf(senders), retriesOf(senders), len(rows), lost, doubled)
+		o.name, acked, batchesOf(senders), retriesOf(senders), len(sent), lost, doubled)
 	if o.readsFail {
 		got := reportBytes(t, ns, waitReport(t, ns, "through-outage"))
 		if !bytes.Equal(got, want) {
