@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,7 +35,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -48,6 +46,7 @@ import (
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/internal/report"
+	"github.com/auditops/auditops/internal/sink/sinktest"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -546,28 +545,8 @@ func TestStoreOutageRetriesThenSucceeds(t *testing.T) {
 // for one test and returns its endpoint, keys and a client.
 func startS3(t *testing.T) (endpoint, access, secret string, c *s3.Client) {
 	t.Helper()
-	dir := t.TempDir()
-	script := filepath.Join("..", "hack", "s3-server.sh")
-	out, err := exec.Command("bash", script, "start", dir).Output()
-	if err != nil {
-		t.Fatalf("hack/s3-server.sh start: %v", err)
-	}
-	t.Cleanup(func() { _ = exec.Command("bash", script, "stop", dir).Run() })
-	env := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			env[k] = v
-		}
-	}
-	endpoint, access, secret = env["S3_ENDPOINT"], env["S3_ACCESS_KEY"], env["S3_SECRET_KEY"]
-	if endpoint == "" || access == "" || secret == "" {
-		t.Fatalf("hack/s3-server.sh printed %q", out)
-	}
-	c = s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(access, secret, ""),
-	})
-	return endpoint, access, secret, c
+	srv := sinktest.StartS3(t)
+	return srv.Endpoint, srv.AccessKey, srv.SecretKey, srv.Client
 }
 
 func TestReportToS3WithCredentialsSecret(t *testing.T) {

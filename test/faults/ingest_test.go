@@ -132,6 +132,26 @@ func postgresAt(url string) storeUnderTest {
 	}
 }
 
+// eachStore runs fn as a subtest against a fresh database of each store.
+func eachStore(t *testing.T, fn func(t *testing.T, st storeUnderTest)) {
+	for _, mk := range []func(*testing.T) storeUnderTest{sqliteUnderTest, postgresUnderTest} {
+		st := mk(t)
+		t.Run(st.name, func(t *testing.T) { fn(t, st) })
+	}
+}
+
+// configFor is the manager's configuration for st; the end of its log is
+// printed when the test fails.
+func configFor(t *testing.T, st storeUnderTest) managerConfig {
+	cfg := managerConfig{store: st.url, tokenKeyFile: st.tokenKey, logPath: filepath.Join(t.TempDir(), "manager.log")}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(tail(cfg.logPath))
+		}
+	})
+	return cfg
+}
+
 // TestKillDuringIngest is scenario 1 of the fault suite: senders post
 // webhook batches and generic events, each retrying until it gets a 200,
 // while the manager is SIGKILLed at random moments and, through the
@@ -139,21 +159,13 @@ func postgresAt(url string) storeUnderTest {
 // answer. Then every acknowledged event must be stored exactly once, in
 // commit order, and the store must be intact.
 func TestKillDuringIngest(t *testing.T) {
-	for _, mk := range []func(*testing.T) storeUnderTest{sqliteUnderTest, postgresUnderTest} {
-		st := mk(t)
-		t.Run(st.name, func(t *testing.T) { killDuringIngest(t, st) })
-	}
+	eachStore(t, killDuringIngest)
 }
 
 func killDuringIngest(t *testing.T, st storeUnderTest) {
 	n := rounds(t, 2)
 	ns := "faults-ingest-" + st.name
-	cfg := managerConfig{store: st.url, tokenKeyFile: st.tokenKey, logPath: filepath.Join(t.TempDir(), "manager.log")}
-	defer func() {
-		if t.Failed() {
-			t.Log(tail(cfg.logPath))
-		}
-	}()
+	cfg := configFor(t, st)
 	p := startManager(t, cfg)
 
 	ctx, cancel := context.WithCancel(t.Context())

@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,10 +40,7 @@ import (
 // every report must hold exactly the rows of its range, every acknowledged
 // event must be stored once; the page latencies under load are logged.
 func TestLoad(t *testing.T) {
-	for _, mk := range []func(*testing.T) storeUnderTest{sqliteUnderTest, postgresUnderTest} {
-		st := mk(t)
-		t.Run(st.name, func(t *testing.T) { load(t, st) })
-	}
+	eachStore(t, load)
 }
 
 func load(t *testing.T, st storeUnderTest) {
@@ -57,12 +53,7 @@ func load(t *testing.T, st storeUnderTest) {
 	}
 	ns := "faults-load-" + st.name
 	kubectl(t, "create", "namespace", ns)
-	cfg := managerConfig{store: st.url, tokenKeyFile: st.tokenKey, logPath: filepath.Join(t.TempDir(), "manager.log")}
-	defer func() {
-		if t.Failed() {
-			t.Log(tail(cfg.logPath))
-		}
-	}()
+	cfg := configFor(t, st)
 	p := startManager(t, cfg)
 	// A fixed part of the namespace that the walks and reports read, while
 	// the senders add to the present.

@@ -214,12 +214,7 @@ const ingestAnswerLimit = 10*time.Second + 3*time.Second
 
 func outageDuringIngest(t *testing.T, o outage) {
 	ns := "faults-outage-" + o.name
-	cfg := managerConfig{store: o.url, tokenKeyFile: o.tokenKey, logPath: filepath.Join(t.TempDir(), "manager.log")}
-	defer func() {
-		if t.Failed() {
-			t.Log(tail(cfg.logPath))
-		}
-	}()
+	cfg := configFor(t, o.storeUnderTest)
 	p := startManager(t, cfg)
 	// A report over a fixed, seeded past: undisturbed first, then one
 	// that runs into the outage.

@@ -43,21 +43,13 @@ import (
 // Every finished output must equal the undisturbed one byte for byte, match
 // its status.outputs[].sha256, and leave no stale shard.
 func TestKillDuringReport(t *testing.T) {
-	for _, mk := range []func(*testing.T) storeUnderTest{sqliteUnderTest, postgresUnderTest} {
-		st := mk(t)
-		t.Run(st.name, func(t *testing.T) { killDuringReport(t, st) })
-	}
+	eachStore(t, killDuringReport)
 }
 
 func killDuringReport(t *testing.T, st storeUnderTest) {
 	n := rounds(t, 1)
 	ns := "faults-report-" + st.name
-	cfg := managerConfig{store: st.url, tokenKeyFile: st.tokenKey, logPath: filepath.Join(t.TempDir(), "manager.log")}
-	defer func() {
-		if t.Failed() {
-			t.Log(tail(cfg.logPath))
-		}
-	}()
+	cfg := configFor(t, st)
 	kubectl(t, "create", "namespace", ns)
 	p := startManager(t, cfg)
 	// Recent events: older ones are the retention loop's to delete.
@@ -93,20 +85,7 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 			c.env = []string{fmt.Sprintf("AUDITOPS_FAULT_KILL_AT=%s:%d", r.point, r.hit)}
 			p = startManager(t, c)
 			createReport(t, ns, r.name, window)
-			for deadline := time.Now().Add(2 * time.Minute); ; {
-				select {
-				case <-p.exited:
-				case <-time.After(500 * time.Millisecond):
-					if reportPhase(t, ns, r.name) == "Succeeded" || time.Now().After(deadline) {
-						t.Fatalf("%s: the report finished (or 2 minutes passed) without hitting the fault point %s:%d", r.name, r.point, r.hit)
-					}
-					continue
-				}
-				break
-			}
-			if !p.diedOfSIGKILL() {
-				t.Fatalf("%s: the manager exited without the fault point: %v", r.name, p.err)
-			}
+			awaitFaultKill(t, p, ns, r.name, r.point, r.hit)
 		} else {
 			p = startManager(t, cfg)
 			createReport(t, ns, r.name, window)
@@ -123,6 +102,25 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 	}
 	if err := p.stop(); err != nil {
 		t.Fatalf("stopping the manager: %v", err)
+	}
+}
+
+// awaitFaultKill waits for the manager to die at the fault point while it
+// generates report name; it fails the test if the report finishes first.
+func awaitFaultKill(t *testing.T, p *managerProc, ns, name, point string, hit int) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		select {
+		case <-p.exited:
+			if !p.diedOfSIGKILL() {
+				t.Fatalf("%s: the manager exited without the fault point: %v", name, p.err)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+			if reportPhase(t, ns, name) == "Succeeded" || time.Now().After(deadline) {
+				t.Fatalf("%s: the report finished (or 2 minutes passed) without hitting the fault point %s:%d", name, point, hit)
+			}
+		}
 	}
 }
 

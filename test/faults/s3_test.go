@@ -23,15 +23,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/auditops/auditops/internal/sink/sinktest"
 )
 
 // TestKillDuringS3Report is scenario 2 of the fault suite for object
@@ -46,13 +45,9 @@ func TestKillDuringS3Report(t *testing.T) {
 	st := sqliteUnderTest(t)
 	n := rounds(t, 1)
 	ns := "faults-s3"
-	cfg := managerConfig{store: st.url, logPath: filepath.Join(t.TempDir(), "manager.log")}
-	defer func() {
-		if t.Failed() {
-			t.Log(tail(cfg.logPath))
-		}
-	}()
-	endpoint, access, secret, s3c := startS3(t)
+	cfg := configFor(t, st)
+	srv := sinktest.StartS3(t)
+	endpoint, access, secret, s3c := srv.Endpoint, srv.AccessKey, srv.SecretKey, srv.Client
 	if _, err := s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("reports")}); err != nil {
 		t.Fatal(err)
 	}
@@ -96,20 +91,7 @@ func TestKillDuringS3Report(t *testing.T) {
 		p = startManager(t, c)
 		createReportTo(t, ns, r.name, window, output, 100)
 		if r.point != "" {
-			for deadline := time.Now().Add(2 * time.Minute); ; {
-				select {
-				case <-p.exited:
-				case <-time.After(500 * time.Millisecond):
-					if reportPhase(t, ns, r.name) == "Succeeded" || time.Now().After(deadline) {
-						t.Fatalf("%s: the report finished (or 2 minutes passed) without hitting the fault point %s:%d", r.name, r.point, r.hit)
-					}
-					continue
-				}
-				break
-			}
-			if !p.diedOfSIGKILL() {
-				t.Fatalf("%s: the manager exited without the fault point: %v", r.name, p.err)
-			}
+			awaitFaultKill(t, p, ns, r.name, r.point, r.hit)
 		} else {
 			time.Sleep(time.Duration(200+rnd.IntN(2000)) * time.Millisecond)
 			p.kill()
@@ -163,32 +145,4 @@ func s3Report(t *testing.T, c *s3.Client, rep auditReport) []byte {
 		t.Errorf("%d multipart uploads of %s are left open", len(ups.Uploads), key)
 	}
 	return b
-}
-
-// startS3 runs a real S3 server (hack/s3-server.sh: versitygw, built once
-// into bin/) for one test.
-func startS3(t *testing.T) (endpoint, access, secret string, c *s3.Client) {
-	t.Helper()
-	dir := t.TempDir()
-	script := filepath.Join(env.root, "hack", "s3-server.sh")
-	out, err := exec.Command("bash", script, "start", dir).Output()
-	if err != nil {
-		t.Fatalf("hack/s3-server.sh start: %v", err)
-	}
-	t.Cleanup(func() { _ = exec.Command("bash", script, "stop", dir).Run() })
-	vars := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			vars[k] = v
-		}
-	}
-	endpoint, access, secret = vars["S3_ENDPOINT"], vars["S3_ACCESS_KEY"], vars["S3_SECRET_KEY"]
-	if endpoint == "" || access == "" || secret == "" {
-		t.Fatalf("hack/s3-server.sh printed %q", out)
-	}
-	c = s3.New(s3.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(access, secret, ""),
-	})
-	return endpoint, access, secret, c
 }
