@@ -113,6 +113,9 @@ func TestInvalidReportsAreRejected(t *testing.T) {
 		{"timeZone without schedule", "spec: {type: AuditDetails, range: {last: 24h}, timeZone: UTC}", "timeZone applies only to a scheduled report"},
 		{"pageSize zero", "spec: {type: AuditDetails, range: {last: 24h}, pageSize: 0}", "spec.pageSize: Invalid value: 0: spec.pageSize in body should be greater than or equal to 1"},
 		{"pageSize too large", "spec: {type: AuditDetails, range: {last: 24h}, pageSize: 10001}", "spec.pageSize: Invalid value: 10001: spec.pageSize in body should be less than or equal to 10000"},
+		{"settleDelay over a day", "spec: {type: AuditDetails, range: {last: 24h}, schedule: '@daily', settleDelay: 25h}", "settleDelay must be a duration from 0s to 24h"},
+		{"settleDelay not a duration", "spec: {type: AuditDetails, range: {last: 24h}, schedule: '@daily', settleDelay: 1d}", "settleDelay must be a duration from 0s to 24h"},
+		{"settleDelay negative", "spec: {type: AuditDetails, range: {last: 24h}, schedule: '@daily', settleDelay: -5m}", "settleDelay must be a duration from 0s to 24h"},
 		{"negative history limit", "spec: {type: AuditDetails, range: {last: 24h}, schedule: '@daily', successfulRunsHistoryLimit: -1}", "spec.successfulRunsHistoryLimit in body should be greater than or equal to 0"},
 	}
 	for _, tc := range cases {
@@ -145,6 +148,8 @@ func TestValidEdgeCasesAreAccepted(t *testing.T) {
 		"fractional last":     "spec: {type: AuditDetails, range: {last: 1.5h}}",
 		"file object store":   "spec: {type: UserAccess, range: {last: 24h}, output: {objectStore: {url: 'file:///var/reports'}}}",
 		"one second window":   `spec: {type: AuditDetails, range: {from: "2024-05-21T00:00:00Z", to: "2024-05-21T00:00:01Z"}}`,
+		"settleDelay zero":    "spec: {type: AuditDetails, range: {last: 24h}, schedule: '@daily', settleDelay: 0s}",
+		"settleDelay a day":   "spec: {type: AuditDetails, range: {last: 24h}, schedule: '@daily', settleDelay: 24h}",
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := k8sClient.Create(context.Background(), decodeReport(t, head+spec, ns)); err != nil {
