@@ -72,12 +72,14 @@ func main() {
 type storeOptions struct {
 	url          string
 	tokenKeyFile string
+	tokenTTL     time.Duration
 	sessionGap   time.Duration
 }
 
 func (o *storeOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.url, "store", "sqlite:///var/lib/auditops/audit.db", "audit store URL: sqlite:///path/to/audit.db (embedded, one replica) or postgres://user:pass@host/db")
 	fs.StringVar(&o.tokenKeyFile, "token-key-file", "", "file with the key that signs page tokens (default: token.key beside the SQLite database, created when absent; required for PostgreSQL, the same file on every replica)")
+	fs.DurationVar(&o.tokenTTL, "page-token-ttl", store.DefaultPageTokenTTL, "how long a page token (next_page_token, nextContinuationToken) stays valid; an older one is a 400 (0: tokens never expire)")
 	fs.DurationVar(&o.sessionGap, "session-gap", store.DefaultSessionGap, "longest pause between a user's events that still counts as one session (logged_in_time)")
 }
 
@@ -87,7 +89,7 @@ func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
 	if keyFile == "" {
 		path, ok := strings.CutPrefix(o.url, "sqlite://")
 		if !ok {
-			return nil, fmt.Errorf("--token-key-file is required with --store %s: every replica must sign page tokens with the same key", redact(o.url))
+			return nil, fmt.Errorf("--token-key-file is required with --store %s: every replica must sign page tokens with the same key", storeopen.Redact(o.url))
 		}
 		keyFile = filepath.Join(filepath.Dir(path), "token.key")
 		if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
@@ -98,21 +100,11 @@ func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := storeopen.Open(ctx, o.url, store.Options{TokenKey: key, SessionGap: o.sessionGap})
+	st, err := storeopen.Open(ctx, o.url, store.Options{TokenKey: key, TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap})
 	if err != nil {
-		return nil, fmt.Errorf("opening the audit store %s: %w", redact(o.url), err)
+		return nil, fmt.Errorf("opening the audit store %s: %w", storeopen.Redact(o.url), err)
 	}
 	return st, nil
-}
-
-// redact hides a password in a store URL before it is logged.
-func redact(u string) string {
-	if at := strings.LastIndex(u, "@"); at > 0 {
-		if scheme := strings.Index(u, "://"); scheme > 0 && scheme < at {
-			return u[:scheme+3] + "…" + u[at:]
-		}
-	}
-	return u
 }
 
 func runManager(args []string) error {
@@ -226,7 +218,7 @@ func runManager(args []string) error {
 	if err := mgr.AddReadyzCheck("store", apiserver.StoreCheck(st)); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
-	setupLog.Info("starting manager", "store", redact(so.url), "adminNamespace", adminNamespace)
+	setupLog.Info("starting manager", "store", storeopen.Redact(so.url), "adminNamespace", adminNamespace)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}

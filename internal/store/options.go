@@ -10,6 +10,9 @@ const (
 	// DefaultBusyTimeout bounds how long a call waits for the database (a
 	// lock, a connection) before it fails with ErrUnavailable.
 	DefaultBusyTimeout = 5 * time.Second
+	// DefaultPageTokenTTL is --page-token-ttl's default (spec/API.md 3: an
+	// expired token is a 400).
+	DefaultPageTokenTTL = 24 * time.Hour
 )
 
 // Options configure a store backend.

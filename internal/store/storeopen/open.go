@@ -5,6 +5,7 @@ package storeopen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -45,9 +46,18 @@ func Open(ctx context.Context, rawURL string, opts store.Options) (store.Store, 
 		return sqlite.New(ctx, target, opts)
 	default:
 		if len(opts.TokenKey) == 0 {
-			return nil, fmt.Errorf("store %s: a PostgreSQL store needs a page-token key shared by every replica (--token-key-file)", redact(rawURL))
+			return nil, fmt.Errorf("store %s: a PostgreSQL store needs a page-token key shared by every replica (--token-key-file)", Redact(rawURL))
 		}
-		return postgres.New(ctx, target, opts)
+		st, err := postgres.New(ctx, target, opts)
+		if err != nil {
+			if pw := passwordOf(rawURL); pw != "" && strings.Contains(err.Error(), pw) {
+				// pgx redacts its own messages; this is a second guard, as
+				// a password in a log is a leak wherever it came from.
+				return nil, errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
+			}
+			return nil, err
+		}
+		return st, nil
 	}
 }
 
@@ -56,7 +66,12 @@ func Open(ctx context.Context, rawURL string, opts store.Options) (store.Store, 
 func Parse(rawURL string) (kind, target string, err error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return "", "", fmt.Errorf("store URL: %w", err)
+		// url.Error repeats the whole URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", "", fmt.Errorf("store URL %q: %v", Redact(rawURL), err)
 	}
 	switch u.Scheme {
 	case "sqlite":
@@ -81,15 +96,36 @@ func Parse(rawURL string) (kind, target string, err error) {
 	case "":
 		return "", "", fmt.Errorf("store URL %q has no scheme: want sqlite:///path.db or postgres://...", rawURL)
 	default:
-		return "", "", fmt.Errorf("store URL %q: unknown scheme %q, want sqlite or postgres", redact(rawURL), u.Scheme)
+		return "", "", fmt.Errorf("store URL %q: unknown scheme %q, want sqlite or postgres", Redact(rawURL), u.Scheme)
 	}
 }
 
-// redact hides a password in a URL for error messages.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
+// Redact hides the password of a store URL for logs and messages, also in
+// a URL that does not parse (the messages about it are where it shows).
+func Redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
 	}
-	return u.Redacted()
+	if pw := passwordOf(raw); pw != "" {
+		return strings.Replace(raw, ":"+pw+"@", ":xxxxx@", 1)
+	}
+	return raw
+}
+
+// passwordOf returns the password of scheme://user:password@host..., read
+// without parsing the URL (it may not parse); "" when there is none.
+func passwordOf(raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return ""
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return ""
+	}
+	_, pw, ok := strings.Cut(rest[:at], ":")
+	if !ok || pw == "" {
+		return ""
+	}
+	return pw
 }

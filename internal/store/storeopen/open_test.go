@@ -2,8 +2,10 @@ package storeopen
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +90,33 @@ func TestOpenPostgres(t *testing.T) {
 	defer s.Close()
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPasswordsNeverShow opens store URLs that fail in every way a URL can
+// (unparsable, a bad option, an unknown scheme, a server that refuses):
+// the error names the problem and never holds the password.
+func TestPasswordsNeverShow(t *testing.T) {
+	key := []byte(strings.Repeat("k", 32))
+	for _, tc := range []struct{ url, says string }{
+		{"postgres://u:s3cr3t@host:notaport/db", "invalid port"},
+		{"postgres://u:s3cr3t@[::1/db", "missing ']'"},
+		{"postgresql://u:s3cr3t@host/db?sslmode=bogus", "sslmode is invalid"},
+		{"postgres://u:s3cr3t@127.0.0.1:1/db?connect_timeout=1", "failed to connect"},
+		{"mysql://u:s3cr3t@h/db", "unknown scheme"},
+		{"postgres://u:s3cr3t@host/db%zz", "invalid URL escape"},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			_, err := Open(context.Background(), tc.url, store.Options{TokenKey: key, BusyTimeout: 2 * time.Second})
+			if err == nil {
+				t.Fatal("opened")
+			}
+			if strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("error %q: want it to say %q and hide the password", err, tc.says)
+			}
+		})
+	}
+	if got := Redact("postgres://u:s3cr3t@host:notaport/db"); strings.Contains(got, "s3cr3t") {
+		t.Fatalf("Redact of an unparsable URL = %q", got)
 	}
 }
