@@ -81,8 +81,11 @@ type AuditReportReconciler struct {
 // +kubebuilder:rbac:groups=reports.auditops.dev,resources=auditreports,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=reports.auditops.dev,resources=auditreports/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=reports.auditops.dev,resources=auditreports/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// ConfigMaps and Secrets are read uncached (ManagerClientOptions), so the
+// manager never lists or watches Secrets, and reads one only by name: the
+// credentials Secret a report names.
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

@@ -40,9 +40,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/internal/report"
@@ -744,5 +748,81 @@ func TestTwoManagersOneReport(t *testing.T) {
 				t.Errorf("%s: stale shard %s left", got.Name, cm.Name)
 			}
 		}
+	}
+}
+
+// TestManagerRoleIsEnough runs the manager as a user bound to nothing but
+// config/rbac's ClusterRole auditops-manager (generated from the markers)
+// and has it write a multi-shard ConfigMap report and an S3 report with a
+// credentials Secret: the least-privilege role (Secrets: get only) is all
+// the controller needs.
+func TestManagerRoleIsEnough(t *testing.T) {
+	ctx := context.Background()
+	raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.Unmarshal(raw, &role); err != nil {
+		t.Fatal(err)
+	}
+	role.Name = "auditops-manager-under-test"
+	if err := k8sClient.Create(ctx, &role); err != nil {
+		t.Fatal(err)
+	}
+	const user = "system:serviceaccount:auditops-system:auditops-manager-under-test"
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}},
+	}
+	if err := k8sClient.Create(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	asManager := rest.CopyConfig(cfg)
+	asManager.Impersonate = rest.ImpersonationConfig{UserName: user}
+	// RBAC is enforced: the identity may not list Secrets.
+	c, err := client.New(asManager, client.Options{Scheme: testScheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.List(ctx, &corev1.SecretList{}); !apierrors.IsForbidden(err) {
+		t.Fatalf("listing Secrets as the manager: %v, want Forbidden", err)
+	}
+
+	endpoint, access, secret, s3c := startS3(t)
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("least")}); err != nil {
+		t.Fatal(err)
+	}
+	st := newSQLiteStore(t)
+	startManagerAs(t, &AuditReportReconciler{Store: st}, asManager)
+	ns := createNamespace(t, "least-privilege")
+	seedLarge(t, st, ns, 3000, 1000, true)
+	if err := k8sClient.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "s3-creds"},
+		Data:       map[string][]byte{"accessKeyID": []byte(access), "secretAccessKey": []byte(secret)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	shards := newReport(ns, "shards", reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+	shards.Spec.PageSize = 100
+	toS3 := newReport(ns, "to-s3", reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+	toS3.Spec.Output = &reportsv1alpha1.ReportOutput{ObjectStore: &reportsv1alpha1.ObjectStoreOutput{
+		URL:                  "s3://least/audit?endpoint=" + endpoint + "&use_path_style=true&region=us-east-1",
+		CredentialsSecretRef: &corev1.LocalObjectReference{Name: "s3-creds"},
+	}}
+	for _, rep := range []*reportsv1alpha1.AuditReport{shards, toS3} {
+		if err := k8sClient.Create(ctx, rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"shards", "to-s3"} {
+		got := waitFinished(t, ns, name)
+		if got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+			t.Fatalf("%s as the manager's role: phase %s: %+v", name, got.Status.Phase, got.Status.Conditions)
+		}
+	}
+	if got := waitFinished(t, ns, "shards"); len(got.Status.Outputs) < 3 {
+		t.Errorf("%d shards: the test needs several (create, update, patch, list, delete)", len(got.Status.Outputs))
 	}
 }

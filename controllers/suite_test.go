@@ -106,6 +106,12 @@ func zapLevel() zapcore.Level {
 // or the returned stop is called. Unset fields get a fresh SQLite store.
 func startManager(t *testing.T, r *AuditReportReconciler) (stop func()) {
 	t.Helper()
+	return startManagerAs(t, r, cfg)
+}
+
+// startManagerAs is startManager talking to the API server with restCfg.
+func startManagerAs(t *testing.T, r *AuditReportReconciler, restCfg *rest.Config) (stop func()) {
+	t.Helper()
 	if r == nil {
 		r = &AuditReportReconciler{}
 	}
@@ -115,7 +121,7 @@ func startManager(t *testing.T, r *AuditReportReconciler) (stop func()) {
 	if r.AdminNamespace == "" {
 		r.AdminNamespace = "auditops-system"
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:  testScheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		// Several managers run one after another in this process.
