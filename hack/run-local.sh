@@ -194,6 +194,7 @@ for ns in auditops-system team-a; do
 done
 k apply --server-side -f "${root}/config/crd/bases" >/dev/null
 k apply -k "${root}/config/rbac" >/dev/null
+k apply -k "${root}/config/admission" >/dev/null
 if [ -d "${root}/config/apiservice" ]; then
   cabundle="$(base64 -w0 <"${pki}/ca.crt")"
   cat <<APISVC | k apply -f - >/dev/null
