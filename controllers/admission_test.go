@@ -172,3 +172,103 @@ func TestReportAdmission(t *testing.T) {
 type warningRecorder func(msg string)
 
 func (w warningRecorder) HandleWarningHeader(_ int, _ string, msg string) { w(msg) }
+
+// TestNamespaceRoles checks config/rbac's roles for namespace users. The
+// aggregation into view, edit and admin is done by kube-controller-manager,
+// which the test control plane does not run: the labels are checked, and
+// users are bound to the roles those built-in roles aggregate. A namespace
+// admin (viewer + editor + report reader) creates a report over its own
+// namespace and not over another; an editor alone (what edit holds) may not
+// create one, since it may not read the data; a viewer lists reports and may
+// not create one.
+func TestNamespaceRoles(t *testing.T) {
+	installAdmission(t)
+	ctx := context.Background()
+	roles := map[string]*rbacv1.ClusterRole{}
+	for _, f := range []string{"auditreport_viewer_role.yaml", "auditreport_editor_role.yaml", "report_reader_role.yaml"} {
+		raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r rbacv1.ClusterRole
+		if err := yaml.Unmarshal(raw, &r); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if err := k8sClient.Create(ctx, r.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		roles[r.Name] = &r
+	}
+	aggregated := func(role, into string) bool {
+		return roles[role].Labels["rbac.authorization.k8s.io/aggregate-to-"+into] == "true"
+	}
+	for _, tc := range []struct {
+		role string
+		into map[string]bool
+	}{
+		{"auditops-auditreport-viewer", map[string]bool{"view": true, "edit": true, "admin": true}},
+		{"auditops-auditreport-editor", map[string]bool{"view": false, "edit": true, "admin": true}},
+		{"auditops-report-reader", map[string]bool{"view": false, "edit": false, "admin": true}},
+	} {
+		for into, want := range tc.into {
+			if aggregated(tc.role, into) != want {
+				t.Errorf("%s aggregated into %s: %v, want %v", tc.role, into, !want, want)
+			}
+		}
+	}
+
+	ns := createNamespace(t, "roles")
+	other := createNamespace(t, "roles-other")
+	bind := func(user string, clusterRoles ...string) {
+		t.Helper()
+		for _, cr := range clusterRoles {
+			rb := &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: user + "-" + cr},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr},
+				Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}},
+			}
+			if err := k8sClient.Create(ctx, rb); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	bind("ns-admin", "auditops-auditreport-viewer", "auditops-auditreport-editor", "auditops-report-reader")
+	bind("ns-editor", "auditops-auditreport-viewer", "auditops-auditreport-editor")
+	bind("ns-viewer", "auditops-auditreport-viewer")
+	as := func(user string) client.Client {
+		c := rest.CopyConfig(cfg)
+		c.Impersonate = rest.ImpersonationConfig{UserName: user}
+		cl, err := client.New(c, client.Options{Scheme: testScheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	report := func(tenant string) *reportsv1alpha1.AuditReport {
+		rep := newReport(ns, "r", reportsv1alpha1.NamespaceUsersSummary, day1, day1.Add(time.Hour))
+		rep.Spec.Namespace = tenant
+		return rep
+	}
+	eventually(t, 20*time.Second, "a namespace admin to create a report of its namespace", func(ctx context.Context) (bool, error) {
+		return as("ns-admin").Create(ctx, report(ns), client.DryRunAll) == nil, nil
+	})
+	for _, tc := range []struct {
+		user, tenant, want string
+	}{
+		{"ns-admin", other, "may not get namespaceuserssummaries.audit.auditops.dev in namespace " + other},
+		{"ns-editor", ns, "may not get namespaceuserssummaries.audit.auditops.dev in namespace " + ns},
+		{"ns-viewer", ns, "forbidden"},
+	} {
+		err := as(tc.user).Create(ctx, report(tc.tenant), client.DryRunAll)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s creating a report of %s: %v, want a refusal saying %q", tc.user, tc.tenant, err, tc.want)
+		}
+	}
+	var list reportsv1alpha1.AuditReportList
+	if err := as("ns-viewer").List(ctx, &list, client.InNamespace(ns)); err != nil {
+		t.Errorf("a viewer listing reports: %v", err)
+	}
+	if err := as("ns-viewer").List(ctx, &list, client.InNamespace(other)); !apierrors.IsForbidden(err) {
+		t.Errorf("a viewer of %s listing reports of %s: %v, want Forbidden", ns, other, err)
+	}
+}
