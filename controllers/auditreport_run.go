@@ -250,6 +250,11 @@ func (r *AuditReportReconciler) generate(ctx context.Context, rep *reportsv1alph
 	}
 	outputs, err := snk.Finish(ctx, buf, stored+int64(len(buf)), hex.EncodeToString(sum.Sum(nil)))
 	if err != nil {
+		if errors.Is(err, sink.ErrStartOver) {
+			// The stored output is not the report: the next attempt
+			// generates it again from the start.
+			r.clearCheckpoint(ctx, rep)
+		}
 		return nil, fmt.Errorf("finishing the output: %w", err)
 	}
 	return outputs, nil

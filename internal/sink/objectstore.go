@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob:// with the pod's ambient Azure identity
 	_ "gocloud.dev/blob/fileblob"  // file://
@@ -353,7 +354,10 @@ func (s *objectSink) Finish(ctx context.Context, last []byte, size int64, sum st
 // abortOpenUploads aborts the multipart uploads of the report's key that a
 // run killed while publishing left open: S3 keeps (and bills) their parts
 // until aborted, and lists them to whoever lists uploads. Only this
-// report's key is touched; one run at a time writes it.
+// report's key is touched; one run at a time writes it. Credentials that may
+// not list multipart uploads (s3:ListBucketMultipartUploads) skip this: a
+// bucket lifecycle rule (AbortIncompleteMultipartUpload) is then what
+// cleans up, and the report is not held up for it.
 func (s *objectSink) abortOpenUploads(ctx context.Context) error {
 	if s.s3 == nil {
 		return nil
@@ -361,6 +365,10 @@ func (s *objectSink) abortOpenUploads(ctx context.Context) error {
 	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucketName), Prefix: aws.String(s.key)}
 	for {
 		out, err := s.s3.ListMultipartUploads(ctx, in)
+		var denied smithy.APIError
+		if errors.As(err, &denied) && denied.ErrorCode() == "AccessDenied" {
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("listing open multipart uploads of %s: %w", s.url, err)
 		}
