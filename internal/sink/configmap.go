@@ -92,7 +92,10 @@ type configMapSink struct {
 	compressed bool
 	// shard is the index of the ConfigMap being filled, buf its binaryData value.
 	shard int
-	buf   []byte
+	// resumeShard is the shard Resume started at: the only one a write may
+	// take over from an earlier run (see put).
+	resumeShard int
+	buf         []byte
 	// rv is the resourceVersion of shard as last read or written ("" if not
 	// known): updates are conditional on it, so a concurrent writer (a second
 	// manager that wrongly believes it leads) fails instead of interleaving.
@@ -173,6 +176,7 @@ func (s *configMapSink) Resume(ctx context.Context, p Progress) error {
 	s.chunks, s.bytes = p.Chunks, p.Bytes
 	s.compressed = len(p.State) > 0
 	s.shard, s.buf, s.rv = st.Shard, nil, ""
+	s.resumeShard = st.Shard
 
 	if st.Len > 0 {
 		// Keep exactly what the checkpoint covers: a chunk stored after it
@@ -450,6 +454,14 @@ func (s *configMapSink) put(ctx context.Context, data map[string]string, binary 
 		}
 		if !s.owns(meta) {
 			return fmt.Errorf("report %s/%s: ConfigMap %s exists and is not controlled by this AuditReport; delete it or choose another output.configMap.namePrefix",
+				s.r.Namespace, s.r.Name, name)
+		}
+		if s.shard != s.resumeShard {
+			// Resume deleted every shard past the one it resumed, so this
+			// one was created by another writer of the report since (a
+			// second manager whose lease overlaps): taking it over would
+			// overwrite a shard the other may have listed as done.
+			return fmt.Errorf("report %s/%s: ConfigMap %s was created by another writer of this report since it resumed; resuming again from the last checkpoint",
 				s.r.Namespace, s.r.Name, name)
 		}
 		s.rv = meta.ResourceVersion
