@@ -238,9 +238,12 @@ func refuseAnonymous(a authenticator.Request) authenticator.Request {
 	})
 }
 
-// clientCAWarmup is how long after start a client certificate that does
-// not verify yet is answered 503 instead of 401 (see unauthorized).
+// clientCAWarmup is how long after start a request whose client
+// certificate failed authentication is answered 503 instead of 401 (see
+// unauthorized).
 const clientCAWarmup = time.Minute
+
+const clientCAsLoadingMessage = "the server is starting: its client certificate authorities are still loading, retry"
 
 // unauthorized answers a failed authentication in the shape of the endpoint
 // asked for, or as a Kubernetes Status elsewhere.
@@ -257,9 +260,9 @@ func (s *Server) unauthorized(status http.Handler) http.Handler {
 		if s.clientCAsLoading(r) {
 			s.retryAfter(w)
 			if sh, ok := shapeOf(r.URL.Path); ok {
-				writeError(w, sh, http.StatusServiceUnavailable, "the server is starting: its client certificate authorities are still loading, retry")
+				writeError(w, sh, http.StatusServiceUnavailable, clientCAsLoadingMessage)
 			} else {
-				http.Error(w, "the server is starting: its client certificate authorities are still loading, retry", http.StatusServiceUnavailable)
+				http.Error(w, clientCAsLoadingMessage, http.StatusServiceUnavailable)
 			}
 			return
 		}

@@ -254,7 +254,7 @@ type sender struct {
 	size    int
 
 	batches [][]string // ids of each acknowledged batch, in order
-	retries int
+	retries atomic.Int64
 	// unavailable counts 503 answers; slowest503 is the longest wait for one.
 	unavailable atomic.Int64
 	slowest503  time.Duration
@@ -303,7 +303,7 @@ func (s *sender) run(ctx context.Context, done <-chan struct{}) error {
 				return fmt.Errorf("batch %d: status %d: %s", b, code, answer)
 			}
 			// A connection refused or cut by a kill, or a 503: retry.
-			s.retries++
+			s.retries.Add(1)
 			c.CloseIdleConnections()
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -365,7 +365,7 @@ func batchesOf(ss []*sender) (n int) {
 
 func retriesOf(ss []*sender) (n int) {
 	for _, s := range ss {
-		n += s.retries
+		n += int(s.retries.Load())
 	}
 	return n
 }

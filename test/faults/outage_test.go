@@ -381,7 +381,7 @@ func sample(t *testing.T, p *managerProc) (rssMiB, goroutines float64) {
 			rssMiB = kb / 1024
 		}
 	}
-	resp, err := http.Get("http://" + p.metrics + "/metrics")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + p.metrics + "/metrics")
 	if err != nil {
 		t.Fatalf("reading the manager's metrics: %v", err)
 	}

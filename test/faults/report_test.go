@@ -91,6 +91,9 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 			createReport(t, ns, r.name, window)
 			time.Sleep(time.Duration(100+rnd.IntN(900)) * time.Millisecond)
 			p.kill()
+			// Where the kill landed, for the log: a report that had
+			// already finished proves nothing about resuming.
+			r.point = "a random moment (the report was " + reportPhase(t, ns, r.name) + ")"
 		}
 		p = startManager(t, cfg)
 		got := waitReport(t, ns, r.name)

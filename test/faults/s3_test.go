@@ -95,6 +95,9 @@ func TestKillDuringS3Report(t *testing.T) {
 		} else {
 			time.Sleep(time.Duration(200+rnd.IntN(2000)) * time.Millisecond)
 			p.kill()
+			// Where the kill landed, for the log: a report that had
+			// already finished proves nothing about resuming.
+			r.point = "a random moment (the report was " + reportPhase(t, ns, r.name) + ")"
 		}
 		p = startManager(t, cfg)
 		got := s3Report(t, s3c, waitReport(t, ns, r.name))
