@@ -89,7 +89,9 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 		} else {
 			p = startManager(t, cfg)
 			createReport(t, ns, r.name, window)
-			time.Sleep(time.Duration(100+rnd.IntN(900)) * time.Millisecond)
+			// Once the report is under way, a little later.
+			waitUntil(t, t.Context(), time.Minute, r.name+" to start", func() bool { return reportPhase(t, ns, r.name) != "" })
+			time.Sleep(time.Duration(rnd.IntN(400)) * time.Millisecond)
 			p.kill()
 			// Where the kill landed, for the log: a report that had
 			// already finished proves nothing about resuming.

@@ -93,7 +93,9 @@ func TestKillDuringS3Report(t *testing.T) {
 		if r.point != "" {
 			awaitFaultKill(t, p, ns, r.name, r.point, r.hit)
 		} else {
-			time.Sleep(time.Duration(200+rnd.IntN(2000)) * time.Millisecond)
+			// Once the report is under way, a little later.
+			waitUntil(t, t.Context(), time.Minute, r.name+" to start", func() bool { return reportPhase(t, ns, r.name) != "" })
+			time.Sleep(time.Duration(rnd.IntN(400)) * time.Millisecond)
 			p.kill()
 			// Where the kill landed, for the log: a report that had
 			// already finished proves nothing about resuming.
