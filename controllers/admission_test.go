@@ -145,11 +145,14 @@ func TestReportAdmission(t *testing.T) {
 		})
 	}
 	// The Warn binding: a payload-carrying report to ConfigMaps is admitted
-	// with a warning for its requester; one to object storage without.
+	// with a warning for its requester; one to Secrets or object storage
+	// without.
+	toSecrets := report("not-warned-secret", "", false)
+	toSecrets.Spec.Output = &reportsv1alpha1.ReportOutput{Secret: &reportsv1alpha1.SecretOutput{}}
 	for _, tc := range []struct {
 		rep  *reportsv1alpha1.AuditReport
 		warn bool
-	}{{report("warned", "", false), true}, {report("not-warned", "", true), false}} {
+	}{{report("warned", "", false), true}, {report("not-warned", "", true), false}, {toSecrets, false}} {
 		var warnings []string
 		c := rest.CopyConfig(cfg)
 		c.Impersonate = rest.ImpersonationConfig{UserName: "reader-and-secret"}

@@ -34,6 +34,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -69,6 +70,9 @@ type AuditReportReconciler struct {
 	SettleDelay time.Duration
 	// MaxConcurrentReconciles bounds how many reports are generated at once (default 2).
 	MaxConcurrentReconciles int
+	// Destinations are the object-store destinations allowed beyond the
+	// default (--allowed-output-urls); nil allows only the default.
+	Destinations *sink.Destinations
 	// Metrics default to an unserved registry; main passes ones registered
 	// with the manager's metrics endpoint.
 	Metrics *Metrics
@@ -82,10 +86,11 @@ type AuditReportReconciler struct {
 // +kubebuilder:rbac:groups=reports.auditops.dev,resources=auditreports/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=reports.auditops.dev,resources=auditreports/finalizers,verbs=update
 // ConfigMaps and Secrets are read uncached (ManagerClientOptions), so the
-// manager never lists or watches Secrets, and reads one only by name: the
-// credentials Secret a report names.
+// manager never lists or watches Secrets: it reads one only by name (the
+// credentials Secret a report names, the shards of output.secret) and
+// writes only the shards of output.secret, which it owns.
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

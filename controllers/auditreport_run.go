@@ -52,8 +52,11 @@ const (
 	ReasonSucceeded       = "Succeeded"
 	ReasonTenantIsolation = "TenantIsolation"
 	ReasonInvalidOutput   = "InvalidOutput"
-	ReasonFailed          = "Failed"
-	ReasonInternalError   = "InternalError"
+	// ReasonOutputNotAllowed: the object-store destination is not one the
+	// operator allows (--allowed-output-urls); nothing was written.
+	ReasonOutputNotAllowed = "OutputNotAllowed"
+	ReasonFailed           = "Failed"
+	ReasonInternalError    = "InternalError"
 )
 
 // checkpoint is status.checkpoint: the store cursor after the last stored
@@ -288,6 +291,13 @@ func (r *AuditReportReconciler) newSink(ctx context.Context, rep *reportsv1alpha
 	}
 	switch {
 	case out.ObjectStore != nil:
+		allowed := r.Destinations
+		if allowed == nil {
+			allowed = &sink.Destinations{}
+		}
+		if err := allowed.Check(out.ObjectStore.URL, out.ObjectStore.CredentialsSecretRef != nil); err != nil {
+			return nil, permanent(ReasonOutputNotAllowed, "%v", err)
+		}
 		var creds map[string][]byte
 		if ref := out.ObjectStore.CredentialsSecretRef; ref != nil {
 			var secret corev1.Secret
@@ -301,6 +311,8 @@ func (r *AuditReportReconciler) newSink(ctx context.Context, rep *reportsv1alpha
 			return nil, permanent(ReasonInvalidOutput, "opening object storage %q: %v", out.ObjectStore.URL, err)
 		}
 		return s, nil
+	case out.Secret != nil:
+		return sink.NewSecret(r.Client, target, *out.Secret), nil
 	default:
 		cm := reportsv1alpha1.ConfigMapOutput{}
 		if out.ConfigMap != nil {

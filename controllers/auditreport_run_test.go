@@ -50,6 +50,7 @@ import (
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/internal/report"
+	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/sink/sinktest"
 	"github.com/auditops/auditops/internal/store"
 )
@@ -388,13 +389,15 @@ func TestLargeReportsCompressThenShard(t *testing.T) {
 
 func TestReportToObjectStore(t *testing.T) {
 	st := newSQLiteStore(t)
-	startManager(t, &AuditReportReconciler{Store: st})
+	dir := t.TempDir()
+	startManager(t, &AuditReportReconciler{Store: st, Destinations: allowDestinations(t, "file://"+dir+"/reports")})
 	ns := createNamespace(t, "objects")
 	seedSmall(t, st, ns)
-	dir := t.TempDir()
 	// file:// names an existing directory, as a mounted volume would be.
-	if err := os.MkdirAll(filepath.Join(dir, "reports"), 0o755); err != nil {
-		t.Fatal(err)
+	for _, sub := range []string{"reports", "store"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rep := newReport(ns, "to-files", reportsv1alpha1.UserAccess, day1, day1.Add(48*time.Hour))
 	rep.Spec.Output = &reportsv1alpha1.ReportOutput{ObjectStore: &reportsv1alpha1.ObjectStoreOutput{URL: "file://" + dir + "/reports"}}
@@ -413,6 +416,42 @@ func TestReportToObjectStore(t *testing.T) {
 		t.Errorf("object:\n%q\nwant:\n%q", data, want)
 	}
 	checkDigest(t, got, data)
+
+	// Destinations the operator did not list fail the report and write
+	// nothing: a directory beside the listed one (as the store's volume
+	// would be), a way out of it, the pod's cloud identity, an endpoint.
+	for _, tc := range []struct{ name, url string }{
+		{"beside", "file://" + dir + "/store"},
+		{"escape", "file://" + dir + "/reports/../store"},
+		{"identity", "s3://bucket/x?region=us-east-1"},
+	} {
+		rep := newReport(ns, "refused-"+tc.name, reportsv1alpha1.UserAccess, day1, day1.Add(48*time.Hour))
+		rep.Spec.Output = &reportsv1alpha1.ReportOutput{ObjectStore: &reportsv1alpha1.ObjectStoreOutput{URL: tc.url}}
+		if err := k8sClient.Create(context.Background(), rep); err != nil {
+			t.Fatal(err)
+		}
+		got := waitFinished(t, ns, rep.Name)
+		c := meta.FindStatusCondition(got.Status.Conditions, reportsv1alpha1.ConditionReady)
+		if got.Status.Phase != reportsv1alpha1.PhaseFailed || c == nil || c.Reason != ReasonOutputNotAllowed || !strings.Contains(c.Message, "output destination not allowed") {
+			t.Errorf("%s: phase %s, Ready %+v; want Failed with reason %s", tc.url, got.Status.Phase, c, ReasonOutputNotAllowed)
+		}
+		if len(got.Status.Outputs) != 0 {
+			t.Errorf("%s: outputs %+v", tc.url, got.Status.Outputs)
+		}
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "store")); err != nil || len(entries) != 0 {
+		t.Errorf("the unlisted directory holds %d entries (%v), want none", len(entries), err)
+	}
+}
+
+// allowDestinations parses --allowed-output-urls prefixes for a test's reconciler.
+func allowDestinations(t *testing.T, prefixes ...string) *sink.Destinations {
+	t.Helper()
+	d, err := sink.NewDestinations(prefixes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func TestReportResumesAfterManagerStop(t *testing.T) {
@@ -560,7 +599,7 @@ func TestReportToS3WithCredentialsSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := newSQLiteStore(t)
-	startManager(t, &AuditReportReconciler{Store: st})
+	startManager(t, &AuditReportReconciler{Store: st, Destinations: allowDestinations(t, "s3://reports?endpoint="+endpoint)})
 	ns := createNamespace(t, "s3")
 	seedLarge(t, st, ns, 1500, 600, true) // ~1.3 MB: several chunks, staged then joined
 	creds := &corev1.Secret{
@@ -754,8 +793,8 @@ func TestTwoManagersOneReport(t *testing.T) {
 // TestManagerRoleIsEnough runs the manager as a user bound to nothing but
 // config/rbac's ClusterRole auditops-manager (generated from the markers)
 // and has it write a multi-shard ConfigMap report and an S3 report with a
-// credentials Secret: the least-privilege role (Secrets: get only) is all
-// the controller needs.
+// credentials Secret, and a multi-shard Secret report: the least-privilege
+// role (Secrets: never list or watch) is all the controller needs.
 func TestManagerRoleIsEnough(t *testing.T) {
 	ctx := context.Background()
 	raw, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
@@ -795,7 +834,7 @@ func TestManagerRoleIsEnough(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := newSQLiteStore(t)
-	startManagerAs(t, &AuditReportReconciler{Store: st}, asManager)
+	startManagerAs(t, &AuditReportReconciler{Store: st, Destinations: allowDestinations(t, "s3://least?endpoint="+endpoint)}, asManager)
 	ns := createNamespace(t, "least-privilege")
 	seedLarge(t, st, ns, 3000, 1000, true)
 	if err := k8sClient.Create(ctx, &corev1.Secret{
@@ -811,18 +850,23 @@ func TestManagerRoleIsEnough(t *testing.T) {
 		URL:                  "s3://least/audit?endpoint=" + endpoint + "&use_path_style=true&region=us-east-1",
 		CredentialsSecretRef: &corev1.LocalObjectReference{Name: "s3-creds"},
 	}}
-	for _, rep := range []*reportsv1alpha1.AuditReport{shards, toS3} {
+	secretShards := newReport(ns, "secret-shards", reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+	secretShards.Spec.PageSize = 100
+	secretShards.Spec.Output = &reportsv1alpha1.ReportOutput{Secret: &reportsv1alpha1.SecretOutput{}}
+	for _, rep := range []*reportsv1alpha1.AuditReport{shards, toS3, secretShards} {
 		if err := k8sClient.Create(ctx, rep); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{"shards", "to-s3"} {
+	for _, name := range []string{"shards", "to-s3", "secret-shards"} {
 		got := waitFinished(t, ns, name)
 		if got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
 			t.Fatalf("%s as the manager's role: phase %s: %+v", name, got.Status.Phase, got.Status.Conditions)
 		}
 	}
-	if got := waitFinished(t, ns, "shards"); len(got.Status.Outputs) < 3 {
-		t.Errorf("%d shards: the test needs several (create, update, patch, list, delete)", len(got.Status.Outputs))
+	for _, name := range []string{"shards", "secret-shards"} {
+		if got := waitFinished(t, ns, name); len(got.Status.Outputs) < 3 {
+			t.Errorf("%s: %d shards: the test needs several (create, update, patch, list or probe, delete)", name, len(got.Status.Outputs))
+		}
 	}
 }

@@ -85,15 +85,15 @@ type ReportRange struct {
 	Last *metav1.Duration `json:"last,omitempty"`
 }
 
-// ConfigMapOutput writes the report into ConfigMaps in the AuditReport's
-// namespace: whole when it fits, else gzip-compressed and, when even that is
-// too large, cut into numbered ConfigMaps.
+// ConfigMapOutput writes the report into ConfigMaps (or, as SecretOutput,
+// Secrets) in the AuditReport's namespace: whole when it fits, else
+// gzip-compressed and, when even that is too large, cut into numbered objects.
 type ConfigMapOutput struct {
-	// NamePrefix names the ConfigMaps <namePrefix>-0..n, listed in order in
+	// NamePrefix names the objects <namePrefix>-0..n, listed in order in
 	// status.outputs. Defaults to the AuditReport's name.
 	// +optional
 	// +kubebuilder:validation:MaxLength=240
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="configMap.namePrefix must be a lowercase DNS name: letters, digits, '-' and '.'"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="namePrefix must be a lowercase DNS name: letters, digits, '-' and '.'"
 	NamePrefix string `json:"namePrefix,omitempty"`
 	// Compress is auto (gzip only when the plain report passes ~900 KiB) or
 	// always.
@@ -102,6 +102,12 @@ type ConfigMapOutput struct {
 	// +kubebuilder:validation:Enum=auto;always
 	Compress string `json:"compress,omitempty"`
 }
+
+// SecretOutput writes the report into Secrets (type Opaque) in the
+// AuditReport's namespace, in the ConfigMap output's layout and with its
+// settings: for reports that carry payloads (AuditDetails, UserLogs), since a
+// ConfigMap is readable by the built-in view role and a Secret is not.
+type SecretOutput = ConfigMapOutput
 
 // ObjectStoreOutput uploads the report as one object.
 type ObjectStoreOutput struct {
@@ -118,10 +124,14 @@ type ObjectStoreOutput struct {
 }
 
 // ReportOutput says where a finished report goes: exactly one of its fields.
-// +kubebuilder:validation:XValidation:rule="(has(self.configMap) ? 1 : 0) + (has(self.objectStore) ? 1 : 0) == 1",message="output must set exactly one of configMap or objectStore"
+// +kubebuilder:validation:XValidation:rule="(has(self.configMap) ? 1 : 0) + (has(self.secret) ? 1 : 0) + (has(self.objectStore) ? 1 : 0) == 1",message="output must set exactly one of configMap, secret or objectStore"
 type ReportOutput struct {
 	// +optional
 	ConfigMap *ConfigMapOutput `json:"configMap,omitempty"`
+	// Secret keeps the report in Secrets <namePrefix>-0..n (type Opaque),
+	// in the configMap output's layout: for reports that carry payloads.
+	// +optional
+	Secret *SecretOutput `json:"secret,omitempty"`
 	// +optional
 	ObjectStore *ObjectStoreOutput `json:"objectStore,omitempty"`
 }
@@ -214,7 +224,10 @@ type OutputRef struct {
 	// ConfigMap is the name of a ConfigMap in the AuditReport's namespace.
 	// +optional
 	ConfigMap string `json:"configMap,omitempty"`
-	// Key is the ConfigMap key holding the data.
+	// Secret is the name of a Secret in the AuditReport's namespace.
+	// +optional
+	Secret string `json:"secret,omitempty"`
+	// Key is the ConfigMap or Secret key holding the data.
 	// +optional
 	Key string `json:"key,omitempty"`
 	// URL is the object holding the whole report.

@@ -238,6 +238,11 @@ func (in *ReportOutput) DeepCopyInto(out *ReportOutput) {
 		*out = new(ConfigMapOutput)
 		**out = **in
 	}
+	if in.Secret != nil {
+		in, out := &in.Secret, &out.Secret
+		*out = new(SecretOutput)
+		**out = **in
+	}
 	if in.ObjectStore != nil {
 		in, out := &in.ObjectStore, &out.ObjectStore
 		*out = new(ObjectStoreOutput)

@@ -174,6 +174,7 @@ type managerConfig struct {
 	tokenKeyFile string
 	logPath      string
 	env          []string // extra environment (fault points)
+	extraArgs    []string // appended to the script's arguments
 }
 
 // startManager starts the manager and waits until its ingest answers.
@@ -220,6 +221,7 @@ func startManagerNoWait(t *testing.T, cfg managerConfig) *managerProc {
 	if cfg.tokenKeyFile != "" {
 		args = append(args, "--token-key-file", cfg.tokenKeyFile)
 	}
+	args = append(args, cfg.extraArgs...)
 	logf, err := os.OpenFile(cfg.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)

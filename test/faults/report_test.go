@@ -35,8 +35,10 @@ import (
 	"time"
 )
 
-// TestKillDuringReport is scenario 2 of the fault suite, for ConfigMap
-// outputs: an AuditDetails report of several gzip shards is generated once
+// TestKillDuringReport is scenario 2 of the fault suite, for ConfigMap and
+// Secret outputs (Secrets on SQLite, ConfigMaps on PostgreSQL: the two
+// share the shard writer, so each store exercises one kind and the suite's
+// time does not double): an AuditDetails report of several gzip shards is generated once
 // undisturbed, then again while the manager is SIGKILLed at the fault points
 // (after a chunk is stored but before its checkpoint, between two shards,
 // after the last write but before the status update) and at random moments.
@@ -50,6 +52,10 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 	n := rounds(t, 1)
 	ns := "faults-report-" + st.name
 	cfg := configFor(t, st)
+	kind := "configMap"
+	if st.name == "sqlite" {
+		kind = "secret"
+	}
 	kubectl(t, "create", "namespace", ns)
 	p := startManager(t, cfg)
 	// Recent events: older ones are the retention loop's to delete.
@@ -57,12 +63,13 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 	seedReportEvents(t, ns, base, 6000)
 	window := [2]time.Time{base.Add(-time.Hour), base.Add(3 * time.Hour)}
 
-	ref := runReport(t, ns, "undisturbed", window)
+	createShardReport(t, ns, "undisturbed", window, kind)
+	ref := waitReport(t, ns, "undisturbed")
 	want := reportBytes(t, ns, ref)
 	if len(ref.Status.Outputs) < 3 {
 		t.Fatalf("the reference report has %d shards; the scenario needs several to kill between", len(ref.Status.Outputs))
 	}
-	t.Logf("%s: reference report: %d bytes in %d shards", st.name, len(want), len(ref.Status.Outputs))
+	t.Logf("%s: reference report: %d bytes in %d %s shards", st.name, len(want), len(ref.Status.Outputs), kind)
 
 	type round struct {
 		name, point string
@@ -84,11 +91,11 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 			c := cfg
 			c.env = []string{fmt.Sprintf("AUDITOPS_FAULT_KILL_AT=%s:%d", r.point, r.hit)}
 			p = startManager(t, c)
-			createReport(t, ns, r.name, window)
+			createShardReport(t, ns, r.name, window, kind)
 			awaitFaultKill(t, p, ns, r.name, r.point, r.hit)
 		} else {
 			p = startManager(t, cfg)
-			createReport(t, ns, r.name, window)
+			createShardReport(t, ns, r.name, window, kind)
 			// Once the report is under way, a little later.
 			waitUntil(t, t.Context(), time.Minute, r.name+" to start", func() bool { return reportPhase(t, ns, r.name) != "" })
 			time.Sleep(time.Duration(rnd.IntN(400)) * time.Millisecond)
@@ -170,6 +177,7 @@ type auditReport struct {
 		Outputs []struct {
 			URL       string `json:"url"`
 			ConfigMap string `json:"configMap"`
+			Secret    string `json:"secret"`
 			Key       string `json:"key"`
 			Bytes     int64  `json:"bytes"`
 			SHA256    string `json:"sha256"`
@@ -182,7 +190,13 @@ type auditReport struct {
 
 func createReport(t *testing.T, ns, name string, window [2]time.Time) {
 	t.Helper()
-	createReportTo(t, ns, name, window, fmt.Sprintf("configMap: {namePrefix: %s}", name), 100)
+	createShardReport(t, ns, name, window, "configMap")
+}
+
+// createShardReport creates a report to kind (configMap or secret) shards.
+func createShardReport(t *testing.T, ns, name string, window [2]time.Time, kind string) {
+	t.Helper()
+	createReportTo(t, ns, name, window, fmt.Sprintf("%s: {namePrefix: %s}", kind, name), 100)
 }
 
 // createReportTo creates an AuditDetails report over window with the given
@@ -258,27 +272,43 @@ func waitReport(t *testing.T, ns, name string) auditReport {
 	}
 }
 
-// reportBytes reassembles the report's plain bytes from its ConfigMaps,
+// reportBytes reassembles the report's plain bytes from its ConfigMaps or Secrets,
 // checks them against status.outputs, and checks that no other shard of
 // the report is left.
 func reportBytes(t *testing.T, ns string, rep auditReport) []byte {
 	t.Helper()
 	var joined []byte
 	var names []string
+	kind := "configmaps"
 	for _, o := range rep.Status.Outputs {
-		var cm struct {
-			Data       map[string]string `json:"data"`
-			BinaryData map[string][]byte `json:"binaryData"`
+		name := o.ConfigMap
+		if o.Secret != "" {
+			kind, name = "secrets", o.Secret
 		}
-		if err := json.Unmarshal([]byte(kubectl(t, "get", "configmap", "-n", ns, o.ConfigMap, "-o", "json")), &cm); err != nil {
+		// A Secret's data is base64 in JSON, which []byte decodes.
+		var obj struct {
+			Data       map[string]json.RawMessage `json:"data"`
+			BinaryData map[string][]byte          `json:"binaryData"`
+		}
+		if err := json.Unmarshal([]byte(kubectl(t, "get", kind, "-n", ns, name, "-o", "json")), &obj); err != nil {
 			t.Fatal(err)
 		}
-		if v, ok := cm.BinaryData[o.Key]; ok {
-			joined = append(joined, v...)
+		var v []byte
+		if b, ok := obj.BinaryData[o.Key]; ok {
+			v = b
+		} else if kind == "secrets" {
+			if err := json.Unmarshal(obj.Data[o.Key], &v); err != nil {
+				t.Fatalf("Secret %s data[%s]: %v", name, o.Key, err)
+			}
 		} else {
-			joined = append(joined, cm.Data[o.Key]...)
+			var str string
+			if err := json.Unmarshal(obj.Data[o.Key], &str); err != nil {
+				t.Fatalf("ConfigMap %s data[%s]: %v", name, o.Key, err)
+			}
+			v = []byte(str)
 		}
-		names = append(names, o.ConfigMap)
+		joined = append(joined, v...)
+		names = append(names, name)
 	}
 	plain := joined
 	if len(rep.Status.Outputs) > 0 && strings.HasSuffix(rep.Status.Outputs[0].Key, ".gz") {
@@ -293,13 +323,14 @@ func reportBytes(t *testing.T, ns string, rep auditReport) []byte {
 	sum := sha256.Sum256(plain)
 	for _, o := range rep.Status.Outputs {
 		if o.SHA256 != hex.EncodeToString(sum[:]) || o.Bytes != int64(len(plain)) {
-			t.Errorf("status.outputs says %d bytes, sha256 %s; the ConfigMaps hold %d bytes, sha256 %x", o.Bytes, o.SHA256, len(plain), sum)
+			t.Errorf("status.outputs says %d bytes, sha256 %s; the %s hold %d bytes, sha256 %x", o.Bytes, o.SHA256, kind, len(plain), sum)
 		}
 	}
-	// Every ConfigMap of the report's prefix must be one the status lists.
+	// Every ConfigMap or Secret of the report's prefix must be one the
+	// status lists.
 	prefix := strings.TrimSuffix(names[0], "-0") + "-"
 	var left []string
-	for _, name := range strings.Fields(kubectl(t, "get", "configmaps", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}")) {
+	for _, name := range strings.Fields(kubectl(t, "get", kind, "-n", ns, "-o", "jsonpath={.items[*].metadata.name}")) {
 		if strings.HasPrefix(name, prefix) && !slices.Contains(names, name) {
 			left = append(left, name)
 		}

@@ -55,6 +55,8 @@ func TestKillDuringS3Report(t *testing.T) {
 	kubectl(t, "create", "secret", "generic", "-n", ns, "s3-creds", "--from-literal=accessKeyID="+access, "--from-literal=secretAccessKey="+secret)
 	output := fmt.Sprintf("objectStore: {url: %q, credentialsSecretRef: {name: s3-creds}}",
 		"s3://reports/audit?endpoint="+endpoint+"&use_path_style=true&region=us-east-1")
+	// The endpoint is the operator's to allow (spec/API.md section 5).
+	cfg.extraArgs = []string{"--allowed-output-urls", "s3://reports?endpoint=" + endpoint}
 
 	p := startManager(t, cfg)
 	base := time.Now().UTC().Truncate(time.Hour).Add(-4 * time.Hour)

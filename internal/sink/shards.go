@@ -11,12 +11,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/gzip"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -59,8 +59,8 @@ func ReportLabelValue(name string) string {
 	return head + "-" + hex.EncodeToString(sum[:])[:10]
 }
 
-// configMapState is the ConfigMap sink's part of Progress.State.
-type configMapState struct {
+// shardState is the ConfigMap sink's part of Progress.State.
+type shardState struct {
 	// Shard is the index of the ConfigMap being filled.
 	Shard int `json:"shard"`
 	// Len is how many compressed bytes that ConfigMap durably holds.
@@ -71,10 +71,11 @@ type configMapState struct {
 	SHA256 []byte `json:"sha256"`
 }
 
-// configMapSink writes a report into ConfigMaps <prefix>-0..n. See
+// shardSink writes a report into ConfigMaps or Secrets <prefix>-0..n. See
 // NewConfigMap for the layout.
-type configMapSink struct {
+type shardSink struct {
 	c      client.Client
+	kind   shardKind
 	r      Report
 	prefix string
 	always bool
@@ -105,7 +106,7 @@ type configMapSink struct {
 	gzBuf bytes.Buffer
 }
 
-var _ Sink = (*configMapSink)(nil)
+var _ Sink = (*shardSink)(nil)
 
 // NewConfigMap returns a sink that stores the report in ConfigMaps in the
 // report's namespace, named <prefix>-0, <prefix>-1, … (prefix: out.NamePrefix,
@@ -124,21 +125,38 @@ var _ Sink = (*configMapSink)(nil)
 // it) and labelled with LabelManagedBy, LabelReport and LabelType. Every
 // output Finish returns carries the whole report's bytes and sha256.
 func NewConfigMap(c client.Client, r Report, out reportsv1alpha1.ConfigMapOutput) Sink {
+	return newShardSink(c, configMapKind{}, r, out)
+}
+
+// NewSecret returns a sink that stores the report in Secrets (type Opaque)
+// <prefix>-0, <prefix>-1, … in the report's namespace, in NewConfigMap's
+// layout and with its keys (Secrets have only data, so plain and compressed
+// values both go there), for reports that carry payloads: a ConfigMap is
+// readable by the built-in view role, a Secret is not (spec/API.md section 5).
+//
+// Secrets are never listed (listing them would read every Secret of the
+// namespace): shards an earlier, longer run left are found by name, from the
+// first one past the report's end upwards.
+func NewSecret(c client.Client, r Report, out reportsv1alpha1.SecretOutput) Sink {
+	return newShardSink(c, secretKind{}, r, out)
+}
+
+func newShardSink(c client.Client, kind shardKind, r Report, out reportsv1alpha1.ConfigMapOutput) *shardSink {
 	prefix := out.NamePrefix
 	if prefix == "" {
 		prefix = r.Name
 	}
-	return &configMapSink{c: c, r: r, prefix: prefix, always: out.Compress == "always"}
+	return &shardSink{c: c, kind: kind, r: r, prefix: prefix, always: out.Compress == "always"}
 }
 
-func (s *configMapSink) plainKey() string { return "report." + s.r.Ext }
-func (s *configMapSink) gzipKey() string  { return "report." + s.r.Ext + ".gz" }
-func (s *configMapSink) shardName(i int) string {
+func (s *shardSink) plainKey() string { return "report." + s.r.Ext }
+func (s *shardSink) gzipKey() string  { return "report." + s.r.Ext + ".gz" }
+func (s *shardSink) shardName(i int) string {
 	return s.prefix + "-" + strconv.Itoa(i)
 }
 
 // shardIndex returns i for a name <prefix>-<i> written by this sink.
-func (s *configMapSink) shardIndex(name string) (int, bool) {
+func (s *shardSink) shardIndex(name string) (int, bool) {
 	rest, ok := strings.CutPrefix(name, s.prefix+"-")
 	if !ok {
 		return 0, false
@@ -150,21 +168,21 @@ func (s *configMapSink) shardIndex(name string) (int, bool) {
 	return i, true
 }
 
-func (s *configMapSink) Resume(ctx context.Context, p Progress) error {
+func (s *shardSink) Resume(ctx context.Context, p Progress) error {
 	s.err = nil
 	if err := s.r.validate(true); err != nil {
 		return err
 	}
-	st := configMapState{}
+	st := shardState{}
 	if len(p.State) == 0 {
 		if p.Chunks != 0 || p.Bytes != 0 {
-			return fmt.Errorf("resuming report %s/%s: progress of %d chunks carries no ConfigMap sink state", s.r.Namespace, s.r.Name, p.Chunks)
+			return fmt.Errorf("resuming report %s/%s: progress of %d chunks carries no %s sink state", s.r.Namespace, s.r.Name, p.Chunks, s.kind)
 		}
 	} else if err := json.Unmarshal(p.State, &st); err != nil {
-		return fmt.Errorf("resuming report %s/%s: decoding ConfigMap sink state: %w", s.r.Namespace, s.r.Name, err)
+		return fmt.Errorf("resuming report %s/%s: decoding %s sink state: %w", s.r.Namespace, s.r.Name, s.kind, err)
 	}
 	if st.Shard < 0 || st.Len < 0 || st.Len > MaxShardBytes {
-		return fmt.Errorf("resuming report %s/%s: invalid ConfigMap sink state (shard %d, length %d)", s.r.Namespace, s.r.Name, st.Shard, st.Len)
+		return fmt.Errorf("resuming report %s/%s: invalid %s sink state (shard %d, length %d)", s.r.Namespace, s.r.Name, s.kind, st.Shard, st.Len)
 	}
 
 	s.sum = sha256.New()
@@ -181,29 +199,29 @@ func (s *configMapSink) Resume(ctx context.Context, p Progress) error {
 	if st.Len > 0 {
 		// Keep exactly what the checkpoint covers: a chunk stored after it
 		// (before a crash) is cut off here and written again by the caller.
-		cm := &corev1.ConfigMap{}
+		obj := s.kind.newObject()
 		name := s.shardName(st.Shard)
-		if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.r.Namespace, Name: name}, cm); err != nil {
+		if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.r.Namespace, Name: name}, obj); err != nil {
 			if apierrors.IsNotFound(err) {
 				err = fmt.Errorf("%w: %w", err, ErrStartOver)
 			}
-			return fmt.Errorf("resuming report %s/%s: reading ConfigMap %s: %w", s.r.Namespace, s.r.Name, name, err)
+			return fmt.Errorf("resuming report %s/%s: reading %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
 		}
-		if !s.owns(cm) {
-			return fmt.Errorf("resuming report %s/%s: ConfigMap %s is not controlled by this AuditReport", s.r.Namespace, s.r.Name, name)
+		if !s.owns(obj) {
+			return fmt.Errorf("resuming report %s/%s: %s %s is not controlled by this AuditReport", s.r.Namespace, s.r.Name, s.kind, name)
 		}
-		data := cm.BinaryData[s.gzipKey()]
+		data, _ := s.kind.value(obj, s.gzipKey())
 		if len(data) < st.Len {
-			return fmt.Errorf("resuming report %s/%s: ConfigMap %s holds %d bytes of %s but the checkpoint covers %d: %w",
-				s.r.Namespace, s.r.Name, name, len(data), s.gzipKey(), st.Len, ErrStartOver)
+			return fmt.Errorf("resuming report %s/%s: %s %s holds %d bytes of %s but the checkpoint covers %d: %w",
+				s.r.Namespace, s.r.Name, s.kind, name, len(data), s.gzipKey(), st.Len, ErrStartOver)
 		}
 		s.buf = append(make([]byte, 0, MaxShardBytes), data[:st.Len]...)
-		s.rv = cm.ResourceVersion
+		s.rv = obj.GetResourceVersion()
 	}
 
 	// Shards past the current one hold only bytes after the checkpoint (or a
 	// previous run's output when starting afresh).
-	if err := s.deleteOwned(ctx, func(name string) bool {
+	if err := s.deleteOwned(ctx, s.shard+1, func(name string) bool {
 		i, ok := s.shardIndex(name)
 		return ok && i > s.shard
 	}); err != nil {
@@ -213,7 +231,7 @@ func (s *configMapSink) Resume(ctx context.Context, p Progress) error {
 	return nil
 }
 
-func (s *configMapSink) Append(ctx context.Context, chunk []byte) (Progress, error) {
+func (s *shardSink) Append(ctx context.Context, chunk []byte) (Progress, error) {
 	if err := s.ready(); err != nil {
 		return Progress{}, err
 	}
@@ -234,7 +252,7 @@ func (s *configMapSink) Append(ctx context.Context, chunk []byte) (Progress, err
 	return p, err
 }
 
-func (s *configMapSink) Finish(ctx context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error) {
+func (s *shardSink) Finish(ctx context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error) {
 	if err := s.ready(); err != nil {
 		return nil, err
 	}
@@ -248,7 +266,7 @@ func (s *configMapSink) Finish(ctx context.Context, last []byte, size int64, sum
 	return outs, err
 }
 
-func (s *configMapSink) finish(ctx context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error) {
+func (s *shardSink) finish(ctx context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error) {
 	s.sum.Write(last)
 	s.bytes += int64(len(last))
 	got, err := verify(s.r, s.bytes, hex.EncodeToString(s.sum.Sum(nil)), size, sum)
@@ -258,13 +276,14 @@ func (s *configMapSink) finish(ctx context.Context, last []byte, size int64, sum
 
 	var outs []reportsv1alpha1.OutputRef
 	// Plain data only for a report that arrives whole and fits; ConfigMap data
-	// values are strings, so bytes that are not UTF-8 go to binaryData.
+	// values are strings, so bytes that are not UTF-8 go to binaryData
+	// (Secrets keep the same layout).
 	if !s.compressed && !s.always && len(last) <= MaxShardBytes && utf8.Valid(last) {
 		s.shard = 0
-		if err := s.put(ctx, map[string]string{s.plainKey(): string(last)}, nil, 1); err != nil {
+		if err := s.put(ctx, s.plainKey(), last, true, 1); err != nil {
 			return nil, err
 		}
-		outs = []reportsv1alpha1.OutputRef{{ConfigMap: s.shardName(0), Key: s.plainKey()}}
+		outs = []reportsv1alpha1.OutputRef{s.kind.ref(s.shardName(0), s.plainKey())}
 	} else {
 		s.compressed = true
 		// An empty report still needs one gzip member: zero bytes do not gunzip.
@@ -275,7 +294,7 @@ func (s *configMapSink) finish(ctx context.Context, last []byte, size int64, sum
 		}
 		count := s.shard + 1
 		for i := range count {
-			outs = append(outs, reportsv1alpha1.OutputRef{ConfigMap: s.shardName(i), Key: s.gzipKey()})
+			outs = append(outs, s.kind.ref(s.shardName(i), s.gzipKey()))
 			if err := s.setShardCount(ctx, s.shardName(i), count); err != nil {
 				return nil, err
 			}
@@ -284,12 +303,12 @@ func (s *configMapSink) finish(ctx context.Context, last []byte, size int64, sum
 
 	keep := make(map[string]bool, len(outs))
 	for i := range outs {
-		keep[outs[i].ConfigMap] = true
+		keep[s.shardName(i)] = true
 		outs[i].Bytes, outs[i].SHA256 = s.bytes, got
 	}
 	// Whatever else this AuditReport controls came from an earlier, larger run
 	// (or one under another namePrefix): status.outputs would not list it.
-	if err := s.deleteOwned(ctx, func(name string) bool { return !keep[name] }); err != nil {
+	if err := s.deleteOwned(ctx, len(outs), func(name string) bool { return !keep[name] }); err != nil {
 		return nil, fmt.Errorf("finishing report %s/%s: %w", s.r.Namespace, s.r.Name, err)
 	}
 	if err := s.readBack(ctx, outs, got); err != nil {
@@ -305,23 +324,21 @@ func (s *configMapSink) finish(ctx context.Context, last []byte, size int64, sum
 // caught a report listing a shard cut back to an older checkpoint): status
 // must never vouch for bytes that are not there. A mismatch is
 // ErrStartOver: the report is generated again from the start.
-func (s *configMapSink) readBack(ctx context.Context, outs []reportsv1alpha1.OutputRef, sum string) error {
+func (s *shardSink) readBack(ctx context.Context, outs []reportsv1alpha1.OutputRef, sum string) error {
 	h := sha256.New()
 	var n int64
 	var joined bytes.Buffer
-	for _, o := range outs {
-		cm := &corev1.ConfigMap{}
-		if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.r.Namespace, Name: o.ConfigMap}, cm); err != nil {
+	for i, o := range outs {
+		obj := s.kind.newObject()
+		name := s.shardName(i)
+		if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.r.Namespace, Name: name}, obj); err != nil {
 			if apierrors.IsNotFound(err) {
 				err = fmt.Errorf("%w: %w", err, ErrStartOver)
 			}
-			return fmt.Errorf("report %s/%s: reading back ConfigMap %s: %w", s.r.Namespace, s.r.Name, o.ConfigMap, err)
+			return fmt.Errorf("report %s/%s: reading back %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
 		}
-		if v, ok := cm.Data[o.Key]; ok {
-			joined.WriteString(v)
-		} else {
-			joined.Write(cm.BinaryData[o.Key])
-		}
+		v, _ := s.kind.value(obj, o.Key)
+		joined.Write(v)
 	}
 	var plain io.Reader = &joined
 	if len(outs) > 0 && outs[0].Key == s.gzipKey() {
@@ -341,9 +358,9 @@ func (s *configMapSink) readBack(ctx context.Context, outs []reportsv1alpha1.Out
 	return nil
 }
 
-func (s *configMapSink) ready() error {
+func (s *shardSink) ready() error {
 	if !s.resumed {
-		return fmt.Errorf("report %s/%s: the ConfigMap sink needs Resume before Append or Finish", s.r.Namespace, s.r.Name)
+		return fmt.Errorf("report %s/%s: the %s sink needs Resume before Append or Finish", s.r.Namespace, s.r.Name, s.kind)
 	}
 	if s.err != nil {
 		return fmt.Errorf("report %s/%s: an earlier write failed, resume from the last checkpoint: %w", s.r.Namespace, s.r.Name, s.err)
@@ -351,14 +368,14 @@ func (s *configMapSink) ready() error {
 	return nil
 }
 
-func (s *configMapSink) progress() (Progress, error) {
+func (s *shardSink) progress() (Progress, error) {
 	h, err := s.sum.(encoding.BinaryMarshaler).MarshalBinary()
 	if err != nil {
 		return Progress{}, fmt.Errorf("report %s/%s: saving the report checksum: %w", s.r.Namespace, s.r.Name, err)
 	}
-	st, err := json.Marshal(configMapState{Shard: s.shard, Len: len(s.buf), SHA256: h})
+	st, err := json.Marshal(shardState{Shard: s.shard, Len: len(s.buf), SHA256: h})
 	if err != nil {
-		return Progress{}, fmt.Errorf("report %s/%s: encoding ConfigMap sink state: %w", s.r.Namespace, s.r.Name, err)
+		return Progress{}, fmt.Errorf("report %s/%s: encoding %s sink state: %w", s.r.Namespace, s.r.Name, s.kind, err)
 	}
 	return Progress{Chunks: s.chunks, Bytes: s.bytes, State: st}, nil
 }
@@ -376,7 +393,7 @@ func NewGzipWriter(w io.Writer) *gzip.Writer {
 // compress returns p as one gzip member. The header carries no name and a
 // zero mtime, so equal chunks give equal bytes (quiet GitOps diffs). The
 // result is valid until the next call.
-func (s *configMapSink) compress(p []byte) []byte {
+func (s *shardSink) compress(p []byte) []byte {
 	s.gzBuf.Reset()
 	if s.gz == nil {
 		s.gz = NewGzipWriter(&s.gzBuf)
@@ -392,7 +409,7 @@ func (s *configMapSink) compress(p []byte) []byte {
 // write appends compressed bytes to the stream, filling the current shard to
 // MaxShardBytes and continuing in the next. Each touched shard is written
 // before write returns, so the bytes are durable when Append reports them.
-func (s *configMapSink) write(ctx context.Context, gz []byte) error {
+func (s *shardSink) write(ctx context.Context, gz []byte) error {
 	for len(gz) > 0 {
 		if len(s.buf) == MaxShardBytes {
 			faultpoint.Hit("configmap-between-shards")
@@ -405,78 +422,85 @@ func (s *configMapSink) write(ctx context.Context, gz []byte) error {
 		n := min(MaxShardBytes-len(s.buf), len(gz))
 		s.buf = append(s.buf, gz[:n]...)
 		gz = gz[n:]
-		if err := s.put(ctx, nil, map[string][]byte{s.gzipKey(): s.buf}, 0); err != nil {
+		if err := s.put(ctx, s.gzipKey(), s.buf, false, 0); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// put stores ConfigMap <prefix>-<shard> with exactly the given content
-// (replacing what a previous run left there). count > 0 sets
-// AnnotationShardCount.
-func (s *configMapSink) put(ctx context.Context, data map[string]string, binary map[string][]byte, count int) error {
+// put stores <prefix>-<shard> holding exactly key: value (replacing what a
+// previous run left there); plain says the value is the whole report rather
+// than gzip bytes. count > 0 sets AnnotationShardCount.
+func (s *shardSink) put(ctx context.Context, key string, value []byte, plain bool, count int) error {
 	name := s.shardName(s.shard)
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: s.r.Namespace,
-			Name:      name,
-			Labels: map[string]string{
-				LabelManagedBy: ManagedBy,
-				LabelReport:    ReportLabelValue(s.r.Name),
-				LabelType:      string(s.r.Type),
-			},
-			Annotations:     map[string]string{AnnotationShard: strconv.Itoa(s.shard)},
-			OwnerReferences: []metav1.OwnerReference{s.ownerRef()},
+	meta := metav1.ObjectMeta{
+		Namespace: s.r.Namespace,
+		Name:      name,
+		Labels: map[string]string{
+			LabelManagedBy: ManagedBy,
+			LabelReport:    ReportLabelValue(s.r.Name),
+			LabelType:      string(s.r.Type),
 		},
-		Data:       data,
-		BinaryData: binary,
+		Annotations:     map[string]string{AnnotationShard: strconv.Itoa(s.shard)},
+		OwnerReferences: []metav1.OwnerReference{s.ownerRef()},
 	}
 	if count > 0 {
-		cm.Annotations[AnnotationShardCount] = strconv.Itoa(count)
+		meta.Annotations[AnnotationShardCount] = strconv.Itoa(count)
 	}
+	obj := s.kind.build(meta, key, value, plain)
 
 	if s.rv == "" {
-		err := s.c.Create(ctx, cm)
+		err := s.c.Create(ctx, obj)
 		if err == nil {
-			s.rv = cm.ResourceVersion
+			s.rv = obj.GetResourceVersion()
 			return nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("report %s/%s: creating ConfigMap %s: %w", s.r.Namespace, s.r.Name, name, err)
+			return fmt.Errorf("report %s/%s: creating %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
 		}
-		// Left by an earlier run of this report: take it over, but never a
-		// ConfigMap that belongs to someone else.
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-		if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.r.Namespace, Name: name}, meta); err != nil {
-			return fmt.Errorf("report %s/%s: reading ConfigMap %s: %w", s.r.Namespace, s.r.Name, name, err)
+		// Left by an earlier run of this report: take it over, but never an
+		// object that belongs to someone else.
+		existing, err := s.metadata(ctx, name)
+		if err != nil {
+			return fmt.Errorf("report %s/%s: reading %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
 		}
-		if !s.owns(meta) {
-			return fmt.Errorf("report %s/%s: ConfigMap %s exists and is not controlled by this AuditReport; delete it or choose another output.configMap.namePrefix",
-				s.r.Namespace, s.r.Name, name)
+		if !s.owns(existing) {
+			return fmt.Errorf("report %s/%s: %s %s exists and is not controlled by this AuditReport; delete it or choose another output.%s.namePrefix",
+				s.r.Namespace, s.r.Name, s.kind, name, s.kind.field())
 		}
 		if s.shard != s.resumeShard {
 			// Resume deleted every shard past the one it resumed, so this
 			// one was created by another writer of the report since (a
 			// second manager whose lease overlaps): taking it over would
 			// overwrite a shard the other may have listed as done.
-			return fmt.Errorf("report %s/%s: ConfigMap %s was created by another writer of this report since it resumed; resuming again from the last checkpoint",
-				s.r.Namespace, s.r.Name, name)
+			return fmt.Errorf("report %s/%s: %s %s was created by another writer of this report since it resumed; resuming again from the last checkpoint",
+				s.r.Namespace, s.r.Name, s.kind, name)
 		}
-		s.rv = meta.ResourceVersion
+		s.rv = existing.ResourceVersion
 	}
-	cm.ResourceVersion = s.rv
-	if err := s.c.Update(ctx, cm); err != nil {
-		return fmt.Errorf("report %s/%s: updating ConfigMap %s: %w", s.r.Namespace, s.r.Name, name, err)
+	obj.SetResourceVersion(s.rv)
+	if err := s.c.Update(ctx, obj); err != nil {
+		return fmt.Errorf("report %s/%s: updating %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
 	}
-	s.rv = cm.ResourceVersion
+	s.rv = obj.GetResourceVersion()
 	return nil
 }
 
-// setShardCount records the final number of shards on one ConfigMap. A merge
+// metadata reads the metadata of <name> alone: a shard's data can be
+// 900 KiB.
+func (s *shardSink) metadata(ctx context.Context, name string) (*metav1.PartialObjectMetadata, error) {
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(s.kind.gvk())
+	if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.r.Namespace, Name: name}, meta); err != nil {
+		return nil, err
+	}
+	return meta, nil
+}
+
+// setShardCount records the final number of shards on one shard. A merge
 // patch of the metadata alone avoids sending the shard's data again.
-func (s *configMapSink) setShardCount(ctx context.Context, name string, count int) error {
+func (s *shardSink) setShardCount(ctx context.Context, name string, count int) error {
 	patch, err := json.Marshal(map[string]any{
 		"metadata": map[string]any{"annotations": map[string]string{AnnotationShardCount: strconv.Itoa(count)}},
 	})
@@ -484,9 +508,9 @@ func (s *configMapSink) setShardCount(ctx context.Context, name string, count in
 		return fmt.Errorf("report %s/%s: encoding patch: %w", s.r.Namespace, s.r.Name, err)
 	}
 	meta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: s.r.Namespace, Name: name}}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	meta.SetGroupVersionKind(s.kind.gvk())
 	if err := s.c.Patch(ctx, meta, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return fmt.Errorf("report %s/%s: annotating ConfigMap %s: %w", s.r.Namespace, s.r.Name, name, err)
+		return fmt.Errorf("report %s/%s: annotating %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
 	}
 	if name == s.shardName(s.shard) {
 		s.rv = meta.ResourceVersion
@@ -494,18 +518,38 @@ func (s *configMapSink) setShardCount(ctx context.Context, name string, count in
 	return nil
 }
 
-// deleteOwned deletes the ConfigMaps this AuditReport controls whose names
-// match drop. It lists metadata only, so memory stays flat however many
-// shards there are.
-func (s *configMapSink) deleteOwned(ctx context.Context, drop func(name string) bool) error {
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
-	if err := s.c.List(ctx, list, client.InNamespace(s.r.Namespace), client.MatchingLabels{LabelReport: ReportLabelValue(s.r.Name)}); err != nil {
-		return fmt.Errorf("listing the report's ConfigMaps: %w", err)
+// deleteOwned deletes the shards this AuditReport controls whose names
+// match drop. ConfigMaps are found by listing their metadata by label (so
+// memory stays flat however many there are, and shards under an earlier
+// namePrefix are found too); Secrets are never listed (see NewSecret) but
+// probed by name from <prefix>-<from> upwards until one is missing, and
+// deleted from the last down, so a failed delete leaves no gap that would
+// hide the shards above it from the next attempt.
+func (s *shardSink) deleteOwned(ctx context.Context, from int, drop func(name string) bool) error {
+	var found []metav1.PartialObjectMetadata
+	if s.kind.listable() {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(s.kind.gvk().GroupVersion().WithKind(s.kind.gvk().Kind + "List"))
+		if err := s.c.List(ctx, list, client.InNamespace(s.r.Namespace), client.MatchingLabels{LabelReport: ReportLabelValue(s.r.Name)}); err != nil {
+			return fmt.Errorf("listing the report's %ss: %w", s.kind, err)
+		}
+		found = list.Items
+	} else {
+		for i := from; ; i++ {
+			meta, err := s.metadata(ctx, s.shardName(i))
+			if apierrors.IsNotFound(err) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s %s: %w", s.kind, s.shardName(i), err)
+			}
+			found = append(found, *meta)
+		}
+		slices.Reverse(found)
 	}
 	var errs []error
-	for i := range list.Items {
-		item := &list.Items[i]
+	for i := range found {
+		item := &found[i]
 		if !s.owns(item) || !drop(item.Name) {
 			continue
 		}
@@ -514,13 +558,16 @@ func (s *configMapSink) deleteOwned(ctx context.Context, drop func(name string) 
 		uid := item.UID
 		err := s.c.Delete(ctx, item, client.Preconditions{UID: &uid})
 		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("deleting ConfigMap %s: %w", item.Name, err))
+			errs = append(errs, fmt.Errorf("deleting %s %s: %w", s.kind, item.Name, err))
+			if !s.kind.listable() {
+				break
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (s *configMapSink) ownerRef() metav1.OwnerReference {
+func (s *shardSink) ownerRef() metav1.OwnerReference {
 	yes := true
 	return metav1.OwnerReference{
 		APIVersion:         reportsv1alpha1.GroupVersion.String(),
@@ -533,7 +580,7 @@ func (s *configMapSink) ownerRef() metav1.OwnerReference {
 }
 
 // owns reports whether obj is controlled by this sink's AuditReport.
-func (s *configMapSink) owns(obj metav1.Object) bool {
+func (s *shardSink) owns(obj metav1.Object) bool {
 	ref := metav1.GetControllerOfNoCopy(obj)
 	return ref != nil && ref.UID == s.r.UID
 }

@@ -1,0 +1,78 @@
+package sink
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestDestinations(t *testing.T) {
+	listed := []string{
+		"file:///var/lib/auditops-reports/",
+		"s3://shared/tenants?endpoint=https://minio.internal:9000&use_path_style=true",
+		"gs://reports/audit",
+	}
+	tests := []struct {
+		name      string
+		prefixes  []string
+		url       string
+		withCreds bool
+		// refused is "" when allowed, else a part of the refusal.
+		refused string
+	}{
+		{"s3 with credentials", nil, "s3://bucket/x?region=eu-west-1", true, ""},
+		{"s3 with credentials and free parameters", nil, "s3://bucket?region=eu-west-1&ssetype=aws:kms&kmskeyid=k&use_path_style=true", true, ""},
+		{"gs with credentials", nil, "gs://bucket/x", true, ""},
+		{"s3 with the pod's identity", nil, "s3://bucket/x?region=eu-west-1", false, "cloud identity"},
+		{"azblob with the pod's identity", nil, "azblob://container", false, "cloud identity"},
+		{"s3 with an endpoint", nil, "s3://bucket?region=x&endpoint=http://169.254.169.254", true, "endpoint"},
+		{"s3 with disable_https", nil, "s3://bucket?region=x&disable_https=true", true, `"disable_https"`},
+		{"file", nil, "file:///var/lib/auditops", false, "file://"},
+		{"file with credentials", nil, "file:///tmp", true, "file://"},
+		{"credentials in the URL", nil, "s3://key:secret@bucket?region=x", true, "credentials"},
+		{"not a known scheme", nil, "http://bucket", true, "scheme"},
+
+		{"file under a listed prefix", listed, "file:///var/lib/auditops-reports/team-a", false, ""},
+		{"file at a listed prefix", listed, "file:///var/lib/auditops-reports", false, ""},
+		{"file beside a listed prefix", listed, "file:///var/lib/auditops-reports-evil", false, "--allowed-output-urls"},
+		{"file escaping a listed prefix", listed, "file:///var/lib/auditops-reports/../auditops", false, `".."`},
+		{"file escaping a listed prefix, encoded", listed, "file:///var/lib/auditops-reports/%2e%2e/auditops", false, `".."`},
+		{"file with a host", listed, "file://host/var/lib/auditops-reports", false, "no host"},
+		{"file with a parameter the prefix lacks", listed, "file:///var/lib/auditops-reports/x?dir_file_mode=0777", false, "--allowed-output-urls"},
+		{"file with a free parameter", listed, "file:///var/lib/auditops-reports/x?no_tmp_dir=true", false, ""},
+		{"endpoint of a listed prefix", listed, "s3://shared/tenants/team-a?region=x&use_path_style=true&endpoint=https://minio.internal:9000", true, ""},
+		{"endpoint of a listed prefix without its other parameter", listed, "s3://shared/tenants/team-a?region=x&endpoint=https://minio.internal:9000", true, "--allowed-output-urls"},
+		{"another endpoint under a listed bucket", listed, "s3://shared/tenants?use_path_style=true&endpoint=https://evil.example", true, "--allowed-output-urls"},
+		{"another bucket", listed, "s3://other/tenants?use_path_style=true&endpoint=https://minio.internal:9000", true, "--allowed-output-urls"},
+		{"pod identity under a listed prefix", listed, "gs://reports/audit/team-a", false, ""},
+		{"pod identity beside a listed prefix", listed, "gs://reports/other", false, "--allowed-output-urls"},
+		{"pod identity with a key file", listed, "gs://reports/audit?private_key_path=/var/run/secrets/x", false, "--allowed-output-urls"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := NewDestinations(tc.prefixes)
+			if err != nil {
+				t.Fatalf("NewDestinations: %v", err)
+			}
+			err = d.Check(tc.url, tc.withCreds)
+			switch {
+			case tc.refused == "" && err != nil:
+				t.Fatalf("Check(%q): %v, want allowed", tc.url, err)
+			case tc.refused != "" && err == nil:
+				t.Fatalf("Check(%q) allowed it, want a refusal naming %s", tc.url, tc.refused)
+			case err != nil && (!errors.Is(err, ErrOutputNotAllowed) || !strings.Contains(err.Error(), tc.refused)):
+				t.Fatalf("Check(%q): %v, want ErrOutputNotAllowed naming %s", tc.url, err, tc.refused)
+			case err != nil && strings.Contains(err.Error(), "secret"):
+				t.Fatalf("Check(%q) echoes credentials: %v", tc.url, err)
+			}
+		})
+	}
+}
+
+func TestNewDestinationsRefusesBadPrefixes(t *testing.T) {
+	for _, p := range []string{"http://x", "file://host/dir", "file://relative", "s3://", "s3://b/../c", "s3://user:pw@b"} {
+		if _, err := NewDestinations([]string{p}); err == nil {
+			t.Errorf("NewDestinations(%q) accepted it", p)
+		}
+	}
+}
