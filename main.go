@@ -46,6 +46,7 @@ import (
 	"github.com/auditops/auditops/controllers"
 	"github.com/auditops/auditops/internal/apiserver"
 	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/storeopen"
 )
@@ -122,6 +123,7 @@ func runManager(args []string) error {
 		maxObjectBytes       int
 		ingestSpoolDir       string
 		settleDelay          time.Duration
+		allowedOutputURLs    []string
 	)
 	so.addFlags(fs)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
@@ -134,6 +136,7 @@ func runManager(args []string) error {
 	fs.Int64Var(&maxIngestBytes, "max-ingest-bytes", ingest.DefaultMaxBytes, "largest ingest request body accepted; larger ones get 413 (bodies stream: memory does not grow with them)")
 	fs.IntVar(&maxObjectBytes, "max-event-object-bytes", ingest.DefaultMaxObjectBytes, "object fields of an event (request, response, states) larger than this are stored as a truncation marker with their size and SHA-256")
 	fs.DurationVar(&settleDelay, "schedule-settle-delay", time.Minute, "how long after its scheduled time a scheduled report's run starts, so that late-arriving events of its window are in it (an AuditReport's spec.settleDelay overrides it)")
+	fs.StringSliceVar(&allowedOutputURLs, "allowed-output-urls", nil, "URL prefixes (comma-separated) under which an AuditReport's objectStore output may use the manager's own reach: its cloud identity (no credentialsSecretRef), an endpoint, or file://; e.g. file:///var/lib/auditops-reports,s3://reports/tenants?endpoint=https://minio.internal:9000. Without a listed prefix a report writes to s3://, gs:// or azblob:// only with its own credentials Secret and no endpoint")
 	fs.StringVar(&ingestSpoolDir, "ingest-spool-dir", "", "directory for batches too large to hold in memory while they decode (default: the system's temporary directory)")
 	apiOpts := apiserver.NewOptions()
 	apiOpts.AddFlags(fs)
@@ -148,6 +151,10 @@ func runManager(args []string) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	setupLog := ctrl.Log.WithName("setup")
+	destinations, err := sink.NewDestinations(allowedOutputURLs)
+	if err != nil {
+		return fmt.Errorf("--allowed-output-urls: %w", err)
+	}
 	ctx := ctrl.SetupSignalHandler()
 
 	st, err := so.open(ctx)
@@ -184,6 +191,7 @@ func runManager(args []string) error {
 		Store:          st,
 		AdminNamespace: adminNamespace,
 		SettleDelay:    settleDelay,
+		Destinations:   destinations,
 		Metrics:        controllers.NewMetrics(metrics.Registry),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the AuditReport controller: %w", err)
