@@ -151,6 +151,11 @@ func runManager(args []string) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	setupLog := ctrl.Log.WithName("setup")
+	if limit, err := applyMemoryLimit(os.Getenv); err != nil {
+		return err
+	} else if limit > 0 {
+		setupLog.Info("Go soft memory limit set to 90% of the container's", "bytes", limit)
+	}
 	destinations, err := sink.NewDestinations(allowedOutputURLs)
 	if err != nil {
 		return fmt.Errorf("--allowed-output-urls: %w", err)
