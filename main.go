@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
@@ -126,8 +127,9 @@ func runManager(args []string) error {
 		allowedOutputURLs    []string
 	)
 	so.addFlags(fs)
-	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
-	fs.BoolVar(&secureMetrics, "metrics-secure", false, "serve metrics over HTTPS with authentication and authorization")
+	// :8444, not kubebuilder's :8443: that is the audit API's --secure-port.
+	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8444", "address the metrics endpoint binds to (0 disables it)")
+	fs.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS to callers with a bearer token that kube-apiserver authenticates (TokenReview) and authorizes for get on /metrics (SubjectAccessReview); false serves plain HTTP to anyone who can connect")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so that only one replica runs the controllers")
 	fs.StringVar(&leaderElectNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
@@ -175,15 +177,24 @@ func runManager(args []string) error {
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
+	metricsOpts := metricsserver.Options{
+		BindAddress:   metricsAddr,
+		SecureServing: secureMetrics,
+		// HTTP/2 stays off: CVE-2023-44487 / CVE-2023-39325 (rapid reset).
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	}
+	if secureMetrics {
+		// Only callers that kube-apiserver authorizes for get on /metrics
+		// (config/rbac/metrics_reader_role.yaml) read them: they show the
+		// ingest and report volume, the id-reuse security signal and the
+		// process's internals. The manager's TokenReviews and
+		// SubjectAccessReviews use its system:auth-delegator binding.
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme,
-		Client: controllers.ManagerClientOptions(),
-		Metrics: metricsserver.Options{
-			BindAddress:   metricsAddr,
-			SecureServing: secureMetrics,
-			// HTTP/2 stays off: CVE-2023-44487 / CVE-2023-39325 (rapid reset).
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
-		},
+		Scheme:                  scheme,
+		Client:                  controllers.ManagerClientOptions(),
+		Metrics:                 metricsOpts,
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "auditops.reports.auditops.dev",

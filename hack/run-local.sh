@@ -7,6 +7,7 @@
 # after a crash cleans up what the crashed one left.
 #
 # Environment: K8S_VERSION (v1.37.1), AUDITOPS_SECURE_PORT (8443),
+# AUDITOPS_METRICS_SECURE (false: plain HTTP metrics on loopback),
 # LOCAL_DIR (.local), MANAGER_BIN (bin/manager),
 # RUN_LOCAL_DETACH=1 returns once ready and leaves it running (tests use
 # it; hack/run-local.sh stop ends it).
@@ -242,10 +243,16 @@ mkc="${run}/manager.kubeconfig"
 "${kubectl}" config --kubeconfig "${mkc}" set-credentials manager --client-certificate "${pki}/manager.crt" --client-key "${pki}/manager.key" --embed-certs >/dev/null
 "${kubectl}" config --kubeconfig "${mkc}" set-context local --cluster local --user manager >/dev/null
 "${kubectl}" config --kubeconfig "${mkc}" use-context local >/dev/null
+# Metrics on loopback, plain HTTP unless AUDITOPS_METRICS_SECURE=true, which
+# serves them as a deployed manager does (HTTPS, a bearer token allowed to
+# get /metrics; test/e2e checks that).
+metrics_secure="${AUDITOPS_METRICS_SECURE:-false}"
+metrics_port="$(free_port)"
 manager_args=(
   --kubeconfig "${mkc}"
   --store "sqlite://${local_dir}/data/audit.db"
-  --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address "127.0.0.1:$(free_port)"
+  --metrics-bind-address "127.0.0.1:${metrics_port}" --metrics-secure="${metrics_secure}"
+  --health-probe-bind-address "127.0.0.1:$(free_port)"
 )
 manager_args+=(--bind-address 127.0.0.1 --secure-port "${secure_port}"
   --tls-cert-file "${pki}/auditops.crt" --tls-private-key-file "${pki}/auditops.key"
@@ -266,6 +273,11 @@ echo "auditops ready: export KUBECONFIG=${kc}"
 echo "  kubectl apply -f ${root}/config/samples/reports_v1alpha1_auditdetails.yaml"
 echo "  kubectl get auditreports -A"
 echo "  kubectl get --raw '/apis/audit.auditops.dev/v1alpha1/namespaces/team-a/auditdetails?start_date=2026-01-01%2000:00:00&end_date=2030-01-01%2000:00:00'"
+if [ "${metrics_secure}" = true ]; then
+  echo "  metrics: https://127.0.0.1:${metrics_port}/metrics (a bearer token bound to auditops-metrics-reader)"
+else
+  echo "  metrics: http://127.0.0.1:${metrics_port}/metrics"
+fi
 
 if [ "${RUN_LOCAL_DETACH:-}" = 1 ]; then
   trap - INT TERM ERR
