@@ -106,6 +106,8 @@ start() {
 		if as_pg "$bin/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 -s \
 			-o "-c listen_addresses=127.0.0.1 -p $port -k $data $fast -c max_connections=300 -c shared_buffers=128MB" \
 			start >&2; then
+			# No TLS: a throwaway test server on loopback. Deployed URLs use
+			# sslmode=verify-full (README, config/postgres).
 			url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 			echo "$url" >"$dir/url"
 			echo "$url"
