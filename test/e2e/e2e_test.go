@@ -80,8 +80,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	up := exec.Command(runScript)
+	// Metrics as deployed: HTTPS behind kube-apiserver's authn and authz.
 	up.Env = append(os.Environ(), "RUN_LOCAL_DETACH=1", "LOCAL_DIR="+localDir, "MANAGER_BIN="+manager,
-		"AUDITOPS_SECURE_PORT="+strconv.Itoa(port), "K8S_VERSION="+filepath.Base(assets))
+		"AUDITOPS_SECURE_PORT="+strconv.Itoa(port), "K8S_VERSION="+filepath.Base(assets),
+		"AUDITOPS_METRICS_SECURE=true")
 	var upOut bytes.Buffer
 	up.Stdout, up.Stderr = &upOut, &upOut
 	started := time.Now()
@@ -323,7 +325,16 @@ func TestDeployManifestsAreValid(t *testing.T) {
 	for _, variant := range []string{"default", "postgres"} {
 		t.Run(variant, func(t *testing.T) {
 			rendered := k(t, "kustomize", filepath.Join(root, "config", variant))
-			for _, kind := range []string{"CustomResourceDefinition", "Deployment", "APIService", "Service", "ClusterRole", "ServiceAccount"} {
+			kinds := []string{"CustomResourceDefinition", "Deployment", "APIService", "Service", "ClusterRole", "ServiceAccount", "NetworkPolicy"}
+			// The objects of the manager's hardening, as kubectl names them
+			// when it applies them.
+			applied := []string{"service/auditops-metrics", "networkpolicy.networking.k8s.io/auditops-manager",
+				"clusterrole.rbac.authorization.k8s.io/auditops-metrics-reader", "deployment.apps/auditops-manager"}
+			if variant == "postgres" {
+				kinds = append(kinds, "PodDisruptionBudget")
+				applied = append(applied, "poddisruptionbudget.policy/auditops-manager")
+			}
+			for _, kind := range kinds {
 				if !strings.Contains(rendered, "kind: "+kind) {
 					t.Errorf("config/%s renders no %s", variant, kind)
 				}
@@ -331,9 +342,15 @@ func TestDeployManifestsAreValid(t *testing.T) {
 			if strings.Contains(rendered, "insecureSkipTLSVerify: true") {
 				t.Errorf("config/%s skips TLS verification of the APIService", variant)
 			}
+			checkManagerHardening(t, variant, rendered)
 			out := kApply(t, rendered, "--dry-run=server")
 			if strings.Count(out, "(server dry run)") < 10 {
 				t.Errorf("dry run applied too little:\n%s", out)
+			}
+			for _, obj := range applied {
+				if !strings.Contains(out, obj+" ") {
+					t.Errorf("the dry run did not apply %s:\n%s", obj, out)
+				}
 			}
 		})
 	}
