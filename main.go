@@ -140,6 +140,8 @@ func runManager(args []string) error {
 	fs.DurationVar(&settleDelay, "schedule-settle-delay", time.Minute, "how long after its scheduled time a scheduled report's run starts, so that late-arriving events of its window are in it (an AuditReport's spec.settleDelay overrides it)")
 	fs.StringSliceVar(&allowedOutputURLs, "allowed-output-urls", nil, "URL prefixes (comma-separated) under which an AuditReport's objectStore output may use the manager's own reach: its cloud identity (no credentialsSecretRef), an endpoint, or file://; e.g. file:///var/lib/auditops-reports,s3://reports/tenants?endpoint=https://minio.internal:9000. Without a listed prefix a report writes to s3://, gs:// or azblob:// only with its own credentials Secret and no endpoint")
 	fs.StringVar(&ingestSpoolDir, "ingest-spool-dir", "", "directory for batches too large to hold in memory while they decode (default: the system's temporary directory)")
+	var ingestOpts ingest.Options
+	ingestOpts.AddBudgetFlags(fs)
 	apiOpts := apiserver.NewOptions()
 	apiOpts.AddFlags(fs)
 	zapOpts := zap.Options{}
@@ -227,6 +229,8 @@ func runManager(args []string) error {
 	srv, err := apiserver.New(apiCfg, apiserver.Deps{
 		Store: st,
 		Ingest: ingest.Options{MaxBytes: maxIngestBytes, MaxObjectBytes: maxObjectBytes, SpoolDir: ingestSpoolDir,
+			KubeAuditBudget: ingestOpts.KubeAuditBudget, EventsBudget: ingestOpts.EventsBudget,
+			ReadTimeout: ingestOpts.ReadTimeout, IdleTimeout: ingestOpts.IdleTimeout,
 			Metrics: ingest.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("ingest")},
 		Log: ctrl.Log.WithName("apiserver"),
 	})

@@ -155,7 +155,7 @@ func StoreCheck(st store.Store) func(*http.Request) error {
 	}
 }
 
-// buildHandlerChain is k8s.io/apiserver's DefaultBuildHandlerChain with two
+// buildHandlerChain is k8s.io/apiserver's DefaultBuildHandlerChain with three
 // deliberate differences:
 //   - Authorization by path (RequestInfo) runs only for paths that are not
 //     ours (discovery, /version, /metrics): our routes authorize with
@@ -164,6 +164,8 @@ func StoreCheck(st store.Store) func(*http.Request) error {
 //   - Authentication refuses anonymous requests and answers 401 in the
 //     endpoint's own error shape; health paths skip it, because kubelet
 //     probes carry no credentials and must see the store's readiness.
+//   - Ingest requests skip the shared in-flight limit: each ingest route
+//     has its own budget (ingest.Budget), the audit webhook's apart.
 //
 // Filters that depend on the server's private lifecycle signals (retry-after
 // during shutdown, watch termination) are left out: nothing here is a watch.
@@ -177,7 +179,19 @@ func (s *Server) buildHandlerChain(api http.Handler, c *genericapiserver.Config)
 		}
 		byPath.ServeHTTP(w, r)
 	}))
-	h = genericfilters.WithMaxInFlightLimit(h, c.MaxRequestsInFlight, c.MaxMutatingRequestsInFlight, c.LongRunningFunc)
+	limited := genericfilters.WithMaxInFlightLimit(h, c.MaxRequestsInFlight, c.MaxMutatingRequestsInFlight, c.LongRunningFunc)
+	unlimited := h
+	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && ownsPath(r.URL.Path) {
+			// Ingest (our only POSTs) has per-route budgets of its own
+			// (ingest.Budget): in the shared mutating pool a flood of
+			// generic ingest would get the audit webhook 429s, and
+			// kube-apiserver drops what it cannot deliver.
+			unlimited.ServeHTTP(w, r)
+			return
+		}
+		limited.ServeHTTP(w, r)
+	})
 	h = impersonation.WithImpersonation(h, c.Authorization.Authorizer, c.Serializer)
 	h = genericapifilters.WithAudit(h, c.AuditBackend, c.AuditPolicyRuleEvaluator, c.LongRunningFunc)
 	h = genericapifilters.WithTracing(h, c.TracerProvider)

@@ -205,7 +205,8 @@ func startSuite(ctx context.Context, dir string) (*suite, func(), error) {
 
 // startServer runs a server with options o on a free loopback port until
 // the returned stop is called.
-func startServer(ctx context.Context, o *Options, kubeconfig string, st store.Store) (stop func(), port int, err error) {
+// tweak, when given, changes the configuration and dependencies first.
+func startServer(ctx context.Context, o *Options, kubeconfig string, st store.Store, tweak ...func(*Config, *Deps)) (stop func(), port int, err error) {
 	ln, port, err := genericoptions.CreateListener("tcp", "127.0.0.1:0", net.ListenConfig{})
 	if err != nil {
 		return nil, 0, err
@@ -221,7 +222,11 @@ func startServer(ctx context.Context, o *Options, kubeconfig string, st store.St
 		return nil, 0, err
 	}
 	// A small ingest limit, so the 413 test sends 70 KiB, not 32 MiB.
-	srv, err := New(cfg, Deps{Store: st, Ingest: ingest.Options{MaxBytes: 64 << 10}})
+	deps := Deps{Store: st, Ingest: ingest.Options{MaxBytes: 64 << 10}}
+	for _, f := range tweak {
+		f(cfg, &deps)
+	}
+	srv, err := New(cfg, deps)
 	if err != nil {
 		ln.Close()
 		return nil, 0, err

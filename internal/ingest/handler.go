@@ -128,6 +128,17 @@ type Options struct {
 	BatchMemoryBytes int
 	// SpoolDir holds the spool files of larger batches; "" is os.TempDir().
 	SpoolDir string
+	// KubeAuditBudget and EventsBudget bound what each route holds at once
+	// (zero fields take DefaultKubeAuditBudget's and DefaultEventsBudget's);
+	// BudgetWait is how long a request waits for room before a 503 (0
+	// means DefaultBudgetWait).
+	KubeAuditBudget Budget
+	EventsBudget    Budget
+	BudgetWait      time.Duration
+	// ReadTimeout bounds reading a whole body, IdleTimeout the wait for
+	// its next bytes (0 means DefaultReadTimeout, DefaultIdleTimeout).
+	ReadTimeout time.Duration
+	IdleTimeout time.Duration
 	// Metrics, when set, counts what ingest stored, skipped and found.
 	Metrics *Metrics
 	// Log receives failures that are the server's fault, and ids reused by
@@ -139,6 +150,8 @@ type Options struct {
 type Handler struct {
 	ins  Inserter
 	opts Options
+	// kubeAudit and events enforce the routes' budgets.
+	kubeAudit, events *limiter
 }
 
 // NewHandler returns a Handler storing through ins.
@@ -161,7 +174,32 @@ func NewHandler(ins Inserter, opts Options) *Handler {
 	if opts.Log.GetSink() == nil {
 		opts.Log = logr.Discard()
 	}
-	return &Handler{ins: ins, opts: opts}
+	opts.KubeAuditBudget = withDefaults(opts.KubeAuditBudget, DefaultKubeAuditBudget)
+	opts.EventsBudget = withDefaults(opts.EventsBudget, DefaultEventsBudget)
+	if opts.BudgetWait <= 0 {
+		opts.BudgetWait = DefaultBudgetWait
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	return &Handler{
+		ins: ins, opts: opts,
+		kubeAudit: newLimiter(opts.KubeAuditBudget, opts.BudgetWait),
+		events:    newLimiter(opts.EventsBudget, opts.BudgetWait),
+	}
+}
+
+func withDefaults(b, def Budget) Budget {
+	if b.Requests <= 0 {
+		b.Requests = def.Requests
+	}
+	if b.MemoryBytes <= 0 {
+		b.MemoryBytes = def.MemoryBytes
+	}
+	return b
 }
 
 // Result is the body of a 200: what the batch held and what it did.
@@ -212,6 +250,11 @@ func (h *Handler) HandleKubeAudit(w http.ResponseWriter, r *http.Request) {
 	if !h.authorize(w, r, nil) {
 		return
 	}
+	release, ok := h.admit(w, r, h.kubeAudit, SourceKubeAudit)
+	if !ok {
+		return
+	}
+	defer release()
 	var res Result
 	b := newBatch(h.opts.SpoolDir, h.opts.BatchMemoryBytes)
 	defer b.close()
@@ -228,6 +271,7 @@ func (h *Handler) HandleKubeAudit(w http.ResponseWriter, r *http.Request) {
 		res.Truncated += truncateObjects(&out, h.opts.MaxObjectBytes)
 		return b.add(out)
 	})
+	r.Body.(*deadlineBody).done()
 	if !h.decodeFailed(w, err) {
 		h.insert(w, r, SourceKubeAudit, b, res)
 	}
@@ -276,6 +320,11 @@ func (h *Handler) HandleEvents(w http.ResponseWriter, r *http.Request, onlyNames
 			return
 		}
 	}
+	release, ok := h.admit(w, r, h.events, SourceEvents)
+	if !ok {
+		return
+	}
+	defer release()
 	var res Result
 	b := newBatch(h.opts.SpoolDir, h.opts.BatchMemoryBytes)
 	defer b.close()
@@ -290,6 +339,7 @@ func (h *Handler) HandleEvents(w http.ResponseWriter, r *http.Request, onlyNames
 		res.Truncated += truncateObjects(&ev, h.opts.MaxObjectBytes)
 		return b.add(ev)
 	})
+	r.Body.(*deadlineBody).done()
 	if denied != nil {
 		h.authorizeFailed(w, denied, nil)
 		return
@@ -299,6 +349,21 @@ func (h *Handler) HandleEvents(w http.ResponseWriter, r *http.Request, onlyNames
 	}
 	res.Received = b.len()
 	h.insert(w, r, SourceEvents, b, res)
+}
+
+// admit waits for room in the route's budget, answering 503 with
+// Retry-After when none comes, and bounds the time the body may take to
+// arrive. It runs after authorization, so only callers allowed to ingest
+// can take room, and before the body is read.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, l *limiter, source string) (release func(), ok bool) {
+	release, err := l.acquire(r.Context(), reserveFor(r, h.opts.BatchMemoryBytes))
+	if err != nil {
+		h.opts.Metrics.throttle(source)
+		h.unavailable(w, "too many ingest requests in flight, retry later")
+		return nil, false
+	}
+	r.Body = newDeadlineBody(w, r.Body, h.opts.ReadTimeout, h.opts.IdleTimeout)
+	return release, true
 }
 
 // namespacesOf returns the sorted, distinct namespaces of events.
@@ -369,7 +434,10 @@ func (h *Handler) decodeFailed(w http.ResponseWriter, err error) bool {
 	}
 	var tooLarge *http.MaxBytesError
 	var bad *InputError
+	var slow *readTimeoutError
 	switch {
+	case errors.As(err, &slow):
+		writeMessage(w, http.StatusRequestTimeout, slow.Error())
 	case errors.As(err, &tooLarge):
 		writeMessage(w, http.StatusRequestEntityTooLarge, tooLargeMessage(tooLarge.Limit))
 	case errors.As(err, &bad):

@@ -8,6 +8,7 @@ type Metrics struct {
 	events    *prometheus.CounterVec
 	reused    *prometheus.CounterVec
 	truncated *prometheus.CounterVec
+	throttled *prometheus.CounterVec
 }
 
 // NewMetrics registers the ingest metrics with reg.
@@ -25,8 +26,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditops_ingest_truncated_objects_total",
 			Help: "Object fields larger than --max-event-object-bytes stored as truncation markers.",
 		}, []string{"source"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditops_ingest_throttled_requests_total",
+			Help: "Ingest requests answered 503 because their route's budget (--ingest-*-requests, --ingest-*-memory) had no room within the wait; the sender retries.",
+		}, []string{"source"}),
 	}
-	reg.MustRegister(m.events, m.reused, m.truncated)
+	reg.MustRegister(m.events, m.reused, m.truncated, m.throttled)
 	return m
 }
 
@@ -39,4 +44,11 @@ func (m *Metrics) observe(source string, r Result) {
 	m.events.WithLabelValues(source, "skipped").Add(float64(r.Skipped))
 	m.reused.WithLabelValues(source).Add(float64(r.Reused))
 	m.truncated.WithLabelValues(source).Add(float64(r.Truncated))
+}
+
+func (m *Metrics) throttle(source string) {
+	if m == nil {
+		return
+	}
+	m.throttled.WithLabelValues(source).Inc()
 }
