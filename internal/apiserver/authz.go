@@ -57,6 +57,7 @@ func (s *Server) authorize(ctx context.Context, verb, resource, ns, name string)
 	}
 	decision, reason, err := s.authz(ctx, attrs)
 	if decision == authorizer.DecisionAllow {
+		noteReadAccess(ctx, verb, resource, ns, name, true)
 		return nil
 	}
 	if err != nil {
@@ -64,6 +65,7 @@ func (s *Server) authorize(ctx context.Context, verb, resource, ns, name string)
 		// slow): not a denial, and not the client's fault.
 		return &unavailable{msg: "authorization check unavailable", err: err}
 	}
+	noteReadAccess(ctx, verb, resource, ns, name, false)
 	return &forbidden{msg: forbiddenMessage(u, verb, resource, ns, name, reason)}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
 	"k8s.io/apiserver/pkg/authentication/user"
 	genericapifilters "k8s.io/apiserver/pkg/endpoints/filters"
 	"k8s.io/apiserver/pkg/endpoints/filters/impersonation"
@@ -59,6 +60,9 @@ type Server struct {
 	mux              *http.ServeMux
 	log              logr.Logger
 	tenantHostSuffix string
+	// requestHeader tells requests kube-apiserver proxied (whose reads it
+	// audits) from direct ones (recordDirectReads).
+	requestHeader *authenticatorfactory.RequestHeaderConfig
 	// started is when Run began serving (unix nanoseconds), for the
 	// client-CA warm-up (see unauthorized).
 	started atomic.Int64
@@ -118,8 +122,10 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 
 	s.mux = s.routes()
 	s.installDiscovery()
+	s.requestHeader = gc.Authentication.RequestHeaderConfig
+	routes := s.recordDirectReads(s.mux)
 	for _, p := range ownedPrefixes {
-		generic.Handler.NonGoRestfulMux.HandlePrefix(p, s.mux)
+		generic.Handler.NonGoRestfulMux.HandlePrefix(p, routes)
 	}
 	return s, nil
 }
