@@ -256,6 +256,27 @@ type Store interface {
 // Endpoints answer it with 400.
 var ErrInvalidToken = errors.New("invalid page token")
 
+// ErrInvalidQuery is wrapped by errors about a query value that no store can
+// compare (see QueryError). Endpoints answer it with 400; they check their
+// parameters first (TextProblem), so it is a second line of defense.
+var ErrInvalidQuery = errors.New("invalid query")
+
+// QueryError is a query's text value that is not valid UTF-8 or holds a NUL
+// character: PostgreSQL's text type holds neither, so it would fail there
+// (and match nothing in SQLite), whatever the stored events. Every store
+// refuses it before it reads anything. It wraps ErrInvalidQuery.
+type QueryError struct {
+	// Field is the query's field ("namespace", "user", "deviceId").
+	Field string
+	// Problem is what TextProblem said.
+	Problem string
+}
+
+func (e *QueryError) Error() string { return "invalid query: " + e.Field + " " + e.Problem }
+
+// Unwrap makes errors.Is(err, ErrInvalidQuery) hold.
+func (e *QueryError) Unwrap() error { return ErrInvalidQuery }
+
 // ErrUnavailable is wrapped by errors from a store that is down or too busy
 // to answer within a bounded wait. Endpoints answer it with 503.
 var ErrUnavailable = errors.New("audit store unavailable")

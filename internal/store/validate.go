@@ -109,11 +109,8 @@ func NormalizeEvent(e Event) (Event, error) {
 		strs = append(strs, struct{ name, value string }{"error", *e.Error})
 	}
 	for _, s := range strs {
-		if !utf8.ValidString(s.value) {
-			return bad("%s is not valid UTF-8", s.name)
-		}
-		if strings.IndexByte(s.value, 0) >= 0 {
-			return bad("%s holds a NUL character", s.name)
+		if p := TextProblem(s.value); p != "" {
+			return bad("%s %s", s.name, p)
 		}
 	}
 	for _, j := range []struct {
@@ -134,6 +131,20 @@ func NormalizeEvent(e Event) (Event, error) {
 	e.Time = e.Time.UTC()
 	e.Seq = 0
 	return e, nil
+}
+
+// TextProblem says why v cannot be kept or compared as text by every store,
+// "" when it can: PostgreSQL's text type holds neither invalid UTF-8 nor the
+// NUL character. Events (NormalizeEvent), query values (QueryError) and the
+// endpoints' parameters are all held to it.
+func TextProblem(v string) string {
+	if !utf8.ValidString(v) {
+		return "is not valid UTF-8"
+	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return "holds a NUL character"
+	}
+	return ""
 }
 
 // validJSON is json.Valid, by tidwall/gjson's validator: payloads are most

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Retention", testRetention},
 		{"RetentionManyEvents", testRetentionManyEvents},
 		{"BadQueries", testBadQueries},
+		{"QueryText", testQueryText},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -1328,6 +1329,72 @@ func testBadQueries(t *testing.T, s store.Store) {
 		if _, err := s.UserLogs(ctx, q); err == nil {
 			t.Fatalf("UserLogs(%s): no error", name)
 		}
+	}
+}
+
+// testQueryText: a query's text value that is not valid UTF-8 or holds a
+// NUL character is refused with store.ErrInvalidQuery by every view, before
+// the database sees it (PostgreSQL fails on it; SQLite would match nothing).
+func testQueryText(t *testing.T, s store.Store) {
+	mustInsert(t, s, ev("ns", "1", t0, user("sony"), device("d")))
+	ctx := t.Context()
+	page := store.Page{Size: 10}
+	for name, bad := range map[string]string{
+		"NUL":            "ns\x00",
+		"NUL only":       "\x00",
+		"invalid UTF-8":  "ns\xff",
+		"lone surrogate": "\xed\xa0\x80",
+		"truncated rune": "\xe2\x82",
+	} {
+		calls := map[string]func() error{
+			"Events namespace": func() error {
+				_, err := s.Events(ctx, store.EventQuery{View: "v", Namespace: bad, Page: page})
+				return err
+			},
+			"Events user": func() error {
+				_, err := s.Events(ctx, store.EventQuery{View: "v", Namespace: "ns", User: bad, Page: page, WithTotal: true})
+				return err
+			},
+			"Summary namespace": func() error {
+				_, err := s.Summary(ctx, store.SummaryQuery{Namespace: bad, Page: page})
+				return err
+			},
+			"Summary user": func() error {
+				_, err := s.Summary(ctx, store.SummaryQuery{Namespace: "ns", User: bad, Page: page})
+				return err
+			},
+			"UserLogs namespace": func() error {
+				_, err := s.UserLogs(ctx, store.UserLogsQuery{Namespace: bad, User: "sony", Limit: 10})
+				return err
+			},
+			"UserLogs user": func() error {
+				_, err := s.UserLogs(ctx, store.UserLogsQuery{Namespace: "ns", User: bad, Limit: 10})
+				return err
+			},
+			"UserLogs deviceId": func() error {
+				_, err := s.UserLogs(ctx, store.UserLogsQuery{Namespace: "ns", User: "sony", DeviceID: bad, Limit: 10})
+				return err
+			},
+			"UserExists namespace": func() error {
+				_, err := s.UserExists(ctx, bad, "sony")
+				return err
+			},
+			"UserExists user": func() error {
+				_, err := s.UserExists(ctx, "ns", bad)
+				return err
+			},
+		}
+		for call, f := range calls {
+			err := f()
+			var qe *store.QueryError
+			if !errors.Is(err, store.ErrInvalidQuery) || !errors.As(err, &qe) || qe.Field == "" {
+				t.Errorf("%s %s: error %v, want a store.QueryError naming the field", call, name, err)
+			}
+		}
+	}
+	// The store is still fine, and good text still works.
+	if ok, err := s.UserExists(ctx, "ns", "sony"); err != nil || !ok {
+		t.Fatalf("UserExists after the refusals = %v, %v", ok, err)
 	}
 }
 

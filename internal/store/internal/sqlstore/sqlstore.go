@@ -266,6 +266,18 @@ func checkPage(p store.Page) error {
 	return nil
 }
 
+// checkText refuses a query's text value that no store can compare
+// (store.TextProblem): PostgreSQL fails on it, so no query holding one is
+// ever sent. fields are name, value pairs.
+func checkText(fields ...string) error {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if p := store.TextProblem(fields[i+1]); p != "" {
+			return &store.QueryError{Field: fields[i], Problem: p}
+		}
+	}
+	return nil
+}
+
 // Reader answers the views inside a read transaction.
 type Reader struct {
 	Dialect    Dialect
@@ -285,6 +297,9 @@ func eventScope(q store.EventQuery, from, to int64) store.TokenScope {
 func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (store.EventPage, error) {
 	if q.Namespace == "" {
 		return store.EventPage{}, fmt.Errorf("namespace is required")
+	}
+	if err := checkText("namespace", q.Namespace, "user", q.User); err != nil {
+		return store.EventPage{}, err
 	}
 	if err := checkPage(q.Page); err != nil {
 		return store.EventPage{}, err
@@ -383,6 +398,9 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 	if q.Namespace == "" || q.User == "" {
 		return store.UserLogsPage{}, fmt.Errorf("namespace and user are required")
 	}
+	if err := checkText("namespace", q.Namespace, "user", q.User, "deviceId", q.DeviceID); err != nil {
+		return store.UserLogsPage{}, err
+	}
 	if q.Limit < 1 || q.Limit > MaxPageSize {
 		return store.UserLogsPage{}, fmt.Errorf("limit %d is outside 1..%d", q.Limit, MaxPageSize)
 	}
@@ -432,6 +450,9 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 
 // UserExists answers store.Store.UserExists.
 func (r *Reader) UserExists(ctx context.Context, db Queryer, namespace, user string) (bool, error) {
+	if err := checkText("namespace", namespace, "user", user); err != nil {
+		return false, err
+	}
 	a := Args{d: r.Dialect}
 	n, err := queryInt(ctx, db, "SELECT count(*) FROM (SELECT 1 FROM "+r.Dialect.from(IndexUser)+
 		" WHERE namespace = "+a.Add(namespace)+" AND user_name = "+a.Add(user)+" LIMIT 1) AS u", a.Values()...)

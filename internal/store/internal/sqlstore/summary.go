@@ -26,6 +26,9 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 	if q.Namespace == "" {
 		return store.SummaryPage{}, fmt.Errorf("namespace is required")
 	}
+	if err := checkText("namespace", q.Namespace, "user", q.User); err != nil {
+		return store.SummaryPage{}, err
+	}
 	if err := checkPage(q.Page); err != nil {
 		return store.SummaryPage{}, err
 	}
