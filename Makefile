@@ -59,15 +59,16 @@ test: manifests generate fmt vet control-plane ## Run every test against real co
 
 FUZZTIME ?= 60s
 # Every fuzz target, as package:target.
-FUZZ_TARGETS = ./internal/ingest:FuzzDecodeEventList ./internal/ingest:FuzzDecodeEvents
+FUZZ_TARGETS = ./internal/ingest:FuzzDecodeEventList ./internal/ingest:FuzzDecodeEvents \
+	./internal/apiserver:FuzzEndpointParams
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (their seed corpora run in make test).
-	@for t in $(FUZZ_TARGETS); do \
+	@hack/with-postgres.sh bash -ec 'for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
-		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg || exit 1; \
-	done
+		go test -run "^\$$" -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s $$pkg; \
+	done'
 
 .PHONY: bench
 bench: build ## Run the end-to-end benchmark (BENCH_EVENTS events) into bench/results.json; see bench/README.md.

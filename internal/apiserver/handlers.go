@@ -58,7 +58,14 @@ func (s *Server) storeCtx(r *http.Request) (context.Context, context.CancelFunc)
 // the seed path (namespace query parameter).
 func (s *Server) summary(w http.ResponseWriter, r *http.Request, pathNS string) {
 	const sh, tokenParam = shapeProtecto, "next_page_token"
-	q := r.URL.Query()
+	q, err := readQuery(r)
+	if err == nil {
+		err = textParam("namespace", pathNS)
+	}
+	if err != nil {
+		s.fail(w, r, sh, tokenParam, err)
+		return
+	}
 	ns := pathNS
 	if ns != "" {
 		if err := pathNamespace(q, "namespace", ns); err != nil {
@@ -113,7 +120,14 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request, pathNS string) 
 // namespace query parameter, else a service account's own namespace.
 func (s *Server) auditDetails(w http.ResponseWriter, r *http.Request, pathNS string) {
 	const sh, tokenParam = shapeProtecto, "next_page_token"
-	q := r.URL.Query()
+	q, err := readQuery(r)
+	if err == nil {
+		err = textParam("namespace", pathNS)
+	}
+	if err != nil {
+		s.fail(w, r, sh, tokenParam, err)
+		return
+	}
 	ns := pathNS
 	if ns != "" {
 		if err := pathNamespace(q, "namespace", ns); err != nil {
@@ -172,12 +186,24 @@ type networkView struct {
 	seedPath, resource, view, category string
 }
 
-// network serves 3.3: one page of CSV with its paging headers.
-func (s *Server) network(w http.ResponseWriter, r *http.Request, v networkView, ns, userID string, named bool) {
+// network serves 3.3: one page of CSV with its paging headers. nsParam
+// names where the tenant ns came from (accountId or the namespace of the
+// path).
+func (s *Server) network(w http.ResponseWriter, r *http.Request, v networkView, nsParam, ns, userID string, named bool) {
 	const sh, tokenParam = shapeMessage, "nextContinuationToken"
-	q := r.URL.Query()
+	q, err := readQuery(r)
+	if err == nil {
+		err = textParam(nsParam, ns)
+	}
+	if err == nil {
+		err = textParam("userId", userID)
+	}
+	if err != nil {
+		s.fail(w, r, sh, tokenParam, err)
+		return
+	}
 	if ns == "" {
-		s.fail(w, r, sh, tokenParam, badParam("accountId is required"))
+		s.fail(w, r, sh, tokenParam, badParam(nsParam+" is required"))
 		return
 	}
 	if named && userID == "" {
@@ -233,7 +259,17 @@ func (s *Server) network(w http.ResponseWriter, r *http.Request, v networkView, 
 // the 400 when it is missing.
 func (s *Server) userLogs(w http.ResponseWriter, r *http.Request, tenant, tenantParam, userName string) {
 	const sh = shapeKobil
-	q := r.URL.Query()
+	q, err := readQuery(r)
+	if err == nil {
+		err = textParam(tenantParam, tenant)
+	}
+	if err == nil {
+		err = textParam("userName", userName)
+	}
+	if err != nil {
+		s.fail(w, r, sh, "", err)
+		return
+	}
 	if tenant == "" {
 		s.fail(w, r, sh, "", badParam(fmt.Sprintf("%s is required: the tenant whose user logs to read", tenantParam)))
 		return

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -22,6 +23,55 @@ const (
 	// maxOffset keeps offset+limit far from overflowing anywhere.
 	maxOffset = 1 << 40
 )
+
+// textParam refuses a text value (a query parameter, a path segment, the
+// Host's tenant) that no store can compare: invalid UTF-8 or a NUL character
+// (store.TextProblem). PostgreSQL fails on either, so without this check a
+// client's bytes would be a 500 there (spec/API.md 3: never a 500 because of
+// what a client sent).
+func textParam(name, v string) error {
+	if p := store.TextProblem(v); p != "" {
+		return badParam(fmt.Sprintf("%s %s: parameters must be UTF-8 text without NUL characters", name, p))
+	}
+	return nil
+}
+
+// readQuery parses r's query string as url.ParseQuery does, refusing what
+// r.URL.Query() would silently drop or pass on: a malformed escape or a ';'
+// (a pair dropped that way could be a page token, and the client would get
+// the first page instead of a 400), and a name or value that is not UTF-8
+// text without NUL characters (textParam). Every error names the parameter.
+func readQuery(r *http.Request) (url.Values, error) {
+	q := url.Values{}
+	raw := r.URL.RawQuery
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		rawKey, rawValue, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return nil, badParam(fmt.Sprintf("query parameter name %q is not properly %%-escaped", rawKey))
+		}
+		if err := textParam("query parameter name "+strconv.Quote(key), key); err != nil {
+			return nil, err
+		}
+		if strings.Contains(rawKey, ";") || strings.Contains(rawValue, ";") {
+			return nil, badParam(fmt.Sprintf("%s: ';' does not separate query parameters, '&' does (escape a ';' in a value as %%3B)", key))
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			return nil, badParam(fmt.Sprintf("%s is not properly %%-escaped: %q", key, rawValue))
+		}
+		if err := textParam(key, value); err != nil {
+			return nil, err
+		}
+		q[key] = append(q[key], value)
+	}
+	return q, nil
+}
 
 // intParam parses an optional integer parameter within [min, max]. Absent
 // or empty means def (seed clients send empty parameters for "none"); any

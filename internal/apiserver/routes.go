@@ -70,16 +70,16 @@ func (s *Server) routes() *http.ServeMux {
 		{seedPath: "users", resource: resUsers, view: report.ViewUsers, category: store.CategoryUser},
 	} {
 		seed("GET", "/network/audit/accounts/{accountId}/"+v.seedPath, func(w http.ResponseWriter, r *http.Request) {
-			s.network(w, r, v, r.PathValue("accountId"), "", false)
+			s.network(w, r, v, "accountId", r.PathValue("accountId"), "", false)
 		})
 		seed("GET", "/network/audit/accounts/{accountId}/"+v.seedPath+"/{userId}", func(w http.ResponseWriter, r *http.Request) {
-			s.network(w, r, v, r.PathValue("accountId"), r.PathValue("userId"), true)
+			s.network(w, r, v, "accountId", r.PathValue("accountId"), r.PathValue("userId"), true)
 		})
 		ns("GET", "/"+v.resource, func(w http.ResponseWriter, r *http.Request) {
-			s.network(w, r, v, r.PathValue("ns"), "", false)
+			s.network(w, r, v, "namespace", r.PathValue("ns"), "", false)
 		})
 		ns("GET", "/"+v.resource+"/{userId}", func(w http.ResponseWriter, r *http.Request) {
-			s.network(w, r, v, r.PathValue("ns"), r.PathValue("userId"), true)
+			s.network(w, r, v, "namespace", r.PathValue("ns"), r.PathValue("userId"), true)
 		})
 	}
 	// 3.4 user logs.
@@ -87,9 +87,18 @@ func (s *Server) routes() *http.ServeMux {
 		s.userLogs(w, r, r.PathValue("tenantId"), "tenantId", r.PathValue("userName"))
 	})
 	seed("GET", "/digitanium/v4/user/{userName}/logs", func(w http.ResponseWriter, r *http.Request) {
+		if s.tenantHostSuffix != "" {
+			// Checked whole: hostTenant lowercases, which turns invalid
+			// UTF-8 into U+FFFD.
+			if err := textParam("Host", r.Host); err != nil {
+				s.fail(w, r, shapeKobil, "", err)
+				return
+			}
+		}
 		tenant, ok := s.hostTenant(r)
 		param := "Host"
 		if !ok {
+			// userLogs reads the query again, strictly (readQuery).
 			tenant, param = r.URL.Query().Get("tenantId"), "tenantId"
 		}
 		s.userLogs(w, r, tenant, param, r.PathValue("userName"))
@@ -107,6 +116,10 @@ func (s *Server) routes() *http.ServeMux {
 		s.ingest.HandleEvents(w, r, "")
 	})
 	ns("POST", "/"+resEvents, func(w http.ResponseWriter, r *http.Request) {
+		if err := textParam("namespace", r.PathValue("ns")); err != nil {
+			s.fail(w, r, shapeMessage, "", err)
+			return
+		}
 		s.ingest.HandleEvents(w, r, r.PathValue("ns"))
 	})
 	return mux

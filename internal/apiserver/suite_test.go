@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"math/big"
 	"net"
@@ -67,6 +68,12 @@ func TestMain(m *testing.M) {
 }
 
 func runSuite(m *testing.M) int {
+	flag.Parse()
+	if fuzzingOnly() {
+		// The fuzz targets serve from the route table (handlerServer) and
+		// need no control plane; every fuzzing worker process runs TestMain.
+		return m.Run()
+	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		// Fail, never skip: these tests are the aggregation layer's only check.
 		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with 'make test', which builds the control plane into bin/k8s")
@@ -90,6 +97,18 @@ func runSuite(m *testing.M) int {
 	}
 	ts = s
 	return m.Run()
+}
+
+// fuzzingOnly is true in a fuzzing worker process, and in a fuzzing run that
+// runs no test (-run '^$', as make fuzz does).
+func fuzzingOnly() bool {
+	flagValue := func(name string) string {
+		if f := flag.Lookup(name); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	return flagValue("test.fuzzworker") == "true" || (flagValue("test.fuzz") != "" && flagValue("test.run") == "^$")
 }
 
 func startSuite(ctx context.Context, dir string) (*suite, func(), error) {
