@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -140,8 +139,8 @@ func MapKubeAudit(ev *auditv1.Event) (out store.Event, ok bool, err error) {
 	// Everything else store.NormalizeEvent checks holds by construction
 	// (status, category, JSON from a JSON decoder, UTC); it is not called
 	// here because it re-validates every payload and this is the hot path.
-	if y := out.Time.Year(); y < minYear || y > maxYear {
-		return store.Event{}, false, &FieldError{Field: "stageTimestamp", Msg: fmt.Sprintf("year %d is outside %d..%d", y, minYear, maxYear)}
+	if p := store.EventTimeProblem(out.Time); p != "" {
+		return store.Event{}, false, &FieldError{Field: "stageTimestamp", Msg: p}
 	}
 	return out, true, nil
 }
@@ -164,13 +163,6 @@ func kubeDetails(ev *auditv1.Event) string {
 	}
 	return ev.UserAgent + "; " + d
 }
-
-// minYear and maxYear bound the times the store represents (int64 Unix
-// nanoseconds: 1677-09-21 to 2262-04-11), rounded inwards to whole years.
-const (
-	minYear = 1678
-	maxYear = 2261
-)
 
 // sanitize makes an event fit the store whatever the request looked like.
 // A client controls much of what kube-apiserver records: the Audit-ID

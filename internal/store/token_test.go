@@ -186,18 +186,20 @@ func TestNormalizeEvent(t *testing.T) {
 	}
 	errStr := "a\x00b"
 	cases := map[string]func(*Event){
-		"no id":         func(e *Event) { e.ID = "" },
-		"no namespace":  func(e *Event) { e.Namespace = "" },
-		"no user":       func(e *Event) { e.User = "" },
-		"no time":       func(e *Event) { e.Time = time.Time{} },
-		"time too late": func(e *Event) { e.Time = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) },
-		"bad status":    func(e *Event) { e.Status = "ok" },
-		"no status":     func(e *Event) { e.Status = "" },
-		"bad category":  func(e *Event) { e.Category = "Access" },
-		"bad json":      func(e *Event) { e.Response = []byte("{") },
-		"bad utf8":      func(e *Event) { e.Message = "\xff" },
-		"nul":           func(e *Event) { e.Error = &errStr },
-		"long id":       func(e *Event) { e.ID = string(bytes.Repeat([]byte{'x'}, MaxIDLen+1)) },
+		"no id":                     func(e *Event) { e.ID = "" },
+		"no namespace":              func(e *Event) { e.Namespace = "" },
+		"no user":                   func(e *Event) { e.User = "" },
+		"no time":                   func(e *Event) { e.Time = time.Time{} },
+		"time too late":             func(e *Event) { e.Time = time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"time at the largest int64": func(e *Event) { e.Time = MaxEventTime },
+		"time before 1970":          func(e *Event) { e.Time = MinEventTime.Add(-time.Nanosecond) },
+		"bad status":                func(e *Event) { e.Status = "ok" },
+		"no status":                 func(e *Event) { e.Status = "" },
+		"bad category":              func(e *Event) { e.Category = "Access" },
+		"bad json":                  func(e *Event) { e.Response = []byte("{") },
+		"bad utf8":                  func(e *Event) { e.Message = "\xff" },
+		"nul":                       func(e *Event) { e.Error = &errStr },
+		"long id":                   func(e *Event) { e.ID = string(bytes.Repeat([]byte{'x'}, MaxIDLen+1)) },
 	}
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -30,12 +31,29 @@ const (
 	MaxAPILen  = 1024
 )
 
-// Representable times: int64 Unix nanoseconds, the largest one excluded (it
-// is the open end of an unbounded range).
+// Event times: [MinEventTime, MaxEventTime). A time is stored as int64 Unix
+// nanoseconds (and a Merkle leaf pins it as a big-endian int64 of Unix ns,
+// spec/API.md 6), so no later time fits; the largest int64 itself is
+// excluded because it is the open end of every unbounded range (an event
+// there would match no query). Times before the Unix epoch are refused too:
+// no audit source produces them but a broken clock, and day arithmetic
+// stays on non-negative numbers.
 var (
-	minTime = time.Unix(0, -1<<63).UTC()
-	maxTime = time.Unix(0, 1<<63-1).UTC()
+	MinEventTime = time.Unix(0, 0).UTC()
+	MaxEventTime = time.Unix(0, math.MaxInt64).UTC() // 2262-04-11T23:47:16.854775807Z, excluded
 )
+
+// EventTimeRange is the accepted range as messages say it.
+var EventTimeRange = "[" + MinEventTime.Format(time.RFC3339Nano) + ", " + MaxEventTime.Format(time.RFC3339Nano) + ")"
+
+// EventTimeProblem says why t cannot be an event's time ("" when it can).
+func EventTimeProblem(t time.Time) string {
+	if t.Before(MinEventTime) || !t.Before(MaxEventTime) {
+		return fmt.Sprintf("%s is outside the accepted range %s (times are stored as int64 Unix nanoseconds)",
+			t.UTC().Format(time.RFC3339Nano), EventTimeRange)
+	}
+	return ""
+}
 
 // NormalizeBatch normalizes every event of a batch (NormalizeEvent) into a
 // new slice; the error names the first bad event by index and id.
@@ -83,8 +101,8 @@ func NormalizeEvent(e Event) (Event, error) {
 	if e.Time.IsZero() {
 		return bad("time is required")
 	}
-	if e.Time.Before(minTime) || !e.Time.Before(maxTime) {
-		return bad("time %s is outside %d..%d", e.Time.Format(time.RFC3339Nano), minTime.Year(), maxTime.Year())
+	if p := EventTimeProblem(e.Time); p != "" {
+		return bad("time %s", p)
 	}
 	switch e.Status {
 	case StatusSuccess, StatusFailure:

@@ -340,3 +340,23 @@ func TestContentHashMigration(t *testing.T) {
 	defer s.Close()
 	storetest.CheckMigratedKeys(t, s, events)
 }
+
+// TestLegacyTimes: events before the Unix epoch, which earlier versions
+// stored and Insert now refuses, are still read by every view
+// (storetest.CheckLegacyTimes).
+func TestLegacyTimes(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	events := storetest.LegacyEvents()
+	for i := range events {
+		v := sqlstore.InsertValues(&events[i])
+		ph := make([]string, len(v))
+		for j := range v {
+			ph[j] = "$" + strconv.Itoa(j+1)
+		}
+		if _, err := s.pool.Exec(ctx, "INSERT INTO events ("+sqlstore.InsertColumns+") VALUES ("+strings.Join(ph, ", ")+")", v...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.CheckLegacyTimes(t, s)
+}

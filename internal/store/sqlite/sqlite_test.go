@@ -516,3 +516,27 @@ func TestPanicInGroupCommit(t *testing.T) {
 		t.Fatalf("stored %+v, want only the event after the panic", page.Events)
 	}
 }
+
+// TestLegacyTimes: events before the Unix epoch, which earlier versions
+// stored and Insert now refuses, are still read by every view
+// (storetest.CheckLegacyTimes).
+func TestLegacyTimes(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	events := storetest.LegacyEvents()
+	err := s.write(ctx, "legacy insert", func(tx *sql.Tx) error {
+		for i := range events {
+			v := append([]any{int64(i + 1)}, sqlstore.InsertValues(&events[i])...)
+			if _, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+sqlstore.InsertColumns+") VALUES (?"+
+				strings.Repeat(", ?", len(v)-1)+")", v...); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", len(events)+1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckLegacyTimes(t, s)
+}

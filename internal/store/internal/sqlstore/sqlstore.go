@@ -243,20 +243,34 @@ func clampNanos(t time.Time) int64 {
 // DayNanos is the length of a UTC date.
 const DayNanos = int64(24 * time.Hour)
 
-// DayStart returns the start of the UTC date holding ns.
-func DayStart(ns int64) int64 {
+// DayStart returns the start of the UTC date holding ns, clamped to the
+// int64 range (see dayStart).
+func DayStart(ns int64) int64 { return dayStart(dayOf(ns)) }
+
+// dayOf returns the number of the UTC date holding ns (days since the
+// epoch, rounded down).
+func dayOf(ns int64) int64 {
 	d := ns / DayNanos
 	if ns%DayNanos < 0 {
 		d--
 	}
-	return d * DayNanos
+	return d
 }
 
-func addSat(a, b int64) int64 {
-	if b > 0 && a > math.MaxInt64-b {
+// dayStart returns the start of date d in Unix nanoseconds, clamped to the
+// int64 range: the dates of the smallest and largest int64 (1677-09-21,
+// 2262-04-11) hold times that are representable, but the first starts
+// before the smallest int64 and the next after the last starts after the
+// largest. Unclamped, d * DayNanos wrapped around (a date in 1677 became one
+// in 2262).
+func dayStart(d int64) int64 {
+	switch {
+	case d < math.MinInt64/DayNanos:
+		return math.MinInt64
+	case d > math.MaxInt64/DayNanos:
 		return math.MaxInt64
 	}
-	return a + b
+	return d * DayNanos
 }
 
 func checkPage(p store.Page) error {

@@ -19,11 +19,25 @@ func TestDayStart(t *testing.T) {
 		{time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC), "1969-12-31"},
 		{time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC), "1969-12-31"},
 		{time.Date(1900, 3, 1, 12, 0, 0, 0, time.UTC), "1900-03-01"},
+		{time.Unix(0, math.MaxInt64), "2262-04-11"},
+		{time.Date(2262, 4, 11, 0, 0, 0, 0, time.UTC), "2262-04-11"},
+		{time.Date(1677, 9, 22, 0, 0, 0, 0, time.UTC), "1677-09-22"},
 	} {
 		d := DayStart(tc.at.UnixNano())
 		if got := time.Unix(0, d).UTC(); got.Format(time.DateOnly) != tc.want || got.Hour() != 0 || got.Nanosecond() != 0 {
 			t.Errorf("DayStart(%v) = %v, want %s 00:00", tc.at, got, tc.want)
 		}
+	}
+	// The smallest int64's date starts before it: clamped, not wrapped
+	// around into 2262.
+	for _, ns := range []int64{math.MinInt64, math.MinInt64 + DayNanos/2} {
+		if got := DayStart(ns); got != math.MinInt64 {
+			t.Errorf("DayStart(%d) = %d (%v), want the smallest int64", ns, got, time.Unix(0, got).UTC())
+		}
+	}
+	// And the date after the largest int64's starts after it.
+	if got := dayStart(dayOf(math.MaxInt64) + 1); got != math.MaxInt64 {
+		t.Errorf("start of 2262-04-12 = %d, want the largest int64", got)
 	}
 }
 
@@ -36,9 +50,6 @@ func TestBounds(t *testing.T) {
 	from, to = Bounds(store.TimeRange{From: a, To: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)})
 	if from != a.UnixNano() || to != math.MaxInt64 {
 		t.Fatalf("Bounds = %d, %d", from, to)
-	}
-	if addSat(math.MaxInt64-1, DayNanos) != math.MaxInt64 {
-		t.Fatal("addSat overflows")
 	}
 }
 

@@ -52,6 +52,8 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 	}
 
 	var page store.SummaryPage
+	// lastDay is the start of the date of the page's last row (its cursor).
+	var lastDay int64
 	for pos < to {
 		first, ok, err := r.firstTime(ctx, db, q.Namespace, q.User, pos, to)
 		if err != nil {
@@ -62,11 +64,12 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 		}
 		if len(page.Rows) == q.Page.Size {
 			// Full, and a date with events (so with rows) follows.
-			page.NextToken = r.summaryToken(scope, page.Rows[len(page.Rows)-1])
+			page.NextToken = r.summaryToken(scope, lastDay, page.Rows[len(page.Rows)-1])
 			break
 		}
-		day := DayStart(first)
-		lo, hi := max(from, day), min(to, addSat(day, DayNanos))
+		d := dayOf(first)
+		day := dayStart(d)
+		lo, hi := max(from, day), min(to, dayStart(d+1))
 		var afterKey []string
 		if after != nil && after.Time == day {
 			afterKey = after.Keys
@@ -81,20 +84,22 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 				continue
 			}
 			if len(page.Rows) == q.Page.Size {
-				page.NextToken = r.summaryToken(scope, page.Rows[len(page.Rows)-1])
+				page.NextToken = r.summaryToken(scope, lastDay, page.Rows[len(page.Rows)-1])
 				return page, nil
 			}
 			row.Date = date
 			page.Rows = append(page.Rows, row)
+			lastDay = day
 		}
 		pos = hi
 	}
 	return page, nil
 }
 
-func (r *Reader) summaryToken(scope store.TokenScope, last store.SummaryRow) string {
-	day, _ := time.Parse(time.DateOnly, last.Date)
-	return r.Codec.Encode(scope, store.Cursor{Time: day.UnixNano(), Keys: []string{last.User, last.API, last.Status}})
+// summaryToken is the token after row last of the date starting at day
+// (DayStart's value, so clamped at the int64 limits).
+func (r *Reader) summaryToken(scope store.TokenScope, day int64, last store.SummaryRow) string {
+	return r.Codec.Encode(scope, store.Cursor{Time: day, Keys: []string{last.User, last.API, last.Status}})
 }
 
 // keyAfter reports whether row's (user, api, status) sorts after key, in
