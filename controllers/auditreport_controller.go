@@ -34,6 +34,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/report"
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
 )
@@ -48,11 +49,6 @@ type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
 
-// DefaultChunkSize is how many plain report bytes are gathered before they are
-// stored and checkpointed: small enough that a restart redoes little work,
-// large enough that status patches stay rare.
-const DefaultChunkSize = 512 << 10
-
 // AuditReportReconciler reconciles AuditReport objects.
 type AuditReportReconciler struct {
 	client.Client
@@ -63,7 +59,7 @@ type AuditReportReconciler struct {
 	AdminNamespace string
 	// Clock defaults to the wall clock.
 	Clock Clock
-	// ChunkSize defaults to DefaultChunkSize.
+	// ChunkSize defaults to report.DefaultChunkSize.
 	ChunkSize int
 	// SettleDelay is how long after its scheduled time a run starts when
 	// the parent does not say (spec.settleDelay); 0 starts runs on time.
@@ -149,7 +145,7 @@ func (r *AuditReportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.Clock = realClock{}
 	}
 	if r.ChunkSize <= 0 {
-		r.ChunkSize = DefaultChunkSize
+		r.ChunkSize = report.DefaultChunkSize
 	}
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = 2

@@ -18,13 +18,9 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"runtime/debug"
 	"time"
@@ -58,15 +54,6 @@ const (
 	ReasonFailed           = "Failed"
 	ReasonInternalError    = "InternalError"
 )
-
-// checkpoint is status.checkpoint: the store cursor after the last stored
-// chunk, what the sink holds, and the running SHA-256 of the bytes so far.
-type checkpoint struct {
-	Cursor report.Cursor `json:"cursor"`
-	Sink   sink.Progress `json:"sink"`
-	// Hash is the marshalled state of the SHA-256 of the stored bytes.
-	Hash []byte `json:"hash,omitempty"`
-}
 
 // permanentError is a failure no retry can mend: the report fails.
 type permanentError struct {
@@ -169,8 +156,8 @@ func (r *AuditReportReconciler) generateRecovering(ctx context.Context, rep *rep
 	return r.generate(ctx, rep)
 }
 
-// generate runs the report's generator into its sink from the checkpoint,
-// storing and checkpointing every ChunkSize bytes.
+// generate runs the report into its sink from the checkpoint (report.Run),
+// saving every checkpoint that becomes durable in status.checkpoint.
 func (r *AuditReportReconciler) generate(ctx context.Context, rep *reportsv1alpha1.AuditReport) ([]reportsv1alpha1.OutputRef, error) {
 	st := &rep.Status
 	ext, contentType := report.Format(rep.Spec.Type)
@@ -181,59 +168,19 @@ func (r *AuditReportReconciler) generate(ctx context.Context, rep *reportsv1alph
 	if err != nil {
 		return nil, err
 	}
-
-	cp := checkpoint{}
-	if st.Checkpoint != "" {
-		if err := json.Unmarshal([]byte(st.Checkpoint), &cp); err != nil {
-			logf.FromContext(ctx).Info("ignoring an unreadable checkpoint; starting the report over", "error", err.Error())
-			cp = checkpoint{}
-		}
-	}
-	sum := sha256.New()
-	if len(cp.Hash) > 0 {
-		if err := sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(cp.Hash); err != nil {
-			cp, sum = checkpoint{}, sha256.New()
-		}
-	}
 	if closer, ok := snk.(io.Closer); ok {
 		defer closer.Close()
 	}
-	if err := snk.Resume(ctx, cp.Sink); err != nil {
-		if !errors.Is(err, sink.ErrStartOver) {
-			return nil, fmt.Errorf("resuming the output: %w", err)
-		}
-		// The output no longer matches the checkpoint: start the report over.
-		cp, sum = checkpoint{}, sha256.New()
-		if err := snk.Resume(ctx, cp.Sink); err != nil {
-			return nil, fmt.Errorf("starting the output over: %w", err)
+
+	cp := report.Checkpoint{}
+	if st.Checkpoint != "" {
+		if err := json.Unmarshal([]byte(st.Checkpoint), &cp); err != nil {
+			logf.FromContext(ctx).Info("ignoring an unreadable checkpoint; starting the report over", "error", err.Error())
+			cp = report.Checkpoint{}
 		}
 	}
 	if cp.Cursor.Pages > 0 {
 		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, "Resumed", "Generate", "resuming after %d records (%d bytes already stored)", cp.Cursor.Records, cp.Sink.Bytes)
-	}
-
-	stored := cp.Sink.Bytes
-	buf := make([]byte, 0, r.ChunkSize+64<<10)
-	emit := func(ctx context.Context, chunk []byte, next report.Cursor) error {
-		sum.Write(chunk)
-		buf = append(buf, chunk...)
-		st.Records, st.Pages = next.Records, next.Pages
-		if len(buf) < r.ChunkSize || next.Done {
-			return nil
-		}
-		progress, err := snk.Append(ctx, buf)
-		if err != nil {
-			return fmt.Errorf("storing %d report bytes: %w", len(buf), err)
-		}
-		stored, buf = progress.Bytes, buf[:0]
-		faultpoint.Hit("report-after-append")
-		if err := r.saveCheckpoint(ctx, rep, next, progress, sum); err != nil {
-			return err
-		}
-		if r.checkpointed != nil {
-			r.checkpointed(ctx, next.Records)
-		}
-		return ctx.Err()
 	}
 	params := report.Params{
 		Type: rep.Spec.Type, Namespace: st.Tenant, User: rep.Spec.User,
@@ -243,32 +190,38 @@ func (r *AuditReportReconciler) generate(ctx context.Context, rep *reportsv1alph
 	if params.PageSize == 0 {
 		params.PageSize = 500
 	}
-	if err := report.Generate(ctx, r.Store, params, cp.Cursor, emit); err != nil {
-		if errors.Is(err, store.ErrInvalidToken) {
-			// The checkpoint's token no longer verifies (a new token key): the
-			// next attempt starts over.
+	res, err := report.Run(ctx, r.Store, params, snk, cp, report.RunOptions{
+		ChunkSize: r.ChunkSize,
+		Progress: func(c report.Cursor) {
+			st.Records, st.Pages = c.Records, c.Pages
+		},
+		Checkpointed: func(ctx context.Context, c report.Checkpoint) error {
+			if err := r.saveCheckpoint(ctx, rep, c); err != nil {
+				return err
+			}
+			if r.checkpointed != nil {
+				r.checkpointed(ctx, c.Cursor.Records)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		if errors.Is(err, report.ErrStartOver) {
+			// The stored output is not the report, or the checkpoint's page
+			// token no longer verifies (a new token key): the next attempt
+			// generates it again from the start.
 			r.clearCheckpoint(ctx, rep)
 		}
 		return nil, err
 	}
-	outputs, err := snk.Finish(ctx, buf, stored+int64(len(buf)), hex.EncodeToString(sum.Sum(nil)))
-	if err != nil {
-		if errors.Is(err, sink.ErrStartOver) {
-			// The stored output is not the report: the next attempt
-			// generates it again from the start.
-			r.clearCheckpoint(ctx, rep)
-		}
-		return nil, fmt.Errorf("finishing the output: %w", err)
-	}
-	return outputs, nil
+	st.Records, st.Pages = res.Records, res.Pages
+	return res.Outputs, nil
 }
 
-func (r *AuditReportReconciler) saveCheckpoint(ctx context.Context, rep *reportsv1alpha1.AuditReport, c report.Cursor, p sink.Progress, sum hash.Hash) error {
-	state, err := sum.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("saving the report hash: %w", err)
-	}
-	raw, err := json.Marshal(checkpoint{Cursor: c, Sink: p, Hash: state})
+// saveCheckpoint records c in status.checkpoint. status.records and pages
+// say how far generation is; the checkpoint, where a restart resumes.
+func (r *AuditReportReconciler) saveCheckpoint(ctx context.Context, rep *reportsv1alpha1.AuditReport, c report.Checkpoint) error {
+	raw, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encoding the checkpoint: %w", err)
 	}

@@ -3,13 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,12 +27,8 @@ var ReportTypes = []reportsv1alpha1.ReportType{
 	reportsv1alpha1.UserAccess, reportsv1alpha1.Users, reportsv1alpha1.UserLogs,
 }
 
-// reportPageSize is the AuditReport's default spec.pageSize; chunkSize the
-// controller's DefaultChunkSize (bytes gathered per sink Append).
-const (
-	reportPageSize = 500
-	chunkSize      = 512 << 10
-)
+// reportPageSize is the AuditReport's default spec.pageSize.
+const reportPageSize = 500
 
 // reportRange is the whole data set.
 func reportRange() store.TimeRange {
@@ -111,9 +103,8 @@ func ChildMain() bool {
 	return true
 }
 
-// runReport generates one report the way the controller does: pages from
-// the real generator gathered into chunkSize chunks, each chunk hashed and
-// appended to the sink, then Finish.
+// runReport generates one report through report.Run, the controller's
+// own pipeline, into a discarding shard sink or an object-store sink.
 func runReport(ctx context.Context, job childJob) (childResult, error) {
 	t := &target{kind: job.Kind, dsn: job.DSN}
 	st, err := t.open(ctx)
@@ -127,112 +118,51 @@ func runReport(ctx context.Context, job childJob) (childResult, error) {
 	var snk sink.Sink
 	switch job.Sink {
 	case "configmap":
-		snk = &configMapEquivalent{}
+		snk = &discardShards{}
 	case "file":
 		snk, err = sink.NewObjectStore(ctx, r, reportsv1alpha1.ObjectStoreOutput{URL: "file://" + job.Dir}, nil)
 		if err != nil {
 			return childResult{}, err
 		}
 	}
-	if err := snk.Resume(ctx, sink.Progress{}); err != nil {
-		return childResult{}, err
-	}
-	start := time.Now()
-	sum := sha256.New()
-	buf := make([]byte, 0, chunkSize+64<<10)
-	var stored, records int64
-	emit := func(ctx context.Context, chunk []byte, next report.Cursor) error {
-		sum.Write(chunk)
-		buf = append(buf, chunk...)
-		records = next.Records
-		if len(buf) < chunkSize || next.Done {
-			return nil
-		}
-		p, err := snk.Append(ctx, buf)
-		if err != nil {
-			return err
-		}
-		stored, buf = p.Bytes, buf[:0]
-		return nil
-	}
 	p := report.Params{Type: job.Type, Namespace: BigTenant, Range: reportRange(), PageSize: reportPageSize}
 	if job.Type == reportsv1alpha1.UserLogs {
 		p.User = BigTenantUser
 	}
-	if err := report.Generate(ctx, st, p, report.Cursor{}, emit); err != nil {
+	start := time.Now()
+	res, err := report.Run(ctx, st, p, snk, report.Checkpoint{}, report.RunOptions{})
+	if err != nil {
 		return childResult{}, err
 	}
-	size := stored + int64(len(buf))
-	if _, err := snk.Finish(ctx, buf, size, hex.EncodeToString(sum.Sum(nil))); err != nil {
-		return childResult{}, err
-	}
-	res := childResult{Rows: records, Bytes: size, Seconds: time.Since(start).Seconds()}
-	res.PeakRSSKiB, err = peakRSSKiB()
-	return res, err
+	out := childResult{Rows: res.Records, Bytes: res.Bytes, Seconds: time.Since(start).Seconds()}
+	out.PeakRSSKiB, err = peakRSSKiB()
+	return out, err
 }
 
-// configMapEquivalent does what the ConfigMap sink does with the bytes —
-// a running SHA-256, each appended chunk compressed as one gzip member by
-// sink.NewGzipWriter, the compressed stream cut into MaxShardBytes shards —
-// but discards the shards instead of writing ConfigMaps (no API server).
-type configMapEquivalent struct {
-	sum hash.Hash
-	gz  interface {
-		io.Writer
-		Reset(io.Writer)
-		Close() error
-	}
-	gzBuf bytes.Buffer
-	shard []byte
-	bytes int64
-	n     int
+// discardShards lays the report out as the ConfigMap and Secret sinks do
+// (sink.ShardWriter: a gzip member per chunk, 900 KiB shards) and discards
+// the shards instead of writing them to an API server.
+type discardShards struct {
+	w      *sink.ShardWriter
+	shards int
 }
 
-func (s *configMapEquivalent) Resume(context.Context, sink.Progress) error {
-	s.sum = sha256.New()
-	s.shard = make([]byte, 0, sink.MaxShardBytes)
+func (s *discardShards) Resume(context.Context, sink.Progress) error {
+	s.w = sink.NewShardWriter()
 	return nil
 }
 
-func (s *configMapEquivalent) Append(_ context.Context, chunk []byte) (sink.Progress, error) {
-	s.sum.Write(chunk)
-	s.bytes += int64(len(chunk))
-	s.n++
-	s.write(s.compress(chunk))
-	return sink.Progress{Chunks: s.n, Bytes: s.bytes}, nil
+func (s *discardShards) count(sink.Shard) error {
+	s.shards++
+	return nil
 }
 
-func (s *configMapEquivalent) Finish(_ context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error) {
-	s.sum.Write(last)
-	s.bytes += int64(len(last))
-	s.write(s.compress(last))
-	if got := hex.EncodeToString(s.sum.Sum(nil)); s.bytes != size || got != sum {
-		return nil, fmt.Errorf("configmap-equivalent sink: %d bytes %s, want %d %s", s.bytes, got, size, sum)
-	}
-	return nil, nil
+func (s *discardShards) Append(_ context.Context, chunk []byte) (sink.Progress, error) {
+	return sink.Progress{}, s.w.Add(chunk, s.count)
 }
 
-func (s *configMapEquivalent) compress(p []byte) []byte {
-	s.gzBuf.Reset()
-	if s.gz == nil {
-		s.gz = sink.NewGzipWriter(&s.gzBuf)
-	} else {
-		s.gz.Reset(&s.gzBuf)
-	}
-	_, _ = s.gz.Write(p)
-	_ = s.gz.Close()
-	return s.gzBuf.Bytes()
-}
-
-func (s *configMapEquivalent) write(gz []byte) {
-	for len(gz) > 0 {
-		if len(s.shard) == sink.MaxShardBytes {
-			s.shard = s.shard[:0] // a full shard would be written to its ConfigMap here
-		}
-		n := min(len(gz), sink.MaxShardBytes-len(s.shard))
-		s.shard = append(s.shard, gz[:n]...)
-		gz = gz[n:]
-	}
+func (s *discardShards) Finish(_ context.Context, last []byte, _ int64, _ string) ([]reportsv1alpha1.OutputRef, error) {
+	return nil, s.w.Close(last, s.count)
 }
 
 // reports measures every report type into both sinks, each in a child
@@ -269,7 +199,7 @@ func (r *runner) reports(ctx context.Context, t *target) error {
 			lbl += "}"
 			note := fmt.Sprintf("%d rows, %.1f MiB, report.Generate (page size %d) into ", res.Rows, float64(res.Bytes)/(1<<20), reportPageSize)
 			if sk == "configmap" {
-				note += "a ConfigMap-equivalent sink (SHA-256, gzip per 512 KiB chunk, 900 KiB shards discarded)"
+				note += "report.Run into sink.ShardWriter, the ConfigMap sink's layout (gzip per 512 KiB chunk, 900 KiB shards discarded)"
 			} else {
 				note += "sink.NewObjectStore with a file:// URL"
 			}

@@ -113,16 +113,20 @@ func conformanceCases() []conformanceCase {
 		{name: "chunked report over a shard compresses into one", ext: "json", chunks: split(jsonRows(4, 2*mib), 64*kib), last: []byte("\n"), crashAt: -1, cmShards: 1},
 		{name: "binary bytes whole", ext: "csv", last: randomBytes(5, 4*kib), crashAt: -1, cmShards: 1},
 		{name: "incompressible report sharded", ext: "csv", chunks: split(randomBytes(6, 3*mib), 256*kib), last: randomBytes(7, 10*kib), crashAt: -1, cmShards: 4},
+		// A shard ends where the next member does not fit; a member larger
+		// than a shard is cut across shards.
 		{name: "one chunk larger than a shard", ext: "json",
-			chunks: [][]byte{randomBytes(8, 100*kib), randomBytes(9, 2*mib), randomBytes(10, 50*kib)}, crashAt: -1, cmShards: 3},
+			chunks: [][]byte{randomBytes(8, 100*kib), randomBytes(9, 2*mib), randomBytes(10, 50*kib)}, crashAt: -1, cmShards: 4},
 		{name: "whole incompressible report over a shard", ext: "json", last: randomBytes(11, 1200*kib), crashAt: -1, cmShards: 2},
-		// Crashes: the chunk after the last checkpoint was stored, then lost.
+		// Crashes: chunks after the last durable checkpoint were appended
+		// (some stored), then lost; the new run appends them again.
 		{name: "resume before the first checkpoint", ext: "json", chunks: split(randomBytes(12, 512*kib), 128*kib), crashAt: 0, cmShards: 1},
 		{name: "resume mid-shard", ext: "json", chunks: split(randomBytes(13, 1*mib), 128*kib), last: []byte("]"), crashAt: 3, cmShards: 2},
 		// 7 members of 128 KiB fit in the first shard, the 8th crosses into the second.
 		{name: "resume when the lost chunk crossed a shard boundary", ext: "csv", chunks: split(randomBytes(14, 2*mib), 128*kib), crashAt: 7, cmShards: 3},
 		{name: "resume when the lost chunk spanned whole shards", ext: "csv",
-			chunks: [][]byte{randomBytes(15, 300*kib), randomBytes(16, 2*mib), randomBytes(17, 10*kib)}, crashAt: 1, cmShards: 3},
+			chunks: [][]byte{randomBytes(15, 300*kib), randomBytes(16, 2*mib), randomBytes(17, 10*kib)}, crashAt: 1, cmShards: 4},
+		{name: "resume after several durable shards", ext: "csv", chunks: split(randomBytes(19, 3*mib), 100*kib), last: []byte("\n"), crashAt: 25, cmShards: 4},
 		{name: "resume with compressible chunks", ext: "json", chunks: split(jsonRows(18, 1*mib), 32*kib), last: []byte("]"), crashAt: 20, cmShards: 1},
 	}
 }
@@ -190,8 +194,10 @@ func runConformance(t *testing.T, targets []target) {
 	}
 }
 
-// writeReport drives a sink the way the controller does, saving each
-// Progress through JSON as status.checkpoint would.
+// writeReport drives a sink the way report.Run does, saving each durable
+// Progress through JSON as status.checkpoint would. At crashAt the manager
+// dies after appending that chunk: a new sink resumes from the last
+// checkpoint and every chunk after it is appended again.
 func writeReport(t *testing.T, newSink func(t *testing.T) Sink, c *conformanceCase) []reportsv1alpha1.OutputRef {
 	t.Helper()
 	ctx := context.Background()
@@ -200,24 +206,28 @@ func writeReport(t *testing.T, newSink func(t *testing.T) Sink, c *conformanceCa
 	if err := s.Resume(ctx, p); err != nil {
 		t.Fatalf("Resume(zero): %v", err)
 	}
-	for i, ch := range c.chunks {
-		if i == c.crashAt {
-			if _, err := s.Append(ctx, ch); err != nil {
-				t.Fatalf("Append(chunk %d) before the crash: %v", i, err)
-			}
-			// The manager dies before checkpointing; a new one resumes.
+	crashed := false
+	for i := 0; i < len(c.chunks); i++ {
+		next, err := s.Append(ctx, c.chunks[i])
+		if err != nil {
+			t.Fatalf("Append(chunk %d): %v", i, err)
+		}
+		var durable int64
+		for _, ch := range c.chunks[:min(max(next.Chunks, 0), len(c.chunks))] {
+			durable += int64(len(ch))
+		}
+		if next.Chunks < p.Chunks || next.Chunks > i+1 || next.Bytes != durable {
+			t.Fatalf("Append(chunk %d) after %+v returned %+v: durable chunks must not go back or ahead, bytes must be theirs", i, p, next)
+		}
+		if i == c.crashAt && !crashed {
+			crashed = true
 			closeSink(t, s)
 			s = newSink(t)
 			if err := s.Resume(ctx, p); err != nil {
 				t.Fatalf("Resume(%+v): %v", p, err)
 			}
-		}
-		next, err := s.Append(ctx, ch)
-		if err != nil {
-			t.Fatalf("Append(chunk %d): %v", i, err)
-		}
-		if next.Chunks != i+1 || next.Bytes != p.Bytes+int64(len(ch)) {
-			t.Fatalf("Append(chunk %d of %d bytes) after %+v returned %+v", i, len(ch), p, next)
+			i = p.Chunks - 1
+			continue
 		}
 		p = checkpoint(t, next)
 	}

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"slices"
 	"strconv"
@@ -59,16 +57,15 @@ func ReportLabelValue(name string) string {
 	return head + "-" + hex.EncodeToString(sum[:])[:10]
 }
 
-// shardState is the ConfigMap sink's part of Progress.State.
+// shardState is the shard sinks' part of Progress.State.
 type shardState struct {
-	// Shard is the index of the ConfigMap being filled.
+	// Shard is the index of the next shard to store: the ones before it
+	// hold exactly the chunks Progress counts, and every shard is stored
+	// once, whole.
 	Shard int `json:"shard"`
-	// Len is how many compressed bytes that ConfigMap durably holds.
-	Len int `json:"len"`
-	// SHA256 is the marshaled running SHA-256 of the plain bytes appended so
-	// far, so that Finish can check the whole report after a restart without
-	// reading every shard back.
-	SHA256 []byte `json:"sha256"`
+	// Len is set only by a manager before shards were stored whole (a shard
+	// filled chunk by chunk): such a checkpoint cannot be resumed from.
+	Len int `json:"len,omitempty"`
 }
 
 // shardSink writes a report into ConfigMaps or Secrets <prefix>-0..n. See
@@ -85,27 +82,15 @@ type shardSink struct {
 	// stored, so only a new Resume from the last checkpoint may continue.
 	err error
 
-	chunks int
-	bytes  int64
-	sum    hash.Hash
-	// compressed is true once any chunk was appended: from then on the report
-	// is a gzip stream in binaryData, never plain data.
-	compressed bool
-	// shard is the index of the ConfigMap being filled, buf its binaryData value.
-	shard int
-	// resumeShard is the shard Resume started at: the only one a write may
-	// take over from an earlier run (see put).
-	resumeShard int
-	buf         []byte
-	// rv is the resourceVersion of shard as last read or written ("" if not
-	// known): updates are conditional on it, so a concurrent writer (a second
-	// manager that wrongly believes it leads) fails instead of interleaving.
-	rv string
-
-	gz    *gzip.Writer
-	gzBuf bytes.Buffer
+	// w lays out what was appended since Resume; nil until the first
+	// Append (a report that arrives whole in Finish may be kept plain).
+	w *ShardWriter
+	// base is the checkpoint Resume started from, durable what is stored
+	// since: the chunks and bytes up to the last aligned shard, and the
+	// index of the next shard.
+	base, durable Progress
+	shard         int
 }
-
 var _ Sink = (*shardSink)(nil)
 
 // NewConfigMap returns a sink that stores the report in ConfigMaps in the
@@ -181,75 +166,78 @@ func (s *shardSink) Resume(ctx context.Context, p Progress) error {
 	} else if err := json.Unmarshal(p.State, &st); err != nil {
 		return fmt.Errorf("resuming report %s/%s: decoding %s sink state: %w", s.r.Namespace, s.r.Name, s.kind, err)
 	}
-	if st.Shard < 0 || st.Len < 0 || st.Len > MaxShardBytes {
-		return fmt.Errorf("resuming report %s/%s: invalid %s sink state (shard %d, length %d)", s.r.Namespace, s.r.Name, s.kind, st.Shard, st.Len)
+	if st.Shard < 0 || st.Len < 0 {
+		return fmt.Errorf("resuming report %s/%s: invalid %s sink state (shard %d)", s.r.Namespace, s.r.Name, s.kind, st.Shard)
 	}
-
-	s.sum = sha256.New()
-	if len(st.SHA256) > 0 {
-		if err := s.sum.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.SHA256); err != nil {
-			return fmt.Errorf("resuming report %s/%s: restoring the report checksum: %w", s.r.Namespace, s.r.Name, err)
-		}
-	}
-	s.chunks, s.bytes = p.Chunks, p.Bytes
-	s.compressed = len(p.State) > 0
-	s.shard, s.buf, s.rv = st.Shard, nil, ""
-	s.resumeShard = st.Shard
-
 	if st.Len > 0 {
-		// Keep exactly what the checkpoint covers: a chunk stored after it
-		// (before a crash) is cut off here and written again by the caller.
-		obj := s.kind.newObject()
-		name := s.shardName(st.Shard)
-		if err := s.c.Get(ctx, client.ObjectKey{Namespace: s.r.Namespace, Name: name}, obj); err != nil {
+		return fmt.Errorf("resuming report %s/%s: the checkpoint is of a half-filled shard, written by an older manager: %w", s.r.Namespace, s.r.Name, ErrStartOver)
+	}
+	// The checkpoint's last shard must be there (Finish reads them all
+	// back before the report is declared done).
+	if st.Shard > 0 {
+		name := s.shardName(st.Shard - 1)
+		meta, err := s.metadata(ctx, name)
+		if err != nil {
 			if apierrors.IsNotFound(err) {
 				err = fmt.Errorf("%w: %w", err, ErrStartOver)
 			}
 			return fmt.Errorf("resuming report %s/%s: reading %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
 		}
-		if !s.owns(obj) {
+		if !s.owns(meta) {
 			return fmt.Errorf("resuming report %s/%s: %s %s is not controlled by this AuditReport", s.r.Namespace, s.r.Name, s.kind, name)
 		}
-		data, _ := s.kind.value(obj, s.gzipKey())
-		if len(data) < st.Len {
-			return fmt.Errorf("resuming report %s/%s: %s %s holds %d bytes of %s but the checkpoint covers %d: %w",
-				s.r.Namespace, s.r.Name, s.kind, name, len(data), s.gzipKey(), st.Len, ErrStartOver)
-		}
-		s.buf = append(make([]byte, 0, MaxShardBytes), data[:st.Len]...)
-		s.rv = obj.GetResourceVersion()
 	}
-
-	// Shards past the current one hold only bytes after the checkpoint (or a
+	// Shards from the checkpoint's on hold only bytes after it (or a
 	// previous run's output when starting afresh).
-	if err := s.deleteOwned(ctx, s.shard+1, func(name string) bool {
+	if err := s.deleteOwned(ctx, st.Shard, func(name string) bool {
 		i, ok := s.shardIndex(name)
-		return ok && i > s.shard
+		return ok && i >= st.Shard
 	}); err != nil {
 		return fmt.Errorf("resuming report %s/%s: %w", s.r.Namespace, s.r.Name, err)
+	}
+	s.base = Progress{Chunks: p.Chunks, Bytes: p.Bytes}
+	s.durable, s.shard, s.w = s.base, st.Shard, nil
+	if st.Shard > 0 {
+		s.w = NewShardWriter()
 	}
 	s.resumed = true
 	return nil
 }
 
+// Append lays chunk out in shards and stores each shard it fills. A chunk
+// is durable once the shard holding its end is stored; Progress counts the
+// durable chunks only, so it may lag what was appended.
 func (s *shardSink) Append(ctx context.Context, chunk []byte) (Progress, error) {
 	if err := s.ready(); err != nil {
 		return Progress{}, err
 	}
-	s.compressed = true
-	s.sum.Write(chunk)
-	s.chunks++
-	s.bytes += int64(len(chunk))
-	if len(chunk) > 0 {
-		if err := s.write(ctx, s.compress(chunk)); err != nil {
-			s.err = err
-			return Progress{}, err
-		}
+	if s.w == nil {
+		s.w = NewShardWriter()
 	}
-	p, err := s.progress()
-	if err != nil {
+	if err := s.w.Add(chunk, func(sh Shard) error { return s.store(ctx, sh, 0) }); err != nil {
 		s.err = err
+		return Progress{}, err
 	}
-	return p, err
+	return s.durable, nil
+}
+
+// store creates the next shard; count > 0 also sets AnnotationShardCount.
+func (s *shardSink) store(ctx context.Context, sh Shard, count int) error {
+	if s.shard > 0 {
+		faultpoint.Hit("configmap-between-shards")
+	}
+	if err := s.create(ctx, s.gzipKey(), sh.Data, false, count); err != nil {
+		return err
+	}
+	s.shard++
+	if sh.Aligned {
+		st, err := json.Marshal(shardState{Shard: s.shard})
+		if err != nil {
+			return fmt.Errorf("report %s/%s: encoding %s sink state: %w", s.r.Namespace, s.r.Name, s.kind, err)
+		}
+		s.durable = Progress{Chunks: s.base.Chunks + sh.Chunks, Bytes: s.base.Bytes + sh.Bytes, State: st}
+	}
+	return nil
 }
 
 func (s *shardSink) Finish(ctx context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error) {
@@ -260,43 +248,51 @@ func (s *shardSink) Finish(ctx context.Context, last []byte, size int64, sum str
 	if err != nil {
 		s.err = err
 	}
-	// Finishing twice would append last twice; a caller that must finish
+	// Finishing twice would add last twice; a caller that must finish
 	// again (its status update was lost) resumes from its checkpoint first.
 	s.resumed = false
 	return outs, err
 }
 
 func (s *shardSink) finish(ctx context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error) {
-	s.sum.Write(last)
-	s.bytes += int64(len(last))
-	got, err := verify(s.r, s.bytes, hex.EncodeToString(s.sum.Sum(nil)), size, sum)
-	if err != nil {
-		return nil, err
-	}
-
 	var outs []reportsv1alpha1.OutputRef
 	// Plain data only for a report that arrives whole and fits; ConfigMap data
 	// values are strings, so bytes that are not UTF-8 go to binaryData
 	// (Secrets keep the same layout).
-	if !s.compressed && !s.always && len(last) <= MaxShardBytes && utf8.Valid(last) {
-		s.shard = 0
-		if err := s.put(ctx, s.plainKey(), last, true, 1); err != nil {
+	if s.w == nil && !s.always && len(last) <= MaxShardBytes && utf8.Valid(last) {
+		if int64(len(last)) != size {
+			return nil, fmt.Errorf("report %s/%s: finishing with %d bytes but the report has %d", s.r.Namespace, s.r.Name, len(last), size)
+		}
+		if err := s.create(ctx, s.plainKey(), last, true, 1); err != nil {
 			return nil, err
 		}
 		outs = []reportsv1alpha1.OutputRef{s.kind.ref(s.shardName(0), s.plainKey())}
 	} else {
-		s.compressed = true
-		// An empty report still needs one gzip member: zero bytes do not gunzip.
-		if len(last) > 0 || (s.shard == 0 && len(s.buf) == 0) {
-			if err := s.write(ctx, s.compress(last)); err != nil {
+		if s.w == nil {
+			s.w = NewShardWriter()
+		}
+		// The last shards are created with the count, which is known once
+		// they are laid out; only the ones stored before get a patch.
+		var tail [][]byte
+		if err := s.w.Close(last, func(sh Shard) error {
+			tail = append(tail, bytes.Clone(sh.Data))
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		stored := s.shard
+		count := stored + len(tail)
+		for _, data := range tail {
+			if err := s.store(ctx, Shard{Data: data}, count); err != nil {
 				return nil, err
 			}
 		}
-		count := s.shard + 1
 		for i := range count {
 			outs = append(outs, s.kind.ref(s.shardName(i), s.gzipKey()))
-			if err := s.setShardCount(ctx, s.shardName(i), count); err != nil {
-				return nil, err
+			if i < stored {
+				if err := s.setShardCount(ctx, s.shardName(i), count); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -304,15 +300,21 @@ func (s *shardSink) finish(ctx context.Context, last []byte, size int64, sum str
 	keep := make(map[string]bool, len(outs))
 	for i := range outs {
 		keep[s.shardName(i)] = true
-		outs[i].Bytes, outs[i].SHA256 = s.bytes, got
+		outs[i].Bytes, outs[i].SHA256 = size, sum
 	}
 	// Whatever else this AuditReport controls came from an earlier, larger run
 	// (or one under another namePrefix): status.outputs would not list it.
 	if err := s.deleteOwned(ctx, len(outs), func(name string) bool { return !keep[name] }); err != nil {
 		return nil, fmt.Errorf("finishing report %s/%s: %w", s.r.Namespace, s.r.Name, err)
 	}
-	if err := s.readBack(ctx, outs, got); err != nil {
+	// The shards are the report only if they read back as its bytes: the
+	// sink keeps no hash of its own, it checks the caller's.
+	got, err := s.readBack(ctx, outs, size, sum)
+	if err != nil {
 		return nil, err
+	}
+	for i := range outs {
+		outs[i].SHA256 = got
 	}
 	return outs, nil
 }
@@ -324,9 +326,8 @@ func (s *shardSink) finish(ctx context.Context, last []byte, size int64, sum str
 // caught a report listing a shard cut back to an older checkpoint): status
 // must never vouch for bytes that are not there. A mismatch is
 // ErrStartOver: the report is generated again from the start.
-func (s *shardSink) readBack(ctx context.Context, outs []reportsv1alpha1.OutputRef, sum string) error {
+func (s *shardSink) readBack(ctx context.Context, outs []reportsv1alpha1.OutputRef, size int64, sum string) (string, error) {
 	h := sha256.New()
-	var n int64
 	var joined bytes.Buffer
 	for i, o := range outs {
 		obj := s.kind.newObject()
@@ -335,7 +336,7 @@ func (s *shardSink) readBack(ctx context.Context, outs []reportsv1alpha1.OutputR
 			if apierrors.IsNotFound(err) {
 				err = fmt.Errorf("%w: %w", err, ErrStartOver)
 			}
-			return fmt.Errorf("report %s/%s: reading back %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
+			return "", fmt.Errorf("report %s/%s: reading back %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
 		}
 		v, _ := s.kind.value(obj, o.Key)
 		joined.Write(v)
@@ -344,18 +345,19 @@ func (s *shardSink) readBack(ctx context.Context, outs []reportsv1alpha1.OutputR
 	if len(outs) > 0 && outs[0].Key == s.gzipKey() {
 		zr, err := gzip.NewReader(&joined)
 		if err != nil {
-			return fmt.Errorf("report %s/%s: reading back the output: %w: %w", s.r.Namespace, s.r.Name, err, ErrStartOver)
+			return "", fmt.Errorf("report %s/%s: reading back the output: %w: %w", s.r.Namespace, s.r.Name, err, ErrStartOver)
 		}
 		plain = zr
 	}
 	n, err := io.Copy(h, plain)
 	if err != nil {
-		return fmt.Errorf("report %s/%s: reading back the output: %w: %w", s.r.Namespace, s.r.Name, err, ErrStartOver)
+		return "", fmt.Errorf("report %s/%s: reading back the output: %w: %w", s.r.Namespace, s.r.Name, err, ErrStartOver)
 	}
-	if _, err := verify(s.r, n, hex.EncodeToString(h.Sum(nil)), s.bytes, sum); err != nil {
-		return fmt.Errorf("reading back the output: %w: %w", err, ErrStartOver)
+	got, err := verify(s.r, n, hex.EncodeToString(h.Sum(nil)), size, sum)
+	if err != nil {
+		return "", fmt.Errorf("reading back the output: %w: %w", err, ErrStartOver)
 	}
-	return nil
+	return got, nil
 }
 
 func (s *shardSink) ready() error {
@@ -368,71 +370,11 @@ func (s *shardSink) ready() error {
 	return nil
 }
 
-func (s *shardSink) progress() (Progress, error) {
-	h, err := s.sum.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		return Progress{}, fmt.Errorf("report %s/%s: saving the report checksum: %w", s.r.Namespace, s.r.Name, err)
-	}
-	st, err := json.Marshal(shardState{Shard: s.shard, Len: len(s.buf), SHA256: h})
-	if err != nil {
-		return Progress{}, fmt.Errorf("report %s/%s: encoding %s sink state: %w", s.r.Namespace, s.r.Name, s.kind, err)
-	}
-	return Progress{Chunks: s.chunks, Bytes: s.bytes, State: st}, nil
-}
-
-// NewGzipWriter returns the gzip writer of the ConfigMap sink (and of the
-// benchmark's stand-in for it): klauspost/compress at BestSpeed. A large
-// report is compressed as fast as the store reads it; measured on 512 KiB
-// of audit details here, compress/gzip's default level runs at 130 MB/s,
-// klauspost's BestSpeed at 500 MB/s for ~20% more compressed bytes.
-func NewGzipWriter(w io.Writer) *gzip.Writer {
-	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
-	return gz
-}
-
-// compress returns p as one gzip member. The header carries no name and a
-// zero mtime, so equal chunks give equal bytes (quiet GitOps diffs). The
-// result is valid until the next call.
-func (s *shardSink) compress(p []byte) []byte {
-	s.gzBuf.Reset()
-	if s.gz == nil {
-		s.gz = NewGzipWriter(&s.gzBuf)
-	} else {
-		s.gz.Reset(&s.gzBuf)
-	}
-	// Writes to a bytes.Buffer cannot fail.
-	_, _ = s.gz.Write(p)
-	_ = s.gz.Close()
-	return s.gzBuf.Bytes()
-}
-
-// write appends compressed bytes to the stream, filling the current shard to
-// MaxShardBytes and continuing in the next. Each touched shard is written
-// before write returns, so the bytes are durable when Append reports them.
-func (s *shardSink) write(ctx context.Context, gz []byte) error {
-	for len(gz) > 0 {
-		if len(s.buf) == MaxShardBytes {
-			faultpoint.Hit("configmap-between-shards")
-			s.shard++
-			s.buf, s.rv = make([]byte, 0, MaxShardBytes), ""
-		}
-		if s.buf == nil {
-			s.buf = make([]byte, 0, MaxShardBytes)
-		}
-		n := min(MaxShardBytes-len(s.buf), len(gz))
-		s.buf = append(s.buf, gz[:n]...)
-		gz = gz[n:]
-		if err := s.put(ctx, s.gzipKey(), s.buf, false, 0); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// put stores <prefix>-<shard> holding exactly key: value (replacing what a
-// previous run left there); plain says the value is the whole report rather
-// than gzip bytes. count > 0 sets AnnotationShardCount.
-func (s *shardSink) put(ctx context.Context, key string, value []byte, plain bool, count int) error {
+// create stores <prefix>-<shard> holding exactly key: value; plain says
+// the value is the whole report rather than gzip bytes. count > 0 sets
+// AnnotationShardCount. Every shard is created once: Resume deleted the
+// shards from its checkpoint's on, so one that exists is another writer's.
+func (s *shardSink) create(ctx context.Context, key string, value []byte, plain bool, count int) error {
 	name := s.shardName(s.shard)
 	meta := metav1.ObjectMeta{
 		Namespace: s.r.Namespace,
@@ -448,43 +390,26 @@ func (s *shardSink) put(ctx context.Context, key string, value []byte, plain boo
 	if count > 0 {
 		meta.Annotations[AnnotationShardCount] = strconv.Itoa(count)
 	}
-	obj := s.kind.build(meta, key, value, plain)
-
-	if s.rv == "" {
-		err := s.c.Create(ctx, obj)
-		if err == nil {
-			s.rv = obj.GetResourceVersion()
-			return nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("report %s/%s: creating %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
-		}
-		// Left by an earlier run of this report: take it over, but never an
-		// object that belongs to someone else.
-		existing, err := s.metadata(ctx, name)
-		if err != nil {
-			return fmt.Errorf("report %s/%s: reading %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
-		}
-		if !s.owns(existing) {
-			return fmt.Errorf("report %s/%s: %s %s exists and is not controlled by this AuditReport; delete it or choose another output.%s.namePrefix",
-				s.r.Namespace, s.r.Name, s.kind, name, s.kind.field())
-		}
-		if s.shard != s.resumeShard {
-			// Resume deleted every shard past the one it resumed, so this
-			// one was created by another writer of the report since (a
-			// second manager whose lease overlaps): taking it over would
-			// overwrite a shard the other may have listed as done.
-			return fmt.Errorf("report %s/%s: %s %s was created by another writer of this report since it resumed; resuming again from the last checkpoint",
-				s.r.Namespace, s.r.Name, s.kind, name)
-		}
-		s.rv = existing.ResourceVersion
+	err := s.c.Create(ctx, s.kind.build(meta, key, value, plain))
+	if err == nil {
+		return nil
 	}
-	obj.SetResourceVersion(s.rv)
-	if err := s.c.Update(ctx, obj); err != nil {
-		return fmt.Errorf("report %s/%s: updating %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
+	if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("report %s/%s: creating %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
 	}
-	s.rv = obj.GetResourceVersion()
-	return nil
+	existing, err := s.metadata(ctx, name)
+	if err != nil {
+		return fmt.Errorf("report %s/%s: reading %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
+	}
+	if !s.owns(existing) {
+		return fmt.Errorf("report %s/%s: %s %s exists and is not controlled by this AuditReport; delete it or choose another output.%s.namePrefix",
+			s.r.Namespace, s.r.Name, s.kind, name, s.kind.field())
+	}
+	// A second manager whose lease overlaps wrote it since Resume:
+	// overwriting it would change a shard the other may have listed as
+	// done.
+	return fmt.Errorf("report %s/%s: %s %s was created by another writer of this report since it resumed; resuming again from the last checkpoint",
+		s.r.Namespace, s.r.Name, s.kind, name)
 }
 
 // metadata reads the metadata of <name> alone: a shard's data can be
@@ -511,9 +436,6 @@ func (s *shardSink) setShardCount(ctx context.Context, name string, count int) e
 	meta.SetGroupVersionKind(s.kind.gvk())
 	if err := s.c.Patch(ctx, meta, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		return fmt.Errorf("report %s/%s: annotating %s %s: %w", s.r.Namespace, s.r.Name, s.kind, name, err)
-	}
-	if name == s.shardName(s.shard) {
-		s.rv = meta.ResourceVersion
 	}
 	return nil
 }

@@ -32,7 +32,8 @@ type Report struct {
 // Progress is what a sink has durably stored so far. It is saved, together
 // with the store's next page token, in the AuditReport's status.checkpoint.
 type Progress struct {
-	// Chunks is the number of chunks stored.
+	// Chunks is the number of chunks durably stored: the first Chunks
+	// appended.
 	Chunks int `json:"chunks"`
 	// Bytes is the number of plain report bytes stored.
 	Bytes int64 `json:"bytes"`
@@ -47,8 +48,11 @@ type Sink interface {
 	// can leave a chunk stored after the last checkpoint: whatever lies past p is
 	// discarded, so every byte is stored exactly once.
 	Resume(ctx context.Context, p Progress) error
-	// Append durably stores the next chunk of plain bytes and says how far the
-	// report now stands.
+	// Append takes the next chunk of plain bytes and says how far the report
+	// durably stands. A sink that stores in larger units than chunks (a
+	// shard is stored once, whole) may count fewer chunks than were
+	// appended: the caller checkpoints only what Progress counts, and
+	// Finish stores the rest.
 	Append(ctx context.Context, chunk []byte) (Progress, error)
 	// Finish stores the last bytes (possibly empty), publishes the report and
 	// removes what earlier, larger runs or staging left behind. sum is the hex
