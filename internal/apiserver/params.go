@@ -95,6 +95,27 @@ func intParam(q url.Values, name string, def, min, max int) (int, error) {
 	return n, nil
 }
 
+// Query times: a date parameter is accepted from the Unix epoch up to the
+// end of year 9999, [queryMinTime, queryEndTime): the events' own range
+// starts at the epoch (store.MinEventTime), and four-digit years end at
+// 9999. A bound past the last time the store represents (2262-04-11,
+// store.MaxEventTime) excludes no storable event: the store takes it as
+// unbounded (sqlstore.Bounds), so such queries work and page as any other.
+var (
+	queryMinTime = store.MinEventTime
+	queryEndTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// checkQueryTime refuses a parsed time parameter outside the accepted
+// range, saying the range in the parameter's own format.
+func checkQueryTime(name, v string, t time.Time, layout string) error {
+	if t.Before(queryMinTime) || !t.Before(queryEndTime) {
+		return badParam(fmt.Sprintf("%s %q is outside the accepted range %s to %s (UTC)", name, v,
+			queryMinTime.Format(layout), queryEndTime.Add(-time.Nanosecond).Format(layout)))
+	}
+	return nil
+}
+
 // parseProtectoTime parses "YYYY-MM-DD HH:MM:SS" (UTC); a run of spaces
 // between date and time is accepted, as the seeds print two.
 func parseProtectoTime(name, v string) (time.Time, error) {
@@ -111,7 +132,7 @@ func parseProtectoTime(name, v string) (time.Time, error) {
 	if err != nil || !ok || t.Format(report.ProtectoTimeLayout) != date+" "+clock {
 		return time.Time{}, badParam(fmt.Sprintf("%s must be a valid date and time \"YYYY-MM-DD HH:MM:SS\" (UTC), got %q", name, v))
 	}
-	return t, nil
+	return t, checkQueryTime(name, v, t, report.ProtectoTimeLayout)
 }
 
 // protectoRange reads start_date and end_date, both inclusive to the second:
@@ -140,7 +161,7 @@ func parseNetworkTime(name, v string) (time.Time, error) {
 	if len(v) == len("2006-01-02") {
 		t, err := time.Parse(time.DateOnly, v)
 		if err == nil {
-			return t, nil
+			return t, checkQueryTime(name, v, t, time.RFC3339Nano)
 		}
 	}
 	s := v
@@ -152,7 +173,7 @@ func parseNetworkTime(name, v string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, badParam(fmt.Sprintf("%s must be an RFC 3339 date-time (e.g. 2018-08-30T13:20:01.764Z) or a date YYYY-MM-DD, got %q", name, v))
 	}
-	return t.UTC(), nil
+	return t.UTC(), checkQueryTime(name, v, t, time.RFC3339Nano)
 }
 
 // networkRange reads fromDate (inclusive) and toDate (exclusive).
