@@ -26,8 +26,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -79,32 +77,23 @@ type storeOptions struct {
 }
 
 func (o *storeOptions) addFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.url, "store", "sqlite:///var/lib/auditops/audit.db", "audit store URL: sqlite:///path/to/audit.db (embedded, one replica) or postgres://user:pass@host/db")
-	fs.StringVar(&o.tokenKeyFile, "token-key-file", "", "file with the key that signs page tokens (default: token.key beside the SQLite database, created when absent; required for PostgreSQL, the same file on every replica)")
+	fs.StringVar(&o.url, "store", storeopen.DefaultURL, "audit store URL: sqlite:///path/to/audit.db or sqlite:relative/path.db (embedded, one replica) or postgres://user:pass@host/db")
+	fs.StringVar(&o.tokenKeyFile, "token-key-file", "", "file with the key that signs page tokens (default: "+storeopen.TokenKeyName+" in the SQLite database's directory, created when absent; required for PostgreSQL, the same file on every replica)")
 	fs.DurationVar(&o.tokenTTL, "page-token-ttl", store.DefaultPageTokenTTL, "how long a page token (next_page_token, nextContinuationToken) stays valid; an older one is a 400 (0: tokens never expire)")
 	fs.DurationVar(&o.sessionGap, "session-gap", store.DefaultSessionGap, "longest pause between a user's events that still counts as one session (logged_in_time)")
 }
 
-// open opens the store, creating the SQLite token key beside the database.
+// open opens the store; storeopen reads the URL and knows its defaults.
 func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
-	keyFile := o.tokenKeyFile
-	if keyFile == "" {
-		path, ok := strings.CutPrefix(o.url, "sqlite://")
-		if !ok {
-			return nil, fmt.Errorf("--token-key-file is required with --store %s: every replica must sign page tokens with the same key", storeopen.Redact(o.url))
-		}
-		keyFile = filepath.Join(filepath.Dir(path), "token.key")
-		if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
-			return nil, fmt.Errorf("creating the store directory: %w", err)
-		}
+	st, err := storeopen.Open(ctx, o.url, storeopen.Options{
+		Options:      store.Options{TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap},
+		TokenKeyFile: o.tokenKeyFile,
+	})
+	if errors.Is(err, storeopen.ErrTokenKeyRequired) {
+		return nil, fmt.Errorf("--token-key-file is required with --store %s: every replica must sign page tokens with the same key", storeopen.Redact(o.url))
 	}
-	key, err := store.LoadOrCreateTokenKey(keyFile)
 	if err != nil {
-		return nil, err
-	}
-	st, err := storeopen.Open(ctx, o.url, store.Options{TokenKey: key, TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap})
-	if err != nil {
-		return nil, fmt.Errorf("opening the audit store %s: %w", storeopen.Redact(o.url), err)
+		return nil, fmt.Errorf("opening the audit store: %w", err)
 	}
 	return st, nil
 }

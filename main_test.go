@@ -17,6 +17,9 @@ limitations under the License.
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,5 +40,74 @@ func TestPageTokensExpireByDefault(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"--page-token-ttl=0"}); err != nil || o.tokenTTL != 0 {
 		t.Fatalf("--page-token-ttl=0: %v, %s", err, o.tokenTTL)
+	}
+}
+
+// TestStoreFlags: each form of --store opens (or refuses) as storeopen
+// reads it. sqlite:audit.db once made the manager demand --token-key-file
+// "because every replica must sign with the same key": main looked for
+// "sqlite://" itself.
+func TestStoreFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		files   []string // made in the working directory
+		wantErr string
+	}{
+		{name: "relative", args: []string{"--store", "sqlite:audit.db"}, files: []string{"audit.db", "token.key"}},
+		{name: "relative with =", args: []string{"--store=sqlite:data/audit.db"}, files: []string{"data/audit.db", "data/token.key"}},
+		{name: "key file named", args: []string{"--store", "sqlite:audit.db", "--token-key-file", "page.key"}, files: []string{"audit.db", "page.key"}},
+		{name: "postgres needs a key file", args: []string{"--store", "postgres://u:s3cr3t@127.0.0.1:1/db"},
+			wantErr: "--token-key-file is required with --store postgres://u:xxxxx@127.0.0.1:1/db"},
+		{name: "not a store URL", args: []string{"--store", "audit.db"}, wantErr: `opening the audit store: store URL "audit.db" has no scheme`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			fs := pflag.NewFlagSet("manager", pflag.ContinueOnError)
+			var o storeOptions
+			o.addFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			st, err := o.open(t.Context())
+			if tc.wantErr != "" {
+				if err == nil {
+					st.Close()
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "s3cr3t") {
+					t.Fatalf("open: %v; want an error with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.Ping(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range tc.files {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// TestStoreFlagDefaults: without flags the store is the documented one.
+func TestStoreFlagDefaults(t *testing.T) {
+	fs := pflag.NewFlagSet("manager", pflag.ContinueOnError)
+	var o storeOptions
+	o.addFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if o.url != "sqlite:///var/lib/auditops/audit.db" || o.tokenKeyFile != "" {
+		t.Fatalf("--store %q --token-key-file %q", o.url, o.tokenKeyFile)
+	}
+	if usage := fs.Lookup("token-key-file").Usage; !strings.Contains(usage, "token.key in the SQLite database's directory") {
+		t.Fatalf("--token-key-file's help does not name the default: %q", usage)
 	}
 }

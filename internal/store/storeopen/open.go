@@ -1,13 +1,15 @@
-// Package storeopen opens the audit-event store named by a --store URL. It
-// is apart from package store so that code using only the interface (ingest,
-// report) does not link the database drivers.
+// Package storeopen owns the --store URL: it parses it (Parse), knows its
+// defaults (DefaultURL, where the page-token key is kept), redacts it for
+// messages (Redact) and opens the store it names (Open). It is apart from
+// package store so that code using only the interface (ingest, report) does
+// not link the database drivers.
 package storeopen
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -16,116 +18,63 @@ import (
 	"github.com/auditops/auditops/internal/store/sqlite"
 )
 
-// TokenKeySuffix names the page-token key file kept beside a SQLite
-// database when no key is given: audit.db -> audit.db.token-key.
-const TokenKeySuffix = ".token-key"
+// ErrTokenKeyRequired is Open's error for a PostgreSQL store given neither a
+// key nor a key file.
+var ErrTokenKeyRequired = errors.New("a PostgreSQL store needs a page-token key file, the same on every replica")
 
-// Open opens the store at rawURL:
-//
-//	sqlite:///var/lib/auditops/audit.db   SQLite, absolute path
-//	sqlite:audit.db                       SQLite, path relative to the working directory
-//	postgres://user@host:5432/db?...      PostgreSQL (also postgresql://), pgx URL options
-//
-// When opts.TokenKey is empty, a SQLite store loads (or creates, 0600) its
-// key from the file beside the database (TokenKeySuffix); a PostgreSQL store
-// refuses to start, since every replica must sign with the same key.
-func Open(ctx context.Context, rawURL string, opts store.Options) (store.Store, error) {
-	kind, target, err := Parse(rawURL)
+// Options are how Open opens a store.
+type Options struct {
+	store.Options
+	// TokenKeyFile holds the page-token key when Options.TokenKey is empty;
+	// it is created (0600, random) when absent. "" is the URL's default,
+	// Target.TokenKeyFile: TokenKeyName beside a SQLite database, none for
+	// PostgreSQL (ErrTokenKeyRequired).
+	TokenKeyFile string
+}
+
+// Open opens the store at rawURL (see Parse), creating a SQLite database's
+// directory (0700) when absent. Its errors show the URL through Redact.
+func Open(ctx context.Context, rawURL string, opts Options) (store.Store, error) {
+	t, err := Parse(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	switch kind {
-	case "sqlite":
-		if len(opts.TokenKey) == 0 {
-			key, err := store.LoadOrCreateTokenKey(target + TokenKeySuffix)
-			if err != nil {
-				return nil, fmt.Errorf("store %s: %w", rawURL, err)
-			}
-			opts.TokenKey = key
+	if t.Kind == SQLite {
+		if err := os.MkdirAll(filepath.Dir(t.Source), 0o700); err != nil {
+			return nil, fmt.Errorf("store %s: creating the database's directory: %w", Redact(rawURL), err)
 		}
-		return sqlite.New(ctx, target, opts)
-	default:
-		if len(opts.TokenKey) == 0 {
-			return nil, fmt.Errorf("store %s: a PostgreSQL store needs a page-token key shared by every replica (--token-key-file)", Redact(rawURL))
+	}
+	if len(opts.TokenKey) == 0 {
+		keyFile := opts.TokenKeyFile
+		if keyFile == "" {
+			keyFile = t.TokenKeyFile
 		}
-		st, err := postgres.New(ctx, target, opts)
+		if keyFile == "" {
+			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), ErrTokenKeyRequired)
+		}
+		opts.TokenKey, err = store.LoadOrCreateTokenKey(keyFile)
 		if err != nil {
-			if pw := passwordOf(rawURL); pw != "" && strings.Contains(err.Error(), pw) {
-				// pgx redacts its own messages; this is a second guard, as
-				// a password in a log is a leak wherever it came from.
-				return nil, errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
-			}
-			return nil, err
+			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
 		}
-		return st, nil
 	}
-}
-
-// Parse splits a store URL into its kind ("sqlite" or "postgres") and what
-// the backend opens: the database file's path, or the PostgreSQL URL.
-func Parse(rawURL string) (kind, target string, err error) {
-	u, err := url.Parse(rawURL)
+	var st store.Store
+	switch t.Kind {
+	case SQLite:
+		st, err = sqlite.New(ctx, t.Source, opts.Options)
+	case Postgres:
+		st, err = postgres.New(ctx, t.Source, opts.Options)
+	}
 	if err != nil {
-		// url.Error repeats the whole URL, password included.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+		msg := err.Error()
+		for _, secret := range secretsOf(rawURL) {
+			// pgx redacts its own messages; this is a second guard, as a
+			// password in a log is a leak wherever it came from.
+			msg = strings.ReplaceAll(msg, secret, hidden)
 		}
-		return "", "", fmt.Errorf("store URL %q: %v", Redact(rawURL), err)
-	}
-	switch u.Scheme {
-	case "sqlite":
-		var p string
-		switch {
-		case u.Opaque != "": // sqlite:relative/path.db
-			p, err = url.PathUnescape(u.Opaque)
-			if err != nil {
-				return "", "", fmt.Errorf("store URL %q: %w", rawURL, err)
-			}
-		case u.Host == "" && u.Path != "": // sqlite:///absolute/path.db
-			p = u.Path
-		default:
-			return "", "", fmt.Errorf("store URL %q: want sqlite:///absolute/path.db or sqlite:relative/path.db", rawURL)
+		if msg != err.Error() {
+			return nil, fmt.Errorf("store %s: %s", Redact(rawURL), msg)
 		}
-		if u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(p, "/") {
-			return "", "", fmt.Errorf("store URL %q: want sqlite:///absolute/path.db or sqlite:relative/path.db, without options", rawURL)
-		}
-		return "sqlite", filepath.Clean(p), nil
-	case "postgres", "postgresql":
-		return "postgres", rawURL, nil
-	case "":
-		return "", "", fmt.Errorf("store URL %q has no scheme: want sqlite:///path.db or postgres://...", rawURL)
-	default:
-		return "", "", fmt.Errorf("store URL %q: unknown scheme %q, want sqlite or postgres", Redact(rawURL), u.Scheme)
+		return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
 	}
-}
-
-// Redact hides the password of a store URL for logs and messages, also in
-// a URL that does not parse (the messages about it are where it shows).
-func Redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	if pw := passwordOf(raw); pw != "" {
-		return strings.Replace(raw, ":"+pw+"@", ":xxxxx@", 1)
-	}
-	return raw
-}
-
-// passwordOf returns the password of scheme://user:password@host..., read
-// without parsing the URL (it may not parse); "" when there is none.
-func passwordOf(raw string) string {
-	_, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return ""
-	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return ""
-	}
-	_, pw, ok := strings.Cut(rest[:at], ":")
-	if !ok || pw == "" {
-		return ""
-	}
-	return pw
+	return st, nil
 }
