@@ -407,8 +407,8 @@ func expectEOF(dec *stdjson.Decoder, rr *readErrRecorder) error {
 //   - it accepts some invalid JSON, handing RawMessages and custom
 //     Unmarshalers (runtime.Unknown) bytes it has not validated ("A{}", a
 //     NUL byte), so gjson's validator, held to encoding/json by
-//     TestValidJSONAgreesWithEncodingJSON, checks data first (~0.5 ms for
-//     a 400-event webhook batch, against ~3 ms to decode it);
+//     TestValidJSONAgreesWithEncodingJSON, checks data first (a fraction
+//     of the decode's cost: bench/README.md, "Measured design choices");
 //   - it matches some keys only by exact spelling where encoding/json
 //     takes any case ("AuditID", "Id"): see exactKeys;
 //   - it keeps invalid UTF-8 in strings where encoding/json puts U+FFFD;
@@ -430,7 +430,7 @@ const fastPathMaxBytes = 16 << 20
 // present (the webhook always sends them).
 //
 // Decoding is most of the CPU cost of webhook ingest, so a valid body is
-// decoded by goccy/go-json (several times faster than encoding/json); a
+// decoded by goccy/go-json (faster than encoding/json: bench/README.md); a
 // body it refuses is decoded again by encoding/json, whose errors name the
 // item and the field, and which decides what is valid. fn sees only items
 // of a body that decoded whole, so it never runs twice for one item.
@@ -461,12 +461,12 @@ func decodeEventList(r io.Reader, sizeHint int64, fn func(i int, ev *auditv1.Eve
 
 // fastEventList decodes body with goccy/go-json; ok is false when the body
 // is anything but a well-formed EventList (the caller then takes the slow
-// path for its error). One Unmarshal of the whole body is a third faster
-// than goccy's token stream. Unmarshal keeps the last of repeated keys,
-// where the slow path refuses a repeated "items": a body with the bytes
-// "items" more than once (a repeat, or an item holding the word) takes the
-// slow path, which decides. So does a body with a field the fast path
-// does not know.
+// path for its error). One Unmarshal of the whole body is faster than
+// goccy's token stream (bench/README.md). Unmarshal keeps the last of
+// repeated keys, where the slow path refuses a repeated "items": a body
+// with the bytes "items" more than once (a repeat, or an item holding the
+// word) takes the slow path, which decides. So does a body with a field
+// the fast path does not know.
 func fastEventList(body []byte) (items []auditv1.Event, ok bool) {
 	// Unmarshal takes null for an empty object; the slow path does not.
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || bytes.Count(t, []byte(`"items"`)) > 1 {

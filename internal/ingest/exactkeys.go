@@ -17,10 +17,10 @@ import (
 // JSON field names spelled exactly. goccy/go-json's Unmarshal takes some
 // keys only by their exact spelling where encoding/json takes any case
 // ("AuditID" is auditID there: FuzzDecodeEventList found it), and it has
-// no option to refuse unknown fields but in its stream Decoder, which was
-// 3x slower than Unmarshal on webhook batches. A value with any other key
-// (a miscased one, or a field a newer sender added) takes the
-// encoding/json path, which decides.
+// no option to refuse unknown fields but in its stream Decoder, which is
+// slower than Unmarshal on webhook batches (bench/README.md). A value with
+// any other key (a miscased one, or a field a newer sender added) takes
+// the encoding/json path, which decides.
 func exactKeys(v gjson.Result, t reflect.Type) bool {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
