@@ -314,7 +314,3 @@ type AuditReportList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []AuditReport `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&AuditReport{}, &AuditReportList{})
-}
