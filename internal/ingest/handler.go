@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -364,21 +363,6 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, l *limiter, sour
 	}
 	r.Body = newDeadlineBody(w, r.Body, h.opts.ReadTimeout, h.opts.IdleTimeout)
 	return release, true
-}
-
-// namespacesOf returns the sorted, distinct namespaces of events.
-func namespacesOf(events []store.Event) []string {
-	var nss []string
-	last := ""
-	for i := range events {
-		// Batches are usually one tenant: skip the common repeat cheaply.
-		if ns := events[i].Namespace; ns != last {
-			nss = append(nss, ns)
-			last = ns
-		}
-	}
-	slices.Sort(nss)
-	return slices.Compact(nss)
 }
 
 // precheck enforces method, content type and size before any decoding, and
