@@ -6,6 +6,9 @@ IMG ?= auditops/manager:dev
 K8S_VERSION ?= v1.37.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.1
+# staticcheck 2026.2.2 (honnef.co/go/tools v0.8.2): builds with Go 1.26 and
+# checks this go 1.26 module.
+STATICCHECK_VERSION ?= v0.8.2
 
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
@@ -13,6 +16,7 @@ SHELL = /usr/bin/env bash -o pipefail
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+STATICCHECK ?= $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
 K8S_ASSETS ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
 KUBECTL ?= $(K8S_ASSETS)/kubectl
 
@@ -49,12 +53,20 @@ fmt: ## Run go fmt.
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: staticcheck
+staticcheck: $(STATICCHECK) ## Run staticcheck (pinned, installed into bin/) with its default checks.
+	$(STATICCHECK) ./...
+
+.PHONY: boilerplate
+boilerplate: ## Check that every Go file starts with the licence header of hack/boilerplate.go.txt.
+	hack/check-boilerplate.sh
+
 .PHONY: control-plane
 control-plane: ## Build etcd, kube-apiserver and kubectl into bin/k8s/$(K8S_VERSION) (once).
 	K8S_VERSION=$(K8S_VERSION) hack/build-control-plane.sh >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet control-plane ## Run every test against real components (kube-apiserver, etcd, PostgreSQL).
+test: manifests generate fmt vet staticcheck boilerplate control-plane ## Run every test against real components (kube-apiserver, etcd, PostgreSQL).
 	KUBEBUILDER_ASSETS=$(K8S_ASSETS) hack/with-postgres.sh go test $(GO_TEST_FLAGS) ./...
 
 FUZZTIME ?= 60s
@@ -134,6 +146,9 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 kustomize: $(KUSTOMIZE)
 $(KUSTOMIZE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+$(STATICCHECK): | $(LOCALBIN)
+	$(call go-install-tool,$(STATICCHECK),honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
 
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
