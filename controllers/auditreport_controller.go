@@ -29,9 +29,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/internal/report"
@@ -90,19 +93,23 @@ type AuditReportReconciler struct {
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile moves an AuditReport towards its declared report.
-func (r *AuditReportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+// reconcile moves an AuditReport towards its declared report (a scheduled
+// parent towards its runs, any other report towards its output) if want
+// says it is this controller's: the predicates filter events, and an
+// object whose schedule changed between the event and the read is left to
+// the other controller.
+func (r *AuditReportReconciler) reconcile(ctx context.Context, req ctrl.Request, want func(*reportsv1alpha1.AuditReport) bool) (ctrl.Result, error) {
 	var report reportsv1alpha1.AuditReport
 	if err := r.Get(ctx, req.NamespacedName, &report); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !report.DeletionTimestamp.IsZero() {
+	if !report.DeletionTimestamp.IsZero() || !want(&report) {
 		return ctrl.Result{}, nil
 	}
 	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("auditreport", req.NamespacedName.String()))
 	var res ctrl.Result
 	var err error
-	if report.Spec.Schedule != "" {
+	if isScheduled(&report) {
 		res, err = r.reconcileSchedule(ctx, &report)
 	} else {
 		res, err = r.reconcileRun(ctx, &report)
@@ -132,8 +139,15 @@ func ManagerClientOptions() client.Options {
 	}}
 }
 
-// SetupWithManager registers the reconciler and the owner index that lets a
-// scheduled parent list its children.
+func isScheduled(rep *reportsv1alpha1.AuditReport) bool { return rep.Spec.Schedule != "" }
+
+// SetupWithManager registers two controllers and the owner index that lets
+// a scheduled parent list its children. Scheduling has its own controller
+// and workers: generating a report can take minutes, and with one shared
+// queue two long reports held every schedule in the cluster up.
+//   - auditreport generates reports (MaxConcurrentReconciles workers);
+//   - auditreport-schedule starts the runs of scheduled parents, and hears
+//     of their children's progress (Owns).
 func (r *AuditReportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil {
 		r.Client = mgr.GetClient()
@@ -160,10 +174,25 @@ func (r *AuditReportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &reportsv1alpha1.AuditReport{}, ownerKey, indexOwner); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&reportsv1alpha1.AuditReport{}).
-		Owns(&reportsv1alpha1.AuditReport{}).
+	scheduled := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		rep, ok := o.(*reportsv1alpha1.AuditReport)
+		return ok && isScheduled(rep)
+	})
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&reportsv1alpha1.AuditReport{}, builder.WithPredicates(predicate.Not(scheduled))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("auditreport").
-		Complete(r)
+		Complete(reconcile.Func(func(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+			return r.reconcile(ctx, req, func(rep *reportsv1alpha1.AuditReport) bool { return !isScheduled(rep) })
+		})); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&reportsv1alpha1.AuditReport{}, builder.WithPredicates(scheduled)).
+		Owns(&reportsv1alpha1.AuditReport{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
+		Named("auditreport-schedule").
+		Complete(reconcile.Func(func(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+			return r.reconcile(ctx, req, isScheduled)
+		}))
 }

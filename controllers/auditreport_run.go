@@ -40,21 +40,6 @@ import (
 	"github.com/auditops/auditops/internal/store"
 )
 
-// Condition reasons.
-const (
-	ReasonPending         = "Pending"
-	ReasonGenerating      = "Generating"
-	ReasonRetrying        = "Retrying"
-	ReasonSucceeded       = "Succeeded"
-	ReasonTenantIsolation = "TenantIsolation"
-	ReasonInvalidOutput   = "InvalidOutput"
-	// ReasonOutputNotAllowed: the object-store destination is not one the
-	// operator allows (--allowed-output-urls); nothing was written.
-	ReasonOutputNotAllowed = "OutputNotAllowed"
-	ReasonFailed           = "Failed"
-	ReasonInternalError    = "InternalError"
-)
-
 // permanentError is a failure no retry can mend: the report fails.
 type permanentError struct {
 	reason string
@@ -96,11 +81,10 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 	}
 	if st.Phase != reportsv1alpha1.PhaseRunning {
 		st.Phase = reportsv1alpha1.PhaseRunning
-		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, "Started", "Generate",
+		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, ReasonStarted, "Generate",
 			"generating %s report of %s from %s to %s", rep.Spec.Type, st.Tenant, st.Range.From.Format(time.RFC3339), st.Range.To.Format(time.RFC3339))
 	}
 	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonGenerating, "reading the audit store and writing the report")
-	setCondition(rep, reportsv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonGenerating, "the report is being generated")
 	if err := r.updateStatus(ctx, rep); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -130,8 +114,7 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 	st.CompletionTime = &metav1.Time{Time: now}
 	st.Outputs = outputs
 	st.Checkpoint = ""
-	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonSucceeded, "the report is complete")
-	setCondition(rep, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded,
+	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonSucceeded,
 		fmt.Sprintf("%d records written to %s", st.Records, describeOutputs(outputs)))
 	meta.RemoveStatusCondition(&st.Conditions, reportsv1alpha1.ConditionFailed)
 	if err := r.updateStatus(ctx, rep); err != nil {
@@ -180,7 +163,7 @@ func (r *AuditReportReconciler) generate(ctx context.Context, rep *reportsv1alph
 		}
 	}
 	if cp.Cursor.Pages > 0 {
-		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, "Resumed", "Generate", "resuming after %d records (%d bytes already stored)", cp.Cursor.Records, cp.Sink.Bytes)
+		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, ReasonResumed, "Generate", "resuming after %d records (%d bytes already stored)", cp.Cursor.Records, cp.Sink.Bytes)
 	}
 	params := report.Params{
 		Type: rep.Spec.Type, Namespace: st.Tenant, User: rep.Spec.User,
@@ -287,7 +270,6 @@ func (r *AuditReportReconciler) fail(ctx context.Context, rep *reportsv1alpha1.A
 	st.CompletionTime = &metav1.Time{Time: r.Clock.Now().UTC()}
 	st.Checkpoint = ""
 	setCondition(rep, reportsv1alpha1.ConditionFailed, metav1.ConditionTrue, reason, err.Error())
-	setCondition(rep, reportsv1alpha1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
 	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, "the report failed")
 	if perr := r.updateStatus(ctx, rep); perr != nil {
 		return ctrl.Result{}, perr
@@ -297,9 +279,15 @@ func (r *AuditReportReconciler) fail(ctx context.Context, rep *reportsv1alpha1.A
 	return ctrl.Result{}, nil
 }
 
-// updateStatus writes the whole status. It is an update, not a patch, so a
-// report whose spec changed meanwhile conflicts and is reconciled afresh.
+// updateStatus writes the whole status, Ready derived from the other
+// conditions first. It is an update, not a patch, so a report whose spec
+// changed meanwhile conflicts and is reconciled afresh.
 func (r *AuditReportReconciler) updateStatus(ctx context.Context, rep *reportsv1alpha1.AuditReport) error {
+	// A scheduled parent's Ready says whether it schedules (set by
+	// reconcileSchedule) unless it failed.
+	if !isScheduled(rep) || meta.IsStatusConditionTrue(rep.Status.Conditions, reportsv1alpha1.ConditionFailed) {
+		deriveReady(rep)
+	}
 	if err := r.Status().Update(ctx, rep); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -345,9 +333,13 @@ func describeOutputs(outs []reportsv1alpha1.OutputRef) string {
 		return "no output"
 	case outs[0].URL != "":
 		return outs[0].URL
-	case len(outs) == 1:
-		return "ConfigMap " + outs[0].ConfigMap
-	default:
-		return fmt.Sprintf("%d ConfigMaps %s..%s", len(outs), outs[0].ConfigMap, outs[len(outs)-1].ConfigMap)
 	}
+	kind, first, last := "ConfigMap", outs[0].ConfigMap, outs[len(outs)-1].ConfigMap
+	if outs[0].Secret != "" {
+		kind, first, last = "Secret", outs[0].Secret, outs[len(outs)-1].Secret
+	}
+	if len(outs) == 1 {
+		return kind + " " + first
+	}
+	return fmt.Sprintf("%d %ss %s..%s", len(outs), kind, first, last)
 }

@@ -83,10 +83,10 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 	}
 	sched, err := cron.ParseStandard(parent.Spec.Schedule)
 	if err != nil {
-		return r.fail(ctx, parent, permanent("InvalidSchedule", "spec.schedule %q: %v", parent.Spec.Schedule, err))
+		return r.fail(ctx, parent, permanent(ReasonInvalidSchedule, "spec.schedule %q: %v", parent.Spec.Schedule, err))
 	}
 	if _, ok := nextFire(sched, r.Clock.Now().In(loc)); !ok {
-		return r.fail(ctx, parent, permanent("InvalidSchedule",
+		return r.fail(ctx, parent, permanent(ReasonInvalidSchedule,
 			"spec.schedule %q never fires: no time within the next five years matches it (a day the month never has, such as 31 April or 30 February); no run was scheduled",
 			parent.Spec.Schedule))
 	}
@@ -122,7 +122,7 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 
 	if parent.Spec.Suspend != nil && *parent.Spec.Suspend {
 		st.Phase = reportsv1alpha1.PhaseSuspended
-		setCondition(parent, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, "Suspended", "the schedule is suspended: no new runs start")
+		setCondition(parent, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonSuspended, "the schedule is suspended: no new runs start")
 		return ctrl.Result{}, r.updateStatus(ctx, parent)
 	}
 
@@ -145,7 +145,7 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 	if settle > 0 {
 		next += fmt.Sprintf(", starting %s later for late events", settle)
 	}
-	setCondition(parent, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, "Scheduled", next)
+	setCondition(parent, reportsv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonScheduled, next)
 	requeue := ctrl.Result{RequeueAfter: nextRun.Add(settle).Sub(now)}
 
 	if missed == 0 {
@@ -153,7 +153,7 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 	}
 	if len(active) > 0 {
 		// Concurrency Forbid: this run is skipped, as a CronJob skips it.
-		r.Recorder.Eventf(parent, nil, corev1.EventTypeNormal, "RunSkipped", "Schedule",
+		r.Recorder.Eventf(parent, nil, corev1.EventTypeNormal, ReasonRunSkipped, "Schedule",
 			"run at %s skipped: %s is still running", missedRun.UTC().Format(time.RFC3339), active[0].Name)
 		st.LastScheduleTime = &metav1.Time{Time: missedRun}
 		return requeue, r.updateStatus(ctx, parent)
@@ -164,7 +164,7 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 			more = "more than "
 			missed = maxMissedRunsCounted
 		}
-		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, "MissedRuns", "Schedule",
+		r.Recorder.Eventf(parent, nil, corev1.EventTypeWarning, ReasonMissedRuns, "Schedule",
 			"%s%d runs were missed; starting only the latest, at %s", more, missed, missedRun.UTC().Format(time.RFC3339))
 	}
 
@@ -176,7 +176,7 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 		return ctrl.Result{}, fmt.Errorf("creating run %s: %w", child.Name, err)
 	}
 	log.Info("started a scheduled run", "run", child.Name, "scheduledAt", missedRun)
-	r.Recorder.Eventf(parent, child, corev1.EventTypeNormal, "RunStarted", "Schedule", "created run %s for %s", child.Name, missedRun.UTC().Format(time.RFC3339))
+	r.Recorder.Eventf(parent, child, corev1.EventTypeNormal, ReasonRunStarted, "Schedule", "created run %s for %s", child.Name, missedRun.UTC().Format(time.RFC3339))
 	st.LastScheduleTime = &metav1.Time{Time: missedRun}
 	st.Active = append(st.Active, corev1.ObjectReference{
 		APIVersion: reportsv1alpha1.GroupVersion.String(), Kind: "AuditReport",

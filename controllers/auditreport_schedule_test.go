@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -407,5 +408,78 @@ func TestLateEventLandsInExactlyOneRun(t *testing.T) {
 	}
 	if seen != 1 {
 		t.Fatalf("the late event is in %d runs, want exactly 1", seen)
+	}
+}
+
+// TestScheduleFiresWhileLongReportsRun: two long reports hold both
+// generation workers (each blocks at its first checkpoint until released),
+// and a scheduled parent still starts its run on time: scheduling has its
+// own controller. With one queue for both, the parent waited for a worker.
+func TestScheduleFiresWhileLongReportsRun(t *testing.T) {
+	st := newSQLiteStore(t)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock()
+	var blocked sync.WaitGroup
+	blocked.Add(2)
+	// Each report blocks at its first checkpoint, so the first two calls
+	// are the two reports'.
+	var calls atomic.Int32
+	clock := &fakeClock{}
+	clock.Set(time.Now())
+	startManager(t, &AuditReportReconciler{
+		Store: st, Clock: clock, MaxConcurrentReconciles: 2,
+		checkpointed: func(ctx context.Context, _ int64) {
+			if calls.Add(1) <= 2 {
+				blocked.Done()
+			}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		},
+	})
+	ns := createNamespace(t, "busy")
+	seedLarge(t, st, ns, 3000, 1000, true) // several shards: a checkpoint comes early
+	for _, name := range []string{"long-1", "long-2"} {
+		rep := newReport(ns, name, reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+		rep.Spec.PageSize = 100
+		if err := k8sClient.Create(context.Background(), rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waited := make(chan struct{})
+	go func() { blocked.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the two long reports did not both reach a checkpoint")
+	}
+
+	parent := &reportsv1alpha1.AuditReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hourly"},
+		Spec: reportsv1alpha1.AuditReportSpec{
+			Type: reportsv1alpha1.Users, Schedule: "0 * * * *",
+			Range: reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: time.Hour}},
+		},
+	}
+	if err := k8sClient.Create(context.Background(), parent); err != nil {
+		t.Fatal(err)
+	}
+	due := clock.Now().Truncate(time.Hour).Add(time.Hour)
+	clock.Set(due.Add(time.Second))
+	poke(t, ns, "hourly")
+	name := fmt.Sprintf("hourly-%d", due.Unix())
+	eventually(t, 15*time.Second, "run "+name+" created while both workers generate", func(ctx context.Context) (bool, error) {
+		var c reportsv1alpha1.AuditReport
+		err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &c)
+		return err == nil, client.IgnoreNotFound(err)
+	})
+	unblock()
+	for _, n := range []string{"long-1", "long-2", name} {
+		if got := waitFinished(t, ns, n); got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+			t.Errorf("%s: phase %s", n, got.Status.Phase)
+		}
 	}
 }
