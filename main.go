@@ -48,6 +48,7 @@ import (
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/storeopen"
+	"github.com/auditops/auditops/internal/urlredact"
 )
 
 func main() {
@@ -90,7 +91,7 @@ func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
 		TokenKeyFile: o.tokenKeyFile,
 	})
 	if errors.Is(err, storeopen.ErrTokenKeyRequired) {
-		return nil, fmt.Errorf("--token-key-file is required with --store %s: every replica must sign page tokens with the same key", storeopen.Redact(o.url))
+		return nil, fmt.Errorf("--token-key-file is required with --store %s: every replica must sign page tokens with the same key", urlredact.Redact(o.url))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the audit store: %w", err)
@@ -235,7 +236,7 @@ func runManager(args []string) error {
 	if err := mgr.AddReadyzCheck("store", apiserver.StoreCheck(st)); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
-	setupLog.Info("starting manager", "store", storeopen.Redact(so.url), "adminNamespace", adminNamespace)
+	setupLog.Info("starting manager", "store", urlredact.Redact(so.url), "adminNamespace", adminNamespace)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}

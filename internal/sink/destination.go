@@ -3,6 +3,7 @@ package sink
 import (
 	"errors"
 	"fmt"
+	"github.com/auditops/auditops/internal/urlredact"
 	"net/url"
 	"path"
 	"slices"
@@ -122,7 +123,7 @@ func (d *Destinations) Check(rawURL string, withCredentials bool) error {
 		}
 	}
 	return fmt.Errorf("%w: %s is allowed only under a prefix the operator lists in --allowed-output-urls (%s); %s",
-		ErrOutputNotAllowed, redact(u), needs, d.describe())
+		ErrOutputNotAllowed, urlredact.Redact(u.String()), needs, d.describe())
 }
 
 func (d *Destinations) describe() string {
@@ -131,7 +132,7 @@ func (d *Destinations) describe() string {
 	}
 	names := make([]string, len(d.prefixes))
 	for i, p := range d.prefixes {
-		names[i] = redact(p)
+		names[i] = urlredact.Redact(p.String())
 	}
 	return "listed: " + strings.Join(names, ", ")
 }

@@ -28,6 +28,7 @@ import (
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/internal/faultpoint"
+	"github.com/auditops/auditops/internal/urlredact"
 )
 
 // Keys of the credentials Secret for s3:// URLs.
@@ -124,7 +125,7 @@ func NewObjectStore(ctx context.Context, r Report, out reportsv1alpha1.ObjectSto
 	switch u.Scheme {
 	case "s3", "gs", "azblob":
 		if u.Host == "" {
-			return nil, fmt.Errorf("report %s/%s: objectStore.url %s names no bucket", r.Namespace, r.Name, redact(u))
+			return nil, fmt.Errorf("report %s/%s: objectStore.url %s names no bucket", r.Namespace, r.Name, urlredact.Redact(u.String()))
 		}
 		prefix = strings.Trim(u.Path, "/")
 		base = u.Scheme + "://" + u.Host
@@ -232,13 +233,6 @@ func openS3(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.Buc
 	// s3blob's multipart uploader does not read this from the client.
 	opts.RequestChecksumCalculation = cfg.RequestChecksumCalculation
 	return s3blob.OpenBucket(ctx, client, u.Host, &opts)
-}
-
-// redact shows a URL without its query (which may hold tokens).
-func redact(u *url.URL) string {
-	c := *u
-	c.RawQuery, c.User = "", nil
-	return c.String()
 }
 
 func (s *objectSink) partsPrefix() string { return s.key + partsSuffix }

@@ -91,6 +91,7 @@ type shardSink struct {
 	base, durable Progress
 	shard         int
 }
+
 var _ Sink = (*shardSink)(nil)
 
 // NewConfigMap returns a sink that stores the report in ConfigMaps in the

@@ -9,9 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/auditops/auditops/internal/urlredact"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
@@ -41,7 +41,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (store.Store, error)
 	}
 	if t.Kind == SQLite {
 		if err := os.MkdirAll(filepath.Dir(t.Source), 0o700); err != nil {
-			return nil, fmt.Errorf("store %s: creating the database's directory: %w", Redact(rawURL), err)
+			return nil, fmt.Errorf("store %s: creating the database's directory: %w", urlredact.Redact(rawURL), err)
 		}
 	}
 	if len(opts.TokenKey) == 0 {
@@ -50,11 +50,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (store.Store, error)
 			keyFile = t.TokenKeyFile
 		}
 		if keyFile == "" {
-			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), ErrTokenKeyRequired)
+			return nil, fmt.Errorf("store %s: %w", urlredact.Redact(rawURL), ErrTokenKeyRequired)
 		}
 		opts.TokenKey, err = store.LoadOrCreateTokenKey(keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
+			return nil, fmt.Errorf("store %s: %w", urlredact.Redact(rawURL), err)
 		}
 	}
 	var st store.Store
@@ -65,16 +65,13 @@ func Open(ctx context.Context, rawURL string, opts Options) (store.Store, error)
 		st, err = postgres.New(ctx, t.Source, opts.Options)
 	}
 	if err != nil {
-		msg := err.Error()
-		for _, secret := range secretsOf(rawURL) {
-			// pgx redacts its own messages; this is a second guard, as a
-			// password in a log is a leak wherever it came from.
-			msg = strings.ReplaceAll(msg, secret, hidden)
-		}
+		// pgx redacts its own messages; this is a second guard, as a
+		// password in a log is a leak wherever it came from.
+		msg := urlredact.Scrub(err.Error(), rawURL)
 		if msg != err.Error() {
-			return nil, fmt.Errorf("store %s: %s", Redact(rawURL), msg)
+			return nil, fmt.Errorf("store %s: %s", urlredact.Redact(rawURL), msg)
 		}
-		return nil, fmt.Errorf("store %s: %w", Redact(rawURL), err)
+		return nil, fmt.Errorf("store %s: %w", urlredact.Redact(rawURL), err)
 	}
 	return st, nil
 }

@@ -19,6 +19,7 @@ package storeopen
 import (
 	"errors"
 	"fmt"
+	"github.com/auditops/auditops/internal/urlredact"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -64,7 +65,7 @@ type Target struct {
 func Parse(rawURL string) (Target, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return Target{}, fmt.Errorf("store URL %q: %w", Redact(rawURL), parseError(rawURL))
+		return Target{}, fmt.Errorf("store URL %q: %w", urlredact.Redact(rawURL), parseError(rawURL))
 	}
 	switch u.Scheme {
 	case "sqlite":
@@ -74,27 +75,27 @@ func Parse(rawURL string) (Target, error) {
 		case u.Opaque != "": // sqlite:relative/path.db
 			p, err = url.PathUnescape(u.Opaque)
 			if err != nil {
-				return Target{}, fmt.Errorf("store URL %q: %w", Redact(rawURL), err)
+				return Target{}, fmt.Errorf("store URL %q: %w", urlredact.Redact(rawURL), err)
 			}
 		case u.Host == "" && u.User == nil && u.Path != "": // sqlite:///absolute/path.db
 			p = u.Path
 		default:
-			return Target{}, fmt.Errorf("store URL %q: %s", Redact(rawURL), want)
+			return Target{}, fmt.Errorf("store URL %q: %s", urlredact.Redact(rawURL), want)
 		}
 		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(p, "/") {
-			return Target{}, fmt.Errorf("store URL %q: %s", Redact(rawURL), want)
+			return Target{}, fmt.Errorf("store URL %q: %s", urlredact.Redact(rawURL), want)
 		}
 		p = filepath.Clean(p)
 		return Target{Kind: SQLite, Source: p, TokenKeyFile: filepath.Join(filepath.Dir(p), TokenKeyName)}, nil
 	case "postgres", "postgresql":
 		if u.Opaque != "" {
-			return Target{}, fmt.Errorf("store URL %q: want postgres://[user[:password]@]host[:port]/database[?options]", Redact(rawURL))
+			return Target{}, fmt.Errorf("store URL %q: want postgres://[user[:password]@]host[:port]/database[?options]", urlredact.Redact(rawURL))
 		}
 		return Target{Kind: Postgres, Source: rawURL}, nil
 	case "":
-		return Target{}, fmt.Errorf("store URL %q has no scheme: want sqlite:///path/to/audit.db, sqlite:audit.db or postgres://host/database", Redact(rawURL))
+		return Target{}, fmt.Errorf("store URL %q has no scheme: want sqlite:///path/to/audit.db, sqlite:audit.db or postgres://host/database", urlredact.Redact(rawURL))
 	default:
-		return Target{}, fmt.Errorf("store URL %q: unknown scheme %q, want sqlite or postgres", Redact(rawURL), u.Scheme)
+		return Target{}, fmt.Errorf("store URL %q: unknown scheme %q, want sqlite or postgres", urlredact.Redact(rawURL), u.Scheme)
 	}
 }
 
@@ -103,7 +104,7 @@ func Parse(rawURL string) (Target, error) {
 // password (postgres://u:pa/ss@host reads as host "u" with port ":pa"). It
 // parses the redacted URL instead; when that parses, what broke it is hidden.
 func parseError(rawURL string) error {
-	_, err := url.Parse(Redact(rawURL))
+	_, err := url.Parse(urlredact.Redact(rawURL))
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err

@@ -14,7 +14,11 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package storeopen
+// Package urlredact shows URLs in messages and logs without their secrets:
+// the store's (a PostgreSQL password, ?password=) and the object stores'
+// (tokens in query parameters). It depends on nothing but the standard
+// library, so every package that prints a URL can use it.
+package urlredact
 
 import (
 	"net/url"
@@ -149,4 +153,14 @@ func secretsOf(rawURL string) []string {
 		}
 	}
 	return secrets
+}
+
+// Scrub replaces in msg every secret of rawURL (its user's password, its
+// password and sslpassword options): a second guard for messages of
+// drivers that may repeat them.
+func Scrub(msg, rawURL string) string {
+	for _, secret := range secretsOf(rawURL) {
+		msg = strings.ReplaceAll(msg, secret, hidden)
+	}
+	return msg
 }
