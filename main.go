@@ -44,6 +44,7 @@ import (
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/controllers"
 	"github.com/auditops/auditops/internal/apiserver"
+	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
@@ -110,7 +111,6 @@ func runManager(args []string) error {
 		leaderElectNamespace string
 		adminNamespace       string
 		retention            time.Duration
-		maxIngestBytes       int64
 		maxObjectBytes       int
 		ingestSpoolDir       string
 		settleDelay          time.Duration
@@ -125,13 +125,12 @@ func runManager(args []string) error {
 	fs.StringVar(&leaderElectNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
 	fs.StringVar(&adminNamespace, "admin-namespace", "auditops-system", "the only namespace whose AuditReports may read another tenant")
 	fs.DurationVar(&retention, "retention", 90*24*time.Hour, "delete audit events older than this (0 keeps them forever)")
-	fs.Int64Var(&maxIngestBytes, "max-ingest-bytes", ingest.DefaultMaxBytes, "largest ingest request body accepted; larger ones get 413 (bodies stream: memory does not grow with them)")
 	fs.IntVar(&maxObjectBytes, "max-event-object-bytes", ingest.DefaultMaxObjectBytes, "object fields of an event (request, response, states) larger than this are stored as a truncation marker with their size and SHA-256")
 	fs.DurationVar(&settleDelay, "schedule-settle-delay", time.Minute, "how long after its scheduled time a scheduled report's run starts, so that late-arriving events of its window are in it (an AuditReport's spec.settleDelay overrides it)")
 	fs.StringSliceVar(&allowedOutputURLs, "allowed-output-urls", nil, "URL prefixes (comma-separated) under which an AuditReport's objectStore output may use the manager's own reach: its cloud identity (no credentialsSecretRef), an endpoint, or file://; e.g. file:///var/lib/auditops-reports,s3://reports/tenants?endpoint=https://minio.internal:9000. Without a listed prefix a report writes to s3://, gs:// or azblob:// only with its own credentials Secret and no endpoint")
 	fs.StringVar(&ingestSpoolDir, "ingest-spool-dir", "", "directory for batches too large to hold in memory while they decode (default: the system's temporary directory)")
-	var ingestOpts ingest.Options
-	ingestOpts.AddBudgetFlags(fs)
+	var ingestHTTP ingesthttp.Options
+	ingestHTTP.AddFlags(fs)
 	apiOpts := apiserver.NewOptions()
 	apiOpts.AddFlags(fs)
 	zapOpts := zap.Options{}
@@ -218,10 +217,9 @@ func runManager(args []string) error {
 	}
 	srv, err := apiserver.New(apiCfg, apiserver.Deps{
 		Store: st,
-		Ingest: ingest.Options{MaxBytes: maxIngestBytes, MaxObjectBytes: maxObjectBytes, SpoolDir: ingestSpoolDir,
-			KubeAuditBudget: ingestOpts.KubeAuditBudget, EventsBudget: ingestOpts.EventsBudget,
-			ReadTimeout: ingestOpts.ReadTimeout, IdleTimeout: ingestOpts.IdleTimeout,
+		Ingest: ingest.Options{MaxObjectBytes: maxObjectBytes, SpoolDir: ingestSpoolDir,
 			Metrics: ingest.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("ingest")},
+		IngestHTTP: ingestHTTP,
 		Log: ctrl.Log.WithName("apiserver"),
 	})
 	if err != nil {

@@ -678,6 +678,7 @@ func TestDiscovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	readVerbs := []string{"get", "list"}
 	want := map[string][]string{
 		resSummaries: readVerbs, resAuditDetails: readVerbs, resUserAccess: readVerbs,
 		resUsers: readVerbs, resUserLogs: readVerbs, resEvents: {"create"},

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
+	"net/url"
 	"strings"
-	"time"
 
+	"github.com/auditops/auditops/internal/apiserver/httpbody"
 	"github.com/auditops/auditops/internal/report"
 	"github.com/auditops/auditops/internal/store"
 )
@@ -47,17 +47,10 @@ func writeError(w http.ResponseWriter, sh shape, code int, msg string) {
 		b = report.AppendJSONString(b, kobilStatus(code))
 		b = append(b, `,"subSystem":`+kobilSubSystem+`}`...)
 	default:
-		b = append(b, `{"message":`...)
-		b = report.AppendJSONString(b, msg)
-		b = append(b, '}')
+		httpbody.Message(w, code, msg)
+		return
 	}
-	b = append(b, '\n')
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = w.Write(b)
+	httpbody.Write(w, code, append(b, '\n'))
 }
 
 // kobilStatus is the status string of a KOBIL error body.
@@ -137,45 +130,45 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, sh shape, tokenPar
 	}
 }
 
-func (s *Server) retryAfter(w http.ResponseWriter) {
-	secs := int((s.cfg.retryAfter + time.Second - 1) / time.Second)
-	if secs < 1 {
-		secs = 1
+func (s *Server) retryAfter(w http.ResponseWriter) { httpbody.RetryAfter(w, s.cfg.retryAfter) }
+
+// shapeOf says which error shape a path of ours uses, from routeTable: the
+// shape of the route whose pattern matches, else (a seed path no route
+// matches) the shape of the routes under its first segment; false for
+// other paths, which answer Kubernetes Status objects.
+func shapeOf(p string) (shape, bool) {
+	if _, pattern := shapes.mux.Handler(&http.Request{Method: http.MethodGet, URL: &url.URL{Path: p}}); pattern != "" {
+		sh, ok := shapes.byPattern[pattern]
+		return sh, ok
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	if strings.HasPrefix(p, groupVersionPath+"/") {
+		return 0, false
+	}
+	first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	sh, ok := shapes.byFirstSegment[first]
+	return sh, ok
 }
 
-// shapeOf says which error shape a path of ours uses; false for paths that
-// are not ours (discovery and the like answer with a Kubernetes Status).
-func shapeOf(p string) (shape, bool) {
-	if rest, ok := strings.CutPrefix(p, groupVersionPath); ok {
-		p = rest
-		if ns, ok := strings.CutPrefix(p, "/namespaces/"); ok {
-			parts := strings.SplitN(ns, "/", 3)
-			if len(parts) < 2 {
-				return 0, false
+// shapes indexes routeTable's error shapes for shapeOf.
+var shapes = func() (idx struct {
+	mux            *http.ServeMux
+	byPattern      map[string]shape
+	byFirstSegment map[string]shape
+}) {
+	idx.mux = http.NewServeMux()
+	idx.byPattern = map[string]shape{}
+	idx.byFirstSegment = map[string]shape{}
+	for _, rt := range routeTable {
+		for _, p := range rt.patterns() {
+			if _, dup := idx.byPattern[p]; !dup {
+				idx.byPattern[p] = rt.shape
+				idx.mux.Handle(p, http.NotFoundHandler())
 			}
-			switch parts[1] {
-			case resSummaries, resAuditDetails:
-				return shapeProtecto, true
-			case resUserAccess, resUsers, resEvents:
-				return shapeMessage, true
-			case resUserLogs:
-				return shapeKobil, true
-			}
-			return 0, false
 		}
-		if p == "/"+resEvents {
-			return shapeMessage, true
+		if rt.seed != "" {
+			first, _, _ := strings.Cut(strings.TrimPrefix(rt.seed, "/"), "/")
+			idx.byFirstSegment[first] = rt.shape
 		}
 	}
-	switch {
-	case strings.HasPrefix(p, "/api/vault/"), strings.HasPrefix(p, "/namespace/"):
-		return shapeProtecto, true
-	case strings.HasPrefix(p, "/network/"), strings.HasPrefix(p, "/ingest/"):
-		return shapeMessage, true
-	case strings.HasPrefix(p, "/auth/"), strings.HasPrefix(p, "/digitanium/"):
-		return shapeKobil, true
-	}
-	return 0, false
-}
+	return idx
+}()

@@ -15,7 +15,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/sqlite"
 )
@@ -63,10 +63,10 @@ func TestIngestFloodKeepsWebhookRoom(t *testing.T) {
 	o.SecureServing.ServerCert.CertDirectory = dir
 	stop, port, err := startServer(ctx, o, ts.kubeconfig, st, func(c *Config, d *Deps) {
 		c.generic.MaxMutatingRequestsInFlight = 4
-		d.Ingest.EventsBudget = ingest.Budget{Requests: 4}
-		d.Ingest.BudgetWait = 300 * time.Millisecond
-		d.Ingest.ReadTimeout = 4 * time.Second
-		d.Ingest.IdleTimeout = 2 * time.Second
+		d.IngestHTTP.EventsBudget = ingesthttp.Budget{Requests: 4}
+		d.IngestHTTP.BudgetWait = 300 * time.Millisecond
+		d.IngestHTTP.ReadTimeout = 4 * time.Second
+		d.IngestHTTP.IdleTimeout = 2 * time.Second
 	})
 	if err != nil {
 		t.Fatal(err)

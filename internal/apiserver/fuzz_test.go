@@ -18,6 +18,7 @@ import (
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/endpoints/request"
 
+	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
@@ -48,7 +49,8 @@ func newHandlerServer(name string, st store.Store) handlerServer {
 			return authorizer.DecisionAllow, "", nil
 		},
 	}
-	s.ingest = ingest.NewHandler(st, ingest.Options{Authorizer: ingest.AuthorizerFunc(s.authorizeIngest), MaxBytes: 1 << 20})
+	s.ingest = ingesthttp.NewHandler(ingest.NewService(st, ingest.Options{}),
+		ingesthttp.Options{Authorizer: ingesthttp.AuthorizerFunc(s.authorizeIngest), MaxBytes: 1 << 20})
 	s.mux = s.routes()
 	return handlerServer{name: name, srv: s, st: st}
 }

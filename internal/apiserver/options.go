@@ -30,8 +30,11 @@ const (
 	DefaultServiceNamespace = "auditops-system"
 	// DefaultRetryAfter is what a 503 tells the client to wait.
 	DefaultRetryAfter = 2 * time.Second
-	// DefaultStoreTimeout bounds one store call of a query endpoint.
-	DefaultStoreTimeout = 30 * time.Second
+	// DefaultStoreTimeout bounds one store call of any route: a query's
+	// page, an ingest batch's insert. Past it the client gets 503 with
+	// Retry-After and retries, instead of requests piling up on a store
+	// that does not answer.
+	DefaultStoreTimeout = 10 * time.Second
 )
 
 // Options are the audit API server's flags. NewOptions gives the defaults;
@@ -92,7 +95,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.TenantHostSuffix, "tenant-host-suffix", o.TenantHostSuffix,
 		"when set (e.g. .audit.example.com), /digitanium/v4/user/{userName}/logs takes its tenant from the first label of a Host ending with it; otherwise from the tenantId query parameter")
 	fs.DurationVar(&o.StoreTimeout, "apiserver-store-timeout", o.StoreTimeout,
-		"longest wait for the audit store in one query request; past it the client gets 503")
+		"longest wait for the audit store in one store call of any route (a query page, an ingest insert); past it the client gets 503 with Retry-After")
 }
 
 // AddGoFlags registers the options on a standard library flag set: every

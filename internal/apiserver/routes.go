@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
@@ -9,22 +10,126 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/endpoints/discovery"
 
+	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/report"
 	"github.com/auditops/auditops/internal/store"
 )
 
-// ownedPrefixes are the paths whose requests our routes authorize
-// themselves. Anything below them that no route matches is a 404 from our
-// mux, so no data is reachable without a route's authorization.
-var ownedPrefixes = []string{
-	"/api/vault/",
-	"/namespace/",
-	"/network/",
-	"/auth/",
-	"/digitanium/",
-	"/ingest/",
-	groupVersionPath + "/",
+// route is one entry of the route table. Everything the server knows of a
+// path comes from it: the mux patterns (routes), the prefixes our routes
+// authorize themselves (ownsPath), a path's error shape before any handler
+// runs (shapeOf) and the group's discovery (installDiscovery).
+type route struct {
+	method string
+	// seed is the documented path (spec/API.md section 3), also served
+	// under the group-version prefix, where kube-apiserver reads it as a
+	// cluster-scoped resource/subresource pair; "" for none.
+	seed string
+	// group is the Kubernetes-shaped path under the group version
+	// (section 4), e.g. "/namespaces/{ns}/auditdetails"; "" for none.
+	group string
+	// resource and kind name the RBAC resource our SubjectAccessReview
+	// checks with verb (discovery lists get and list for a get).
+	resource, kind, verb string
+	shape                shape
+	handle               func(s *Server, w http.ResponseWriter, r *http.Request)
 }
+
+const nsPath = "/namespaces/{ns}/"
+
+func network(v networkView, named bool) func(*Server, http.ResponseWriter, *http.Request) {
+	return func(s *Server, w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Pattern, "{accountId}") {
+			s.network(w, r, v, "accountId", r.PathValue("accountId"), r.PathValue("userId"), named)
+			return
+		}
+		s.network(w, r, v, "namespace", r.PathValue("ns"), r.PathValue("userId"), named)
+	}
+}
+
+var (
+	viewUserAccess = networkView{seedPath: "userAccess", resource: resUserAccess, view: report.ViewUserAccess, category: store.CategoryAccess}
+	viewUsers      = networkView{seedPath: "users", resource: resUsers, view: report.ViewUsers, category: store.CategoryUser}
+)
+
+// routeTable is the route table (spec/API.md sections 2, 3 and 4).
+var routeTable = []route{
+	// 3.1 namespace users summary.
+	{method: "GET", seed: "/api/vault/reports/namespace-users-summary", resource: resSummaries, kind: "NamespaceUsersSummary", verb: "get", shape: shapeProtecto,
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.summary(w, r, "") }},
+	{method: "GET", group: nsPath + resSummaries, resource: resSummaries, kind: "NamespaceUsersSummary", verb: "get", shape: shapeProtecto,
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.summary(w, r, r.PathValue("ns")) }},
+	// 3.2 audit details.
+	{method: "GET", seed: "/namespace/reports/audit-details", resource: resAuditDetails, kind: "AuditDetail", verb: "get", shape: shapeProtecto,
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.auditDetails(w, r, "") }},
+	{method: "GET", group: nsPath + resAuditDetails, resource: resAuditDetails, kind: "AuditDetail", verb: "get", shape: shapeProtecto,
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.auditDetails(w, r, r.PathValue("ns")) }},
+	// 3.3 network audit CSV.
+	{method: "GET", seed: "/network/audit/accounts/{accountId}/userAccess", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, false)},
+	{method: "GET", seed: "/network/audit/accounts/{accountId}/userAccess/{userId}", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, true)},
+	{method: "GET", group: nsPath + resUserAccess, resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, false)},
+	{method: "GET", group: nsPath + resUserAccess + "/{userId}", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, true)},
+	{method: "GET", seed: "/network/audit/accounts/{accountId}/users", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, false)},
+	{method: "GET", seed: "/network/audit/accounts/{accountId}/users/{userId}", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, true)},
+	{method: "GET", group: nsPath + resUsers, resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, false)},
+	{method: "GET", group: nsPath + resUsers + "/{userId}", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, true)},
+	// 3.4 user logs.
+	{method: "GET", seed: "/auth/realms/{tenantId}/v3_user/{userName}/logs", resource: resUserLogs, kind: "UserLog", verb: "get", shape: shapeKobil,
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) {
+			s.userLogs(w, r, r.PathValue("tenantId"), "tenantId", r.PathValue("userName"))
+		}},
+	{method: "GET", seed: "/digitanium/v4/user/{userName}/logs", resource: resUserLogs, kind: "UserLog", verb: "get", shape: shapeKobil,
+		handle: (*Server).digitaniumLogs},
+	{method: "GET", group: nsPath + resUserLogs + "/{userName}", resource: resUserLogs, kind: "UserLog", verb: "get", shape: shapeKobil,
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) {
+			s.userLogs(w, r, r.PathValue("ns"), "namespace", r.PathValue("userName"))
+		}},
+	// 2 ingest: internal/apiserver/ingesthttp authorizes every batch through
+	// authorizeIngest before it reads or stores anything.
+	{method: "POST", seed: ingest.KubeAuditPath, resource: resEvents, kind: "Event", verb: "create", shape: shapeMessage,
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.ingest.HandleKubeAudit(w, r) }},
+	{method: "POST", seed: ingest.EventsPath, group: "/" + resEvents, resource: resEvents, kind: "Event", verb: "create", shape: shapeMessage,
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.ingest.HandleEvents(w, r, "") }},
+	{method: "POST", group: nsPath + resEvents, resource: resEvents, kind: "Event", verb: "create", shape: shapeMessage,
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) {
+			if err := textParam("namespace", r.PathValue("ns")); err != nil {
+				s.fail(w, r, shapeMessage, "", err)
+				return
+			}
+			s.ingest.HandleEvents(w, r, r.PathValue("ns"))
+		}},
+}
+
+// patterns are the mux patterns of rt: the seed path at the root and under
+// the group version, the group path under the group version.
+func (rt route) patterns() []string {
+	var ps []string
+	if rt.seed != "" {
+		ps = append(ps, rt.seed, groupVersionPath+rt.seed)
+	}
+	if rt.group != "" {
+		ps = append(ps, groupVersionPath+rt.group)
+	}
+	return ps
+}
+
+// ownedPrefixes are the paths whose requests our routes authorize
+// themselves: each seed path's first segment and the group version. Anything
+// below them that no route matches is a 404 from our mux, so no data is
+// reachable without a route's authorization.
+var ownedPrefixes = func() []string {
+	ps := []string{groupVersionPath + "/"}
+	for _, rt := range routeTable {
+		if rt.seed == "" {
+			continue
+		}
+		first, _, _ := strings.Cut(strings.TrimPrefix(rt.seed, "/"), "/")
+		if p := "/" + first + "/"; !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}()
 
 func ownsPath(p string) bool {
 	for _, prefix := range ownedPrefixes {
@@ -35,94 +140,37 @@ func ownsPath(p string) bool {
 	return false
 }
 
-// routes is the route table (spec/API.md sections 2, 3 and 4). Every seed
-// route is served at its documented path and under the group-version prefix
-// (where kube-apiserver reads it as a cluster-scoped resource/subresource
-// pair and our SubjectAccessReview decides per tenant); the namespaced
-// Kubernetes-shaped paths exist only under the prefix.
+// routes is the mux of routeTable, each pattern with its method.
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
-	seed := func(method, path string, h http.HandlerFunc) {
-		mux.HandleFunc(method+" "+path, h)
-		mux.HandleFunc(method+" "+groupVersionPath+path, h)
+	for _, rt := range routeTable {
+		h := rt.handle
+		for _, p := range rt.patterns() {
+			mux.HandleFunc(rt.method+" "+p, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })
+		}
 	}
-	ns := func(method, path string, h http.HandlerFunc) {
-		mux.HandleFunc(method+" "+groupVersionPath+"/namespaces/{ns}"+path, h)
-	}
+	return mux
+}
 
-	// 3.1 namespace users summary.
-	seed("GET", "/api/vault/reports/namespace-users-summary", func(w http.ResponseWriter, r *http.Request) {
-		s.summary(w, r, "")
-	})
-	ns("GET", "/"+resSummaries, func(w http.ResponseWriter, r *http.Request) {
-		s.summary(w, r, r.PathValue("ns"))
-	})
-	// 3.2 audit details.
-	seed("GET", "/namespace/reports/audit-details", func(w http.ResponseWriter, r *http.Request) {
-		s.auditDetails(w, r, "")
-	})
-	ns("GET", "/"+resAuditDetails, func(w http.ResponseWriter, r *http.Request) {
-		s.auditDetails(w, r, r.PathValue("ns"))
-	})
-	// 3.3 network audit CSV.
-	for _, v := range []networkView{
-		{seedPath: "userAccess", resource: resUserAccess, view: report.ViewUserAccess, category: store.CategoryAccess},
-		{seedPath: "users", resource: resUsers, view: report.ViewUsers, category: store.CategoryUser},
-	} {
-		seed("GET", "/network/audit/accounts/{accountId}/"+v.seedPath, func(w http.ResponseWriter, r *http.Request) {
-			s.network(w, r, v, "accountId", r.PathValue("accountId"), "", false)
-		})
-		seed("GET", "/network/audit/accounts/{accountId}/"+v.seedPath+"/{userId}", func(w http.ResponseWriter, r *http.Request) {
-			s.network(w, r, v, "accountId", r.PathValue("accountId"), r.PathValue("userId"), true)
-		})
-		ns("GET", "/"+v.resource, func(w http.ResponseWriter, r *http.Request) {
-			s.network(w, r, v, "namespace", r.PathValue("ns"), "", false)
-		})
-		ns("GET", "/"+v.resource+"/{userId}", func(w http.ResponseWriter, r *http.Request) {
-			s.network(w, r, v, "namespace", r.PathValue("ns"), r.PathValue("userId"), true)
-		})
-	}
-	// 3.4 user logs.
-	seed("GET", "/auth/realms/{tenantId}/v3_user/{userName}/logs", func(w http.ResponseWriter, r *http.Request) {
-		s.userLogs(w, r, r.PathValue("tenantId"), "tenantId", r.PathValue("userName"))
-	})
-	seed("GET", "/digitanium/v4/user/{userName}/logs", func(w http.ResponseWriter, r *http.Request) {
-		if s.tenantHostSuffix != "" {
-			// Checked whole: hostTenant lowercases, which turns invalid
-			// UTF-8 into U+FFFD.
-			if err := textParam("Host", r.Host); err != nil {
-				s.fail(w, r, shapeKobil, "", err)
-				return
-			}
-		}
-		tenant, ok := s.hostTenant(r)
-		param := "Host"
-		if !ok {
-			// userLogs reads the query again, strictly (readQuery).
-			tenant, param = r.URL.Query().Get("tenantId"), "tenantId"
-		}
-		s.userLogs(w, r, tenant, param, r.PathValue("userName"))
-	})
-	ns("GET", "/"+resUserLogs+"/{userName}", func(w http.ResponseWriter, r *http.Request) {
-		s.userLogs(w, r, r.PathValue("ns"), "namespace", r.PathValue("userName"))
-	})
-	// 2 ingest; the ingest handler authorizes every batch through
-	// authorizeIngest before it stores anything.
-	seed("POST", "/ingest/v1/kube-audit", s.ingest.HandleKubeAudit)
-	seed("POST", "/ingest/v1/events", func(w http.ResponseWriter, r *http.Request) {
-		s.ingest.HandleEvents(w, r, "")
-	})
-	mux.HandleFunc("POST "+groupVersionPath+"/"+resEvents, func(w http.ResponseWriter, r *http.Request) {
-		s.ingest.HandleEvents(w, r, "")
-	})
-	ns("POST", "/"+resEvents, func(w http.ResponseWriter, r *http.Request) {
-		if err := textParam("namespace", r.PathValue("ns")); err != nil {
-			s.fail(w, r, shapeMessage, "", err)
+// digitaniumLogs serves /digitanium/v4/user/{userName}/logs, whose tenant
+// is the Host's first label when --tenant-host-suffix is set and matches,
+// else the tenantId query parameter.
+func (s *Server) digitaniumLogs(w http.ResponseWriter, r *http.Request) {
+	if s.tenantHostSuffix != "" {
+		// Checked whole: hostTenant lowercases, which turns invalid UTF-8
+		// into U+FFFD.
+		if err := textParam("Host", r.Host); err != nil {
+			s.fail(w, r, shapeKobil, "", err)
 			return
 		}
-		s.ingest.HandleEvents(w, r, r.PathValue("ns"))
-	})
-	return mux
+	}
+	tenant, ok := s.hostTenant(r)
+	param := "Host"
+	if !ok {
+		// userLogs reads the query again, strictly (readQuery).
+		tenant, param = r.URL.Query().Get("tenantId"), "tenantId"
+	}
+	s.userLogs(w, r, tenant, param, r.PathValue("userName"))
 }
 
 // hostTenant is the tenant named by the Host (first label before
@@ -149,16 +197,22 @@ type resource struct {
 	verbs                []string
 }
 
-var readVerbs = []string{"get", "list"}
-
-var groupResources = []resource{
-	{resSummaries, "namespaceuserssummary", "NamespaceUsersSummary", readVerbs},
-	{resAuditDetails, "auditdetail", "AuditDetail", readVerbs},
-	{resUserAccess, "useraccess", "UserAccess", readVerbs},
-	{resUsers, "user", "User", readVerbs},
-	{resUserLogs, "userlog", "UserLog", readVerbs},
-	{resEvents, "event", "Event", []string{"create"}},
-}
+// groupResources are the resources of routeTable's group paths, in table
+// order: a get route is listed with get and list, as RBAC rules name them.
+var groupResources = func() []resource {
+	var out []resource
+	for _, rt := range routeTable {
+		if rt.group == "" || slices.ContainsFunc(out, func(r resource) bool { return r.name == rt.resource }) {
+			continue
+		}
+		verbs := []string{rt.verb}
+		if rt.verb == "get" {
+			verbs = []string{"get", "list"}
+		}
+		out = append(out, resource{name: rt.resource, singular: strings.ToLower(rt.kind), kind: rt.kind, verbs: verbs})
+	}
+	return out
+}()
 
 // installDiscovery publishes the group in /apis (legacy and aggregated
 // form), /apis/audit.auditops.dev and /apis/audit.auditops.dev/v1alpha1, so

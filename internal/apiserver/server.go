@@ -31,6 +31,7 @@ import (
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
 	"k8s.io/apiserver/pkg/server/healthz"
 
+	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/store"
 )
@@ -42,10 +43,14 @@ type Deps struct {
 	// Inserter stores ingest batches; nil means Store. (A coalescing
 	// inserter can be put in front of the store here.)
 	Inserter ingest.Inserter
-	// Ingest configures the ingest handler (MaxBytes, timeouts, log). Its
-	// Authorizer is always replaced by the server's own SubjectAccessReview,
-	// so ingest can never be mounted unauthorized by mistake.
+	// Ingest configures decoding and storing batches; its StoreTimeout
+	// defaults to the server's (--apiserver-store-timeout).
 	Ingest ingest.Options
+	// IngestHTTP configures the ingest routes (body limit, budgets, read
+	// deadlines). Its Authorizer is always replaced by the server's own
+	// SubjectAccessReview, so ingest can never be mounted unauthorized by
+	// mistake.
+	IngestHTTP ingesthttp.Options
 	// Log receives the server's own failures; the zero value discards them.
 	Log logr.Logger
 }
@@ -55,7 +60,7 @@ type Server struct {
 	generic          *genericapiserver.GenericAPIServer
 	cfg              *Config
 	st               store.Store
-	ingest           *ingest.Handler
+	ingest           *ingesthttp.Handler
 	authz            authorizerFunc
 	mux              *http.ServeMux
 	log              logr.Logger
@@ -110,15 +115,22 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	if ins == nil {
 		ins = deps.Store
 	}
-	io := deps.Ingest
-	io.Authorizer = ingest.AuthorizerFunc(s.authorizeIngest)
-	if io.RetryAfter <= 0 {
-		io.RetryAfter = cfg.retryAfter
+	so := deps.Ingest
+	if so.StoreTimeout <= 0 {
+		so.StoreTimeout = cfg.storeTimeout
 	}
-	if io.Log.GetSink() == nil {
-		io.Log = deps.Log
+	if so.Log.GetSink() == nil {
+		so.Log = deps.Log
 	}
-	s.ingest = ingest.NewHandler(ins, io)
+	ho := deps.IngestHTTP
+	ho.Authorizer = ingesthttp.AuthorizerFunc(s.authorizeIngest)
+	if ho.RetryAfter <= 0 {
+		ho.RetryAfter = cfg.retryAfter
+	}
+	if ho.Log.GetSink() == nil {
+		ho.Log = deps.Log
+	}
+	s.ingest = ingesthttp.NewHandler(ingest.NewService(ins, so), ho)
 
 	s.mux = s.routes()
 	s.installDiscovery()
@@ -171,10 +183,13 @@ func StoreCheck(st store.Store) func(*http.Request) error {
 //     endpoint's own error shape; health paths skip it, because kubelet
 //     probes carry no credentials and must see the store's readiness.
 //   - Ingest requests skip the shared in-flight limit: each ingest route
-//     has its own budget (ingest.Budget), the audit webhook's apart.
+//     has its own budget (ingesthttp.Budget), the audit webhook's apart.
 //
 // Filters that depend on the server's private lifecycle signals (retry-after
 // during shutdown, watch termination) are left out: nothing here is a watch.
+// genericapiserver's own builder cannot be used for these reasons; the copy
+// follows DefaultBuildHandlerChain of the k8s.io/apiserver in go.mod, which
+// TestHandlerChainPinnedToUpstream pins, so an upgrade makes us compare.
 func (s *Server) buildHandlerChain(api http.Handler, c *genericapiserver.Config) http.Handler {
 	byPath := genericapifilters.WithAuthorization(api, c.Authorization.Authorizer, c.Serializer)
 	h := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -190,7 +205,7 @@ func (s *Server) buildHandlerChain(api http.Handler, c *genericapiserver.Config)
 	h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && ownsPath(r.URL.Path) {
 			// Ingest (our only POSTs) has per-route budgets of its own
-			// (ingest.Budget): in the shared mutating pool a flood of
+			// (ingesthttp.Budget): in the shared mutating pool a flood of
 			// generic ingest would get the audit webhook 429s, and
 			// kube-apiserver drops what it cannot deliver.
 			unlimited.ServeHTTP(w, r)

@@ -35,7 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/sqlite"
 )
@@ -241,7 +241,7 @@ func startServer(ctx context.Context, o *Options, kubeconfig string, st store.St
 		return nil, 0, err
 	}
 	// A small ingest limit, so the 413 test sends 70 KiB, not 32 MiB.
-	deps := Deps{Store: st, Ingest: ingest.Options{MaxBytes: 64 << 10}}
+	deps := Deps{Store: st, IngestHTTP: ingesthttp.Options{MaxBytes: 64 << 10}}
 	for _, f := range tweak {
 		f(cfg, &deps)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/store"
 )
@@ -55,7 +56,7 @@ func lines(path string, fn func(line []byte) error) error {
 // concurrent senders, as kube-apiserver's webhook backend does. It returns
 // the events stored and the time from the first request to the last answer.
 func webhookIngest(ctx context.Context, st store.Store, log string) (int, time.Duration, error) {
-	h := ingest.NewHandler(st, ingest.Options{StoreTimeout: time.Minute})
+	h := ingesthttp.NewHandler(ingest.NewService(st, ingest.Options{StoreTimeout: time.Minute}), ingesthttp.Options{})
 	srv := httptest.NewUnstartedServer(h)
 	srv.StartTLS()
 	defer srv.Close()

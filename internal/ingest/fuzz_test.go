@@ -6,8 +6,6 @@ import (
 	stdjson "encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -184,14 +182,19 @@ func (normalizingInserter) Insert(_ context.Context, events []store.Event) (stor
 	return store.InsertResult{Inserted: len(norm)}, nil
 }
 
-// checkHandler: whatever the body, the answer is 200 or 400, never a 500.
+// checkHandler: whatever the body, the service stores it or says why in an
+// *InputError (the HTTP layer's 400), never anything else (a 500).
 func checkHandler(t *testing.T, path, body string) {
 	t.Helper()
-	h := NewHandler(normalizingInserter{}, Options{})
-	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
-	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK && rec.Code != http.StatusBadRequest {
-		t.Fatalf("%s answered %d: %s", path, rec.Code, rec.Body)
+	svc := NewService(normalizingInserter{}, Options{})
+	var err error
+	if path == KubeAuditPath {
+		_, err = svc.KubeAudit(context.Background(), strings.NewReader(body), int64(len(body)))
+	} else {
+		_, err = svc.Events(context.Background(), strings.NewReader(body), "", nil)
+	}
+	var bad *InputError
+	if err != nil && !errors.As(err, &bad) {
+		t.Fatalf("%s: %v is not an input error", path, err)
 	}
 }

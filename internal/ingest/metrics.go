@@ -46,7 +46,8 @@ func (m *Metrics) observe(source string, r Result) {
 	m.truncated.WithLabelValues(source).Add(float64(r.Truncated))
 }
 
-func (m *Metrics) throttle(source string) {
+// Throttle counts a request its route's budget had no room for.
+func (m *Metrics) Throttle(source string) {
 	if m == nil {
 		return
 	}

@@ -208,8 +208,9 @@ func TestSlowStoreDuringIngest(t *testing.T) {
 	}
 }
 
-// ingestAnswerLimit is the longest a 503 may take: ingest's store timeout
-// (ingest.DefaultStoreTimeout) and some slack for a loaded machine.
+// ingestAnswerLimit is the longest a 503 may take: the server's store
+// timeout (apiserver.DefaultStoreTimeout, --apiserver-store-timeout) and
+// some slack for a loaded machine.
 const ingestAnswerLimit = 10*time.Second + 3*time.Second
 
 func outageDuringIngest(t *testing.T, o outage) {

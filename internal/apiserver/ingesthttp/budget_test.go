@@ -1,9 +1,10 @@
-package ingest
+package ingesthttp
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/auditops/auditops/internal/ingest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -45,13 +46,7 @@ func (b *slowBody) Read(p []byte) (int, error) {
 // hung slot.
 func TestIngestFloodKeepsWebhookRoom(t *testing.T) {
 	st := newTestStore(t)
-	h := NewHandler(st, Options{
-		EventsBudget:    Budget{Requests: 4, MemoryBytes: 8 << 20},
-		KubeAuditBudget: Budget{Requests: 4, MemoryBytes: 8 << 20},
-		BudgetWait:      300 * time.Millisecond,
-		ReadTimeout:     3 * time.Second,
-		IdleTimeout:     time.Second,
-	})
+	h := NewHandler(ingest.NewService(st, ingest.Options{}), Options{EventsBudget: Budget{Requests: 4, MemoryBytes: 8 << 20}, KubeAuditBudget: Budget{Requests: 4, MemoryBytes: 8 << 20}, BudgetWait: 300 * time.Millisecond, ReadTimeout: 3 * time.Second, IdleTimeout: time.Second})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	ctx, stop := context.WithCancel(t.Context())

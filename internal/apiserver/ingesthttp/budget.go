@@ -1,4 +1,4 @@
-package ingest
+package ingesthttp
 
 import (
 	"context"
@@ -155,9 +155,13 @@ func (e *readTimeoutError) Error() string {
 }
 func (e *readTimeoutError) Unwrap() error { return e.err }
 
-// AddBudgetFlags registers the budget and timeout flags on fs, with the
-// defaults as their values.
-func (o *Options) AddBudgetFlags(fs *pflag.FlagSet) {
+// AddFlags registers the body limit, budget and timeout flags on fs, with
+// the defaults as their values.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	fs.Int64Var(&o.MaxBytes, "max-ingest-bytes", o.MaxBytes, "largest ingest request body accepted; larger ones get 413 (bodies stream: memory does not grow with them)")
 	o.KubeAuditBudget = withDefaults(o.KubeAuditBudget, DefaultKubeAuditBudget)
 	o.EventsBudget = withDefaults(o.EventsBudget, DefaultEventsBudget)
 	fs.IntVar(&o.KubeAuditBudget.Requests, "ingest-webhook-requests", o.KubeAuditBudget.Requests,

@@ -1,10 +1,11 @@
-package ingest
+package ingesthttp
 
 import (
 	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"github.com/auditops/auditops/internal/ingest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,27 +17,6 @@ import (
 
 	"github.com/auditops/auditops/internal/store"
 )
-
-// allTime covers every event the tests write.
-var allTime = store.TimeRange{From: time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)}
-
-// storedEvents returns every event of a tenant, in (time, seq) order.
-func storedEvents(t *testing.T, st store.Store, ns string) []store.Event {
-	t.Helper()
-	var out []store.Event
-	q := store.EventQuery{View: "audit-details", Namespace: ns, Range: allTime, Page: store.Page{Size: 1000}}
-	for {
-		p, err := st.Events(context.Background(), q)
-		if err != nil {
-			t.Fatalf("reading events of %s: %v", ns, err)
-		}
-		out = append(out, p.Events...)
-		if p.NextToken == "" {
-			return out
-		}
-		q.Page.Token = p.NextToken
-	}
-}
 
 // post sends body to the server and decodes the JSON answer.
 func post(t *testing.T, url, contentType string, body []byte) (int, http.Header, map[string]any) {
@@ -82,7 +62,7 @@ func wantResult(t *testing.T, m map[string]any, received, stored, duplicates, sk
 
 func TestKubeAuditIngest(t *testing.T) {
 	st := newTestStore(t)
-	srv := httptest.NewServer(NewHandler(st, Options{}))
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{}))
 	defer srv.Close()
 
 	body := webhookBody(8, "k") // 4 ResponseComplete, 4 RequestReceived
@@ -118,7 +98,7 @@ func TestKubeAuditIngest(t *testing.T) {
 
 func TestGenericIngest(t *testing.T) {
 	st := newTestStore(t)
-	srv := httptest.NewServer(NewHandler(st, Options{}))
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{}))
 	defer srv.Close()
 
 	ndjson := eventsBody(6, "g") // namespaces tenant-0..2, two each
@@ -170,7 +150,7 @@ func TestGenericIngest(t *testing.T) {
 
 func TestIngestBadRequests(t *testing.T) {
 	st := newTestStore(t)
-	srv := httptest.NewServer(NewHandler(st, Options{}))
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{}))
 	defer srv.Close()
 
 	good := func(id string) string {
@@ -234,7 +214,7 @@ func TestIngestBadRequests(t *testing.T) {
 
 func TestIngestProtocolErrors(t *testing.T) {
 	st := newTestStore(t)
-	srv := httptest.NewServer(NewHandler(st, Options{MaxBytes: 4096}))
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{MaxBytes: 4096}))
 	defer srv.Close()
 
 	big := eventsBody(100, "big") // well over 4 KiB
@@ -349,7 +329,7 @@ func (a *recordingAuthorizer) last() []string {
 func TestIngestAuthorization(t *testing.T) {
 	st := newTestStore(t)
 	authz := &recordingAuthorizer{deny: map[string]bool{"tenant-1": true, "tenant-2": true, "user:alice": true}}
-	h := NewHandler(st, Options{Authorizer: authz})
+	h := NewHandler(ingest.NewService(st, ingest.Options{}), Options{Authorizer: authz})
 	mux := http.NewServeMux()
 	mux.Handle("/ingest/", h)
 	// The aggregated, namespaced route of spec/API.md section 4.
@@ -428,7 +408,7 @@ func TestIngestAuthorization(t *testing.T) {
 func TestIngestStoreUnavailable(t *testing.T) {
 	t.Run("store busy: another connection holds the write lock", func(t *testing.T) {
 		st, path := newTestStoreAt(t)
-		srv := httptest.NewServer(NewHandler(st, Options{RetryAfter: 3 * time.Second}))
+		srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{RetryAfter: 3 * time.Second}))
 		defer srv.Close()
 
 		// A second process-like connection to the same file takes the
@@ -468,7 +448,7 @@ func TestIngestStoreUnavailable(t *testing.T) {
 	})
 	t.Run("store closed", func(t *testing.T) {
 		st := newTestStore(t)
-		srv := httptest.NewServer(NewHandler(st, Options{}))
+		srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{}))
 		defer srv.Close()
 		if err := st.Close(); err != nil {
 			t.Fatal(err)
@@ -490,7 +470,7 @@ func TestIngestStoreUnavailable(t *testing.T) {
 // once, and every answer accounts for its whole batch.
 func TestIngestConcurrentRetries(t *testing.T) {
 	st := newTestStore(t)
-	srv := httptest.NewServer(NewHandler(st, Options{}))
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{}))
 	defer srv.Close()
 	bodies := [][]byte{eventsBody(50, "c1"), eventsBody(50, "c2"), eventsBody(50, "c3")}
 	var mu sync.Mutex

@@ -1,4 +1,4 @@
-package ingest
+package ingesthttp
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/auditops/auditops/internal/ingest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,35 +18,18 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/auditops/auditops/internal/store"
 )
-
-// bigObject is a JSON object of about n bytes.
-func bigObject(n int) string {
-	return `{"kind":"ConfigMap","data":{"blob":"` + strings.Repeat("x", n-40) + `"}}`
-}
-
-// kubeItem is one ResponseComplete create of a ConfigMap with request and
-// response objects of objBytes each.
-func kubeItem(id, name string, objBytes int, annotations string) string {
-	obj := bigObject(objBytes)
-	return `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"` + id +
-		`","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/team-a/configmaps","verb":"create",` +
-		`"user":{"username":"alice"},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl/v1.37",` +
-		`"objectRef":{"resource":"configmaps","namespace":"team-a","name":"` + name + `","apiVersion":"v1"},` +
-		`"responseStatus":{"metadata":{},"code":201},"requestObject":` + obj + `,"responseObject":` + obj +
-		`,"requestReceivedTimestamp":"2024-05-22T10:00:00.000000Z","stageTimestamp":"2024-05-22T10:00:00.100000Z"` + annotations + `}`
-}
 
 // TestOversizedObjectsBecomeMarkers: an object over MaxObjectBytes is
 // replaced by the marker of spec/API.md 2 and its event is stored whole
 // otherwise; kube-apiserver's own truncation annotation shows in details.
 func TestOversizedObjectsBecomeMarkers(t *testing.T) {
 	st := newTestStore(t)
-	met := NewMetrics(prometheus.NewRegistry())
-	srv := httptest.NewServer(NewHandler(st, Options{MaxObjectBytes: 64 << 10, Metrics: met}))
+	reg := prometheus.NewRegistry()
+	met := ingest.NewMetrics(reg)
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{MaxObjectBytes: 64 << 10, Metrics: met}), Options{}))
 	defer srv.Close()
 	big := bigObject(100 << 10)
 	body := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` +
@@ -82,7 +66,7 @@ func TestOversizedObjectsBecomeMarkers(t *testing.T) {
 	if got["big"] != 1 || got["small"] != 1 || got["cut"] != 1 {
 		t.Fatalf("stored %v", got)
 	}
-	if v := testutil.ToFloat64(met.truncated.WithLabelValues(SourceKubeAudit)); v != 2 {
+	if v := counterValue(t, reg, "auditops_ingest_truncated_objects_total", "source", ingest.SourceKubeAudit); v != 2 {
 		t.Errorf("auditops_ingest_truncated_objects_total = %v, want 2", v)
 	}
 }
@@ -136,7 +120,7 @@ func peakHeap(stop <-chan struct{}) <-chan uint64 {
 // the body's size.
 func TestLargeBatchStreamsInBoundedMemory(t *testing.T) {
 	st := newTestStore(t)
-	srv := httptest.NewServer(NewHandler(st, Options{}))
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{}))
 	defer srv.Close()
 	const n, objBytes = 100, 1 << 20
 	stop := make(chan struct{})
@@ -168,7 +152,7 @@ func TestLargeBatchStreamsInBoundedMemory(t *testing.T) {
 // countingInserter counts the Insert calls a batch took, so the test can
 // tell a spooled batch (stored in parts) from one held in memory.
 type countingInserter struct {
-	Inserter
+	ingest.Inserter
 	calls atomic.Int64
 }
 
@@ -180,7 +164,7 @@ func (c *countingInserter) Insert(ctx context.Context, events []store.Event) (st
 func TestSpooledBatch(t *testing.T) {
 	st := &countingInserter{Inserter: newTestStore(t)}
 	dir := t.TempDir()
-	srv := httptest.NewServer(NewHandler(st, Options{BatchMemoryBytes: 32 << 10, SpoolDir: dir}))
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{BatchMemoryBytes: 32 << 10, SpoolDir: dir}), Options{}))
 	defer srv.Close()
 	var b strings.Builder
 	const n = 2000
@@ -221,8 +205,9 @@ func TestSpooledBatch(t *testing.T) {
 // auditops_ingest_id_reuse_total.
 func TestReusedIDStoredAndCounted(t *testing.T) {
 	st := newTestStore(t)
-	m := NewMetrics(prometheus.NewRegistry())
-	srv := httptest.NewServer(NewHandler(st, Options{Metrics: m}))
+	reg := prometheus.NewRegistry()
+	m := ingest.NewMetrics(reg)
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{Metrics: m}), Options{}))
 	defer srv.Close()
 	decoy := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + strings.Replace(kubeItem("X", "decoy", 100, ""), `"code":201`, `"code":403`, 1) + `]}`
 	action := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + strings.Replace(kubeItem("X", "secret", 100, ""), `"verb":"create"`, `"verb":"delete"`, 1) + `]}`
@@ -239,10 +224,10 @@ func TestReusedIDStoredAndCounted(t *testing.T) {
 	if strings.Join(verbs, ",") != "create,delete" {
 		t.Fatalf("stored verbs %v, want the decoy and the action it tried to hide, once each", verbs)
 	}
-	if v := testutil.ToFloat64(m.reused.WithLabelValues(SourceKubeAudit)); v != 1 {
+	if v := counterValue(t, reg, "auditops_ingest_id_reuse_total", "source", ingest.SourceKubeAudit); v != 1 {
 		t.Errorf("auditops_ingest_id_reuse_total = %v, want 1", v)
 	}
-	if v := testutil.ToFloat64(m.events.WithLabelValues(SourceKubeAudit, "duplicate")); v != 1 {
+	if v := counterValue(t, reg, "auditops_ingest_events_total", "source", ingest.SourceKubeAudit, "result", "duplicate"); v != 1 {
 		t.Errorf("duplicates = %v, want 1 (the re-sent action)", v)
 	}
 }

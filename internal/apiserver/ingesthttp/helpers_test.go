@@ -1,0 +1,62 @@
+package ingesthttp
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/ingest/ingesttest"
+)
+
+// The helpers shared with internal/ingest's tests.
+var (
+	newTestStore   = ingesttest.NewStore
+	newTestStoreAt = ingesttest.NewStoreAt
+	webhookBody    = ingesttest.WebhookBody
+	eventsBody     = ingesttest.EventsBody
+	storedEvents   = ingesttest.StoredEvents
+	kubeItem       = ingesttest.KubeItem
+	bigObject      = ingesttest.BigObject
+	allTime        = ingesttest.AllTime
+)
+
+// Names of package ingest the tests use unqualified.
+const (
+	KubeAuditPath = ingest.KubeAuditPath
+	EventsPath    = ingest.EventsPath
+)
+
+type (
+	Result         = ingest.Result
+	ForbiddenError = ingest.ForbiddenError
+)
+
+// counterValue reads a counter of reg with the given label pairs (0 when
+// absent).
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if got[labels[i]] != labels[i+1] {
+					continue metrics
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
