@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"net/http"
 	"net/url"
@@ -806,13 +806,12 @@ func eventuallyOK(t *testing.T, f func() error) {
 	}
 }
 
-// TestGoFlags: the options parse from a standard library flag set, as
-// main.go registers them.
-func TestGoFlags(t *testing.T) {
+// TestFlags: the options parse from the manager's flag set, as main.go
+// registers them.
+func TestFlags(t *testing.T) {
 	o := NewOptions()
-	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	fs.String("metrics-bind-address", ":8080", "") // the manager's own flag stays its own
-	o.AddGoFlags(fs)
+	fs := pflag.NewFlagSet("manager", pflag.ContinueOnError)
+	o.AddFlags(fs)
 	err := fs.Parse([]string{"--secure-port=9443", "--tls-cert-file=/c.crt", "--tls-private-key-file=/c.key",
 		"--authentication-skip-lookup", "--tenant-host-suffix=.audit.example.com", "--apiserver-service-name=x",
 		"--requestheader-allowed-names=a,b"})

@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"strings"
@@ -38,8 +37,8 @@ const (
 )
 
 // Options are the audit API server's flags. NewOptions gives the defaults;
-// AddFlags (pflag) or AddGoFlags (the standard flag package, as main.go uses)
-// registers them; Config turns them into a runnable configuration.
+// AddFlags registers them (on main.go's pflag set); Config turns them into
+// a runnable configuration.
 type Options struct {
 	SecureServing  *genericoptions.SecureServingOptionsWithLoopback
 	Authentication *genericoptions.DelegatingAuthenticationOptions
@@ -96,22 +95,6 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"when set (e.g. .audit.example.com), /digitanium/v4/user/{userName}/logs takes its tenant from the first label of a Host ending with it; otherwise from the tenantId query parameter")
 	fs.DurationVar(&o.StoreTimeout, "apiserver-store-timeout", o.StoreTimeout,
 		"longest wait for the audit store in one store call of any route (a query page, an ingest insert); past it the client gets 503 with Retry-After")
-}
-
-// AddGoFlags registers the options on a standard library flag set: every
-// pflag value is also a flag.Value (and boolean ones say so), so the flags
-// parse the same way.
-func (o *Options) AddGoFlags(fs *flag.FlagSet) {
-	pfs := pflag.NewFlagSet("apiserver", pflag.ContinueOnError)
-	o.AddFlags(pfs)
-	pfs.VisitAll(func(f *pflag.Flag) {
-		if fs.Lookup(f.Name) != nil {
-			// Another part of the process owns the name; keeping its
-			// definition beats a panic at start-up.
-			return
-		}
-		fs.Var(f.Value, f.Name, f.Usage)
-	})
 }
 
 // Validate reports every invalid option.
