@@ -135,6 +135,8 @@ type runner struct {
 	// worst values across stores, for the store-less metric names
 	pageP99 map[string]float64
 	peakRSS map[string]float64
+	// rawMeasured is set once raw_bytes_per_event is recorded.
+	rawMeasured bool
 }
 
 // target is one database of one store kind.
@@ -185,6 +187,29 @@ func (r *runner) newTarget(ctx context.Context, kind, name string) (*target, err
 	}}, nil
 }
 
+// storeBytes is what t's database holds on disk: the SQLite file (the
+// store is closed, so its WAL is checkpointed into it), or every PostgreSQL
+// table of it with its indexes and TOAST.
+func (t *target) storeBytes(ctx context.Context) (int64, string, error) {
+	if t.kind == "sqlite" {
+		var total int64
+		for _, suf := range []string{"", "-wal"} {
+			if fi, err := os.Stat(t.dsn + suf); err == nil {
+				total += fi.Size()
+			}
+		}
+		return total, "SQLite database file (and WAL)", nil
+	}
+	c, err := pgx.Connect(ctx, t.dsn)
+	if err != nil {
+		return 0, "", err
+	}
+	defer c.Close(ctx)
+	var total int64
+	err = c.QueryRow(ctx, "SELECT COALESCE(sum(pg_total_relation_size(relid)), 0)::bigint FROM pg_stat_user_tables").Scan(&total)
+	return total, "PostgreSQL tables with indexes and TOAST (pg_total_relation_size)", err
+}
+
 // open opens the store of t.
 func (t *target) open(ctx context.Context) (store.Store, error) {
 	opts := store.Options{TokenKey: tokenKey}
@@ -220,6 +245,18 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 		Note:  fmt.Sprintf("POST /ingest/v1/kube-audit over HTTPS (loopback), %d events per EventList, %d concurrent senders, %.1f s", webhookBatch, webhookSenders, d.Seconds()),
 		floor: "floor_insert_events_per_s" + lbl})
 	r.logf("%s: webhook ingest %.0f events/s (%.1f s)", kind, float64(n)/d.Seconds(), d.Seconds())
+	size, where, err := main.storeBytes(ctx)
+	if err != nil {
+		return fmt.Errorf("measuring the store: %w", err)
+	}
+	r.res.add(Metric{Metric: "store_bytes_per_event" + lbl, Value: float64(size) / float64(n), Unit: "bytes",
+		Note: fmt.Sprintf("%s after the webhook ingest of %d events: %.1f MiB", where, n, float64(size)/(1<<20))})
+	if raw, err := os.Stat(r.ds.Log); err == nil && !r.rawMeasured {
+		r.rawMeasured = true
+		r.res.add(Metric{Metric: "raw_bytes_per_event", Value: float64(raw.Size()) / float64(r.ds.Events), Unit: "bytes",
+			Note: fmt.Sprintf("the audit log's JSON (one audit.k8s.io/v1 event per line), %.1f MiB", float64(raw.Size())/(1<<20))})
+	}
+	r.logf("%s: store %.0f bytes per event", kind, float64(size)/float64(n))
 
 	// 2. Bulk import.
 	imp, err := r.newTarget(ctx, kind, "import")
