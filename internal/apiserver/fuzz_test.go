@@ -59,8 +59,15 @@ func newHandlerServer(name string, st store.Store) handlerServer {
 // PostgreSQL), each store new and holding seedEvents (and extra).
 func handlerServers(tb testing.TB, extra ...store.Event) []handlerServer {
 	tb.Helper()
+	return handlerServersWith(tb, store.Options{}, append(seedEvents(), extra...))
+}
+
+// handlerServersWith is handlerServers with store options (TokenKey is
+// set) and the events to store.
+func handlerServersWith(tb testing.TB, opts store.Options, events []store.Event) []handlerServer {
+	tb.Helper()
 	ctx := context.Background()
-	opts := store.Options{TokenKey: []byte("apiserver-test-token-key-0123456789")}
+	opts.TokenKey = []byte("apiserver-test-token-key-0123456789")
 	lite, err := sqlite.New(ctx, filepath.Join(tb.TempDir(), "audit.db"), opts)
 	if err != nil {
 		tb.Fatal(err)
@@ -73,7 +80,7 @@ func handlerServers(tb testing.TB, extra ...store.Event) []handlerServer {
 	tb.Cleanup(func() { _ = pg.Close() })
 	var out []handlerServer
 	for _, hs := range []handlerServer{newHandlerServer("sqlite", lite), newHandlerServer("postgres", pg)} {
-		if _, err := hs.st.Insert(ctx, append(seedEvents(), extra...)); err != nil {
+		if _, err := hs.st.Insert(ctx, events); err != nil {
 			tb.Fatalf("%s: seeding the store: %v", hs.name, err)
 		}
 		out = append(out, hs)

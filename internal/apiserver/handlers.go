@@ -306,6 +306,7 @@ func (s *Server) userLogs(w http.ResponseWriter, r *http.Request, tenant, tenant
 	}
 	page, err := s.st.UserLogs(ctx, store.UserLogsQuery{
 		Namespace: tenant, User: userName, DeviceID: deviceID, Limit: limit, Offset: offset,
+		Fields: report.UserLogFields,
 	})
 	if err != nil {
 		s.fail(w, r, sh, "", err)

@@ -2,8 +2,10 @@ package apiserver
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,4 +151,129 @@ func rawHeader(r result, key string) string {
 		return v[0]
 	}
 	return r.header.Get(key)
+}
+
+// TestCappedPages: pages that the store's byte cap ends early (large rows)
+// page through every endpoint to exactly the rows of an uncapped store: a
+// next token with fewer rows than the page size, nextfromdate on the row
+// that did not fit, and for user logs moreResultsAvailable with fewer items
+// than the limit, the next offset being past the items received. On both
+// stores.
+func TestCappedPages(t *testing.T) {
+	big := func(i, n int) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"i":%d,"p":%q}`, i, strings.Repeat("x", n)))
+	}
+	var events []store.Event
+	for i := range 40 {
+		n := []int{20 << 10, 50, 30 << 10, 1 << 10}[i%4]
+		events = append(events, store.Event{ID: fmt.Sprint("c", i), Namespace: "capped", User: "u", Method: "get", API: "/p",
+			Time: mustTime("2024-05-21T10:00:00Z").Add(time.Duration(i) * time.Minute), Status: store.StatusSuccess,
+			Category: store.CategoryAccess, Request: big(i, n), CurrentState: big(i, n), DeviceID: "d",
+			Details: strings.Repeat("d", n)}) // user logs show details
+	}
+	capped := handlerServersWith(t, store.Options{MaxPageBytes: 64 << 10}, events)
+	uncapped := handlerServersWith(t, store.Options{}, events)
+	for i := range capped {
+		c, u := capped[i], uncapped[i]
+		t.Run(c.name, func(t *testing.T) {
+			get := func(hs handlerServer, p string) result {
+				t.Helper()
+				pu, err := url.Parse(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := hs.serve("GET", pu, "auditops.test", nil)
+				if r.code != 200 {
+					t.Fatalf("%s GET %s: %d %s", hs.name, p, r.code, r.body)
+				}
+				return r
+			}
+			type protecto struct {
+				Data struct {
+					Details []json.RawMessage `json:"details"`
+					Next    string            `json:"next_page_token"`
+				} `json:"data"`
+			}
+			walkDetails := func(hs handlerServer) (rows []string, pages, early int) {
+				tok := ""
+				for pages = 1; ; pages++ {
+					r := get(hs, P+"/namespaces/capped/auditdetails?start_date=2024-05-21+00:00:00&end_date=2024-05-21+23:59:59&page_size=1000&next_page_token="+url.QueryEscape(tok))
+					var body protecto
+					if err := json.Unmarshal(r.body, &body); err != nil {
+						t.Fatal(err)
+					}
+					for _, d := range body.Data.Details {
+						rows = append(rows, string(d))
+					}
+					if tok = body.Data.Next; tok == "" {
+						return rows, pages, early
+					}
+					if len(body.Data.Details) < 1000 {
+						early++
+					}
+				}
+			}
+			want, _, _ := walkDetails(u)
+			got, pages, early := walkDetails(c)
+			if !slices.Equal(got, want) || len(want) != 40 || early == 0 || early != pages-1 {
+				t.Errorf("audit details: %d rows in %d pages (%d early), want the uncapped %d rows", len(got), pages, early, len(want))
+			}
+
+			walkCSV := func(hs handlerServer) (rows []string, pages int) {
+				tok := ""
+				for pages = 1; ; pages++ {
+					r := get(hs, P+"/namespaces/capped/useraccess?fromDate=2024-05-21&toDate=2024-05-22&pageSize=10000&nextContinuationToken="+url.QueryEscape(tok))
+					lines := strings.Split(strings.TrimSuffix(string(r.body), "\r\n"), "\r\n")[1:]
+					if rawHeader(r, "totalRecords") != "40" {
+						t.Fatalf("page %d: totalRecords %q, want 40", pages, rawHeader(r, "totalRecords"))
+					}
+					tok = rawHeader(r, "nextcontinuationtoken")
+					if tok == "" {
+						return append(rows, lines...), pages
+					}
+					// nextfromdate is the When of the next page's first row.
+					next := mustTime("2024-05-21T10:00:00Z").Add(time.Duration(len(rows)+len(lines)) * time.Minute)
+					if from := rawHeader(r, "nextfromdate"); from != next.Format("2006-01-02T15:04:05.000Z") {
+						t.Fatalf("page %d: nextfromdate %q, want %s", pages, from, next)
+					}
+					rows = append(rows, lines...)
+				}
+			}
+			wantCSV, _ := walkCSV(u)
+			gotCSV, csvPages := walkCSV(c)
+			if !slices.Equal(gotCSV, wantCSV) || len(wantCSV) != 40 || csvPages < 2 {
+				t.Errorf("useraccess: %d rows in %d pages, want the uncapped %d rows", len(gotCSV), csvPages, len(wantCSV))
+			}
+
+			type kobil struct {
+				Data struct {
+					More  bool              `json:"moreResultsAvailable"`
+					Items []json.RawMessage `json:"reportingInfoItems"`
+				} `json:"data"`
+			}
+			walkLogs := func(hs handlerServer) (items []string, pages, short int) {
+				for pages = 1; ; pages++ {
+					r := get(hs, fmt.Sprintf(P+"/namespaces/capped/userlogs/u?limit=1000&offset=%d", len(items)))
+					var body kobil
+					if err := json.Unmarshal(r.body, &body); err != nil {
+						t.Fatal(err)
+					}
+					for _, it := range body.Data.Items {
+						items = append(items, string(it))
+					}
+					if !body.Data.More {
+						return items, pages, short
+					}
+					if len(body.Data.Items) < 1000 {
+						short++
+					}
+				}
+			}
+			wantLogs, _, _ := walkLogs(u)
+			gotLogs, logPages, short := walkLogs(c)
+			if !slices.Equal(gotLogs, wantLogs) || len(wantLogs) != 40 || short == 0 || short != logPages-1 {
+				t.Errorf("user logs: %d items in %d pages (%d short), want the uncapped %d items", len(gotLogs), logPages, short, len(wantLogs))
+			}
+		})
+	}
 }

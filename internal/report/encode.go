@@ -27,10 +27,13 @@ const (
 // CSVHeader is the header row of the network audit CSV (seed 002).
 const CSVHeader = "MessageKey,EntityKey,EntityId,When,Principal,Message,PreviousState,CurrentState\r\n"
 
-// The fields each encoder reads: what its views ask the store for.
+// The fields each encoder reads (besides Time and Seq): what its views ask
+// the store for, and nothing more. TestEncoderFields holds each set to its
+// encoder.
 const (
 	AuditDetailFields = store.FieldMethod | store.FieldUser | store.FieldStatus | store.FieldRequest | store.FieldError
-	CSVFields         = store.FieldEntity | store.FieldPrincipal | store.FieldMessage | store.FieldStates
+	CSVFields         = store.FieldID | store.FieldEntity | store.FieldPrincipal | store.FieldMessage | store.FieldStates
+	UserLogFields     = store.FieldMethod | store.FieldUser | store.FieldStatus | store.FieldStatusCode | store.FieldDevice
 )
 
 // AppendSummaryRow appends one namespace-users-summary detail object (3.1).

@@ -224,7 +224,7 @@ func (g *generator) userLogs(ctx context.Context) error {
 	for {
 		page, err := g.st.UserLogs(ctx, store.UserLogsQuery{
 			Namespace: g.p.Namespace, User: g.p.User, Range: g.p.Range,
-			Limit: g.p.PageSize, Offset: g.c.Offset, Before: g.c.Before,
+			Limit: g.p.PageSize, Offset: g.c.Offset, Before: g.c.Before, Fields: UserLogFields,
 		})
 		if err != nil {
 			return fmt.Errorf("report: user logs page %d: %w", g.c.Pages+1, err)

@@ -13,6 +13,10 @@ const (
 	// DefaultPageTokenTTL is --page-token-ttl's default (spec/API.md 3: an
 	// expired token is a 400).
 	DefaultPageTokenTTL = 24 * time.Hour
+	// DefaultMaxPageBytes is MaxPageBytes' default: 8 MiB of row data a
+	// page (a full page of the largest size, 10,000 rows, with 256 KiB
+	// payloads would be gigabytes).
+	DefaultMaxPageBytes = 8 << 20
 )
 
 // Options configure a store backend.
@@ -30,6 +34,10 @@ type Options struct {
 	// BusyTimeout bounds the wait for a lock or a connection; past it a call
 	// fails with an error wrapping ErrUnavailable. 0 means DefaultBusyTimeout.
 	BusyTimeout time.Duration
+	// MaxPageBytes caps the row data of one page (see Page): a page ends
+	// early, with a next-page token, before a row that would pass it.
+	// 0 means DefaultMaxPageBytes.
+	MaxPageBytes int
 }
 
 // WithDefaults returns o with every zero field set to its default.
@@ -39,6 +47,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.MaxPageBytes <= 0 {
+		o.MaxPageBytes = DefaultMaxPageBytes
 	}
 	return o
 }

@@ -70,6 +70,13 @@ type TimeRange struct {
 }
 
 // Page is what every keyset query takes besides its filters.
+//
+// A page holds at most Size rows and at most the store's MaxPageBytes of row
+// data (EventBytes, SummaryRowBytes), or a single row when that row alone
+// is larger: a page whose next row would pass the byte cap ends before it,
+// with fewer rows than Size and a NextToken that continues exactly after
+// its last row. So a walk of every page reads every row once, whatever the
+// cap, and no page holds more than the cap plus one row in memory.
 type Page struct {
 	// Size is the number of rows wanted, >= 1.
 	Size int
@@ -120,10 +127,10 @@ type EventQuery struct {
 	Page Page
 	// WithTotal asks for the number of rows matching the whole query.
 	WithTotal bool
-	// Fields selects what is read besides Namespace, Time, Seq and ID
-	// (which every page needs); the others are left zero. Zero reads every
-	// field. Each view shows only some fields, the payloads are most of an
-	// event's bytes, and every column read costs per row.
+	// Fields selects what is read besides Time and Seq (which every page
+	// needs; Namespace is the query's); the others are left zero. Zero
+	// reads every field. Each view shows only some fields, the payloads
+	// are most of an event's bytes, and every column read costs per row.
 	Fields Fields
 }
 
@@ -134,7 +141,6 @@ type Fields uint32
 const (
 	FieldUser Fields = 1 << iota
 	FieldAPI
-	// FieldStatus is Status and StatusCode.
 	FieldStatus
 	FieldCategory
 	FieldMethod
@@ -150,9 +156,30 @@ const (
 	FieldRequest
 	// FieldStates is PreviousState and CurrentState.
 	FieldStates
+	FieldID
+	FieldStatusCode
 	// AllFields is every field.
-	AllFields = FieldStates<<1 - 1
+	AllFields = FieldStatusCode<<1 - 1
 )
+
+// EventBytes is the row data of e that a page's byte cap counts: its text
+// and JSON values, and 64 bytes for the rest. Fields a query did not read
+// are empty and count nothing.
+func EventBytes(e *Event) int {
+	n := 64 + len(e.ID) + len(e.Namespace) + len(e.User) + len(e.Method) + len(e.API) + len(e.Status) +
+		len(e.Category) + len(e.EntityKind) + len(e.EntityID) + len(e.Message) + len(e.DeviceID) +
+		len(e.CertificateSerialNumber) + len(e.IssuerDN) + len(e.Details) +
+		len(e.Principal) + len(e.Request) + len(e.Response) + len(e.PreviousState) + len(e.CurrentState)
+	if e.Error != nil {
+		n += len(*e.Error)
+	}
+	return n
+}
+
+// SummaryRowBytes is the row data of r that a page's byte cap counts.
+func SummaryRowBytes(r *SummaryRow) int {
+	return 32 + len(r.Date) + len(r.User) + len(r.API) + len(r.Status)
+}
 
 // EventPage is one page of events.
 type EventPage struct {
@@ -173,7 +200,9 @@ type UserLogsQuery struct {
 	// DeviceID optionally keeps one device ("" = all).
 	DeviceID string
 	// Range optionally bounds the events (zero values = unbounded).
-	Range  TimeRange
+	Range TimeRange
+	// Limit is the number of rows wanted; a page also ends early at the
+	// store's byte cap (see Page), with More set.
 	Limit  int
 	Offset int
 	// Before, when set, keeps the events before this (time, seq) position,
@@ -181,6 +210,8 @@ type UserLogsQuery struct {
 	// so that an event stored meanwhile neither shifts nor repeats a row
 	// (an offset does). Offset must then be 0.
 	Before *Position
+	// Fields selects what is read, as EventQuery.Fields (zero = all).
+	Fields Fields
 }
 
 // Position is an event's place in the time, seq order.
@@ -192,7 +223,10 @@ type Position struct {
 // UserLogsPage is one page of a user's events, newest first.
 type UserLogsPage struct {
 	Events []Event
-	// More is true when rows exist past Offset+Limit.
+	// More is true when rows exist past the page's last: past
+	// Offset+Limit, or past a page the byte cap ended early (fewer than
+	// Limit rows; the next page starts at Offset+len(Events), or Before
+	// the last row).
 	More bool
 }
 

@@ -70,7 +70,7 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 	s := &Store{
 		pool:   pool,
 		opts:   opts,
-		reader: sqlstore.Reader{Dialect: sqlstore.Postgres, Codec: codec, SessionGap: opts.SessionGap},
+		reader: sqlstore.Reader{Dialect: sqlstore.Postgres, Codec: codec, SessionGap: opts.SessionGap, MaxPageBytes: opts.MaxPageBytes},
 		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 	}
 	if err := s.migrate(ctx, upTo); err != nil {

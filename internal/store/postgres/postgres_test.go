@@ -360,3 +360,87 @@ func TestLegacyTimes(t *testing.T) {
 	}
 	storetest.CheckLegacyTimes(t, s)
 }
+
+func TestPageBytes(t *testing.T) {
+	storetest.RunPageBytes(t, func(t *testing.T, maxBytes int) store.Store {
+		s, err := New(t.Context(), storetest.PostgresDatabase(t), store.Options{TokenKey: testKey, MaxPageBytes: maxBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+// TestCappedPageSendsLittle: a page that the byte cap ends after a few rows
+// makes PostgreSQL send little more than those rows. Closing a query's rows
+// early does not stop it: the server sends every row the query selected,
+// so one query for a whole page would read and send them all.
+func TestCappedPageSendsLittle(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	big := []byte(`{"p":"` + strings.Repeat("x", 256<<10) + `"}`)
+	var batch []store.Event
+	for i := range 100 {
+		batch = append(batch, store.Event{ID: strconv.Itoa(i), Namespace: "big", User: "u", Status: store.StatusSuccess,
+			Time: time.Unix(int64(i), 0), Request: big})
+	}
+	if _, err := s.Insert(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	r := s.reader
+	r.MaxPageBytes = 1 << 20 // three of these rows
+	err := s.readInIndexOrder(ctx, "test", func(db sqlstore.Queryer) error {
+		for _, view := range []string{"events", "user logs"} {
+			cq := &countingQueryer{db: db}
+			var kept int
+			switch view {
+			case "events":
+				p, err := r.Events(ctx, cq, store.EventQuery{View: "v", Namespace: "big", Page: store.Page{Size: 1000}})
+				if err != nil {
+					return err
+				}
+				kept = len(p.Events)
+			default:
+				p, err := r.UserLogs(ctx, cq, store.UserLogsQuery{Namespace: "big", User: "u", Limit: 1000})
+				if err != nil {
+					return err
+				}
+				kept = len(p.Events)
+			}
+			if kept != 3 || cq.sent > sqlstore.PostgresFirstChunkRows {
+				t.Errorf("%s: a page of %d rows made PostgreSQL send %d; want 3 rows and at most %d sent", view, kept, cq.sent, sqlstore.PostgresFirstChunkRows)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countingQueryer counts the rows PostgreSQL sent for its queries.
+type countingQueryer struct {
+	db   sqlstore.Queryer
+	sent int64
+}
+
+func (c *countingQueryer) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	rows, err := c.db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return &countedRows{Rows: rows, c: c}, nil
+}
+
+type countedRows struct {
+	sqlstore.Rows
+	c *countingQueryer
+}
+
+func (r *countedRows) Close() {
+	r.Rows.Close()
+	if pr, ok := r.Rows.(pgx.Rows); ok {
+		r.c.sent += pr.CommandTag().RowsAffected()
+	}
+}

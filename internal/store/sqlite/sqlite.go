@@ -116,7 +116,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		w:      w,
 		wlock:  make(chan struct{}, 1),
 		opts:   opts,
-		reader: sqlstore.Reader{Dialect: sqlstore.SQLite, Codec: codec, SessionGap: opts.SessionGap},
+		reader: sqlstore.Reader{Dialect: sqlstore.SQLite, Codec: codec, SessionGap: opts.SessionGap, MaxPageBytes: opts.MaxPageBytes},
 		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 	}
 	if err := s.migrate(ctx, upTo); err != nil {

@@ -540,3 +540,14 @@ func TestLegacyTimes(t *testing.T) {
 	}
 	storetest.CheckLegacyTimes(t, s)
 }
+
+func TestPageBytes(t *testing.T) {
+	storetest.RunPageBytes(t, func(t *testing.T, maxBytes int) store.Store {
+		s, err := New(t.Context(), filepath.Join(t.TempDir(), "audit.db"), store.Options{TokenKey: testKey, MaxPageBytes: maxBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}

@@ -205,8 +205,9 @@ func testInsertRoundTrip(t *testing.T, s store.Store) {
 	}
 }
 
-// testEventsFields: a query reads the fields it asks for (and Namespace,
-// Time, Seq, ID always), leaves the others zero, and zero asks for all.
+// testEventsFields: a query (Events, UserLogs) reads the fields it asks for
+// (and Time and Seq always; Namespace is the query's), leaves the others
+// zero, and zero asks for all.
 func testEventsFields(t *testing.T, s store.Store) {
 	errLog := "denied"
 	e := ev("team-a", "f1", t0, func(e *store.Event) {
@@ -219,15 +220,17 @@ func testEventsFields(t *testing.T, s store.Store) {
 	mustInsert(t, s, e)
 	// only returns e with the fields of f kept.
 	only := func(f store.Fields) store.Event {
-		o := store.Event{ID: e.ID, Namespace: e.Namespace, Time: e.Time}
+		o := store.Event{Namespace: e.Namespace, Time: e.Time}
 		keep := func(field store.Fields, set func()) {
 			if f&field != 0 {
 				set()
 			}
 		}
+		keep(store.FieldID, func() { o.ID = e.ID })
 		keep(store.FieldUser, func() { o.User = e.User })
 		keep(store.FieldAPI, func() { o.API = e.API })
-		keep(store.FieldStatus, func() { o.Status, o.StatusCode = e.Status, e.StatusCode })
+		keep(store.FieldStatus, func() { o.Status = e.Status })
+		keep(store.FieldStatusCode, func() { o.StatusCode = e.StatusCode })
 		keep(store.FieldCategory, func() { o.Category = e.Category })
 		keep(store.FieldMethod, func() { o.Method = e.Method })
 		keep(store.FieldEntity, func() { o.EntityKind, o.EntityID = e.EntityKind, e.EntityID })
@@ -251,7 +254,7 @@ func testEventsFields(t *testing.T, s store.Store) {
 		{"audit details' fields", store.FieldMethod | store.FieldUser | store.FieldStatus | store.FieldRequest | store.FieldError,
 			store.FieldMethod | store.FieldUser | store.FieldStatus | store.FieldRequest | store.FieldError},
 	}
-	for f := store.FieldUser; f <= store.FieldStates; f <<= 1 {
+	for f := store.FieldUser; f <= store.FieldStatusCode; f <<= 1 {
 		tests = append(tests, struct {
 			name      string
 			ask, want store.Fields
@@ -270,7 +273,18 @@ func testEventsFields(t *testing.T, s store.Store) {
 			if !reflect.DeepEqual(g, want) {
 				gj, _ := json.Marshal(g)
 				wj, _ := json.Marshal(want)
-				t.Fatalf("got  %s\nwant %s", gj, wj)
+				t.Fatalf("Events: got  %s\nwant %s", gj, wj)
+			}
+			p, err := s.UserLogs(t.Context(), store.UserLogsQuery{Namespace: "team-a", User: "u", Limit: 1, Fields: tc.ask})
+			if err != nil || len(p.Events) != 1 {
+				t.Fatalf("UserLogs = %+v, %v; want 1 event", p, err)
+			}
+			g = p.Events[0]
+			g.Seq = 0
+			if !reflect.DeepEqual(g, want) {
+				gj, _ := json.Marshal(g)
+				wj, _ := json.Marshal(want)
+				t.Fatalf("UserLogs: got  %s\nwant %s", gj, wj)
 			}
 		})
 	}
@@ -1643,4 +1657,238 @@ func CheckMigratedKeys(t *testing.T, s store.Store, before []store.Event) {
 	if res := mustInsert(t, s, reuse); counts(res) != (count{Inserted: 1, Reused: 1}) {
 		t.Fatalf("an event reusing a migrated id = %+v, want stored and counted", counts(res))
 	}
+}
+
+// RunPageBytes checks the byte cap of pages (store.Options.MaxPageBytes,
+// see store.Page) with rows far larger than usual: newStore returns a new,
+// empty store whose cap is maxBytes (t.Cleanup closes it).
+func RunPageBytes(t *testing.T, newStore func(t *testing.T, maxBytes int) store.Store) {
+	const capBytes = 64 << 10
+	capped, uncapped := newStore(t, capBytes), newStore(t, 1<<30)
+	payload := func(n int) json.RawMessage {
+		return json.RawMessage(`{"p":"` + strings.Repeat("x", n) + `"}`)
+	}
+	// Rows of 20 KiB, 1 KiB and 100 B in a mixed order, one of 100 KiB
+	// (alone more than the cap), all of user u; long user names and APIs
+	// make summary rows of 1.5 KiB.
+	var batch []store.Event
+	for i := range 60 {
+		size := []int{20 << 10, 1 << 10, 100, 20 << 10, 20 << 10, 100}[i%6]
+		if i == 31 {
+			size = 100 << 10
+		}
+		batch = append(batch, ev("big", fmt.Sprintf("e%02d", i), t0.Add(time.Duration(i)*time.Minute), user("u"), device("d"),
+			category([]string{store.CategoryAccess, store.CategoryData}[i%2]), func(e *store.Event) {
+				e.Request = payload(size)
+				e.CurrentState = payload(size / 2)
+			}))
+		batch = append(batch, ev("wide", fmt.Sprintf("w%02d", i), t0.Add(time.Duration(i)*time.Second),
+			user(fmt.Sprintf("%03d", i)+strings.Repeat("u", 500)), api("/"+strings.Repeat("a", 1000))))
+	}
+	mustInsert(t, capped, batch...)
+	mustInsert(t, uncapped, batch...)
+
+	pageBytes := func(events []store.Event) int {
+		n := 0
+		for i := range events {
+			n += store.EventBytes(&events[i])
+		}
+		return n
+	}
+	// checkPage holds a page to the cap: at most capBytes of rows, or one
+	// row; a page with fewer rows than asked ended at the cap, so its next
+	// row would have passed it.
+	checkPage := func(t *testing.T, what string, events []store.Event, size int, more bool, next *store.Event) {
+		t.Helper()
+		if b := pageBytes(events); b > capBytes && len(events) != 1 {
+			t.Fatalf("%s: %d rows of %d bytes, over the cap of %d", what, len(events), b, capBytes)
+		}
+		if len(events) == 0 && more {
+			t.Fatalf("%s: an empty page with a next page", what)
+		}
+		if more && len(events) < size && next != nil && pageBytes(events)+store.EventBytes(next) <= capBytes {
+			t.Fatalf("%s: %d rows of %d asked, yet the next row (%d bytes) fits the cap", what, len(events), size, store.EventBytes(next))
+		}
+	}
+
+	t.Run("Events", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			q      store.EventQuery
+			capped bool // the cap ends pages early
+		}{
+			{"all fields", store.EventQuery{View: "v", Namespace: "big", WithTotal: true}, true},
+			{"payloads", store.EventQuery{View: "v", Namespace: "big", Fields: store.FieldRequest | store.FieldStates}, true},
+			{"category", store.EventQuery{View: "v", Namespace: "big", Category: store.CategoryAccess, WithTotal: true}, true},
+			{"user", store.EventQuery{View: "v", Namespace: "big", User: "u", Range: store.TimeRange{From: t0.Add(time.Minute), To: t0.Add(50 * time.Minute)}}, true},
+			// Without the payloads the rows are small: full pages.
+			{"no payloads", store.EventQuery{View: "v", Namespace: "big", Fields: store.FieldUser | store.FieldMessage, WithTotal: true}, false},
+		} {
+			for _, size := range []int{1, 7, 1000} {
+				t.Run(fmt.Sprintf("%s size %d", tc.name, size), func(t *testing.T) {
+					q := tc.q
+					q.Page.Size = size
+					want := walk(t, uncapped, q)
+					var got []store.Event
+					early := 0
+					for i := 0; ; i++ {
+						if i >= maxPages {
+							t.Fatalf("more than %d pages", maxPages)
+						}
+						p, err := capped.Events(t.Context(), q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						var next *store.Event
+						if p.NextToken != "" {
+							if p.NextTime.IsZero() {
+								t.Fatalf("page %d: a next token without NextTime", i+1)
+							}
+							// The next page's first row is the one that did not fit.
+							n := want[len(got)+len(p.Events)]
+							next = &n
+							if !n.Time.Equal(p.NextTime) {
+								t.Fatalf("page %d: NextTime %v, want the next row's %v", i+1, p.NextTime, n.Time)
+							}
+						}
+						checkPage(t, fmt.Sprintf("page %d", i+1), p.Events, size, p.NextToken != "", next)
+						if tc.name == "all fields" && size == 1000 && i == 0 && len(p.Events) != 4 {
+							// 30 KiB, 1.6 KiB, 0.3 KiB and 30 KiB fit 64 KiB; the next 30 KiB does not.
+							t.Fatalf("first page: %d rows of 1000 asked, want the 4 that fit the cap", len(p.Events))
+						}
+						if q.WithTotal && p.Total != int64(len(want)) {
+							t.Fatalf("page %d: Total %d, want %d", i+1, p.Total, len(want))
+						}
+						if p.NextToken != "" && len(p.Events) < size {
+							early++
+						}
+						got = append(got, p.Events...)
+						if p.NextToken == "" {
+							break
+						}
+						q.Page.Token = p.NextToken
+					}
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("capped pages joined: %v\nuncapped: %v", ids(got), ids(want))
+					}
+					if wantEarly := tc.capped && size > 1; (early > 0) != wantEarly {
+						t.Fatalf("%d pages ended early at the cap; want some: %v", early, wantEarly)
+					}
+				})
+			}
+		}
+		// A row larger than the cap is a page of its own.
+		q := store.EventQuery{View: "v", Namespace: "big", Range: store.TimeRange{From: t0.Add(31 * time.Minute)}, Page: store.Page{Size: 10}}
+		p, err := capped.Events(t.Context(), q)
+		if err != nil || len(p.Events) != 1 || p.Events[0].ID != "e31" || p.NextToken == "" {
+			t.Fatalf("page from the 100 KiB row: %v, %v; want it alone and a next token", ids(p.Events), err)
+		}
+	})
+
+	t.Run("UserLogs", func(t *testing.T) {
+		for _, size := range []int{1, 7, 1000} {
+			for _, fields := range []store.Fields{0, store.FieldDevice | store.FieldStatus} {
+				t.Run(fmt.Sprintf("size %d fields %#x", size, uint32(fields)), func(t *testing.T) {
+					q := store.UserLogsQuery{Namespace: "big", User: "u", Limit: size, Fields: fields}
+					all := q
+					all.Limit = 1000
+					wantPage, err := uncapped.UserLogs(t.Context(), all)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := wantPage.Events
+					// By offset (the endpoint): the next offset is past the
+					// rows received, not Offset+Limit.
+					var byOffset, byKeyset []store.Event
+					early := 0
+					for i := 0; ; i++ {
+						if i >= maxPages {
+							t.Fatalf("more than %d pages", maxPages)
+						}
+						p, err := capped.UserLogs(t.Context(), q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						var next *store.Event
+						if p.More {
+							next = &want[len(byOffset)+len(p.Events)]
+						}
+						checkPage(t, fmt.Sprintf("offset page %d", i+1), p.Events, size, p.More, next)
+						if p.More && len(p.Events) < size {
+							early++
+						}
+						byOffset = append(byOffset, p.Events...)
+						if !p.More {
+							break
+						}
+						q.Offset += len(p.Events)
+					}
+					// By keyset (reports).
+					q.Offset = 0
+					for i := 0; ; i++ {
+						if i >= maxPages {
+							t.Fatalf("more than %d pages", maxPages)
+						}
+						p, err := capped.UserLogs(t.Context(), q)
+						if err != nil {
+							t.Fatal(err)
+						}
+						byKeyset = append(byKeyset, p.Events...)
+						if !p.More {
+							break
+						}
+						last := p.Events[len(p.Events)-1]
+						q.Before = &store.Position{Time: last.Time.UnixNano(), Seq: last.Seq}
+					}
+					for name, got := range map[string][]store.Event{"offset": byOffset, "keyset": byKeyset} {
+						if !reflect.DeepEqual(got, want) {
+							t.Fatalf("capped %s pages joined: %v\nuncapped: %v", name, ids(got), ids(want))
+						}
+					}
+					if wantEarly := fields == 0 && size > 1; (early > 0) != wantEarly {
+						t.Fatalf("%d pages ended early at the cap; want some: %v", early, wantEarly)
+					}
+				})
+			}
+		}
+	})
+
+	t.Run("Summary", func(t *testing.T) {
+		for _, size := range []int{1, 7, 1000} {
+			q := store.SummaryQuery{Namespace: "wide", Page: store.Page{Size: size}}
+			want := summaryAll(t, uncapped, q)
+			var got []store.SummaryRow
+			early := 0
+			for i := 0; ; i++ {
+				if i >= maxPages {
+					t.Fatalf("more than %d pages", maxPages)
+				}
+				p, err := capped.Summary(t.Context(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for j := range p.Rows {
+					n += store.SummaryRowBytes(&p.Rows[j])
+				}
+				if n > capBytes {
+					t.Fatalf("size %d page %d: %d rows of %d bytes, over the cap", size, i+1, len(p.Rows), n)
+				}
+				if p.NextToken != "" && len(p.Rows) < size {
+					early++
+				}
+				got = append(got, p.Rows...)
+				if p.NextToken == "" {
+					break
+				}
+				q.Page.Token = p.NextToken
+			}
+			if !reflect.DeepEqual(got, want) || len(want) != 60 {
+				t.Fatalf("size %d: capped pages joined: %d rows %v\nuncapped: %d rows", size, len(got), rowsOf(got), len(want))
+			}
+			if wantEarly := size > capBytes/store.SummaryRowBytes(&want[0]); (early > 0) != wantEarly {
+				t.Fatalf("size %d: %d pages ended early at the cap; want some: %v", size, early, wantEarly)
+			}
+		}
+	})
 }

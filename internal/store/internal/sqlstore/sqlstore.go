@@ -130,8 +130,9 @@ func jsonValue(b []byte) any {
 	return []byte(b)
 }
 
-// ScanEvent reads one row of EventColumns.
-func ScanEvent(r Rows) (store.Event, error) {
+// ScanEvent reads one row of EventColumns (or of eventColumns' select
+// list) of tenant ns: the namespace is the query's, never read.
+func ScanEvent(r Rows, ns string) (store.Event, error) {
 	var (
 		e                 store.Event
 		ts                int64
@@ -139,7 +140,8 @@ func ScanEvent(r Rows) (store.Event, error) {
 		errv              *string
 		p, rq, rs, ps, cs []byte
 	)
-	if err := r.Scan(&e.Namespace, &ts, &e.Seq, &e.ID, &e.User, &e.API, &e.Status, &e.Category,
+	e.Namespace = ns
+	if err := r.Scan(&ts, &e.Seq, &e.ID, &e.User, &e.API, &e.Status, &e.Category,
 		&e.Method, &code, &e.EntityKind, &e.EntityID, &e.DeviceID, &e.CertificateSerialNumber,
 		&e.IssuerDN, &e.Details, &e.Archived, &e.Message, &errv, &p, &rq, &rs, &ps, &cs); err != nil {
 		return store.Event{}, err
@@ -180,16 +182,17 @@ func (d Dialect) zero(k zeroKind) string {
 	}
 }
 
-// optionalColumns are the columns of EventColumns after the four every
-// query reads (namespace, ts, seq, id), in order, with their field.
+// optionalColumns are the columns of EventColumns after the two every
+// query reads (ts, seq), in order, with their field.
 var optionalColumns = []struct {
 	name  string
 	field store.Fields
 	zero  zeroKind
 }{
+	{"id", store.FieldID, zeroText},
 	{"user_name", store.FieldUser, zeroText}, {"api", store.FieldAPI, zeroText},
 	{"status", store.FieldStatus, zeroText}, {"category", store.FieldCategory, zeroText},
-	{"method", store.FieldMethod, zeroText}, {"status_code", store.FieldStatus, zeroInt},
+	{"method", store.FieldMethod, zeroText}, {"status_code", store.FieldStatusCode, zeroInt},
 	{"entity_kind", store.FieldEntity, zeroText}, {"entity_id", store.FieldEntity, zeroText},
 	{"device_id", store.FieldDevice, zeroText}, {"certificate_serial_number", store.FieldDevice, zeroText},
 	{"issuer_dn", store.FieldDevice, zeroText}, {"details", store.FieldDevice, zeroText},
@@ -206,7 +209,7 @@ func (d Dialect) eventColumns(f store.Fields) string {
 		f = store.AllFields
 	}
 	var b strings.Builder
-	b.WriteString("namespace, ts, seq, id")
+	b.WriteString("ts, seq")
 	for _, c := range optionalColumns {
 		b.WriteString(", ")
 		if f&c.field != 0 {
@@ -297,6 +300,104 @@ type Reader struct {
 	Dialect    Dialect
 	Codec      *store.TokenCodec
 	SessionGap time.Duration
+	// MaxPageBytes caps a page's row data (store.Options.MaxPageBytes);
+	// 0 means store.DefaultMaxPageBytes.
+	MaxPageBytes int
+}
+
+func (r *Reader) maxPageBytes() int {
+	if r.MaxPageBytes <= 0 {
+		return store.DefaultMaxPageBytes
+	}
+	return r.MaxPageBytes
+}
+
+// PostgresFirstChunkRows bounds the rows the first query of a PostgreSQL page
+// asks for; the next ones ask for what the byte cap leaves room for, judged
+// by the rows read so far (see eventPage.nextLimit). PostgreSQL sends every
+// row a query selects even when the reader stops early (closing the rows
+// drains them), so asking for a whole page of 10,000 rows to keep the first
+// few, when payloads are large, would make it read and send gigabytes. (A
+// page of small rows takes two queries instead of one.) SQLite reads a row
+// only when asked for it, so its pages are one query each.
+const PostgresFirstChunkRows = 16
+
+// firstChunk is the limit of a page's first query, the page's size
+// included (see PostgresFirstChunkRows).
+func (r *Reader) firstChunk(size int) int {
+	if r.Dialect == Postgres {
+		return min(size+1, PostgresFirstChunkRows)
+	}
+	return size + 1
+}
+
+// eventPage collects one page of events as they are read, in chunks,
+// within the page size and the byte cap.
+type eventPage struct {
+	size, maxBytes, first int
+	events                []store.Event
+	bytes                 int
+	// next is the row after the page (its time is NextTime), nil when no
+	// row follows it.
+	next *store.Event
+	// full is set once the page is complete: it holds size rows, or the
+	// byte cap ended it, and next says whether a row follows.
+	full bool
+}
+
+func (r *Reader) newEventPage(size int) *eventPage {
+	return &eventPage{size: size, maxBytes: r.maxPageBytes(), first: r.firstChunk(size),
+		events: make([]store.Event, 0, min(size+1, 1024))}
+}
+
+// read runs one chunk's query and adds its rows; it returns how many rows
+// the query gave (fewer than its limit: no rows are left).
+func (p *eventPage) read(ctx context.Context, db Queryer, ns, sql string, args []any) (int, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+		e, err := ScanEvent(rows, ns)
+		if err != nil {
+			return n, err
+		}
+		b := store.EventBytes(&e)
+		if len(p.events) == p.size || (len(p.events) > 0 && p.bytes+b > p.maxBytes) {
+			// The row after the page: there is a next page, which starts
+			// with it.
+			p.next, p.full = &e, true
+			break
+		}
+		p.events = append(p.events, e)
+		p.bytes += b
+	}
+	if err := rows.Err(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// nextLimit is the limit of the next chunk's query: the rows the page still
+// wants (with the one that tells whether another page follows), at most
+// those the byte cap leaves room for at the average row size so far, plus
+// the row that would end the page.
+func (p *eventPage) nextLimit() int {
+	want := p.size + 1 - len(p.events)
+	if len(p.events) == 0 {
+		return p.first
+	}
+	avg := max(1, p.bytes/len(p.events))
+	return max(1, min(want, (p.maxBytes-p.bytes)/avg+1))
+}
+
+// last is the position of the page's last row.
+func (p *eventPage) last() store.Cursor {
+	e := p.events[len(p.events)-1]
+	return store.Cursor{Time: e.Time.UnixNano(), Seq: e.Seq}
 }
 
 // eventScope is what an events token is bound to.
@@ -339,32 +440,30 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 
 	var page store.EventPage
 	if from < to {
-		a := Args{d: r.Dialect}
-		sql := "SELECT " + r.Dialect.eventColumns(q.Fields) + " FROM " + r.eventsWhere(&a, q, from, to, after) +
-			" ORDER BY ts, seq LIMIT " + a.Add(int64(q.Page.Size+1))
-		rows, err := db.Query(ctx, sql, a.Values()...)
-		if err != nil {
-			return store.EventPage{}, err
-		}
-		defer rows.Close()
-		page.Events = make([]store.Event, 0, min(q.Page.Size+1, 1024))
-		for rows.Next() {
-			e, err := ScanEvent(rows)
+		pp := r.newEventPage(q.Page.Size)
+		cols := r.Dialect.eventColumns(q.Fields)
+		// Each chunk continues after the last row read, in the same read
+		// transaction: the page is the rows one query would give.
+		for cursor := after; ; {
+			limit := pp.nextLimit()
+			a := Args{d: r.Dialect}
+			sql := "SELECT " + cols + " FROM " + r.eventsWhere(&a, q, from, to, cursor) +
+				" ORDER BY ts, seq LIMIT " + a.Add(int64(limit))
+			n, err := pp.read(ctx, db, q.Namespace, sql, a.Values())
 			if err != nil {
 				return store.EventPage{}, err
 			}
-			page.Events = append(page.Events, e)
+			if pp.full || n < limit {
+				break
+			}
+			c := pp.last()
+			cursor = &c
 		}
-		if err := rows.Err(); err != nil {
-			return store.EventPage{}, err
+		page.Events = pp.events
+		if pp.next != nil {
+			page.NextTime = pp.next.Time
+			page.NextToken = r.Codec.Encode(scope, pp.last())
 		}
-		rows.Close()
-	}
-	if len(page.Events) > q.Page.Size {
-		page.NextTime = page.Events[q.Page.Size].Time
-		page.Events = page.Events[:q.Page.Size]
-		last := page.Events[q.Page.Size-1]
-		page.NextToken = r.Codec.Encode(scope, store.Cursor{Time: last.Time.UnixNano(), Seq: last.Seq})
 	}
 	if q.WithTotal && from < to {
 		a := Args{d: r.Dialect}
@@ -407,7 +506,9 @@ func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after 
 	return b.String()
 }
 
-// UserLogs answers store.Store.UserLogs.
+// UserLogs answers store.Store.UserLogs. A page the byte cap ends early
+// has fewer than Limit rows and More set; the next page is at
+// Offset+len(Events) (or Before its last row).
 func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery) (store.UserLogsPage, error) {
 	if q.Namespace == "" || q.User == "" {
 		return store.UserLogsPage{}, fmt.Errorf("namespace and user are required")
@@ -429,36 +530,38 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 	if from >= to {
 		return page, nil
 	}
-	a := Args{d: r.Dialect}
-	sql := "SELECT " + EventColumns + " FROM " + r.Dialect.from(IndexUser) +
-		" WHERE namespace = " + a.Add(q.Namespace) + " AND user_name = " + a.Add(q.User)
-	if q.DeviceID != "" {
-		sql += " AND device_id = " + a.Add(q.DeviceID)
-	}
-	sql += " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to)
-	if q.Before != nil {
-		sql += " AND (ts, seq) < (" + a.Add(q.Before.Time) + ", " + a.Add(q.Before.Seq) + ")"
-	}
-	sql += " ORDER BY ts DESC, seq DESC LIMIT " + a.Add(int64(q.Limit+1)) + " OFFSET " + a.Add(int64(q.Offset))
-	rows, err := db.Query(ctx, sql, a.Values()...)
-	if err != nil {
-		return page, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		e, err := ScanEvent(rows)
+	pp := r.newEventPage(q.Limit)
+	cols := r.Dialect.eventColumns(q.Fields)
+	// The first chunk skips Offset rows; the next ones continue before the
+	// last row read, in the same read transaction.
+	before, offset := q.Before, q.Offset
+	for {
+		limit := pp.nextLimit()
+		a := Args{d: r.Dialect}
+		sql := "SELECT " + cols + " FROM " + r.Dialect.from(IndexUser) +
+			" WHERE namespace = " + a.Add(q.Namespace) + " AND user_name = " + a.Add(q.User)
+		if q.DeviceID != "" {
+			sql += " AND device_id = " + a.Add(q.DeviceID)
+		}
+		sql += " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to)
+		if before != nil {
+			sql += " AND (ts, seq) < (" + a.Add(before.Time) + ", " + a.Add(before.Seq) + ")"
+		}
+		sql += " ORDER BY ts DESC, seq DESC LIMIT " + a.Add(int64(limit))
+		if offset > 0 {
+			sql += " OFFSET " + a.Add(int64(offset))
+		}
+		n, err := pp.read(ctx, db, q.Namespace, sql, a.Values())
 		if err != nil {
 			return store.UserLogsPage{}, err
 		}
-		page.Events = append(page.Events, e)
+		if pp.full || n < limit {
+			break
+		}
+		c := pp.last()
+		before, offset = &store.Position{Time: c.Time, Seq: c.Seq}, 0
 	}
-	if err := rows.Err(); err != nil {
-		return store.UserLogsPage{}, err
-	}
-	if len(page.Events) > q.Limit {
-		page.Events = page.Events[:q.Limit]
-		page.More = true
-	}
+	page.Events, page.More = pp.events, pp.next != nil
 	return page, nil
 }
 

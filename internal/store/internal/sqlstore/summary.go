@@ -54,6 +54,12 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 	var page store.SummaryPage
 	// lastDay is the start of the date of the page's last row (its cursor).
 	var lastDay int64
+	// full says the page can take no more rows: it holds Size of them, or
+	// the next would pass the byte cap.
+	maxBytes, pageBytes := r.maxPageBytes(), 0
+	full := func(next *store.SummaryRow) bool {
+		return len(page.Rows) == q.Page.Size || (len(page.Rows) > 0 && pageBytes+store.SummaryRowBytes(next) > maxBytes)
+	}
 	for pos < to {
 		first, ok, err := r.firstTime(ctx, db, q.Namespace, q.User, pos, to)
 		if err != nil {
@@ -83,12 +89,13 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 			if afterKey != nil && !keyAfter(row, afterKey) {
 				continue
 			}
-			if len(page.Rows) == q.Page.Size {
+			row.Date = date
+			if full(&row) {
 				page.NextToken = r.summaryToken(scope, lastDay, page.Rows[len(page.Rows)-1])
 				return page, nil
 			}
-			row.Date = date
 			page.Rows = append(page.Rows, row)
+			pageBytes += store.SummaryRowBytes(&row)
 			lastDay = day
 		}
 		pos = hi
