@@ -168,10 +168,10 @@ func (s *Store) read(ctx context.Context, op string, fn func(q sqlstore.Queryer)
 // user logs): each reads an index range in the index's order. Without
 // statistics (a young table, or one autovacuum has not analyzed since a
 // burst of ingest) the planner estimates ~100 matching rows, and picks a bitmap scan of every
-// remaining row of the tenant plus a sort for each page: measured 36 ms a
-// page at 80,000 events, growing with the tenant, against 1 ms for the
-// index scan it takes with bitmap scans and sorts disabled for the
-// transaction. PostgreSQL has no index hints; this is the documented way.
+// remaining row of the tenant plus a sort for each page, growing with the
+// tenant, where the index scan it takes with bitmap scans and sorts
+// disabled for the transaction reads one page's rows (bench/README.md has
+// the figures). PostgreSQL has no index hints; this is the documented way.
 func (s *Store) readInIndexOrder(ctx context.Context, op string, fn func(q sqlstore.Queryer) error) error {
 	return s.tx(ctx, op, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off"); err != nil {
@@ -259,7 +259,7 @@ var copyColumns = strings.Split(strings.ReplaceAll(sqlstore.InsertColumns, " ", 
 // the identity in batch order.
 //
 // Almost every batch holds only new events, so it is first written with
-// COPY, PostgreSQL's fastest way in (measured here: ~2x batched INSERTs).
+// COPY, PostgreSQL's fastest way in (bench/README.md).
 // COPY has no ON CONFLICT: a batch holding a stored event, or one event
 // twice, fails it with a unique violation, and that batch (a sender's
 // retry, typically) is then written again by insertSkippingDuplicates.

@@ -85,10 +85,10 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	// The events table is WITHOUT ROWID, so its rows live in an index
 	// B-tree, whose cells hold at most ~1/4 of a page: ~2 KB at 8 KiB pages,
 	// where a 2-3 KB Kubernetes event spilled into overflow pages that a
-	// report then read with one pread each (18% of a report's CPU in
-	// profiles). 16 KiB pages keep events up to ~4 KB in their cell, and
-	// ingest was faster too (9.2-10.1k vs 6.8-7.4k events/s at 60k events:
-	// overflow pages cost on insert as well). Only new databases take it.
+	// report then read with one pread each. 16 KiB pages keep events up to
+	// ~4 KB in their cell, and ingest is faster too (overflow pages cost on
+	// insert as well; bench/README.md has the figures). Only new databases
+	// take it.
 	common.Add("_pragma", "page_size(16384)")
 	common.Add("_pragma", "cache_size(-32768)") // 32 MiB per connection
 	common.Add("_pragma", "temp_store(memory)")
@@ -101,7 +101,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	// FULL: in WAL mode each commit syncs the WAL, so a batch acknowledged
 	// to ingest survives a power loss or node crash too (spec/API.md 2:
 	// "committed atomically and durably"). NORMAL would survive only a
-	// process crash; measured here, FULL costs ~5% of insert throughput.
+	// process crash, for little insert throughput (bench/README.md).
 	wq.Set("_synchronous", "FULL")
 	wq.Set("_txlock", "immediate")
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
@@ -151,7 +151,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	// Which of a group's stored events reuse the id of an older one: one
 	// statement per group, over a JSON array of [namespace, id_hash, id,
 	// seq], each an index seek that stops at the first older event (a
-	// probe per event was 16% of an insert's CPU).
+	// probe per event cost far more: bench/README.md).
 	s.reused, err = w.PrepareContext(ctx, "SELECT j.key FROM json_each(?) AS j WHERE EXISTS ("+
 		"SELECT 1 FROM events INDEXED BY events_namespace_id WHERE namespace = j.value ->> 0"+
 		" AND id_hash = j.value ->> 1 AND id = j.value ->> 2 AND seq < j.value ->> 3)")
@@ -421,8 +421,8 @@ func (s *Store) lead(ctx context.Context) {
 // validation missed): the group is then rolled back and each request
 // written alone, so that only a failing request fails. (A SAVEPOINT per
 // request would give the same isolation in one pass, but SQLite copies
-// every page a savepoint touches into its sub-journal first: 10% of ingest
-// CPU in profiles.)
+// every page a savepoint touches into its sub-journal first, which cost
+// ingest more than the rare retry does: bench/README.md.)
 func (s *Store) insertGroup(ctx context.Context, group []*insertReq) {
 	err := s.insertTx(ctx, group)
 	if err == nil {

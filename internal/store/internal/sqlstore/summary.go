@@ -164,7 +164,7 @@ func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from,
 // SQLite, the primary key's included columns in PostgreSQL) feeds both
 // aggregates, computed here: the database would need two passes and a sort
 // per date (a window function for the sessions, a GROUP BY for the counts),
-// which measured 2.3x a single hand-written query on PostgreSQL.
+// which measured slower than one hand-written query (bench/README.md).
 func (r *Reader) summaryDay(ctx context.Context, db Queryer, ns, user string, afterKey []string, from, to int64) ([]store.SummaryRow, error) {
 	a := Args{d: r.Dialect}
 	sql := "SELECT user_name, api, status, ts FROM " + r.summaryWhere(&a, ns, user, afterKey, from, to) + " ORDER BY ts"
