@@ -96,6 +96,11 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 		if errors.As(err, &perm) {
 			return r.fail(ctx, rep, err)
 		}
+		if errors.Is(err, store.ErrInvalidQuery) {
+			// The spec names what no store can hold (a NUL, invalid
+			// UTF-8): every retry would be refused the same way.
+			return r.fail(ctx, rep, permanent(ReasonInvalidSpec, "%v", err))
+		}
 		if ctx.Err() != nil {
 			// The manager is stopping: the checkpoint is where the next one resumes.
 			return ctrl.Result{}, nil

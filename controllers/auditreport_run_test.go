@@ -251,6 +251,24 @@ func TestReportOfEveryType(t *testing.T) {
 	}
 }
 
+// TestReportOfAnUnqueryableUserFails: a user name no store can query (a
+// NUL byte) fails the report for good instead of retrying forever.
+func TestReportOfAnUnqueryableUserFails(t *testing.T) {
+	st := newSQLiteStore(t)
+	startManager(t, &AuditReportReconciler{Store: st})
+	ns := createNamespace(t, "nul-user")
+	rep := newReport(ns, "nul", reportsv1alpha1.UserLogs, day1, day1.Add(48*time.Hour))
+	rep.Spec.User = "alice\x00"
+	if err := k8sClient.Create(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFinished(t, ns, "nul")
+	c := meta.FindStatusCondition(got.Status.Conditions, reportsv1alpha1.ConditionFailed)
+	if got.Status.Phase != reportsv1alpha1.PhaseFailed || c == nil || c.Reason != ReasonInvalidSpec {
+		t.Fatalf("phase %s, Failed %+v; want Failed with reason %s", got.Status.Phase, c, ReasonInvalidSpec)
+	}
+}
+
 func TestReportRefusesAnotherTenant(t *testing.T) {
 	st := newSQLiteStore(t)
 	startManager(t, &AuditReportReconciler{Store: st})

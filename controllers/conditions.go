@@ -19,6 +19,9 @@ const (
 	ReasonSucceeded       = "Succeeded"
 	ReasonTenantIsolation = "TenantIsolation"
 	ReasonInvalidOutput   = "InvalidOutput"
+	// ReasonInvalidSpec: the spec names what the store refuses to query
+	// (spec.user with a NUL or invalid UTF-8).
+	ReasonInvalidSpec = "InvalidSpec"
 	// ReasonOutputNotAllowed: the object-store destination is not one the
 	// operator allows (--allowed-output-urls); nothing was written.
 	ReasonOutputNotAllowed = "OutputNotAllowed"
