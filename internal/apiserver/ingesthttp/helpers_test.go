@@ -34,7 +34,6 @@ var (
 	storedEvents   = ingesttest.StoredEvents
 	kubeItem       = ingesttest.KubeItem
 	bigObject      = ingesttest.BigObject
-	allTime        = ingesttest.AllTime
 )
 
 // Names of package ingest the tests use unqualified.
