@@ -163,9 +163,11 @@ type managerProc struct {
 	// probes and metrics are the manager's health-probe and metrics
 	// addresses (host:port).
 	probes, metrics string
-	exited          chan struct{}
-	err             error // the process's exit, once exited is closed
-	killed          bool  // by the test
+	// port is its --secure-port (the API and ingest).
+	port   int
+	exited chan struct{}
+	err    error // the process's exit, once exited is closed
+	killed bool  // by the test
 }
 
 // managerConfig is what a test changes in the script's arguments.
@@ -175,6 +177,10 @@ type managerConfig struct {
 	logPath      string
 	env          []string // extra environment (fault points)
 	extraArgs    []string // appended to the script's arguments
+	// securePort and probes, when set, replace the script's --secure-port
+	// and --health-probe-bind-address: replicas side by side need their own.
+	securePort int
+	probes     string
 }
 
 // startManager starts the manager and waits until its ingest answers.
@@ -196,7 +202,10 @@ func startManagerNoWait(t *testing.T, cfg managerConfig) *managerProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &managerProc{exited: make(chan struct{}), metrics: "127.0.0.1:" + strconv.Itoa(metricsPort)}
+	p := &managerProc{exited: make(chan struct{}), metrics: "127.0.0.1:" + strconv.Itoa(metricsPort), port: env.securePort}
+	if cfg.securePort != 0 {
+		p.port = cfg.securePort
+	}
 	args := make([]string, 0, len(env.baseArgs)+2)
 	for i := 0; i < len(env.baseArgs); i++ {
 		a := env.baseArgs[i]
@@ -211,7 +220,12 @@ func startManagerNoWait(t *testing.T, cfg managerConfig) *managerProc {
 			args = append(args, a, p.metrics)
 		case "--health-probe-bind-address":
 			p.probes = env.baseArgs[i+1]
+			if cfg.probes != "" {
+				p.probes = cfg.probes
+			}
 			args = append(args, a, p.probes)
+		case "--secure-port":
+			args = append(args, a, strconv.Itoa(p.port))
 		default:
 			args = append(args, a)
 			continue
@@ -279,7 +293,8 @@ func (p *managerProc) diedOfSIGKILL() bool {
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
-// waitIngestReady posts an empty EventList until it is answered 200.
+// waitIngestReady posts an empty EventList to p's own port until it is
+// answered 200.
 func waitIngestReady(ctx context.Context, p *managerProc) error {
 	c := ingestClient()
 	var last error
@@ -289,14 +304,14 @@ func waitIngestReady(ctx context.Context, p *managerProc) error {
 			return fmt.Errorf("the manager exited: %v", p.err)
 		default:
 		}
-		code, _, err := post(ctx, c, kubeAuditPath, []byte(`{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[]}`))
+		code, answer, err := postTo(ctx, c, p.port, kubeAuditPath, []byte(`{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[]}`))
 		if err == nil && code == http.StatusOK {
 			return nil
 		}
 		if err != nil {
 			last = err
 		} else {
-			last = fmt.Errorf("status %d", code)
+			last = fmt.Errorf("status %d: %.200s", code, answer)
 		}
 		select {
 		case <-ctx.Done():
@@ -337,9 +352,15 @@ func clientAs(name string) *http.Client {
 	}
 }
 
-// post sends body and returns the status code and the answer.
+// post sends body to the API's port and returns the status code and the
+// answer.
 func post(ctx context.Context, c *http.Client, path string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://127.0.0.1:"+strconv.Itoa(env.securePort)+path, bytes.NewReader(body))
+	return postTo(ctx, c, env.securePort, path, body)
+}
+
+// postTo is post to the API on port.
+func postTo(ctx context.Context, c *http.Client, port int, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://127.0.0.1:"+strconv.Itoa(port)+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
