@@ -190,6 +190,11 @@ func runManager(args []string) error {
 		LeaderElection:          leaderElect,
 		LeaderElectionID:        "auditops.reports.auditops.dev",
 		LeaderElectionNamespace: leaderElectNamespace,
+		// A stopping leader gives the Lease back, so a rolling update does
+		// not leave reports waiting out the lease (15 s) at each restart
+		// (TestReplicasFailover measured 16-20 s without it). Safe: main
+		// returns as soon as the manager has stopped.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
