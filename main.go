@@ -225,7 +225,7 @@ func runManager(args []string) error {
 		Ingest: ingest.Options{MaxObjectBytes: maxObjectBytes, SpoolDir: ingestSpoolDir,
 			Metrics: ingest.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("ingest")},
 		IngestHTTP: ingestHTTP,
-		Log: ctrl.Log.WithName("apiserver"),
+		Log:        ctrl.Log.WithName("apiserver"),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the audit API server: %w", err)
