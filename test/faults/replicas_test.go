@@ -491,7 +491,7 @@ func (sc *replicaScenario) rollingRestart(t *testing.T, ctx context.Context, pre
 					name, st.cpRecords, elapsed(s.at, moved), elapsed(s.at, resumed)))
 			}
 		}
-		t.Logf("%s: leader %s stopped (SIGTERM does not release the Lease); %s took it %s later; %s",
+		t.Logf("%s: leader %s stopped (SIGTERM releases the Lease once its controllers stopped); %s took it %s later; %s",
 			prefix, s.holder, next.holder, next.acquire.Sub(s.at).Round(time.Millisecond), strings.Join(resumes, "; "))
 	}
 	t.Logf("%s: rolling restart of 3 replicas in %s; %d reports done in %s, %d of them byte-identical",
