@@ -76,6 +76,11 @@ type Cursor struct {
 	Time int64
 	Seq  int64
 	Keys []string
+	// Total, when HasTotal, is the row count of the whole query, computed
+	// on the walk's first page and carried to the next ones: a paging
+	// client sees one total for the walk, and no later page counts again.
+	Total    int64
+	HasTotal bool
 }
 
 // TokenCodec signs and verifies page tokens.
@@ -112,6 +117,10 @@ func (c *TokenCodec) Encode(scope TokenScope, cur Cursor) string {
 	b = binary.AppendUvarint(b, uint64(len(cur.Keys)))
 	for _, k := range cur.Keys {
 		b = appendString(b, k)
+	}
+	if cur.HasTotal {
+		// Optional and last, so tokens minted before it still decode.
+		b = binary.AppendUvarint(b, uint64(cur.Total))
 	}
 	b = append(b, c.mac(b)...)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -169,7 +178,11 @@ func (c *TokenCodec) Decode(token string, scope TokenScope) (Cursor, error) {
 		cur.Keys = append(cur.Keys, s)
 	}
 	if r.Len() != 0 {
-		return invalid("malformed cursor")
+		total, err := binary.ReadUvarint(r)
+		if err != nil || r.Len() != 0 || total > math.MaxInt64 {
+			return invalid("malformed cursor")
+		}
+		cur.Total, cur.HasTotal = int64(total), true
 	}
 	return cur, nil
 }

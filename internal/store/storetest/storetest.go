@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventsRangeBounds", testEventsRangeBounds},
 		{"EventsPagination", testEventsPagination},
 		{"EventsPaginationInsertMidWalk", testEventsPaginationInsertMidWalk},
+		{"EventsTotalOncePerWalk", testEventsTotalOncePerWalk},
 		{"EventsTokens", testEventsTokens},
 		{"SummaryRows", testSummaryRows},
 		{"SummarySessions", testSummarySessions},
@@ -776,6 +777,47 @@ func testEventsPaginationInsertMidWalk(t *testing.T, s store.Store) {
 		}
 	}
 	checkIDs(t, "walk", got, []string{"e0", "e1", "e2", "tie", "e3", "e4", "e5", "ahead", "e6", "e7", "e8", "e9", "late", "at-end"})
+}
+
+// testEventsTotalOncePerWalk: a walk's total is counted on its first page
+// and carried in its tokens, so rows stored mid-walk do not move it (and
+// deep pages do not count again); a new walk counts them.
+func testEventsTotalOncePerWalk(t *testing.T, s store.Store) {
+	var batch []store.Event
+	for i := range 10 {
+		batch = append(batch, ev("ns", fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Minute)))
+	}
+	mustInsert(t, s, batch...)
+	q := store.EventQuery{View: "v", Namespace: "ns", Range: store.TimeRange{From: t0, To: t0.Add(time.Hour)}, Page: store.Page{Size: 3}, WithTotal: true}
+	var rows int
+	for pages := 1; ; pages++ {
+		if pages > maxPages {
+			t.Fatalf("more than %d pages: the walk does not end", maxPages)
+		}
+		p, err := s.Events(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows += len(p.Events)
+		if p.Total != 10 {
+			t.Fatalf("page %d: Total %d, want the walk's 10", pages, p.Total)
+		}
+		if pages == 1 {
+			mustInsert(t, s, ev("ns", "ahead", t0.Add(30*time.Minute+time.Second)))
+		}
+		if p.NextToken == "" {
+			break
+		}
+		q.Page.Token = p.NextToken
+	}
+	if rows != 11 {
+		t.Fatalf("the walk read %d rows, want 11 (the row stored ahead of it included)", rows)
+	}
+	q.Page.Token = ""
+	p, err := s.Events(t.Context(), q)
+	if err != nil || p.Total != 11 {
+		t.Fatalf("a new walk's Total = %d, %v; want 11", p.Total, err)
+	}
 }
 
 // flips returns token altered one byte at a time (at every byte, and at

@@ -455,6 +455,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 	}
 
 	var page store.EventPage
+	var more *store.Cursor
 	if from < to {
 		pp := r.newEventPage(q.Page.Size)
 		cols := r.Dialect.eventColumns(q.Fields)
@@ -478,16 +479,28 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 		page.Events = pp.events
 		if pp.next != nil {
 			page.NextTime = pp.next.Time
-			page.NextToken = r.Codec.Encode(scope, pp.last())
+			c := pp.last()
+			more = &c
 		}
 	}
+	// The total of a walk is counted on its first page and carried in the
+	// tokens: counting the whole query on every page made deep CSV pages
+	// cost as much as the first.
 	if q.WithTotal && from < to {
-		a := Args{d: r.Dialect}
-		n, err := queryInt(ctx, db, "SELECT count(*) FROM "+r.eventsWhere(&a, q, from, to, nil), a.Values()...)
-		if err != nil {
-			return store.EventPage{}, err
+		if after != nil && after.HasTotal {
+			page.Total = after.Total
+		} else {
+			a := Args{d: r.Dialect}
+			n, err := queryInt(ctx, db, "SELECT count(*) FROM "+r.eventsWhere(&a, q, from, to, nil), a.Values()...)
+			if err != nil {
+				return store.EventPage{}, err
+			}
+			page.Total = n
 		}
-		page.Total = n
+	}
+	if more != nil {
+		more.Total, more.HasTotal = page.Total, q.WithTotal
+		page.NextToken = r.Codec.Encode(scope, *more)
 	}
 	return page, nil
 }
