@@ -77,7 +77,7 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 	if tz := parent.Spec.TimeZone; tz != nil && *tz != "" {
 		l, err := time.LoadLocation(*tz)
 		if err != nil {
-			return r.fail(ctx, parent, permanent("InvalidTimeZone", "spec.timeZone %q is not a known IANA time zone: %v", *tz, err))
+			return r.fail(ctx, parent, permanent(ReasonInvalidTimeZone, "spec.timeZone %q is not a known IANA time zone: %v", *tz, err))
 		}
 		loc = l
 	}

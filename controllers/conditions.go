@@ -52,6 +52,8 @@ const (
 	ReasonMissedRuns = "MissedRuns"
 	// ReasonInvalidSchedule: spec.schedule does not parse or never fires.
 	ReasonInvalidSchedule = "InvalidSchedule"
+	// ReasonInvalidTimeZone: spec.timeZone is not a known IANA zone.
+	ReasonInvalidTimeZone = "InvalidTimeZone"
 )
 
 // deriveReady sets a run's Ready from its other conditions, so the three
