@@ -25,8 +25,6 @@ import (
 	"github.com/auditops/auditops/internal/store"
 )
 
-
-
 func BenchmarkDecodeKubeAudit(b *testing.B) {
 	body := webhookBody(400, "b")
 	b.SetBytes(int64(len(body)))
@@ -60,6 +58,3 @@ func BenchmarkDecodeEventsNDJSON(b *testing.B) {
 	}
 	b.ReportMetric(float64(400*b.N)/b.Elapsed().Seconds(), "events/s")
 }
-
-
-

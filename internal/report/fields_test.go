@@ -33,33 +33,8 @@ import (
 	"github.com/auditops/auditops/internal/store/storetest"
 )
 
-// restrict keeps the fields f of e (and Time, Seq, Namespace, which every
-// page has), as a store query asking for f returns it.
-func restrict(e store.Event, f store.Fields) store.Event {
-	o := store.Event{Time: e.Time, Seq: e.Seq, Namespace: e.Namespace}
-	keep := func(field store.Fields, set func()) {
-		if f&field != 0 {
-			set()
-		}
-	}
-	keep(store.FieldID, func() { o.ID = e.ID })
-	keep(store.FieldUser, func() { o.User = e.User })
-	keep(store.FieldAPI, func() { o.API = e.API })
-	keep(store.FieldStatus, func() { o.Status = e.Status })
-	keep(store.FieldStatusCode, func() { o.StatusCode = e.StatusCode })
-	keep(store.FieldCategory, func() { o.Category = e.Category })
-	keep(store.FieldMethod, func() { o.Method = e.Method })
-	keep(store.FieldEntity, func() { o.EntityKind, o.EntityID = e.EntityKind, e.EntityID })
-	keep(store.FieldDevice, func() {
-		o.DeviceID, o.CertificateSerialNumber, o.IssuerDN, o.Details, o.Archived = e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived
-	})
-	keep(store.FieldMessage, func() { o.Message = e.Message })
-	keep(store.FieldError, func() { o.Error = e.Error })
-	keep(store.FieldPrincipal, func() { o.Principal = e.Principal })
-	keep(store.FieldRequest, func() { o.Request, o.Response = e.Request, e.Response })
-	keep(store.FieldStates, func() { o.PreviousState, o.CurrentState = e.PreviousState, e.CurrentState })
-	return o
-}
+// restrict is storetest.Restrict: what a store query asking for f returns.
+var restrict = storetest.Restrict
 
 // TestEncoderFields holds each encoder's field set to what it shows: the
 // set's fields encode exactly as the whole event (no field it shows is left

@@ -236,31 +236,7 @@ func testEventsFields(t *testing.T, s store.Store) {
 	})
 	mustInsert(t, s, e)
 	// only returns e with the fields of f kept.
-	only := func(f store.Fields) store.Event {
-		o := store.Event{Namespace: e.Namespace, Time: e.Time}
-		keep := func(field store.Fields, set func()) {
-			if f&field != 0 {
-				set()
-			}
-		}
-		keep(store.FieldID, func() { o.ID = e.ID })
-		keep(store.FieldUser, func() { o.User = e.User })
-		keep(store.FieldAPI, func() { o.API = e.API })
-		keep(store.FieldStatus, func() { o.Status = e.Status })
-		keep(store.FieldStatusCode, func() { o.StatusCode = e.StatusCode })
-		keep(store.FieldCategory, func() { o.Category = e.Category })
-		keep(store.FieldMethod, func() { o.Method = e.Method })
-		keep(store.FieldEntity, func() { o.EntityKind, o.EntityID = e.EntityKind, e.EntityID })
-		keep(store.FieldDevice, func() {
-			o.DeviceID, o.CertificateSerialNumber, o.IssuerDN, o.Details, o.Archived = e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived
-		})
-		keep(store.FieldMessage, func() { o.Message = e.Message })
-		keep(store.FieldError, func() { o.Error = e.Error })
-		keep(store.FieldPrincipal, func() { o.Principal = e.Principal })
-		keep(store.FieldRequest, func() { o.Request, o.Response = e.Request, e.Response })
-		keep(store.FieldStates, func() { o.PreviousState, o.CurrentState = e.PreviousState, e.CurrentState })
-		return o
-	}
+	only := func(f store.Fields) store.Event { return Restrict(e, f) }
 	tests := []struct {
 		name string
 		ask  store.Fields
@@ -1949,4 +1925,32 @@ func RunPageBytes(t *testing.T, newStore func(t *testing.T, maxBytes int) store.
 			}
 		}
 	})
+}
+
+// Restrict keeps the fields f of e (and Time, Seq and Namespace, which
+// every page has), as a store query asking for f returns it.
+func Restrict(e store.Event, f store.Fields) store.Event {
+	o := store.Event{Time: e.Time, Seq: e.Seq, Namespace: e.Namespace}
+	keep := func(field store.Fields, set func()) {
+		if f&field != 0 {
+			set()
+		}
+	}
+	keep(store.FieldID, func() { o.ID = e.ID })
+	keep(store.FieldUser, func() { o.User = e.User })
+	keep(store.FieldAPI, func() { o.API = e.API })
+	keep(store.FieldStatus, func() { o.Status = e.Status })
+	keep(store.FieldStatusCode, func() { o.StatusCode = e.StatusCode })
+	keep(store.FieldCategory, func() { o.Category = e.Category })
+	keep(store.FieldMethod, func() { o.Method = e.Method })
+	keep(store.FieldEntity, func() { o.EntityKind, o.EntityID = e.EntityKind, e.EntityID })
+	keep(store.FieldDevice, func() {
+		o.DeviceID, o.CertificateSerialNumber, o.IssuerDN, o.Details, o.Archived = e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived
+	})
+	keep(store.FieldMessage, func() { o.Message = e.Message })
+	keep(store.FieldError, func() { o.Error = e.Error })
+	keep(store.FieldPrincipal, func() { o.Principal = e.Principal })
+	keep(store.FieldRequest, func() { o.Request, o.Response = e.Request, e.Response })
+	keep(store.FieldStates, func() { o.PreviousState, o.CurrentState = e.PreviousState, e.CurrentState })
+	return o
 }
