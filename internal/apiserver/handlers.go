@@ -199,7 +199,7 @@ func (s *Server) auditDetails(w http.ResponseWriter, r *http.Request, pathNS str
 
 // networkView is one of the two CSV views of 3.3.
 type networkView struct {
-	seedPath, resource, view, category string
+	resource, view, category string
 }
 
 // network serves 3.3: one page of CSV with its paging headers. nsParam

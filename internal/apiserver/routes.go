@@ -53,19 +53,18 @@ type route struct {
 
 const nsPath = "/namespaces/{ns}/"
 
-func network(v networkView, named bool) func(*Server, http.ResponseWriter, *http.Request) {
+// network serves a CSV view whose tenant is the path value param, named
+// in errors as paramName (seed paths: accountId; group paths: the
+// namespace).
+func network(v networkView, param, paramName string, named bool) func(*Server, http.ResponseWriter, *http.Request) {
 	return func(s *Server, w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.Pattern, "{accountId}") {
-			s.network(w, r, v, "accountId", r.PathValue("accountId"), r.PathValue("userId"), named)
-			return
-		}
-		s.network(w, r, v, "namespace", r.PathValue("ns"), r.PathValue("userId"), named)
+		s.network(w, r, v, paramName, r.PathValue(param), r.PathValue("userId"), named)
 	}
 }
 
 var (
-	viewUserAccess = networkView{seedPath: "userAccess", resource: resUserAccess, view: report.ViewUserAccess, category: store.CategoryAccess}
-	viewUsers      = networkView{seedPath: "users", resource: resUsers, view: report.ViewUsers, category: store.CategoryUser}
+	viewUserAccess = networkView{resource: resUserAccess, view: report.ViewUserAccess, category: store.CategoryAccess}
+	viewUsers      = networkView{resource: resUsers, view: report.ViewUsers, category: store.CategoryUser}
 )
 
 // routeTable is the route table (spec/API.md sections 2, 3 and 4).
@@ -81,14 +80,14 @@ var routeTable = []route{
 	{method: "GET", group: nsPath + resAuditDetails, resource: resAuditDetails, kind: "AuditDetail", verb: "get", shape: shapeProtecto,
 		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.auditDetails(w, r, r.PathValue("ns")) }},
 	// 3.3 network audit CSV.
-	{method: "GET", seed: "/network/audit/accounts/{accountId}/userAccess", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, false)},
-	{method: "GET", seed: "/network/audit/accounts/{accountId}/userAccess/{userId}", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, true)},
-	{method: "GET", group: nsPath + resUserAccess, resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, false)},
-	{method: "GET", group: nsPath + resUserAccess + "/{userId}", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, true)},
-	{method: "GET", seed: "/network/audit/accounts/{accountId}/users", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, false)},
-	{method: "GET", seed: "/network/audit/accounts/{accountId}/users/{userId}", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, true)},
-	{method: "GET", group: nsPath + resUsers, resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, false)},
-	{method: "GET", group: nsPath + resUsers + "/{userId}", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, true)},
+	{method: "GET", seed: "/network/audit/accounts/{accountId}/userAccess", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "accountId", "accountId", false)},
+	{method: "GET", seed: "/network/audit/accounts/{accountId}/userAccess/{userId}", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "accountId", "accountId", true)},
+	{method: "GET", group: nsPath + resUserAccess, resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "ns", "namespace", false)},
+	{method: "GET", group: nsPath + resUserAccess + "/{userId}", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "ns", "namespace", true)},
+	{method: "GET", seed: "/network/audit/accounts/{accountId}/users", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "accountId", "accountId", false)},
+	{method: "GET", seed: "/network/audit/accounts/{accountId}/users/{userId}", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "accountId", "accountId", true)},
+	{method: "GET", group: nsPath + resUsers, resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "ns", "namespace", false)},
+	{method: "GET", group: nsPath + resUsers + "/{userId}", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "ns", "namespace", true)},
 	// 3.4 user logs.
 	{method: "GET", seed: "/auth/realms/{tenantId}/v3_user/{userName}/logs", resource: resUserLogs, kind: "UserLog", verb: "get", shape: shapeKobil,
 		handle: func(s *Server, w http.ResponseWriter, r *http.Request) {
