@@ -72,6 +72,9 @@ func (s *Server) recordDirectReads(next http.Handler) http.Handler {
 		if !access.decided {
 			return
 		}
+		// The reader has its answer before the store is written: the
+		// record costs the reader no wait on the store.
+		_ = http.NewResponseController(sw).Flush()
 		s.storeReadEvent(r, access, sw.code())
 	})
 }
