@@ -178,16 +178,7 @@ func killDuringIngest(t *testing.T, st storeUnderTest) {
 	var wg sync.WaitGroup
 	done := make(chan struct{}) // closed when senders should finish
 	errs := make(chan error, len(senders))
-	for _, s := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.run(ctx, done); err != nil {
-				errs <- fmt.Errorf("%s: %w", s.name, err)
-				cancel()
-			}
-		}()
-	}
+	startSenders(ctx, cancel, &wg, done, errs, senders)
 
 	// Random kills from outside, then kills by the fault point after the
 	// Nth commit of a run, each followed by a restart.
@@ -342,6 +333,24 @@ func (s *sender) body(ids []string) ([]byte, string) {
 	}
 	b, _ := json.Marshal(items)
 	return b, eventsPath
+}
+
+// startSenders runs each sender until done is closed; a sender that fails
+// reports it on errs (when there is room) and cancels the scenario.
+func startSenders(ctx context.Context, cancel context.CancelFunc, wg *sync.WaitGroup, done <-chan struct{}, errs chan<- error, ss []*sender) {
+	for _, s := range ss {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.run(ctx, done); err != nil {
+				select {
+				case errs <- fmt.Errorf("%s: %w", s.name, err):
+				default:
+				}
+				cancel()
+			}
+		}()
+	}
 }
 
 // waitSenders waits for the senders to get their last batch acknowledged.

@@ -79,15 +79,7 @@ func load(t *testing.T, st storeUnderTest) {
 		}
 		cancel()
 	}
-	for _, s := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.run(ctx, done); err != nil {
-				fail(fmt.Errorf("%s: %w", s.name, err))
-			}
-		}()
-	}
+	startSenders(ctx, cancel, &wg, done, errs, senders)
 	var latencies []time.Duration
 	walks := 0
 	wg.Add(1)

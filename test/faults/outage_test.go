@@ -239,18 +239,7 @@ func outageDuringIngest(t *testing.T, o outage) {
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	errs := make(chan error, 64)
-	start := func(ss []*sender) {
-		for _, s := range ss {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := s.run(ctx, done); err != nil {
-					errs <- fmt.Errorf("%s: %w", s.name, err)
-					cancel()
-				}
-			}()
-		}
-	}
+	start := func(ss []*sender) { startSenders(ctx, cancel, &wg, done, errs, ss) }
 	start(senders)
 	unavailable := func() (n int64) {
 		for _, s := range senders {

@@ -178,16 +178,7 @@ func TestReplicasFailover(t *testing.T) {
 	}
 	done := make(chan struct{})
 	errs := make(chan error, len(senders))
-	for _, s := range senders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.run(ctx, done); err != nil {
-				errs <- fmt.Errorf("%s: %w", s.name, err)
-				cancel()
-			}
-		}()
-	}
+	startSenders(ctx, cancel, &wg, done, errs, senders)
 
 	sc.want, sc.total, sc.leases = want, total, leases
 	for i := range n {
