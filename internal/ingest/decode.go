@@ -30,9 +30,9 @@ import (
 	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
-	"github.com/tidwall/gjson"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/auditops/auditops/internal/jsonshape"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -385,7 +385,7 @@ func decodeEventLine(line []byte, ev *store.Event) error {
 	if !utf8.Valid(line) {
 		return &FieldError{Msg: "invalid UTF-8"}
 	}
-	if fastUnmarshal(line, ev) {
+	if fastUnmarshal(line, ev, storeEventShape) {
 		return nil
 	}
 	*ev = store.Event{}
@@ -422,18 +422,34 @@ func expectEOF(dec *stdjson.Decoder, rr *readErrRecorder) error {
 // with encoding/json. The fuzz targets found where goccy differs:
 //   - it accepts some invalid JSON, handing RawMessages and custom
 //     Unmarshalers (runtime.Unknown) bytes it has not validated ("A{}", a
-//     NUL byte), so gjson's validator, held to encoding/json by
-//     TestValidJSONAgreesWithEncodingJSON, checks data first (a fraction
-//     of the decode's cost: bench/README.md, "Measured design choices");
+//     NUL byte), so jsonshape's validator, held to encoding/json by its tests and
+//     fuzz target, checks data first;
 //   - it matches some keys only by exact spelling where encoding/json
-//     takes any case ("AuditID", "Id"): see exactKeys;
+//     takes any case ("AuditID", "Id"): jsonshape checks the keys in the
+//     same pass, against shape, which must be v's;
 //   - it keeps invalid UTF-8 in strings where encoding/json puts U+FFFD;
-//   - data after the value (gjson refuses it).
-func fastUnmarshal(data []byte, v any) bool {
-	if !utf8.Valid(data) || !gjson.ValidBytes(data) || !exactKeys(gjson.ParseBytes(data), reflect.TypeOf(v)) {
+//   - data after the value (jsonshape refuses it).
+func fastUnmarshal(data []byte, v any, shape *jsonshape.Shape) bool {
+	if !utf8.Valid(data) || !shape.Conforms(data) {
 		return false
 	}
 	return json.Unmarshal(data, v) == nil
+}
+
+// The shapes of what fastUnmarshal decodes, built once: building walks the
+// types by reflection.
+var (
+	storeEventShape = jsonshape.Of(reflect.TypeFor[store.Event]())
+	kubeEventShape  = jsonshape.Of(reflect.TypeFor[auditv1.Event]())
+	eventListShape  = jsonshape.Of(reflect.TypeFor[eventList]())
+)
+
+// eventList is what the fast path decodes a webhook body into.
+type eventList struct {
+	Kind       string          `json:"kind"`
+	APIVersion string          `json:"apiVersion"`
+	Metadata   json.RawMessage `json:"metadata"`
+	Items      []auditv1.Event `json:"items"`
 }
 
 // fastPathMaxBytes is the largest body decodeEventList reads whole: a
@@ -488,13 +504,8 @@ func fastEventList(body []byte) (items []auditv1.Event, ok bool) {
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || bytes.Count(t, []byte(`"items"`)) > 1 {
 		return nil, false
 	}
-	var list struct {
-		Kind       string          `json:"kind"`
-		APIVersion string          `json:"apiVersion"`
-		Metadata   json.RawMessage `json:"metadata"`
-		Items      []auditv1.Event `json:"items"`
-	}
-	if !fastUnmarshal(body, &list) {
+	var list eventList
+	if !fastUnmarshal(body, &list, eventListShape) {
 		return nil, false
 	}
 	if (list.Kind != "" && list.Kind != "EventList") || (list.APIVersion != "" && list.APIVersion != auditAPIVersion) {
@@ -591,7 +602,7 @@ func decodeEventListStd(r io.Reader, fn func(i int, ev *auditv1.Event) error) er
 func decodeAuditLine(line []byte, ev *auditv1.Event) error {
 	*ev = auditv1.Event{}
 	// goccy/go-json first (fast); encoding/json decides, and words the error.
-	if !fastUnmarshal(line, ev) {
+	if !fastUnmarshal(line, ev, kubeEventShape) {
 		*ev = auditv1.Event{}
 		if err := stdjson.Unmarshal(line, ev); err != nil {
 			return describe(err, "")
