@@ -48,6 +48,7 @@ import (
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/postgres"
 	"github.com/auditops/auditops/internal/store/storeopen"
 	"github.com/auditops/auditops/internal/urlredact"
 )
@@ -76,6 +77,16 @@ type storeOptions struct {
 	tokenKeyFile string
 	tokenTTL     time.Duration
 	sessionGap   time.Duration
+	// readURL and replayWait are the manager's --store-read-url and
+	// --store-read-replay-wait ('manager import' only writes).
+	readURL    string
+	replayWait time.Duration
+}
+
+// addReadFlags adds the flags of a read replica.
+func (o *storeOptions) addReadFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.readURL, "store-read-url", "", "postgres:// URL of a streaming hot standby of --store's database: the audit API and reports read there, ingest and retention write to --store (the API may show the standby's lag; reports wait for it; README \"Read replicas\")")
+	fs.DurationVar(&o.replayWait, "store-read-replay-wait", postgres.DefaultReplayWait, "how long a report waits for the --store-read-url standby to replay what the primary acknowledged before the report's window ended; past it the report retries")
 }
 
 func (o *storeOptions) addFlags(fs *pflag.FlagSet) {
@@ -90,6 +101,8 @@ func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
 	st, err := storeopen.Open(ctx, o.url, storeopen.Options{
 		Options:      store.Options{TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap},
 		TokenKeyFile: o.tokenKeyFile,
+		ReadURL:      o.readURL,
+		ReplayWait:   o.replayWait,
 	})
 	if errors.Is(err, storeopen.ErrTokenKeyRequired) {
 		return nil, fmt.Errorf("--token-key-file is required with --store %s: every replica must sign page tokens with the same key", urlredact.Redact(o.url))
@@ -117,6 +130,7 @@ func runManager(args []string) error {
 		allowedOutputURLs    []string
 	)
 	so.addFlags(fs)
+	so.addReadFlags(fs)
 	// :8444, not kubebuilder's :8443: that is the audit API's --secure-port.
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8444", "address the metrics endpoint binds to (0 disables it)")
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS to callers with a bearer token that kube-apiserver authenticates (TokenReview) and authorizes for get on /metrics (SubjectAccessReview); false serves plain HTTP to anyone who can connect")
@@ -200,7 +214,9 @@ func runManager(args []string) error {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 	if err := (&controllers.AuditReportReconciler{
-		Store:          st,
+		// With --store-read-url, reports read the standby once it holds
+		// what the primary acknowledged before their window ended.
+		Store:          storeopen.ForReports(st),
 		AdminNamespace: adminNamespace,
 		SettleDelay:    settleDelay,
 		Destinations:   destinations,
@@ -239,7 +255,7 @@ func runManager(args []string) error {
 	if err := mgr.AddReadyzCheck("store", apiserver.StoreCheck(st)); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
-	setupLog.Info("starting manager", "store", urlredact.Redact(so.url), "adminNamespace", adminNamespace)
+	setupLog.Info("starting manager", "store", urlredact.Redact(so.url), "readStore", urlredact.Redact(so.readURL), "adminNamespace", adminNamespace)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}

@@ -54,6 +54,9 @@ type Store struct {
 	opts   store.Options
 	reader sqlstore.Reader
 	health *store.WriteHealth
+	// replayWait bounds how long a read waits for a standby to replay the
+	// WAL it needs (readAfter); set on the standby of a Replicated.
+	replayWait time.Duration
 }
 
 var _ store.Store = (*Store)(nil)
@@ -159,6 +162,11 @@ func (s *Store) tx(ctx context.Context, op string, opts pgx.TxOptions, fn func(t
 		return err
 	}
 	defer c.Release()
+	return s.txOn(ctx, c, op, opts, fn)
+}
+
+// txOn is tx on the connection c.
+func (s *Store) txOn(ctx context.Context, c *pgxpool.Conn, op string, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
 	tx, err := c.BeginTx(ctx, opts)
 	if err != nil {
 		return s.wrap(op, err)
@@ -175,9 +183,7 @@ func (s *Store) tx(ctx context.Context, op string, opts pgx.TxOptions, fn func(t
 
 // read runs fn in a read-only repeatable-read transaction: one snapshot.
 func (s *Store) read(ctx context.Context, op string, fn func(q sqlstore.Queryer) error) error {
-	return s.tx(ctx, op, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		return fn(queryer{tx})
-	})
+	return s.readAfter(ctx, op, "", false, fn)
 }
 
 // readInIndexOrder is read for the pages of every view (summary, events,
@@ -189,9 +195,17 @@ func (s *Store) read(ctx context.Context, op string, fn func(q sqlstore.Queryer)
 // disabled for the transaction reads one page's rows (bench/README.md has
 // the figures). PostgreSQL has no index hints; this is the documented way.
 func (s *Store) readInIndexOrder(ctx context.Context, op string, fn func(q sqlstore.Queryer) error) error {
-	return s.tx(ctx, op, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off"); err != nil {
-			return err
+	return s.readAfter(ctx, op, "", true, fn)
+}
+
+// readTx is the transaction of read (indexOrder false) and
+// readInIndexOrder (true) on the connection c.
+func (s *Store) readTx(ctx context.Context, c *pgxpool.Conn, op string, indexOrder bool, fn func(q sqlstore.Queryer) error) error {
+	return s.txOn(ctx, c, op, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if indexOrder {
+			if _, err := tx.Exec(ctx, "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off"); err != nil {
+				return err
+			}
 		}
 		return fn(queryer{tx})
 	})
@@ -420,8 +434,13 @@ func nilIfEmpty(b []byte) []byte {
 }
 
 // Summary implements store.Store.
-func (s *Store) Summary(ctx context.Context, q store.SummaryQuery) (page store.SummaryPage, err error) {
-	err = s.readInIndexOrder(ctx, "summary page", func(db sqlstore.Queryer) error {
+func (s *Store) Summary(ctx context.Context, q store.SummaryQuery) (store.SummaryPage, error) {
+	return s.summaryAfter(ctx, q, "")
+}
+
+// summaryAfter is Summary on a snapshot that holds the WAL up to lsn ("": any).
+func (s *Store) summaryAfter(ctx context.Context, q store.SummaryQuery, lsn string) (page store.SummaryPage, err error) {
+	err = s.readAfter(ctx, "summary page", lsn, true, func(db sqlstore.Queryer) error {
 		page, err = s.reader.Summary(ctx, db, q)
 		return err
 	})
@@ -429,8 +448,13 @@ func (s *Store) Summary(ctx context.Context, q store.SummaryQuery) (page store.S
 }
 
 // Events implements store.Store.
-func (s *Store) Events(ctx context.Context, q store.EventQuery) (page store.EventPage, err error) {
-	err = s.readInIndexOrder(ctx, "events page", func(db sqlstore.Queryer) error {
+func (s *Store) Events(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
+	return s.eventsAfter(ctx, q, "")
+}
+
+// eventsAfter is Events on a snapshot that holds the WAL up to lsn ("": any).
+func (s *Store) eventsAfter(ctx context.Context, q store.EventQuery, lsn string) (page store.EventPage, err error) {
+	err = s.readAfter(ctx, "events page", lsn, true, func(db sqlstore.Queryer) error {
 		page, err = s.reader.Events(ctx, db, q)
 		return err
 	})
@@ -438,8 +462,13 @@ func (s *Store) Events(ctx context.Context, q store.EventQuery) (page store.Even
 }
 
 // UserLogs implements store.Store.
-func (s *Store) UserLogs(ctx context.Context, q store.UserLogsQuery) (page store.UserLogsPage, err error) {
-	err = s.readInIndexOrder(ctx, "user logs", func(db sqlstore.Queryer) error {
+func (s *Store) UserLogs(ctx context.Context, q store.UserLogsQuery) (store.UserLogsPage, error) {
+	return s.userLogsAfter(ctx, q, "")
+}
+
+// userLogsAfter is UserLogs on a snapshot that holds the WAL up to lsn ("": any).
+func (s *Store) userLogsAfter(ctx context.Context, q store.UserLogsQuery, lsn string) (page store.UserLogsPage, err error) {
+	err = s.readAfter(ctx, "user logs", lsn, true, func(db sqlstore.Queryer) error {
 		page, err = s.reader.UserLogs(ctx, db, q)
 		return err
 	})
@@ -447,8 +476,13 @@ func (s *Store) UserLogs(ctx context.Context, q store.UserLogsQuery) (page store
 }
 
 // UserExists implements store.Store.
-func (s *Store) UserExists(ctx context.Context, namespace, user string) (ok bool, err error) {
-	err = s.read(ctx, "user exists", func(db sqlstore.Queryer) error {
+func (s *Store) UserExists(ctx context.Context, namespace, user string) (bool, error) {
+	return s.userExistsAfter(ctx, namespace, user, "")
+}
+
+// userExistsAfter is UserExists on a snapshot that holds the WAL up to lsn ("": any).
+func (s *Store) userExistsAfter(ctx context.Context, namespace, user, lsn string) (ok bool, err error) {
+	err = s.readAfter(ctx, "user exists", lsn, false, func(db sqlstore.Queryer) error {
 		ok, err = s.reader.UserExists(ctx, db, namespace, user)
 		return err
 	})

@@ -28,6 +28,7 @@ import (
 	"github.com/auditops/auditops/internal/urlredact"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
@@ -46,7 +47,17 @@ type Options struct {
 	// Target.TokenKeyFile: TokenKeyName beside a SQLite database, none for
 	// PostgreSQL (ErrTokenKeyRequired).
 	TokenKeyFile string
+	// ReadURL, when set, names a PostgreSQL hot standby of the store's
+	// database that every read goes to (--store-read-url); the store
+	// itself must then be PostgreSQL, its primary. See ForReports.
+	ReadURL string
+	// ReplayWait bounds a report's wait for the standby of ReadURL to
+	// replay what it needs (0: postgres.DefaultReplayWait).
+	ReplayWait time.Duration
 }
+
+// ErrReadURL is wrapped by Open's errors about Options.ReadURL.
+var ErrReadURL = errors.New("read URL refused")
 
 // Open opens the store at rawURL (see Parse), creating a SQLite database's
 // directory (0700) when absent. Its errors show the URL through Redact.
@@ -73,12 +84,32 @@ func Open(ctx context.Context, rawURL string, opts Options) (store.Store, error)
 			return nil, fmt.Errorf("store %s: %w", urlredact.Redact(rawURL), err)
 		}
 	}
+	var read Target
+	if opts.ReadURL != "" {
+		if read, err = Parse(opts.ReadURL); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrReadURL, err)
+		}
+		if t.Kind != Postgres || read.Kind != Postgres {
+			return nil, fmt.Errorf("store %s, read URL %s: %w: a read URL names a hot standby of a PostgreSQL store",
+				urlredact.Redact(rawURL), urlredact.Redact(opts.ReadURL), ErrReadURL)
+		}
+	}
 	var st store.Store
 	switch t.Kind {
 	case SQLite:
 		st, err = sqlite.New(ctx, t.Source, opts.Options)
 	case Postgres:
-		st, err = postgres.New(ctx, t.Source, opts.Options)
+		var pg *postgres.Store
+		pg, err = postgres.New(ctx, t.Source, opts.Options)
+		st = pg
+		if err == nil && opts.ReadURL != "" {
+			st, err = postgres.NewReplicated(ctx, pg, read.Source, opts.ReplayWait)
+			if err != nil {
+				_ = pg.Close()
+				return nil, fmt.Errorf("store %s, read URL %s: %w: %s", urlredact.Redact(rawURL), urlredact.Redact(opts.ReadURL),
+					ErrReadURL, urlredact.Scrub(urlredact.Scrub(err.Error(), opts.ReadURL), rawURL))
+			}
+		}
 	}
 	if err != nil {
 		// pgx redacts its own messages; this is a second guard, as a
@@ -90,4 +121,15 @@ func Open(ctx context.Context, rawURL string, opts Options) (store.Store, error)
 		return nil, fmt.Errorf("store %s: %w", urlredact.Redact(rawURL), err)
 	}
 	return st, nil
+}
+
+// ForReports returns the view of st that reports read: for a store with a
+// read URL, one whose reads wait until the standby holds every event the
+// primary acknowledged before the report's window ended
+// (postgres.Replicated.ForReports); st itself otherwise.
+func ForReports(st store.Store) store.Store {
+	if r, ok := st.(*postgres.Replicated); ok {
+		return r.ForReports()
+	}
+	return st
 }
