@@ -21,7 +21,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/auditops/auditops/internal/apiserver/httpbody"
 	"github.com/auditops/auditops/internal/report"
@@ -38,6 +41,9 @@ const (
 	shapeMessage
 	// shapeKobil: {"message":"…","status":"…","subSystem":5} (3.4).
 	shapeKobil
+	// shapeStatus: a Kubernetes Status object, for Table requests (kubectl
+	// prints its reason and message).
+	shapeStatus
 )
 
 // kobilSubSystem is the subSystem of the user-logs API (seed 003).
@@ -62,6 +68,15 @@ func writeError(w http.ResponseWriter, sh shape, code int, msg string) {
 		b = append(b, `,"status":`...)
 		b = report.AppendJSONString(b, kobilStatus(code))
 		b = append(b, `,"subSystem":`+kobilSubSystem+`}`...)
+	case shapeStatus:
+		// metav1.Status as kube-apiserver writes it.
+		b = append(b, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":`...)
+		b = report.AppendJSONString(b, msg)
+		b = append(b, `,"reason":`...)
+		b = report.AppendJSONString(b, string(statusReason(code)))
+		b = append(b, `,"code":`...)
+		b = strconv.AppendInt(b, int64(code), 10)
+		b = append(b, '}')
 	default:
 		httpbody.Message(w, code, msg)
 		return
@@ -84,6 +99,24 @@ func kobilStatus(code int) string {
 		return "SERVICE_UNAVAILABLE"
 	default:
 		return "INTERNAL_SERVER_ERROR"
+	}
+}
+
+// statusReason is the Kubernetes reason of an HTTP code we answer.
+func statusReason(code int) metav1.StatusReason {
+	switch code {
+	case http.StatusBadRequest:
+		return metav1.StatusReasonBadRequest
+	case http.StatusUnauthorized:
+		return metav1.StatusReasonUnauthorized
+	case http.StatusForbidden:
+		return metav1.StatusReasonForbidden
+	case http.StatusNotFound:
+		return metav1.StatusReasonNotFound
+	case http.StatusServiceUnavailable:
+		return metav1.StatusReasonServiceUnavailable
+	default:
+		return metav1.StatusReasonInternalError
 	}
 }
 

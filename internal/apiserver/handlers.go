@@ -197,7 +197,8 @@ func (s *Server) auditDetails(w http.ResponseWriter, r *http.Request, pathNS str
 	b.flush()
 }
 
-// networkView is one of the two CSV views of 3.3.
+// networkView is an events view: one of the two CSV views of 3.3, or
+// (for Tables, tableEvents) audit details.
 type networkView struct {
 	resource, view, category string
 }

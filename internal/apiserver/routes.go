@@ -49,6 +49,10 @@ type route struct {
 	resource, kind, verb string
 	shape                shape
 	handle               func(s *Server, w http.ResponseWriter, r *http.Request)
+	// table, when set, answers the requests that ask for a meta.k8s.io
+	// Table (kubectl get, wantsTable) instead of handle; only group
+	// paths have one, so seed clients always get handle's answer.
+	table func(s *Server, w http.ResponseWriter, r *http.Request, apiVersion string)
 }
 
 const nsPath = "/namespaces/{ns}/"
@@ -62,9 +66,18 @@ func network(v networkView, param, paramName string, named bool) func(*Server, h
 	}
 }
 
+// eventsTable answers Table requests on an events view whose tenant is the
+// path's namespace and whose user, when named, is the path's userId.
+func eventsTable(v networkView, named bool, maxSize int) func(*Server, http.ResponseWriter, *http.Request, string) {
+	return func(s *Server, w http.ResponseWriter, r *http.Request, apiVersion string) {
+		s.tableEvents(w, r, apiVersion, v, r.PathValue("ns"), r.PathValue("userId"), named, maxSize)
+	}
+}
+
 var (
-	viewUserAccess = networkView{resource: resUserAccess, view: report.ViewUserAccess, category: store.CategoryAccess}
-	viewUsers      = networkView{resource: resUsers, view: report.ViewUsers, category: store.CategoryUser}
+	viewAuditDetails = networkView{resource: resAuditDetails, view: report.ViewAuditDetails}
+	viewUserAccess   = networkView{resource: resUserAccess, view: report.ViewUserAccess, category: store.CategoryAccess}
+	viewUsers        = networkView{resource: resUsers, view: report.ViewUsers, category: store.CategoryUser}
 )
 
 // routeTable is the route table (spec/API.md sections 2, 3 and 4).
@@ -73,21 +86,29 @@ var routeTable = []route{
 	{method: "GET", seed: "/api/vault/reports/namespace-users-summary", resource: resSummaries, kind: "NamespaceUsersSummary", verb: "get", shape: shapeProtecto,
 		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.summary(w, r, "") }},
 	{method: "GET", group: nsPath + resSummaries, resource: resSummaries, kind: "NamespaceUsersSummary", verb: "get", shape: shapeProtecto,
-		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.summary(w, r, r.PathValue("ns")) }},
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.summary(w, r, r.PathValue("ns")) },
+		table: func(s *Server, w http.ResponseWriter, r *http.Request, apiVersion string) {
+			s.tableSummary(w, r, apiVersion, r.PathValue("ns"))
+		}},
 	// 3.2 audit details.
 	{method: "GET", seed: "/namespace/reports/audit-details", resource: resAuditDetails, kind: "AuditDetail", verb: "get", shape: shapeProtecto,
 		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.auditDetails(w, r, "") }},
 	{method: "GET", group: nsPath + resAuditDetails, resource: resAuditDetails, kind: "AuditDetail", verb: "get", shape: shapeProtecto,
-		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.auditDetails(w, r, r.PathValue("ns")) }},
+		handle: func(s *Server, w http.ResponseWriter, r *http.Request) { s.auditDetails(w, r, r.PathValue("ns")) },
+		table:  eventsTable(viewAuditDetails, false, protectoMaxPageSize)},
 	// 3.3 network audit CSV.
 	{method: "GET", seed: "/network/audit/accounts/{accountId}/userAccess", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "accountId", "accountId", false)},
 	{method: "GET", seed: "/network/audit/accounts/{accountId}/userAccess/{userId}", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "accountId", "accountId", true)},
-	{method: "GET", group: nsPath + resUserAccess, resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "ns", "namespace", false)},
-	{method: "GET", group: nsPath + resUserAccess + "/{userId}", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "ns", "namespace", true)},
+	{method: "GET", group: nsPath + resUserAccess, resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "ns", "namespace", false),
+		table: eventsTable(viewUserAccess, false, networkMaxPageSize)},
+	{method: "GET", group: nsPath + resUserAccess + "/{userId}", resource: resUserAccess, kind: "UserAccess", verb: "get", shape: shapeMessage, handle: network(viewUserAccess, "ns", "namespace", true),
+		table: eventsTable(viewUserAccess, true, networkMaxPageSize)},
 	{method: "GET", seed: "/network/audit/accounts/{accountId}/users", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "accountId", "accountId", false)},
 	{method: "GET", seed: "/network/audit/accounts/{accountId}/users/{userId}", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "accountId", "accountId", true)},
-	{method: "GET", group: nsPath + resUsers, resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "ns", "namespace", false)},
-	{method: "GET", group: nsPath + resUsers + "/{userId}", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "ns", "namespace", true)},
+	{method: "GET", group: nsPath + resUsers, resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "ns", "namespace", false),
+		table: eventsTable(viewUsers, false, networkMaxPageSize)},
+	{method: "GET", group: nsPath + resUsers + "/{userId}", resource: resUsers, kind: "User", verb: "get", shape: shapeMessage, handle: network(viewUsers, "ns", "namespace", true),
+		table: eventsTable(viewUsers, true, networkMaxPageSize)},
 	// 3.4 user logs.
 	{method: "GET", seed: "/auth/realms/{tenantId}/v3_user/{userName}/logs", resource: resUserLogs, kind: "UserLog", verb: "get", shape: shapeKobil,
 		handle: func(s *Server, w http.ResponseWriter, r *http.Request) {
@@ -159,9 +180,17 @@ func ownsPath(p string) bool {
 func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	for _, rt := range routeTable {
-		h := rt.handle
+		h, table := rt.handle, rt.table
 		for _, p := range rt.patterns() {
-			mux.HandleFunc(rt.method+" "+p, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })
+			mux.HandleFunc(rt.method+" "+p, func(w http.ResponseWriter, r *http.Request) {
+				if table != nil {
+					if apiVersion, ok := wantsTable(r); ok {
+						table(s, w, r, apiVersion)
+						return
+					}
+				}
+				h(s, w, r)
+			})
 		}
 	}
 	return mux
