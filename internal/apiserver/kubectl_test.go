@@ -173,6 +173,13 @@ func TestKubectlTables(t *testing.T) {
 		return strings.Compare(strings.Join(a[:4], "\x00"), strings.Join(b[:4], "\x00"))
 	})
 
+	// kc-alice's logs in the default window, newest first.
+	logs := [][]string{{"TIME", "ACTION", "STATUS", "CODE", "DEVICE"}}
+	for _, id := range []string{"k5", "k2", "k1"} {
+		e := byID[id]
+		logs = append(logs, []string{report.FormatCSVTime(e.Time), e.Method, e.Status, strconv.Itoa(e.StatusCode), "<none>"})
+	}
+
 	reader := kubectlUser(t, "kubectl-reader", "auditops-report-reader")
 	nobody := kubectlUser(t, "kubectl-nobody", "")
 	since48h := "since=" + now.Add(-48*time.Hour).Format(time.RFC3339)
@@ -194,6 +201,7 @@ func TestKubectlTables(t *testing.T) {
 		{"user access", []string{"get", "useraccess", "-n", nsA, "--field-selector", "user=kc-alice"}, rows(false, "k2")},
 		{"user access of one user", []string{"get", "useraccess", "kc-alice", "-n", nsA}, rows(false, "k2")},
 		{"users", []string{"get", "users.audit.auditops.dev", "-n", nsA, "--field-selector", "user=kc-bob", "-o", "wide"}, rows(true, "k3")},
+		{"user logs, newest first", []string{"get", "userlogs", "kc-alice", "-n", nsA}, logs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := kubectlRun(t, reader, tc.args...)
@@ -243,6 +251,8 @@ func TestKubectlTables(t *testing.T) {
 			"BadRequest", `field selector until (`},
 		{"page too large", reader, []string{"get", "auditdetails", "-n", nsA, "--chunk-size=1001"},
 			"BadRequest", `limit must be an integer between 1 and 1000, got "1001"`},
+		{"user logs of an unknown user", reader, []string{"get", "userlogs", "kc-nobody", "-n", nsA},
+			"NotFound", `user "kc-nobody" has no logs in namespace "team-a"`},
 		{"denied by kube-apiserver", nobody, []string{"get", "auditdetails", "-n", nsA},
 			"Forbidden", `auditdetails.audit.auditops.dev is forbidden: User "kubectl-nobody" cannot list resource "auditdetails"`},
 	} {
@@ -328,6 +338,43 @@ func TestTableNegotiation(t *testing.T) {
 				t.Errorf("rows %+v continue %q, want alice's two rows of 2024-05-21 (a1, a2) and no continue", tbl.Rows, tbl.Continue)
 			}
 		})
+	}
+
+	t.Run("user logs pages", func(t *testing.T) {
+		// sony's two seed events of 2024 (a4, a5), newest first, one a page.
+		path := P + "/namespaces/" + nsA + "/userlogs/" + logUser + "?limit=1&fieldSelector=" + url.QueryEscape("since=2024-05-01,until=2024-06-01")
+		var got []any
+		for page, cont := 0, ""; page < 3; page++ {
+			p := path
+			if cont != "" {
+				p += "&continue=" + url.QueryEscape(cont)
+			}
+			r := c.do(t, http.MethodGet, p, nil, "Accept", kubectlAccept)
+			var tbl metav1.Table
+			if r.code != http.StatusOK || json.Unmarshal(r.body, &tbl) != nil {
+				t.Fatalf("page %d: %d %s", page, r.code, r.body)
+			}
+			for _, row := range tbl.Rows {
+				got = append(got, row.Cells[1])
+			}
+			if cont = tbl.Continue; cont == "" {
+				break
+			}
+		}
+		if want := []any{"13", "35"}; !slices.Equal(got, want) {
+			t.Errorf("actions %v, want %v (a5 then a4)", got, want)
+		}
+	})
+
+	// Every group read path gives a client that asks for no Table the
+	// same bytes, whatever else its Accept says.
+	for _, rt := range namespacedRoutes(nsA) {
+		want := c.get(t, rt.path)
+		for _, accept := range []string{"application/json", "*/*", "text/csv", "application/json;as=Table;v=v1;g=meta.k8s.io;q=0.1,application/json"} {
+			if r := c.do(t, http.MethodGet, rt.path, nil, "Accept", accept); r.code != want.code || !bytes.Equal(r.body, want.body) {
+				t.Errorf("%s with Accept %s: %d %s, want the seed answer %d %s", rt.path, accept, r.code, r.body, want.code, want.body)
+			}
+		}
 	}
 
 	// Continue tokens: bound to the window, the filters and the page size.

@@ -119,6 +119,9 @@ var routeTable = []route{
 	{method: "GET", group: nsPath + resUserLogs + "/{userName}", resource: resUserLogs, kind: "UserLog", verb: "get", shape: shapeKobil,
 		handle: func(s *Server, w http.ResponseWriter, r *http.Request) {
 			s.userLogs(w, r, r.PathValue("ns"), "namespace", r.PathValue("userName"))
+		},
+		table: func(s *Server, w http.ResponseWriter, r *http.Request, apiVersion string) {
+			s.tableUserLogs(w, r, apiVersion, r.PathValue("ns"), r.PathValue("userName"))
 		}},
 	// 2 ingest: internal/apiserver/ingesthttp authorizes every batch through
 	// authorizeIngest before it reads or stores anything.

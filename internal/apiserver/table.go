@@ -487,3 +487,95 @@ func cell(v string) string {
 	}
 	return b.String()
 }
+
+// userLogColumns are the columns of a user logs Table (newest first).
+var userLogColumns = []metav1.TableColumnDefinition{
+	{Name: "Time", Type: "string", Format: "date-time", Description: "When it happened (UTC)."},
+	{Name: "Action", Type: "string", Description: "The source's action (requested method)."},
+	{Name: "Status", Type: "string", Description: "success or failure."},
+	{Name: "Code", Type: "integer", Description: "HTTP-like status code (0 = unknown)."},
+	{Name: "Device", Type: "string", Description: "Device id."},
+	{Name: "Certificate", Type: "string", Priority: 1, Description: "Certificate serial number."},
+	{Name: "Issuer", Type: "string", Priority: 1, Description: "Certificate issuer DN."},
+	{Name: "Details", Type: "string", Priority: 1, Description: "Details (KOBIL), or the user agent (Kubernetes)."},
+	{Name: "ID", Type: "integer", Priority: 1, Description: "The log item's id (the store's seq)."},
+}
+
+// tableUserLogs answers a Table request for one user's logs in tenant ns,
+// newest first (kubectl get userlogs NAME). The page continues before its
+// last row (a keyset position, as reports page user logs): continue carries
+// that position, "<unix nanoseconds>_<seq>". Unlike a store token it is not
+// signed; it only moves the cursor within the rows this caller may read
+// (the user and window it names are checked against the request's).
+func (s *Server) tableUserLogs(w http.ResponseWriter, r *http.Request, apiVersion, ns, userName string) {
+	const sh = shapeStatus
+	if err := textParam("namespace", ns); err != nil {
+		s.fail(w, r, sh, "continue", err)
+		return
+	}
+	if err := textParam("name", userName); err != nil {
+		s.fail(w, r, sh, "continue", err)
+		return
+	}
+	if userName == "" {
+		s.fail(w, r, sh, "continue", badParam("the user name of the path must not be empty"))
+		return
+	}
+	tq, err := readTableQuery(r, userName, kobilMaxLimit, time.Now())
+	if err != nil {
+		s.fail(w, r, sh, "continue", err)
+		return
+	}
+	var before *store.Position
+	if tq.token != "" {
+		t, seq, ok := strings.Cut(tq.token, "_")
+		p := store.Position{}
+		var e1, e2 error
+		p.Time, e1 = strconv.ParseInt(t, 10, 64)
+		p.Seq, e2 = strconv.ParseInt(seq, 10, 64)
+		if !ok || e1 != nil || e2 != nil {
+			s.fail(w, r, sh, "continue", badParam("continue is invalid: it was tampered with or belongs to another query; start again without it"))
+			return
+		}
+		before = &p
+	}
+	if err := s.authorize(r.Context(), "get", resUserLogs, ns, userName); err != nil {
+		s.fail(w, r, sh, "continue", err)
+		return
+	}
+	ctx, cancel := s.storeCtx(r)
+	defer cancel()
+	exists, err := s.st.UserExists(ctx, ns, userName)
+	if err != nil {
+		s.fail(w, r, sh, "continue", err)
+		return
+	}
+	if !exists {
+		writeError(w, sh, http.StatusNotFound, fmt.Sprintf("user %q has no logs in namespace %q", userName, ns))
+		return
+	}
+	page, err := s.st.UserLogs(ctx, store.UserLogsQuery{
+		Namespace: ns, User: userName, Range: tq.rng, Limit: tq.size, Before: before, Fields: report.UserLogFields,
+	})
+	if err != nil {
+		s.fail(w, r, sh, "continue", err)
+		return
+	}
+	rows := make([]metav1.TableRow, 0, len(page.Events))
+	for i := range page.Events {
+		e := &page.Events[i]
+		if tq.status != "" && e.Status != tq.status {
+			continue
+		}
+		rows = append(rows, metav1.TableRow{Cells: []any{
+			report.FormatCSVTime(e.Time), cell(e.Method), e.Status, int64(e.StatusCode), cell(e.DeviceID),
+			cell(e.CertificateSerialNumber), cell(e.IssuerDN), cell(e.Details), e.Seq,
+		}})
+	}
+	next := ""
+	if page.More && len(page.Events) > 0 {
+		last := page.Events[len(page.Events)-1]
+		next = strconv.FormatInt(last.Time.UnixNano(), 10) + "_" + strconv.FormatInt(last.Seq, 10)
+	}
+	s.writeTable(w, r, apiVersion, userLogColumns, rows, encodeTableContinue(tq.rng, tq.status, next))
+}
