@@ -208,6 +208,7 @@ func TestKubectlTables(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("kubectl %v: exit %d: %s", tc.args, code, errOut)
 			}
+			t.Logf("$ kubectl %s\n%s", strings.Join(tc.args, " "), out)
 			if got := tableLines(out); !slices.EqualFunc(got, tc.want, slices.Equal) {
 				t.Errorf("kubectl %v printed\n%s\nwant rows %q", tc.args, out, tc.want)
 			}
@@ -258,6 +259,7 @@ func TestKubectlTables(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := kubectlRun(t, tc.kubeconfig, tc.args...)
+			t.Logf("$ kubectl %s\n%s", strings.Join(tc.args, " "), errOut)
 			if code == 0 || !strings.HasPrefix(errOut, "Error from server ("+tc.reason+"): ") || !strings.Contains(errOut, tc.msg) {
 				t.Errorf("kubectl %v: exit %d, stdout %q, stderr %q; want (%s) with %q", tc.args, code, out, errOut, tc.reason, tc.msg)
 			}
