@@ -153,6 +153,16 @@ $(STATICCHECK): | $(LOCALBIN)
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
 
+# The gs:// and azblob:// sink tests run against fake-gcs-server (Go, about
+# 75 s cold) and Azurite (npm ci of hack/azurite, 15-60 s), built or
+# installed once into bin/ at the versions pinned in hack/storage-emulator.sh
+# and hack/azurite/package-lock.json; the tests start them.
+.PHONY: storage-emulators
+storage-emulators: ## Build fake-gcs-server and install Azurite into bin/ (once).
+	hack/storage-emulator.sh gcs build >/dev/null
+	hack/storage-emulator.sh azure build >/dev/null
+test: storage-emulators
+
 # go-install-tool installs package $2 at version $3 as $1 (name carries the version,
 # so bumping the pin rebuilds it).
 define go-install-tool

@@ -16,6 +16,9 @@ fi
 if ! id postgres >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
+# The azblob:// sink tests run Azurite, an npm package (hack/storage-emulator.sh).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

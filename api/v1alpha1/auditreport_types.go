@@ -118,7 +118,9 @@ type ObjectStoreOutput struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(s3|gs|azblob|file)://.+')",message="objectStore.url must be an s3://, gs://, azblob:// or file:// URL"
 	URL string `json:"url"`
 	// CredentialsSecretRef names a Secret in the AuditReport's namespace with
-	// the store's credentials (S3: accessKeyID, secretAccessKey, optional sessionToken).
+	// the store's credentials. S3: accessKeyID, secretAccessKey, optional
+	// sessionToken. GCS: serviceAccountKey (a service-account key's JSON).
+	// Azure: accountName with accountKey or sasToken, or connectionString.
 	// +optional
 	CredentialsSecretRef *corev1.LocalObjectReference `json:"credentialsSecretRef,omitempty"`
 }

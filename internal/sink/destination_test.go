@@ -63,6 +63,16 @@ func TestDestinations(t *testing.T) {
 		{"pod identity under a listed prefix", listed, "gs://reports/audit/team-a", false, ""},
 		{"pod identity beside a listed prefix", listed, "gs://reports/other", false, "--allowed-output-urls"},
 		{"pod identity with a key file", listed, "gs://reports/audit?private_key_path=/var/run/secrets/x", false, "--allowed-output-urls"},
+		// gs:// and azblob:// with the report's own credentials: where they
+		// connect is the cloud's unless the operator lists an endpoint.
+		{"azblob with credentials", nil, "azblob://container/x", true, ""},
+		{"gs emulator endpoint", nil, "gs://bucket?endpoint=http://127.0.0.1:4443", true, "endpoint"},
+		{"gs emulator endpoint listed", []string{"gs://bucket?endpoint=http://127.0.0.1:4443"}, "gs://bucket/team-a?endpoint=http://127.0.0.1:4443", true, ""},
+		{"azblob emulator endpoint", nil, "azblob://c?endpoint=http://127.0.0.1:10000/devstoreaccount1", true, "endpoint"},
+		{"azblob emulator endpoint listed", []string{"azblob://c?endpoint=http://127.0.0.1:10000/devstoreaccount1"}, "azblob://c/x?endpoint=http://127.0.0.1:10000/devstoreaccount1", true, ""},
+		{"azblob another account under a listed endpoint", []string{"azblob://c?endpoint=http://127.0.0.1:10000/devstoreaccount1"}, "azblob://c/x?endpoint=http://127.0.0.1:10000/other", true, "--allowed-output-urls"},
+		{"azblob another cloud's domain", nil, "azblob://c?domain=blob.core.usgovcloudapi.net", true, `"domain"`},
+		{"azblob storage account in the URL", nil, "azblob://c?storage_account=other", true, `"storage_account"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -36,9 +36,9 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/azureblob" // azblob:// with the pod's ambient Azure identity
+	_ "gocloud.dev/blob/azureblob" // azblob:// with the pod's ambient Azure identity (no credentials Secret)
 	_ "gocloud.dev/blob/fileblob"  // file://
-	_ "gocloud.dev/blob/gcsblob"   // gs:// with Google application default credentials
+	_ "gocloud.dev/blob/gcsblob"   // gs:// with Google application default credentials (no credentials Secret)
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 
@@ -75,9 +75,12 @@ type objectState struct {
 // objectSink writes a report as one object. See NewObjectStore.
 type objectSink struct {
 	bucket *blob.Bucket
-	r      Report
-	key    string
-	url    string
+	// closeClient releases a client the bucket does not own (gs:// with
+	// credentials); nil otherwise.
+	closeClient func() error
+	r           Report
+	key         string
+	url         string
 
 	// isS3 selects how a failed upload is abandoned (see publish); s3 and
 	// bucketName find the multipart uploads a killed run left open.
@@ -114,7 +117,10 @@ var (
 // sessionToken) use exactly those credentials and accept the query parameters
 // region (required), endpoint, use_path_style (or s3ForcePathStyle),
 // disable_https, request_checksum_calculation, response_checksum_validation,
-// ssetype and kmskeyid. Without creds, s3://, gs:// and azblob:// URLs are
+// ssetype and kmskeyid. gs:// URLs with creds use the Secret's
+// serviceAccountKey and accept endpoint; azblob:// URLs with creds use its
+// accountName with accountKey or sasToken, or its connectionString, and accept
+// endpoint or domain (see openGCS, openAzure). Without creds, s3://, gs:// and azblob:// URLs are
 // opened by gocloud.dev with the pod's ambient identity (IRSA, workload
 // identity, …) and its full set of parameters. file:// URLs write below the
 // directory; no_tmp_dir is implied unless given, so temporary files are made
@@ -162,11 +168,16 @@ func NewObjectStore(ctx context.Context, r Report, out reportsv1alpha1.ObjectSto
 	}
 
 	var bucket *blob.Bucket
+	var closeClient func() error
 	switch {
 	case len(creds) > 0 && u.Scheme == "s3":
 		bucket, err = openS3(ctx, &open, creds)
+	case len(creds) > 0 && u.Scheme == "gs":
+		bucket, closeClient, err = openGCS(ctx, &open, creds)
+	case len(creds) > 0 && u.Scheme == "azblob":
+		bucket, err = openAzure(ctx, &open, creds)
 	case len(creds) > 0:
-		err = fmt.Errorf("credentialsSecretRef is used only for s3:// URLs; %s:// uses the pod's ambient identity", u.Scheme)
+		err = fmt.Errorf("credentialsSecretRef is used only for s3://, gs:// and azblob:// URLs")
 	default:
 		bucket, err = blob.OpenBucket(ctx, open.String())
 	}
@@ -175,7 +186,7 @@ func NewObjectStore(ctx context.Context, r Report, out reportsv1alpha1.ObjectSto
 	}
 	var s3c *s3.Client
 	isS3 := bucket.As(&s3c)
-	return &objectSink{bucket: bucket, r: r, key: key, url: base + "/" + key, isS3: isS3, s3: s3c, bucketName: u.Host}, nil
+	return &objectSink{bucket: bucket, closeClient: closeClient, r: r, key: key, url: base + "/" + key, isS3: isS3, s3: s3c, bucketName: u.Host}, nil
 }
 
 // openS3 opens an S3 bucket with the Secret's static credentials. The AWS
@@ -567,7 +578,11 @@ func (s *objectSink) Close() error {
 		return nil
 	}
 	s.closed = true
-	if err := s.bucket.Close(); err != nil {
+	err := s.bucket.Close()
+	if s.closeClient != nil {
+		err = errors.Join(err, s.closeClient())
+	}
+	if err != nil {
 		return fmt.Errorf("report %s/%s: closing bucket: %w", s.r.Namespace, s.r.Name, err)
 	}
 	return nil

@@ -43,8 +43,9 @@ import (
 )
 
 // One real control plane (etcd + kube-apiserver from bin/k8s, via
-// KUBEBUILDER_ASSETS) and one real S3 server (versitygw, started by
-// hack/s3-server.sh) serve every test of this package.
+// KUBEBUILDER_ASSETS), one real S3 server (versitygw, started by
+// hack/s3-server.sh) and real GCS and Azure emulators (fake-gcs-server and
+// Azurite, started by hack/storage-emulator.sh) serve every test of this package.
 var (
 	k8sClient client.Client
 	s3srv     s3Server
@@ -110,6 +111,15 @@ func runSuite(m *testing.M) int {
 		}
 	}()
 	fmt.Fprintf(os.Stderr, "S3 server up in %s at %s\n", time.Since(start).Round(time.Millisecond), s3srv.endpoint)
+	start = time.Now()
+	stopEmulators, err := startEmulators(dir)
+	if err != nil {
+		// Never skip either: gs:// and azblob:// are checked against real emulators.
+		fmt.Fprintln(os.Stderr, "starting the GCS and Azure emulators:", err)
+		return 1
+	}
+	defer stopEmulators()
+	fmt.Fprintf(os.Stderr, "GCS and Azure emulators up in %s at %s, %s\n", time.Since(start).Round(time.Millisecond), gcsEndpoint, azEndpoint)
 	return m.Run()
 }
 
