@@ -224,12 +224,10 @@ func runManager(args []string) error {
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the AuditReport controller: %w", err)
 	}
-	if retention > 0 {
-		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-			return enforceRetention(ctx, st, retention)
-		})); err != nil {
-			return fmt.Errorf("adding retention: %w", err)
-		}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return upkeep(ctx, st, retention)
+	})); err != nil {
+		return fmt.Errorf("adding store upkeep: %w", err)
 	}
 	// The audit API serves on every replica: it is not gated by leader election.
 	apiCfg, err := apiOpts.Config()
@@ -262,18 +260,36 @@ func runManager(args []string) error {
 	return nil
 }
 
-// enforceRetention deletes expired events once an hour, on the leader only
-// (a RunnableFunc needs leader election).
-func enforceRetention(ctx context.Context, st store.Store, retention time.Duration) error {
-	log := ctrl.Log.WithName("retention")
+// retentionCut is the start of the UTC day retention before now falls in:
+// events before it have expired.
+func retentionCut(now time.Time, retention time.Duration) time.Time {
+	return now.Add(-retention).UTC().Truncate(24 * time.Hour)
+}
+
+// upkeep maintains the store (PostgreSQL's day partitions) and deletes
+// expired events once an hour, on the leader only (a RunnableFunc needs
+// leader election). Retention cuts at the start of a UTC day, so that
+// PostgreSQL drops whole day partitions: an event is kept at most a day
+// past --retention.
+func upkeep(ctx context.Context, st store.Store, retention time.Duration) error {
+	log := ctrl.Log.WithName("upkeep")
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
 	for {
-		n, err := st.DeleteBefore(ctx, time.Now().Add(-retention))
-		if err != nil && ctx.Err() == nil {
-			log.Error(err, "deleting expired audit events")
-		} else if n > 0 {
-			log.Info("deleted expired audit events", "events", n, "retention", retention.String())
+		now := time.Now()
+		if m, ok := st.(store.Maintainer); ok {
+			if err := m.Maintain(ctx, now); err != nil && ctx.Err() == nil {
+				log.Error(err, "maintaining the store")
+			}
+		}
+		if retention > 0 {
+			cut := retentionCut(now, retention)
+			n, err := st.DeleteBefore(ctx, cut)
+			if err != nil && ctx.Err() == nil {
+				log.Error(err, "deleting expired audit events")
+			} else if n > 0 {
+				log.Info("deleted expired audit events", "events", n, "before", cut, "retention", retention.String())
+			}
 		}
 		select {
 		case <-ctx.Done():

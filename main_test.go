@@ -111,3 +111,21 @@ func TestStoreFlagDefaults(t *testing.T) {
 		t.Fatalf("--token-key-file's help does not name the default: %q", usage)
 	}
 }
+
+func TestRetentionCutIsADayStart(t *testing.T) {
+	for _, tc := range []struct {
+		now       time.Time
+		retention time.Duration
+		want      time.Time
+	}{
+		{time.Date(2026, 12, 4, 23, 30, 0, 0, time.UTC), 90 * 24 * time.Hour, time.Date(2026, 9, 5, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC), 24 * time.Hour, time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 12, 4, 1, 0, 0, 0, time.UTC), 2 * time.Hour, time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)},
+		// Another zone: the UTC day counts.
+		{time.Date(2026, 12, 4, 1, 0, 0, 0, time.FixedZone("UTC+5", 5*3600)), time.Hour, time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)},
+	} {
+		if got := retentionCut(tc.now, tc.retention); !got.Equal(tc.want) {
+			t.Errorf("retentionCut(%v, %v) = %v, want %v", tc.now, tc.retention, got, tc.want)
+		}
+	}
+}

@@ -301,6 +301,12 @@ type Store interface {
 	Close() error
 }
 
+// Maintainer is a store with upkeep that one writer does on a schedule (the
+// leader, before retention): PostgreSQL makes its day partitions ahead.
+type Maintainer interface {
+	Maintain(ctx context.Context, now time.Time) error
+}
+
 // ErrInvalidToken is wrapped by errors about a page token that is malformed,
 // tampered with, or minted for another view, tenant, filter or page size.
 // Endpoints answer it with 400.

@@ -489,36 +489,6 @@ func (s *Store) userExistsAfter(ctx context.Context, namespace, user, lsn string
 	return ok, err
 }
 
-// DeleteBefore implements store.Store: namespace by namespace (one index
-// seek each), a range delete on the primary key.
-func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
-	cut, _ := sqlstore.Bounds(store.TimeRange{From: t})
-	var total int64
-	ns := ""
-	for {
-		var next string
-		var ok bool
-		err := s.read(ctx, "retention", func(db sqlstore.Queryer) (err error) {
-			next, ok, err = s.reader.NextNamespace(ctx, db, ns)
-			return err
-		})
-		if err != nil || !ok {
-			return total, err
-		}
-		ns = next
-		var n int64
-		err = s.tx(ctx, "retention", pgx.TxOptions{}, func(tx pgx.Tx) error {
-			tag, err := tx.Exec(ctx, "DELETE FROM events WHERE namespace = $1 AND ts < $2", ns, cut)
-			n = tag.RowsAffected()
-			return err
-		})
-		if err != nil {
-			return total, err
-		}
-		total += n
-	}
-}
-
 // Ping implements store.Store.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.health.Check(); err != nil {

@@ -244,6 +244,11 @@ func (r *Replicated) DeleteBefore(ctx context.Context, t time.Time) (int64, erro
 	return r.primary.DeleteBefore(ctx, t)
 }
 
+// Maintain implements store.Maintainer on the primary.
+func (r *Replicated) Maintain(ctx context.Context, now time.Time) error {
+	return r.primary.Maintain(ctx, now)
+}
+
 // Summary implements store.Store on the standby, as far as it has replayed.
 func (r *Replicated) Summary(ctx context.Context, q store.SummaryQuery) (store.SummaryPage, error) {
 	return r.standby.Summary(ctx, q)

@@ -1,0 +1,289 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/internal/sqlstore"
+)
+
+// Events are partitioned by UTC day (migration 0004). A day keeps a
+// partition small enough to drop at once and few enough for the planner
+// (90 days of default retention: ~100 partitions), and it is the unit
+// users ask reports and retention in; an hour would make thousands of
+// partitions, a month would keep up to a month past retention.
+const dayNanos = int64(24 * time.Hour)
+
+// DaysAhead is how many days after today Maintain keeps partitions for, so
+// that a leader that cannot reach the database for a while still finds
+// tomorrow's partition there.
+const DaysAhead = 7
+
+// partitionLockTimeout bounds how long making or dropping a partition waits
+// for its lock: ATTACH takes the default partition exclusively, DROP the
+// parent; a long report holding the parent should delay upkeep, not queue
+// every reader and writer behind it.
+const partitionLockTimeout = "5s"
+
+// partition is one partition of events: [from, to) in Unix ns; from is
+// math.MinInt64 for MINVALUE.
+type partition struct {
+	name      string
+	from, to  int64
+	isDefault bool
+}
+
+var boundRE = regexp.MustCompile(`^FOR VALUES FROM \((MINVALUE|'-?\d+')\) TO \((MAXVALUE|'-?\d+')\)$`)
+
+// partitions lists events' partitions in time order, the default last.
+func partitions(ctx context.Context, tx pgx.Tx) ([]partition, error) {
+	rows, err := tx.Query(ctx, `SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'events'::regclass`)
+	if err != nil {
+		return nil, err
+	}
+	var out []partition
+	for rows.Next() {
+		var name, bound string
+		if err := rows.Scan(&name, &bound); err != nil {
+			return nil, err
+		}
+		p, err := parsePartition(name, bound)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b partition) int {
+		switch {
+		case a.isDefault != b.isDefault:
+			if a.isDefault {
+				return 1
+			}
+			return -1
+		case a.from < b.from:
+			return -1
+		case a.from > b.from:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// partitions lists events' partitions (see partitions).
+func (s *Store) partitions(ctx context.Context) (parts []partition, err error) {
+	err = s.tx(ctx, "partitions", pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		parts, err = partitions(ctx, tx)
+		return err
+	})
+	return parts, err
+}
+
+func parsePartition(name, bound string) (partition, error) {
+	if bound == "DEFAULT" {
+		return partition{name: name, isDefault: true}, nil
+	}
+	m := boundRE.FindStringSubmatch(bound)
+	if m == nil {
+		return partition{}, fmt.Errorf("partition %s: unexpected bound %q", name, bound)
+	}
+	val := func(s string, inf int64) (int64, error) {
+		if s == "MINVALUE" || s == "MAXVALUE" {
+			return inf, nil
+		}
+		return strconv.ParseInt(s[1:len(s)-1], 10, 64)
+	}
+	from, err := val(m[1], math.MinInt64)
+	if err != nil {
+		return partition{}, fmt.Errorf("partition %s: %w", name, err)
+	}
+	to, err := val(m[2], math.MaxInt64)
+	if err != nil {
+		return partition{}, fmt.Errorf("partition %s: %w", name, err)
+	}
+	return partition{name: name, from: from, to: to}, nil
+}
+
+// dayPartitionName names the partition of the UTC day starting at from.
+func dayPartitionName(from int64) string {
+	return "events_p" + time.Unix(0, from).UTC().Format("20060102")
+}
+
+// DaysBack bounds how far before today Maintain makes the partition of a
+// day the default partition holds events of (an import of old logs): an
+// ingest client chooses event times, and should not choose how many tables
+// the database holds.
+const DaysBack = 400
+
+// Maintain implements store.Maintainer: it makes the missing partitions of
+// today, of the DaysAhead days after it, and of the days from DaysBack
+// days ago on that the default partition holds events of (moving them
+// there). Run by the leader only (main's upkeep loop); a second writer
+// would find them made.
+func (s *Store) Maintain(ctx context.Context, now time.Time) error {
+	today := sqlstore.DayStart(now.UnixNano())
+	parts, err := s.partitions(ctx)
+	if err != nil {
+		return err
+	}
+	var days []int64
+	for d := range int64(DaysAhead + 1) {
+		days = append(days, today+d*dayNanos)
+	}
+	err = s.tx(ctx, "partitions", pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT DISTINCT ts - ts % $1 FROM events_default WHERE ts >= $2 AND ts < $3`,
+			dayNanos, today-DaysBack*dayNanos, today)
+		if err != nil {
+			return err
+		}
+		past, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		days = append(days, past...)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, from := range days {
+		to := from + dayNanos
+		if slices.ContainsFunc(parts, func(p partition) bool { return !p.isDefault && p.from < to && from < p.to }) {
+			continue
+		}
+		if err := s.createDay(ctx, from, to); err != nil {
+			return fmt.Errorf("postgres: making partition %s: %w", dayPartitionName(from), err)
+		}
+	}
+	return nil
+}
+
+// createDay makes the partition [from, to) as a table of its own, moves the
+// default partition's rows of that day into it, and attaches it: ATTACH
+// takes the parent in SHARE UPDATE EXCLUSIVE mode, so reads and ingest go
+// on (CREATE TABLE ... PARTITION OF would take it exclusively).
+func (s *Store) createDay(ctx context.Context, from, to int64) error {
+	name := pgx.Identifier{dayPartitionName(from)}.Sanitize()
+	return s.tx(ctx, "partitions", pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "CREATE TABLE "+name+" (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `WITH moved AS (DELETE FROM events_default WHERE ts >= $1 AND ts < $2 RETURNING *)
+			INSERT INTO `+name+` SELECT * FROM moved`, from, to); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE events ATTACH PARTITION %s FOR VALUES FROM (%d) TO (%d)", name, from, to))
+		return err
+	})
+}
+
+// DeleteBefore implements store.Store. Partitions wholly before t are
+// counted and dropped, no row deleted one by one; what is left before t
+// (the legacy partition of a migrated store, the default partition, the
+// day t falls in) is deleted namespace by namespace, a range delete on the
+// primary key each. Retention (main) cuts at a day's start, so only the
+// legacy and default partitions ever take the second path.
+func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	cut, _ := sqlstore.Bounds(store.TimeRange{From: t})
+	parts, err := s.partitions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, p := range parts {
+		if p.isDefault || p.to > cut {
+			continue
+		}
+		n, err := s.dropPartition(ctx, p.name)
+		if err != nil {
+			return total, fmt.Errorf("postgres: dropping partition %s: %w", p.name, err)
+		}
+		total += n
+	}
+	n, err := s.deleteRowsBefore(ctx, cut)
+	return total + n, err
+}
+
+// dropPartition counts a partition's events and drops it, in one
+// transaction: nothing can be added between the two (the parent is locked).
+func (s *Store) dropPartition(ctx context.Context, name string) (n int64, err error) {
+	id := pgx.Identifier{name}.Sanitize()
+	err = s.tx(ctx, "retention", pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+id).Scan(&n); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "DROP TABLE "+id)
+		return err
+	})
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P01" { // dropped meanwhile
+		return 0, nil
+	}
+	return n, err
+}
+
+// deleteRowsBefore deletes the rows before cut that no dropped partition
+// held, namespace by namespace (one index seek each).
+func (s *Store) deleteRowsBefore(ctx context.Context, cut int64) (int64, error) {
+	var total int64
+	ns := ""
+	for {
+		var next string
+		var ok bool
+		err := s.read(ctx, "retention", func(db sqlstore.Queryer) (err error) {
+			next, ok, err = s.reader.NextNamespace(ctx, db, ns)
+			return err
+		})
+		if err != nil || !ok {
+			return total, err
+		}
+		ns = next
+		var n int64
+		err = s.tx(ctx, "retention", pgx.TxOptions{}, func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, "DELETE FROM events WHERE namespace = $1 AND ts < $2", ns, cut)
+			n = tag.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+}

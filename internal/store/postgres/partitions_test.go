@@ -1,0 +1,353 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/internal/sqlstore"
+	"github.com/auditops/auditops/internal/store/storetest"
+)
+
+var day0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+
+func dayN(n int) time.Time { return day0.Add(time.Duration(n) * 24 * time.Hour) }
+
+func partitionEvent(ns string, i int, at time.Time) store.Event {
+	return store.Event{ID: ns + "-" + strconv.Itoa(i), Namespace: ns, User: "u", Status: store.StatusSuccess, Time: at}
+}
+
+// partitionRows lists the partitions and, for each, the ids it holds.
+func partitionRows(t *testing.T, s *Store) map[string][]string {
+	t.Helper()
+	parts, err := s.partitions(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, p := range parts {
+		rows, err := s.pool.Query(t.Context(), "SELECT id FROM "+pgx.Identifier{p.name}.Sanitize()+" ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p.name] = ids
+	}
+	return out
+}
+
+// TestPartitionsByDay: Maintain makes today's and the next DaysAhead days'
+// partitions, and those of past days the default partition holds events
+// of (moving them); retention drops whole days, counting their events,
+// and deletes only what is left before the cut elsewhere.
+func TestPartitionsByDay(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if got := sortedKeys(partitionRows(t, s)); !slices.Equal(got, []string{"events_default"}) {
+		t.Fatalf("a new store's partitions: %v, want only events_default", got)
+	}
+	now := dayN(0).Add(15 * time.Hour)
+	if err := s.Maintain(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for d := range DaysAhead + 1 {
+		want = append(want, "events_p"+dayN(d).Format("20060102"))
+	}
+	want = append(want, "events_default")
+	got := partitionRows(t, s)
+	if names := sortedKeys(got); !slices.Equal(names, sortedCopy(want)) {
+		t.Fatalf("partitions after Maintain: %v, want %v", names, want)
+	}
+
+	mustInsert(t, s,
+		partitionEvent("a", 1, dayN(-2).Add(time.Hour)), // default, then its own day
+		partitionEvent("a", 2, dayN(0)),                 // first ns of day 0
+		partitionEvent("b", 3, dayN(1).Add(-1)),         // last ns of day 0
+		partitionEvent("a", 4, dayN(1)),
+		partitionEvent("a", 5, dayN(30)),              // far ahead: default
+		partitionEvent("a", 6, dayN(-DaysBack-5)),     // too far back for a partition of its own
+		partitionEvent("b", 7, time.Unix(0, 0).UTC()), // the epoch
+	)
+	if err := s.Maintain(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	got = partitionRows(t, s)
+	for name, ids := range map[string][]string{
+		"events_p" + dayN(-2).Format("20060102"): {"a-1"},
+		"events_p" + dayN(0).Format("20060102"):  {"a-2", "b-3"},
+		"events_p" + dayN(1).Format("20060102"):  {"a-4"},
+		"events_default":                         {"a-5", "a-6", "b-7"},
+	} {
+		if !slices.Equal(got[name], ids) {
+			t.Errorf("partition %s holds %v, want %v (all: %v)", name, got[name], ids, got)
+		}
+	}
+	if err := s.Maintain(ctx, now); err != nil { // nothing left to make
+		t.Fatal(err)
+	}
+
+	// Retention at a day's start: days -2 and 0 are dropped whole, the
+	// default partition's old events deleted.
+	n, err := s.DeleteBefore(ctx, dayN(1))
+	if err != nil || n != 5 {
+		t.Fatalf("DeleteBefore(day 1) = %d, %v; want 5", n, err)
+	}
+	got = partitionRows(t, s)
+	for _, gone := range []time.Time{dayN(-2), dayN(0)} {
+		if ids, ok := got["events_p"+gone.Format("20060102")]; ok {
+			t.Errorf("partition of %s not dropped (holds %v)", gone, ids)
+		}
+	}
+	if ids := got["events_default"]; !slices.Equal(ids, []string{"a-5"}) {
+		t.Errorf("default partition holds %v, want [a-5]", ids)
+	}
+	// A cut inside a day deletes that day's earlier rows, keeps the rest.
+	mustInsert(t, s, partitionEvent("a", 8, dayN(2).Add(time.Hour)), partitionEvent("a", 9, dayN(2).Add(3*time.Hour)))
+	if n, err := s.DeleteBefore(ctx, dayN(2).Add(2*time.Hour)); err != nil || n != 2 {
+		t.Fatalf("DeleteBefore(day 2, 02:00) = %d, %v; want 2 (a-4 and a-8)", n, err)
+	}
+	if ids := partitionRows(t, s)["events_p"+dayN(2).Format("20060102")]; !slices.Equal(ids, []string{"a-9"}) {
+		t.Errorf("day 2 holds %v, want [a-9]", ids)
+	}
+}
+
+// TestPartitionPruning: a page of a window reads only its days'
+// partitions (EXPLAIN of the reader's own queries).
+func TestPartitionPruning(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.Maintain(ctx, dayN(0)); err != nil {
+		t.Fatal(err)
+	}
+	var batch []store.Event
+	for d := range 4 {
+		for i := range 50 {
+			batch = append(batch, partitionEvent("a", d*100+i, dayN(d).Add(time.Duration(i)*time.Minute)))
+		}
+	}
+	mustInsert(t, s, batch...)
+	if _, err := s.pool.Exec(ctx, "ANALYZE events"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rng  store.TimeRange
+		want []string
+	}{
+		{store.TimeRange{From: dayN(1), To: dayN(2)}, []string{"events_p" + dayN(1).Format("20060102")}},
+		{store.TimeRange{From: dayN(1).Add(time.Hour), To: dayN(3).Add(time.Hour)},
+			[]string{"events_p" + dayN(1).Format("20060102"), "events_p" + dayN(2).Format("20060102"), "events_p" + dayN(3).Format("20060102")}},
+	} {
+		rec := &explainQueryer{t: t, pool: s}
+		for _, q := range []store.EventQuery{
+			{View: "v", Namespace: "a", Range: tc.rng, Page: store.Page{Size: 10}, WithTotal: true},
+			{View: "v", Namespace: "a", Range: tc.rng, User: "u", Page: store.Page{Size: 10}},
+			{View: "v", Namespace: "a", Range: tc.rng, Category: "data", Page: store.Page{Size: 10}},
+		} {
+			if _, err := s.reader.Events(ctx, rec, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.reader.Summary(ctx, rec, store.SummaryQuery{Namespace: "a", Range: tc.rng, Page: store.Page{Size: 10}}); err != nil {
+			t.Fatal(err)
+		}
+		if rec.n < 4 {
+			t.Fatalf("only %d queries explained", rec.n)
+		}
+		for _, plan := range rec.plans {
+			read := partitionsIn(plan)
+			if extra := slices.DeleteFunc(read, func(p string) bool { return slices.Contains(tc.want, p) }); len(extra) > 0 {
+				t.Errorf("window %v reads partitions %v beyond %v:\n%s", tc.rng, extra, tc.want, plan)
+			}
+		}
+		t.Logf("window %v: %s", tc.rng, rec.plans[0])
+	}
+}
+
+// partitionsIn names the partitions a plan reads (its index names start
+// with their table's name).
+func partitionsIn(plan string) []string {
+	var out []string
+	for _, f := range strings.Fields(plan) {
+		if i := strings.Index(f, "events_p"); i >= 0 && len(f) >= i+16 {
+			if name := f[i : i+16]; !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+		if strings.Contains(f, "events_default") && !slices.Contains(out, "events_default") {
+			out = append(out, "events_default")
+		}
+		if strings.Contains(f, "events_legacy") && !slices.Contains(out, "events_legacy") {
+			out = append(out, "events_legacy")
+		}
+	}
+	return out
+}
+
+// explainQueryer runs each query of the reader, after EXPLAINing it with
+// its arguments.
+type explainQueryer struct {
+	t     *testing.T
+	pool  *Store
+	plans []string
+	n     int
+}
+
+func (e *explainQueryer) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	rows, err := e.pool.pool.Query(ctx, "EXPLAIN "+sql, args...)
+	if err != nil {
+		e.t.Fatalf("explain %s: %v", sql, err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.plans = append(e.plans, sql+"\n"+strings.Join(lines, "\n"))
+	e.n++
+	return e.pool.pool.Query(ctx, sql, args...)
+}
+
+// TestPartitionMigration builds a database at schema version 3 with
+// events, a future one among them, and migrates it: every row is kept
+// with its seq, the old table is the legacy partition of every time before
+// tomorrow, the future event is in the default partition, re-sends are
+// duplicates, and new events continue the sequence.
+func TestPartitionMigration(t *testing.T) {
+	url := storetest.PostgresDatabase(t)
+	ctx := t.Context()
+	v3, err := open(ctx, url, store.Options{TokenKey: testKey}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var events []store.Event
+	for i := range 300 {
+		events = append(events, partitionEvent([]string{"a", "b", "c"}[i%3], i, now.Add(-time.Duration(i)*time.Hour)))
+	}
+	future := partitionEvent("a", 1000, now.Add(40*24*time.Hour))
+	events = append(events, future)
+	mustInsert(t, v3, events...)
+	before := seqs(t, v3)
+	v3.Close()
+
+	s, err := New(ctx, url, store.Options{TokenKey: testKey})
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	defer s.Close()
+	if after := seqs(t, s); !mapsEqual(before, after) {
+		t.Fatalf("rows or seqs changed by the migration: %d before, %d after", len(before), len(after))
+	}
+	parts, err := s.partitions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tomorrow := now.Truncate(24 * time.Hour).Add(24 * time.Hour).UnixNano()
+	if len(parts) != 2 || parts[0] != (partition{name: "events_legacy", from: math.MinInt64, to: tomorrow}) || !parts[1].isDefault {
+		t.Fatalf("partitions after the migration: %+v", parts)
+	}
+	if ids := partitionRows(t, s)["events_default"]; !slices.Equal(ids, []string{future.ID}) {
+		t.Fatalf("default partition holds %v, want the future event", ids)
+	}
+	res, err := s.Insert(ctx, events)
+	if err != nil || res.Inserted != 0 || res.Duplicates != len(events) {
+		t.Fatalf("re-sending every migrated event = %+v, %v; want all duplicates", res, err)
+	}
+	if err := s.Maintain(ctx, now); err != nil { // days after the legacy range
+		t.Fatal(err)
+	}
+	mustInsert(t, s, partitionEvent("a", 2000, now.Add(24*time.Hour)))
+	var maxBefore, seq int64
+	for _, v := range before {
+		maxBefore = max(maxBefore, v)
+	}
+	if err := s.pool.QueryRow(ctx, "SELECT seq FROM events WHERE id = 'a-2000'").Scan(&seq); err != nil || seq <= maxBefore {
+		t.Fatalf("new event's seq %d (%v), want above %d", seq, err, maxBefore)
+	}
+	if err := s.Maintain(ctx, future.Time); err != nil { // the future event's day: moved out of default
+		t.Fatal(err)
+	}
+	if ids := partitionRows(t, s)["events_p"+future.Time.Format("20060102")]; !slices.Equal(ids, []string{future.ID}) {
+		t.Fatalf("the future event's day holds %v", ids)
+	}
+}
+
+func seqs(t *testing.T, s *Store) map[string]int64 {
+	t.Helper()
+	rows, err := s.pool.Query(t.Context(), "SELECT namespace || '/' || id, seq FROM events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var v int64
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func mapsEqual(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func mustInsert(t *testing.T, s *Store, events ...store.Event) {
+	t.Helper()
+	if _, err := s.Insert(t.Context(), events); err != nil {
+		t.Fatal(fmt.Errorf("insert: %w", err))
+	}
+}
+
+func sortedKeys(m map[string][]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
