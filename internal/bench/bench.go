@@ -232,7 +232,20 @@ func (t *target) open(ctx context.Context) (store.Store, error) {
 	if t.kind == "sqlite" {
 		return sqlite.New(ctx, t.dsn, opts)
 	}
-	return postgres.New(ctx, t.dsn, opts)
+	st, err := postgres.New(ctx, t.dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	// The data's days have partitions, as the leader would have made them
+	// on each day: the data is measured as it is stored in production,
+	// not in the default partition.
+	for d := time.Duration(0); d <= DataSpan; d += 24 * time.Hour {
+		if err := st.Maintain(ctx, DataStart.Add(d)); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	return st, nil
 }
 
 func (r *runner) runStore(ctx context.Context, kind string) error {
