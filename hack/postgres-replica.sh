@@ -53,6 +53,11 @@ start() {
 	# Both servers pick their own free port: PG_PORT is one server's.
 	primary=$(env -u PG_PORT "$here/postgres.sh" start "$dir/primary")
 	port=$(sed -E 's#^postgres://[^@]*@127\.0\.0\.1:([0-9]+)/.*#\1#' <<<"$primary")
+	# hack/postgres.sh commits asynchronously (unless PG_DURABLE=1): the WAL
+	# writer then flushes, and so streams, every wal_writer_delay (200 ms),
+	# which a test that waits for the standby would wait out on each write.
+	as_pg "$(dirname "$(pg_bin)")/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+		-c "ALTER SYSTEM SET wal_writer_delay = '10ms'" -c "SELECT pg_reload_conf()" >/dev/null
 	if [[ ! -s "$dir/standby/data/PG_VERSION" ]]; then
 		mkdir -p "$dir/standby"
 		[[ $(id -u) -ne 0 ]] || chown postgres: "$dir/standby"

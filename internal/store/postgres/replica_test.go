@@ -35,6 +35,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/internal/sqlstore"
 	"github.com/auditops/auditops/internal/store/storetest"
 )
 
@@ -289,4 +290,53 @@ func TestReplicatedLag(t *testing.T) {
 	if err != nil || len(third.Events) != 10 || third.NextToken != "" {
 		t.Fatalf("the standby's page after the primary's token: %d events, %v", len(third.Events), err)
 	}
+}
+
+// replayedWrites is a Replicated whose writes return once the standby has
+// replayed them, so that the conformance suite, which reads right after it
+// writes, reads every view's rows from the standby.
+type replayedWrites struct{ *Replicated }
+
+func (r replayedWrites) sync(ctx context.Context) error {
+	lsn, err := r.primary.insertLSN(ctx)
+	if err != nil {
+		return err
+	}
+	return r.standby.readAfter(ctx, "sync", lsn, false, func(sqlstore.Queryer) error { return nil })
+}
+
+func (r replayedWrites) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
+	res, err := r.Replicated.Insert(ctx, events)
+	if err != nil {
+		return res, err
+	}
+	return res, r.sync(ctx)
+}
+
+func (r replayedWrites) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	n, err := r.Replicated.DeleteBefore(ctx, t)
+	if err != nil {
+		return n, err
+	}
+	return n, r.sync(ctx)
+}
+
+// TestReplicatedConformance runs the shared store suite with every read on
+// the hot standby: each view's SQL in a read-only repeatable-read
+// transaction there, tokens, byte caps, totals.
+func TestReplicatedConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		primary, standby := replicaDatabase(t)
+		p, err := New(context.Background(), primary, store.Options{TokenKey: testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewReplicated(context.Background(), p, standby, 10*time.Second)
+		if err != nil {
+			_ = p.Close()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		return replayedWrites{r}
+	})
 }
