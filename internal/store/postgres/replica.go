@@ -51,7 +51,10 @@ type Replicated struct {
 	primary, standby *Store
 }
 
-var _ store.Store = (*Replicated)(nil)
+var (
+	_ store.Store      = (*Replicated)(nil)
+	_ store.Maintainer = (*Replicated)(nil)
+)
 
 // NewReplicated opens the standby at standbyURL beside primary, with
 // primary's options. It refuses a server that is not in recovery, or whose
