@@ -93,9 +93,16 @@ bench: build ## Run the end-to-end benchmark (BENCH_EVENTS events) into bench/re
 build: manifests generate fmt vet ## Build the manager binary.
 	CGO_ENABLED=0 go build -trimpath -o bin/manager .
 
+# make run DEMO=0: without the demo activity and the sample reports.
+DEMO ?= 1
+
 .PHONY: run
-run: build control-plane ## Start a local control plane and the manager (SQLite store, ConfigMap output).
-	hack/run-local.sh
+run: build control-plane ## Start a local control plane and the manager (SQLite store), act in team-a as two users, run the sample reports.
+	RUN_LOCAL_DEMO=$(DEMO) hack/run-local.sh
+
+.PHONY: demo
+demo: control-plane ## Repeat the demo activity in team-a and re-run the sample reports (against a running make run).
+	K8S_VERSION=$(K8S_VERSION) hack/demo.sh
 
 .PHONY: run-cluster
 run-cluster: build ## Run the manager against the cluster of the current kubeconfig.

@@ -10,7 +10,9 @@
 # AUDITOPS_METRICS_SECURE (false: plain HTTP metrics on loopback),
 # LOCAL_DIR (.local), MANAGER_BIN (bin/manager),
 # RUN_LOCAL_DETACH=1 returns once ready and leaves it running (tests use
-# it; hack/run-local.sh stop ends it).
+# it; hack/run-local.sh stop ends it), RUN_LOCAL_DEMO=1 runs hack/demo.sh
+# once the manager is ready (make run sets it: activity in team-a by two
+# users and the sample reports over it).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -269,9 +271,16 @@ done
 k get apiservice v1alpha1.audit.auditops.dev -o jsonpath='{.status.conditions[?(@.type=="Available")].status}' | grep -q True ||
   die "the audit API did not become available: see ${run}/manager.log"
 
+if [ "${RUN_LOCAL_DEMO:-}" = 1 ]; then
+  # A failed demo leaves a working environment: say so and carry on.
+  LOCAL_DIR="${local_dir}" K8S_VERSION="${K8S_VERSION}" "${root}/hack/demo.sh" ||
+    log "the demo failed (see above); the environment runs without it"
+fi
+
 echo "auditops ready: export KUBECONFIG=${kc}"
-echo "  kubectl apply -f ${root}/config/samples/reports_v1alpha1_auditdetails.yaml"
-echo "  kubectl get auditreports -A"
+echo "  kubectl get auditreports -n team-a"
+echo "  kubectl get auditdetails -n team-a"
+echo "  kubectl get namespaceuserssummaries -n team-a"
 echo "  kubectl get --raw '/apis/audit.auditops.dev/v1alpha1/namespaces/team-a/auditdetails?start_date=2026-01-01%2000:00:00&end_date=2030-01-01%2000:00:00'"
 if [ "${metrics_secure}" = true ]; then
   echo "  metrics: https://127.0.0.1:${metrics_port}/metrics (a bearer token bound to auditops-metrics-reader)"

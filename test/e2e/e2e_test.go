@@ -42,6 +42,7 @@ var (
 	kubectl   string
 	kubecfg   string
 	runScript string
+	upOutput  string // what hack/run-local.sh printed
 )
 
 func TestMain(m *testing.M) {
@@ -81,9 +82,10 @@ func run(m *testing.M) int {
 	}
 	up := exec.Command(runScript)
 	// Metrics as deployed: HTTPS behind kube-apiserver's authn and authz.
+	// With make run's demo (TestDemo checks what it left).
 	up.Env = append(os.Environ(), "RUN_LOCAL_DETACH=1", "LOCAL_DIR="+localDir, "MANAGER_BIN="+manager,
 		"AUDITOPS_SECURE_PORT="+strconv.Itoa(port), "K8S_VERSION="+filepath.Base(assets),
-		"AUDITOPS_METRICS_SECURE=true")
+		"AUDITOPS_METRICS_SECURE=true", "RUN_LOCAL_DEMO=1")
 	var upOut bytes.Buffer
 	up.Stdout, up.Stderr = &upOut, &upOut
 	started := time.Now()
@@ -98,6 +100,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "hack/run-local.sh printed no ready line:\n%s", upOut.String())
 		return 1
 	}
+	upOutput = upOut.String()
 	fmt.Fprintf(os.Stderr, "local environment up in %s\n", time.Since(started).Round(100*time.Millisecond))
 	kubecfg = filepath.Join(localDir, "kubeconfig")
 	code := m.Run()
