@@ -9,6 +9,9 @@ KUSTOMIZE_VERSION ?= v5.8.1
 # staticcheck 2026.2.2 (honnef.co/go/tools v0.8.2): builds with Go 1.26 and
 # checks this go 1.26 module.
 STATICCHECK_VERSION ?= v0.8.2
+# Helm for the chart's lint and render tests (charts/auditops); no replace
+# directives in its go.mod, so go install builds it (about 3 min cold).
+HELM_VERSION ?= v4.3.2
 
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
@@ -17,6 +20,7 @@ LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 STATICCHECK ?= $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 K8S_ASSETS ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
 KUBECTL ?= $(K8S_ASSETS)/kubectl
 
@@ -40,6 +44,10 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests from the markers.
 	$(CONTROLLER_GEN) rbac:roleName=auditops-manager crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@# The chart carries the same CRD and manager ClusterRole (test/e2e checks the copies).
+	rm -f charts/auditops/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/auditops/crds/
+	cp config/rbac/role.yaml charts/auditops/templates/manager_role.yaml
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
@@ -66,8 +74,8 @@ control-plane: ## Build etcd, kube-apiserver and kubectl into bin/k8s/$(K8S_VERS
 	K8S_VERSION=$(K8S_VERSION) hack/build-control-plane.sh >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet staticcheck boilerplate control-plane ## Run every test against real components (kube-apiserver, etcd, PostgreSQL).
-	KUBEBUILDER_ASSETS=$(K8S_ASSETS) hack/with-postgres.sh go test $(GO_TEST_FLAGS) ./...
+test: manifests generate fmt vet staticcheck boilerplate control-plane helm ## Run every test against real components (kube-apiserver, etcd, PostgreSQL).
+	HELM=$(HELM) KUBEBUILDER_ASSETS=$(K8S_ASSETS) hack/with-postgres.sh go test $(GO_TEST_FLAGS) ./...
 
 FUZZTIME ?= 60s
 # Every fuzz target, as package:target.
@@ -153,6 +161,11 @@ $(CONTROLLER_GEN): | $(LOCALBIN)
 kustomize: $(KUSTOMIZE)
 $(KUSTOMIZE): | $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: helm
+helm: $(HELM)
+$(HELM): | $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v4/cmd/helm,$(HELM_VERSION))
 
 $(STATICCHECK): | $(LOCALBIN)
 	$(call go-install-tool,$(STATICCHECK),honnef.co/go/tools/cmd/staticcheck,$(STATICCHECK_VERSION))
