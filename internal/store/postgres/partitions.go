@@ -196,6 +196,12 @@ func (s *Store) createDay(ctx context.Context, from, to int64) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
 			return err
 		}
+		// Taken first, so that no event of the day lands in the default
+		// partition between the move and ATTACH's check of it (an insert
+		// routed there waits instead).
+		if _, err := tx.Exec(ctx, "LOCK TABLE events_default IN ACCESS EXCLUSIVE MODE"); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "CREATE TABLE "+name+" (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"); err != nil {
 			return err
 		}
@@ -236,17 +242,23 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 }
 
 // dropPartition counts a partition's events and drops it, in one
-// transaction: nothing can be added between the two (the parent is locked).
+// transaction: the partition is locked against writes first (only a late
+// event of that old day waits), so the count is exact, and the parent is
+// taken exclusively only for the DROP itself, not for the count, which
+// reads the whole day.
 func (s *Store) dropPartition(ctx context.Context, name string) (n int64, err error) {
 	id := pgx.Identifier{name}.Sanitize()
 	err = s.tx(ctx, "retention", pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE"); err != nil {
+		if _, err := tx.Exec(ctx, "LOCK TABLE "+id+" IN SHARE MODE"); err != nil {
 			return err
 		}
 		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+id).Scan(&n); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE"); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, "DROP TABLE "+id)
