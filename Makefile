@@ -12,6 +12,9 @@ STATICCHECK_VERSION ?= v0.8.2
 # Helm for the chart's lint and render tests (charts/auditops); no replace
 # directives in its go.mod, so go install builds it (about 3 min cold).
 HELM_VERSION ?= v4.3.2
+# make image: the image's version label and the OCI layout it is written to.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_DIR ?= $(shell pwd)/bin/image
 
 SHELL = /usr/bin/env bash -o pipefail
 .SHELLFLAGS = -ec
@@ -116,9 +119,18 @@ demo: control-plane ## Repeat the demo activity in team-a and re-run the sample 
 run-cluster: build ## Run the manager against the cluster of the current kubeconfig.
 	bin/manager $(RUN_ARGS)
 
+.PHONY: image
+image: manifests generate ## Build the manager's OCI image into bin/image (OCI layout, SPDX SBOM), without a container engine.
+	go run ./hack/image -o $(IMAGE_DIR) -version $(VERSION)
+
+.PHONY: chart-lint
+chart-lint: helm ## helm lint --strict the chart with each of its ci/ values files.
+	$(HELM) lint --strict charts/auditops
+	for f in charts/auditops/ci/*.yaml; do $(HELM) lint --strict charts/auditops --values $$f; done
+
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a container engine).
-	docker build -t $(IMG) .
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
 
 ##@ Deployment
 

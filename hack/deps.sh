@@ -10,6 +10,9 @@ command -v git >/dev/null || missing+=(git)
 command -v curl >/dev/null || missing+=(curl)
 # make run and the end-to-end test make their certificates with openssl.
 command -v openssl >/dev/null || missing+=(openssl)
+# make image copies the CA bundle and zoneinfo into the image's base layer.
+[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+[ -f /usr/share/zoneinfo/Europe/Berlin ] || missing+=(tzdata)
 if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
