@@ -576,3 +576,40 @@ func TestCloudFailedFinish(t *testing.T) {
 		})
 	}
 }
+
+// TestAzureServiceURL checks where an azblob:// sink connects, from the URL
+// and the Secret, without connecting: the account's host on Azure, another
+// cloud's domain, or the listed endpoint; a connection string is taken when
+// it points at the same place.
+func TestAzureServiceURL(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString([]byte("key"))
+	tests := []struct {
+		name  string
+		url   string
+		creds map[string][]byte
+		want  string
+	}{
+		{"account on Azure", "azblob://reports/team-a", map[string][]byte{CredAzureAccountName: []byte("acct"), CredAzureAccountKey: []byte(key)},
+			"https://acct.blob.core.windows.net/reports"},
+		{"another Azure cloud", "azblob://reports?domain=blob.core.usgovcloudapi.net", map[string][]byte{CredAzureAccountName: []byte("acct"), CredAzureAccountKey: []byte(key)},
+			"https://acct.blob.core.usgovcloudapi.net/reports"},
+		{"portal connection string", "azblob://reports", map[string][]byte{CredAzureConnectionString: []byte("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=" + key + ";EndpointSuffix=core.windows.net")},
+			"https://acct.blob.core.windows.net/reports"},
+		{"connection string with a matching endpoint", "azblob://reports?endpoint=" + url.QueryEscape("http://127.0.0.1:10000/devstoreaccount1"),
+			map[string][]byte{CredAzureConnectionString: []byte("AccountName=devstoreaccount1;AccountKey=" + key + ";BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1/;")},
+			"http://127.0.0.1:10000/devstoreaccount1/reports"},
+		{"sas token", "azblob://reports", map[string][]byte{CredAzureAccountName: []byte("acct"), CredAzureSASToken: []byte("?sv=2024-01-01&sp=rcwdl&sig=abc")},
+			"https://acct.blob.core.windows.net/reports?sig=abc&sp=rcwdl&sv=2024-01-01"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := mustObjectStore(t, objectReport("json"), reportsv1alpha1.ObjectStoreOutput{URL: tc.url}, tc.creds)
+			defer closeSink(t, s)
+			var c *container.Client
+			if !s.(*objectSink).bucket.As(&c) {
+				t.Fatal("the bucket is not an Azure container")
+			}
+			mustEqual(t, "container URL", c.URL(), tc.want)
+		})
+	}
+}
