@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -32,9 +33,17 @@ import (
 // it stores nothing twice, so an interrupted import is resumed by running it
 // again.
 func runImport(ctx context.Context, args []string) error {
+	return importFiles(ctx, args, os.Stdout, os.Stderr)
+}
+
+// importFiles is runImport writing to stdout and stderr. A progress line
+// goes to stderr only when it is a terminal: in a pipe or a log file, "\r"
+// rewrites are noise, and the summary on stdout says it all.
+func importFiles(ctx context.Context, args []string, stdout io.Writer, stderr *os.File) error {
 	fs := pflag.NewFlagSet("manager import", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: manager import --store URL --format kube-audit|events FILE...")
+		fmt.Fprintln(stderr, "usage: manager import --store URL --format kube-audit|events FILE...")
 		fs.PrintDefaults()
 	}
 	var (
@@ -62,11 +71,11 @@ func runImport(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	opts := ingest.ImportOptions{BatchSize: batch, SkipInvalid: skipInvalid, MaxObjectBytes: maxObject}
-	if term.IsTerminal(int(os.Stderr.Fd())) {
-		opts.Progress = os.Stderr
+	if term.IsTerminal(int(stderr.Fd())) {
+		opts.Progress = stderr
 	}
 	stats, err := ingest.Import(ctx, st, format, fs.Args(), opts)
-	fmt.Fprintf(os.Stdout, "imported %d files: %d events read, %d stored, %d already stored, %d reused an id, %d objects truncated\n",
+	fmt.Fprintf(stdout, "imported %d files: %d events read, %d stored, %d already stored, %d reused an id, %d objects truncated\n",
 		stats.Files, stats.Read, stats.Stored, stats.Duplicates, stats.Reused, stats.Truncated)
 	return err
 }

@@ -44,16 +44,15 @@ const (
 // DefaultImportBatchSize is ImportOptions.BatchSize's default.
 const DefaultImportBatchSize = 1000
 
-// progressEvery throttles progress lines: a terminal needs no more.
-const progressEvery = 250 * time.Millisecond
-
 // ImportOptions configure Import.
 type ImportOptions struct {
 	// BatchSize is the number of events per store transaction; 0 means
 	// DefaultImportBatchSize.
 	BatchSize int
-	// Progress, when set, receives "\r"-rewritten progress lines and a final
-	// line ending in "\n". The caller decides whether it is a terminal.
+	// Progress, when set, receives a progress line about once a second,
+	// rewritten with "\r" (files, events, rate, share of the files' bytes
+	// read and ETA), and a final line ending in "\n". The caller decides
+	// whether it is a terminal.
 	Progress io.Writer
 	// SkipInvalid counts and skips lines that cannot be decoded or mapped
 	// (a log truncated by a crash ends in half a line) instead of stopping
@@ -115,10 +114,15 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 	}()
 
 	var st ImportStats
-	var lastProgress time.Time
+	var pm *progressMeter
+	if opts.Progress != nil {
+		pm = newProgressMeter(opts.Progress, time.Now, len(files), filesSize(files))
+	}
+	var bytesRead int64
 	var insErr error
 	for b := range batches {
 		st.Files = b.files
+		bytesRead = b.bytes
 		st.Read += b.read
 		st.Skipped += b.skipped
 		st.Invalid += b.invalid
@@ -137,14 +141,13 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 			st.Duplicates += int64(res.Duplicates)
 			st.Reused += int64(res.Reused)
 		}
-		if opts.Progress != nil && time.Since(lastProgress) >= progressEvery {
-			lastProgress = time.Now()
-			writeProgress(opts.Progress, st, time.Since(start), false)
+		if pm != nil {
+			pm.update(st, bytesRead)
 		}
 	}
 	st.Elapsed = time.Since(start)
-	if opts.Progress != nil {
-		writeProgress(opts.Progress, st, st.Elapsed, true)
+	if pm != nil {
+		pm.finish(st, bytesRead)
 	}
 	// readErr is safe to read: close(batches) happened after it was set.
 	if insErr != nil {
@@ -156,25 +159,14 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 	return st, nil
 }
 
-func writeProgress(w io.Writer, st ImportStats, elapsed time.Duration, final bool) {
-	rate := 0.0
-	if s := elapsed.Seconds(); s > 0 {
-		rate = float64(st.Read) / s
-	}
-	end := ""
-	if final {
-		end = "\n"
-	}
-	// Trailing spaces overwrite a longer previous line.
-	_, _ = fmt.Fprintf(w, "\r%d events read, %d stored, %d duplicates, %d skipped, %d invalid, %.0f events/s   %s",
-		st.Read, st.Stored, st.Duplicates, st.Skipped, st.Invalid, rate, end)
-}
-
 // importBatch is one batch for the store plus what reading it counted.
 type importBatch struct {
 	events                            []store.Event
 	read, skipped, invalid, truncated int64
 	files                             int
+	// bytes is how much of the files was read so far (as stored on disk,
+	// before gunzip), for the progress line.
+	bytes int64
 }
 
 // importReader decodes files into batches on its own goroutine.
@@ -183,6 +175,9 @@ type importReader struct {
 	opts   ImportOptions
 	out    chan<- importBatch
 	cur    importBatch
+	// bytesRead counts the files' bytes read (only this goroutine writes it;
+	// each batch carries a copy).
+	bytesRead int64
 }
 
 func (rd *importReader) run(ctx context.Context, files []string) error {
@@ -209,6 +204,7 @@ func (rd *importReader) add(ctx context.Context, ev store.Event) error {
 }
 
 func (rd *importReader) flush(ctx context.Context) error {
+	rd.cur.bytes = rd.bytesRead
 	select {
 	case rd.out <- rd.cur:
 	case <-ctx.Done():
@@ -230,7 +226,7 @@ func (rd *importReader) file(ctx context.Context, name string) error {
 		defer fh.Close()
 		f = fh
 	}
-	r, closeFn, err := maybeGunzip(f)
+	r, closeFn, err := maybeGunzip(countingReader{r: f, n: &rd.bytesRead})
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", name, err)
 	}
