@@ -16,7 +16,12 @@ limitations under the License.
 
 package ingest
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics counts what ingest did, by source (kube-audit, events, import).
 // A nil *Metrics counts nothing.
@@ -25,6 +30,8 @@ type Metrics struct {
 	reused    *prometheus.CounterVec
 	truncated *prometheus.CounterVec
 	throttled *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	commit    *prometheus.HistogramVec
 }
 
 // NewMetrics registers the ingest metrics with reg.
@@ -46,8 +53,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditops_ingest_throttled_requests_total",
 			Help: "Ingest requests answered 503 because their route's budget (--ingest-*-requests, --ingest-*-memory) had no room within the wait; the sender retries.",
 		}, []string{"source"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditops_ingest_requests_total",
+			Help: "Ingest requests answered, by source and HTTP status code (200 stored; 400 and 413 refused, never retried by kube-apiserver; 503 retry later).",
+		}, []string{"source", "code"}),
+		commit: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "auditops_store_insert_duration_seconds",
+			Help:    "Time the audit store took to commit one ingest batch (or one part of a large one), by source.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"source"}),
 	}
-	reg.MustRegister(m.events, m.reused, m.truncated, m.throttled)
+	reg.MustRegister(m.events, m.reused, m.truncated, m.throttled, m.requests, m.commit)
 	return m
 }
 
@@ -68,4 +84,20 @@ func (m *Metrics) Throttle(source string) {
 		return
 	}
 	m.throttled.WithLabelValues(source).Inc()
+}
+
+// Request counts one ingest request's answer.
+func (m *Metrics) Request(source string, code int) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(source, strconv.Itoa(code)).Inc()
+}
+
+// observeCommit records how long one store commit took.
+func (m *Metrics) observeCommit(source string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.commit.WithLabelValues(source).Observe(d.Seconds())
 }

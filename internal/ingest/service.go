@@ -232,7 +232,12 @@ func (s *Service) insert(ctx context.Context, source string, b *batch, res Resul
 	ir, err := b.insert(ctx, func(ctx context.Context, events []store.Event) (store.InsertResult, error) {
 		ctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
 		defer cancel()
-		return s.ins.Insert(ctx, events)
+		start := time.Now()
+		r, err := s.ins.Insert(ctx, events)
+		if err == nil {
+			s.opts.Metrics.observeCommit(source, time.Since(start))
+		}
+		return r, err
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrInvalidEvent) {

@@ -192,7 +192,12 @@ func (r *recorder) Register(c prometheus.Collector) error {
 		}
 		info := &metricInfo{labels: map[string]bool{}}
 		for l := range strings.SplitSeq(m[2], ",") {
-			if l = strings.Trim(l, " c()"); l != "" {
+			// Constrained labels print as c(name).
+			l = strings.TrimSpace(l)
+			if strings.HasPrefix(l, "c(") && strings.HasSuffix(l, ")") {
+				l = l[2 : len(l)-1]
+			}
+			if l != "" {
 				info.labels[l] = true
 			}
 		}

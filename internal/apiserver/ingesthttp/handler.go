@@ -155,6 +155,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // HandleKubeAudit serves POST /ingest/v1/kube-audit: an audit.k8s.io/v1
 // EventList, authorized cluster-wide before its body is read.
 func (h *Handler) HandleKubeAudit(w http.ResponseWriter, r *http.Request) {
+	w = h.counted(w, ingest.SourceKubeAudit)
+	defer w.(*countedWriter).count()
 	if !h.precheck(w, r) {
 		return
 	}
@@ -180,6 +182,8 @@ func (h *Handler) HandleKubeAudit(w http.ResponseWriter, r *http.Request) {
 // asked for each namespace as its first event arrives, and the first
 // denial ends the request before anything more is read or stored.
 func (h *Handler) HandleEvents(w http.ResponseWriter, r *http.Request, onlyNamespace string) {
+	w = h.counted(w, ingest.SourceEvents)
+	defer w.(*countedWriter).count()
 	if !h.precheck(w, r) {
 		return
 	}
@@ -348,4 +352,43 @@ func (h *Handler) authorizeFailed(w http.ResponseWriter, err error, namespaces [
 func (h *Handler) unavailable(w http.ResponseWriter, msg string) {
 	httpbody.RetryAfter(w, h.opts.RetryAfter)
 	httpbody.Message(w, http.StatusServiceUnavailable, msg)
+}
+
+// countedWriter remembers the status code of an ingest answer, for
+// auditops_ingest_requests_total.
+type countedWriter struct {
+	http.ResponseWriter
+	metrics *ingest.Metrics
+	source  string
+	code    int
+}
+
+func (h *Handler) counted(w http.ResponseWriter, source string) http.ResponseWriter {
+	return &countedWriter{ResponseWriter: w, metrics: h.svc.Metrics(), source: source}
+}
+
+func (c *countedWriter) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countedWriter) Write(b []byte) (int, error) {
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (read
+// deadlines).
+func (c *countedWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+func (c *countedWriter) count() {
+	code := c.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	c.metrics.Request(c.source, code)
 }

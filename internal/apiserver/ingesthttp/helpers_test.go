@@ -70,6 +70,9 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ..
 					continue metrics
 				}
 			}
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount())
+			}
 			return m.GetCounter().GetValue()
 		}
 	}

@@ -247,3 +247,43 @@ func TestReusedIDStoredAndCounted(t *testing.T) {
 		t.Errorf("duplicates = %v, want 1 (the re-sent action)", v)
 	}
 }
+
+// TestRequestsCountedByCode: every ingest answer is counted by source and
+// status code, and every commit's duration observed.
+func TestRequestsCountedByCode(t *testing.T) {
+	st := newTestStore(t)
+	reg := prometheus.NewRegistry()
+	m := ingest.NewMetrics(reg)
+	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{Metrics: m}), Options{MaxBytes: 64 << 10}))
+	defer srv.Close()
+	ok := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + kubeItem("a", "cm-a", 100, "") + `]}`
+	tooLarge := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + kubeItem("b", "cm-b", 100<<10, "") + `]}`
+	for _, tc := range []struct {
+		path, body string
+		code       int
+	}{
+		{KubeAuditPath, ok, http.StatusOK},
+		{KubeAuditPath, ok, http.StatusOK}, // a re-send: 200, stores nothing
+		{KubeAuditPath, `{"items":[`, http.StatusBadRequest},
+		{KubeAuditPath, tooLarge, http.StatusRequestEntityTooLarge},
+		{EventsPath, `{"id":"e","namespace":"n","user":"u","time":"2026-11-22T08:15:30Z"}`, http.StatusOK},
+	} {
+		if code, _, res := post(t, srv.URL+tc.path, "application/json", []byte(tc.body)); code != tc.code {
+			t.Fatalf("POST %s: %d %v, want %d", tc.path, code, res, tc.code)
+		}
+	}
+	for _, want := range []struct {
+		source, code string
+		n            float64
+	}{
+		{ingest.SourceKubeAudit, "200", 2}, {ingest.SourceKubeAudit, "400", 1}, {ingest.SourceKubeAudit, "413", 1},
+		{ingest.SourceEvents, "200", 1},
+	} {
+		if v := counterValue(t, reg, "auditops_ingest_requests_total", "source", want.source, "code", want.code); v != want.n {
+			t.Errorf("auditops_ingest_requests_total{source=%q,code=%q} = %v, want %v", want.source, want.code, v, want.n)
+		}
+	}
+	if v := counterValue(t, reg, "auditops_store_insert_duration_seconds", "source", ingest.SourceKubeAudit); v != 2 {
+		t.Errorf("auditops_store_insert_duration_seconds{source=kube-audit} has %v samples, want 2 (one per committed batch)", v)
+	}
+}
