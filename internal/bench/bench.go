@@ -111,13 +111,6 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	res := &Results{Events: cfg.Events}
 
-	logf("generating %d events", cfg.Events)
-	ds, err := Generate(cfg.Dir, cfg.Events)
-	if err != nil {
-		return nil, fmt.Errorf("generating the data set: %w", err)
-	}
-	logf("data set: %d events, %.0f MiB of JSONL, %d in %s", ds.Events, float64(ds.Bytes)/(1<<20), ds.TenantEvents, BigTenant)
-
 	kinds := []string{"sqlite"}
 	if cfg.PostgresURL != "" {
 		kinds = append(kinds, "postgres")
@@ -125,7 +118,16 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if cfg.Stores != nil {
 		kinds = slices.DeleteFunc(kinds, func(k string) bool { return !slices.Contains(cfg.Stores, k) })
 	}
-	r := &runner{cfg: cfg, ds: ds, res: res, logf: logf}
+	ph := &phases{log: logf, of: phaseCount(len(kinds), cfg.IngestOnly)}
+
+	gen := ph.begin("generating %d events", cfg.Events)
+	ds, err := Generate(cfg.Dir, cfg.Events)
+	if err != nil {
+		return nil, fmt.Errorf("generating the data set: %w", err)
+	}
+	gen.end("%d events, %.0f MiB of JSONL, %d in %s", ds.Events, float64(ds.Bytes)/(1<<20), ds.TenantEvents, BigTenant)
+
+	r := &runner{cfg: cfg, ds: ds, res: res, logf: logf, ph: ph}
 	for _, kind := range kinds {
 		if err := r.runStore(ctx, kind); err != nil {
 			return nil, fmt.Errorf("%s: %w", kind, err)
@@ -146,6 +148,7 @@ type runner struct {
 	ds   DataSet
 	res  *Results
 	logf func(string, ...any)
+	ph   *phases
 	// summaryRows is the SQL floor's summary row count, checked against jq.
 	summaryRows int64
 	// worst values across stores, for the store-less metric names
@@ -261,7 +264,7 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 	if err != nil {
 		return err
 	}
-	r.logf("%s: webhook ingest (HTTPS, batches of %d, %d senders)", kind, webhookBatch, webhookSenders)
+	p := r.ph.begin("%s: webhook ingest (HTTPS, batches of %d, %d senders)", kind, webhookBatch, webhookSenders)
 	n, d, err := webhookIngest(ctx, st, r.ds.Log)
 	st.Close()
 	if err != nil {
@@ -273,7 +276,6 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 	r.res.add(Metric{Metric: "ingest_events_per_s" + lbl, Value: float64(n) / d.Seconds(), Unit: "events/s",
 		Note:  fmt.Sprintf("POST /ingest/v1/kube-audit over HTTPS (loopback), %d events per EventList, %d concurrent senders, %.1f s", webhookBatch, webhookSenders, d.Seconds()),
 		floor: "floor_insert_events_per_s" + lbl})
-	r.logf("%s: webhook ingest %.0f events/s (%.1f s)", kind, float64(n)/d.Seconds(), d.Seconds())
 	size, where, err := main.storeBytes(ctx)
 	if err != nil {
 		return fmt.Errorf("measuring the store: %w", err)
@@ -285,7 +287,7 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 		r.res.add(Metric{Metric: "raw_bytes_per_event", Value: float64(raw.Size()) / float64(r.ds.Events), Unit: "bytes",
 			Note: fmt.Sprintf("the audit log's JSON (one audit.k8s.io/v1 event per line), %.1f MiB", float64(raw.Size())/(1<<20))})
 	}
-	r.logf("%s: store %.0f bytes per event", kind, float64(size)/float64(n))
+	p.end("%.0f events/s over %.1f s; the store holds %.0f bytes per event", float64(n)/d.Seconds(), d.Seconds(), float64(size)/float64(n))
 
 	// 2. Bulk import.
 	imp, err := r.newTarget(ctx, kind, "import")
@@ -295,7 +297,7 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 	if st, err = imp.open(ctx); err != nil {
 		return err
 	}
-	r.logf("%s: manager import", kind)
+	p = r.ph.begin("%s: manager import", kind)
 	n, d, err = bulkImport(ctx, st, r.ds.Log)
 	st.Close()
 	_ = imp.drop()
@@ -304,14 +306,14 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 	}
 	r.res.add(Metric{Metric: "import_events_per_s" + lbl, Value: float64(n) / d.Seconds(), Unit: "events/s",
 		Note: fmt.Sprintf("ingest.Import of the JSONL audit log (manager import), %.1f s", d.Seconds()), floor: "floor_insert_events_per_s" + lbl})
-	r.logf("%s: import %.0f events/s (%.1f s)", kind, float64(n)/d.Seconds(), d.Seconds())
+	p.end("%.0f events/s over %.1f s", float64(n)/d.Seconds(), d.Seconds())
 
 	// 3. Ingest floor.
 	fl, err := r.newTarget(ctx, kind, "floor")
 	if err != nil {
 		return err
 	}
-	r.logf("%s: ingest floor", kind)
+	p = r.ph.begin("%s: ingest floor", kind)
 	n, d, err = floorInsert(ctx, fl, r.ds.Log)
 	_ = fl.drop()
 	if err != nil {
@@ -323,7 +325,7 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 	}
 	r.res.add(Metric{Metric: "floor_insert_events_per_s" + lbl, Value: float64(n) / d.Seconds(), Unit: "events/s",
 		Note: how + ", same schema and indexes; events decoded beforehand, only inserts timed"})
-	r.logf("%s: ingest floor %.0f events/s (%.1f s)", kind, float64(n)/d.Seconds(), d.Seconds())
+	p.end("%.0f events/s over %.1f s of inserts", float64(n)/d.Seconds(), d.Seconds())
 
 	if r.cfg.IngestOnly {
 		return nil
@@ -412,4 +414,48 @@ func format(v float64) string {
 	default:
 		return fmt.Sprintf("%.3f", v)
 	}
+}
+
+// phases numbers the benchmark's phases in its log, "[3/41]": each says
+// when it starts and, when it ends, its figure and how long it took, so a
+// run of many minutes shows where it is and what it has measured so far.
+type phases struct {
+	log   func(format string, args ...any)
+	n, of int
+}
+
+// phaseCount is the number of phases Run goes through: the data set; per
+// store the webhook ingest, the import and the ingest floor, and unless
+// ingest only, each report type into both sinks and its SQL floor, and
+// each endpoint's pages; then the jq floor.
+func phaseCount(stores int, ingestOnly bool) int {
+	perStore := 3
+	if !ingestOnly {
+		perStore += len(ReportTypes)*3 + len(endpointPages)
+	}
+	n := 1 + stores*perStore
+	if !ingestOnly {
+		n++
+	}
+	return n
+}
+
+// phase is one started phase.
+type phase struct {
+	ph    *phases
+	n     int
+	name  string
+	start time.Time
+}
+
+func (ph *phases) begin(format string, args ...any) *phase {
+	ph.n++
+	p := &phase{ph: ph, n: ph.n, name: fmt.Sprintf(format, args...), start: time.Now()}
+	ph.log("[%d/%d] %s ...", p.n, ph.of, p.name)
+	return p
+}
+
+// end logs the phase's figure.
+func (p *phase) end(format string, args ...any) {
+	p.ph.log("[%d/%d] %s: %s [%.1f s]", p.n, p.ph.of, p.name, fmt.Sprintf(format, args...), time.Since(p.start).Seconds())
 }

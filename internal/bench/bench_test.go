@@ -17,8 +17,11 @@ limitations under the License.
 package bench
 
 import (
+	"fmt"
 	"os"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/auditops/auditops/internal/store/storetest"
@@ -37,10 +40,12 @@ func TestMain(m *testing.M) {
 // summary that of the jq pipeline.
 func TestPipeline(t *testing.T) {
 	pg := storetest.RequirePostgres(t)
-	res, err := Run(t.Context(), Config{Events: 2000, Dir: t.TempDir(), PostgresURL: pg, PageIterations: 5, Log: testWriter{t}})
+	log := &testWriter{t: t}
+	res, err := Run(t.Context(), Config{Events: 2000, Dir: t.TempDir(), PostgresURL: pg, PageIterations: 5, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkPhaseLines(t, log.String(), phaseCount(2, false))
 	for _, name := range []string{
 		"ingest_events_per_s{store=sqlite}", "ingest_events_per_s{store=postgres}",
 		"import_events_per_s{store=sqlite}", "import_events_per_s{store=postgres}",
@@ -68,9 +73,52 @@ func TestPipeline(t *testing.T) {
 	t.Log("\n" + table.String())
 }
 
-type testWriter struct{ t *testing.T }
+// checkPhaseLines: each of the n phases logged its start, "[k/n] name ...",
+// and then its end with a figure and its time, "[k/n] name: figure [1.2 s]",
+// in order.
+func checkPhaseLines(t *testing.T, log string, n int) {
+	t.Helper()
+	line := regexp.MustCompile(`bench: \[(\d+)/(\d+)\] (.*)`)
+	var got []string
+	for _, l := range strings.Split(log, "\n") {
+		if m := line.FindStringSubmatch(l); m != nil {
+			got = append(got, m[1]+"/"+m[2]+" "+m[3])
+		}
+	}
+	if len(got) != 2*n {
+		t.Fatalf("%d phase lines, want %d (a start and an end for each of %d phases):\n%s", len(got), 2*n, n, strings.Join(got, "\n"))
+	}
+	end := regexp.MustCompile(`: .*\d.* \[\d+\.\d s\]$`)
+	for k := 1; k <= n; k++ {
+		start, done := got[2*k-2], got[2*k-1]
+		prefix := fmt.Sprintf("%d/%d ", k, n)
+		name, ok := strings.CutSuffix(strings.TrimPrefix(start, prefix), " ...")
+		if !strings.HasPrefix(start, prefix) || !ok {
+			t.Errorf("phase %d starts with %q", k, start)
+			continue
+		}
+		if !strings.HasPrefix(done, prefix+name+": ") || !end.MatchString(done) {
+			t.Errorf("phase %d (%s) ends with %q, want its figure and time", k, name, done)
+		}
+	}
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
+// testWriter logs what the benchmark logs and keeps it.
+type testWriter struct {
+	t  *testing.T
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
-	return len(p), nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *testWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }

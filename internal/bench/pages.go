@@ -47,6 +47,7 @@ var endpointPages = []struct {
 func (r *runner) pages(ctx context.Context, kind string, st store.Store) error {
 	rg := reportRange()
 	for _, ep := range endpointPages {
+		p := r.ph.begin("%s: %s pages 1 and 1000, %d samples each", kind, ep.name, r.cfg.PageIterations)
 		q := store.EventQuery{View: ep.view, Namespace: BigTenant, Range: rg, Category: ep.category,
 			Page: store.Page{Size: ep.size}, WithTotal: ep.total, Fields: report.AuditDetailFields}
 		if ep.category != "" {
@@ -118,7 +119,7 @@ func (r *runner) pages(ctx context.Context, kind string, st store.Store) error {
 				r.worst(&r.pageP99, name+"}", v)
 			}
 		}
-		r.logf("%s: %s page 1 p50 %.2f ms p99 %.2f ms; page %d p50 %.2f ms p99 %.2f ms", kind, ep.name,
+		p.end("page 1 p50 %.2f ms p99 %.2f ms; page %d p50 %.2f ms p99 %.2f ms",
 			percentile(d1, .5), percentile(d1, .99), depth, percentile(dN, .5), percentile(dN, .99))
 	}
 	return nil

@@ -195,6 +195,7 @@ func (r *runner) reports(ctx context.Context, t *target) error {
 	for _, typ := range ReportTypes {
 		reportRows := map[string]int64{}
 		for _, sk := range []string{"configmap", "file"} {
+			p := r.ph.begin("%s: report %s into %s", t.kind, typ, sk)
 			job, _ := json.Marshal(childJob{Kind: t.kind, DSN: t.dsn, Type: typ, Sink: sk, Dir: dir})
 			cmd := exec.CommandContext(ctx, exe)
 			cmd.Env = append(os.Environ(), childEnv+"="+string(job))
@@ -226,9 +227,9 @@ func (r *runner) reports(ctx context.Context, t *target) error {
 				Note: "peak RSS (VmHWM) of the child process that opened the store and generated the report"})
 			r.worst(&r.peakRSS, "report_peak_rss_mib{type="+string(typ)+"}", rss)
 			reportRows[sk] = res.Rows
-			r.logf("%s: report %s into %s: %d rows in %.2f s (%.0f rows/s), peak RSS %.0f MiB",
-				t.kind, typ, sk, res.Rows, res.Seconds, float64(res.Rows)/res.Seconds, rss)
+			p.end("%d rows in %.2f s (%.0f rows/s), peak RSS %.0f MiB", res.Rows, res.Seconds, float64(res.Rows)/res.Seconds, rss)
 		}
+		p := r.ph.begin("%s: SQL floor %s", t.kind, typ)
 		rows, secs, err := sqlFloor(ctx, t, typ)
 		if err != nil {
 			return fmt.Errorf("SQL floor of %s: %w", typ, err)
@@ -244,7 +245,7 @@ func (r *runner) reports(ctx context.Context, t *target) error {
 		}
 		r.res.add(Metric{Metric: "floor_sql_seconds{type=" + string(typ) + ",store=" + t.kind + "}", Value: secs, Unit: "s",
 			Note: fmt.Sprintf("one hand-written SQL query through the same driver, all %d result rows read", rows)})
-		r.logf("%s: SQL floor %s: %d rows in %.2f s", t.kind, typ, rows, secs)
+		p.end("%d rows in %.2f s", rows, secs)
 	}
 	return nil
 }
@@ -356,6 +357,7 @@ func (r *runner) jqFloor(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jq is not installed (make bench installs it with apt-get): %w", err)
 	}
+	p := r.ph.begin("jq floor: the NamespaceUsersSummary of %s with jq", BigTenant)
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c",
 		fmt.Sprintf("%s -c '%s' %s | %s -s -c '%s'", jq, jqProject, r.ds.TenantLog, jq, jqAggregate))
@@ -381,6 +383,6 @@ func (r *runner) jqFloor(ctx context.Context) error {
 				floor: "floor_jq_seconds{type=NamespaceUsersSummary}", tableOnly: true})
 		}
 	}
-	r.logf("jq floor: %s rows in %.2f s", n, secs)
+	p.end("%s rows in %.2f s", n, secs)
 	return nil
 }
