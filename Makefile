@@ -47,10 +47,12 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD and RBAC manifests from the markers.
 	$(CONTROLLER_GEN) rbac:roleName=auditops-manager crd paths="./api/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
-	@# The chart carries the same CRD and manager ClusterRole (test/e2e checks the copies).
+	@# The chart carries the same CRD, manager ClusterRole and monitoring files (test/e2e checks the copies).
 	rm -f charts/auditops/crds/*.yaml
 	cp config/crd/bases/*.yaml charts/auditops/crds/
 	cp config/rbac/role.yaml charts/auditops/templates/manager_role.yaml
+	cp config/monitoring/prometheusrule.yaml charts/auditops/files/
+	cp config/monitoring/dashboards/*.json charts/auditops/files/dashboards/
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.

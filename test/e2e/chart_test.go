@@ -29,6 +29,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,12 +42,17 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// chartVariants pairs each config/ variant with the chart values that give
-// the same objects.
-var chartVariants = []struct{ variant, values string }{
-	{"default", ""},
-	{"postgres", "ci/postgres-values.yaml"},
-	{"certmanager", "ci/certmanager-values.yaml"},
+// chartVariants pairs each config/ variant (the kustomize builds of
+// configs, together) with the chart values that give the same objects.
+var chartVariants = []struct {
+	variant, values string
+	configs         []string
+}{
+	{"default", "", []string{"default"}},
+	{"postgres", "ci/postgres-values.yaml", []string{"postgres"}},
+	{"certmanager", "ci/certmanager-values.yaml", []string{"certmanager"}},
+	// config/monitoring is a component a deployment opts in to.
+	{"monitoring", "ci/monitoring-values.yaml", []string{"default", "monitoring"}},
 }
 
 // helmBin is the pinned helm that make test passes in HELM (make helm builds
@@ -154,7 +160,11 @@ func TestChartRendersTheKustomizeObjects(t *testing.T) {
 	}
 	for _, v := range chartVariants {
 		t.Run(v.variant, func(t *testing.T) {
-			want := parseObjects(t, k(t, "kustomize", filepath.Join(root, "config", v.variant)))
+			name := "config/" + strings.Join(v.configs, " + config/")
+			want := map[objKey]map[string]any{}
+			for _, c := range v.configs {
+				maps.Copy(want, parseObjects(t, k(t, "kustomize", filepath.Join(root, "config", c))))
+			}
 			got := parseObjects(t, helmTemplate(t, "auditops-system", v.values))
 			delete(want, objKey{"Namespace", "", "auditops-system"})
 			if v.variant != "certmanager" {
@@ -178,15 +188,15 @@ func TestChartRendersTheKustomizeObjects(t *testing.T) {
 				if !reflect.DeepEqual(w, g) {
 					wy, _ := yaml.Marshal(w)
 					gy, _ := yaml.Marshal(g)
-					t.Errorf("%v differs:\n--- config/%s\n%s--- chart\n%s", key, v.variant, wy, gy)
+					t.Errorf("%v differs:\n--- %s\n%s--- chart\n%s", key, name, wy, gy)
 				}
 			}
 			for key := range got {
 				if _, ok := want[key]; !ok {
-					t.Errorf("the chart renders %v, which config/%s does not", key, v.variant)
+					t.Errorf("the chart renders %v, which %s does not", key, name)
 				}
 			}
-			t.Logf("config/%s and the chart: %d objects each", v.variant, len(want))
+			t.Logf("%s and the chart: %d objects each", name, len(want))
 		})
 	}
 }
@@ -236,8 +246,8 @@ func checkGeneratedCert(t *testing.T, objs map[objKey]map[string]any, ns string)
 
 // TestChartIsLintCleanAndInSync: helm lint --strict passes for every
 // variant's values, and the files the chart copies from config/ (the CRD,
-// controller-gen's manager ClusterRole) equal their sources (make
-// manifests copies them).
+// controller-gen's manager ClusterRole, config/monitoring's rule and
+// dashboard) equal their sources (make manifests copies them).
 func TestChartIsLintCleanAndInSync(t *testing.T) {
 	chart := filepath.Join(root, "charts", "auditops")
 	for _, v := range chartVariants {
@@ -254,7 +264,11 @@ func TestChartIsLintCleanAndInSync(t *testing.T) {
 	if err != nil || len(crds) == 0 {
 		t.Fatalf("no CRDs in config/crd/bases: %v", err)
 	}
-	copies := map[string]string{filepath.Join(root, "config", "rbac", "role.yaml"): filepath.Join(chart, "templates", "manager_role.yaml")}
+	copies := map[string]string{
+		filepath.Join(root, "config", "rbac", "role.yaml"):                         filepath.Join(chart, "templates", "manager_role.yaml"),
+		filepath.Join(root, "config", "monitoring", "prometheusrule.yaml"):         filepath.Join(chart, "files", "prometheusrule.yaml"),
+		filepath.Join(root, "config", "monitoring", "dashboards", "auditops.json"): filepath.Join(chart, "files", "dashboards", "auditops.json"),
+	}
 	for _, c := range crds {
 		copies[c] = filepath.Join(chart, "crds", filepath.Base(c))
 	}
