@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -210,7 +212,19 @@ func TestImage(t *testing.T) {
 		if setting(info, "CGO_ENABLED") != "0" || setting(info, "GOOS") != "linux" {
 			t.Errorf("built with CGO_ENABLED=%q GOOS=%q, want 0 and linux", setting(info, "CGO_ENABLED"), setting(info, "GOOS"))
 		}
-		out, err := exec.CommandContext(t.Context(), bin, "--help").CombinedOutput()
+		// As a runtime would run it: in the image's file system alone (no
+		// libc, no host files), as the image's user, with its environment.
+		// chroot needs root, which make test has on our machines and in CI;
+		// elsewhere the binary runs from the host's file system.
+		cmd := exec.CommandContext(t.Context(), bin, "--help")
+		if os.Geteuid() == 0 {
+			cmd = exec.CommandContext(t.Context(), cfg.Entrypoint[0], "--help")
+			cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: unpack(t, b), Credential: &syscall.Credential{Uid: nonrootUID, Gid: nonrootUID}}
+			cmd.Dir, cmd.Env = "/", cfg.Env
+		} else {
+			t.Logf("not root: %s --help runs outside the image's root", bin)
+		}
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("manager --help: %v\n%s", err, out)
 		}
@@ -304,6 +318,53 @@ func TestImage(t *testing.T) {
 		total += s
 	}
 	t.Logf("image %s: %d layers, %d bytes compressed", b.res.digest, len(layers), total+size)
+}
+
+// unpack writes the image's file system into a directory to chroot into.
+func unpack(t *testing.T, b *builtImage) string {
+	t.Helper()
+	rootfs := t.TempDir()
+	// The image's user must be able to enter its root.
+	if err := os.Chmod(rootfs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names := slices.Sorted(maps.Keys(b.files)) // parents before children
+	for _, name := range names {
+		h, p := b.files[name], filepath.Join(rootfs, name)
+		var err error
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err = os.MkdirAll(p, 0o755); err == nil {
+				err = os.Chmod(p, os.FileMode(h.Mode&0o777)|modeBits(h.Mode))
+			}
+		case tar.TypeReg:
+			err = os.WriteFile(p, b.data[name], os.FileMode(h.Mode&0o777))
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		}
+		if err == nil {
+			err = os.Lchown(p, h.Uid, h.Gid)
+		}
+		if err != nil {
+			t.Fatalf("unpacking %s: %v", name, err)
+		}
+	}
+	return rootfs
+}
+
+// modeBits are a tar mode's sticky, setuid and setgid bits as Go's.
+func modeBits(mode int64) os.FileMode {
+	var m os.FileMode
+	if mode&0o1000 != 0 {
+		m |= os.ModeSticky
+	}
+	if mode&0o2000 != 0 {
+		m |= os.ModeSetgid
+	}
+	if mode&0o4000 != 0 {
+		m |= os.ModeSetuid
+	}
+	return m
 }
 
 func readJSON(t *testing.T, lp layout.Path, h v1.Hash, into any) {
