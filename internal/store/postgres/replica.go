@@ -272,16 +272,12 @@ func (r *Replicated) UserExists(ctx context.Context, namespace, user string) (bo
 	return r.standby.UserExists(ctx, namespace, user)
 }
 
-// Ping implements store.Store: ready takes both, the primary for ingest
-// (and its write health), the standby for every read.
+// Ping implements store.Store on the primary alone: readiness is ingest's
+// (README "Durability"), and a standby that is down must not take every
+// replica out of its Service, stopping ingest, for the sake of reads; those
+// answer 503 meanwhile and reports retry.
 func (r *Replicated) Ping(ctx context.Context) error {
-	if err := r.primary.Ping(ctx); err != nil {
-		return err
-	}
-	if err := r.standby.Ping(ctx); err != nil {
-		return fmt.Errorf("read store: %w", err)
-	}
-	return nil
+	return r.primary.Ping(ctx)
 }
 
 // Close implements store.Store, closing both.

@@ -60,6 +60,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// startReplicaPair starts hack/postgres-replica.sh's primary and standby in
+// dir and returns their URLs.
+func startReplicaPair(dir string) (primary, standby string, err error) {
+	cmd := exec.Command("../../../hack/postgres-replica.sh", "start", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	lines := strings.Fields(string(out))
+	if err != nil || len(lines) != 2 {
+		return "", "", fmt.Errorf("hack/postgres-replica.sh start: %v (%q)\n%s", err, out, stderr.String())
+	}
+	return lines[0], lines[1], nil
+}
+
 // replicaDatabase creates a fresh database on the shared primary and
 // returns its URL on the primary and on the standby.
 func replicaDatabase(t *testing.T) (primary, standby string) {
@@ -69,17 +83,8 @@ func replicaDatabase(t *testing.T) (primary, standby string) {
 		if replicaPair.err != nil {
 			return
 		}
-		cmd := exec.Command("../../../hack/postgres-replica.sh", "start", filepath.Join(replicaPair.dir, "pg"))
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		lines := strings.Fields(string(out))
-		if err != nil || len(lines) != 2 {
-			replicaPair.err = fmt.Errorf("hack/postgres-replica.sh start: %v (%q)\n%s", err, out, stderr.String())
-			return
-		}
 		replicaPair.dir = filepath.Join(replicaPair.dir, "pg")
-		replicaPair.primary, replicaPair.standby = lines[0], lines[1]
+		replicaPair.primary, replicaPair.standby, replicaPair.err = startReplicaPair(replicaPair.dir)
 	})
 	if replicaPair.err != nil {
 		t.Fatal(replicaPair.err)
@@ -339,4 +344,42 @@ func TestReplicatedConformance(t *testing.T) {
 		t.Cleanup(func() { _ = r.Close() })
 		return replayedWrites{r}
 	})
+}
+
+// TestReplicatedStandbyDown: with the standby stopped, ingest goes on and
+// the store stays ready (readiness is the primary's), while reads fail as
+// unavailable (503, a report retries) instead of answering from elsewhere.
+// Its own pair: the shared standby stays up for the other tests.
+func TestReplicatedStandbyDown(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pg")
+	primary, standby, err := startReplicaPair(dir)
+	t.Cleanup(func() { _ = exec.Command("../../../hack/postgres-replica.sh", "stop", dir).Run() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := New(ctx, primary, store.Options{TokenKey: testKey, BusyTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewReplicated(ctx, p, standby, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if out, err := exec.Command("../../../hack/postgres.sh", "stop", filepath.Join(dir, "standby")).CombinedOutput(); err != nil {
+		t.Fatalf("stopping the standby: %v\n%s", err, out)
+	}
+	if err := r.Ping(ctx); err != nil {
+		t.Errorf("Ping with the standby down: %v, want ready (the primary takes ingest)", err)
+	}
+	if res, err := r.Insert(ctx, replicaEvents("team-a", 0, 5)); err != nil || res.Inserted != 5 {
+		t.Errorf("Insert with the standby down: %+v, %v", res, err)
+	}
+	q := store.EventQuery{View: "audit-details", Namespace: "team-a", Page: store.Page{Size: 10}}
+	for name, s := range map[string]store.Store{"the API's": r, "a report's": r.ForReports()} {
+		if _, err := s.Events(ctx, q); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s read with the standby down: %v, want ErrUnavailable", name, err)
+		}
+	}
 }
