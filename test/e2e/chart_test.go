@@ -333,3 +333,29 @@ func TestChartDryRunOnTheAPIServer(t *testing.T) {
 	}
 	checkGeneratedCert(t, again, ns)
 }
+
+// TestChartRefusesBadValues: a misspelt or impossible value fails the render
+// with a message naming it (values.schema.json, the templates' required
+// and fail), instead of quietly rendering a default.
+func TestChartRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want string
+	}{
+		{"unknown store", []string{"--set", "store.type=postgress"}, "/store/type"},
+		{"misspelt key", []string{"--set", "stor.type=postgres"}, "'stor' not allowed"},
+		{"unknown certificate source", []string{"--set", "apiService.certificate.source=selfSigned"}, "/apiService/certificate/source"},
+		{"provided without a certificate", []string{"--set", "apiService.certificate.source=provided"}, "caCrt is required"},
+		{"an argument that is no flag", []string{"--set-json", `extraArgs=["store=x"]`}, "/extraArgs/0"},
+		{"zero replicas", []string{"--set", "store.type=postgres", "--set", "store.postgres.replicas=0"}, "/store/postgres/replicas"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"template", "auditops", filepath.Join(root, "charts", "auditops"), "--namespace", "auditops-system"}, tc.set...)
+			out, err := exec.Command(helmBin(t), args...).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("helm template %v: %v, want an error naming %q:\n%.1000s", tc.set, err, tc.want, out)
+			}
+		})
+	}
+}
