@@ -128,6 +128,9 @@ func TestReadReplica(t *testing.T) {
 	// Each attempt waits out the replay wait, and the next sets the
 	// condition back to Generating at once: the Retrying events stay.
 	waitUntil(t, ctx, time.Minute, "the report to wait for the standby", func() bool {
+		if phase := reportPhase(t, ns, "read-replica"); phase == "Succeeded" {
+			t.Fatal("the report finished while the standby it read lagged the primary")
+		}
 		retrying = kubectl(t, "get", "events", "-n", ns, "--field-selector", "reason=Retrying,involvedObject.name=read-replica",
 			"-o", "jsonpath={.items[*].message}")
 		return strings.Contains(retrying, "read replica")
