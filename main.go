@@ -81,11 +81,15 @@ type storeOptions struct {
 	// --store-read-replay-wait ('manager import' only writes).
 	readURL    string
 	replayWait time.Duration
+	// dayPartitions is the manager's --store-day-partitions.
+	dayPartitions bool
 }
 
-// addReadFlags adds the flags of a read replica.
-func (o *storeOptions) addReadFlags(fs *pflag.FlagSet) {
+// addManagerFlags adds the store flags only the manager takes: a read
+// replica, and the upkeep of day partitions.
+func (o *storeOptions) addManagerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.readURL, "store-read-url", "", "postgres:// URL of a streaming hot standby of --store's database: the audit API and reports read there, ingest and retention write to --store (the API may show the standby's lag; reports wait for it; README \"Read replicas\")")
+	fs.BoolVar(&o.dayPartitions, "store-day-partitions", false, "PostgreSQL: keep events in one partition per UTC day, made ahead by the leader, so that retention drops whole days and queries read only their window's days; costs ingest speed (README \"Stores and object storage\")")
 	fs.DurationVar(&o.replayWait, "store-read-replay-wait", postgres.DefaultReplayWait, "how long a report waits for the --store-read-url standby to replay what the primary acknowledged before the report's window ended; past it the report retries")
 }
 
@@ -99,7 +103,7 @@ func (o *storeOptions) addFlags(fs *pflag.FlagSet) {
 // open opens the store; storeopen reads the URL and knows its defaults.
 func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
 	st, err := storeopen.Open(ctx, o.url, storeopen.Options{
-		Options:      store.Options{TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap},
+		Options:      store.Options{TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap, DayPartitions: o.dayPartitions},
 		TokenKeyFile: o.tokenKeyFile,
 		ReadURL:      o.readURL,
 		ReplayWait:   o.replayWait,
@@ -130,7 +134,7 @@ func runManager(args []string) error {
 		allowedOutputURLs    []string
 	)
 	so.addFlags(fs)
-	so.addReadFlags(fs)
+	so.addManagerFlags(fs)
 	// :8444, not kubebuilder's :8443: that is the audit API's --secure-port.
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8444", "address the metrics endpoint binds to (0 disables it)")
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS to callers with a bearer token that kube-apiserver authenticates (TokenReview) and authorizes for get on /metrics (SubjectAccessReview); false serves plain HTTP to anyone who can connect")

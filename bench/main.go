@@ -87,6 +87,13 @@ func run() error {
 			}
 		}
 	}
+	switch p := os.Getenv("BENCH_PG_PARTITIONS"); p {
+	case "":
+	case "day":
+		cfg.PostgresDayPartitions = true
+	default:
+		return fmt.Errorf("BENCH_PG_PARTITIONS=%q: want day or nothing", p)
+	}
 	switch only := os.Getenv("BENCH_ONLY"); only {
 	case "":
 	case "ingest":

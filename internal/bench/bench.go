@@ -62,6 +62,9 @@ type Config struct {
 	// Stores, when set, limits the run to these stores (sqlite, postgres;
 	// BENCH_STORES=postgres).
 	Stores []string
+	// PostgresDayPartitions opens PostgreSQL stores with day partitions
+	// (store.Options.DayPartitions; BENCH_PG_PARTITIONS=day).
+	PostgresDayPartitions bool
 }
 
 // Metric is one line of results.json.
@@ -163,6 +166,8 @@ type target struct {
 	kind string // sqlite | postgres
 	dsn  string // file path or postgres URL
 	drop func() error
+	// dayPartitions: store.Options.DayPartitions (PostgreSQL).
+	dayPartitions bool
 }
 
 func (r *runner) newTarget(ctx context.Context, kind, name string) (*target, error) {
@@ -203,7 +208,7 @@ func (r *runner) newTarget(ctx context.Context, kind, name string) (*target, err
 		defer c.Close(context.Background())
 		_, err = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
 		return err
-	}}, nil
+	}, dayPartitions: r.cfg.PostgresDayPartitions}, nil
 }
 
 // storeBytes is what t's database holds on disk: the SQLite file (the
@@ -235,14 +240,14 @@ func (t *target) open(ctx context.Context) (store.Store, error) {
 	if t.kind == "sqlite" {
 		return sqlite.New(ctx, t.dsn, opts)
 	}
+	opts.DayPartitions = t.dayPartitions
 	st, err := postgres.New(ctx, t.dsn, opts)
 	if err != nil {
 		return nil, err
 	}
-	// The data's days have partitions, as the leader would have made them
-	// on each day: the data is measured as it is stored in production,
-	// not in the default partition.
-	for d := time.Duration(0); d <= DataSpan; d += 24 * time.Hour {
+	// With day partitions (BENCH_PG_PARTITIONS=day), the data's days have
+	// theirs, as the leader would have made them on each day.
+	for d := time.Duration(0); opts.DayPartitions && d <= DataSpan; d += 24 * time.Hour {
 		if err := st.Maintain(ctx, DataStart.Add(d)); err != nil {
 			st.Close()
 			return nil, err

@@ -146,12 +146,17 @@ func dayPartitionName(from int64) string {
 // the database holds.
 const DaysBack = 400
 
-// Maintain implements store.Maintainer: it makes the missing partitions of
-// today, of the DaysAhead days after it, and of the days from DaysBack
-// days ago on that the default partition holds events of (moving them
-// there). Run by the leader only (main's upkeep loop); a second writer
-// would find them made.
+// Maintain implements store.Maintainer: with Options.DayPartitions, it
+// makes the missing partitions of today, of the DaysAhead days after it,
+// and of the days from DaysBack days ago on that the default partition
+// holds events of (moving them there); without, nothing (events stay in
+// the default partition, and DeleteBefore still drops any day partition
+// made before). Run by the leader only (main's upkeep loop); a second
+// writer would find them made.
 func (s *Store) Maintain(ctx context.Context, now time.Time) error {
+	if !s.opts.DayPartitions {
+		return nil
+	}
 	today := sqlstore.DayStart(now.UnixNano())
 	parts, err := s.partitions(ctx)
 	if err != nil {

@@ -41,6 +41,17 @@ func partitionEvent(ns string, i int, at time.Time) store.Event {
 	return store.Event{ID: ns + "-" + strconv.Itoa(i), Namespace: ns, User: "u", Status: store.StatusSuccess, Time: at}
 }
 
+// newPartitionedStore is a store with Options.DayPartitions.
+func newPartitionedStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := New(t.Context(), storetest.PostgresDatabase(t), store.Options{TokenKey: testKey, DayPartitions: true})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // partitionRows lists the partitions and, for each, the ids it holds.
 func partitionRows(t *testing.T, s *Store) map[string][]string {
 	t.Helper()
@@ -68,12 +79,20 @@ func partitionRows(t *testing.T, s *Store) map[string][]string {
 // of (moving them); retention drops whole days, counting their events,
 // and deletes only what is left before the cut elsewhere.
 func TestPartitionsByDay(t *testing.T) {
-	s := newStore(t)
 	ctx := t.Context()
+	now := dayN(0).Add(15 * time.Hour)
+	// Without the option, Maintain makes none.
+	plain := newStore(t)
+	if err := plain.Maintain(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := sortedKeys(partitionRows(t, plain)); !slices.Equal(got, []string{"events_default"}) {
+		t.Fatalf("partitions without DayPartitions: %v, want only events_default", got)
+	}
+	s := newPartitionedStore(t)
 	if got := sortedKeys(partitionRows(t, s)); !slices.Equal(got, []string{"events_default"}) {
 		t.Fatalf("a new store's partitions: %v, want only events_default", got)
 	}
-	now := dayN(0).Add(15 * time.Hour)
 	if err := s.Maintain(ctx, now); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +161,7 @@ func TestPartitionsByDay(t *testing.T) {
 // TestPartitionPruning: a page of a window reads only its days'
 // partitions (EXPLAIN of the reader's own queries).
 func TestPartitionPruning(t *testing.T) {
-	s := newStore(t)
+	s := newPartitionedStore(t)
 	ctx := t.Context()
 	if err := s.Maintain(ctx, dayN(0)); err != nil {
 		t.Fatal(err)
@@ -257,7 +276,7 @@ func TestPartitionMigration(t *testing.T) {
 	before := seqs(t, v3)
 	v3.Close()
 
-	s, err := New(ctx, url, store.Options{TokenKey: testKey})
+	s, err := New(ctx, url, store.Options{TokenKey: testKey, DayPartitions: true})
 	if err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
