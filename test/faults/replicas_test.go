@@ -34,6 +34,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 const (
@@ -101,9 +103,12 @@ func TestReplicasFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := managerConfig{store: st.url, tokenKeyFile: st.tokenKey, logPath: filepath.Join(t.TempDir(), fmt.Sprintf("manager-%d.log", i)),
-			securePort: port, probes: "127.0.0.1:" + strconv.Itoa(probe)}
+			securePort: port, probes: "127.0.0.1:" + strconv.Itoa(probe),
+			// Day partitions, made by the leader's upkeep: the reports and
+			// exactly-once checks below read through them.
+			extraArgs: []string{"--store-day-partitions"}}
 		if sabotage != "no-leader-election" {
-			cfg.extraArgs = []string{"--leader-elect", "--leader-election-namespace", leaseNamespace}
+			cfg.extraArgs = append(cfg.extraArgs, "--leader-elect", "--leader-election-namespace", leaseNamespace)
 		}
 		if sabotage == "own-token-keys" {
 			cfg.tokenKeyFile = filepath.Join(t.TempDir(), fmt.Sprintf("token-%d.key", i))
@@ -165,6 +170,7 @@ func TestReplicasFailover(t *testing.T) {
 	t.Logf("%s leads: Lease %s/%s held by %s, leaseDurationSeconds %d, %d transitions",
 		rs[leader].name, leaseNamespace, leaseName, lease.holder, int(lease.duration.Seconds()), lease.transitions)
 	leases := kubectlWatch(t, "get", "lease", "-n", leaseNamespace, leaseName)
+	checkDayPartitions(t, st.url)
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -922,4 +928,27 @@ func (s *service) connections(i int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conns[i]
+}
+
+// checkDayPartitions: the leader made today's partition and the 7 days'
+// after it (--store-day-partitions), on the shared PostgreSQL.
+func checkDayPartitions(t *testing.T, url string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	today := time.Now().UTC()
+	for d := range 8 {
+		name := "events_p" + today.Add(time.Duration(d)*24*time.Hour).Format("20060102")
+		var n int
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			WHERE i.inhparent = 'events'::regclass AND c.relname = $1`, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("partition %s: %d, want the leader to have made it", name, n)
+		}
+	}
 }
