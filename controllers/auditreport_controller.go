@@ -178,13 +178,8 @@ func (r *AuditReportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		rep, ok := o.(*reportsv1alpha1.AuditReport)
 		return ok && isScheduled(rep)
 	})
-	// A run hears only of new and changed specs, not of its own status
-	// writes: each attempt writes its status (Generating, then Retrying),
-	// and were those heard, a report failing on every attempt (a store
-	// down, an output name taken) would retry in a tight loop, past the
-	// work queue's backoff, each status write audited by kube-apiserver.
 	if err := ctrl.NewControllerManagedBy(mgr).
-		For(&reportsv1alpha1.AuditReport{}, builder.WithPredicates(predicate.Not(scheduled), predicate.GenerationChangedPredicate{})).
+		For(&reportsv1alpha1.AuditReport{}, builder.WithPredicates(predicate.Not(scheduled))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("auditreport").
 		Complete(reconcile.Func(func(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
