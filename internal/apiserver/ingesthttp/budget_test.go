@@ -94,6 +94,11 @@ func TestIngestFloodKeepsWebhookRoom(t *testing.T) {
 		wg.Add(1)
 		go flood(func() io.Reader { return &slowBody{ctx: ctx, head: []byte("["), gap: 300 * time.Millisecond} })
 	}
+	// The slow senders take the route's slots first, so that some are
+	// admitted and cut off (408) however busy the machine is; on a loaded
+	// machine the large bodies, started together with them, took every
+	// slot and the slow ones only ever got 503s.
+	time.Sleep(200 * time.Millisecond)
 	big := bytes.Repeat(eventsBody(1, "flood"), 20000) // ~5 MB of NDJSON
 	for range 4 {
 		wg.Add(1)
