@@ -29,7 +29,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -37,6 +39,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -134,14 +137,31 @@ func stopPIDFile(path string) error {
 	return fmt.Errorf("manager %d did not stop", pid)
 }
 
+// freePort returns a loopback port nothing listens on, for a manager to
+// bind. It picks below Linux's ephemeral range (32768-60999), from which the
+// kernel draws both port 0 listeners and the source ports of outgoing
+// connections: a port from there, free when chosen, can be taken by a
+// connection or another port-0 pick before the manager binds it ("address
+// already in use" once in CI, three replicas starting at once). No port is
+// handed out twice in one test binary.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if _, taken := portsHandedOut.LoadOrStore(p, true); taken {
+			continue
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no free port between 20000 and 32000")
 }
+
+// portsHandedOut are the ports freePort returned.
+var portsHandedOut sync.Map
 
 // rounds is how many rounds a scenario runs: a few in CI, FAULT_ROUNDS by hand.
 func rounds(t *testing.T, ci int) int {
