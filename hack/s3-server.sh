@@ -25,6 +25,8 @@ bin="${root}/bin/versitygw-${VERSITYGW_VERSION}"
 
 log() { printf '[s3-server] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=hack/pidfile.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
 
 build() {
   if [ -x "${bin}" ]; then return; fi
@@ -105,21 +107,8 @@ start() {
 }
 
 stop() {
-  local dir="$1"
-  [ -n "${dir}" ] || die "usage: $0 stop DIR"
-  [ -f "${dir}/pid" ] || { log "no server recorded in ${dir}"; return; }
-  local pid
-  pid="$(cat "${dir}/pid")"
-  if kill "${pid}" 2>/dev/null; then
-    local i
-    for i in $(seq 1 50); do # up to 5 s, then force
-      kill -0 "${pid}" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "${pid}" 2>/dev/null || true
-  fi
-  rm -f "${dir}/pid"
-  log "stopped versitygw (pid ${pid})"
+  [ -n "$1" ] || die "usage: $0 stop DIR"
+  stop_recorded "$1" "versitygw"
 }
 
 case "${1:-}" in

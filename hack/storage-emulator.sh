@@ -32,6 +32,8 @@ esac
 
 log() { printf '[%s-emulator] %s\n' "${kind}" "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=hack/pidfile.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
 
 build() {
   if [ -x "${bin}" ]; then return; fi
@@ -135,21 +137,8 @@ start() {
 }
 
 stop() {
-  local dir="$1"
-  [ -n "${dir}" ] || die "usage: $0 ${kind} stop DIR"
-  [ -f "${dir}/pid" ] || { log "no emulator recorded in ${dir}"; return; }
-  local pid
-  pid="$(cat "${dir}/pid")"
-  if kill "${pid}" 2>/dev/null; then
-    local i
-    for i in $(seq 1 50); do # up to 5 s, then force
-      kill -0 "${pid}" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -9 "${pid}" 2>/dev/null || true
-  fi
-  rm -f "${dir}/pid"
-  log "stopped (pid ${pid})"
+  [ -n "$1" ] || die "usage: $0 ${kind} stop DIR"
+  stop_recorded "$1" "the emulator"
 }
 
 case "${2:-}" in
