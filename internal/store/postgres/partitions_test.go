@@ -148,6 +148,16 @@ func TestPartitionsByDay(t *testing.T) {
 	if ids := got["events_default"]; !slices.Equal(ids, []string{"a-5"}) {
 		t.Errorf("default partition holds %v, want [a-5]", ids)
 	}
+	// An id reused on another day (another partition) is stored and
+	// counted: the reuse probe reads every partition, not the event's own.
+	reuse := partitionEvent("a", 4, dayN(3).Add(time.Hour)) // a-4 is stored on day 1
+	reuse.Method = "delete"
+	if res, err := s.Insert(ctx, []store.Event{reuse}); err != nil || res.Inserted != 1 || res.Reused != 1 {
+		t.Fatalf("an id of day 1 reused on day 3: %+v, %v; want stored and counted as reused", res, err)
+	}
+	if _, err := s.pool.Exec(ctx, "DELETE FROM events WHERE id = 'a-4' AND ts >= $1", dayN(3).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
 	// A cut inside a day deletes that day's earlier rows, keeps the rest.
 	mustInsert(t, s, partitionEvent("a", 8, dayN(2).Add(time.Hour)), partitionEvent("a", 9, dayN(2).Add(3*time.Hour)))
 	if n, err := s.DeleteBefore(ctx, dayN(2).Add(2*time.Hour)); err != nil || n != 2 {
