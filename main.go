@@ -132,6 +132,8 @@ func runManager(args []string) error {
 		ingestSpoolDir       string
 		settleDelay          time.Duration
 		allowedOutputURLs    []string
+		identity             string
+		reportHold           time.Duration
 	)
 	so.addFlags(fs)
 	so.addManagerFlags(fs)
@@ -141,6 +143,8 @@ func runManager(args []string) error {
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "elect a leader so that only one replica runs the controllers")
 	fs.StringVar(&leaderElectNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: the pod's namespace)")
+	fs.StringVar(&identity, "identity", "", "this manager's name in a running report's status.holder (default: the host name, a pod's name); replicas need different ones")
+	fs.DurationVar(&reportHold, "report-hold", 15*time.Second, "without --leader-elect: how long after another manager last wrote a running report's status this one waits before taking the report over (with --leader-elect a new leader takes over at once: the old one has stopped)")
 	fs.StringVar(&adminNamespace, "admin-namespace", "auditops-system", "the only namespace whose AuditReports may read another tenant")
 	fs.DurationVar(&retention, "retention", 90*24*time.Hour, "delete audit events older than this (0 keeps them forever)")
 	fs.IntVar(&maxObjectBytes, "max-event-object-bytes", ingest.DefaultMaxObjectBytes, "object fields of an event (request, response, states) larger than this are stored as a truncation marker with their size and SHA-256")
@@ -225,6 +229,8 @@ func runManager(args []string) error {
 		SettleDelay:    settleDelay,
 		Destinations:   destinations,
 		Metrics:        controllers.NewMetrics(metrics.Registry),
+		Identity:       identity,
+		HoldFor:        holdFor(leaderElect, reportHold),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the AuditReport controller: %w", err)
 	}
@@ -301,4 +307,14 @@ func upkeep(ctx context.Context, st store.Store, retention time.Duration) error 
 		case <-tick.C:
 		}
 	}
+}
+
+// holdFor is how long a report held by another manager is left to it.
+// Under leader election only the leader generates, and a new leader starts
+// once the old one has stopped: waiting would only delay failover.
+func holdFor(leaderElect bool, hold time.Duration) time.Duration {
+	if leaderElect {
+		return 0
+	}
+	return hold
 }

@@ -75,6 +75,14 @@ type AuditReportReconciler struct {
 	// Metrics default to an unserved registry; main passes ones registered
 	// with the manager's metrics endpoint.
 	Metrics *Metrics
+	// Identity names this manager in status.holder (default: the host
+	// name); managers that may run at once need different ones.
+	Identity string
+	// HoldFor is how long another manager's hold on a running report is
+	// honoured after its last status write before this one takes the
+	// report over. Zero takes over at once: right under leader election,
+	// where a new leader starts only after the old one stopped.
+	HoldFor time.Duration
 
 	// checkpointed, when set, is called after every stored checkpoint: tests
 	// use it to stop a manager in the middle of a report.

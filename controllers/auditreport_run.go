@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -84,6 +85,22 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, ReasonStarted, "Generate",
 			"generating %s report of %s from %s to %s", rep.Spec.Type, st.Tenant, st.Range.From.Format(time.RFC3339), st.Range.To.Format(time.RFC3339))
 	}
+	if wait := r.heldElsewhere(rep); wait > 0 {
+		log.V(1).Info("another manager is generating the report", "holder", st.Holder.Identity, "retryAfter", wait)
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	// Taking the hold is a real write (renewTime has microseconds) made
+	// from the resourceVersion read: it conflicts if anyone wrote the
+	// status since, and once it lands every other writer's next status
+	// write conflicts, so no one else can declare the report done after
+	// this manager's Resume deletes the shards past the checkpoint.
+	if st.Holder != nil && st.Holder.Identity != r.identity() {
+		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, ReasonTakenOver, "Generate", "taking the report over from %s (last renewed %s)",
+			st.Holder.Identity, st.Holder.RenewTime.UTC().Format(time.RFC3339Nano))
+	}
+	if st.Holder == nil || st.Holder.Identity != r.identity() {
+		st.Holder = &reportsv1alpha1.ReportHolder{Identity: r.identity()}
+	}
 	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonGenerating, "reading the audit store and writing the report")
 	if err := r.updateStatus(ctx, rep); err != nil {
 		return ctrl.Result{}, err
@@ -119,6 +136,7 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 	st.CompletionTime = &metav1.Time{Time: now}
 	st.Outputs = outputs
 	st.Checkpoint = ""
+	st.Holder = nil
 	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonSucceeded,
 		fmt.Sprintf("%d records written to %s", st.Records, describeOutputs(outputs)))
 	meta.RemoveStatusCondition(&st.Conditions, reportsv1alpha1.ConditionFailed)
@@ -274,6 +292,7 @@ func (r *AuditReportReconciler) fail(ctx context.Context, rep *reportsv1alpha1.A
 	st.Phase = reportsv1alpha1.PhaseFailed
 	st.CompletionTime = &metav1.Time{Time: r.Clock.Now().UTC()}
 	st.Checkpoint = ""
+	st.Holder = nil
 	setCondition(rep, reportsv1alpha1.ConditionFailed, metav1.ConditionTrue, reason, err.Error())
 	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, "the report failed")
 	if perr := r.updateStatus(ctx, rep); perr != nil {
@@ -284,6 +303,41 @@ func (r *AuditReportReconciler) fail(ctx context.Context, rep *reportsv1alpha1.A
 	return ctrl.Result{}, nil
 }
 
+// heldElsewhere returns how long another manager's hold on rep still
+// lasts (0: not held, held by this manager, or expired).
+func (r *AuditReportReconciler) heldElsewhere(rep *reportsv1alpha1.AuditReport) time.Duration {
+	h := rep.Status.Holder
+	if h == nil || h.Identity == r.identity() || r.HoldFor <= 0 {
+		return 0
+	}
+	return max(h.RenewTime.Add(r.HoldFor).Sub(r.Clock.Now()), 0)
+}
+
+// renewDue says whether this manager's hold h is renewed by the status
+// write about to be made: when it is new, and a third of HoldFor after the
+// last renewal. Between renewals the holder's writes leave renewTime as it
+// is, so an attempt that changes nothing else (a retry that fails the same
+// way) writes nothing and queues no event: the report waits out the work
+// queue's backoff. The unchanged write still conflicts when the status
+// changed since it was read.
+func (r *AuditReportReconciler) renewDue(h *reportsv1alpha1.ReportHolder) bool {
+	if h.RenewTime.IsZero() {
+		return true
+	}
+	return r.HoldFor > 0 && r.Clock.Now().Sub(h.RenewTime.Time) >= r.HoldFor/3
+}
+
+func (r *AuditReportReconciler) identity() string {
+	if r.Identity != "" {
+		return r.Identity
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "auditops-manager"
+	}
+	return host
+}
+
 // updateStatus writes the whole status, Ready derived from the other
 // conditions first. It is an update, not a patch, so a report whose spec
 // changed meanwhile conflicts and is reconciled afresh.
@@ -292,6 +346,9 @@ func (r *AuditReportReconciler) updateStatus(ctx context.Context, rep *reportsv1
 	// reconcileSchedule) unless it failed.
 	if !isScheduled(rep) || meta.IsStatusConditionTrue(rep.Status.Conditions, reportsv1alpha1.ConditionFailed) {
 		deriveReady(rep)
+	}
+	if h := rep.Status.Holder; h != nil && h.Identity == r.identity() && r.renewDue(h) {
+		h.RenewTime = metav1.NewMicroTime(r.Clock.Now())
 	}
 	if err := r.Status().Update(ctx, rep); err != nil {
 		if apierrors.IsNotFound(err) {

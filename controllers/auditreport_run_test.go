@@ -762,15 +762,15 @@ func TestGeneratorPanicFailsOnlyItsReport(t *testing.T) {
 }
 
 // TestTwoManagersOneReport runs two managers at once without leader
-// election, as two replicas do while their leases overlap: both generate
-// the same multi-shard reports. Every write is optimistic (ConfigMaps and
-// status by resourceVersion), so the loser of a race retries from the
-// winner's checkpoint: each finished report must equal the generator's
-// bytes, list exactly its shards, and leave no stale one.
+// election, as two replicas do while their leases overlap: both reconcile
+// the same multi-shard reports, the first to take a report's hold
+// generates it. Every write is optimistic (ConfigMaps and status by
+// resourceVersion): each finished report must equal the generator's bytes,
+// list exactly its shards, and leave no stale one.
 func TestTwoManagersOneReport(t *testing.T) {
 	st := newSQLiteStore(t)
-	startManager(t, &AuditReportReconciler{Store: st})
-	startManager(t, &AuditReportReconciler{Store: st})
+	startManager(t, &AuditReportReconciler{Store: st, Identity: "manager-a", HoldFor: time.Minute})
+	startManager(t, &AuditReportReconciler{Store: st, Identity: "manager-b", HoldFor: time.Minute})
 	ns := createNamespace(t, "two-writers")
 	seedLarge(t, st, ns, 3000, 1000, true)
 	want := generated(t, st, report.Params{Type: reportsv1alpha1.AuditDetails, Namespace: ns, Range: store.TimeRange{From: day1, To: day1.Add(24 * time.Hour)}})
@@ -805,6 +805,143 @@ func TestTwoManagersOneReport(t *testing.T) {
 				t.Errorf("%s: stale shard %s left", got.Name, cm.Name)
 			}
 		}
+	}
+}
+
+// TestReportHold stops a manager in the middle of a report (its
+// checkpoint hook blocks) and starts a second one. While the first one's
+// hold is fresh the second leaves the report alone: it would otherwise
+// resume from the checkpoint and delete the shards past it, which the
+// first may be about to list as done (how TestTwoManagersOneReport failed
+// 1 run in 6 before holds). Once the hold has expired the second takes the
+// report over and finishes it; the first, let go, can no longer write the
+// status (its resourceVersion is stale), and the finished report is the
+// generator's bytes with every listed shard in place.
+func TestReportHold(t *testing.T) {
+	tests := []struct {
+		name     string
+		holdFor  time.Duration
+		takeOver bool
+	}{
+		{"honoured while fresh", time.Hour, false},
+		{"taken over once expired", 500 * time.Millisecond, true},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newSQLiteStore(t)
+			ns := createNamespace(t, fmt.Sprintf("hold-%d", i))
+			// Several shards: a checkpoint is stored when one is.
+			seedLarge(t, st, ns, 8000, 300, true)
+			blocked, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			startManager(t, &AuditReportReconciler{
+				Store: st, ChunkSize: 64 << 10, Identity: "slow", HoldFor: tc.holdFor,
+				checkpointed: func(ctx context.Context, _ int64) {
+					once.Do(func() {
+						close(blocked)
+						select {
+						case <-release:
+						case <-ctx.Done():
+						}
+					})
+				},
+			})
+			rep := newReport(ns, "held", reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+			rep.Spec.PageSize = 50
+			if err := k8sClient.Create(context.Background(), rep); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-blocked:
+			case <-time.After(60 * time.Second):
+				t.Fatal("the first manager never stored a checkpoint")
+			}
+			var mid reportsv1alpha1.AuditReport
+			if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(rep), &mid); err != nil {
+				t.Fatal(err)
+			}
+			if h := mid.Status.Holder; h == nil || h.Identity != "slow" {
+				t.Fatalf("mid-report status.holder %+v, want the first manager", h)
+			}
+			startManager(t, &AuditReportReconciler{Store: st, ChunkSize: 64 << 10, Identity: "fast", HoldFor: tc.holdFor})
+
+			if !tc.takeOver {
+				// The second manager reconciles the report at once (its
+				// informer lists it); give it time to do harm.
+				time.Sleep(3 * time.Second)
+				var now reportsv1alpha1.AuditReport
+				if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(rep), &now); err != nil {
+					t.Fatal(err)
+				}
+				if now.ResourceVersion != mid.ResourceVersion {
+					t.Fatalf("the second manager wrote a report the first holds: holder %+v, phase %s", now.Status.Holder, now.Status.Phase)
+				}
+				close(release)
+				got := waitFinished(t, ns, "held")
+				checkHeldReport(t, st, got, "slow")
+				return
+			}
+			got := waitFinished(t, ns, "held")
+			close(release)
+			checkHeldReport(t, st, got, "fast")
+			// The first manager, let go, goes on from where it stopped
+			// and fails at its next status write; the report stays the
+			// second one's.
+			time.Sleep(2 * time.Second)
+			var after reportsv1alpha1.AuditReport
+			if err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(rep), &after); err != nil {
+				t.Fatal(err)
+			}
+			if after.ResourceVersion != got.ResourceVersion {
+				t.Fatalf("the report changed after it finished: phase %s, outputs %+v", after.Status.Phase, after.Status.Outputs)
+			}
+			checkHeldReport(t, st, &after, "fast")
+		})
+	}
+}
+
+// checkHeldReport checks a finished report of TestReportHold: the
+// generator's bytes in the listed shards, no other shard, and an event
+// naming the manager that took it over when one did.
+func checkHeldReport(t *testing.T, st store.Store, got *reportsv1alpha1.AuditReport, by string) {
+	t.Helper()
+	if got.Status.Phase != reportsv1alpha1.PhaseSucceeded || got.Status.Holder != nil {
+		t.Fatalf("phase %s, holder %+v: %+v", got.Status.Phase, got.Status.Holder, got.Status.Conditions)
+	}
+	data, _ := readConfigMapReport(t, got)
+	want := generated(t, st, report.Params{Type: reportsv1alpha1.AuditDetails, Namespace: got.Namespace, Range: store.TimeRange{From: day1, To: day1.Add(24 * time.Hour)}})
+	if !bytes.Equal(data, want) {
+		t.Fatalf("%d bytes, want the generator's %d", len(data), len(want))
+	}
+	checkDigest(t, got, data)
+	var cms corev1.ConfigMapList
+	if err := k8sClient.List(context.Background(), &cms, client.InNamespace(got.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, o := range got.Status.Outputs {
+		listed[o.ConfigMap] = true
+	}
+	for _, cm := range cms.Items {
+		if strings.HasPrefix(cm.Name, got.Name+"-") && !listed[cm.Name] {
+			t.Errorf("stale shard %s left", cm.Name)
+		}
+	}
+	var evs eventsv1.EventList
+	if err := k8sClient.List(context.Background(), &evs, client.InNamespace(got.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	var takenOver bool
+	for _, e := range evs.Items {
+		if e.Reason == ReasonTakenOver && e.Regarding.Name == got.Name {
+			takenOver = true
+			if !strings.Contains(e.Note, "from slow") {
+				t.Errorf("TakenOver event %q does not name the manager it took the report from", e.Note)
+			}
+		}
+	}
+	if takenOver != (by == "fast") {
+		t.Errorf("a TakenOver event: %v, want %v", takenOver, by == "fast")
 	}
 }
 

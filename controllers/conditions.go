@@ -31,6 +31,7 @@ const (
 	ReasonStarted         = "Started"
 	ReasonGenerating      = "Generating"
 	ReasonResumed         = "Resumed"
+	ReasonTakenOver       = "TakenOver"
 	ReasonRetrying        = "Retrying"
 	ReasonSucceeded       = "Succeeded"
 	ReasonTenantIsolation = "TenantIsolation"

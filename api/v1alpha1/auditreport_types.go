@@ -243,6 +243,15 @@ type OutputRef struct {
 	SHA256 string `json:"sha256,omitempty"`
 }
 
+// ReportHolder names the manager generating a report, as a
+// coordination.k8s.io Lease names its holder.
+type ReportHolder struct {
+	// Identity is the manager's --identity (default: its host name).
+	Identity string `json:"identity"`
+	// RenewTime is when the holder last wrote the report's status.
+	RenewTime metav1.MicroTime `json:"renewTime"`
+}
+
 // AuditReportStatus is where a report stands.
 type AuditReportStatus struct {
 	// +optional
@@ -269,6 +278,13 @@ type AuditReportStatus struct {
 	// Checkpoint is the page token to resume from after a restart.
 	// +optional
 	Checkpoint string `json:"checkpoint,omitempty"`
+	// Holder is the manager generating the report while it runs. Another
+	// manager takes the report over only once the holder has not renewed
+	// for the manager's hold duration (no wait under leader election):
+	// without it, two replicas whose leases overlap would both write the
+	// report's outputs, and one could delete what the other had listed.
+	// +optional
+	Holder *ReportHolder `json:"holder,omitempty"`
 	// Outputs lists, in order, where the report was written.
 	// +optional
 	Outputs []OutputRef `json:"outputs,omitempty"`
