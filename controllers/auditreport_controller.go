@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -129,6 +130,18 @@ func (r *AuditReportReconciler) reconcile(ctx context.Context, req ctrl.Request,
 	return res, err
 }
 
+// maxRetryDelay caps the growing wait between a failing report's
+// attempts: controller-runtime's default grows to 1000 s, so a report that
+// failed through a store outage of a few minutes would wait up to a
+// quarter of an hour after the store came back.
+const maxRetryDelay = 30 * time.Second
+
+// retryLimiter is the work queue's backoff of a failing report: from 5 ms,
+// doubling, to maxRetryDelay.
+func retryLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, maxRetryDelay)
+}
+
 // tenantOf is the audited namespace: spec.namespace, or the report's own.
 func tenantOf(report *reportsv1alpha1.AuditReport) string {
 	if report.Spec.Namespace != "" {
@@ -188,7 +201,7 @@ func (r *AuditReportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	if err := ctrl.NewControllerManagedBy(mgr).
 		For(&reportsv1alpha1.AuditReport{}, builder.WithPredicates(predicate.Not(scheduled))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles, RateLimiter: retryLimiter()}).
 		Named("auditreport").
 		Complete(reconcile.Func(func(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 			return r.reconcile(ctx, req, func(rep *reportsv1alpha1.AuditReport) bool { return !isScheduled(rep) })

@@ -101,7 +101,16 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 	if st.Holder == nil || st.Holder.Identity != r.identity() {
 		st.Holder = &reportsv1alpha1.ReportHolder{Identity: r.identity()}
 	}
-	setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonGenerating, "reading the audit store and writing the report")
+	// A retry keeps saying Retrying (and why) until an attempt succeeds:
+	// writing Generating at each attempt, then Retrying again, changed the
+	// object twice per attempt, and each change queued the report at once,
+	// past the work queue's backoff, so a report failing on every attempt
+	// (a store down, an output name taken) retried in a tight loop, each
+	// status write audited by kube-apiserver. Unchanged, the writes are
+	// no-ops that queue nothing.
+	if c := meta.FindStatusCondition(st.Conditions, reportsv1alpha1.ConditionProgressing); c == nil || c.Reason != ReasonRetrying {
+		setCondition(rep, reportsv1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonGenerating, "reading the audit store and writing the report")
+	}
 	if err := r.updateStatus(ctx, rep); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/yaml"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
@@ -1023,5 +1025,58 @@ func TestManagerRoleIsEnough(t *testing.T) {
 		if got := waitFinished(t, ns, name); len(got.Status.Outputs) < 3 {
 			t.Errorf("%s: %d shards: the test needs several (create, update, patch, list or probe, delete)", name, len(got.Status.Outputs))
 		}
+	}
+}
+
+// countingStore counts the reads of a report generation.
+type countingStore struct {
+	store.Store
+	calls atomic.Int64
+}
+
+func (c *countingStore) Events(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
+	c.calls.Add(1)
+	return c.Store.Events(ctx, q)
+}
+
+// TestFailingReportBacksOff: a report that fails on every attempt retries
+// with the work queue's growing backoff, not in a loop driven by its own
+// status writes (each of which kube-apiserver audits).
+func TestFailingReportBacksOff(t *testing.T) {
+	ns := createNamespace(t, "backoff")
+	down := newSQLiteStore(t)
+	if err := down.Close(); err != nil {
+		t.Fatal(err)
+	}
+	counted := &countingStore{Store: down}
+	stop := startManager(t, &AuditReportReconciler{Store: counted})
+	defer stop()
+	rep := newReport(ns, "failing", reportsv1alpha1.AuditDetails, day1, day1.Add(48*time.Hour))
+	if err := k8sClient.Create(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "a first attempt", func(context.Context) (bool, error) { return counted.calls.Load() > 0, nil })
+	start := counted.calls.Load()
+	time.Sleep(4 * time.Second)
+	// Backoff from 5 ms doubling: about 10 attempts in 4 s; the loop through
+	// status events made hundreds.
+	if n := counted.calls.Load() - start; n > 20 {
+		t.Fatalf("%d attempts in 4 s: the report retries in a loop, not with backoff", n)
+	} else {
+		t.Logf("%d attempts in 4 s", n)
+	}
+}
+
+// TestRetryDelayIsCapped: a report failing through a long outage retries
+// at most maxRetryDelay apart, so it goes on soon after the store is back.
+func TestRetryDelayIsCapped(t *testing.T) {
+	l := retryLimiter()
+	req := reconcile.Request{}
+	var last time.Duration
+	for range 40 {
+		last = l.When(req)
+	}
+	if last != maxRetryDelay {
+		t.Fatalf("delay after 40 failures = %s, want the cap %s", last, maxRetryDelay)
 	}
 }
