@@ -1,0 +1,183 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package seal makes an audit namespace's events into the leaves of an
+// append-only Merkle log and signs its checkpoints (spec/API.md section 6):
+// the canonical encoding of an event, its leaf, the MAC that only the
+// ingest path can make, and the signed checkpoint notes. The tree and its
+// proofs are golang.org/x/mod/sumdb/tlog's (RFC 6962 hashing), the notes
+// its sumdb/note (C2SP signed-note, Ed25519).
+package seal
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditops/auditops/internal/store"
+)
+
+// EncodingV1 is the first canonical encoding of an event. A leaf records
+// the version it was made with, so an encoding that covers a field added
+// later is a new version and never changes an old leaf's digest.
+const EncodingV1 = 1
+
+// LeafDataSize is the size of a leaf's data: the event time and its digest.
+const LeafDataSize = 8 + sha256.Size
+
+// Encode returns the canonical encoding v1 of e, as stored (truncation
+// markers, hashed ids, seq): a JSON object of every field of spec/API.md
+// section 1, members sorted by name, no insignificant whitespace (RFC
+// 8785). Strings are serialized as RFC 8785 says (only the quote, the backslash and
+// control characters escaped); seq and statusCode are integers; time is
+// UTC RFC 3339 with nine fractional digits; error and the JSON-valued
+// fields (principal, request, response, previousState, currentState) are
+// left out when the store holds none (SQL NULL), and a JSON-valued field
+// is the exact bytes the store holds: re-serializing it would round a
+// number past 2^53 and let two different payloads share a digest.
+func Encode(e *store.Event) ([]byte, error) {
+	b := make([]byte, 0, 512+len(e.Principal)+len(e.Request)+len(e.Response)+len(e.PreviousState)+len(e.CurrentState))
+	var err error
+	first := true
+	member := func(name string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendString(b, name, &err)
+		b = append(b, ':')
+	}
+	str := func(name, v string) {
+		member(name)
+		b = appendString(b, v, &err)
+	}
+	raw := func(name string, v []byte) {
+		if len(v) == 0 {
+			return
+		}
+		member(name)
+		b = append(b, v...)
+	}
+	b = append(b, '{')
+	// In RFC 8785 order: by UTF-16 code units, which for these ASCII
+	// names is byte order (TestEncodeMembersSorted checks it).
+	str("api", e.API)
+	member("archived")
+	b = strconv.AppendBool(b, e.Archived)
+	str("category", e.Category)
+	str("certificateSerialNumber", e.CertificateSerialNumber)
+	raw("currentState", e.CurrentState)
+	str("details", e.Details)
+	str("deviceId", e.DeviceID)
+	str("entityId", e.EntityID)
+	str("entityKind", e.EntityKind)
+	if e.Error != nil {
+		str("error", *e.Error)
+	}
+	str("id", e.ID)
+	str("issuerDN", e.IssuerDN)
+	str("message", e.Message)
+	str("method", e.Method)
+	str("namespace", e.Namespace)
+	raw("previousState", e.PreviousState)
+	raw("principal", e.Principal)
+	raw("request", e.Request)
+	raw("response", e.Response)
+	member("seq")
+	b = strconv.AppendInt(b, e.Seq, 10)
+	str("status", e.Status)
+	member("statusCode")
+	b = strconv.AppendInt(b, int64(e.StatusCode), 10)
+	str("time", e.Time.UTC().Format("2006-01-02T15:04:05.000000000Z"))
+	str("user", e.User)
+	b = append(b, '}')
+	if err != nil {
+		return nil, fmt.Errorf("encoding event %d of %s: %w", e.Seq, e.Namespace, err)
+	}
+	return b, nil
+}
+
+// errInvalidUTF8 is refused: RFC 8785 serializes strings as UTF-8, and a
+// replacement character in place of the bad bytes would give two strings
+// one encoding.
+var errInvalidUTF8 = errors.New("a string is not valid UTF-8")
+
+// appendString appends s as an RFC 8785 (ECMAScript JSON.stringify) string.
+func appendString(b []byte, s string, err *error) []byte {
+	if !utf8.ValidString(s) {
+		*err = errInvalidUTF8
+	}
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\t':
+			b = append(b, '\\', 't')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\r':
+			b = append(b, '\\', 'r')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// Digest is the SHA-256 of the event's canonical encoding of version v.
+func Digest(e *store.Event, v int) ([sha256.Size]byte, error) {
+	if v != EncodingV1 {
+		return [sha256.Size]byte{}, fmt.Errorf("canonical encoding version %d is not known (this manager knows %d)", v, EncodingV1)
+	}
+	enc, err := Encode(e)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256(enc), nil
+}
+
+// LeafData is a leaf's data: the event time in Unix nanoseconds as a
+// big-endian int64, then its digest. The time keeps a leaf checkable
+// against a retention cutoff after retention deleted its event.
+func LeafData(t time.Time, digest [sha256.Size]byte) [LeafDataSize]byte {
+	var d [LeafDataSize]byte
+	binary.BigEndian.PutUint64(d[:8], uint64(t.UnixNano()))
+	copy(d[8:], digest[:])
+	return d
+}
+
+// LeafHash is RFC 6962's leaf hash, SHA-256(0x00 || data).
+func LeafHash(data []byte) tlog.Hash { return tlog.RecordHash(data) }

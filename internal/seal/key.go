@@ -1,0 +1,130 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package seal
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// KeyName is the name in the seal key's verifier key
+// (<name>+<hash>+<base64>, C2SP signed-note).
+const KeyName = "auditops-seal"
+
+// algEd25519 is signed-note's algorithm byte for Ed25519.
+const algEd25519 = 1
+
+// Key is a seal key: it signs checkpoints and keys the MAC of the leaves
+// that ingest makes.
+type Key struct {
+	signer   note.Signer
+	verifier string
+	mac      []byte
+}
+
+// GenerateKey returns a new seal key's signer key (note's PRIVATE+KEY+…
+// form, what the Secret holds) read from rand.
+func GenerateKey(rand io.Reader) (skey string, err error) {
+	skey, _, err = note.GenerateKey(rand, KeyName)
+	if err != nil {
+		return "", fmt.Errorf("generating a seal key: %w", err)
+	}
+	return skey, nil
+}
+
+// ParseKey reads a signer key GenerateKey made.
+func ParseKey(skey string) (*Key, error) {
+	skey = strings.TrimSpace(skey)
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, fmt.Errorf("reading the seal key: %w", err)
+	}
+	// PRIVATE+KEY+<name>+<hash>+<base64(alg || seed)>: note keeps the seed
+	// to itself, and the MAC key and the verifier key derive from it.
+	// (base64 has '+' of its own: the key is after the fourth.)
+	parts := strings.SplitN(skey, "+", 5)
+	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	if err != nil || len(raw) != 33 || raw[0] != algEd25519 {
+		return nil, fmt.Errorf("reading the seal key: not an Ed25519 signer key")
+	}
+	seed := raw[1:]
+	vkey, err := verifierKey(signer.Name(), seed)
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, seed)
+	m.Write([]byte("auditops leaf mac v1"))
+	return &Key{signer: signer, verifier: vkey, mac: m.Sum(nil)}, nil
+}
+
+// Verifier is the key's verifier key, <name>+<hash>+<base64>: what
+// ConfigMap auditops-seal-verifier publishes and verify is given.
+func (k *Key) Verifier() string { return k.verifier }
+
+// LeafMAC is the MAC that ingest stores with a leaf, in the event's
+// transaction: whoever writes the store without the seal key cannot make
+// it, so the sealer seals no row that arrived another way. It binds the
+// namespace, the event's seq, the encoding version and the leaf data.
+func (k *Key) LeafMAC(namespace string, seq int64, version int, data []byte) []byte {
+	m := hmac.New(sha256.New, k.mac)
+	var buf [8]byte
+	binary.BigEndian.PutUint32(buf[:4], uint32(len(namespace)))
+	m.Write(buf[:4])
+	m.Write([]byte(namespace))
+	binary.BigEndian.PutUint64(buf[:], uint64(seq))
+	m.Write(buf[:])
+	binary.BigEndian.PutUint32(buf[:4], uint32(version))
+	m.Write(buf[:4])
+	m.Write(data)
+	return m.Sum(nil)
+}
+
+// CheckLeafMAC reports whether mac is LeafMAC's for these values.
+func (k *Key) CheckLeafMAC(namespace string, seq int64, version int, data, mac []byte) bool {
+	return hmac.Equal(mac, k.LeafMAC(namespace, seq, version, data))
+}
+
+func verifierKey(name string, seed []byte) (string, error) {
+	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(name, pub)
+	if err != nil {
+		return "", fmt.Errorf("deriving the seal key's verifier key: %w", err)
+	}
+	return vkey, nil
+}
+
+// Verifiers returns note verifiers of the listed verifier keys: after a
+// rotation, checkpoints signed by every listed key verify.
+func Verifiers(vkeys ...string) (note.Verifiers, error) {
+	vs := make([]note.Verifier, 0, len(vkeys))
+	for _, vk := range vkeys {
+		v, err := note.NewVerifier(strings.TrimSpace(vk))
+		if err != nil {
+			return nil, fmt.Errorf("reading verifier key %q: %w", vk, err)
+		}
+		vs = append(vs, v)
+	}
+	return note.VerifierList(vs...), nil
+}
