@@ -14,14 +14,15 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-
 package seal
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -279,5 +280,29 @@ func TestTreeInterop(t *testing.T) {
 	vs, _ := Verifiers(k.Verifier())
 	if got, err := Open(signed, vs); err != nil || got != cp {
 		t.Fatalf("formats' checkpoint opened as %+v, %v", got, err)
+	}
+}
+
+func TestKeyring(t *testing.T) {
+	kr, err := NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := kr.Rotate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseKeyring(rotated.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{rotated.Current.Verifier(), kr.Current.Verifier()}
+	if got := back.VerifierKeys(); !slices.Equal(got, want) {
+		t.Fatalf("verifier keys %v, want %v", got, want)
+	}
+	for _, text := range []string{"", "\n\n", "PRIVATE+KEY+x+00000000+AAAA\n", rotated.Text() + "garbage\n"} {
+		if _, err := ParseKeyring(text); err == nil {
+			t.Errorf("parsed keyring %q", text)
+		}
 	}
 }

@@ -128,3 +128,83 @@ func Verifiers(vkeys ...string) (note.Verifiers, error) {
 	}
 	return note.VerifierList(vs...), nil
 }
+
+// Keyring is the current seal key, which signs and keys new leaves' MACs,
+// and the keys it replaced, whose checkpoints and leaves still verify.
+type Keyring struct {
+	Current  *Key
+	Previous []*Key
+	// skeys are the signer keys, current first, as ParseKeyring read them.
+	skeys []string
+}
+
+// NewKeyring returns a keyring of one new key.
+func NewKeyring(rand io.Reader) (*Keyring, error) {
+	skey, err := GenerateKey(rand)
+	if err != nil {
+		return nil, err
+	}
+	return ParseKeyring(skey)
+}
+
+// ParseKeyring reads signer keys, one per line, the current one first.
+func ParseKeyring(text string) (*Keyring, error) {
+	kr := &Keyring{}
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, err := ParseKey(line)
+		if err != nil {
+			return nil, fmt.Errorf("seal key %d: %w", i+1, err)
+		}
+		if kr.Current == nil {
+			kr.Current = k
+		} else {
+			kr.Previous = append(kr.Previous, k)
+		}
+		kr.skeys = append(kr.skeys, line)
+	}
+	if kr.Current == nil {
+		return nil, fmt.Errorf("no seal key")
+	}
+	return kr, nil
+}
+
+// Text is the keyring as ParseKeyring reads it.
+func (kr *Keyring) Text() string { return strings.Join(kr.skeys, "\n") + "\n" }
+
+// Rotate returns a keyring whose current key is new and whose previous
+// keys are kr's current one, then kr's previous ones.
+func (kr *Keyring) Rotate(rand io.Reader) (*Keyring, error) {
+	skey, err := GenerateKey(rand)
+	if err != nil {
+		return nil, err
+	}
+	return ParseKeyring(skey + "\n" + kr.Text())
+}
+
+// VerifierKeys are the verifier keys of every key, current first: what is
+// published, and what a verifier accepts.
+func (kr *Keyring) VerifierKeys() []string {
+	out := []string{kr.Current.Verifier()}
+	for _, k := range kr.Previous {
+		out = append(out, k.Verifier())
+	}
+	return out
+}
+
+// CheckLeafMAC reports whether any key of the ring made mac: a leaf
+// written just before a rotation is sealed after it.
+func (kr *Keyring) CheckLeafMAC(namespace string, seq int64, version int, data, mac []byte) bool {
+	if kr.Current.CheckLeafMAC(namespace, seq, version, data, mac) {
+		return true
+	}
+	for _, k := range kr.Previous {
+		if k.CheckLeafMAC(namespace, seq, version, data, mac) {
+			return true
+		}
+	}
+	return false
+}

@@ -25,11 +25,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/auditops/auditops/internal/keyfile"
 )
 
 // Page tokens.
@@ -236,51 +235,18 @@ func readString(r *bytes.Reader) (string, error) {
 // an operator (e.g. a mounted Secret) may hold any text of at least
 // MinTokenKeySize bytes.
 func LoadOrCreateTokenKey(path string) ([]byte, error) {
-	key, err := os.ReadFile(path)
-	if err == nil {
-		if len(key) < MinTokenKeySize {
-			return nil, fmt.Errorf("token key file %s holds %d bytes, at least %d are needed", path, len(key), MinTokenKeySize)
+	key, err := keyfile.LoadOrCreate(path, func() ([]byte, error) {
+		key := make([]byte, TokenKeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, fmt.Errorf("generate token key: %w", err)
 		}
 		return key, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read token key: %w", err)
-	}
-	key = make([]byte, TokenKeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("generate token key: %w", err)
-	}
-	// Write a temporary file and hard-link it into place: the key appears
-	// whole or not at all, and a concurrent creator's key wins cleanly.
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	})
 	if err != nil {
-		return nil, fmt.Errorf("create token key: %w", err)
+		return nil, fmt.Errorf("token key: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("create token key: %w", err)
-	}
-	if _, err := tmp.Write(key); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("write token key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return nil, fmt.Errorf("write token key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("write token key: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return LoadOrCreateTokenKey(path)
-		}
-		return nil, fmt.Errorf("create token key: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if len(key) < MinTokenKeySize {
+		return nil, fmt.Errorf("token key file %s holds %d bytes, at least %d are needed", path, len(key), MinTokenKeySize)
 	}
 	return key, nil
 }

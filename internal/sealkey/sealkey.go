@@ -1,0 +1,178 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package sealkey keeps the seal keyring (spec/API.md section 6): in
+// Secret auditops-seal-key of the manager's namespace, created at first
+// start, or in a file outside a cluster (--seal-key-file); and publishes
+// its verifier keys in ConfigMap auditops-seal-verifier of the admin
+// namespace, for anyone who checks checkpoints.
+package sealkey
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/auditops/auditops/internal/keyfile"
+	"github.com/auditops/auditops/internal/seal"
+)
+
+const (
+	// SecretName holds the keyring, key KeyringKey: signer keys, one per
+	// line, the current one first.
+	SecretName = "auditops-seal-key"
+	KeyringKey = "keyring"
+	// ConfigMapName publishes the verifier keys, key VerifierKey: one per
+	// line, the current one first.
+	ConfigMapName = "auditops-seal-verifier"
+	VerifierKey   = "verifier"
+)
+
+// InCluster is where a cluster keeps the keyring and its verifier keys.
+// Its client must read Secrets uncached (the manager's does).
+type InCluster struct {
+	Client client.Client
+	// Namespace holds the Secret: the manager's.
+	Namespace string
+	// PublishNamespace holds the ConfigMap: the admin namespace.
+	PublishNamespace string
+}
+
+// Load returns the keyring, creating the Secret with a new key when it is
+// absent: replicas that start together all end up with the first one's.
+func (c InCluster) Load(ctx context.Context) (*seal.Keyring, error) {
+	var s corev1.Secret
+	err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: SecretName}, &s)
+	if apierrors.IsNotFound(err) {
+		kr, gerr := seal.NewKeyring(rand.Reader)
+		if gerr != nil {
+			return nil, gerr
+		}
+		s = corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: SecretName,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "auditops"}},
+			Type: corev1.SecretTypeOpaque,
+			Data: map[string][]byte{KeyringKey: []byte(kr.Text())},
+		}
+		err = c.Client.Create(ctx, &s)
+		if err == nil {
+			return kr, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("creating Secret %s/%s: %w", c.Namespace, SecretName, err)
+		}
+		err = c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: SecretName}, &s)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Secret %s/%s: %w", c.Namespace, SecretName, err)
+	}
+	kr, err := seal.ParseKeyring(string(s.Data[KeyringKey]))
+	if err != nil {
+		return nil, fmt.Errorf("the keyring in Secret %s/%s key %s: %w", c.Namespace, SecretName, KeyringKey, err)
+	}
+	return kr, nil
+}
+
+// Rotate makes a new current key; the old ones stay in the ring, so what
+// they signed still verifies and leaves they keyed still seal. The update
+// is optimistic: a concurrent rotation makes it fail rather than drop a key.
+func (c InCluster) Rotate(ctx context.Context) (*seal.Keyring, error) {
+	var s corev1.Secret
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: SecretName}, &s); err != nil {
+		return nil, fmt.Errorf("reading Secret %s/%s: %w", c.Namespace, SecretName, err)
+	}
+	old, err := seal.ParseKeyring(string(s.Data[KeyringKey]))
+	if err != nil {
+		return nil, fmt.Errorf("the keyring in Secret %s/%s key %s: %w", c.Namespace, SecretName, KeyringKey, err)
+	}
+	kr, err := old.Rotate(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	s.Data[KeyringKey] = []byte(kr.Text())
+	if err := c.Client.Update(ctx, &s); err != nil {
+		return nil, fmt.Errorf("rotating the key in Secret %s/%s: %w", c.Namespace, SecretName, err)
+	}
+	return kr, nil
+}
+
+// Publish writes the keyring's verifier keys into the ConfigMap, creating
+// it when absent and leaving it alone when it says so already.
+func (c InCluster) Publish(ctx context.Context, kr *seal.Keyring) error {
+	want := strings.Join(kr.VerifierKeys(), "\n") + "\n"
+	var cm corev1.ConfigMap
+	err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.PublishNamespace, Name: ConfigMapName}, &cm)
+	if apierrors.IsNotFound(err) {
+		cm = corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: c.PublishNamespace, Name: ConfigMapName,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "auditops"}},
+			Data: map[string]string{VerifierKey: want},
+		}
+		if err := c.Client.Create(ctx, &cm); err != nil {
+			return fmt.Errorf("creating ConfigMap %s/%s: %w", c.PublishNamespace, ConfigMapName, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading ConfigMap %s/%s: %w", c.PublishNamespace, ConfigMapName, err)
+	}
+	if cm.Data[VerifierKey] == want {
+		return nil
+	}
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	cm.Data[VerifierKey] = want
+	if err := c.Client.Update(ctx, &cm); err != nil {
+		return fmt.Errorf("updating ConfigMap %s/%s: %w", c.PublishNamespace, ConfigMapName, err)
+	}
+	return nil
+}
+
+// Published reads the verifier keys the ConfigMap publishes.
+func (c InCluster) Published(ctx context.Context) ([]string, error) {
+	var cm corev1.ConfigMap
+	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.PublishNamespace, Name: ConfigMapName}, &cm); err != nil {
+		return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", c.PublishNamespace, ConfigMapName, err)
+	}
+	return strings.Fields(cm.Data[VerifierKey]), nil
+}
+
+// LoadFile returns the keyring kept in the file at path (--seal-key-file),
+// creating it (mode 0600) with a new key when absent.
+func LoadFile(path string) (*seal.Keyring, error) {
+	text, err := keyfile.LoadOrCreate(path, func() ([]byte, error) {
+		kr, err := seal.NewKeyring(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(kr.Text()), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	kr, err := seal.ParseKeyring(string(text))
+	if err != nil {
+		return nil, fmt.Errorf("seal key file %s: %w", path, err)
+	}
+	return kr, nil
+}
