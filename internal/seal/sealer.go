@@ -1,0 +1,178 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package seal
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// PendingLeaf is a leaf ingest wrote that no checkpoint covers yet.
+type PendingLeaf struct {
+	Seq     int64
+	Version int
+	Data    []byte
+	MAC     []byte
+}
+
+// StoredHash is one of a log's interior hashes, by its tlog index.
+type StoredHash struct {
+	Index int64
+	Hash  tlog.Hash
+}
+
+// LogStore is what sealing needs of the store, for one namespace's log.
+type LogStore interface {
+	// Latest returns the newest checkpoint of ns; ok is false before the first.
+	Latest(ctx context.Context, ns string) (cp Checkpoint, ok bool, err error)
+	// Unsealed returns up to limit leaves of ns that no checkpoint covers,
+	// in seq order, from the first seq past after.
+	Unsealed(ctx context.Context, ns string, after int64, limit int) ([]PendingLeaf, error)
+	// ReadHashes returns the stored hashes of ns at the tlog indexes.
+	ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error)
+	// Append records, in one transaction, that the leaves of seqs are the
+	// log's entries from cp.Size-len(seqs) on, their interior hashes, and
+	// the signed checkpoint note of cp. It fails, changing nothing, when
+	// the log is no longer at cp.Size-len(seqs) (another sealer ran).
+	Append(ctx context.Context, ns string, seqs []int64, hashes []StoredHash, cp Checkpoint, note []byte) error
+}
+
+// Sealer extends namespaces' logs by the leaves ingest wrote and signs
+// their checkpoints. Only the leader runs one.
+type Sealer struct {
+	Store  LogStore
+	Keys   *Keyring
+	Origin string // the --seal-origin prefix
+	// Retention returns the retention cutoff in force (zero: none).
+	Retention func(now time.Time) time.Time
+	Now       func() time.Time
+	// Batch bounds the leaves one transaction appends (default 10,000).
+	Batch int
+}
+
+// SealResult says what one Seal did.
+type SealResult struct {
+	Checkpoint Checkpoint
+	Sealed     int
+	// Refused are seqs of leaves whose MAC no key of the ring made: a row
+	// that did not come through ingest. They stay unsealed.
+	Refused []int64
+}
+
+// Seal appends every leaf of ns that ingest wrote so far and signs a
+// checkpoint of each batch. Leaves whose MAC fails are left out.
+func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
+	batch := s.Batch
+	if batch <= 0 {
+		batch = 10000
+	}
+	prev, ok, err := s.Store.Latest(ctx, ns)
+	if err != nil {
+		return SealResult{}, fmt.Errorf("sealing %s: reading its latest checkpoint: %w", ns, err)
+	}
+	size := int64(0)
+	if ok {
+		size = prev.Size
+	}
+	res := SealResult{Checkpoint: prev}
+	var after int64 = -1 << 63
+	for {
+		leaves, err := s.Store.Unsealed(ctx, ns, after, batch)
+		if err != nil {
+			return res, fmt.Errorf("sealing %s: reading unsealed leaves: %w", ns, err)
+		}
+		if len(leaves) == 0 {
+			return res, nil
+		}
+		after = leaves[len(leaves)-1].Seq
+		// Hashes of this batch are read back while it is laid out.
+		added := map[int64]tlog.Hash{}
+		reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+			out := make([]tlog.Hash, len(indexes))
+			var need []int64
+			for _, x := range indexes {
+				if _, ok := added[x]; !ok {
+					need = append(need, x)
+				}
+			}
+			var got []tlog.Hash
+			if len(need) > 0 {
+				var err error
+				if got, err = s.Store.ReadHashes(ctx, ns, need); err != nil {
+					return nil, err
+				}
+				if len(got) != len(need) {
+					return nil, fmt.Errorf("read %d stored hashes, asked for %d", len(got), len(need))
+				}
+			}
+			j := 0
+			for i, x := range indexes {
+				if h, ok := added[x]; ok {
+					out[i] = h
+				} else {
+					out[i] = got[j]
+					j++
+				}
+			}
+			return out, nil
+		})
+		var seqs []int64
+		var hashes []StoredHash
+		for _, l := range leaves {
+			if !s.Keys.CheckLeafMAC(ns, l.Seq, l.Version, l.Data, l.MAC) {
+				res.Refused = append(res.Refused, l.Seq)
+				continue
+			}
+			n := size + int64(len(seqs))
+			hs, err := tlog.StoredHashes(n, l.Data, reader)
+			if err != nil {
+				return res, fmt.Errorf("sealing %s: hashing leaf %d: %w", ns, n, err)
+			}
+			first := tlog.StoredHashCount(n)
+			for i, h := range hs {
+				added[first+int64(i)] = h
+				hashes = append(hashes, StoredHash{Index: first + int64(i), Hash: h})
+			}
+			seqs = append(seqs, l.Seq)
+		}
+		if len(seqs) == 0 {
+			continue
+		}
+		newSize := size + int64(len(seqs))
+		root, err := tlog.TreeHash(newSize, reader)
+		if err != nil {
+			return res, fmt.Errorf("sealing %s: the root at %d: %w", ns, newSize, err)
+		}
+		now := s.Now().UTC()
+		cp := Checkpoint{Origin: Origin(s.Origin, ns), Size: newSize, Root: root, Time: now}
+		if s.Retention != nil {
+			cp.RetentionCutoff = s.Retention(now)
+		}
+		note, err := s.Keys.Current.Sign(cp)
+		if err != nil {
+			return res, err
+		}
+		if err := s.Store.Append(ctx, ns, seqs, hashes, cp, note); err != nil {
+			return res, fmt.Errorf("sealing %s at %d: %w", ns, newSize, err)
+		}
+		size, res.Checkpoint = newSize, cp
+		res.Sealed += len(seqs)
+	}
+}

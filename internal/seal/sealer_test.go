@@ -1,0 +1,207 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package seal
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// memStore is a LogStore in memory: the contract the SQL stores implement.
+type memStore struct {
+	pending map[int64]PendingLeaf
+	log     []int64 // seqs by index
+	hashes  map[int64]tlog.Hash
+	cps     []Checkpoint
+	notes   [][]byte
+	failAt  int // Append call that fails (1-based), 0: none
+	appends int
+}
+
+func newMemStore() *memStore {
+	return &memStore{pending: map[int64]PendingLeaf{}, hashes: map[int64]tlog.Hash{}}
+}
+
+func (m *memStore) Latest(context.Context, string) (Checkpoint, bool, error) {
+	if len(m.cps) == 0 {
+		return Checkpoint{}, false, nil
+	}
+	return m.cps[len(m.cps)-1], true, nil
+}
+
+func (m *memStore) Unsealed(_ context.Context, _ string, after int64, limit int) ([]PendingLeaf, error) {
+	var out []PendingLeaf
+	for _, l := range m.pending {
+		if l.Seq > after {
+			out = append(out, l)
+		}
+	}
+	slices.SortFunc(out, func(a, b PendingLeaf) int { return int(a.Seq - b.Seq) })
+	return out[:min(limit, len(out))], nil
+}
+
+func (m *memStore) ReadHashes(_ context.Context, _ string, indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		h, ok := m.hashes[x]
+		if !ok {
+			return nil, fmt.Errorf("no stored hash %d", x)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+func (m *memStore) Append(_ context.Context, _ string, seqs []int64, hashes []StoredHash, cp Checkpoint, note []byte) error {
+	m.appends++
+	if m.appends == m.failAt {
+		return errors.New("injected: the transaction failed")
+	}
+	if int64(len(m.log)+len(seqs)) != cp.Size {
+		return fmt.Errorf("log at %d, append of %d to %d", len(m.log), len(seqs), cp.Size)
+	}
+	for _, s := range seqs {
+		delete(m.pending, s)
+	}
+	m.log = append(m.log, seqs...)
+	for _, h := range hashes {
+		m.hashes[h.Index] = h.Hash
+	}
+	m.cps = append(m.cps, cp)
+	m.notes = append(m.notes, note)
+	return nil
+}
+
+func leafOf(seq int64) []byte {
+	d := LeafData(time.Unix(0, seq*1000), [32]byte{byte(seq), byte(seq >> 8)})
+	return d[:]
+}
+
+func (m *memStore) ingest(k *Key, ns string, seqs ...int64) {
+	for _, s := range seqs {
+		data := leafOf(s)
+		m.pending[s] = PendingLeaf{Seq: s, Version: EncodingV1, Data: data, MAC: k.LeafMAC(ns, s, EncodingV1, data)}
+	}
+}
+
+// wantRoot is transparency-dev/merkle's root of the leaves of seqs.
+func wantRoot(t *testing.T, seqs []int64) []byte {
+	t.Helper()
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	r := rf.NewEmptyRange(0)
+	for _, s := range seqs {
+		if err := r.Append(rfc6962.DefaultHasher.HashLeaf(leafOf(s)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := r.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func newSealer(t *testing.T, st LogStore, kr *Keyring) *Sealer {
+	t.Helper()
+	clock := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	return &Sealer{Store: st, Keys: kr, Origin: DefaultOriginPrefix, Batch: 7,
+		Now:       func() time.Time { clock = clock.Add(time.Second); return clock },
+		Retention: func(now time.Time) time.Time { return now.AddDate(0, 0, -90).Truncate(24 * time.Hour) }}
+}
+
+// TestSealer: batches of leaves become signed checkpoints whose roots are
+// the leaves' tree, each consistent with the one before; a leaf whose MAC
+// no key made (a row written with SQL) is never sealed; a failed
+// transaction changes nothing and the next run seals the same leaves.
+func TestSealer(t *testing.T) {
+	ctx := context.Background()
+	kr, err := NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intruder := newKey(t)
+	st := newMemStore()
+	st.failAt = 2
+	st.ingest(kr.Current, "team-a", 1, 2, 3, 5, 8, 9, 10, 11, 12, 13)
+	st.ingest(intruder, "team-a", 4)   // inserted with SQL, MAC made up
+	st.ingest(kr.Current, "team-b", 6) // another namespace's MAC
+	st.pending[7] = PendingLeaf{Seq: 7, Version: EncodingV1, Data: leafOf(7), MAC: make([]byte, 32)}
+	s := newSealer(t, st, kr)
+	if _, err := s.Seal(ctx, "team-a"); err == nil {
+		t.Fatal("the injected failure of the second transaction was not reported")
+	}
+	if len(st.cps) != 1 || st.cps[0].Size != 4 { // seqs 1-7 but the three refused
+		t.Fatalf("after the failure: checkpoints %+v", st.cps)
+	}
+	// Leaves made under a key since rotated out still seal.
+	rotated, err := kr.Rotate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Keys = rotated
+	st.ingest(rotated.Current, "team-a", 20, 21)
+	res, err := s.Seal(ctx, "team-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{1, 2, 3, 5, 8, 9, 10, 11, 12, 13, 20, 21}
+	if !slices.Equal(st.log, want) {
+		t.Fatalf("log %v, want %v", st.log, want)
+	}
+	if !slices.Equal(res.Refused, []int64{4, 6, 7}) {
+		t.Fatalf("refused %v, want the three leaves ingest did not make", res.Refused)
+	}
+	if got := res.Checkpoint; got.Size != int64(len(want)) || !bytes.Equal(got.Root[:], wantRoot(t, want)) {
+		t.Fatalf("last checkpoint %+v, want size %d and merkle's root", got, len(want))
+	}
+	vs, _ := Verifiers(rotated.VerifierKeys()...)
+	for i, note := range st.notes {
+		cp, err := Open(note, vs)
+		if err != nil || cp != st.cps[i] {
+			t.Fatalf("checkpoint %d: %v", i, err)
+		}
+		if cp.Origin != "auditops/team-a" || cp.RetentionCutoff.IsZero() {
+			t.Fatalf("checkpoint %d: %+v", i, cp)
+		}
+		if i == 0 {
+			continue
+		}
+		prev := st.cps[i-1]
+		p, err := tlog.ProveTree(cp.Size, prev.Size, tlog.HashReaderFunc(func(x []int64) ([]tlog.Hash, error) { return st.ReadHashes(ctx, "", x) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tlog.CheckTree(p, cp.Size, cp.Root, prev.Size, prev.Root); err != nil {
+			t.Fatalf("checkpoint %d does not extend %d: %v", cp.Size, prev.Size, err)
+		}
+	}
+	// Nothing new: nothing written.
+	n := len(st.cps)
+	if res, err := s.Seal(ctx, "team-a"); err != nil || res.Sealed != 0 || len(st.cps) != n {
+		t.Fatalf("a second run sealed %d (%v)", res.Sealed, err)
+	}
+}
