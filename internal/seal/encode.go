@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -55,8 +56,19 @@ const LeafDataSize = 8 + sha256.Size
 // is the exact bytes the store holds: re-serializing it would round a
 // number past 2^53 and let two different payloads share a digest.
 func Encode(e *store.Event) ([]byte, error) {
+	prefix, suffix, err := encodeParts(e)
+	if err != nil {
+		return nil, err
+	}
+	out := strconv.AppendInt(prefix, e.Seq, 10)
+	return append(out, suffix...), nil
+}
+
+// encodeParts returns the encoding up to seq's value and after it: seq is
+// the one member the store assigns, in its write transaction, so the
+// prefix is hashed before (Prepare) and only seq and the short suffix in it.
+func encodeParts(e *store.Event) (prefix, suffix []byte, err error) {
 	b := make([]byte, 0, 512+len(e.Principal)+len(e.Request)+len(e.Response)+len(e.PreviousState)+len(e.CurrentState))
-	var err error
 	first := true
 	member := func(name string) {
 		if !first {
@@ -103,7 +115,8 @@ func Encode(e *store.Event) ([]byte, error) {
 	raw("request", e.Request)
 	raw("response", e.Response)
 	member("seq")
-	b = strconv.AppendInt(b, e.Seq, 10)
+	prefix = b
+	b = make([]byte, 0, 128+len(e.User))
 	str("status", e.Status)
 	member("statusCode")
 	b = strconv.AppendInt(b, int64(e.StatusCode), 10)
@@ -111,9 +124,43 @@ func Encode(e *store.Event) ([]byte, error) {
 	str("user", e.User)
 	b = append(b, '}')
 	if err != nil {
-		return nil, fmt.Errorf("encoding event %d of %s: %w", e.Seq, e.Namespace, err)
+		return nil, nil, fmt.Errorf("encoding event %d of %s: %w", e.Seq, e.Namespace, err)
 	}
-	return b, nil
+	return prefix, b, nil
+}
+
+// Prepared is an event's digest up to its seq.
+type Prepared struct {
+	state  hash.Cloner
+	suffix []byte
+}
+
+// Prepare hashes e's encoding v1 up to seq, off the store's write path.
+func Prepare(e *store.Event) (*Prepared, error) {
+	prefix, suffix, err := encodeParts(e)
+	if err != nil {
+		return nil, err
+	}
+	h, ok := sha256.New().(hash.Cloner)
+	if !ok {
+		return nil, errors.New("crypto/sha256 cannot clone its state")
+	}
+	h.Write(prefix)
+	return &Prepared{state: h, suffix: suffix}, nil
+}
+
+// Digest is Digest(e, EncodingV1) of the prepared event stored as seq.
+func (p *Prepared) Digest(seq int64) [sha256.Size]byte {
+	c, err := p.state.Clone()
+	if err != nil {
+		panic(fmt.Sprintf("cloning a sha256 state: %v", err)) // sha256's Clone does not fail
+	}
+	var buf [20]byte
+	c.Write(strconv.AppendInt(buf[:0], seq, 10))
+	c.Write(p.suffix)
+	var d [sha256.Size]byte
+	c.Sum(d[:0])
+	return d
 }
 
 // errInvalidUTF8 is refused: RFC 8785 serializes strings as UTF-8, and a

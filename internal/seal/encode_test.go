@@ -193,3 +193,40 @@ func newKey(t *testing.T) *Key {
 	}
 	return k
 }
+
+// TestPrepared: a digest prepared before seq is known equals Digest.
+func TestPrepared(t *testing.T) {
+	e := goldenEvent()
+	p, err := Prepare(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []int64{0, 1, 42, 1 << 40, -1} {
+		e.Seq = seq
+		want, err := Digest(&e, EncodingV1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Digest(seq); got != want {
+			t.Fatalf("seq %d: prepared digest %x, want %x", seq, got, want)
+		}
+	}
+}
+
+func BenchmarkDigest(b *testing.B) {
+	e := goldenEvent()
+	e.Request = json.RawMessage(`{"kind":"ConfigMap","data":{"k":"` + strings.Repeat("v", 1500) + `"}}`)
+	b.Run("whole", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Digest(&e, EncodingV1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	p, _ := Prepare(&e)
+	b.Run("after prepare", func(b *testing.B) {
+		for b.Loop() {
+			p.Digest(42)
+		}
+	})
+}
