@@ -25,8 +25,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/auditops/auditops/internal/store"
 )
 
 // KeyName is the name in the seal key's verifier key
@@ -207,4 +210,31 @@ func (kr *Keyring) CheckLeafMAC(namespace string, seq int64, version int, data, 
 		}
 	}
 	return false
+}
+
+// LeafMaker makes the leaves ingest stores (store.Options.Leaves) with the
+// ring's current key.
+type LeafMaker struct{ Keys *Keyring }
+
+var _ store.LeafMaker = LeafMaker{}
+
+// Prepare implements store.LeafMaker.
+func (m LeafMaker) Prepare(e *store.Event) (store.PreparedLeaf, error) {
+	p, err := Prepare(e)
+	if err != nil {
+		return nil, err
+	}
+	return preparedLeaf{p: p, key: m.Keys.Current, ns: e.Namespace, t: e.Time}, nil
+}
+
+type preparedLeaf struct {
+	p   *Prepared
+	key *Key
+	ns  string
+	t   time.Time
+}
+
+func (l preparedLeaf) Leaf(seq int64) (int, []byte, []byte) {
+	d := LeafData(l.t, l.p.Digest(seq))
+	return EncodingV1, d[:], l.key.LeafMAC(l.ns, seq, EncodingV1, d[:])
 }

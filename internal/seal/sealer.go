@@ -18,6 +18,7 @@ package seal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -40,8 +41,11 @@ type StoredHash struct {
 
 // LogStore is what sealing needs of the store, for one namespace's log.
 type LogStore interface {
-	// Latest returns the newest checkpoint of ns; ok is false before the first.
-	Latest(ctx context.Context, ns string) (cp Checkpoint, ok bool, err error)
+	// UnsealedNamespaces returns the namespaces that have leaves no
+	// checkpoint covers.
+	UnsealedNamespaces(ctx context.Context) ([]string, error)
+	// LogSize returns the size of ns's newest checkpoint (0 before the first).
+	LogSize(ctx context.Context, ns string) (int64, error)
 	// Unsealed returns up to limit leaves of ns that no checkpoint covers,
 	// in seq order, from the first seq past after.
 	Unsealed(ctx context.Context, ns string, after int64, limit int) ([]PendingLeaf, error)
@@ -69,6 +73,7 @@ type Sealer struct {
 
 // SealResult says what one Seal did.
 type SealResult struct {
+	// Checkpoint is the last one Seal signed (zero: none).
 	Checkpoint Checkpoint
 	Sealed     int
 	// Refused are seqs of leaves whose MAC no key of the ring made: a row
@@ -83,15 +88,11 @@ func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
 	if batch <= 0 {
 		batch = 10000
 	}
-	prev, ok, err := s.Store.Latest(ctx, ns)
+	size, err := s.Store.LogSize(ctx, ns)
 	if err != nil {
-		return SealResult{}, fmt.Errorf("sealing %s: reading its latest checkpoint: %w", ns, err)
+		return SealResult{}, fmt.Errorf("sealing %s: reading its log's size: %w", ns, err)
 	}
-	size := int64(0)
-	if ok {
-		size = prev.Size
-	}
-	res := SealResult{Checkpoint: prev}
+	var res SealResult
 	var after int64 = -1 << 63
 	for {
 		leaves, err := s.Store.Unsealed(ctx, ns, after, batch)
@@ -175,4 +176,49 @@ func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
 		size, res.Checkpoint = newSize, cp
 		res.Sealed += len(seqs)
 	}
+}
+
+// SealAll seals every namespace with unsealed leaves; it goes on past a
+// namespace that fails and returns the errors together.
+func (s *Sealer) SealAll(ctx context.Context) (map[string]SealResult, error) {
+	nss, err := s.Store.UnsealedNamespaces(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sealing: listing namespaces with unsealed leaves: %w", err)
+	}
+	out := make(map[string]SealResult, len(nss))
+	var errs []error
+	for _, ns := range nss {
+		res, err := s.Seal(ctx, ns)
+		out[ns] = res
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// Leaf is a sealed leaf of a namespace's log.
+type Leaf struct {
+	Index, Seq int64
+	// ID is the event's id; empty when retention deleted the event.
+	ID      string
+	Version int
+	Data    []byte
+}
+
+// StoredCheckpoint is a signed checkpoint note as the store keeps it.
+type StoredCheckpoint struct {
+	Size int64
+	Note []byte
+}
+
+// LogReader is what the API, reports and verify read of the logs.
+type LogReader interface {
+	// Leaves returns the sealed leaves of ns with indexes in [start, end).
+	Leaves(ctx context.Context, ns string, start, end int64) ([]Leaf, error)
+	// Checkpoints returns up to limit checkpoints of ns, newest first,
+	// those of size below before only when before > 0.
+	Checkpoints(ctx context.Context, ns string, before int64, limit int) ([]StoredCheckpoint, error)
+	// ReadHashes returns the stored hashes of ns at the tlog indexes.
+	ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error)
 }

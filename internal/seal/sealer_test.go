@@ -46,12 +46,14 @@ func newMemStore() *memStore {
 	return &memStore{pending: map[int64]PendingLeaf{}, hashes: map[int64]tlog.Hash{}}
 }
 
-func (m *memStore) Latest(context.Context, string) (Checkpoint, bool, error) {
-	if len(m.cps) == 0 {
-		return Checkpoint{}, false, nil
+func (m *memStore) UnsealedNamespaces(context.Context) ([]string, error) {
+	if len(m.pending) == 0 {
+		return nil, nil
 	}
-	return m.cps[len(m.cps)-1], true, nil
+	return []string{"team-a"}, nil
 }
+
+func (m *memStore) LogSize(context.Context, string) (int64, error) { return int64(len(m.log)), nil }
 
 func (m *memStore) Unsealed(_ context.Context, _ string, after int64, limit int) ([]PendingLeaf, error) {
 	var out []PendingLeaf

@@ -60,6 +60,25 @@ type Options struct {
 	// insert looks an id up in each partition's index, and at a month of
 	// days that cost 40% of webhook ingest (bench/README.md).
 	DayPartitions bool
+	// Leaves, when set, makes the tamper-evidence leaf of every event
+	// Insert stores, in the event's transaction (spec/API.md 6): the
+	// manager passes seal.LeafMaker with its seal keyring. Nil stores no
+	// leaves (sealing off).
+	Leaves LeafMaker
+}
+
+// LeafMaker makes an event's leaf of the tamper-evident log. The store
+// calls Prepare before its write transaction, off the single writer's
+// time, and Leaf inside it, once the event's seq is assigned.
+type LeafMaker interface {
+	Prepare(e *Event) (PreparedLeaf, error)
+}
+
+// PreparedLeaf is an event's leaf up to its seq.
+type PreparedLeaf interface {
+	// Leaf returns the leaf of the event stored as seq: its encoding
+	// version, data (time and digest) and MAC.
+	Leaf(seq int64) (version int, data, mac []byte)
 }
 
 // WithDefaults returns o with every zero field set to its default.

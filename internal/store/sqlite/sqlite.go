@@ -63,6 +63,8 @@ type Store struct {
 	reader sqlstore.Reader
 	insert *sql.Stmt
 	reused *sql.Stmt
+	// insertLeaf writes an event's leaf (opts.Leaves set).
+	insertLeaf *sql.Stmt
 	health *store.WriteHealth
 	// beforeInsert, when set, runs inside each insert transaction: tests
 	// cause the faults they cannot cause otherwise (a panic) with it.
@@ -164,6 +166,11 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		s.Close()
 		return nil, s.wrap("prepare insert", err)
 	}
+	s.insertLeaf, err = w.PrepareContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac) VALUES (?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		s.Close()
+		return nil, s.wrap("prepare insert", err)
+	}
 	// Which of a group's stored events reuse the id of an older one: one
 	// statement per group, over a JSON array of [namespace, id_hash, id,
 	// seq], each an index seek that stops at the first older event (a
@@ -252,12 +259,23 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 
 // read runs fn in a read transaction: one snapshot of the database.
 func (s *Store) read(ctx context.Context, op string, fn func(q sqlstore.Queryer) error) error {
+	return s.readTx(ctx, op, func(tx sqlQueryer) error { return fn(queryer{tx.(*sql.Tx)}) })
+}
+
+// sqlQueryer is what reads need of a *sql.Tx.
+type sqlQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// readTx runs fn in a read transaction of the database/sql API.
+func (s *Store) readTx(ctx context.Context, op string, fn func(tx sqlQueryer) error) error {
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return s.wrap(op, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only: nothing to undo
-	if err := fn(queryer{tx}); err != nil {
+	if err := fn(tx); err != nil {
 		return s.wrap(op, err)
 	}
 	return nil
@@ -327,21 +345,34 @@ type insertReq struct {
 	// the single writer's time is the store's throughput.
 	keys   []eventKey
 	probes [][]byte
+	// leaves are the events' leaves up to seq (opts.Leaves set), else nil.
+	leaves []store.PreparedLeaf
 	res    store.InsertResult
 	err    error
 	done   chan struct{}
 }
 
-// newInsertReq makes the request of a normalized batch, with its keys.
-func newInsertReq(ctx context.Context, events []store.Event) *insertReq {
+// newInsertReq makes the request of a normalized batch, with its keys and,
+// when the store makes leaves, their leaves up to seq.
+func newInsertReq(ctx context.Context, events []store.Event, leaves store.LeafMaker) (*insertReq, error) {
 	req := &insertReq{ctx: ctx, events: events, keys: make([]eventKey, len(events)), probes: make([][]byte, len(events)), done: make(chan struct{})}
+	if leaves != nil {
+		req.leaves = make([]store.PreparedLeaf, len(events))
+	}
 	for i := range events {
 		e := &events[i]
 		k := &req.keys[i]
 		k.idHash, k.content = store.IDHash(e.ID), store.ContentHash(e)
 		req.probes[i] = appendProbeStart(nil, e.Namespace, k.idHash, e.ID)
+		if leaves != nil {
+			l, err := leaves.Prepare(e)
+			if err != nil {
+				return nil, fmt.Errorf("event %d (id %q): %w: %w", i, e.ID, store.ErrInvalidEvent, err)
+			}
+			req.leaves[i] = l
+		}
 	}
-	return req
+	return req, nil
 }
 
 // Insert implements store.Store.
@@ -360,7 +391,10 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
-	req := newInsertReq(ctx, norm)
+	req, err := newInsertReq(ctx, norm, s.opts.Leaves)
+	if err != nil {
+		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
+	}
 	s.gmu.Lock()
 	if len(s.pending) > 0 && s.queued+len(norm) > maxQueuedEvents {
 		queued := s.queued
@@ -522,6 +556,12 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 					req.res.Duplicates++
 					continue
 				}
+				if req.leaves != nil {
+					v, data, mac := req.leaves[i].Leaf(next)
+					if _, err := tx.StmtContext(ctx, s.insertLeaf).ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac); err != nil {
+						return fmt.Errorf("the leaf of event %d (id %q): %w", i, e.ID, err)
+					}
+				}
 				if len(owners) > 0 {
 					probe = append(probe, ',')
 				}
@@ -679,7 +719,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements store.Store.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insert, s.reused} {
+	for _, st := range []*sql.Stmt{s.insert, s.reused, s.insertLeaf} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -19,6 +19,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
 	"github.com/auditops/auditops/internal/store/storetest"
@@ -38,7 +40,12 @@ var testKey = bytes.Repeat([]byte("k"), 32)
 
 func newStore(t testing.TB) *Store {
 	t.Helper()
-	s, err := New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), store.Options{TokenKey: testKey})
+	return newStoreWith(t, store.Options{TokenKey: testKey})
+}
+
+func newStoreWith(t testing.TB, opts store.Options) *Store {
+	t.Helper()
+	s, err := New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -48,6 +55,12 @@ func newStore(t testing.TB) *Store {
 		}
 	})
 	return s
+}
+
+func TestSealing(t *testing.T) {
+	storetest.RunSealing(t, func(t *testing.T, leaves store.LeafMaker) storetest.SealingStore {
+		return newStoreWith(t, store.Options{TokenKey: testKey, Leaves: leaves})
+	})
 }
 
 func TestConformance(t *testing.T) {
@@ -236,7 +249,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 3 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 4 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -348,10 +361,13 @@ func TestGroupFailureFailsOnlyItsRequest(t *testing.T) {
 	mustInsert(ev("stored", 1))
 	bad := ev("bad", 3)
 	bad.Status = "neither" // not normalized: the CHECK constraint refuses it
-	reqs := []*insertReq{
-		newInsertReq(t.Context(), []store.Event{ev("a", 2), ev("stored", 1)}),
-		newInsertReq(t.Context(), []store.Event{ev("b", 3), bad}),
-		newInsertReq(t.Context(), []store.Event{ev("c", 4), ev("c", 4)}),
+	var reqs []*insertReq
+	for _, batch := range [][]store.Event{{ev("a", 2), ev("stored", 1)}, {ev("b", 3), bad}, {ev("c", 4), ev("c", 4)}} {
+		req, err := newInsertReq(t.Context(), batch, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, req)
 	}
 	s.insertGroup(ctx, reqs)
 	want := []struct {
@@ -566,4 +582,49 @@ func TestPageBytes(t *testing.T) {
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	})
+}
+
+// TestSealerRefusesRowsWrittenWithSQL does to a real database file what an
+// intruder with write access but no seal key can: an event and a leaf
+// inserted with SQL (the MAC made up, or copied from another event's
+// leaf). The sealer never seals them; ingest's own leaves seal.
+func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
+	ctx := t.Context()
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	if _, err := s.Insert(ctx, []store.Event{{ID: "real", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at}}); err != nil {
+		t.Fatal(err)
+	}
+	var realMAC []byte
+	if err := s.r.QueryRowContext(ctx, "SELECT mac FROM leaves WHERE namespace = 'team-a'").Scan(&realMAC); err != nil {
+		t.Fatal(err)
+	}
+	forged := store.Event{ID: "forged", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Second), Seq: 100}
+	d, err := seal.Digest(&forged, seal.EncodingV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := seal.LeafData(forged.Time, d)
+	for seq, mac := range map[int64][]byte{100: make([]byte, 32), 101: realMAC} {
+		if _, err := s.w.ExecContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac) VALUES ('team-a', ?, ?, 1, ?, ?)",
+			forged.Time.UnixNano(), seq, data[:], mac); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+	res, err := sealer.Seal(ctx, "team-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Sealed != 1 || !slices.Equal(res.Refused, []int64{100, 101}) {
+		t.Fatalf("sealed %d, refused %v: want the ingested event sealed and both forged leaves refused", res.Sealed, res.Refused)
+	}
+	leaves, err := s.Leaves(ctx, "team-a", 0, 10)
+	if err != nil || len(leaves) != 1 || leaves[0].ID != "real" {
+		t.Fatalf("the log holds %+v (%v)", leaves, err)
+	}
 }

@@ -1,0 +1,231 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditops/auditops/internal/seal"
+)
+
+var _ seal.LogStore = (*Store)(nil)
+
+// UnsealedNamespaces implements seal.LogStore.
+func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.readTx(ctx, "unsealed namespaces", func(db sqlQueryer) error {
+		rows, err := db.QueryContext(ctx, "SELECT DISTINCT namespace FROM leaves INDEXED BY leaves_unsealed WHERE idx IS NULL ORDER BY namespace")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ns string
+			if err := rows.Scan(&ns); err != nil {
+				return err
+			}
+			out = append(out, ns)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// LogSize implements seal.LogStore.
+func (s *Store) LogSize(ctx context.Context, ns string) (int64, error) {
+	var size int64
+	err := s.readTx(ctx, "log size", func(db sqlQueryer) error {
+		return logSize(ctx, db, ns, &size)
+	})
+	return size, err
+}
+
+func logSize(ctx context.Context, db sqlQueryer, ns string, size *int64) error {
+	return db.QueryRowContext(ctx, "SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = ?", ns).Scan(size)
+}
+
+// Unsealed implements seal.LogStore.
+func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
+	var out []seal.PendingLeaf
+	err := s.readTx(ctx, "unsealed leaves", func(db sqlQueryer) error {
+		rows, err := db.QueryContext(ctx, "SELECT seq, version, data, mac FROM leaves INDEXED BY leaves_unsealed"+
+			" WHERE namespace = ? AND idx IS NULL AND seq > ? ORDER BY seq LIMIT ?", ns, after, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var l seal.PendingLeaf
+			if err := rows.Scan(&l.Seq, &l.Version, &l.Data, &l.MAC); err != nil {
+				return err
+			}
+			out = append(out, l)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// ReadHashes implements seal.LogStore.
+func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	err := s.readTx(ctx, "tree hashes", func(db sqlQueryer) error {
+		return readHashes(ctx, db, ns, indexes, out)
+	})
+	return out, err
+}
+
+func readHashes(ctx context.Context, db sqlQueryer, ns string, indexes []int64, out []tlog.Hash) error {
+	if len(indexes) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(indexes)+1)
+	args = append(args, ns)
+	for _, x := range indexes {
+		args = append(args, x)
+	}
+	rows, err := db.QueryContext(ctx, "SELECT id, hash FROM tree_hashes WHERE namespace = ? AND id IN (?"+
+		strings.Repeat(", ?", len(indexes)-1)+")", args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	got := make(map[int64]tlog.Hash, len(indexes))
+	for rows.Next() {
+		var id int64
+		var h []byte
+		if err := rows.Scan(&id, &h); err != nil {
+			return err
+		}
+		if len(h) != len(tlog.Hash{}) {
+			return fmt.Errorf("tree hash %d of %s has %d bytes", id, ns, len(h))
+		}
+		got[id] = tlog.Hash(h)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, x := range indexes {
+		h, ok := got[x]
+		if !ok {
+			return fmt.Errorf("tree hash %d of %s is not stored", x, ns)
+		}
+		out[i] = h
+	}
+	return nil
+}
+
+// Append implements seal.LogStore.
+func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []seal.StoredHash, cp seal.Checkpoint, note []byte) error {
+	return s.write(ctx, "seal", func(tx *sql.Tx) error {
+		var size int64
+		if err := logSize(ctx, tx, ns, &size); err != nil {
+			return err
+		}
+		from := cp.Size - int64(len(seqs))
+		if size != from {
+			return fmt.Errorf("the log of %s is at %d, not %d: another sealer ran", ns, size, from)
+		}
+		setIdx, err := tx.PrepareContext(ctx, "UPDATE leaves SET idx = ? WHERE namespace = ? AND seq = ? AND idx IS NULL")
+		if err != nil {
+			return err
+		}
+		defer setIdx.Close()
+		for i, seq := range seqs {
+			r, err := setIdx.ExecContext(ctx, from+int64(i), ns, seq)
+			if err != nil {
+				return err
+			}
+			if n, err := r.RowsAffected(); err != nil || n != 1 {
+				return fmt.Errorf("the leaf of event %d of %s is gone or sealed already (%d rows, %v)", seq, ns, n, err)
+			}
+		}
+		addHash, err := tx.PrepareContext(ctx, "INSERT INTO tree_hashes (namespace, id, hash) VALUES (?, ?, ?)")
+		if err != nil {
+			return err
+		}
+		defer addHash.Close()
+		for _, h := range hashes {
+			if _, err := addHash.ExecContext(ctx, ns, h.Index, h.Hash[:]); err != nil {
+				return err
+			}
+		}
+		var cut int64
+		if !cp.RetentionCutoff.IsZero() {
+			cut = cp.RetentionCutoff.UnixNano()
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO checkpoints (namespace, size, root, sealed_at, retention_cut, note) VALUES (?, ?, ?, ?, ?, ?)",
+			ns, cp.Size, cp.Root[:], cp.Time.UnixNano(), cut, string(note))
+		return err
+	})
+}
+
+var _ seal.LogReader = (*Store)(nil)
+
+// Leaves implements seal.LogReader.
+func (s *Store) Leaves(ctx context.Context, ns string, start, end int64) ([]seal.Leaf, error) {
+	var out []seal.Leaf
+	err := s.readTx(ctx, "leaves", func(db sqlQueryer) error {
+		rows, err := db.QueryContext(ctx, "SELECT l.idx, l.seq, coalesce(e.id, ''), l.version, l.data FROM leaves AS l INDEXED BY leaves_by_index"+
+			" LEFT JOIN events AS e ON e.namespace = l.namespace AND e.ts = l.ts AND e.seq = l.seq"+
+			" WHERE l.namespace = ? AND l.idx >= ? AND l.idx < ? ORDER BY l.idx", ns, start, end)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var l seal.Leaf
+			if err := rows.Scan(&l.Index, &l.Seq, &l.ID, &l.Version, &l.Data); err != nil {
+				return err
+			}
+			out = append(out, l)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// Checkpoints implements seal.LogReader.
+func (s *Store) Checkpoints(ctx context.Context, ns string, before int64, limit int) ([]seal.StoredCheckpoint, error) {
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	var out []seal.StoredCheckpoint
+	err := s.readTx(ctx, "checkpoints", func(db sqlQueryer) error {
+		rows, err := db.QueryContext(ctx, "SELECT size, note FROM checkpoints WHERE namespace = ? AND size < ? ORDER BY size DESC LIMIT ?", ns, before, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c seal.StoredCheckpoint
+			var note string
+			if err := rows.Scan(&c.Size, &note); err != nil {
+				return err
+			}
+			c.Note = []byte(note)
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	return out, err
+}

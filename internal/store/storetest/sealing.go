@@ -1,0 +1,148 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package storetest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store"
+)
+
+// SealingStore is a store that keeps the tamper-evident logs.
+type SealingStore interface {
+	store.Store
+	seal.LogStore
+	seal.LogReader
+}
+
+// RunSealing checks a store's side of spec/API.md section 6: newStore
+// returns a new, empty store that makes leaves with leaves.
+func RunSealing(t *testing.T, newStore func(t *testing.T, leaves store.LeafMaker) SealingStore) {
+	t.Run("LeavesSealedAndVerified", func(t *testing.T) {
+		kr, err := seal.NewKeyring(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newStore(t, seal.LeafMaker{Keys: kr})
+		payload := func(e *store.Event) {
+			e.Request = json.RawMessage(`{"n": 12345678901234567890123, "s":"é\n"}`)
+			e.Error = nil
+		}
+		batch := []store.Event{
+			ev("team-a", "a1", t0, payload), ev("team-a", "a2", t0.Add(time.Second), failed),
+			ev("team-a", "a3", t0.Add(2*time.Second)), ev("team-b", "b1", t0),
+			ev("team-a", "a4", t0.Add(3*time.Second), user("bob")), ev("team-a", "a5", t0.Add(4*time.Second)),
+		}
+		mustInsert(t, s, batch...)
+		if res := mustInsert(t, s, batch...); res.Duplicates != len(batch) {
+			t.Fatalf("a re-sent batch: %+v", res)
+		}
+		// A reused id with other content is an event of its own, with a leaf.
+		mustInsert(t, s, ev("team-a", "a1", t0.Add(5*time.Second), user("mallory")))
+
+		sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Batch: 4, Now: time.Now}
+		res, err := sealer.SealAll(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res["team-a"].Sealed != 6 || res["team-b"].Sealed != 1 || len(res["team-a"].Refused) != 0 {
+			t.Fatalf("sealed %+v", res)
+		}
+		if again, err := sealer.SealAll(t.Context()); err != nil || len(again) != 0 {
+			t.Fatalf("a second run: %+v, %v", again, err)
+		}
+
+		events := map[int64]store.Event{}
+		for _, e := range walk(t, s, all("team-a")) {
+			events[e.Seq] = e
+		}
+		leaves, err := s.Leaves(t.Context(), "team-a", 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(leaves) != 6 {
+			t.Fatalf("%d leaves of team-a, want 6", len(leaves))
+		}
+		rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+		cr := rf.NewEmptyRange(0)
+		for i, l := range leaves {
+			e, ok := events[l.Seq]
+			if l.Index != int64(i) || !ok || l.ID != e.ID {
+				t.Fatalf("leaf %d: %+v (event %v)", i, l, ok)
+			}
+			// The event as read back gives the digest ingest sealed.
+			d, err := seal.Digest(&e, l.Version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := seal.LeafData(e.Time, d); !bytes.Equal(l.Data, want[:]) {
+				t.Fatalf("leaf %d (seq %d): data %x, the event read back gives %x", i, l.Seq, l.Data, want)
+			}
+			if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(l.Data), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root, _ := cr.GetRootHash(nil)
+		cps, err := s.Checkpoints(t.Context(), "team-a", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cps) != 2 || cps[0].Size != 6 || cps[1].Size != 4 {
+			t.Fatalf("checkpoints of team-a: %+v, want sizes 6 and 4 (batches of 4)", cps)
+		}
+		vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+		cp, err := seal.Open(cps[0].Note, vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := tlog.TreeHash(6, tlog.HashReaderFunc(func(x []int64) ([]tlog.Hash, error) { return s.ReadHashes(t.Context(), "team-a", x) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(cp.Root[:], root) || stored != cp.Root || cp.Origin != "auditops/team-a" {
+			t.Fatalf("checkpoint %+v: root %x; the leaves give %x, the stored hashes %x", cp, cp.Root, root, stored)
+		}
+		if older, err := s.Checkpoints(t.Context(), "team-a", 6, 10); err != nil || len(older) != 1 || older[0].Size != 4 {
+			t.Fatalf("checkpoints before 6: %+v, %v", older, err)
+		}
+
+		// Retention deletes events, never leaves.
+		if _, err := s.DeleteBefore(t.Context(), t0.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		leaves, err = s.Leaves(t.Context(), "team-a", 0, 100)
+		if err != nil || len(leaves) != 6 || leaves[0].ID != "" {
+			t.Fatalf("after retention: %d leaves, %v: %+v", len(leaves), err, leaves)
+		}
+	})
+	t.Run("NoLeavesWithoutKey", func(t *testing.T) {
+		s := newStore(t, nil)
+		mustInsert(t, s, ev("team-a", "a1", t0))
+		if nss, err := s.UnsealedNamespaces(t.Context()); err != nil || len(nss) != 0 {
+			t.Fatalf("unsealed namespaces %v, %v", nss, err)
+		}
+	})
+}
