@@ -65,7 +65,7 @@ type Store struct {
 	reused *sql.Stmt
 	// insertLeaf writes an event's leaf (opts.Leaves set).
 	insertLeaf *sql.Stmt
-	health *store.WriteHealth
+	health     *store.WriteHealth
 	// beforeInsert, when set, runs inside each insert transaction: tests
 	// cause the faults they cannot cause otherwise (a panic) with it.
 	beforeInsert func([]*insertReq)
