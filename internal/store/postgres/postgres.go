@@ -268,7 +268,7 @@ FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::te
        message, error, principal, request, response, previous_state, current_state, id_hash, content_hash, ord)
 ORDER BY ord
 ON CONFLICT (` + sqlstore.ContentKeyColumns + `) DO NOTHING
-RETURNING namespace, id, id_hash`
+RETURNING namespace, id, id_hash, seq, ts, content_hash`
 
 // reusedSQL finds, among the (namespace, id) of the events a batch stored,
 // those that more events hold than the batch stored: each of the batch's
@@ -302,19 +302,40 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
+	leaves, err := prepareLeaves(s.opts.Leaves, norm)
+	if err != nil {
+		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
+	}
 	end := s.health.Begin()
 	defer func() { end(err) }()
 	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		cols := copyColumns
+		var seqs []int64
+		if leaves != nil {
+			// A leaf's digest covers seq: the batch takes its seqs first.
+			if seqs, err = reserveSeqs(ctx, tx, len(norm)); err != nil {
+				return err
+			}
+			cols = append([]string{"seq"}, copyColumns...)
+		}
 		next := 0
-		copied, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromFunc(func() ([]any, error) {
+		copied, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, cols, pgx.CopyFromFunc(func() ([]any, error) {
 			if next == len(norm) {
 				return nil, nil
 			}
 			next++
+			if seqs != nil {
+				return append([]any{seqs[next-1]}, sqlstore.InsertValues(&norm[next-1])...), nil
+			}
 			return sqlstore.InsertValues(&norm[next-1]), nil
 		}))
 		if err != nil {
 			return err
+		}
+		if leaves != nil {
+			if err := writeLeaves(ctx, tx, norm, leaves, seqs, nil); err != nil {
+				return err
+			}
 		}
 		res = store.InsertResult{Inserted: int(copied), Duplicates: len(norm) - int(copied)}
 		refs := make([]stored, len(norm))
@@ -327,8 +348,8 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 	switch {
 	case err == nil:
 		return res, nil
-	case errors.As(err, &pe) && pe.Code == "23505":
-		return s.insertSkippingDuplicates(ctx, norm)
+	case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName != "leaves":
+		return s.insertSkippingDuplicates(ctx, norm, leaves)
 	default:
 		return store.InsertResult{}, err
 	}
@@ -375,7 +396,7 @@ func countReused(ctx context.Context, tx pgx.Tx, refs []stored, res *store.Inser
 // insertSkippingDuplicates writes a normalized batch as one INSERT ...
 // SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING: events whose content
 // is stored, or repeated in the batch, are skipped.
-func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Event) (store.InsertResult, error) {
+func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Event, leaves []store.PreparedLeaf) (store.InsertResult, error) {
 	n := len(events)
 	var (
 		ns, id, usr, api, status, cat, method, kind, eid, dev, cert, issuer, details, msg = make([]string, n),
@@ -404,17 +425,42 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 			return err
 		}
 		var refs []stored
+		// Which event of the batch each stored row is, by its content key
+		// (a batch that holds one event twice stores the first).
+		var which map[contentKey]int
+		var storedAt, seqs []int64
+		if leaves != nil {
+			which = make(map[contentKey]int, n)
+			for i := n - 1; i >= 0; i-- {
+				which[contentKey{ns[i], ts[i], string(content[i])}] = i
+			}
+		}
 		for rows.Next() {
 			var r stored
-			if err := rows.Scan(&r.ns, &r.id, &r.idh); err != nil {
+			var seq, rts int64
+			var ch []byte
+			if err := rows.Scan(&r.ns, &r.id, &r.idh, &seq, &rts, &ch); err != nil {
 				rows.Close()
 				return err
 			}
 			refs = append(refs, r)
+			if leaves != nil {
+				i, ok := which[contentKey{r.ns, rts, string(ch)}]
+				if !ok {
+					rows.Close()
+					return fmt.Errorf("a stored row (%s, %q) is not of the batch", r.ns, r.id)
+				}
+				storedAt, seqs = append(storedAt, int64(i)), append(seqs, seq)
+			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
+		}
+		if leaves != nil {
+			if err := writeLeaves(ctx, tx, events, leaves, seqs, storedAt); err != nil {
+				return err
+			}
 		}
 		res = store.InsertResult{Inserted: len(refs), Duplicates: n - len(refs)}
 		return countReused(ctx, tx, refs, &res)
@@ -423,6 +469,62 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 		return store.InsertResult{}, err
 	}
 	return res, nil
+}
+
+// contentKey is the unique key of a stored event.
+type contentKey struct {
+	ns      string
+	ts      int64
+	content string
+}
+
+// prepareLeaves prepares the leaves of a normalized batch, off the
+// transaction; nil when the store makes none.
+func prepareLeaves(m store.LeafMaker, events []store.Event) ([]store.PreparedLeaf, error) {
+	if m == nil {
+		return nil, nil
+	}
+	out := make([]store.PreparedLeaf, len(events))
+	for i := range events {
+		l, err := m.Prepare(&events[i])
+		if err != nil {
+			return nil, fmt.Errorf("event %d (id %q): %w: %w", i, events[i].ID, store.ErrInvalidEvent, err)
+		}
+		out[i] = l
+	}
+	return out, nil
+}
+
+// reserveSeqs takes n seqs from the events identity's sequence, in order.
+func reserveSeqs(ctx context.Context, tx pgx.Tx, n int) ([]int64, error) {
+	var seqs []int64
+	if err := tx.QueryRow(ctx, "SELECT array_agg(v ORDER BY v) FROM (SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS v FROM generate_series(1, $1)) AS s", n).Scan(&seqs); err != nil {
+		return nil, fmt.Errorf("reserving %d seqs: %w", n, err)
+	}
+	return seqs, nil
+}
+
+// writeLeaves COPYs the leaves of the stored events: event which[i] (i
+// when which is nil) stored as seqs[i].
+func writeLeaves(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []store.PreparedLeaf, seqs, which []int64) error {
+	next := 0
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac"}, pgx.CopyFromFunc(func() ([]any, error) {
+		if next == len(seqs) {
+			return nil, nil
+		}
+		i := next
+		if which != nil {
+			i = int(which[next])
+		}
+		e := &events[i]
+		v, data, mac := leaves[i].Leaf(seqs[next])
+		next++
+		return []any{e.Namespace, e.Time.UnixNano(), seqs[next-1], int16(v), data, mac}, nil
+	}))
+	if err != nil {
+		return fmt.Errorf("writing leaves: %w", err)
+	}
+	return nil
 }
 
 // nilIfEmpty stores an empty JSON value as NULL, as sqlstore.InsertValues does.

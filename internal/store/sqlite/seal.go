@@ -25,6 +25,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store/internal/sqlstore"
 )
 
 var _ seal.LogStore = (*Store)(nil)
@@ -109,29 +110,7 @@ func readHashes(ctx context.Context, db sqlQueryer, ns string, indexes []int64, 
 		return err
 	}
 	defer rows.Close()
-	got := make(map[int64]tlog.Hash, len(indexes))
-	for rows.Next() {
-		var id int64
-		var h []byte
-		if err := rows.Scan(&id, &h); err != nil {
-			return err
-		}
-		if len(h) != len(tlog.Hash{}) {
-			return fmt.Errorf("tree hash %d of %s has %d bytes", id, ns, len(h))
-		}
-		got[id] = tlog.Hash(h)
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for i, x := range indexes {
-		h, ok := got[x]
-		if !ok {
-			return fmt.Errorf("tree hash %d of %s is not stored", x, ns)
-		}
-		out[i] = h
-	}
-	return nil
+	return sqlstore.ScanTreeHashes(rows, ns, indexes, out)
 }
 
 // Append implements seal.LogStore.

@@ -67,6 +67,15 @@ func TestConformance(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T) store.Store { return newStore(t) })
 	})
+	t.Run("sqlite with leaves", func(t *testing.T) {
+		kr, err := seal.NewKeyring(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		storetest.Run(t, func(t *testing.T) store.Store {
+			return newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
+		})
+	})
 }
 
 func BenchmarkInsert(b *testing.B) {

@@ -30,6 +30,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -638,4 +640,39 @@ func queryInt(ctx context.Context, db Queryer, sql string, args ...any) (int64, 
 		}
 	}
 	return n, rows.Err()
+}
+
+// RowScanner is what ScanTreeHashes reads: *sql.Rows and pgx.Rows both.
+type RowScanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanTreeHashes reads rows of (id, hash) of ns's tree hashes into out, in
+// the order of indexes; every index must be there.
+func ScanTreeHashes(rows RowScanner, ns string, indexes []int64, out []tlog.Hash) error {
+	got := make(map[int64]tlog.Hash, len(indexes))
+	for rows.Next() {
+		var id int64
+		var h []byte
+		if err := rows.Scan(&id, &h); err != nil {
+			return err
+		}
+		if len(h) != len(tlog.Hash{}) {
+			return fmt.Errorf("tree hash %d of %s has %d bytes", id, ns, len(h))
+		}
+		got[id] = tlog.Hash(h)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i, x := range indexes {
+		h, ok := got[x]
+		if !ok {
+			return fmt.Errorf("tree hash %d of %s is not stored", x, ns)
+		}
+		out[i] = h
+	}
+	return nil
 }
