@@ -24,8 +24,10 @@ import (
 
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/seal"
 )
 
 // runImport is 'manager import': load kube-apiserver audit log files (one
@@ -54,6 +56,11 @@ func importFiles(ctx context.Context, args []string, stdout io.Writer, stderr *o
 		maxObject   int
 	)
 	so.addFlags(fs)
+	// Import is an ingest path: its events get leaves, with the manager's
+	// keyring (the same --seal-key-file, or its Secret through the
+	// kubeconfig), or the leader would refuse them as not ingested.
+	var seo sealOptions
+	seo.addFlags(fs)
 	fs.StringVar(&format, "format", ingest.FormatKubeAudit, "kube-audit (kube-apiserver's audit log, one event per line) or events (NDJSON of auditops events)")
 	fs.IntVar(&batch, "batch-size", ingest.DefaultImportBatchSize, "events per store transaction")
 	fs.IntVar(&maxObject, "max-event-object-bytes", ingest.DefaultMaxObjectBytes, "object fields larger than this are stored as a truncation marker, as on the webhook")
@@ -64,6 +71,13 @@ func importFiles(ctx context.Context, args []string, stdout io.Writer, stderr *o
 	if fs.NArg() == 0 {
 		fs.Usage()
 		return fmt.Errorf("no files to import")
+	}
+	keys, _, err := seo.keyring(ctx, so, ctrl.GetConfig)
+	if err != nil {
+		return fmt.Errorf("loading the seal key: %w", err)
+	}
+	if keys != nil {
+		so.leaves = seal.LeafMaker{Keys: keys}
 	}
 	st, err := so.open(ctx)
 	if err != nil {

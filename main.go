@@ -46,6 +46,7 @@ import (
 	"github.com/auditops/auditops/internal/apiserver"
 	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
@@ -83,6 +84,8 @@ type storeOptions struct {
 	replayWait time.Duration
 	// dayPartitions is the manager's --store-day-partitions.
 	dayPartitions bool
+	// leaves makes the leaf of each stored event (sealing on).
+	leaves store.LeafMaker
 }
 
 // addManagerFlags adds the store flags only the manager takes: a read
@@ -103,7 +106,7 @@ func (o *storeOptions) addFlags(fs *pflag.FlagSet) {
 // open opens the store; storeopen reads the URL and knows its defaults.
 func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
 	st, err := storeopen.Open(ctx, o.url, storeopen.Options{
-		Options:      store.Options{TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap, DayPartitions: o.dayPartitions},
+		Options:      store.Options{TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap, DayPartitions: o.dayPartitions, Leaves: o.leaves},
 		TokenKeyFile: o.tokenKeyFile,
 		ReadURL:      o.readURL,
 		ReplayWait:   o.replayWait,
@@ -137,6 +140,9 @@ func runManager(args []string) error {
 	)
 	so.addFlags(fs)
 	so.addManagerFlags(fs)
+	var seo sealOptions
+	seo.addFlags(fs)
+	seo.addManagerFlags(fs)
 	// :8444, not kubebuilder's :8443: that is the audit API's --secure-port.
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8444", "address the metrics endpoint binds to (0 disables it)")
 	fs.BoolVar(&secureMetrics, "metrics-secure", true, "serve metrics over HTTPS to callers with a bearer token that kube-apiserver authenticates (TokenReview) and authorizes for get on /metrics (SubjectAccessReview); false serves plain HTTP to anyone who can connect")
@@ -175,8 +181,18 @@ func runManager(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--allowed-output-urls: %w", err)
 	}
+	if err := seo.validate(); err != nil {
+		return err
+	}
 	ctx := ctrl.SetupSignalHandler()
 
+	keys, keySecret, err := seo.keyring(ctx, so, ctrl.GetConfig)
+	if err != nil {
+		return fmt.Errorf("loading the seal key: %w", err)
+	}
+	if keys != nil {
+		so.leaves = seal.LeafMaker{Keys: keys}
+	}
 	st, err := so.open(ctx)
 	if err != nil {
 		return err
@@ -238,6 +254,31 @@ func runManager(args []string) error {
 		return upkeep(ctx, st, retention)
 	})); err != nil {
 		return fmt.Errorf("adding store upkeep: %w", err)
+	}
+	if keys != nil {
+		logs, ok := storeopen.Logs(st)
+		if !ok {
+			return fmt.Errorf("store %s keeps no tamper-evident log: run with --seal=false", urlredact.Redact(so.url))
+		}
+		sealer := &seal.Sealer{Store: logs, Keys: keys, Origin: seo.origin, Now: time.Now,
+			Retention: func(now time.Time) time.Time {
+				if retention <= 0 {
+					return time.Time{}
+				}
+				return retentionCut(now, retention)
+			}}
+		sm := newSealMetrics(metrics.Registry)
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			if keySecret != nil {
+				keySecret.PublishNamespace = adminNamespace
+				if err := keySecret.Publish(ctx, keys); err != nil {
+					ctrl.Log.WithName("seal").Error(err, "publishing the verifier keys")
+				}
+			}
+			return sealLoop(ctx, sealer, seo.interval, sm, ctrl.Log.WithName("seal"))
+		})); err != nil {
+			return fmt.Errorf("adding the sealer: %w", err)
+		}
 	}
 	// The audit API serves on every replica: it is not gated by leader election.
 	apiCfg, err := apiOpts.Config()

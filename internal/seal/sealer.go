@@ -75,7 +75,9 @@ type Sealer struct {
 type SealResult struct {
 	// Checkpoint is the last one Seal signed (zero: none).
 	Checkpoint Checkpoint
-	Sealed     int
+	// Checkpoints counts the checkpoints Seal signed and stored.
+	Checkpoints int
+	Sealed      int
 	// Refused are seqs of leaves whose MAC no key of the ring made: a row
 	// that did not come through ingest. They stay unsealed.
 	Refused []int64
@@ -174,6 +176,7 @@ func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
 			return res, fmt.Errorf("sealing %s at %d: %w", ns, newSize, err)
 		}
 		size, res.Checkpoint = newSize, cp
+		res.Checkpoints++
 		res.Sealed += len(seqs)
 	}
 }

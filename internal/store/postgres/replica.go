@@ -286,6 +286,9 @@ func (r *Replicated) Close() error {
 	return r.primary.Close()
 }
 
+// Primary is the store written to: the leader seals its logs there.
+func (r *Replicated) Primary() *Store { return r.primary }
+
 // ForReports returns the view of r that reports read: it writes as r does,
 // and each read waits until the standby has replayed the primary's WAL up
 // to a position taken on the primary after the read's window ended

@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
 	"github.com/auditops/auditops/internal/store/sqlite"
@@ -132,4 +133,21 @@ func ForReports(st store.Store) store.Store {
 		return r.ForReports()
 	}
 	return st
+}
+
+// Logs returns the tamper-evident logs of st (spec/API.md 6): the primary's
+// for a store with a read URL (the leader seals there); false for a store
+// that keeps none.
+func Logs(st store.Store) (LogStore, bool) {
+	if r, ok := st.(*postgres.Replicated); ok {
+		return r.Primary(), true
+	}
+	l, ok := st.(LogStore)
+	return l, ok
+}
+
+// LogStore is a store's side of the tamper-evident logs.
+type LogStore interface {
+	seal.LogStore
+	seal.LogReader
 }

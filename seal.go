@@ -1,0 +1,188 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/sealkey"
+	"github.com/auditops/auditops/internal/store/storeopen"
+)
+
+// SealKeyFileName is the default seal key file outside a cluster, beside
+// the page-token key file.
+const SealKeyFileName = "seal.key"
+
+// serviceAccountNamespace is where a pod finds its namespace.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// maxSealInterval is spec/API.md 6's bound on --seal-interval.
+const maxSealInterval = 5 * time.Minute
+
+// sealOptions are the flags of the tamper-evident log (spec/API.md 6),
+// shared by the manager and 'manager import' (both make leaves).
+type sealOptions struct {
+	enabled         bool
+	keyFile         string
+	secretNamespace string
+	// origin and interval are the manager's (it seals).
+	origin   string
+	interval time.Duration
+}
+
+func (o *sealOptions) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.enabled, "seal", true, "make a tamper-evidence leaf of every stored event (spec/API.md 6); false stores events without leaves, which verify then reports unsealed")
+	fs.StringVar(&o.keyFile, "seal-key-file", "", "file holding the seal keyring (signer keys, one per line, the current one first), created when absent; default: Secret "+sealkey.SecretName+" in the pod's namespace in a cluster (or --seal-key-namespace's), else "+SealKeyFileName+" beside the page-token key file")
+	fs.StringVar(&o.secretNamespace, "seal-key-namespace", "", "namespace of Secret "+sealkey.SecretName+" (default: the pod's); with --seal-key-file unset, read (or created) there through the kubeconfig")
+}
+
+func (o *sealOptions) addManagerFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.origin, "seal-origin", seal.DefaultOriginPrefix, "prefix of each namespace's log origin in checkpoints: <prefix>/<namespace>")
+	fs.DurationVar(&o.interval, "seal-interval", time.Minute, "how often the leader seals every log that grew (at most 5m)")
+}
+
+func (o *sealOptions) validate() error {
+	if o.interval <= 0 || o.interval > maxSealInterval {
+		return fmt.Errorf("--seal-interval %s: want more than 0 and at most %s", o.interval, maxSealInterval)
+	}
+	if o.origin == "" || strings.Contains(o.origin, "\n") {
+		return fmt.Errorf("--seal-origin %q: want a non-empty single line", o.origin)
+	}
+	return nil
+}
+
+// source returns where the keyring is kept: a file, or the namespace of
+// its Secret.
+func (o *sealOptions) source(so storeOptions) (file, namespace string, err error) {
+	if o.keyFile != "" {
+		return o.keyFile, "", nil
+	}
+	if o.secretNamespace != "" {
+		return "", o.secretNamespace, nil
+	}
+	if ns, err := os.ReadFile(serviceAccountNamespace); err == nil && strings.TrimSpace(string(ns)) != "" {
+		return "", strings.TrimSpace(string(ns)), nil
+	}
+	tokenKeyFile := so.tokenKeyFile
+	if tokenKeyFile == "" {
+		t, err := storeopen.Parse(so.url)
+		if err != nil {
+			return "", "", err
+		}
+		tokenKeyFile = t.TokenKeyFile
+	}
+	if tokenKeyFile == "" {
+		return "", "", errors.New("no seal key: give --seal-key-file (or --seal-key-namespace), the same keyring for every replica")
+	}
+	return filepath.Join(filepath.Dir(tokenKeyFile), SealKeyFileName), "", nil
+}
+
+// keyring loads (or creates) the keyring; nil when sealing is off. The
+// returned InCluster is set when it lives in a Secret.
+func (o *sealOptions) keyring(ctx context.Context, so storeOptions, restConfig func() (*rest.Config, error)) (*seal.Keyring, *sealkey.InCluster, error) {
+	if !o.enabled {
+		return nil, nil, nil
+	}
+	file, ns, err := o.source(so)
+	if err != nil {
+		return nil, nil, err
+	}
+	if file != "" {
+		kr, err := sealkey.LoadFile(file)
+		return kr, nil, err
+	}
+	cfg, err := restConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading kubeconfig for Secret %s/%s: %w", ns, sealkey.SecretName, err)
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("a client for Secret %s/%s: %w", ns, sealkey.SecretName, err)
+	}
+	src := &sealkey.InCluster{Client: c, Namespace: ns}
+	kr, err := src.Load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kr, src, nil
+}
+
+// sealMetrics count what the sealer does.
+type sealMetrics struct {
+	sealed, refused, checkpoints, failures prometheus.Counter
+	lastSeal                               prometheus.Gauge
+}
+
+func newSealMetrics(reg prometheus.Registerer) *sealMetrics {
+	m := &sealMetrics{
+		sealed: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_leaves_sealed_total",
+			Help: "Leaves the leader appended to their namespace's log."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_leaves_refused_total",
+			Help: "Leaves left unsealed because no seal key made their MAC: rows written to the store other than by ingest (a security signal)."}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_checkpoints_total",
+			Help: "Signed checkpoints written."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_failures_total",
+			Help: "Sealing runs that failed (the next run seals what they left)."}),
+		lastSeal: prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditops_seal_last_success_timestamp_seconds",
+			Help: "When the leader last sealed every log that grew; now minus it is the seal lag."}),
+	}
+	reg.MustRegister(m.sealed, m.refused, m.checkpoints, m.failures, m.lastSeal)
+	return m
+}
+
+// sealLoop seals every log that grew, now and then every interval; the
+// leader runs it.
+func sealLoop(ctx context.Context, s *seal.Sealer, interval time.Duration, m *sealMetrics, log logr.Logger) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		res, err := s.SealAll(ctx)
+		for ns, r := range res {
+			m.sealed.Add(float64(r.Sealed))
+			m.refused.Add(float64(len(r.Refused)))
+			m.checkpoints.Add(float64(r.Checkpoints))
+			if len(r.Refused) > 0 {
+				log.Info("leaves refused: their MAC is no seal key's (rows not written by ingest)", "namespace", ns, "seqs", r.Refused)
+			}
+		}
+		switch {
+		case err != nil && ctx.Err() == nil:
+			m.failures.Inc()
+			log.Error(err, "sealing")
+		case err == nil:
+			m.lastSeal.SetToCurrentTime()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
