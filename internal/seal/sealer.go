@@ -31,6 +31,8 @@ type PendingLeaf struct {
 	Version int
 	Data    []byte
 	MAC     []byte
+	// Created is when ingest wrote it.
+	Created time.Time
 }
 
 // StoredHash is one of a log's interior hashes, by its tlog index.
@@ -224,4 +226,6 @@ type LogReader interface {
 	Checkpoints(ctx context.Context, ns string, before int64, limit int) ([]StoredCheckpoint, error)
 	// ReadHashes returns the stored hashes of ns at the tlog indexes.
 	ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error)
+	// LogNamespaces returns every namespace with events or leaves.
+	LogNamespaces(ctx context.Context) ([]string, error)
 }

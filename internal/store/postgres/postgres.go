@@ -508,7 +508,8 @@ func reserveSeqs(ctx context.Context, tx pgx.Tx, n int) ([]int64, error) {
 // when which is nil) stored as seqs[i].
 func writeLeaves(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []store.PreparedLeaf, seqs, which []int64) error {
 	next := 0
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac"}, pgx.CopyFromFunc(func() ([]any, error) {
+	created := time.Now().UnixNano()
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac", "created"}, pgx.CopyFromFunc(func() ([]any, error) {
 		if next == len(seqs) {
 			return nil, nil
 		}
@@ -519,7 +520,7 @@ func writeLeaves(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []
 		e := &events[i]
 		v, data, mac := leaves[i].Leaf(seqs[next])
 		next++
-		return []any{e.Namespace, e.Time.UnixNano(), seqs[next-1], int16(v), data, mac}, nil
+		return []any{e.Namespace, e.Time.UnixNano(), seqs[next-1], int16(v), data, mac, created}, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("writing leaves: %w", err)

@@ -19,6 +19,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/tlog"
@@ -61,15 +62,16 @@ func (s *Store) LogSize(ctx context.Context, ns string) (int64, error) {
 func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
 	var out []seal.PendingLeaf
 	err := s.tx(ctx, "unsealed leaves", readOnly, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "SELECT seq, version, data, mac FROM leaves WHERE namespace = $1 AND idx IS NULL AND seq > $2 ORDER BY seq LIMIT $3", ns, after, limit)
+		rows, err := tx.Query(ctx, "SELECT seq, version, data, mac, created FROM leaves WHERE namespace = $1 AND idx IS NULL AND seq > $2 ORDER BY seq LIMIT $3", ns, after, limit)
 		if err != nil {
 			return err
 		}
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (seal.PendingLeaf, error) {
 			var l seal.PendingLeaf
 			var v int16
-			err := r.Scan(&l.Seq, &v, &l.Data, &l.MAC)
-			l.Version = int(v)
+			var created int64
+			err := r.Scan(&l.Seq, &v, &l.Data, &l.MAC, &created)
+			l.Version, l.Created = int(v), time.Unix(0, created).UTC()
 			return l, err
 		})
 		return err
@@ -182,4 +184,13 @@ func (s *Store) Checkpoints(ctx context.Context, ns string, before int64, limit 
 		return err
 	})
 	return out, err
+}
+
+// LogNamespaces implements seal.LogReader.
+func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
+	err = s.read(ctx, "log namespaces", func(db sqlstore.Queryer) error {
+		nss, err = sqlstore.LogNamespaces(ctx, db)
+		return err
+	})
+	return nss, err
 }

@@ -21,6 +21,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -68,7 +69,7 @@ func logSize(ctx context.Context, db sqlQueryer, ns string, size *int64) error {
 func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
 	var out []seal.PendingLeaf
 	err := s.readTx(ctx, "unsealed leaves", func(db sqlQueryer) error {
-		rows, err := db.QueryContext(ctx, "SELECT seq, version, data, mac FROM leaves INDEXED BY leaves_unsealed"+
+		rows, err := db.QueryContext(ctx, "SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_unsealed"+
 			" WHERE namespace = ? AND idx IS NULL AND seq > ? ORDER BY seq LIMIT ?", ns, after, limit)
 		if err != nil {
 			return err
@@ -76,9 +77,11 @@ func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int)
 		defer rows.Close()
 		for rows.Next() {
 			var l seal.PendingLeaf
-			if err := rows.Scan(&l.Seq, &l.Version, &l.Data, &l.MAC); err != nil {
+			var created int64
+			if err := rows.Scan(&l.Seq, &l.Version, &l.Data, &l.MAC, &created); err != nil {
 				return err
 			}
+			l.Created = time.Unix(0, created).UTC()
 			out = append(out, l)
 		}
 		return rows.Err()
@@ -207,4 +210,13 @@ func (s *Store) Checkpoints(ctx context.Context, ns string, before int64, limit 
 		return rows.Err()
 	})
 	return out, err
+}
+
+// LogNamespaces implements seal.LogReader.
+func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
+	err = s.read(ctx, "log namespaces", func(db sqlstore.Queryer) error {
+		nss, err = sqlstore.LogNamespaces(ctx, db)
+		return err
+	})
+	return nss, err
 }

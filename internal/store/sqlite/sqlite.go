@@ -166,7 +166,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		s.Close()
 		return nil, s.wrap("prepare insert", err)
 	}
-	s.insertLeaf, err = w.PrepareContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac) VALUES (?, ?, ?, ?, ?, ?)")
+	s.insertLeaf, err = w.PrepareContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, created) VALUES (?, ?, ?, ?, ?, ?, ?)")
 	if err != nil {
 		s.Close()
 		return nil, s.wrap("prepare insert", err)
@@ -520,6 +520,7 @@ func groupErr(group []*insertReq) error {
 func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 	return s.write(ctx, opInsert, func(tx *sql.Tx) error {
 		var next int64
+		created := time.Now().UnixNano()
 		if err := tx.QueryRowContext(ctx, "SELECT next FROM seq_counter WHERE id = 1").Scan(&next); err != nil {
 			return err
 		}
@@ -558,7 +559,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 				}
 				if req.leaves != nil {
 					v, data, mac := req.leaves[i].Leaf(next)
-					if _, err := tx.StmtContext(ctx, s.insertLeaf).ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac); err != nil {
+					if _, err := tx.StmtContext(ctx, s.insertLeaf).ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac, created); err != nil {
 						return fmt.Errorf("the leaf of event %d (id %q): %w", i, e.ID, err)
 					}
 				}

@@ -619,7 +619,7 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 	}
 	data := seal.LeafData(forged.Time, d)
 	for seq, mac := range map[int64][]byte{100: make([]byte, 32), 101: realMAC} {
-		if _, err := s.w.ExecContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac) VALUES ('team-a', ?, ?, 1, ?, ?)",
+		if _, err := s.w.ExecContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, created) VALUES ('team-a', ?, ?, 1, ?, ?, 0)",
 			forged.Time.UnixNano(), seq, data[:], mac); err != nil {
 			t.Fatal(err)
 		}

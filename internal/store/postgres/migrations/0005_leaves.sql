@@ -21,6 +21,9 @@ CREATE TABLE leaves (
     data bytea NOT NULL CHECK (length(data) = 40),
     mac bytea NOT NULL CHECK (length(mac) = 32),
     idx bigint,
+    -- When ingest wrote it (Unix ns): verify names a leaf still unsealed
+    -- twice the seal interval after.
+    created bigint NOT NULL,
     PRIMARY KEY (namespace, ts, seq)
 );
 -- The log in order, for proofs and verify.

@@ -13,6 +13,9 @@ CREATE TABLE leaves (
     data BLOB NOT NULL CHECK (length(data) = 40),
     mac BLOB NOT NULL CHECK (length(mac) = 32),
     idx INTEGER,
+    -- When ingest wrote it (Unix ns): verify names a leaf still unsealed
+    -- twice the seal interval after.
+    created INTEGER NOT NULL,
     PRIMARY KEY (namespace, ts, seq)
 ) WITHOUT ROWID, STRICT;
 -- The log in order, for proofs and verify.

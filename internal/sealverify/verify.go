@@ -1,0 +1,342 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package sealverify checks a store against its tamper-evident logs
+// (spec/API.md section 6, "verify"): it recomputes every event's digest,
+// every log's roots and every checkpoint's signature, and names each
+// difference as a finding.
+package sealverify
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store"
+)
+
+// Problems verify names (spec/API.md 6).
+const (
+	Altered      = "altered"
+	Missing      = "missing"
+	Unsealed     = "unsealed"
+	BadSignature = "bad-signature"
+	Inconsistent = "inconsistent"
+	Rollback     = "rollback"
+)
+
+// Finding is one problem, where it is.
+type Finding struct {
+	Namespace string `json:"namespace"`
+	Problem   string `json:"problem"`
+	Index     *int64 `json:"index"`
+	Seq       *int64 `json:"seq"`
+	ID        string `json:"id"`
+	Detail    string `json:"detail"`
+}
+
+// Store is what verify reads.
+type Store interface {
+	store.Store
+	seal.LogStore
+	seal.LogReader
+}
+
+// Options say what verify trusts.
+type Options struct {
+	// Verifiers are the seal keys whose checkpoints are genuine.
+	Verifiers note.Verifiers
+	// Trusted are signed checkpoint notes kept outside the store (an
+	// earlier verify's, a report status's): the log must extend each.
+	Trusted [][]byte
+	// SealInterval is the manager's --seal-interval: a leaf unsealed twice
+	// that long after ingest wrote it is a finding.
+	SealInterval time.Duration
+	// Namespaces limits the walk ("": every namespace of the store).
+	Namespaces []string
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Summary counts what Verify read and found.
+type Summary struct {
+	Events, Namespaces, Problems int
+}
+
+// pageSize is the leaves and events read at a time.
+const pageSize = 5000
+
+// Verify walks the store's namespaces and calls emit for each finding.
+// An error means it could not finish (the store failed): the findings so
+// far stand, the rest are unknown.
+func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (Summary, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	trusted := map[string][]seal.Checkpoint{}
+	for i, msg := range opts.Trusted {
+		cp, err := seal.Open(msg, opts.Verifiers)
+		if err != nil {
+			return Summary{}, fmt.Errorf("trusted checkpoint %d: %w", i+1, err)
+		}
+		ns, ok := namespaceOf(cp.Origin)
+		if !ok {
+			return Summary{}, fmt.Errorf("trusted checkpoint %d: origin %q names no namespace", i+1, cp.Origin)
+		}
+		trusted[ns] = append(trusted[ns], cp)
+	}
+	nss := opts.Namespaces
+	if len(nss) == 0 {
+		var err error
+		if nss, err = st.LogNamespaces(ctx); err != nil {
+			return Summary{}, fmt.Errorf("listing namespaces: %w", err)
+		}
+		for ns := range trusted {
+			if !slices.Contains(nss, ns) {
+				nss = append(nss, ns)
+			}
+		}
+		slices.Sort(nss)
+	}
+	var sum Summary
+	count := func(f Finding) {
+		sum.Problems++
+		emit(f)
+	}
+	for _, ns := range nss {
+		n, err := verifyNamespace(ctx, st, opts, ns, trusted[ns], count)
+		sum.Events += n
+		sum.Namespaces++
+		if err != nil {
+			return sum, fmt.Errorf("verifying %s: %w", ns, err)
+		}
+	}
+	return sum, nil
+}
+
+// namespaceOf reads the namespace from a log origin <prefix>/<namespace>.
+func namespaceOf(origin string) (string, bool) {
+	i := strings.LastIndex(origin, "/")
+	if i < 0 || i == len(origin)-1 {
+		return "", false
+	}
+	return origin[i+1:], true
+}
+
+type leafInfo struct {
+	index   int64
+	version int
+	data    []byte
+	id      string
+}
+
+func ptr(v int64) *int64 { return &v }
+
+func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, trusted []seal.Checkpoint, report func(Finding)) (int, error) {
+	// A checkpoint found bad, inconsistent or rolled back already says
+	// why leaves lack a covering one: that is not named again.
+	checkpointProblem := false
+	emit := func(f Finding) {
+		switch f.Problem {
+		case BadSignature, Inconsistent, Rollback:
+			checkpointProblem = true
+		}
+		report(f)
+	}
+	// Checkpoints: each signed by a known key, of this namespace, of the size
+	// its row says.
+	var cps []seal.Checkpoint
+	for before := int64(0); ; {
+		page, err := st.Checkpoints(ctx, ns, before, 1000)
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range page {
+			cp, err := seal.Open(c.Note, opts.Verifiers)
+			switch {
+			case err != nil:
+				emit(Finding{Namespace: ns, Problem: BadSignature, Index: ptr(c.Size), Detail: fmt.Sprintf("checkpoint of size %d: %v", c.Size, err)})
+				continue
+			case cp.Size != c.Size:
+				emit(Finding{Namespace: ns, Problem: Inconsistent, Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint stored at size %d is signed for size %d", c.Size, cp.Size)})
+				continue
+			}
+			if got, _ := namespaceOf(cp.Origin); got != ns {
+				emit(Finding{Namespace: ns, Problem: Inconsistent, Index: ptr(c.Size), Detail: fmt.Sprintf("checkpoint of size %d is of log %q", c.Size, cp.Origin)})
+				continue
+			}
+			cps = append(cps, cp)
+		}
+		if len(page) < 1000 {
+			break
+		}
+		before = page[len(page)-1].Size
+	}
+	slices.SortFunc(cps, func(a, b seal.Checkpoint) int { return int(a.Size - b.Size) })
+	check := slices.Clone(cps)
+	check = append(check, trusted...)
+	slices.SortFunc(check, func(a, b seal.Checkpoint) int { return int(a.Size - b.Size) })
+
+	// The log by index: its roots at every checkpoint's size.
+	bySeq := map[int64]leafInfo{}
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	cr := rf.NewEmptyRange(0)
+	next := 0
+	isTrusted := func(c seal.Checkpoint) bool {
+		return slices.ContainsFunc(trusted, func(t seal.Checkpoint) bool { return t == c })
+	}
+	checkRoots := func() {
+		for next < len(check) && check[next].Size <= int64(cr.End()) {
+			c := check[next]
+			next++
+			if c.Size != int64(cr.End()) {
+				continue // a size the walk skipped: reported below
+			}
+			root, err := cr.GetRootHash(nil)
+			if err != nil || !bytes.Equal(root, c.Root[:]) {
+				problem := Inconsistent
+				if isTrusted(c) {
+					problem = Rollback
+				}
+				emit(Finding{Namespace: ns, Problem: problem, Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint of size %d has root %x, the log's first %d leaves give %x", c.Size, c.Root, c.Size, root)})
+			}
+		}
+	}
+walk:
+	for start := int64(0); ; start += pageSize {
+		leaves, err := st.Leaves(ctx, ns, start, start+pageSize)
+		if err != nil {
+			return 0, err
+		}
+		for _, l := range leaves {
+			if l.Index != int64(cr.End()) {
+				// Indexes are dense from 0: a gap is a leaf deleted by
+				// hand, and no root past it can be recomputed.
+				emit(Finding{Namespace: ns, Problem: Missing, Index: ptr(int64(cr.End())), Detail: fmt.Sprintf("leaves %d to %d are not in the log", cr.End(), l.Index-1)})
+				break walk
+			}
+			if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(l.Data), nil); err != nil {
+				return 0, err
+			}
+			bySeq[l.Seq] = leafInfo{index: l.Index, version: l.Version, data: l.Data, id: l.ID}
+			checkRoots()
+		}
+		if len(leaves) < pageSize {
+			break
+		}
+	}
+	size := int64(cr.End())
+	var last seal.Checkpoint
+	if len(cps) > 0 {
+		last = cps[len(cps)-1]
+	}
+	for _, c := range check[next:] {
+		problem := Inconsistent
+		if isTrusted(c) {
+			problem = Rollback
+		}
+		emit(Finding{Namespace: ns, Problem: problem, Index: ptr(c.Size), Detail: fmt.Sprintf("the log holds %d leaves, fewer than the checkpoint of size %d", size, c.Size)})
+	}
+	if size > last.Size && !checkpointProblem {
+		emit(Finding{Namespace: ns, Problem: Unsealed, Index: ptr(last.Size), Detail: fmt.Sprintf("leaves %d to %d have indexes but no signed checkpoint covers them", last.Size, size-1)})
+	}
+
+	// Leaves ingest wrote that are not sealed yet: recent ones are on their
+	// way; older ones the sealer refused or never got to.
+	pending := map[int64]bool{}
+	stale := opts.Now().Add(-2 * opts.SealInterval)
+	for after := int64(-1 << 63); ; {
+		page, err := st.Unsealed(ctx, ns, after, pageSize)
+		if err != nil {
+			return 0, err
+		}
+		for _, l := range page {
+			pending[l.Seq] = true
+			if opts.SealInterval > 0 && l.Created.Before(stale) {
+				emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(l.Seq), Detail: fmt.Sprintf("a leaf written %s is not sealed", l.Created.Format(time.RFC3339))})
+			}
+		}
+		if len(page) < pageSize {
+			break
+		}
+		after = page[len(page)-1].Seq
+	}
+
+	// Every event against its leaf.
+	events := 0
+	q := store.EventQuery{View: "verify", Namespace: ns, Page: store.Page{Size: pageSize}}
+	for {
+		page, err := st.Events(ctx, q)
+		if err != nil {
+			return events, err
+		}
+		for i := range page.Events {
+			e := &page.Events[i]
+			events++
+			l, ok := bySeq[e.Seq]
+			if !ok {
+				if !pending[e.Seq] {
+					emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(e.Seq), ID: e.ID, Detail: "an event with no leaf: ingest did not store it"})
+				}
+				continue
+			}
+			delete(bySeq, e.Seq)
+			d, err := seal.Digest(e, l.version)
+			if err != nil {
+				emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.index), Seq: ptr(e.Seq), ID: e.ID, Detail: err.Error()})
+				continue
+			}
+			if want := seal.LeafData(e.Time, d); !bytes.Equal(want[:], l.data) {
+				what := "its content differs from what was sealed"
+				if !bytes.Equal(want[:8], l.data[:8]) {
+					what = "its time differs from what was sealed"
+				}
+				emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.index), Seq: ptr(e.Seq), ID: e.ID, Detail: what})
+			}
+		}
+		if page.NextToken == "" {
+			break
+		}
+		q.Page.Token = page.NextToken
+	}
+
+	// Leaves whose event is gone: by retention when older than the cutoff
+	// the newest checkpoint signed, by hand otherwise.
+	gone := make([]int64, 0, len(bySeq))
+	for seq := range bySeq {
+		gone = append(gone, seq)
+	}
+	slices.Sort(gone)
+	for _, seq := range gone {
+		l := bySeq[seq]
+		t := time.Unix(0, int64(binary.BigEndian.Uint64(l.data[:8]))).UTC()
+		if !last.RetentionCutoff.IsZero() && t.Before(last.RetentionCutoff) {
+			continue
+		}
+		emit(Finding{Namespace: ns, Problem: Missing, Index: ptr(l.index), Seq: ptr(seq), ID: l.id,
+			Detail: fmt.Sprintf("the event of %s is not in the store", t.Format(time.RFC3339Nano))})
+	}
+	return events, nil
+}

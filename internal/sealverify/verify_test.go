@@ -1,0 +1,272 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sealverify
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	_ "modernc.org/sqlite" // the intruder's own SQLite connection
+
+	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/postgres"
+	"github.com/auditops/auditops/internal/store/sqlite"
+	"github.com/auditops/auditops/internal/store/storetest"
+)
+
+var tokenKey = bytes.Repeat([]byte("k"), 32)
+
+// backend is a real store and an intruder's SQL connection to it.
+type backend struct {
+	name string
+	open func(t *testing.T, leaves store.LeafMaker) (Store, func(t *testing.T, sql string))
+}
+
+var backends = []backend{
+	{"sqlite", func(t *testing.T, leaves store.LeafMaker) (Store, func(*testing.T, string)) {
+		path := filepath.Join(t.TempDir(), "audit.db")
+		s, err := sqlite.New(t.Context(), path, store.Options{TokenKey: tokenKey, Leaves: leaves})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return s, func(t *testing.T, q string) {
+			t.Helper()
+			if _, err := db.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}},
+	{"postgres", func(t *testing.T, leaves store.LeafMaker) (Store, func(*testing.T, string)) {
+		url := storetest.PostgresDatabase(t)
+		s, err := postgres.New(t.Context(), url, store.Options{TokenKey: tokenKey, Leaves: leaves})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		conn, err := pgx.Connect(t.Context(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close(context.Background()) })
+		return s, func(t *testing.T, q string) {
+			t.Helper()
+			if _, err := conn.Exec(t.Context(), q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}},
+}
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func event(ns, id string, i int) store.Event {
+	return store.Event{ID: id, Namespace: ns, Time: t0.Add(time.Duration(i) * time.Minute), User: "alice", API: "/pods",
+		Method: "delete", Status: store.StatusSuccess, Category: store.CategoryData, Message: "delete pod " + id,
+		Request: json.RawMessage(`{"kind":"DeleteOptions","n":12345678901234567890}`)}
+}
+
+// eventColumns are the columns an intruder copies a row with (besides
+// namespace, ts, seq and id).
+const eventColumns = "user_name, api, status, category, method, status_code, entity_kind, entity_id, device_id, " +
+	"certificate_serial_number, issuer_dn, details, archived, message, error, principal, request, response, " +
+	"previous_state, current_state, id_hash, content_hash"
+
+type found struct {
+	ns, problem string
+	seq         int64
+	id          string
+}
+
+func (f found) String() string {
+	return fmt.Sprintf("%s %s seq=%d id=%q", f.ns, f.problem, f.seq, f.id)
+}
+
+// TestTampering does to a real SQLite file and a real PostgreSQL database,
+// with plain SQL as an intruder would, each thing spec/API.md 6 says
+// verify finds, and checks it finds exactly that; retention's deletions
+// and an untouched store are not findings.
+func TestTampering(t *testing.T) {
+	other := func(t *testing.T) *seal.Keyring {
+		kr, err := seal.NewKeyring(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kr
+	}
+	tests := []struct {
+		name string
+		// tamper changes the sealed store; trusted, when set, is kept first.
+		tamper  func(t *testing.T, st Store, exec func(*testing.T, string), seqs map[string]int64)
+		trusted bool
+		want    func(seqs map[string]int64) []found
+		// unsealedAfter is how long after the seal verify runs.
+		unsealedAfter time.Duration
+	}{
+		{name: "untouched", tamper: func(*testing.T, Store, func(*testing.T, string), map[string]int64) {}},
+		{name: "row edited in place", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+			exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
+		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a2"], "a2"}} }},
+		{name: "row's time moved", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+			exec(t, "UPDATE events SET ts = ts + 1 WHERE id = 'a3'")
+		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a3"], "a3"}} }},
+		{name: "row deleted", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+			exec(t, "DELETE FROM events WHERE id = 'a4'")
+		}, want: func(s map[string]int64) []found { return []found{{"team-a", Missing, s["a4"], ""}} }},
+		{name: "row inserted with SQL", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+			exec(t, "INSERT INTO events (namespace, ts, seq, id, "+eventColumns+") SELECT namespace, ts + 7, 9000, 'forged', "+eventColumns+" FROM events WHERE id = 'a1'")
+		}, want: func(map[string]int64) []found { return []found{{"team-a", Unsealed, 9000, "forged"}} }},
+		{name: "checkpoint edited", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+			exec(t, "UPDATE checkpoints SET note = replace(note, 'retention-cutoff', 'retention-cutof') WHERE namespace = 'team-b'")
+		}, want: func(map[string]int64) []found { return []found{{"team-b", BadSignature, 0, ""}} }},
+		{name: "checkpoint re-signed with another key", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
+			cps, err := st.Checkpoints(t.Context(), "team-b", 0, 1)
+			if err != nil || len(cps) != 1 {
+				t.Fatalf("checkpoints of team-b: %v, %v", cps, err)
+			}
+			cp, err := seal.Parse(strings.SplitN(string(cps[0].Note), "\n\n", 2)[0] + "\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, err := other(t).Current.Sign(cp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exec(t, "UPDATE checkpoints SET note = '"+strings.ReplaceAll(string(msg), "'", "''")+"' WHERE namespace = 'team-b'")
+		}, want: func(map[string]int64) []found { return []found{{"team-b", BadSignature, 0, ""}} }},
+		{name: "log truncated below a trusted checkpoint", trusted: true, tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+			// Everything of team-a past its third event, as if it never
+			// happened: events, leaves, hashes and checkpoints alike.
+			exec(t, "DELETE FROM events WHERE namespace = 'team-a' AND id IN ('a4', 'a5', 'a6')")
+			exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND idx >= 3")
+			exec(t, "DELETE FROM checkpoints WHERE namespace = 'team-a'")
+		}, want: func(map[string]int64) []found { return []found{{"team-a", Rollback, 0, ""}} }},
+		{name: "leaf left unsealed", unsealedAfter: time.Hour, tamper: func(t *testing.T, st Store, _ func(*testing.T, string), s map[string]int64) {
+			res, err := st.Insert(t.Context(), []store.Event{event("team-b", "b9", 30)})
+			if err != nil || res.Inserted != 1 {
+				t.Fatalf("insert: %+v, %v", res, err)
+			}
+			s["b9"] = lastSeq(t, st, "team-b")
+		}, want: func(s map[string]int64) []found { return []found{{"team-b", Unsealed, s["b9"], ""}} }},
+		{name: "retention is not tampering", tamper: func(t *testing.T, st Store, _ func(*testing.T, string), _ map[string]int64) {
+			if _, err := st.DeleteBefore(t.Context(), t0.Add(3*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					kr := other(t)
+					st, exec := b.open(t, seal.LeafMaker{Keys: kr})
+					var batch []store.Event
+					for i := 1; i <= 6; i++ {
+						batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))
+					}
+					batch = append(batch, event("team-b", "b1", 1), event("team-b", "b2", 2))
+					if _, err := st.Insert(t.Context(), batch); err != nil {
+						t.Fatal(err)
+					}
+					seqs := map[string]int64{}
+					for _, ns := range []string{"team-a", "team-b"} {
+						page, err := st.Events(t.Context(), store.EventQuery{View: "test", Namespace: ns, Page: store.Page{Size: 100}})
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, e := range page.Events {
+							seqs[e.ID] = e.Seq
+						}
+					}
+					now := time.Now()
+					sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now },
+						Retention: func(time.Time) time.Time {
+							if tc.name == "retention is not tampering" {
+								return t0.Add(3 * time.Minute)
+							}
+							return time.Time{}
+						}}
+					if _, err := sealer.SealAll(t.Context()); err != nil {
+						t.Fatal(err)
+					}
+					var trusted [][]byte
+					if tc.trusted {
+						cps, err := st.Checkpoints(t.Context(), "team-a", 0, 1)
+						if err != nil || len(cps) != 1 {
+							t.Fatalf("checkpoints: %v, %v", cps, err)
+						}
+						trusted = append(trusted, cps[0].Note)
+					}
+					tc.tamper(t, st, exec, seqs)
+					vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+					var got []found
+					sum, err := Verify(t.Context(), st, Options{Verifiers: vs, Trusted: trusted, SealInterval: time.Minute,
+						Now: func() time.Time { return now.Add(tc.unsealedAfter) }}, func(f Finding) {
+						var seq int64
+						if f.Seq != nil {
+							seq = *f.Seq
+						}
+						got = append(got, found{f.Namespace, f.Problem, seq, f.ID})
+						t.Logf("finding: %+v", f)
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var want []found
+					if tc.want != nil {
+						want = tc.want(seqs)
+					}
+					if !slices.Equal(got, want) {
+						t.Fatalf("findings %v, want %v", got, want)
+					}
+					if sum.Problems != len(want) || sum.Namespaces != 2 {
+						t.Fatalf("summary %+v", sum)
+					}
+				})
+			}
+		})
+	}
+}
+
+func lastSeq(t *testing.T, st Store, ns string) int64 {
+	t.Helper()
+	page, err := st.Events(t.Context(), store.EventQuery{View: "test", Namespace: ns, Page: store.Page{Size: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for _, e := range page.Events {
+		last = max(last, e.Seq)
+	}
+	return last
+}
