@@ -57,9 +57,14 @@ import (
 func main() {
 	args := os.Args[1:]
 	var err error
-	if len(args) > 0 && args[0] == "import" {
+	switch {
+	case len(args) > 0 && args[0] == "import":
 		err = runImport(ctrl.SetupSignalHandler(), args[1:])
-	} else {
+	case len(args) > 0 && args[0] == "verify":
+		os.Exit(runVerify(ctrl.SetupSignalHandler(), args[1:], os.Stdout, os.Stderr))
+	case len(args) > 0 && args[0] == "verifier-key":
+		err = runVerifierKey(ctrl.SetupSignalHandler(), args[1:], os.Stdout, os.Stderr)
+	default:
 		err = runManager(args)
 	}
 	if err != nil {

@@ -1,0 +1,183 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"golang.org/x/mod/sumdb/note"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/sealkey"
+	"github.com/auditops/auditops/internal/sealverify"
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/storeopen"
+)
+
+// Exit codes of 'manager verify' (spec/API.md 6).
+const (
+	verifyClean    = 0
+	verifyProblems = 1
+	verifyFailed   = 2
+)
+
+// runVerify is 'manager verify': it prints one JSON line per finding, then
+// a summary line, and returns the exit code.
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("manager verify", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: manager verify --store URL [--namespace NS]... [--verifier-key KEY]... [--trusted-checkpoint FILE]...")
+		fs.PrintDefaults()
+	}
+	var (
+		so             storeOptions
+		seo            sealOptions
+		namespaces     []string
+		verifierKeys   []string
+		trustedFiles   []string
+		adminNamespace string
+	)
+	so.addFlags(fs)
+	seo.addFlags(fs)
+	fs.DurationVar(&seo.interval, "seal-interval", time.Minute, "the manager's --seal-interval: a leaf still unsealed twice that long after it was written is a finding")
+	fs.StringSliceVar(&namespaces, "namespace", nil, "verify only these namespaces (default: every one in the store)")
+	fs.StringSliceVar(&verifierKeys, "verifier-key", nil, "verifier keys (<name>+<hash>+<base64>) whose checkpoints are genuine (default: the seal keyring's, from --seal-key-file or its default, else ConfigMap "+sealkey.ConfigMapName+" of --admin-namespace)")
+	fs.StringSliceVar(&trustedFiles, "trusted-checkpoint", nil, "files holding signed checkpoints kept outside the store: the log must extend each (else: rollback)")
+	fs.StringVar(&adminNamespace, "admin-namespace", "auditops-system", "namespace of ConfigMap "+sealkey.ConfigMapName)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return verifyClean
+		}
+		return verifyFailed
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "manager verify:", err)
+		return verifyFailed
+	}
+	vs, err := verifiersFor(ctx, verifierKeys, seo, so, adminNamespace)
+	if err != nil {
+		return fail(err)
+	}
+	var trusted [][]byte
+	for _, f := range trustedFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fail(fmt.Errorf("--trusted-checkpoint: %w", err))
+		}
+		trusted = append(trusted, b)
+	}
+	// Page tokens do not outlive the walk: any key signs them.
+	key := make([]byte, store.TokenKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return fail(err)
+	}
+	st, err := storeopen.Open(ctx, so.url, storeopen.Options{Options: store.Options{TokenKey: key}})
+	if err != nil {
+		return fail(fmt.Errorf("opening the audit store: %w", err))
+	}
+	defer st.Close()
+	logs, ok := storeopen.Logs(st)
+	if !ok {
+		return fail(errors.New("the store keeps no tamper-evident log"))
+	}
+	vst, ok := logs.(sealverify.Store)
+	if !ok {
+		return fail(errors.New("the store cannot be verified"))
+	}
+	enc := json.NewEncoder(stdout)
+	start := time.Now()
+	sum, err := sealverify.Verify(ctx, vst, sealverify.Options{Verifiers: vs, Trusted: trusted, SealInterval: seo.interval, Namespaces: namespaces},
+		func(f sealverify.Finding) { _ = enc.Encode(f) })
+	elapsed := time.Since(start)
+	fmt.Fprintf(stdout, "verified %d events in %d namespaces: %d problems\n", sum.Events, sum.Namespaces, sum.Problems)
+	fmt.Fprintf(stderr, "manager verify: %d events in %s (%.0f events/s)\n", sum.Events, elapsed.Round(time.Millisecond), float64(sum.Events)/max(elapsed.Seconds(), 1e-9))
+	if err != nil {
+		return fail(err)
+	}
+	if sum.Problems > 0 {
+		return verifyProblems
+	}
+	return verifyClean
+}
+
+// verifiersFor returns the verifiers of the keys given, else of the seal
+// keyring where the manager keeps it, else of the published ConfigMap.
+func verifiersFor(ctx context.Context, keys []string, seo sealOptions, so storeOptions, adminNamespace string) (note.Verifiers, error) {
+	if len(keys) > 0 {
+		return seal.Verifiers(keys...)
+	}
+	file, _, err := seo.source(so)
+	if err == nil && file != "" {
+		if _, statErr := os.Stat(file); statErr == nil {
+			kr, err := sealkey.LoadFile(file)
+			if err != nil {
+				return nil, err
+			}
+			return seal.Verifiers(kr.VerifierKeys()...)
+		}
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no --verifier-key and no seal key file; reading ConfigMap %s/%s needs a kubeconfig: %w", adminNamespace, sealkey.ConfigMapName, err)
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, err
+	}
+	published, err := sealkey.InCluster{Client: c, PublishNamespace: adminNamespace}.Published(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return seal.Verifiers(published...)
+}
+
+// runVerifierKey is 'manager verifier-key': the seal keyring's verifier
+// keys, the current one first, one per line.
+func runVerifierKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("manager verifier-key", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		so  storeOptions
+		seo sealOptions
+	)
+	so.addFlags(fs)
+	seo.addFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	kr, _, err := seo.keyring(ctx, so, ctrl.GetConfig)
+	if err != nil {
+		return err
+	}
+	if kr == nil {
+		return errors.New("--seal=false: no keyring")
+	}
+	_, err = fmt.Fprintln(stdout, strings.Join(kr.VerifierKeys(), "\n"))
+	return err
+}

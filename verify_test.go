@@ -1,0 +1,124 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/sealkey"
+	"github.com/auditops/auditops/internal/sealverify"
+	"github.com/auditops/auditops/internal/store/storeopen"
+)
+
+// TestImportSealVerify runs the commands as an operator would on a SQLite
+// store: import makes leaves with the keyring it creates beside the
+// database, the leader's sealer seals them, verify exits 0; after a row is
+// edited with SQL, verify prints the finding as a JSON line and exits 1;
+// verifier-key prints the key that verifies; bad flags exit 2.
+func TestImportSealVerify(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var log bytes.Buffer
+	for i := range 40 {
+		fmt.Fprintf(&log, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-%d","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/team-a/pods","verb":"delete","user":{"username":"alice"},"objectRef":{"resource":"pods","namespace":"team-a","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-11-22T08:00:%02d.000001Z","stageTimestamp":"2026-11-22T08:00:%02d.000002Z"}`+"\n", i, i, i)
+	}
+	logFile := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(logFile, log.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "audit.db")
+	storeURL := "sqlite://" + db
+	var out bytes.Buffer
+	if err := importFiles(ctx, []string{"--store", storeURL, logFile}, &out, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, SealKeyFileName)
+	kr, err := sealkey.LoadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The leader's part.
+	st, err := storeopen.Open(ctx, storeURL, storeopen.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := storeopen.Logs(st)
+	res, err := (&seal.Sealer{Store: logs, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).SealAll(ctx)
+	if err != nil || res["team-a"].Sealed != 40 {
+		t.Fatalf("sealed %+v, %v", res, err)
+	}
+	st.Close()
+
+	verify := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := runVerify(ctx, append([]string{"--store", storeURL}, args...), &stdout, &stderr)
+		t.Logf("verify %v: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
+		return code, stdout.String()
+	}
+	if code, out := verify(); code != verifyClean || !strings.Contains(out, "verified 40 events in 1 namespaces: 0 problems") {
+		t.Fatalf("a clean store: exit %d, %q", code, out)
+	}
+
+	var keys bytes.Buffer
+	if err := runVerifierKey(ctx, []string{"--store", storeURL}, &keys, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(keys.String()); got != kr.Current.Verifier() {
+		t.Fatalf("verifier-key printed %q, want %q", got, kr.Current.Verifier())
+	}
+
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Exec("UPDATE events SET status = 'failure' WHERE id = 'a-7'"); err != nil {
+		t.Fatal(err)
+	}
+	code, got := verify("--verifier-key", keys.String())
+	if code != verifyProblems {
+		t.Fatalf("an edited row: exit %d", code)
+	}
+	var f sealverify.Finding
+	if err := json.Unmarshal([]byte(strings.SplitN(got, "\n", 2)[0]), &f); err != nil || f.Problem != sealverify.Altered || f.ID != "a-7" {
+		t.Fatalf("the first line %q: %+v, %v", got, f, err)
+	}
+	if !strings.Contains(got, "verified 40 events in 1 namespaces: 1 problems") {
+		t.Fatalf("summary: %q", got)
+	}
+	// Someone else's key verifies nothing.
+	other, _ := seal.NewKeyring(strings.NewReader(strings.Repeat("x", 64)))
+	if code, _ := verify("--verifier-key", other.Current.Verifier()); code != verifyProblems {
+		t.Fatalf("another key: exit %d", code)
+	}
+	if code, _ := verify("--trusted-checkpoint", filepath.Join(dir, "absent")); code != verifyFailed {
+		t.Fatalf("a missing trusted checkpoint file: exit %d", code)
+	}
+}
