@@ -272,7 +272,7 @@ func runManager(args []string) error {
 				}
 				return retentionCut(now, retention)
 			}}
-		sm := newSealMetrics(metrics.Registry)
+		sm := seal.NewMetrics(metrics.Registry)
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			if keySecret != nil {
 				keySecret.PublishNamespace = adminNamespace

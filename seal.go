@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -134,50 +133,24 @@ func (o *sealOptions) keyring(ctx context.Context, so storeOptions, restConfig f
 	return kr, src, nil
 }
 
-// sealMetrics count what the sealer does.
-type sealMetrics struct {
-	sealed, refused, checkpoints, failures prometheus.Counter
-	lastSeal                               prometheus.Gauge
-}
-
-func newSealMetrics(reg prometheus.Registerer) *sealMetrics {
-	m := &sealMetrics{
-		sealed: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_leaves_sealed_total",
-			Help: "Leaves the leader appended to their namespace's log."}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_leaves_refused_total",
-			Help: "Leaves left unsealed because no seal key made their MAC: rows written to the store other than by ingest (a security signal)."}),
-		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_checkpoints_total",
-			Help: "Signed checkpoints written."}),
-		failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_failures_total",
-			Help: "Sealing runs that failed (the next run seals what they left)."}),
-		lastSeal: prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditops_seal_last_success_timestamp_seconds",
-			Help: "When the leader last sealed every log that grew; now minus it is the seal lag."}),
-	}
-	reg.MustRegister(m.sealed, m.refused, m.checkpoints, m.failures, m.lastSeal)
-	return m
-}
-
 // sealLoop seals every log that grew, now and then every interval; the
 // leader runs it.
-func sealLoop(ctx context.Context, s *seal.Sealer, interval time.Duration, m *sealMetrics, log logr.Logger) error {
+func sealLoop(ctx context.Context, s *seal.Sealer, interval time.Duration, m *seal.Metrics, log logr.Logger) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		res, err := s.SealAll(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.Observe(res, err)
 		for ns, r := range res {
-			m.sealed.Add(float64(r.Sealed))
-			m.refused.Add(float64(len(r.Refused)))
-			m.checkpoints.Add(float64(r.Checkpoints))
 			if len(r.Refused) > 0 {
 				log.Info("leaves refused: their MAC is no seal key's (rows not written by ingest)", "namespace", ns, "seqs", r.Refused)
 			}
 		}
-		switch {
-		case err != nil && ctx.Err() == nil:
-			m.failures.Inc()
+		if err != nil {
 			log.Error(err, "sealing")
-		case err == nil:
-			m.lastSeal.SetToCurrentTime()
 		}
 		select {
 		case <-ctx.Done():

@@ -46,6 +46,7 @@ import (
 
 	"github.com/auditops/auditops/controllers"
 	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/seal"
 )
 
 const root = "../.."
@@ -169,6 +170,7 @@ func managerMetrics(t *testing.T) map[string]*metricInfo {
 	rec := &recorder{Registry: prometheus.NewRegistry(), metrics: map[string]*metricInfo{}}
 	ingest.NewMetrics(rec)
 	controllers.NewMetrics(rec)
+	seal.NewMetrics(rec)
 	if len(rec.metrics) == 0 {
 		t.Fatal("the manager registered no metric")
 	}
