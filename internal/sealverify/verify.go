@@ -83,6 +83,9 @@ type Options struct {
 // Summary counts what Verify read and found.
 type Summary struct {
 	Events, Namespaces, Problems int
+	// Sealed counts the events checked against a sealed leaf (the others
+	// wait for the next seal, or are findings).
+	Sealed int
 }
 
 // pageSize is the leaves and events read at a time.
@@ -126,8 +129,9 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (Su
 		emit(f)
 	}
 	for _, ns := range nss {
-		n, err := verifyNamespace(ctx, st, opts, ns, trusted[ns], count)
+		n, sealed, err := verifyNamespace(ctx, st, opts, ns, trusted[ns], count)
 		sum.Events += n
+		sum.Sealed += sealed
 		sum.Namespaces++
 		if err != nil {
 			return sum, fmt.Errorf("verifying %s: %w", ns, err)
@@ -154,7 +158,7 @@ type leafInfo struct {
 
 func ptr(v int64) *int64 { return &v }
 
-func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, trusted []seal.Checkpoint, report func(Finding)) (int, error) {
+func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, trusted []seal.Checkpoint, report func(Finding)) (events, sealed int, err error) {
 	// A checkpoint found bad, inconsistent or rolled back already says
 	// why leaves lack a covering one: that is not named again.
 	checkpointProblem := false
@@ -171,7 +175,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	for before := int64(0); ; {
 		page, err := st.Checkpoints(ctx, ns, before, 1000)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		for _, c := range page {
 			cp, err := seal.Open(c.Note, opts.Verifiers)
@@ -228,7 +232,7 @@ walk:
 	for start := int64(0); ; start += pageSize {
 		leaves, err := st.Leaves(ctx, ns, start, start+pageSize)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		for _, l := range leaves {
 			if l.Index != int64(cr.End()) {
@@ -238,7 +242,7 @@ walk:
 				break walk
 			}
 			if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(l.Data), nil); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			bySeq[l.Seq] = leafInfo{index: l.Index, version: l.Version, data: l.Data, id: l.ID}
 			checkRoots()
@@ -270,7 +274,7 @@ walk:
 	for after := int64(-1 << 63); ; {
 		page, err := st.Unsealed(ctx, ns, after, pageSize)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		for _, l := range page {
 			pending[l.Seq] = true
@@ -285,12 +289,11 @@ walk:
 	}
 
 	// Every event against its leaf.
-	events := 0
 	q := store.EventQuery{View: "verify", Namespace: ns, Page: store.Page{Size: pageSize}}
 	for {
 		page, err := st.Events(ctx, q)
 		if err != nil {
-			return events, err
+			return events, sealed, err
 		}
 		for i := range page.Events {
 			e := &page.Events[i]
@@ -303,6 +306,7 @@ walk:
 				continue
 			}
 			delete(bySeq, e.Seq)
+			sealed++
 			d, err := seal.Digest(e, l.version)
 			if err != nil {
 				emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.index), Seq: ptr(e.Seq), ID: e.ID, Detail: err.Error()})
@@ -338,5 +342,5 @@ walk:
 		emit(Finding{Namespace: ns, Problem: Missing, Index: ptr(l.index), Seq: ptr(seq), ID: l.id,
 			Detail: fmt.Sprintf("the event of %s is not in the store", t.Format(time.RFC3339Nano))})
 	}
-	return events, nil
+	return events, sealed, nil
 }

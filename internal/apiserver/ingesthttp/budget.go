@@ -122,6 +122,11 @@ func reserveFor(r *http.Request, batchMemory int) int64 {
 // setting the connection's read deadline before each read.
 type deadlineBody struct {
 	io.ReadCloser
+	// ctx is the request's: once it is done, the API server's timeout
+	// filter may have answered and the HTTP/2 stream be gone, and
+	// x/net/http2's SetReadDeadline dereferences its freed state (a panic
+	// the filter logs as "Post-timeout activity", seen under a slow store).
+	ctx  context.Context
 	rc   *http.ResponseController
 	idle time.Duration
 	end  time.Time
@@ -131,10 +136,20 @@ type deadlineBody struct {
 	ok bool
 }
 
-func newDeadlineBody(w http.ResponseWriter, body io.ReadCloser, total, idle time.Duration) *deadlineBody {
-	b := &deadlineBody{ReadCloser: body, rc: http.NewResponseController(w), idle: idle, end: time.Now().Add(total)}
+func newDeadlineBody(ctx context.Context, w http.ResponseWriter, body io.ReadCloser, total, idle time.Duration) *deadlineBody {
+	b := &deadlineBody{ReadCloser: body, ctx: ctx, rc: http.NewResponseController(w), idle: idle, end: time.Now().Add(total)}
 	b.ok = b.rc.SetReadDeadline(b.next()) == nil
 	return b
+}
+
+// setReadDeadline sets the connection's read deadline while the request
+// is live; after it, nothing reads the connection for this request.
+func (b *deadlineBody) setReadDeadline(t time.Time) {
+	if !b.ok || b.ctx.Err() != nil {
+		return
+	}
+	defer func() { _ = recover() }() // the stream went away between the check and the call
+	_ = b.rc.SetReadDeadline(t)
 }
 
 func (b *deadlineBody) next() time.Time {
@@ -145,9 +160,7 @@ func (b *deadlineBody) next() time.Time {
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
-	if b.ok {
-		_ = b.rc.SetReadDeadline(b.next())
-	}
+	b.setReadDeadline(b.next())
 	n, err := b.ReadCloser.Read(p)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = &readTimeoutError{err: err}
@@ -158,9 +171,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 // done lifts the deadline once the body is read, so writing the answer is
 // not cut short.
 func (b *deadlineBody) done() {
-	if b.ok {
-		_ = b.rc.SetReadDeadline(time.Time{})
-	}
+	b.setReadDeadline(time.Time{})
 }
 
 // readTimeoutError is a body that did not arrive in time: 408.

@@ -272,7 +272,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, l *limiter, sour
 		h.unavailable(w, "too many ingest requests in flight, retry later")
 		return nil, false
 	}
-	r.Body = newDeadlineBody(w, r.Body, h.opts.ReadTimeout, h.opts.IdleTimeout)
+	r.Body = newDeadlineBody(r.Context(), w, r.Body, h.opts.ReadTimeout, h.opts.IdleTimeout)
 	return release, true
 }
 

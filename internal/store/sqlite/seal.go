@@ -127,7 +127,7 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 		if size != from {
 			return fmt.Errorf("the log of %s is at %d, not %d: another sealer ran", ns, size, from)
 		}
-		setIdx, err := tx.PrepareContext(ctx, "UPDATE leaves SET idx = ? WHERE namespace = ? AND seq = ? AND idx IS NULL")
+		setIdx, err := tx.PrepareContext(ctx, "UPDATE leaves INDEXED BY leaves_unsealed SET idx = ? WHERE namespace = ? AND seq = ? AND idx IS NULL")
 		if err != nil {
 			return err
 		}

@@ -529,6 +529,8 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 		}
 		stmt := tx.StmtContext(ctx, s.insert)
 		defer stmt.Close()
+		leafStmt := tx.StmtContext(ctx, s.insertLeaf)
+		defer leafStmt.Close()
 		args := make([]any, 0, 26)
 		// The stored events, for the reuse probe: JSON [ns, id_hash, id,
 		// seq] items, and whose each is.
@@ -559,7 +561,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 				}
 				if req.leaves != nil {
 					v, data, mac := req.leaves[i].Leaf(next)
-					if _, err := tx.StmtContext(ctx, s.insertLeaf).ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac, created); err != nil {
+					if _, err := leafStmt.ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac, created); err != nil {
 						return fmt.Errorf("the leaf of event %d (id %q): %w", i, e.ID, err)
 					}
 				}
