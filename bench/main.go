@@ -87,6 +87,13 @@ func run() error {
 			}
 		}
 	}
+	switch v := os.Getenv("BENCH_SEAL"); v {
+	case "", "on":
+	case "off":
+		cfg.NoLeaves = true
+	default:
+		return fmt.Errorf("BENCH_SEAL=%q: want on (the default) or off", v)
+	}
 	switch p := os.Getenv("BENCH_PG_PARTITIONS"); p {
 	case "":
 	case "day":

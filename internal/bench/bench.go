@@ -24,6 +24,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -38,6 +39,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
 	"github.com/auditops/auditops/internal/store/sqlite"
@@ -65,6 +67,10 @@ type Config struct {
 	// PostgresDayPartitions opens PostgreSQL stores with day partitions
 	// (store.Options.DayPartitions; BENCH_PG_PARTITIONS=day).
 	PostgresDayPartitions bool
+	// NoLeaves opens the stores without tamper-evidence leaves (the
+	// manager's --seal=false; BENCH_SEAL=off): A/B against the default,
+	// which makes them as the manager does.
+	NoLeaves bool
 }
 
 // Metric is one line of results.json.
@@ -168,15 +174,25 @@ type target struct {
 	drop func() error
 	// dayPartitions: store.Options.DayPartitions (PostgreSQL).
 	dayPartitions bool
+	// leaves: store.Options.Leaves, nil with Config.NoLeaves.
+	leaves store.LeafMaker
 }
 
 func (r *runner) newTarget(ctx context.Context, kind, name string) (*target, error) {
+	var leaves store.LeafMaker
+	if !r.cfg.NoLeaves {
+		kr, err := seal.NewKeyring(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		leaves = seal.LeafMaker{Keys: kr}
+	}
 	if kind == "sqlite" {
 		p := filepath.Join(r.cfg.Dir, name+".db")
 		for _, suf := range []string{"", "-wal", "-shm"} {
 			_ = os.Remove(p + suf)
 		}
-		return &target{kind: kind, dsn: p, drop: func() error {
+		return &target{kind: kind, dsn: p, leaves: leaves, drop: func() error {
 			for _, suf := range []string{"", "-wal", "-shm"} {
 				_ = os.Remove(p + suf)
 			}
@@ -208,7 +224,7 @@ func (r *runner) newTarget(ctx context.Context, kind, name string) (*target, err
 		defer c.Close(context.Background())
 		_, err = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
 		return err
-	}, dayPartitions: r.cfg.PostgresDayPartitions}, nil
+	}, dayPartitions: r.cfg.PostgresDayPartitions, leaves: leaves}, nil
 }
 
 // storeBytes is what t's database holds on disk: the SQLite file (the
@@ -236,7 +252,7 @@ func (t *target) storeBytes(ctx context.Context) (int64, string, error) {
 
 // open opens the store of t.
 func (t *target) open(ctx context.Context) (store.Store, error) {
-	opts := store.Options{TokenKey: tokenKey}
+	opts := store.Options{TokenKey: tokenKey, Leaves: t.leaves}
 	if t.kind == "sqlite" {
 		return sqlite.New(ctx, t.dsn, opts)
 	}

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/auditops/auditops/internal/store"
@@ -151,17 +152,29 @@ func (r *Replicated) check(ctx context.Context) error {
 	return nil
 }
 
-// insertLSN is the primary's WAL insert position: every transaction it has
-// committed, and so acknowledged, ends at or before it. (The write
-// position, pg_current_wal_lsn, can be behind a commit record when
-// synchronous_commit is off.)
+// insertLSN is the primary's WAL insert position, which every transaction
+// it has committed, and so acknowledged, ends at or before (the write
+// position can be behind a commit record when synchronous_commit is off),
+// once everything before it is flushed: a record a background process
+// inserts after the last commit (a standby snapshot) otherwise waits
+// unflushed, and so unsent to the standby, until the next commit, and a
+// reader waiting for the standby waits for it (TestReplicatedConformance
+// waited out its 10 s for 24 such bytes once). The position is read in a
+// transaction that takes an xid and commits synchronously: its commit
+// record comes after the position, and flushing it flushes all before.
 func (s *Store) insertLSN(ctx context.Context) (lsn string, err error) {
 	c, err := s.acquire(ctx, "wal position")
 	if err != nil {
 		return "", err
 	}
 	defer c.Release()
-	err = c.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&lsn)
+	err = pgx.BeginTxFunc(ctx, c, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = on"); err != nil {
+			return err
+		}
+		var xid int64
+		return tx.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text, txid_current()").Scan(&lsn, &xid)
+	})
 	return lsn, s.wrap("wal position", err)
 }
 
