@@ -24,10 +24,10 @@ import (
 	"time"
 )
 
-// TestClientCAWarmup: within a minute of the start, a request whose client
-// certificate failed authentication is a 503 (kube-apiserver's webhook
-// retries it; the client CAs may not be loaded yet), not a 401 (which it
-// drops); without a certificate, or after the warm-up, it is a 401.
+// TestClientCAWarmup: within a minute of the start, a TLS request that
+// failed authentication, with a certificate or without one, is a 503
+// (kube-apiserver's webhook retries it; the client CAs may not be loaded
+// yet), not a 401 (which it drops); after the warm-up it is a 401.
 func TestClientCAWarmup(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -35,11 +35,16 @@ func TestClientCAWarmup(t *testing.T) {
 		started  bool
 		withCert bool
 		loading  bool
+		read     bool // a read of the audit API instead of ingest
 	}{
-		{"just started, a certificate", time.Second, true, true, true},
-		{"after the warm-up", 2 * clientCAWarmup, true, true, false},
-		{"no certificate", time.Second, true, false, false},
-		{"not serving yet", 0, false, true, false},
+		{"just started, a certificate", time.Second, true, true, true, false},
+		{"after the warm-up", 2 * clientCAWarmup, true, true, false, false},
+		// The webhook may have withheld it: the CAs the server asked for
+		// did not include its issuer yet.
+		{"ingest without a certificate", time.Second, true, false, true, false},
+		{"ingest without a certificate, after the warm-up", 2 * clientCAWarmup, true, false, false, false},
+		{"not serving yet", 0, false, true, false, false},
+		{"a read without a certificate", time.Second, true, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Server{}
@@ -47,6 +52,9 @@ func TestClientCAWarmup(t *testing.T) {
 				s.started.Store(time.Now().Add(-tc.since).UnixNano())
 			}
 			r := httptest.NewRequest("POST", "/ingest/v1/kube-audit", nil)
+			if tc.read {
+				r = httptest.NewRequest("GET", "/namespace/reports/audit-details", nil)
+			}
 			r.TLS = &tls.ConnectionState{}
 			if tc.withCert {
 				r.TLS.PeerCertificates = []*x509.Certificate{{}}

@@ -70,6 +70,9 @@ type suite struct {
 	kubeconfig   string // the server's authn/authz kubeconfig
 	users        map[string]*rest.Config
 	saToken      string // token of team-a/reporter (TokenRequest)
+	// started is just before the server's start: its client-CA warm-up
+	// runs from then (see Server.clientCAsLoading).
+	started time.Time
 }
 
 var ts *suite
@@ -222,6 +225,7 @@ func startSuite(ctx context.Context, dir string) (*suite, func(), error) {
 	o := NewOptions()
 	o.SecureServing.ServerCert.CertKey.CertFile = filepath.Join(dir, "serving.crt")
 	o.SecureServing.ServerCert.CertKey.KeyFile = filepath.Join(dir, "serving.key")
+	s.started = time.Now()
 	runStop, port, err := startServer(ctx, o, s.kubeconfig, s.st)
 	if err != nil {
 		return nil, stop, err
