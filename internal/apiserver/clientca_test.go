@@ -19,6 +19,7 @@ package apiserver
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -61,6 +62,38 @@ func TestClientCAWarmup(t *testing.T) {
 			}
 			if got := s.clientCAsLoading(r); got != tc.loading {
 				t.Fatalf("clientCAsLoading = %v, want %v", got, tc.loading)
+			}
+		})
+	}
+}
+
+// TestCertlessIngestConnectionCloses: an ingest request that came without
+// a client certificate is answered with Connection: close, in the warm-up
+// (503) and after it (401): the certificate goes with the handshake, so a
+// sender that kept the connection alive would be refused on it for good.
+// A read keeps its connection.
+func TestCertlessIngestConnectionCloses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string
+		since  time.Duration
+		code   int
+		closes bool
+	}{
+		{"ingest in the warm-up", "POST", "/ingest/v1/kube-audit", time.Second, 503, true},
+		{"ingest after the warm-up", "POST", "/ingest/v1/kube-audit", 2 * clientCAWarmup, 401, true},
+		{"a read", "GET", "/namespace/reports/audit-details", time.Second, 401, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{cfg: &Config{retryAfter: time.Second}}
+			s.started.Store(time.Now().Add(-tc.since).UnixNano())
+			r := httptest.NewRequest(tc.method, tc.path, nil)
+			r.TLS = &tls.ConnectionState{}
+			w := httptest.NewRecorder()
+			s.unauthorized(http.NotFoundHandler()).ServeHTTP(w, r)
+			if w.Code != tc.code || (w.Header().Get("Connection") == "close") != tc.closes {
+				t.Fatalf("%d, Connection %q; want %d, closing %v", w.Code, w.Header().Get("Connection"), tc.code, tc.closes)
 			}
 		})
 	}
