@@ -21,6 +21,7 @@ package controllers
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,8 +77,9 @@ type AuditReportReconciler struct {
 	// Metrics default to an unserved registry; main passes ones registered
 	// with the manager's metrics endpoint.
 	Metrics *Metrics
-	// Identity names this manager in status.holder (default: the host
-	// name); managers that may run at once need different ones.
+	// Identity names this manager in status.holder (default, set by
+	// SetupWithManager: the host name); managers that may run at once
+	// need different ones.
 	Identity string
 	// HoldFor is how long another manager's hold on a running report is
 	// honoured after its last status write before this one takes the
@@ -178,6 +180,13 @@ func (r *AuditReportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.Clock == nil {
 		r.Clock = realClock{}
+	}
+	if r.Identity == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "auditops-manager"
+		}
+		r.Identity = host
 	}
 	if r.ChunkSize <= 0 {
 		r.ChunkSize = report.DefaultChunkSize

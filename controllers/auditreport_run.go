@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
 	"time"
 
@@ -94,12 +93,12 @@ func (r *AuditReportReconciler) reconcileRun(ctx context.Context, rep *reportsv1
 	// status since, and once it lands every other writer's next status
 	// write conflicts, so no one else can declare the report done after
 	// this manager's Resume deletes the shards past the checkpoint.
-	if st.Holder != nil && st.Holder.Identity != r.identity() {
-		r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, ReasonTakenOver, "Generate", "taking the report over from %s (last renewed %s)",
-			st.Holder.Identity, st.Holder.RenewTime.UTC().Format(time.RFC3339Nano))
-	}
-	if st.Holder == nil || st.Holder.Identity != r.identity() {
-		st.Holder = &reportsv1alpha1.ReportHolder{Identity: r.identity()}
+	if st.Holder == nil || st.Holder.Identity != r.Identity {
+		if st.Holder != nil {
+			r.Recorder.Eventf(rep, nil, corev1.EventTypeNormal, ReasonTakenOver, "Generate", "taking the report over from %s (last renewed %s)",
+				st.Holder.Identity, st.Holder.RenewTime.UTC().Format(time.RFC3339Nano))
+		}
+		st.Holder = &reportsv1alpha1.ReportHolder{Identity: r.Identity}
 	}
 	// A retry keeps saying Retrying (and why) until an attempt succeeds:
 	// writing Generating at each attempt, then Retrying again, changed the
@@ -316,7 +315,7 @@ func (r *AuditReportReconciler) fail(ctx context.Context, rep *reportsv1alpha1.A
 // lasts (0: not held, held by this manager, or expired).
 func (r *AuditReportReconciler) heldElsewhere(rep *reportsv1alpha1.AuditReport) time.Duration {
 	h := rep.Status.Holder
-	if h == nil || h.Identity == r.identity() || r.HoldFor <= 0 {
+	if h == nil || h.Identity == r.Identity || r.HoldFor <= 0 {
 		return 0
 	}
 	return max(h.RenewTime.Add(r.HoldFor).Sub(r.Clock.Now()), 0)
@@ -336,17 +335,6 @@ func (r *AuditReportReconciler) renewDue(h *reportsv1alpha1.ReportHolder) bool {
 	return r.HoldFor > 0 && r.Clock.Now().Sub(h.RenewTime.Time) >= r.HoldFor/3
 }
 
-func (r *AuditReportReconciler) identity() string {
-	if r.Identity != "" {
-		return r.Identity
-	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		return "auditops-manager"
-	}
-	return host
-}
-
 // updateStatus writes the whole status, Ready derived from the other
 // conditions first. It is an update, not a patch, so a report whose spec
 // changed meanwhile conflicts and is reconciled afresh.
@@ -356,7 +344,7 @@ func (r *AuditReportReconciler) updateStatus(ctx context.Context, rep *reportsv1
 	if !isScheduled(rep) || meta.IsStatusConditionTrue(rep.Status.Conditions, reportsv1alpha1.ConditionFailed) {
 		deriveReady(rep)
 	}
-	if h := rep.Status.Holder; h != nil && h.Identity == r.identity() && r.renewDue(h) {
+	if h := rep.Status.Holder; h != nil && h.Identity == r.Identity && r.renewDue(h) {
 		h.RenewTime = metav1.NewMicroTime(r.Clock.Now())
 	}
 	if err := r.Status().Update(ctx, rep); err != nil {

@@ -308,7 +308,7 @@ const clientCAsLoadingMessage = "the server is starting: its client certificate 
 // Retry-After, which it retries; past the warm-up it gets its 401.
 func (s *Server) unauthorized(status http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS != nil && len(r.TLS.PeerCertificates) == 0 && r.Method == http.MethodPost && ownsPath(r.URL.Path) {
+		if certlessIngest(r) {
 			// A client certificate goes with the TLS handshake: a
 			// connection made without one stays without one, and a
 			// webhook that kept it alive would get this answer for every
@@ -335,6 +335,12 @@ func (s *Server) unauthorized(status http.Handler) http.Handler {
 	})
 }
 
+// certlessIngest is an ingest request (our only POSTs) that came over TLS
+// without a client certificate.
+func certlessIngest(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.PeerCertificates) == 0 && r.Method == http.MethodPost && ownsPath(r.URL.Path)
+}
+
 // clientCAsLoading says whether r's failed authentication may have failed
 // only because the client CAs were not loaded yet: a TLS request within
 // clientCAWarmup of the start. (Whether the bundle loaded so far verifies
@@ -350,7 +356,7 @@ func (s *Server) clientCAsLoading(r *http.Request) bool {
 	if r.TLS == nil {
 		return false
 	}
-	if len(r.TLS.PeerCertificates) == 0 && (r.Method != http.MethodPost || !ownsPath(r.URL.Path)) {
+	if len(r.TLS.PeerCertificates) == 0 && !certlessIngest(r) {
 		return false
 	}
 	started := s.started.Load()

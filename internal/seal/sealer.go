@@ -98,6 +98,10 @@ func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
 	}
 	var res SealResult
 	var after int64 = -1 << 63
+	// known holds the hashes this run wrote or read: laying out leaf n
+	// reads the roots of the complete subtrees to its left, the same few
+	// (at most log2 n) for every leaf of a run, so each is read once.
+	known := map[int64]tlog.Hash{}
 	for {
 		leaves, err := s.Store.Unsealed(ctx, ns, after, batch)
 		if err != nil {
@@ -107,13 +111,11 @@ func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
 			return res, nil
 		}
 		after = leaves[len(leaves)-1].Seq
-		// Hashes of this batch are read back while it is laid out.
-		added := map[int64]tlog.Hash{}
 		reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 			out := make([]tlog.Hash, len(indexes))
 			var need []int64
 			for _, x := range indexes {
-				if _, ok := added[x]; !ok {
+				if _, ok := known[x]; !ok {
 					need = append(need, x)
 				}
 			}
@@ -127,14 +129,11 @@ func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
 					return nil, fmt.Errorf("read %d stored hashes, asked for %d", len(got), len(need))
 				}
 			}
-			j := 0
+			for i, x := range need {
+				known[x] = got[i]
+			}
 			for i, x := range indexes {
-				if h, ok := added[x]; ok {
-					out[i] = h
-				} else {
-					out[i] = got[j]
-					j++
-				}
+				out[i] = known[x]
 			}
 			return out, nil
 		})
@@ -152,7 +151,7 @@ func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
 			}
 			first := tlog.StoredHashCount(n)
 			for i, h := range hs {
-				added[first+int64(i)] = h
+				known[first+int64(i)] = h
 				hashes = append(hashes, StoredHash{Index: first + int64(i), Hash: h})
 			}
 			seqs = append(seqs, l.Seq)
@@ -228,4 +227,11 @@ type LogReader interface {
 	ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error)
 	// LogNamespaces returns every namespace with events or leaves.
 	LogNamespaces(ctx context.Context) ([]string, error)
+}
+
+// Log is a store's side of the logs: what the sealer writes and what the
+// API, reports and verify read.
+type Log interface {
+	LogStore
+	LogReader
 }

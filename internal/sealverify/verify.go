@@ -60,8 +60,7 @@ type Finding struct {
 // Store is what verify reads.
 type Store interface {
 	store.Store
-	seal.LogStore
-	seal.LogReader
+	seal.Log
 }
 
 // Options say what verify trusts.

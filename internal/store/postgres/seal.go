@@ -28,10 +28,7 @@ import (
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
 )
 
-var (
-	_ seal.LogStore  = (*Store)(nil)
-	_ seal.LogReader = (*Store)(nil)
-)
+var _ seal.Log = (*Store)(nil)
 
 var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 

@@ -29,7 +29,7 @@ import (
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
 )
 
-var _ seal.LogStore = (*Store)(nil)
+var _ seal.Log = (*Store)(nil)
 
 // UnsealedNamespaces implements seal.LogStore.
 func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
@@ -160,8 +160,6 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 		return err
 	})
 }
-
-var _ seal.LogReader = (*Store)(nil)
 
 // Leaves implements seal.LogReader.
 func (s *Store) Leaves(ctx context.Context, ns string, start, end int64) ([]seal.Leaf, error) {

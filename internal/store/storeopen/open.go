@@ -138,16 +138,10 @@ func ForReports(st store.Store) store.Store {
 // Logs returns the tamper-evident logs of st (spec/API.md 6): the primary's
 // for a store with a read URL (the leader seals there); false for a store
 // that keeps none.
-func Logs(st store.Store) (LogStore, bool) {
+func Logs(st store.Store) (seal.Log, bool) {
 	if r, ok := st.(*postgres.Replicated); ok {
 		return r.Primary(), true
 	}
-	l, ok := st.(LogStore)
+	l, ok := st.(seal.Log)
 	return l, ok
-}
-
-// LogStore is a store's side of the tamper-evident logs.
-type LogStore interface {
-	seal.LogStore
-	seal.LogReader
 }

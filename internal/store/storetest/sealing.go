@@ -34,8 +34,7 @@ import (
 // SealingStore is a store that keeps the tamper-evident logs.
 type SealingStore interface {
 	store.Store
-	seal.LogStore
-	seal.LogReader
+	seal.Log
 }
 
 // RunSealing checks a store's side of spec/API.md section 6: newStore
