@@ -290,8 +290,12 @@ func runManager(args []string) error {
 	if err != nil {
 		return fmt.Errorf("configuring the audit API server: %w", err)
 	}
+	// The logs are served whenever the store keeps them, also with
+	// --seal=false: checkpoints already signed stay checkable.
+	apiLogs, _ := storeopen.Logs(st)
 	srv, err := apiserver.New(apiCfg, apiserver.Deps{
 		Store: st,
+		Logs:  apiLogs,
 		Ingest: ingest.Options{MaxObjectBytes: maxObjectBytes, SpoolDir: ingestSpoolDir,
 			Metrics: ingest.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("ingest")},
 		IngestHTTP: ingestHTTP,

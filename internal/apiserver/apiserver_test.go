@@ -707,6 +707,7 @@ func TestDiscovery(t *testing.T) {
 	want := map[string][]string{
 		resSummaries: readVerbs, resAuditDetails: readVerbs, resUserAccess: readVerbs,
 		resUsers: readVerbs, resUserLogs: readVerbs, resEvents: {"create"},
+		resCheckpoints: {"list"}, resLeaves: {"list"}, resProofs: {"list"},
 	}
 	check := func(what string, list *metav1.APIResourceList) {
 		t.Helper()

@@ -45,6 +45,9 @@ const (
 	resUsers        = "users"
 	resUserLogs     = "userlogs"
 	resEvents       = "events"
+	resCheckpoints  = "checkpoints"
+	resLeaves       = "leaves"
+	resProofs       = "proofs"
 )
 
 type authorizerFunc func(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error)

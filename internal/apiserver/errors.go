@@ -150,6 +150,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, sh shape, tokenPar
 	var br *badRequest
 	var fb *forbidden
 	var un *unavailable
+	var nf *notFound
 	var qe *store.QueryError
 	switch {
 	case errors.As(err, &br):
@@ -158,6 +159,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, sh shape, tokenPar
 		// The parameters were checked already (textParam); this is the
 		// store's own check, for a value that came another way.
 		writeError(w, sh, http.StatusBadRequest, qe.Field+" "+qe.Problem+": parameters must be UTF-8 text without NUL characters")
+	case errors.As(err, &nf):
+		writeError(w, sh, http.StatusNotFound, nf.msg)
 	case errors.As(err, &fb):
 		writeError(w, sh, http.StatusForbidden, fb.msg)
 	case errors.Is(err, store.ErrInvalidToken):

@@ -123,6 +123,14 @@ var routeTable = []route{
 		table: func(s *Server, w http.ResponseWriter, r *http.Request, apiVersion string) {
 			s.tableUserLogs(w, r, apiVersion, r.PathValue("ns"), r.PathValue("userName"))
 		}},
+	// 6 tamper evidence: a namespace's log, its checkpoints and proofs.
+	{method: "GET", group: nsPath + resCheckpoints, resource: resCheckpoints, kind: "Checkpoint", verb: "list", shape: shapeStatus,
+		handle: (*Server).checkpoints,
+		table: func(s *Server, w http.ResponseWriter, r *http.Request, apiVersion string) {
+			s.tableCheckpoints(w, r, apiVersion)
+		}},
+	{method: "GET", group: nsPath + resLeaves, resource: resLeaves, kind: "Leaf", verb: "list", shape: shapeStatus, handle: (*Server).leaves},
+	{method: "GET", group: nsPath + resProofs, resource: resProofs, kind: "Proof", verb: "list", shape: shapeStatus, handle: (*Server).proofs},
 	// 2 ingest: internal/apiserver/ingesthttp authorizes every batch through
 	// authorizeIngest before it reads or stores anything.
 	{method: "POST", seed: ingest.KubeAuditPath, resource: resEvents, kind: "Event", verb: "create", shape: shapeMessage,

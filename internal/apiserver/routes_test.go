@@ -55,7 +55,8 @@ func TestRouteTableDerivations(t *testing.T) {
 		}
 	}
 	want := map[string]string{resSummaries: "get,list", resAuditDetails: "get,list", resUserAccess: "get,list",
-		resUsers: "get,list", resUserLogs: "get,list", resEvents: "create"}
+		resUsers: "get,list", resUserLogs: "get,list", resEvents: "create",
+		resCheckpoints: "list", resLeaves: "list", resProofs: "list"}
 	if len(groupResources) != len(want) {
 		t.Errorf("discovery lists %d resources, want %d: %+v", len(groupResources), len(want), groupResources)
 	}

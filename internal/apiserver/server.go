@@ -49,6 +49,7 @@ import (
 
 	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -67,6 +68,9 @@ type Deps struct {
 	// SubjectAccessReview, so ingest can never be mounted unauthorized by
 	// mistake.
 	IngestHTTP ingesthttp.Options
+	// Logs are the store's tamper-evident logs (spec/API.md 6), served by
+	// the checkpoints, leaves and proofs endpoints; nil: those answer 404.
+	Logs seal.LogReader
 	// Log receives the server's own failures; the zero value discards them.
 	Log logr.Logger
 }
@@ -76,6 +80,7 @@ type Server struct {
 	generic          *genericapiserver.GenericAPIServer
 	cfg              *Config
 	st               store.Store
+	logs             seal.LogReader
 	ingest           *ingesthttp.Handler
 	authz            authorizerFunc
 	mux              *http.ServeMux
@@ -104,6 +109,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg:              cfg,
 		st:               deps.Store,
+		logs:             deps.Logs,
 		log:              deps.Log,
 		tenantHostSuffix: cfg.tenantHostSuffix,
 	}

@@ -53,6 +53,7 @@ import (
 
 	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/store/sqlite"
 )
 
@@ -64,6 +65,9 @@ type suite struct {
 	admin        *rest.Config // system:masters, for setup
 	kube         kubernetes.Interface
 	st           store.Store
+	// sealKeys make the store's leaves and sign its checkpoints, as the
+	// manager's seal key does.
+	sealKeys     *seal.Keyring
 	port         int
 	directURL    string // https://127.0.0.1:port
 	servingCAPEM []byte // verifies our serving certificate
@@ -213,7 +217,12 @@ func startSuite(ctx context.Context, dir string) (*suite, func(), error) {
 		return nil, stop, err
 	}
 
-	s.st, err = sqlite.New(ctx, filepath.Join(dir, "audit.db"), store.Options{TokenKey: []byte("apiserver-test-token-key-0123456789")})
+	if s.sealKeys, err = seal.NewKeyring(rand.Reader); err != nil {
+		return nil, stop, err
+	}
+	s.st, err = sqlite.New(ctx, filepath.Join(dir, "audit.db"), store.Options{
+		TokenKey: []byte("apiserver-test-token-key-0123456789"), Leaves: seal.LeafMaker{Keys: s.sealKeys},
+	})
 	if err != nil {
 		return nil, stop, err
 	}
@@ -262,6 +271,9 @@ func startServer(ctx context.Context, o *Options, kubeconfig string, st store.St
 	}
 	// A small ingest limit, so the 413 test sends 70 KiB, not 32 MiB.
 	deps := Deps{Store: st, IngestHTTP: ingesthttp.Options{MaxBytes: 64 << 10}}
+	if logs, ok := st.(seal.LogReader); ok {
+		deps.Logs = logs
+	}
 	for _, f := range tweak {
 		f(cfg, &deps)
 	}
