@@ -52,8 +52,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
-	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/sqlite"
 )
 
@@ -61,10 +61,10 @@ import (
 // the aggregation layer) and one audit API server, registered through a real
 // APIService, serve every test of this package.
 type suite struct {
-	env          *envtest.Environment
-	admin        *rest.Config // system:masters, for setup
-	kube         kubernetes.Interface
-	st           store.Store
+	env   *envtest.Environment
+	admin *rest.Config // system:masters, for setup
+	kube  kubernetes.Interface
+	st    store.Store
 	// sealKeys make the store's leaves and sign its checkpoints, as the
 	// manager's seal key does.
 	sealKeys     *seal.Keyring
