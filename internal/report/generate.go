@@ -40,6 +40,9 @@ type Params struct {
 	User     string
 	Range    store.TimeRange
 	PageSize int
+	// InLog pins the report to a checkpoint of the namespace's log
+	// (store.EventQuery.InLog); nil reads every stored event.
+	InLog *int64
 }
 
 // Cursor is where a generator stands between two pages: enough to resume the
@@ -150,7 +153,7 @@ func (g *generator) summary(ctx context.Context) error {
 	for {
 		page, err := g.st.Summary(ctx, store.SummaryQuery{
 			Namespace: g.p.Namespace, Range: g.p.Range, User: g.p.User,
-			Page: store.Page{Size: g.p.PageSize, Token: g.c.Token},
+			Page: store.Page{Size: g.p.PageSize, Token: g.c.Token}, InLog: g.p.InLog,
 		})
 		if err != nil {
 			return fmt.Errorf("report: summary page %d: %w", g.c.Pages+1, err)
@@ -181,7 +184,7 @@ func (g *generator) events(ctx context.Context, view, category string) error {
 		return g.st.Events(ctx, store.EventQuery{
 			View: view, Namespace: g.p.Namespace, Range: g.p.Range,
 			Category: category, User: g.p.User, Fields: fields,
-			Page: store.Page{Size: g.p.PageSize, Token: token},
+			Page: store.Page{Size: g.p.PageSize, Token: token}, InLog: g.p.InLog,
 		})
 	}
 	type fetched struct {
@@ -240,7 +243,7 @@ func (g *generator) userLogs(ctx context.Context) error {
 	for {
 		page, err := g.st.UserLogs(ctx, store.UserLogsQuery{
 			Namespace: g.p.Namespace, User: g.p.User, Range: g.p.Range,
-			Limit: g.p.PageSize, Offset: g.c.Offset, Before: g.c.Before, Fields: UserLogFields,
+			Limit: g.p.PageSize, Offset: g.c.Offset, Before: g.c.Before, Fields: UserLogFields, InLog: g.p.InLog,
 		})
 		if err != nil {
 			return fmt.Errorf("report: user logs page %d: %w", g.c.Pages+1, err)

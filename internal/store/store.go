@@ -107,6 +107,13 @@ type SummaryQuery struct {
 	// User optionally keeps one user's rows (AuditReport spec.user).
 	User string
 	Page Page
+	// InLog, when set, pins the query to a checkpoint of the namespace's
+	// tamper-evident log (spec/API.md 6): events whose leaf is not among
+	// its first *InLog leaves (ingested after that checkpoint, or not
+	// sealed yet) are left out. Rows without a leaf (stored before sealing
+	// was on, or behind ingest's back) are kept: they are in no log, and
+	// verify names each.
+	InLog *int64
 }
 
 // SummaryRow is one (date, user, api, status) row of the summary.
@@ -148,6 +155,13 @@ type EventQuery struct {
 	// reads every field. Each view shows only some fields, the payloads
 	// are most of an event's bytes, and every column read costs per row.
 	Fields Fields
+	// InLog, when set, pins the query to a checkpoint of the namespace's
+	// tamper-evident log (spec/API.md 6): events whose leaf is not among
+	// its first *InLog leaves (ingested after that checkpoint, or not
+	// sealed yet) are left out. Rows without a leaf (stored before sealing
+	// was on, or behind ingest's back) are kept: they are in no log, and
+	// verify names each.
+	InLog *int64
 }
 
 // Fields is a set of an event's fields.
@@ -228,6 +242,13 @@ type UserLogsQuery struct {
 	Before *Position
 	// Fields selects what is read, as EventQuery.Fields (zero = all).
 	Fields Fields
+	// InLog, when set, pins the query to a checkpoint of the namespace's
+	// tamper-evident log (spec/API.md 6): events whose leaf is not among
+	// its first *InLog leaves (ingested after that checkpoint, or not
+	// sealed yet) are left out. Rows without a leaf (stored before sealing
+	// was on, or behind ingest's back) are kept: they are in no log, and
+	// verify names each.
+	InLog *int64
 }
 
 // Position is an event's place in the time, seq order.

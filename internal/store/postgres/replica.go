@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -321,12 +322,40 @@ type reportView struct {
 	// lsn is the primary's insert position taken at at.
 	lsn string
 	at  time.Time
+	// pinned are the positions of pinned reads (store.EventQuery.InLog),
+	// by namespace and log size: taken at the first such read, after the
+	// report sealed the log, so the standby has replayed the seal (a leaf
+	// it has not seen sealed would hide its event).
+	pinned map[string]string
 }
 
-// target is the LSN a read of a window ending at to needs.
-func (v *reportView) target(ctx context.Context, to time.Time) (string, error) {
+// pinnedKey names a pinned read's position; "" for an unpinned read.
+func pinnedKey(ns string, inLog *int64) string {
+	if inLog == nil {
+		return ""
+	}
+	return ns + "\x00" + strconv.FormatInt(*inLog, 10)
+}
+
+// target is the LSN a read of a window ending at to needs; pin, when set,
+// names a pinned read (pinnedKey).
+func (v *reportView) target(ctx context.Context, to time.Time, pin string) (string, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if pin != "" {
+		if lsn, ok := v.pinned[pin]; ok {
+			return lsn, nil
+		}
+		lsn, err := v.primary.insertLSN(ctx)
+		if err != nil {
+			return "", err
+		}
+		if v.pinned == nil || len(v.pinned) > 1000 {
+			v.pinned = map[string]string{}
+		}
+		v.pinned[pin] = lsn
+		return lsn, nil
+	}
 	if v.lsn != "" && !to.IsZero() && !to.After(v.at) {
 		return v.lsn, nil
 	}
@@ -342,7 +371,7 @@ func (v *reportView) target(ctx context.Context, to time.Time) (string, error) {
 
 // Summary implements store.Store, after the standby caught up.
 func (v *reportView) Summary(ctx context.Context, q store.SummaryQuery) (store.SummaryPage, error) {
-	lsn, err := v.target(ctx, q.Range.To)
+	lsn, err := v.target(ctx, q.Range.To, pinnedKey(q.Namespace, q.InLog))
 	if err != nil {
 		return store.SummaryPage{}, err
 	}
@@ -351,7 +380,7 @@ func (v *reportView) Summary(ctx context.Context, q store.SummaryQuery) (store.S
 
 // Events implements store.Store, after the standby caught up.
 func (v *reportView) Events(ctx context.Context, q store.EventQuery) (store.EventPage, error) {
-	lsn, err := v.target(ctx, q.Range.To)
+	lsn, err := v.target(ctx, q.Range.To, pinnedKey(q.Namespace, q.InLog))
 	if err != nil {
 		return store.EventPage{}, err
 	}
@@ -360,7 +389,7 @@ func (v *reportView) Events(ctx context.Context, q store.EventQuery) (store.Even
 
 // UserLogs implements store.Store, after the standby caught up.
 func (v *reportView) UserLogs(ctx context.Context, q store.UserLogsQuery) (store.UserLogsPage, error) {
-	lsn, err := v.target(ctx, q.Range.To)
+	lsn, err := v.target(ctx, q.Range.To, pinnedKey(q.Namespace, q.InLog))
 	if err != nil {
 		return store.UserLogsPage{}, err
 	}
@@ -369,7 +398,7 @@ func (v *reportView) UserLogs(ctx context.Context, q store.UserLogsQuery) (store
 
 // UserExists implements store.Store, after the standby caught up with now.
 func (v *reportView) UserExists(ctx context.Context, namespace, user string) (bool, error) {
-	lsn, err := v.target(ctx, time.Time{})
+	lsn, err := v.target(ctx, time.Time{}, "")
 	if err != nil {
 		return false, err
 	}

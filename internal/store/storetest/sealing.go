@@ -20,6 +20,8 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -135,6 +137,81 @@ func RunSealing(t *testing.T, newStore func(t *testing.T, leaves store.LeafMaker
 		leaves, err = s.Leaves(t.Context(), "team-a", 0, 100)
 		if err != nil || len(leaves) != 6 || leaves[0].ID != "" {
 			t.Fatalf("after retention: %d leaves, %v: %+v", len(leaves), err, leaves)
+		}
+	})
+	t.Run("PinnedReads", func(t *testing.T) {
+		kr, err := seal.NewKeyring(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newStore(t, seal.LeafMaker{Keys: kr})
+		mustInsert(t, s, ev("team-a", "a1", t0), ev("team-a", "a2", t0.Add(2*time.Second)), ev("team-a", "a3", t0.Add(4*time.Second), device("d1")))
+		sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+		if _, err := sealer.Seal(t.Context(), "team-a"); err != nil {
+			t.Fatal(err)
+		}
+		// Stored after the checkpoint of size 3, inside its window.
+		mustInsert(t, s, ev("team-a", "late", t0.Add(time.Second), device("d1")), ev("team-a", "a5", t0.Add(5*time.Second)))
+		ids := func(q store.EventQuery) []string {
+			var out []string
+			for _, e := range walk(t, s, q) {
+				out = append(out, e.ID)
+			}
+			return out
+		}
+		pin := func(n int64) *int64 { return &n }
+		q := all("team-a")
+		q.Page.Size = 1
+		counts := func(n *int64) (events int, summary int64, logs int) {
+			q := q
+			q.InLog = n
+			events = len(ids(q))
+			page, err := s.Summary(t.Context(), store.SummaryQuery{Namespace: "team-a", Range: store.TimeRange{From: t0, To: t0.Add(time.Hour)}, Page: store.Page{Size: 100}, InLog: n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range page.Rows {
+				summary += r.Count
+			}
+			lp, err := s.UserLogs(t.Context(), store.UserLogsQuery{Namespace: "team-a", User: "alice", Limit: 100, InLog: n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return events, summary, len(lp.Events)
+		}
+		for _, tc := range []struct {
+			name string
+			pin  *int64
+			want int
+		}{{"unpinned", nil, 5}, {"size 3", pin(3), 3}, {"size 0", pin(0), 0}} {
+			e, sum, logs := counts(tc.pin)
+			if e != tc.want || sum != int64(tc.want) || logs != tc.want {
+				t.Errorf("%s: %d events, summary counts %d, %d user logs; want %d of each", tc.name, e, sum, logs, tc.want)
+			}
+		}
+		q.InLog = pin(3)
+		if got := ids(q); !slices.Equal(got, []string{"a1", "a2", "a3"}) {
+			t.Errorf("pinned to 3: %v", got)
+		}
+		// Sealing on does not change what a pin of 3 reads; a pin of 5 reads all.
+		if _, err := sealer.Seal(t.Context(), "team-a"); err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(q); !slices.Equal(got, []string{"a1", "a2", "a3"}) {
+			t.Errorf("pinned to 3 after the next seal: %v", got)
+		}
+		if e, sum, logs := counts(pin(5)); e != 5 || sum != 5 || logs != 5 {
+			t.Errorf("pinned to 5: %d events, summary %d, %d user logs", e, sum, logs)
+		}
+		// A page token is bound to its pin.
+		page, err := s.Events(t.Context(), q)
+		if err != nil || page.NextToken == "" {
+			t.Fatalf("first pinned page: %v, %+v", err, page)
+		}
+		q2 := q
+		q2.InLog, q2.Page.Token = nil, page.NextToken
+		if _, err := s.Events(t.Context(), q2); !errors.Is(err, store.ErrInvalidToken) {
+			t.Errorf("a pinned page's token read unpinned: %v, want ErrInvalidToken", err)
 		}
 	})
 	t.Run("NoLeavesWithoutKey", func(t *testing.T) {

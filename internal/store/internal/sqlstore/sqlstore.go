@@ -423,8 +423,30 @@ func (p *eventPage) last() store.Cursor {
 func eventScope(q store.EventQuery, from, to int64) store.TokenScope {
 	return store.TokenScope{
 		View: eventViewScope + q.View, Namespace: q.Namespace, From: from, To: to,
-		Filters: []string{q.Category, q.User}, PageSize: q.Page.Size,
+		Filters: pinFilters(q.InLog, q.Category, q.User), PageSize: q.Page.Size,
 	}
+}
+
+// pinFilters are a token scope's filters, with the log size a query is
+// pinned to when it is (a token of one pin is refused by another; an
+// unpinned query's scope is as before pins existed).
+func pinFilters(inLog *int64, filters ...string) []string {
+	if inLog != nil {
+		filters = append(filters, "in-log="+strconv.FormatInt(*inLog, 10))
+	}
+	return filters
+}
+
+// inLog renders the condition of store.EventQuery.InLog on the events
+// table's row: a leaf of the row's key that no checkpoint of size n
+// covers leaves the row out. The leaves' primary key is the events' key, so
+// it is one index probe per row.
+func inLog(a *Args, n *int64) string {
+	if n == nil {
+		return ""
+	}
+	return " AND NOT EXISTS (SELECT 1 FROM leaves AS l WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq" +
+		" AND (l.idx IS NULL OR l.idx >= " + a.Add(*n) + "))"
 }
 
 // Events answers store.Store.Events.
@@ -535,6 +557,7 @@ func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after 
 		b.WriteString(" AND ts >= " + a.Add(from))
 	}
 	b.WriteString(" AND ts < " + a.Add(to))
+	b.WriteString(inLog(a, q.InLog))
 	return b.String()
 }
 
@@ -579,6 +602,7 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 		if before != nil {
 			sql += " AND (ts, seq) < (" + a.Add(before.Time) + ", " + a.Add(before.Seq) + ")"
 		}
+		sql += inLog(&a, q.InLog)
 		sql += " ORDER BY ts DESC, seq DESC LIMIT " + a.Add(int64(limit))
 		if offset > 0 {
 			sql += " OFFSET " + a.Add(int64(offset))

@@ -51,7 +51,7 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 	from, to := Bounds(q.Range)
 	scope := store.TokenScope{
 		View: SummaryView, Namespace: q.Namespace, From: from, To: to,
-		Filters: []string{q.User}, PageSize: q.Page.Size,
+		Filters: pinFilters(q.InLog, q.User), PageSize: q.Page.Size,
 	}
 	pos := from
 	var after *store.Cursor
@@ -77,7 +77,7 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 		return len(page.Rows) == q.Page.Size || (len(page.Rows) > 0 && pageBytes+store.SummaryRowBytes(next) > maxBytes)
 	}
 	for pos < to {
-		first, ok, err := r.firstTime(ctx, db, q.Namespace, q.User, pos, to)
+		first, ok, err := r.firstTime(ctx, db, q.Namespace, q.User, pos, to, q.InLog)
 		if err != nil {
 			return store.SummaryPage{}, err
 		}
@@ -96,7 +96,7 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 		if after != nil && after.Time == day {
 			afterKey = after.Keys
 		}
-		rows, err := r.summaryDay(ctx, db, q.Namespace, q.User, afterKey, lo, hi)
+		rows, err := r.summaryDay(ctx, db, q.Namespace, q.User, afterKey, lo, hi, q.InLog)
 		if err != nil {
 			return store.SummaryPage{}, err
 		}
@@ -138,9 +138,9 @@ func keyAfter(row store.SummaryRow, key []string) bool {
 }
 
 // firstTime returns the time of the first event in [from, to).
-func (r *Reader) firstTime(ctx context.Context, db Queryer, ns, user string, from, to int64) (int64, bool, error) {
+func (r *Reader) firstTime(ctx context.Context, db Queryer, ns, user string, from, to int64, pin *int64) (int64, bool, error) {
 	a := Args{d: r.Dialect}
-	sql := "SELECT ts FROM " + r.summaryWhere(&a, ns, user, nil, from, to) + " ORDER BY ts LIMIT 1"
+	sql := "SELECT ts FROM " + r.summaryWhere(&a, ns, user, nil, from, to, pin) + " ORDER BY ts LIMIT 1"
 	rows, err := db.Query(ctx, sql, a.Values()...)
 	if err != nil {
 		return 0, false, err
@@ -158,7 +158,7 @@ func (r *Reader) firstTime(ctx context.Context, db Queryer, ns, user string, fro
 
 // summaryWhere renders "events ... WHERE ..." for one tenant, an optional
 // user, the users at or after the cursor's, and [from, to).
-func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from, to int64) string {
+func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from, to int64, pin *int64) string {
 	index := IndexSummary
 	if user != "" {
 		index = IndexUser
@@ -170,7 +170,7 @@ func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from,
 	if afterKey != nil {
 		sql += " AND user_name >= " + a.Add(afterKey[0])
 	}
-	return sql + " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to)
+	return sql + " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to) + inLog(a, pin)
 }
 
 // summaryDay aggregates the events in [from, to), within one UTC date, into
@@ -181,9 +181,9 @@ func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from,
 // aggregates, computed here: the database would need two passes and a sort
 // per date (a window function for the sessions, a GROUP BY for the counts),
 // which measured slower than one hand-written query (bench/README.md).
-func (r *Reader) summaryDay(ctx context.Context, db Queryer, ns, user string, afterKey []string, from, to int64) ([]store.SummaryRow, error) {
+func (r *Reader) summaryDay(ctx context.Context, db Queryer, ns, user string, afterKey []string, from, to int64, pin *int64) ([]store.SummaryRow, error) {
 	a := Args{d: r.Dialect}
-	sql := "SELECT user_name, api, status, ts FROM " + r.summaryWhere(&a, ns, user, afterKey, from, to) + " ORDER BY ts"
+	sql := "SELECT user_name, api, status, ts FROM " + r.summaryWhere(&a, ns, user, afterKey, from, to, pin) + " ORDER BY ts"
 	rows, err := db.Query(ctx, sql, a.Values()...)
 	if err != nil {
 		return nil, err
