@@ -242,6 +242,25 @@ func runManager(args []string) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
+	var sealer *seal.Sealer
+	if keys != nil {
+		logs, ok := storeopen.Logs(st)
+		if !ok {
+			return fmt.Errorf("store %s keeps no tamper-evident log: run with --seal=false", urlredact.Redact(so.url))
+		}
+		sealer = &seal.Sealer{Store: logs, Keys: keys, Origin: seo.origin, Now: time.Now,
+			Retention: func(now time.Time) time.Time {
+				if retention <= 0 {
+					return time.Time{}
+				}
+				return retentionCut(now, retention)
+			}}
+	}
+	// A nil *seal.Sealer must reach the reconciler as a nil interface.
+	var reportSealer controllers.LogSealer
+	if sealer != nil {
+		reportSealer = sealer
+	}
 	if err := (&controllers.AuditReportReconciler{
 		// With --store-read-url, reports read the standby once it holds
 		// what the primary acknowledged before their window ended.
@@ -252,6 +271,7 @@ func runManager(args []string) error {
 		Metrics:        controllers.NewMetrics(metrics.Registry),
 		Identity:       identity,
 		HoldFor:        holdFor(leaderElect, reportHold),
+		Sealer:         reportSealer,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the AuditReport controller: %w", err)
 	}
@@ -261,17 +281,6 @@ func runManager(args []string) error {
 		return fmt.Errorf("adding store upkeep: %w", err)
 	}
 	if keys != nil {
-		logs, ok := storeopen.Logs(st)
-		if !ok {
-			return fmt.Errorf("store %s keeps no tamper-evident log: run with --seal=false", urlredact.Redact(so.url))
-		}
-		sealer := &seal.Sealer{Store: logs, Keys: keys, Origin: seo.origin, Now: time.Now,
-			Retention: func(now time.Time) time.Time {
-				if retention <= 0 {
-					return time.Time{}
-				}
-				return retentionCut(now, retention)
-			}}
 		sm := seal.NewMetrics(metrics.Registry)
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			if keySecret != nil {

@@ -40,6 +40,7 @@ import (
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/internal/report"
+	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
 )
@@ -53,6 +54,12 @@ type Clock interface {
 type realClock struct{}
 
 func (realClock) Now() time.Time { return time.Now() }
+
+// LogSealer seals a tenant's tamper-evident log (seal.Sealer).
+type LogSealer interface {
+	// SealNow seals ns's log and returns its newest checkpoint.
+	SealNow(ctx context.Context, ns string) (seal.Checkpoint, error)
+}
 
 // AuditReportReconciler reconciles AuditReport objects.
 type AuditReportReconciler struct {
@@ -86,6 +93,10 @@ type AuditReportReconciler struct {
 	// report over. Zero takes over at once: right under leader election,
 	// where a new leader starts only after the old one stopped.
 	HoldFor time.Duration
+	// Sealer, when set, seals the tenant's log before a report reads it;
+	// the report then reads exactly that checkpoint's events (status.seal,
+	// spec/API.md 6). Nil when the manager does not seal.
+	Sealer LogSealer
 
 	// checkpointed, when set, is called after every stored checkpoint: tests
 	// use it to stop a manager in the middle of a report.

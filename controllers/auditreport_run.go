@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -203,6 +204,24 @@ func (r *AuditReportReconciler) generate(ctx context.Context, rep *reportsv1alph
 	}
 	if params.PageSize == 0 {
 		params.PageSize = 500
+	}
+	if st.Seal == nil && r.Sealer != nil {
+		// Sealed and recorded before the first page: a resumed run, by
+		// this manager or another, reads the same checkpoint.
+		c, err := r.Sealer.SealNow(ctx, st.Tenant)
+		if err != nil {
+			return nil, fmt.Errorf("sealing the log of %s before reading it: %w", st.Tenant, err)
+		}
+		st.Seal = &reportsv1alpha1.ReportSeal{Origin: c.Origin, Size: c.Size}
+		if c.Size > 0 {
+			st.Seal.RootHash = base64.StdEncoding.EncodeToString(c.Root[:])
+		}
+		if err := r.updateStatus(ctx, rep); err != nil {
+			return nil, err
+		}
+	}
+	if st.Seal != nil {
+		params.InLog = &st.Seal.Size
 	}
 	res, err := report.Run(ctx, r.Store, params, snk, cp, report.RunOptions{
 		ChunkSize: r.ChunkSize,

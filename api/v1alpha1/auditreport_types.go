@@ -252,6 +252,21 @@ type ReportHolder struct {
 	RenewTime metav1.MicroTime `json:"renewTime"`
 }
 
+// ReportSeal is the checkpoint of the tenant's tamper-evident log a report
+// read (spec/API.md 6): the report holds exactly the events of that tree in
+// its range. Kept in etcd, outside the audit store, it is also a witness of
+// the log ('manager verify --trusted-from-reports').
+type ReportSeal struct {
+	// Origin is the log's origin line, e.g. auditops/team-a.
+	Origin string `json:"origin"`
+	// Size is the tree size: the number of the log's leaves.
+	// +kubebuilder:validation:Minimum=0
+	Size int64 `json:"size"`
+	// RootHash is the tree's root hash, base64 (empty for an empty log).
+	// +optional
+	RootHash string `json:"rootHash,omitempty"`
+}
+
 // AuditReportStatus is where a report stands.
 type AuditReportStatus struct {
 	// +optional
@@ -278,6 +293,10 @@ type AuditReportStatus struct {
 	// Checkpoint is the page token to resume from after a restart.
 	// +optional
 	Checkpoint string `json:"checkpoint,omitempty"`
+	// Seal is the checkpoint of the tenant's log the report reads, taken
+	// before its first page; unset when the manager does not seal.
+	// +optional
+	Seal *ReportSeal `json:"seal,omitempty"`
 	// Holder is the manager generating the report while it runs. Another
 	// manager takes the report over only once the holder has not renewed
 	// for the manager's hold duration (no wait under leader election):
@@ -312,6 +331,7 @@ type AuditReportStatus struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`,priority=1
 // +kubebuilder:printcolumn:name="Last Run",type=date,JSONPath=`.status.lastScheduleTime`,priority=1
+// +kubebuilder:printcolumn:name="Sealed",type=integer,JSONPath=`.status.seal.size`,priority=1,description="Size of the tenant log's checkpoint the report read"
 
 // AuditReport declares an audit report of one tenant over a time window; the
 // controller pages through the audit store and writes it to ConfigMaps or

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -71,6 +72,11 @@ type Sealer struct {
 	Now       func() time.Time
 	// Batch bounds the leaves one transaction appends (default 10,000).
 	Batch int
+
+	// mu makes this process's seals of one log take turns: the seal loop
+	// and a report starting may seal at once, and the second Append
+	// would fail as another sealer's.
+	mu sync.Mutex
 }
 
 // SealResult says what one Seal did.
@@ -88,6 +94,38 @@ type SealResult struct {
 // Seal appends every leaf of ns that ingest wrote so far and signs a
 // checkpoint of each batch. Leaves whose MAC fails are left out.
 func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seal(ctx, ns)
+}
+
+// SealNow seals ns's log and returns its newest checkpoint: the one Seal
+// signed, else the one it stood at (its root from the stored hashes; an
+// empty log: Size 0). A report reads exactly that checkpoint's events.
+func (s *Sealer) SealNow(ctx context.Context, ns string) (Checkpoint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := s.seal(ctx, ns)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if res.Checkpoints > 0 {
+		return res.Checkpoint, nil
+	}
+	cp := Checkpoint{Origin: Origin(s.Origin, ns)}
+	if cp.Size, err = s.Store.LogSize(ctx, ns); err != nil || cp.Size == 0 {
+		return cp, err
+	}
+	cp.Root, err = tlog.TreeHash(cp.Size, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		return s.Store.ReadHashes(ctx, ns, indexes)
+	}))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("the root of %s's log at %d: %w", ns, cp.Size, err)
+	}
+	return cp, nil
+}
+
+func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 	batch := s.Batch
 	if batch <= 0 {
 		batch = 10000

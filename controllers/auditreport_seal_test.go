@@ -1,0 +1,125 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/report"
+	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/sqlite"
+)
+
+// lateSealer seals as the manager does, then stores an event inside the
+// report's window: one that arrives between the seal and the first page.
+type lateSealer struct {
+	*seal.Sealer
+	st   store.Store
+	late store.Event
+
+	mu     sync.Mutex
+	sealed []seal.Checkpoint
+}
+
+func (l *lateSealer) SealNow(ctx context.Context, ns string) (seal.Checkpoint, error) {
+	cp, err := l.Sealer.SealNow(ctx, ns)
+	if err != nil {
+		return cp, err
+	}
+	l.mu.Lock()
+	l.sealed = append(l.sealed, cp)
+	l.mu.Unlock()
+	late := l.late
+	late.Namespace = ns
+	if _, err := l.st.Insert(ctx, []store.Event{late}); err != nil {
+		return cp, err
+	}
+	return cp, nil
+}
+
+// TestReportPinnedToCheckpoint (spec/API.md 6): a report seals its tenant's
+// log before it reads, records the checkpoint in status.seal, and holds
+// exactly that checkpoint's events: one stored right after the seal, inside
+// the window, is not in it (an unpinned read has it).
+func TestReportPinnedToCheckpoint(t *testing.T) {
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), store.Options{
+		TokenKey: []byte("controllers-test-token-key-0123456789"), Leaves: seal.LeafMaker{Keys: kr},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ns := createNamespace(t, "pinned")
+	seedSmall(t, st, ns)
+	sealer := &lateSealer{
+		Sealer: &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now},
+		st:     st,
+		late: store.Event{ID: "late-arrival", User: "late-arrival", Time: day1.Add(time.Hour), Method: "delete", API: "/secrets",
+			Status: store.StatusSuccess, Category: store.CategoryData},
+	}
+	startManager(t, &AuditReportReconciler{Store: st, Sealer: sealer})
+	rep := newReport(ns, "pinned", reportsv1alpha1.AuditDetails, day1, day1.Add(48*time.Hour))
+	if err := k8sClient.Create(context.Background(), rep); err != nil {
+		t.Fatal(err)
+	}
+	got := waitFinished(t, ns, rep.Name)
+	if got.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+		t.Fatalf("phase %s: %+v", got.Status.Phase, got.Status.Conditions)
+	}
+	sealer.mu.Lock()
+	sealed := sealer.sealed
+	sealer.mu.Unlock()
+	if len(sealed) != 1 {
+		t.Fatalf("the report sealed %d times, want once", len(sealed))
+	}
+	cp := sealed[0]
+	want := reportsv1alpha1.ReportSeal{Origin: "auditops/" + ns, Size: cp.Size, RootHash: base64.StdEncoding.EncodeToString(cp.Root[:])}
+	if got.Status.Seal == nil || *got.Status.Seal != want || cp.Size == 0 {
+		t.Fatalf("status.seal %+v, want %+v", got.Status.Seal, want)
+	}
+	data, _ := readConfigMapReport(t, got)
+	checkDigest(t, got, data)
+	p := report.Params{Type: reportsv1alpha1.AuditDetails, Namespace: ns, Range: store.TimeRange{From: day1, To: day1.Add(48 * time.Hour)}}
+	unpinned := generated(t, st, p)
+	p.InLog = &cp.Size
+	pinned := generated(t, st, p)
+	if !bytes.Equal(data, pinned) {
+		t.Errorf("the report (%d bytes) is not the pinned read (%d bytes)", len(data), len(pinned))
+	}
+	if bytes.Contains(data, []byte("late-arrival")) || !bytes.Contains(unpinned, []byte("late-arrival")) {
+		t.Errorf("the event stored after the seal: in the report %v, in an unpinned read %v",
+			bytes.Contains(data, []byte("late-arrival")), bytes.Contains(unpinned, []byte("late-arrival")))
+	}
+	// seedSmall stores 7 events in ns, 6 in the window.
+	if cp.Size != 7 || got.Status.Records != 6 {
+		t.Errorf("%d records of a checkpoint of %d leaves, want 6 of 7", got.Status.Records, cp.Size)
+	}
+}
