@@ -29,9 +29,11 @@ import (
 
 	"github.com/spf13/pflag"
 	"golang.org/x/mod/sumdb/note"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/sealkey"
 	"github.com/auditops/auditops/internal/sealverify"
@@ -49,10 +51,14 @@ const (
 // runVerify is 'manager verify': it prints one JSON line per finding, then
 // a summary line, and returns the exit code.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "report" {
+		return runVerifyReport(ctx, args[1:], stdout, stderr)
+	}
 	fs := pflag.NewFlagSet("manager verify", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: manager verify --store URL [--namespace NS]... [--verifier-key KEY]... [--trusted-checkpoint FILE]...")
+		fmt.Fprintln(stderr, "usage: manager verify --store URL [--namespace NS]... [--verifier-key KEY]... [--trusted-checkpoint FILE]... [--trusted-from-reports]")
+		fmt.Fprintln(stderr, "       manager verify report --store URL --namespace NS --name NAME")
 		fs.PrintDefaults()
 	}
 	var (
@@ -62,9 +68,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		verifierKeys   []string
 		trustedFiles   []string
 		adminNamespace string
+		fromReports    bool
 	)
 	so.addFlags(fs)
 	seo.addFlags(fs)
+	fs.BoolVar(&fromReports, "trusted-from-reports", false, "trust the checkpoint every AuditReport read (status.seal, kept in etcd: kubeconfig): the log must extend each (else: rollback)")
 	fs.DurationVar(&seo.interval, "seal-interval", time.Minute, "the manager's --seal-interval: a leaf still unsealed twice that long after it was written is a finding")
 	fs.StringSliceVar(&namespaces, "namespace", nil, "verify only these namespaces (default: every one in the store)")
 	fs.StringSliceVar(&verifierKeys, "verifier-key", nil, "verifier keys (<name>+<hash>+<base64>) whose checkpoints are genuine (default: the seal keyring's, from --seal-key-file or its default, else ConfigMap "+sealkey.ConfigMapName+" of --admin-namespace)")
@@ -92,27 +100,21 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		trusted = append(trusted, b)
 	}
-	// Page tokens do not outlive the walk: any key signs them.
-	key := make([]byte, store.TokenKeySize)
-	if _, err := rand.Read(key); err != nil {
+	var witnesses []seal.Checkpoint
+	if fromReports {
+		if witnesses, err = reportWitnesses(ctx); err != nil {
+			return fail(fmt.Errorf("--trusted-from-reports: %w", err))
+		}
+		fmt.Fprintf(stderr, "manager verify: %d checkpoints read by reports are trusted\n", len(witnesses))
+	}
+	st, vst, err := openVerified(ctx, so.url)
+	if err != nil {
 		return fail(err)
 	}
-	st, err := storeopen.Open(ctx, so.url, storeopen.Options{Options: store.Options{TokenKey: key}})
-	if err != nil {
-		return fail(fmt.Errorf("opening the audit store: %w", err))
-	}
 	defer st.Close()
-	logs, ok := storeopen.Logs(st)
-	if !ok {
-		return fail(errors.New("the store keeps no tamper-evident log"))
-	}
-	vst, ok := logs.(sealverify.Store)
-	if !ok {
-		return fail(errors.New("the store cannot be verified"))
-	}
 	enc := json.NewEncoder(stdout)
 	start := time.Now()
-	sum, err := sealverify.Verify(ctx, vst, sealverify.Options{Verifiers: vs, Trusted: trusted, SealInterval: seo.interval, Namespaces: namespaces},
+	sum, err := sealverify.Verify(ctx, vst, sealverify.Options{Verifiers: vs, Trusted: trusted, Witnesses: witnesses, SealInterval: seo.interval, Namespaces: namespaces},
 		func(f sealverify.Finding) { _ = enc.Encode(f) })
 	elapsed := time.Since(start)
 	fmt.Fprintf(stdout, "verified %d events in %d namespaces: %d problems\n", sum.Events, sum.Namespaces, sum.Problems)
@@ -181,4 +183,120 @@ func runVerifierKey(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	_, err = fmt.Fprintln(stdout, strings.Join(kr.VerifierKeys(), "\n"))
 	return err
+}
+
+// openVerified opens the store at url for verify: its events and its logs.
+func openVerified(ctx context.Context, url string) (store.Store, sealverify.Store, error) {
+	// Page tokens do not outlive the walk: any key signs them.
+	key := make([]byte, store.TokenKeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, nil, err
+	}
+	st, err := storeopen.Open(ctx, url, storeopen.Options{Options: store.Options{TokenKey: key}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening the audit store: %w", err)
+	}
+	logs, ok := storeopen.Logs(st)
+	if !ok {
+		st.Close()
+		return nil, nil, errors.New("the store keeps no tamper-evident log")
+	}
+	vst, ok := logs.(sealverify.Store)
+	if !ok {
+		st.Close()
+		return nil, nil, errors.New("the store cannot be verified")
+	}
+	return st, vst, nil
+}
+
+// reportClient is a client of the cluster's AuditReports (kubeconfig).
+func reportClient() (client.Client, error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("reading AuditReports needs a kubeconfig: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := reportsv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+// reportWitnesses are the checkpoints every AuditReport of the cluster read.
+func reportWitnesses(ctx context.Context) ([]seal.Checkpoint, error) {
+	c, err := reportClient()
+	if err != nil {
+		return nil, err
+	}
+	var list reportsv1alpha1.AuditReportList
+	if err := c.List(ctx, &list); err != nil {
+		return nil, fmt.Errorf("listing AuditReports: %w", err)
+	}
+	var out []seal.Checkpoint
+	for _, rep := range list.Items {
+		if rep.Status.Seal == nil || rep.Status.Seal.Size == 0 {
+			continue
+		}
+		w, err := sealverify.Witness(*rep.Status.Seal)
+		if err != nil {
+			return nil, fmt.Errorf("AuditReport %s/%s: %w", rep.Namespace, rep.Name, err)
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// runVerifyReport is 'manager verify report': it regenerates one report
+// from the checkpoint it read and compares the digests; it prints the
+// result as a JSON line and a sentence, and returns the exit code.
+func runVerifyReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := pflag.NewFlagSet("manager verify report", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		so        storeOptions
+		namespace string
+		name      string
+	)
+	so.addFlags(fs)
+	fs.StringVar(&namespace, "namespace", "", "the AuditReport's namespace")
+	fs.StringVar(&name, "name", "", "the AuditReport's name")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return verifyClean
+		}
+		return verifyFailed
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "manager verify report:", err)
+		return verifyFailed
+	}
+	if namespace == "" || name == "" {
+		return fail(errors.New("--namespace and --name are required: the AuditReport to verify"))
+	}
+	c, err := reportClient()
+	if err != nil {
+		return fail(err)
+	}
+	var rep reportsv1alpha1.AuditReport
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &rep); err != nil {
+		return fail(fmt.Errorf("reading AuditReport %s/%s: %w", namespace, name, err))
+	}
+	st, logs, err := openVerified(ctx, so.url)
+	if err != nil {
+		return fail(err)
+	}
+	defer st.Close()
+	res, err := sealverify.VerifyReport(ctx, st, logs, &rep)
+	if err != nil {
+		return fail(err)
+	}
+	_ = json.NewEncoder(stdout).Encode(res)
+	if !res.Equal() {
+		fmt.Fprintf(stdout, "report %s/%s differs from checkpoint %s@%d: recorded sha256 %s, regenerated %s (%d records), %d log problems\n",
+			namespace, name, res.Seal.Origin, res.Seal.Size, res.Recorded, res.Regenerated, res.Records, len(res.Findings))
+		return verifyProblems
+	}
+	fmt.Fprintf(stdout, "report %s/%s is what checkpoint %s@%d holds: sha256 %s, %d records\n",
+		namespace, name, res.Seal.Origin, res.Seal.Size, res.Regenerated, res.Records)
+	return verifyClean
 }

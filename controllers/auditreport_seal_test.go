@@ -20,15 +20,20 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/internal/report"
 	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/sealverify"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/sqlite"
 )
@@ -69,7 +74,8 @@ func TestReportPinnedToCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), store.Options{
+	dbPath := filepath.Join(t.TempDir(), "audit.db")
+	st, err := sqlite.New(context.Background(), dbPath, store.Options{
 		TokenKey: []byte("controllers-test-token-key-0123456789"), Leaves: seal.LeafMaker{Keys: kr},
 	})
 	if err != nil {
@@ -121,4 +127,74 @@ func TestReportPinnedToCheckpoint(t *testing.T) {
 	if cp.Size != 7 || got.Status.Records != 6 {
 		t.Errorf("%d records of a checkpoint of %d leaves, want 6 of 7", got.Status.Records, cp.Size)
 	}
+
+	// manager verify report's check: equal now, and after the log grew
+	// (the late event sealed); not after a row of the report is edited
+	// with SQL; equal again once it is put back; a rollback finding once
+	// the log is cut below the report's checkpoint, also from verify
+	// with the report as a witness.
+	ctx := context.Background()
+	verify := func(what string, wantEqual bool, wantFindings int) {
+		t.Helper()
+		res, err := sealverify.VerifyReport(ctx, st, st, got)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if res.Equal() != wantEqual || len(res.Findings) != wantFindings || (wantFindings == 0 && res.Records != 6) {
+			t.Errorf("%s: %+v, want equal %v with %d findings", what, res, wantEqual, wantFindings)
+		}
+	}
+	verify("as generated", true, 0)
+	if _, err := sealer.Sealer.Seal(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	verify("after the log grew", true, 0)
+	db, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec("UPDATE events SET user_name = 'nobody' WHERE namespace = ? AND id = 'b2'", ns)
+	verify("a row edited", false, 0)
+	exec("UPDATE events SET user_name = 'bob' WHERE namespace = ? AND id = 'b2'", ns)
+	verify("the row put back", true, 0)
+
+	witness, err := sealverify.Witness(*got.Status.Seal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var findings []sealverify.Finding
+	if _, err := sealverify.Verify(ctx, st, sealverify.Options{Verifiers: mustVerifiers(t, kr), Witnesses: []seal.Checkpoint{witness}},
+		func(f sealverify.Finding) { findings = append(findings, f) }); err != nil || len(findings) != 0 {
+		t.Fatalf("verify with the report as witness, before the rollback: %v, %+v", err, findings)
+	}
+	// The intruder cuts the log and its checkpoints back to 3 leaves and
+	// deletes the events past them, as if they had never been stored.
+	exec("DELETE FROM events WHERE namespace = ? AND seq IN (SELECT seq FROM leaves WHERE namespace = ? AND idx >= 3)", ns, ns)
+	exec("DELETE FROM leaves WHERE namespace = ? AND (idx IS NULL OR idx >= 3)", ns)
+	exec("DELETE FROM checkpoints WHERE namespace = ? AND size > 3", ns)
+	verify("the log cut back", false, 1)
+	findings = nil
+	if _, err := sealverify.Verify(ctx, st, sealverify.Options{Verifiers: mustVerifiers(t, kr), Witnesses: []seal.Checkpoint{witness}},
+		func(f sealverify.Finding) { findings = append(findings, f) }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(findings, func(f sealverify.Finding) bool { return f.Problem == sealverify.Rollback && f.Namespace == ns }) {
+		t.Errorf("verify with the report as witness after the rollback: %+v, want a rollback of %s", findings, ns)
+	}
+}
+
+func mustVerifiers(t *testing.T, kr *seal.Keyring) note.Verifiers {
+	t.Helper()
+	vs, err := seal.Verifiers(kr.VerifierKeys()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
 }

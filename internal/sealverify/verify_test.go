@@ -270,3 +270,84 @@ func lastSeq(t *testing.T, st Store, ns string) int64 {
 	}
 	return last
 }
+
+// racing is a store on which the manager works while verify reads: hooks
+// run once, right after verify's first read of the checkpoints and of the
+// pending leaves.
+type racing struct {
+	Store
+	afterCheckpoints, afterUnsealed func()
+}
+
+func (r *racing) Checkpoints(ctx context.Context, ns string, before int64, limit int) ([]seal.StoredCheckpoint, error) {
+	out, err := r.Store.Checkpoints(ctx, ns, before, limit)
+	if f := r.afterCheckpoints; f != nil {
+		r.afterCheckpoints = nil
+		f()
+	}
+	return out, err
+}
+
+func (r *racing) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
+	out, err := r.Store.Unsealed(ctx, ns, after, limit)
+	if f := r.afterUnsealed; f != nil {
+		r.afterUnsealed = nil
+		f()
+	}
+	return out, err
+}
+
+// TestVerifyBesideTheManager: verify runs while the manager ingests and
+// seals (spec/API.md 6: also while the manager runs). Events stored and
+// leaves sealed between verify's reads are not findings.
+func TestVerifyBesideTheManager(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			kr, err := seal.NewKeyring(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := b.open(t, seal.LeafMaker{Keys: kr})
+			sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+			n := 0
+			ingest := func(k int, sealToo bool) {
+				var batch []store.Event
+				for range k {
+					n++
+					batch = append(batch, event("team-a", fmt.Sprintf("a%d", n), n))
+				}
+				if _, err := st.Insert(t.Context(), batch); err != nil {
+					t.Fatal(err)
+				}
+				if sealToo {
+					if _, err := sealer.Seal(t.Context(), "team-a"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			ingest(5, true)
+			r := &racing{Store: st,
+				// Sealed after verify read the checkpoints.
+				afterCheckpoints: func() { ingest(3, true) },
+				// Stored (one batch sealed, one pending) after verify
+				// read the pending leaves.
+				afterUnsealed: func() { ingest(2, true); ingest(2, false) },
+			}
+			vs, err := seal.Verifiers(kr.VerifierKeys()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []Finding
+			sum, err := Verify(t.Context(), r, Options{Verifiers: vs, SealInterval: time.Hour}, func(f Finding) { got = append(got, f) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 0 || sum.Events != 12 {
+				t.Errorf("verify beside the manager: %d events, findings %+v; want 12 and none", sum.Events, got)
+			}
+			if r.afterCheckpoints != nil || r.afterUnsealed != nil {
+				t.Error("a hook did not run")
+			}
+		})
+	}
+}

@@ -45,6 +45,9 @@ type storeUnderTest struct {
 	rows func(ctx context.Context, namespace string) ([]storedRow, error)
 	// check reports damage to the store's files (SQLite's integrity check).
 	check func(ctx context.Context) error
+	// exec runs a statement on the store as an intruder with its
+	// credentials would: plain SQL, behind the manager's back.
+	exec func(ctx context.Context, statement string) error
 }
 
 type storedRow struct {
@@ -98,6 +101,15 @@ func sqliteAt(path string) storeUnderTest {
 			}
 			return nil
 		},
+		exec: func(ctx context.Context, statement string) error {
+			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			_, err = db.ExecContext(ctx, statement)
+			return err
+		},
 	}
 }
 
@@ -129,6 +141,15 @@ func postgresAt(url string) storeUnderTest {
 			})
 		},
 		check: func(context.Context) error { return nil },
+		exec: func(ctx context.Context, statement string) error {
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(ctx)
+			_, err = conn.Exec(ctx, statement)
+			return err
+		},
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -30,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -112,9 +114,72 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 		}
 		t.Logf("%s: killed at %s, resumed: %d bytes in %d shards, byte-identical: %v", r.name, orRandom(r.point), len(b), len(got.Status.Outputs), bytes.Equal(b, want))
 	}
+
+	// Every report, killed or not, read a checkpoint of the tenant's log
+	// (status.seal: the 6000 seeded events, and the audit events of the
+	// cluster's own writes in the namespace, outside the window) and is
+	// what that checkpoint's events give: manager verify report, the real
+	// binary, exit 0; verify with the reports as witnesses finds nothing.
+	names := []string{"undisturbed"}
+	for _, r := range plan {
+		names = append(names, r.name)
+	}
+	sealed := kubectl(t, "get", "auditreports", "-n", ns, "-o", "jsonpath={range .items[*]}{.status.seal.size}{\" \"}{end}")
+	sizes := strings.Fields(sealed)
+	if len(sizes) != len(names) || slices.ContainsFunc(sizes, func(s string) bool { n, err := strconv.Atoi(s); return err != nil || n < 6000 }) {
+		t.Errorf("status.seal.size of the reports: %q, want at least 6000 for each of %d", sealed, len(names))
+	}
+	for _, name := range names {
+		if code, out := verifyReport(t, st, ns, name); code != 0 || !strings.Contains(out, "is what checkpoint auditops/"+ns+"@") {
+			t.Errorf("manager verify report %s: exit %d\n%s", name, code, out)
+		}
+	}
+	if code, out := runManagerVerify(t, st, "--namespace", ns, "--trusted-from-reports", "--seal-interval", "5m"); code != 0 || !strings.Contains(out, ": 0 problems") {
+		t.Errorf("manager verify --trusted-from-reports: exit %d\n%s", code, out)
+	}
 	if err := p.stop(); err != nil {
 		t.Fatalf("stopping the manager: %v", err)
 	}
+	// An intruder edits one row in the window: the reports no longer
+	// verify (the check can fail).
+	if err := st.exec(t.Context(), "UPDATE events SET user_name = 'intruder' WHERE namespace = '"+ns+"' AND id = 'seed-000042'"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := verifyReport(t, st, ns, "undisturbed"); code != 1 || !strings.Contains(out, "differs from checkpoint") {
+		t.Errorf("manager verify report after an edit: exit %d, want 1\n%s", code, out)
+	}
+}
+
+// verifyReport runs the real manager verify report on report name.
+func verifyReport(t *testing.T, st storeUnderTest, ns, name string) (int, string) {
+	t.Helper()
+	return runManagerVerify(t, st, "report", "--namespace", ns, "--name", name)
+}
+
+// runManagerVerify runs the real manager verify with args on st, with the
+// cluster's kubeconfig; it returns the exit code and the output.
+func runManagerVerify(t *testing.T, st storeUnderTest, args ...string) (int, string) {
+	t.Helper()
+	full := []string{"verify"}
+	if len(args) > 0 && args[0] == "report" {
+		full, args = append(full, "report"), args[1:]
+	}
+	full = append(full, "--store", st.url)
+	if st.tokenKey != "" {
+		full = append(full, "--token-key-file", st.tokenKey)
+	}
+	cmd := exec.Command(env.managerBin, append(full, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(env.localDir, "kubeconfig"))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	}
+	t.Fatalf("manager %v: %v\n%s", full, err, out)
+	return 0, ""
 }
 
 // awaitFaultKill waits for the manager to die at the fault point while it
