@@ -42,6 +42,18 @@ import (
 // later is a new version and never changes an old leaf's digest.
 const EncodingV1 = 1
 
+// encoder returns an event's encoding up to seq's value and after it.
+type encoder func(e *store.Event) (prefix, suffix []byte, err error)
+
+// encodings are the canonical encodings this build knows, by version, and
+// currentEncoding the one new leaves are made with. A new field of events
+// gets a new version here; old leaves keep theirs and verify as before (a
+// test build, tag sealfieldtest, adds a version 2 with a field to show it).
+var (
+	encodings       = map[int]encoder{EncodingV1: encodeParts}
+	currentEncoding = EncodingV1
+)
+
 // LeafDataSize is the size of a leaf's data: the event time and its digest.
 const LeafDataSize = 8 + sha256.Size
 
@@ -133,11 +145,26 @@ func encodeParts(e *store.Event) (prefix, suffix []byte, err error) {
 type Prepared struct {
 	state  hash.Cloner
 	suffix []byte
+	// Version is the encoding's.
+	Version int
 }
 
-// Prepare hashes e's encoding v1 up to seq, off the store's write path.
+// Prepare hashes e's current encoding up to seq, off the store's write
+// path.
 func Prepare(e *store.Event) (*Prepared, error) {
-	prefix, suffix, err := encodeParts(e)
+	return PrepareVersion(e, 0)
+}
+
+// PrepareVersion is Prepare with the encoding of version v (0: current).
+func PrepareVersion(e *store.Event, v int) (*Prepared, error) {
+	if v == 0 {
+		v = currentEncoding
+	}
+	enc, ok := encodings[v]
+	if !ok {
+		return nil, fmt.Errorf("canonical encoding version %d is not known (this manager knows %d)", v, currentEncoding)
+	}
+	prefix, suffix, err := enc(e)
 	if err != nil {
 		return nil, err
 	}
@@ -146,10 +173,10 @@ func Prepare(e *store.Event) (*Prepared, error) {
 		return nil, errors.New("crypto/sha256 cannot clone its state")
 	}
 	h.Write(prefix)
-	return &Prepared{state: h, suffix: suffix}, nil
+	return &Prepared{state: h, suffix: suffix, Version: v}, nil
 }
 
-// Digest is Digest(e, EncodingV1) of the prepared event stored as seq.
+// Digest is Digest(e, p.Version) of the prepared event stored as seq.
 func (p *Prepared) Digest(seq int64) [sha256.Size]byte {
 	c, err := p.state.Clone()
 	if err != nil {
@@ -206,14 +233,21 @@ func appendString(b []byte, s string, err *error) []byte {
 
 // Digest is the SHA-256 of the event's canonical encoding of version v.
 func Digest(e *store.Event, v int) ([sha256.Size]byte, error) {
-	if v != EncodingV1 {
-		return [sha256.Size]byte{}, fmt.Errorf("canonical encoding version %d is not known (this manager knows %d)", v, EncodingV1)
+	enc, ok := encodings[v]
+	if !ok {
+		return [sha256.Size]byte{}, fmt.Errorf("canonical encoding version %d is not known (this manager knows up to %d)", v, currentEncoding)
 	}
-	enc, err := Encode(e)
+	prefix, suffix, err := enc(e)
 	if err != nil {
 		return [sha256.Size]byte{}, err
 	}
-	return sha256.Sum256(enc), nil
+	h := sha256.New()
+	h.Write(prefix)
+	h.Write(strconv.AppendInt(nil, e.Seq, 10))
+	h.Write(suffix)
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	return d, nil
 }
 
 // LeafData is a leaf's data: the event time in Unix nanoseconds as a

@@ -214,13 +214,19 @@ func (kr *Keyring) CheckLeafMAC(namespace string, seq int64, version int, data, 
 
 // LeafMaker makes the leaves ingest stores (store.Options.Leaves) with the
 // ring's current key.
-type LeafMaker struct{ Keys *Keyring }
+type LeafMaker struct {
+	Keys *Keyring
+	// Version is the canonical encoding's (0: the newest this build
+	// knows): a rolling upgrade can keep making the old version's leaves
+	// until every replica knows the new one.
+	Version int
+}
 
 var _ store.LeafMaker = LeafMaker{}
 
 // Prepare implements store.LeafMaker.
 func (m LeafMaker) Prepare(e *store.Event) (store.PreparedLeaf, error) {
-	p, err := Prepare(e)
+	p, err := PrepareVersion(e, m.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -236,5 +242,5 @@ type preparedLeaf struct {
 
 func (l preparedLeaf) Leaf(seq int64) (int, []byte, []byte) {
 	d := LeafData(l.t, l.p.Digest(seq))
-	return EncodingV1, d[:], l.key.LeafMAC(l.ns, seq, EncodingV1, d[:])
+	return l.p.Version, d[:], l.key.LeafMAC(l.ns, seq, l.p.Version, d[:])
 }
