@@ -64,6 +64,8 @@ func main() {
 		os.Exit(runVerify(ctrl.SetupSignalHandler(), args[1:], os.Stdout, os.Stderr))
 	case len(args) > 0 && args[0] == "verifier-key":
 		err = runVerifierKey(ctrl.SetupSignalHandler(), args[1:], os.Stdout, os.Stderr)
+	case len(args) > 0 && args[0] == "rotate-seal-key":
+		err = runRotateSealKey(ctrl.SetupSignalHandler(), args[1:], os.Stdout, os.Stderr)
 	default:
 		err = runManager(args)
 	}

@@ -300,3 +300,52 @@ func runVerifyReport(ctx context.Context, args []string, stdout, stderr io.Write
 		namespace, name, res.Seal.Origin, res.Seal.Size, res.Regenerated, res.Records)
 	return verifyClean
 }
+
+// runRotateSealKey is 'manager rotate-seal-key': it makes a new current key
+// in the seal keyring (the old ones stay, so what they signed and the leaves
+// they made still verify and seal), publishes the verifier keys when the
+// keyring is a Secret, and prints them, the new one first. Managers sign
+// with the new key once restarted.
+func runRotateSealKey(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := pflag.NewFlagSet("manager rotate-seal-key", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		so             storeOptions
+		seo            sealOptions
+		adminNamespace string
+	)
+	so.addFlags(fs)
+	seo.addFlags(fs)
+	fs.StringVar(&adminNamespace, "admin-namespace", "auditops-system", "namespace of ConfigMap "+sealkey.ConfigMapName+", where the verifier keys are published")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	file, ns, err := seo.source(so)
+	if err != nil {
+		return err
+	}
+	var kr *seal.Keyring
+	if file != "" {
+		if kr, err = sealkey.RotateFile(file); err != nil {
+			return err
+		}
+	} else {
+		cfg, err := ctrl.GetConfig()
+		if err != nil {
+			return fmt.Errorf("rotating Secret %s/%s needs a kubeconfig: %w", ns, sealkey.SecretName, err)
+		}
+		c, err := client.New(cfg, client.Options{})
+		if err != nil {
+			return err
+		}
+		src := sealkey.InCluster{Client: c, Namespace: ns, PublishNamespace: adminNamespace}
+		if kr, err = src.Rotate(ctx); err != nil {
+			return err
+		}
+		if err := src.Publish(ctx, kr); err != nil {
+			return fmt.Errorf("the key was rotated, publishing its verifier failed (the leader publishes it at its next start): %w", err)
+		}
+	}
+	_, err = fmt.Fprintln(stdout, strings.Join(kr.VerifierKeys(), "\n"))
+	return err
+}

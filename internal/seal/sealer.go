@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditops/auditops/internal/faultpoint"
 )
 
 // PendingLeaf is a leaf ingest wrote that no checkpoint covers yet.
@@ -211,9 +213,11 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		if err != nil {
 			return res, err
 		}
+		faultpoint.Hit("seal-before-append")
 		if err := s.Store.Append(ctx, ns, seqs, hashes, cp, note); err != nil {
 			return res, fmt.Errorf("sealing %s at %d: %w", ns, newSize, err)
 		}
+		faultpoint.Hit("seal-after-append")
 		size, res.Checkpoint = newSize, cp
 		res.Checkpoints++
 		res.Sealed += len(seqs)

@@ -176,3 +176,22 @@ func LoadFile(path string) (*seal.Keyring, error) {
 	}
 	return kr, nil
 }
+
+// RotateFile makes a new current key in the keyring file at path; the old
+// keys stay (what they signed still verifies). The file is replaced
+// atomically. Running managers sign with the new key once restarted; the
+// leaves the old key made until then still seal.
+func RotateFile(path string) (*seal.Keyring, error) {
+	old, err := LoadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	kr, err := old.Rotate(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := keyfile.Replace(path, []byte(kr.Text())); err != nil {
+		return nil, fmt.Errorf("seal key: %w", err)
+	}
+	return kr, nil
+}

@@ -189,3 +189,39 @@ func TestLoadFile(t *testing.T) {
 		t.Fatalf("key file mode %v, %v", st.Mode(), err)
 	}
 }
+
+// TestRotateFile: a rotation keeps the old keys (a leaf the old key made
+// still checks) and makes a new current one, in a file replaced whole with
+// mode 0600; the next load reads the rotated ring.
+func TestRotateFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seal.key")
+	old, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := old.Current.LeafMAC("team-a", 1, seal.EncodingV1, []byte("data"))
+	rotated, err := RotateFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Current.Verifier() != rotated.Current.Verifier() || rotated.Current.Verifier() == old.Current.Verifier() {
+		t.Fatalf("current keys: old %s, rotated %s, loaded %s", old.Current.Verifier(), rotated.Current.Verifier(), again.Current.Verifier())
+	}
+	if keys := again.VerifierKeys(); len(keys) != 2 || keys[1] != old.Current.Verifier() {
+		t.Fatalf("verifier keys after a rotation: %v", keys)
+	}
+	if !again.CheckLeafMAC("team-a", 1, seal.EncodingV1, []byte("data"), mac) {
+		t.Fatal("a leaf the old key made no longer checks")
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v", st.Mode(), err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".seal.key.tmp-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}

@@ -48,6 +48,9 @@ type storeUnderTest struct {
 	// exec runs a statement on the store as an intruder with its
 	// credentials would: plain SQL, behind the manager's back.
 	exec func(ctx context.Context, statement string) error
+	// value returns the first column of the first row of query as text
+	// ("" for no row).
+	value func(ctx context.Context, query string) (string, error)
 }
 
 type storedRow struct {
@@ -101,6 +104,18 @@ func sqliteAt(path string) storeUnderTest {
 			}
 			return nil
 		},
+		value: func(ctx context.Context, query string) (string, error) {
+			db, err := open()
+			if err != nil {
+				return "", err
+			}
+			defer db.Close()
+			var v sql.NullString
+			if err := db.QueryRowContext(ctx, query).Scan(&v); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return "", err
+			}
+			return v.String, nil
+		},
 		exec: func(ctx context.Context, statement string) error {
 			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 			if err != nil {
@@ -141,6 +156,21 @@ func postgresAt(url string) storeUnderTest {
 			})
 		},
 		check: func(context.Context) error { return nil },
+		value: func(ctx context.Context, query string) (string, error) {
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				return "", err
+			}
+			defer conn.Close(ctx)
+			var v *string
+			if err := conn.QueryRow(ctx, query).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return "", err
+			}
+			if v == nil {
+				return "", nil
+			}
+			return *v, nil
+		},
 		exec: func(ctx context.Context, statement string) error {
 			conn, err := pgx.Connect(ctx, url)
 			if err != nil {

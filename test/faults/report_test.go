@@ -153,18 +153,21 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 // verifyReport runs the real manager verify report on report name.
 func verifyReport(t *testing.T, st storeUnderTest, ns, name string) (int, string) {
 	t.Helper()
-	return runManagerVerify(t, st, "report", "--namespace", ns, "--name", name)
+	return runManagerCommand(t, st, []string{"verify", "report"}, "--namespace", ns, "--name", name)
 }
 
-// runManagerVerify runs the real manager verify with args on st, with the
-// cluster's kubeconfig; it returns the exit code and the output.
+// runManagerVerify runs the real manager verify with args on st.
 func runManagerVerify(t *testing.T, st storeUnderTest, args ...string) (int, string) {
 	t.Helper()
-	full := []string{"verify"}
-	if len(args) > 0 && args[0] == "report" {
-		full, args = append(full, "report"), args[1:]
-	}
-	full = append(full, "--store", st.url)
+	return runManagerCommand(t, st, []string{"verify"}, args...)
+}
+
+// runManagerCommand runs the real manager's command (its words, then
+// st's --store and --token-key-file, then args) with the cluster's
+// kubeconfig; it returns the exit code and the output.
+func runManagerCommand(t *testing.T, st storeUnderTest, command []string, args ...string) (int, string) {
+	t.Helper()
+	full := append(slices.Clone(command), "--store", st.url)
 	if st.tokenKey != "" {
 		full = append(full, "--token-key-file", st.tokenKey)
 	}
