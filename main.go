@@ -284,6 +284,7 @@ func runManager(args []string) error {
 	}
 	if keys != nil {
 		sm := seal.NewMetrics(metrics.Registry)
+		sealer.ObserveLag = sm.ObserveLag
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			if keySecret != nil {
 				keySecret.PublishNamespace = adminNamespace

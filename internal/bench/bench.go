@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if cfg.Stores != nil {
 		kinds = slices.DeleteFunc(kinds, func(k string) bool { return !slices.Contains(cfg.Stores, k) })
 	}
-	ph := &phases{log: logf, of: phaseCount(len(kinds), cfg.IngestOnly)}
+	ph := &phases{log: logf, of: phaseCount(len(kinds), cfg.IngestOnly, !cfg.NoLeaves)}
 
 	gen := ph.begin("generating %d events", cfg.Events)
 	ds, err := Generate(cfg.Dir, cfg.Events)
@@ -174,25 +174,33 @@ type target struct {
 	drop func() error
 	// dayPartitions: store.Options.DayPartitions (PostgreSQL).
 	dayPartitions bool
-	// leaves: store.Options.Leaves, nil with Config.NoLeaves.
+	// leaves: store.Options.Leaves, nil with Config.NoLeaves; keys made
+	// them.
 	leaves store.LeafMaker
+	keys   *seal.Keyring
 }
 
 func (r *runner) newTarget(ctx context.Context, kind, name string) (*target, error) {
+	return r.newTargetLeaves(ctx, kind, name, !r.cfg.NoLeaves)
+}
+
+// newTargetLeaves is newTarget, with leaves or without.
+func (r *runner) newTargetLeaves(ctx context.Context, kind, name string, withLeaves bool) (*target, error) {
 	var leaves store.LeafMaker
-	if !r.cfg.NoLeaves {
+	var keys *seal.Keyring
+	if withLeaves {
 		kr, err := seal.NewKeyring(rand.Reader)
 		if err != nil {
 			return nil, err
 		}
-		leaves = seal.LeafMaker{Keys: kr}
+		leaves, keys = seal.LeafMaker{Keys: kr}, kr
 	}
 	if kind == "sqlite" {
 		p := filepath.Join(r.cfg.Dir, name+".db")
 		for _, suf := range []string{"", "-wal", "-shm"} {
 			_ = os.Remove(p + suf)
 		}
-		return &target{kind: kind, dsn: p, leaves: leaves, drop: func() error {
+		return &target{kind: kind, dsn: p, leaves: leaves, keys: keys, drop: func() error {
 			for _, suf := range []string{"", "-wal", "-shm"} {
 				_ = os.Remove(p + suf)
 			}
@@ -224,7 +232,7 @@ func (r *runner) newTarget(ctx context.Context, kind, name string) (*target, err
 		defer c.Close(context.Background())
 		_, err = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
 		return err
-	}, dayPartitions: r.cfg.PostgresDayPartitions, leaves: leaves}, nil
+	}, dayPartitions: r.cfg.PostgresDayPartitions, leaves: leaves, keys: keys}, nil
 }
 
 // storeBytes is what t's database holds on disk: the SQLite file (the
@@ -286,10 +294,17 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 		return err
 	}
 	p := r.ph.begin("%s: webhook ingest (HTTPS, batches of %d, %d senders)", kind, webhookBatch, webhookSenders)
+	// With leaves, the leader seals beside ingest as the manager does
+	// (every second here): what its seal lag is under full load.
+	stopSealing, lags := r.sealBeside(ctx, main, st)
 	n, d, err := webhookIngest(ctx, st, r.ds.Log)
+	sealErr := stopSealing()
 	st.Close()
 	if err != nil {
 		return fmt.Errorf("webhook ingest: %w", err)
+	}
+	if sealErr != nil {
+		return fmt.Errorf("sealing beside the webhook ingest: %w", sealErr)
 	}
 	if n != r.ds.Events {
 		return fmt.Errorf("webhook ingest stored %d of %d events", n, r.ds.Events)
@@ -309,6 +324,11 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 			Note: fmt.Sprintf("the audit log's JSON (one audit.k8s.io/v1 event per line), %.1f MiB", float64(raw.Size())/(1<<20))})
 	}
 	p.end("%.0f events/s over %.1f s; the store holds %.0f bytes per event", float64(n)/d.Seconds(), d.Seconds(), float64(size)/float64(n))
+	if main.keys != nil {
+		if err := r.sealing(ctx, kind, main, float64(n)/d.Seconds(), lags()); err != nil {
+			return err
+		}
+	}
 
 	// 2. Bulk import.
 	imp, err := r.newTarget(ctx, kind, "import")
@@ -320,14 +340,24 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 	}
 	p = r.ph.begin("%s: manager import", kind)
 	n, d, err = bulkImport(ctx, st, r.ds.Log)
-	st.Close()
-	_ = imp.drop()
 	if err != nil {
+		st.Close()
+		_ = imp.drop()
 		return fmt.Errorf("import: %w", err)
 	}
 	r.res.add(Metric{Metric: "import_events_per_s" + lbl, Value: float64(n) / d.Seconds(), Unit: "events/s",
 		Note: fmt.Sprintf("ingest.Import of the JSONL audit log (manager import), %.1f s", d.Seconds()), floor: "floor_insert_events_per_s" + lbl})
 	p.end("%.0f events/s over %.1f s", float64(n)/d.Seconds(), d.Seconds())
+	if imp.keys != nil {
+		// The import left every leaf unsealed: the backlog a leader
+		// catches up on (after an outage, or sealing turned on).
+		err = r.sealCatchUp(ctx, kind, imp, st, n)
+	}
+	st.Close()
+	_ = imp.drop()
+	if err != nil {
+		return err
+	}
 
 	// 3. Ingest floor.
 	fl, err := r.newTarget(ctx, kind, "floor")
@@ -449,8 +479,11 @@ type phases struct {
 // store the webhook ingest, the import and the ingest floor, and unless
 // ingest only, each report type into both sinks and its SQL floor, and
 // each endpoint's pages; then the jq floor.
-func phaseCount(stores int, ingestOnly bool) int {
+func phaseCount(stores int, ingestOnly, sealing bool) int {
 	perStore := 3
+	if sealing {
+		perStore += 3 // ingest without leaves, the backlog's catch-up, verify
+	}
 	if !ingestOnly {
 		perStore += len(ReportTypes)*3 + len(endpointPages)
 	}

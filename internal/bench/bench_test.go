@@ -45,7 +45,7 @@ func TestPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPhaseLines(t, log.String(), phaseCount(2, false))
+	checkPhaseLines(t, log.String(), phaseCount(2, false, true))
 	for _, name := range []string{
 		"ingest_events_per_s{store=sqlite}", "ingest_events_per_s{store=postgres}",
 		"import_events_per_s{store=sqlite}", "import_events_per_s{store=postgres}",
@@ -54,6 +54,10 @@ func TestPipeline(t *testing.T) {
 		"report_rows_per_s{type=AuditDetails,store=sqlite}", "report_peak_rss_mib{type=AuditDetails}",
 		"page_ms_p99{endpoint=audit-details,depth=1}", "page_ms_p99{endpoint=audit-details,depth=1000}",
 		"floor_jq_seconds{type=NamespaceUsersSummary}",
+		"seal_lag_p99_seconds{store=sqlite}", "seal_lag_p99_seconds{store=postgres}",
+		"ingest_events_per_s{store=sqlite,seal=off}", "ingest_events_per_s{store=postgres,seal=off}",
+		"seal_catchup_leaves_per_s{store=sqlite}", "seal_catchup_leaves_per_s{store=postgres}",
+		"verify_events_per_s{store=sqlite}", "verify_events_per_s{store=postgres}",
 	} {
 		if v, ok := res.Get(name); !ok || v <= 0 {
 			t.Errorf("%s = %v, %v; want a positive value", name, v, ok)

@@ -17,6 +17,8 @@ limitations under the License.
 package seal
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -24,6 +26,7 @@ import (
 type Metrics struct {
 	sealed, refused, checkpoints, failures prometheus.Counter
 	lastSeal                               prometheus.Gauge
+	lag                                    prometheus.Histogram
 }
 
 // NewMetrics registers the sealer's metrics with reg.
@@ -39,10 +42,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sealing runs that failed (the next run seals what they left)."}),
 		lastSeal: prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditops_seal_last_success_timestamp_seconds",
 			Help: "When the leader last sealed every log that grew; now minus it bounds the seal lag."}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditops_seal_lag_seconds",
+			Help:    "Seal lag: from ingest writing a leaf to a signed checkpoint covering it, per leaf.",
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800}}),
 	}
-	reg.MustRegister(m.sealed, m.refused, m.checkpoints, m.failures, m.lastSeal)
+	reg.MustRegister(m.sealed, m.refused, m.checkpoints, m.failures, m.lastSeal, m.lag)
 	return m
 }
+
+// ObserveLag records the seal lag of one leaf (Sealer.ObserveLag).
+func (m *Metrics) ObserveLag(d time.Duration) { m.lag.Observe(d.Seconds()) }
 
 // Observe records one SealAll.
 func (m *Metrics) Observe(res map[string]SealResult, err error) {

@@ -74,6 +74,9 @@ type Sealer struct {
 	Now       func() time.Time
 	// Batch bounds the leaves one transaction appends (default 10,000).
 	Batch int
+	// ObserveLag, when set, is told each sealed leaf's seal lag: from
+	// ingest writing it to the commit of the checkpoint covering it.
+	ObserveLag func(time.Duration)
 
 	// mu makes this process's seals of one log take turns: the seal loop
 	// and a report starting may seal at once, and the second Append
@@ -138,6 +141,7 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 	}
 	var res SealResult
 	var after int64 = -1 << 63
+	began := s.Now()
 	// known holds the hashes this run wrote or read: laying out leaf n
 	// reads the roots of the complete subtrees to its left, the same few
 	// (at most log2 n) for every leaf of a run, so each is read once.
@@ -150,6 +154,12 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		if len(leaves) == 0 {
 			return res, nil
 		}
+		// A run seals what was written before it began: under ingest
+		// that never pauses, and faster than sealing for a while, "until
+		// none is left" never comes, and a report waiting for this seal
+		// would wait for ever. What is written meanwhile is the next
+		// run's (a short batch, or one reaching past the start).
+		last := len(leaves) < batch || !leaves[len(leaves)-1].Created.Before(began)
 		after = leaves[len(leaves)-1].Seq
 		reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 			out := make([]tlog.Hash, len(indexes))
@@ -197,6 +207,9 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 			seqs = append(seqs, l.Seq)
 		}
 		if len(seqs) == 0 {
+			if last {
+				return res, nil
+			}
 			continue
 		}
 		newSize := size + int64(len(seqs))
@@ -218,9 +231,22 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 			return res, fmt.Errorf("sealing %s at %d: %w", ns, newSize, err)
 		}
 		faultpoint.Hit("seal-after-append")
+		if s.ObserveLag != nil {
+			// seqs are the sealed leaves' seqs, in the leaves' order.
+			committed, j := s.Now(), 0
+			for _, l := range leaves {
+				if j < len(seqs) && seqs[j] == l.Seq {
+					s.ObserveLag(committed.Sub(l.Created))
+					j++
+				}
+			}
+		}
 		size, res.Checkpoint = newSize, cp
 		res.Checkpoints++
 		res.Sealed += len(seqs)
+		if last {
+			return res, nil
+		}
 	}
 }
 

@@ -153,8 +153,15 @@ func TestSealer(t *testing.T) {
 	st.ingest(kr.Current, "team-b", 6) // another namespace's MAC
 	st.pending[7] = PendingLeaf{Seq: 7, Version: EncodingV1, Data: leafOf(7), MAC: make([]byte, 32)}
 	s := newSealer(t, st, kr)
+	// The seal lag of each leaf a committed checkpoint covers, and of no
+	// other (refused, or in the failed transaction).
+	var lags []time.Duration
+	s.ObserveLag = func(d time.Duration) { lags = append(lags, d) }
 	if _, err := s.Seal(ctx, "team-a"); err == nil {
 		t.Fatal("the injected failure of the second transaction was not reported")
+	}
+	if len(lags) != 4 {
+		t.Fatalf("%d seal lags observed after the first checkpoint, want its 4 leaves", len(lags))
 	}
 	if len(st.cps) != 1 || st.cps[0].Size != 4 { // seqs 1-7 but the three refused
 		t.Fatalf("after the failure: checkpoints %+v", st.cps)
@@ -176,6 +183,9 @@ func TestSealer(t *testing.T) {
 	}
 	if !slices.Equal(res.Refused, []int64{4, 6, 7}) {
 		t.Fatalf("refused %v, want the three leaves ingest did not make", res.Refused)
+	}
+	if len(lags) != len(want) || slices.ContainsFunc(lags, func(d time.Duration) bool { return d < 0 }) {
+		t.Fatalf("seal lags %v, want one per sealed leaf (%d)", lags, len(want))
 	}
 	if got := res.Checkpoint; got.Size != int64(len(want)) || !bytes.Equal(got.Root[:], wantRoot(t, want)) {
 		t.Fatalf("last checkpoint %+v, want size %d and merkle's root", got, len(want))
@@ -205,5 +215,60 @@ func TestSealer(t *testing.T) {
 	n := len(st.cps)
 	if res, err := s.Seal(ctx, "team-a"); err != nil || res.Sealed != 0 || len(st.cps) != n {
 		t.Fatalf("a second run sealed %d (%v)", res.Sealed, err)
+	}
+}
+
+// busyStore is a memStore under ingest that never pauses: every read of
+// the unsealed leaves finds a full batch more, written by then.
+type busyStore struct {
+	*memStore
+	key  *Key
+	next int64
+	now  func() time.Time
+}
+
+func (b *busyStore) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]PendingLeaf, error) {
+	out, err := b.memStore.Unsealed(ctx, ns, after, limit)
+	for range limit {
+		b.next++
+		b.memStore.ingest(b.key, "team-a", b.next)
+		l := b.pending[b.next]
+		l.Created = b.now()
+		b.pending[b.next] = l
+	}
+	return out, err
+}
+
+// TestSealEndsUnderIngest: a seal run seals what was written before it
+// began and ends, however fast leaves keep coming; a report waiting on it
+// (SealNow) gets its checkpoint. (Found by TestReplicasFailover: the
+// rolling restart's reports waited for ever.)
+func TestSealEndsUnderIngest(t *testing.T) {
+	kr, err := NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSealer(t, nil, kr)
+	st := &busyStore{memStore: newMemStore(), key: kr.Current, now: s.Now}
+	for range 20 { // a backlog written before the run
+		st.next++
+		st.ingest(kr.Current, "team-a", st.next)
+	}
+	s.Store = st
+	done := make(chan Checkpoint, 1)
+	go func() {
+		cp, err := s.SealNow(context.Background(), "team-a")
+		if err != nil {
+			t.Error(err)
+		}
+		done <- cp
+	}()
+	select {
+	case cp := <-done:
+		if cp.Size < 20 {
+			t.Fatalf("the run sealed %d leaves, not the 20 written before it", cp.Size)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a seal under ingest that never pauses did not end")
 	}
 }

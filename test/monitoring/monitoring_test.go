@@ -409,6 +409,7 @@ func TestMonitoringExpressions(t *testing.T) {
 		"auditops_ingest_events_total", "auditops_ingest_throttled_requests_total", "auditops_ingest_id_reuse_total",
 		"auditops_reports_total", "auditops_report_duration_seconds_bucket",
 		"apiserver_request_duration_seconds_bucket", "apiserver_audit_error_total", "apiserver_audit_event_total",
+		"auditops_seal_lag_seconds_bucket", "auditops_seal_leaves_refused_total", "auditops_seal_last_success_timestamp_seconds",
 	} {
 		if !used[name] {
 			t.Errorf("no rule or panel uses %s", name)
