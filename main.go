@@ -47,6 +47,7 @@ import (
 	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/sealverify"
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
@@ -295,6 +296,14 @@ func runManager(args []string) error {
 			return sealLoop(ctx, sealer, seo.interval, sm, ctrl.Log.WithName("seal"))
 		})); err != nil {
 			return fmt.Errorf("adding the sealer: %w", err)
+		}
+		if vst, ok := sealer.Store.(sealverify.Store); ok && seo.verifyInterval > 0 {
+			vm := sealverify.NewMetrics(metrics.Registry)
+			if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+				return verifyLoop(ctx, vst, keys, seo.interval, seo.verifyInterval, min(10*time.Minute, seo.verifyInterval), vm, ctrl.Log.WithName("verify"))
+			})); err != nil {
+				return fmt.Errorf("adding the verifier: %w", err)
+			}
 		}
 	}
 	// The audit API serves on every replica: it is not gated by leader election.

@@ -32,6 +32,7 @@ import (
 
 	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/sealkey"
+	"github.com/auditops/auditops/internal/sealverify"
 	"github.com/auditops/auditops/internal/store/storeopen"
 )
 
@@ -54,6 +55,9 @@ type sealOptions struct {
 	// origin and interval are the manager's (it seals).
 	origin   string
 	interval time.Duration
+	// verifyInterval is how often the leader verifies the store against
+	// its logs (0: never).
+	verifyInterval time.Duration
 }
 
 func (o *sealOptions) addFlags(fs *pflag.FlagSet) {
@@ -65,11 +69,15 @@ func (o *sealOptions) addFlags(fs *pflag.FlagSet) {
 func (o *sealOptions) addManagerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.origin, "seal-origin", seal.DefaultOriginPrefix, "prefix of each namespace's log origin in checkpoints: <prefix>/<namespace>")
 	fs.DurationVar(&o.interval, "seal-interval", time.Minute, "how often the leader seals every log that grew (at most 5m)")
+	fs.DurationVar(&o.verifyInterval, "verify-interval", 24*time.Hour, "how often the leader runs manager verify on the store with its own keyring (metrics auditops_verify_*; first run 10 minutes after it leads); 0 never. It reads every event once")
 }
 
 func (o *sealOptions) validate() error {
 	if o.interval <= 0 || o.interval > maxSealInterval {
 		return fmt.Errorf("--seal-interval %s: want more than 0 and at most %s", o.interval, maxSealInterval)
+	}
+	if o.verifyInterval < 0 {
+		return fmt.Errorf("--verify-interval %s: want 0 (never) or more", o.verifyInterval)
 	}
 	if o.origin == "" || strings.Contains(o.origin, "\n") {
 		return fmt.Errorf("--seal-origin %q: want a non-empty single line", o.origin)
@@ -160,5 +168,48 @@ func sealLoop(ctx context.Context, s *seal.Sealer, interval time.Duration, m *se
 			return nil
 		case <-tick.C:
 		}
+	}
+}
+
+// verifyLoop is the leader's own 'manager verify', every interval (the
+// first run after firstAfter): the store read against the logs with the
+// manager's keyring, findings logged and counted in the verify metrics.
+// It finds what a change behind the manager's back leaves; a CronJob with a
+// verifier key pinned outside the cluster checks more (README).
+func verifyLoop(ctx context.Context, st sealverify.Store, keys *seal.Keyring, sealInterval, interval, firstAfter time.Duration, m *sealverify.Metrics, log logr.Logger) error {
+	wait := firstAfter
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = interval
+		vs, err := seal.Verifiers(keys.VerifierKeys()...)
+		if err != nil {
+			return err
+		}
+		var findings []sealverify.Finding
+		start := time.Now()
+		sum, err := sealverify.Verify(ctx, st, sealverify.Options{Verifiers: vs, SealInterval: sealInterval},
+			func(f sealverify.Finding) { findings = append(findings, f) })
+		if ctx.Err() != nil {
+			return nil
+		}
+		m.Observe(sum, findings, err)
+		if err != nil {
+			log.Error(err, "verifying the store against its logs")
+			continue
+		}
+		for i, f := range findings {
+			if i == 20 {
+				log.Error(nil, "more problems: run manager verify to list them all", "problems", len(findings))
+				break
+			}
+			log.Error(nil, "the record was changed behind the manager's back", "namespace", f.Namespace, "problem", f.Problem,
+				"index", f.Index, "seq", f.Seq, "id", f.ID, "detail", f.Detail)
+		}
+		log.Info("verified the store against its logs", "events", sum.Events, "namespaces", sum.Namespaces,
+			"problems", sum.Problems, "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 }

@@ -47,6 +47,7 @@ import (
 	"github.com/auditops/auditops/controllers"
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/sealverify"
 )
 
 const root = "../.."
@@ -171,6 +172,7 @@ func managerMetrics(t *testing.T) map[string]*metricInfo {
 	ingest.NewMetrics(rec)
 	controllers.NewMetrics(rec)
 	seal.NewMetrics(rec)
+	sealverify.NewMetrics(rec)
 	if len(rec.metrics) == 0 {
 		t.Fatal("the manager registered no metric")
 	}
@@ -410,6 +412,7 @@ func TestMonitoringExpressions(t *testing.T) {
 		"auditops_reports_total", "auditops_report_duration_seconds_bucket",
 		"apiserver_request_duration_seconds_bucket", "apiserver_audit_error_total", "apiserver_audit_event_total",
 		"auditops_seal_lag_seconds_bucket", "auditops_seal_leaves_refused_total", "auditops_seal_last_success_timestamp_seconds",
+		"auditops_verify_problems", "auditops_verify_failures_total",
 	} {
 		if !used[name] {
 			t.Errorf("no rule or panel uses %s", name)
