@@ -26,6 +26,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditops/auditops/internal/faultpoint"
+	"github.com/auditops/auditops/internal/store"
 )
 
 // PendingLeaf is a leaf ingest wrote that no checkpoint covers yet.
@@ -278,6 +279,17 @@ type Leaf struct {
 	Data    []byte
 }
 
+// KeyedLeaf is a leaf found by its event's key (time, seq): sealed or not.
+type KeyedLeaf struct {
+	Time, Seq int64 // the event's time (Unix ns) and seq
+	// Index is the leaf's place in the log; -1 while unsealed.
+	Index   int64
+	Version int
+	Data    []byte
+	// Created is when ingest wrote it.
+	Created time.Time
+}
+
 // StoredCheckpoint is a signed checkpoint note as the store keeps it.
 type StoredCheckpoint struct {
 	Size int64
@@ -295,6 +307,14 @@ type LogReader interface {
 	ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error)
 	// LogNamespaces returns every namespace with events or leaves.
 	LogNamespaces(ctx context.Context) ([]string, error)
+	// LeavesByKey returns up to limit leaves of ns, sealed or not, with
+	// keys (time, seq) after after and at most through, in key order:
+	// the events' order, so verify walks both side by side.
+	LeavesByKey(ctx context.Context, ns string, after, through store.Position, limit int) ([]KeyedLeaf, error)
+	// LeafAt returns the leaf of ns's event at key, if there is one.
+	LeafAt(ctx context.Context, ns string, key store.Position) (KeyedLeaf, bool, error)
+	// EventAt says whether ns holds an event at key.
+	EventAt(ctx context.Context, ns string, key store.Position) (bool, error)
 }
 
 // Log is a store's side of the logs: what the sealer writes and what the

@@ -23,7 +23,6 @@ package sealverify
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"strings"
@@ -161,13 +160,6 @@ func namespaceOf(origin string) (string, bool) {
 	return origin[i+1:], true
 }
 
-type leafInfo struct {
-	index   int64
-	version int
-	data    []byte
-	id      string
-}
-
 func ptr(v int64) *int64 { return &v }
 
 func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, trusted []seal.Checkpoint, report func(Finding)) (events, sealed int, err error) {
@@ -215,8 +207,8 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	check = append(check, trusted...)
 	slices.SortFunc(check, func(a, b seal.Checkpoint) int { return int(a.Size - b.Size) })
 
-	// The log by index: its roots at every checkpoint's size.
-	bySeq := map[int64]leafInfo{}
+	// Pass 1, the log by index: its roots at every checkpoint's size, in
+	// O(log n) memory (a compact range).
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	cr := rf.NewEmptyRange(0)
 	next := 0
@@ -256,7 +248,6 @@ walk:
 			if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(l.Data), nil); err != nil {
 				return 0, 0, err
 			}
-			bySeq[l.Seq] = leafInfo{index: l.Index, version: l.Version, data: l.Data, id: l.ID}
 			checkRoots()
 		}
 		if len(leaves) < pageSize {
@@ -288,122 +279,154 @@ walk:
 		}
 	}
 
-	// Leaves ingest wrote that are not sealed yet: recent ones are on their
-	// way; older ones the sealer refused or never got to.
-	pending := map[int64]bool{}
+	// Pass 2, events and leaves side by side in key order (time, seq), a
+	// page at a time: memory stays flat whatever a namespace holds. Each
+	// page of leaves is read after the page of events it pairs with, so
+	// an event read has its leaf (same transaction) in what is read next;
+	// the other races (an event stored or a leaf sealed between reads)
+	// are looked up again before they are named.
 	stale := opts.Now().Add(-2 * opts.SealInterval)
-	for after := int64(-1 << 63); ; {
-		page, err := st.Unsealed(ctx, ns, after, pageSize)
-		if err != nil {
-			return 0, 0, err
+	var leafless []*store.Event  // events without a leaf at their key, to look up again
+	var orphans []seal.KeyedLeaf // sealed leaves without an event, likewise
+	after := store.Position{Time: -1 << 63, Seq: -1 << 63}
+	var buf []seal.KeyedLeaf
+	// leavesThrough reads every leaf up to key through into buf.
+	leavesThrough := func(through store.Position) error {
+		for {
+			page, err := st.LeavesByKey(ctx, ns, after, through, pageSize)
+			if err != nil {
+				return err
+			}
+			buf = append(buf, page...)
+			if len(page) > 0 {
+				l := page[len(page)-1]
+				after = store.Position{Time: l.Time, Seq: l.Seq}
+			}
+			if len(page) < pageSize {
+				return nil
+			}
 		}
-		for _, l := range page {
-			pending[l.Seq] = true
+	}
+	// leafOnly judges a leaf whose event was not read.
+	leafOnly := func(l seal.KeyedLeaf) {
+		if l.Index < 0 {
 			if opts.SealInterval > 0 && l.Created.Before(stale) {
 				emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(l.Seq), Detail: fmt.Sprintf("a leaf written %s is not sealed", l.Created.Format(time.RFC3339))})
 			}
+			return
 		}
-		if len(page) < pageSize {
-			break
-		}
-		after = page[len(page)-1].Seq
+		orphans = append(orphans, l)
 	}
-
-	// Every event against its leaf.
-	var suspects []store.Event
 	q := store.EventQuery{View: "verify", Namespace: ns, Page: store.Page{Size: pageSize}}
 	for {
 		page, err := st.Events(ctx, q)
 		if err != nil {
 			return events, sealed, err
 		}
-		for i := range page.Events {
-			e := &page.Events[i]
-			events++
-			l, ok := bySeq[e.Seq]
-			if !ok {
-				if !pending[e.Seq] {
-					// Stored, or sealed, after the leaves were read:
-					// looked up again at the end.
-					suspects = append(suspects, *e)
-				}
-				continue
-			}
-			delete(bySeq, e.Seq)
-			sealed++
-			d, err := seal.Digest(e, l.version)
-			if err != nil {
-				emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.index), Seq: ptr(e.Seq), ID: e.ID, Detail: err.Error()})
-				continue
-			}
-			if want := seal.LeafData(e.Time, d); !bytes.Equal(want[:], l.data) {
-				what := "its content differs from what was sealed"
-				if !bytes.Equal(want[:8], l.data[:8]) {
-					what = "its time differs from what was sealed"
-				}
-				emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.index), Seq: ptr(e.Seq), ID: e.ID, Detail: what})
-			}
+		through := store.Position{Time: 1<<63 - 1, Seq: 1<<63 - 1}
+		if page.NextToken != "" && len(page.Events) > 0 {
+			e := page.Events[len(page.Events)-1]
+			through = store.Position{Time: e.Time.UnixNano(), Seq: e.Seq}
 		}
+		if err := leavesThrough(through); err != nil {
+			return events, sealed, err
+		}
+		i := 0
+		for k := range page.Events {
+			e := &page.Events[k]
+			events++
+			key := store.Position{Time: e.Time.UnixNano(), Seq: e.Seq}
+			for i < len(buf) && keyLess(buf[i], key) {
+				leafOnly(buf[i])
+				i++
+			}
+			if i == len(buf) || buf[i].Time != key.Time || buf[i].Seq != key.Seq {
+				ev := *e
+				leafless = append(leafless, &ev)
+				continue
+			}
+			l := buf[i]
+			i++
+			if l.Index < 0 {
+				if opts.SealInterval > 0 && l.Created.Before(stale) {
+					emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(l.Seq), ID: e.ID, Detail: fmt.Sprintf("a leaf written %s is not sealed", l.Created.Format(time.RFC3339))})
+				}
+				continue
+			}
+			sealed++
+			checkDigest(ns, e, l, emit)
+		}
+		buf = append(buf[:0], buf[i:]...)
 		if page.NextToken == "" {
 			break
 		}
 		q.Page.Token = page.NextToken
 	}
-
-	// Events without a leaf when the leaves were read: ingest may have
-	// stored them since (a pending leaf now) or the leader sealed them
-	// (a leaf past the walk). Neither: no leaf, not ingest's.
-	if len(suspects) > 0 {
-		later := map[int64]bool{}
-		for after := int64(-1 << 63); ; {
-			page, err := st.Unsealed(ctx, ns, after, pageSize)
-			if err != nil {
-				return events, sealed, err
-			}
-			for _, l := range page {
-				later[l.Seq] = true
-			}
-			if len(page) < pageSize {
-				break
-			}
-			after = page[len(page)-1].Seq
-		}
-		for start := size; ; start += pageSize {
-			leaves, err := st.Leaves(ctx, ns, start, start+pageSize)
-			if err != nil {
-				return events, sealed, err
-			}
-			for _, l := range leaves {
-				later[l.Seq] = true
-			}
-			if len(leaves) < pageSize {
-				break
-			}
-		}
-		for _, e := range suspects {
-			if !later[e.Seq] {
-				emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(e.Seq), ID: e.ID, Detail: "an event with no leaf: ingest did not store it"})
-			}
-		}
+	for _, l := range buf {
+		leafOnly(l)
 	}
 
+	// An event whose time was edited is not at its leaf's key: its seq
+	// (unique, kept) pairs it with the leaf left without an event.
+	bySeq := make(map[int64]int, len(orphans))
+	for i, l := range orphans {
+		bySeq[l.Seq] = i
+	}
+	moved := map[int64]bool{}
+	for _, e := range leafless {
+		if i, ok := bySeq[e.Seq]; ok {
+			moved[e.Seq] = true
+			checkDigest(ns, e, orphans[i], emit)
+			sealed++
+			continue
+		}
+		// Stored between the reads, its leaf is there now.
+		if _, ok, err := st.LeafAt(ctx, ns, store.Position{Time: e.Time.UnixNano(), Seq: e.Seq}); err != nil {
+			return events, sealed, err
+		} else if !ok {
+			emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(e.Seq), ID: e.ID, Detail: "an event with no leaf: ingest did not store it"})
+		}
+	}
 	// Leaves whose event is gone: by retention when older than the cutoff
 	// the newest checkpoint signed, by hand otherwise.
-	gone := make([]int64, 0, len(bySeq))
-	for seq := range bySeq {
-		gone = append(gone, seq)
-	}
-	slices.Sort(gone)
-	for _, seq := range gone {
-		l := bySeq[seq]
-		t := time.Unix(0, int64(binary.BigEndian.Uint64(l.data[:8]))).UTC()
+	for _, l := range orphans {
+		if moved[l.Seq] {
+			continue
+		}
+		t := time.Unix(0, l.Time).UTC()
 		if !last.RetentionCutoff.IsZero() && t.Before(last.RetentionCutoff) {
 			continue
 		}
-		emit(Finding{Namespace: ns, Problem: Missing, Index: ptr(l.index), Seq: ptr(seq), ID: l.id,
+		if ok, err := st.EventAt(ctx, ns, store.Position{Time: l.Time, Seq: l.Seq}); err != nil {
+			return events, sealed, err
+		} else if ok {
+			continue
+		}
+		emit(Finding{Namespace: ns, Problem: Missing, Index: ptr(l.Index), Seq: ptr(l.Seq),
 			Detail: fmt.Sprintf("the event of %s is not in the store", t.Format(time.RFC3339Nano))})
 	}
 	return events, sealed, nil
+}
+
+// keyLess says whether leaf l's key is before key.
+func keyLess(l seal.KeyedLeaf, key store.Position) bool {
+	return l.Time < key.Time || (l.Time == key.Time && l.Seq < key.Seq)
+}
+
+// checkDigest names an event whose digest is not its sealed leaf's.
+func checkDigest(ns string, e *store.Event, l seal.KeyedLeaf, emit func(Finding)) {
+	d, err := seal.Digest(e, l.Version)
+	if err != nil {
+		emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.Index), Seq: ptr(e.Seq), ID: e.ID, Detail: err.Error()})
+		return
+	}
+	if want := seal.LeafData(e.Time, d); !bytes.Equal(want[:], l.Data) {
+		what := "its content differs from what was sealed"
+		if !bytes.Equal(want[:8], l.Data[:8]) {
+			what = "its time differs from what was sealed"
+		}
+		emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.Index), Seq: ptr(e.Seq), ID: e.ID, Detail: what})
+	}
 }
 
 // coveredNow says whether ns now has a checkpoint of at least size signed

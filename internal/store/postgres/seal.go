@@ -18,6 +18,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
 )
 
@@ -190,4 +192,52 @@ func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
 		return err
 	})
 	return nss, err
+}
+
+// keyedLeafColumns are what scanKeyedLeaf reads.
+const keyedLeafColumns = "ts, seq, coalesce(idx, -1), version, data, created"
+
+func scanKeyedLeaf(r pgx.Row) (seal.KeyedLeaf, error) {
+	var l seal.KeyedLeaf
+	var v int16
+	var created int64
+	err := r.Scan(&l.Time, &l.Seq, &l.Index, &v, &l.Data, &created)
+	l.Version, l.Created = int(v), time.Unix(0, created).UTC()
+	return l, err
+}
+
+// LeavesByKey implements seal.LogReader.
+func (s *Store) LeavesByKey(ctx context.Context, ns string, after, through store.Position, limit int) ([]seal.KeyedLeaf, error) {
+	var out []seal.KeyedLeaf
+	err := s.tx(ctx, "leaves by key", readOnly, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "SELECT "+keyedLeafColumns+" FROM leaves WHERE namespace = $1 AND (ts, seq) > ($2, $3) AND (ts, seq) <= ($4, $5) ORDER BY ts, seq LIMIT $6",
+			ns, after.Time, after.Seq, through.Time, through.Seq, limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (seal.KeyedLeaf, error) { return scanKeyedLeaf(r) })
+		return err
+	})
+	return out, err
+}
+
+// LeafAt implements seal.LogReader.
+func (s *Store) LeafAt(ctx context.Context, ns string, key store.Position) (l seal.KeyedLeaf, ok bool, err error) {
+	err = s.tx(ctx, "leaf", readOnly, func(tx pgx.Tx) error {
+		l, err = scanKeyedLeaf(tx.QueryRow(ctx, "SELECT "+keyedLeafColumns+" FROM leaves WHERE namespace = $1 AND ts = $2 AND seq = $3", ns, key.Time, key.Seq))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		ok = err == nil
+		return err
+	})
+	return l, ok, err
+}
+
+// EventAt implements seal.LogReader.
+func (s *Store) EventAt(ctx context.Context, ns string, key store.Position) (ok bool, err error) {
+	err = s.tx(ctx, "event", readOnly, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM events WHERE namespace = $1 AND ts = $2 AND seq = $3)", ns, key.Time, key.Seq).Scan(&ok)
+	})
+	return ok, err
 }

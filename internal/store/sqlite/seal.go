@@ -26,6 +26,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
 )
 
@@ -217,4 +218,69 @@ func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
 		return err
 	})
 	return nss, err
+}
+
+// keyedLeafColumns are what scanKeyedLeaf reads.
+const keyedLeafColumns = "ts, seq, coalesce(idx, -1), version, data, created"
+
+func scanKeyedLeaf(rows interface{ Scan(...any) error }) (seal.KeyedLeaf, error) {
+	var l seal.KeyedLeaf
+	var created int64
+	err := rows.Scan(&l.Time, &l.Seq, &l.Index, &l.Version, &l.Data, &created)
+	l.Created = time.Unix(0, created).UTC()
+	return l, err
+}
+
+// LeavesByKey implements seal.LogReader.
+func (s *Store) LeavesByKey(ctx context.Context, ns string, after, through store.Position, limit int) ([]seal.KeyedLeaf, error) {
+	var out []seal.KeyedLeaf
+	err := s.readTx(ctx, "leaves by key", func(db sqlQueryer) error {
+		rows, err := db.QueryContext(ctx, "SELECT "+keyedLeafColumns+" FROM leaves WHERE namespace = ? AND (ts, seq) > (?, ?) AND (ts, seq) <= (?, ?) ORDER BY ts, seq LIMIT ?",
+			ns, after.Time, after.Seq, through.Time, through.Seq, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			l, err := scanKeyedLeaf(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, l)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// LeafAt implements seal.LogReader.
+func (s *Store) LeafAt(ctx context.Context, ns string, key store.Position) (l seal.KeyedLeaf, ok bool, err error) {
+	err = s.readTx(ctx, "leaf", func(db sqlQueryer) error {
+		rows, err := db.QueryContext(ctx, "SELECT "+keyedLeafColumns+" FROM leaves WHERE namespace = ? AND ts = ? AND seq = ?", ns, key.Time, key.Seq)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if rows.Next() {
+			l, err = scanKeyedLeaf(rows)
+			ok = err == nil
+			return err
+		}
+		return rows.Err()
+	})
+	return l, ok, err
+}
+
+// EventAt implements seal.LogReader.
+func (s *Store) EventAt(ctx context.Context, ns string, key store.Position) (ok bool, err error) {
+	err = s.readTx(ctx, "event", func(db sqlQueryer) error {
+		rows, err := db.QueryContext(ctx, "SELECT 1 FROM events WHERE namespace = ? AND ts = ? AND seq = ?", ns, key.Time, key.Seq)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		ok = rows.Next()
+		return rows.Err()
+	})
+	return ok, err
 }
