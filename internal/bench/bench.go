@@ -483,6 +483,9 @@ func phaseCount(stores int, ingestOnly, sealing bool) int {
 	perStore := 3
 	if sealing {
 		perStore += 3 // ingest without leaves, the backlog's catch-up, verify
+		if !ingestOnly {
+			perStore++ // the AuditDetails report read pinned
+		}
 	}
 	if !ingestOnly {
 		perStore += len(ReportTypes)*3 + len(endpointPages)
