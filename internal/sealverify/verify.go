@@ -24,8 +24,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -317,21 +319,47 @@ walk:
 		}
 		orphans = append(orphans, l)
 	}
-	q := store.EventQuery{View: "verify", Namespace: ns, Page: store.Page{Size: pageSize}}
+	// The next page of events is read while this one is checked, and
+	// digests are computed on every core: the canonical encoding and
+	// SHA-256 of each event are most of verify's work.
+	type fetched struct {
+		page store.EventPage
+		err  error
+	}
+	fetch := func(token string) <-chan fetched {
+		ch := make(chan fetched, 1)
+		go func() {
+			page, err := st.Events(ctx, store.EventQuery{View: "verify", Namespace: ns, Page: store.Page{Size: pageSize, Token: token}})
+			ch <- fetched{page, err}
+		}()
+		return ch
+	}
+	type pair struct {
+		e *store.Event
+		l seal.KeyedLeaf
+	}
+	var pairs []pair
+	pending := fetch("")
 	for {
-		page, err := st.Events(ctx, q)
-		if err != nil {
-			return events, sealed, err
+		f := <-pending
+		if f.err != nil {
+			return events, sealed, f.err
 		}
+		page := f.page
 		through := store.Position{Time: 1<<63 - 1, Seq: 1<<63 - 1}
 		if page.NextToken != "" && len(page.Events) > 0 {
 			e := page.Events[len(page.Events)-1]
 			through = store.Position{Time: e.Time.UnixNano(), Seq: e.Seq}
 		}
+		// The leaves of this page, read after it (see above).
 		if err := leavesThrough(through); err != nil {
 			return events, sealed, err
 		}
+		if page.NextToken != "" {
+			pending = fetch(page.NextToken)
+		}
 		i := 0
+		pairs = pairs[:0]
 		for k := range page.Events {
 			e := &page.Events[k]
 			events++
@@ -354,13 +382,31 @@ walk:
 				continue
 			}
 			sealed++
-			checkDigest(ns, e, l, emit)
+			pairs = append(pairs, pair{e, l})
+		}
+		// Digests on every core; findings in key order.
+		found := make([][]Finding, len(pairs))
+		workers := min(runtime.GOMAXPROCS(0), max(1, len(pairs)/256))
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := w; j < len(pairs); j += workers {
+					checkDigest(ns, pairs[j].e, pairs[j].l, func(f Finding) { found[j] = append(found[j], f) })
+				}
+			}()
+		}
+		wg.Wait()
+		for _, fs := range found {
+			for _, f := range fs {
+				emit(f)
+			}
 		}
 		buf = append(buf[:0], buf[i:]...)
 		if page.NextToken == "" {
 			break
 		}
-		q.Page.Token = page.NextToken
 	}
 	for _, l := range buf {
 		leafOnly(l)

@@ -437,16 +437,66 @@ func pinFilters(inLog *int64, filters ...string) []string {
 	return filters
 }
 
-// inLog renders the condition of store.EventQuery.InLog on the events
-// table's row: a leaf of the row's key that no checkpoint of size n
-// covers leaves the row out. The leaves' primary key is the events' key, so
-// it is one index probe per row.
-func inLog(a *Args, n *int64) string {
-	if n == nil {
+// pinned is a read's store.EventQuery.InLog resolved in its transaction.
+type pinned struct {
+	n *int64
+	// ts and seq are the keys of the window's leaves that a checkpoint of
+	// size n does not cover (PostgreSQL): unsealed, or sealed after it.
+	ts, seq []int64
+}
+
+// resolvePin reads, for PostgreSQL, the keys a read of ns in [from, to)
+// pinned to a checkpoint of size n leaves out: few (what is not sealed
+// yet, and what was sealed since), and both kinds have a partial index.
+// A leaves probe per row, or a subquery PostgreSQL planned once for every
+// bind value, made a pinned report 2.6 to 7x slower there; SQLite probes
+// the leaves' primary key per row, as fast as an unpinned read.
+func (r *Reader) resolvePin(ctx context.Context, db Queryer, ns string, from, to int64, n *int64) (pinned, error) {
+	p := pinned{n: n}
+	if n == nil || r.Dialect == SQLite {
+		return p, nil
+	}
+	// Each part reads its partial index whole (what is unsealed, what was
+	// sealed past n: few, as the report sealed first) and the window is
+	// applied here: with the window in the query, the planner weighs the
+	// primary key's range over the window against the partial index by
+	// statistics that sealing makes stale by the thousand leaves, and
+	// scanned the window's leaves on every page (a pinned report read 17k
+	// rows/s instead of 78k). n is a literal for the same reason: a
+	// generic plan would not know the range past it is small.
+	rows, err := db.Query(ctx, "SELECT ts, seq FROM leaves WHERE namespace = $1 AND idx IS NULL"+
+		" UNION ALL SELECT ts, seq FROM leaves WHERE namespace = $1 AND idx >= "+strconv.FormatInt(*n, 10), ns)
+	if err != nil {
+		return p, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ts, seq int64
+		if err := rows.Scan(&ts, &seq); err != nil {
+			return p, err
+		}
+		if ts >= from && ts < to {
+			p.ts, p.seq = append(p.ts, ts), append(p.seq, seq)
+		}
+	}
+	return p, rows.Err()
+}
+
+// inLog renders the condition of a pinned read (resolvePin) on the events
+// table's rows: a row whose leaf the pinned checkpoint does not cover is
+// left out.
+func (r *Reader) inLog(a *Args, p pinned) string {
+	if p.n == nil {
 		return ""
 	}
-	return " AND NOT EXISTS (SELECT 1 FROM leaves AS l WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq" +
-		" AND (l.idx IS NULL OR l.idx >= " + a.Add(*n) + "))"
+	if r.Dialect == SQLite {
+		return " AND NOT EXISTS (SELECT 1 FROM leaves AS l WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq" +
+			" AND (l.idx IS NULL OR l.idx >= " + a.Add(*p.n) + "))"
+	}
+	if len(p.ts) == 0 {
+		return ""
+	}
+	return " AND (ts, seq) NOT IN (SELECT t, s FROM unnest(" + a.Add(p.ts) + "::bigint[], " + a.Add(p.seq) + "::bigint[]) AS x(t, s))"
 }
 
 // Events answers store.Store.Events.
@@ -481,7 +531,12 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 
 	var page store.EventPage
 	var more *store.Cursor
+	var pin pinned
 	if from < to {
+		var err error
+		if pin, err = r.resolvePin(ctx, db, q.Namespace, from, to, q.InLog); err != nil {
+			return store.EventPage{}, err
+		}
 		pp := r.newEventPage(q.Page.Size)
 		cols := r.Dialect.eventColumns(q.Fields)
 		// Each chunk continues after the last row read, in the same read
@@ -489,7 +544,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 		for cursor := after; ; {
 			limit := pp.nextLimit()
 			a := Args{d: r.Dialect}
-			sql := "SELECT " + cols + " FROM " + r.eventsWhere(&a, q, from, to, cursor) +
+			sql := "SELECT " + cols + " FROM " + r.eventsWhere(&a, q, from, to, cursor, pin) +
 				" ORDER BY ts, seq LIMIT " + a.Add(int64(limit))
 			n, err := pp.read(ctx, db, q.Namespace, sql, a.Values())
 			if err != nil {
@@ -516,7 +571,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 			page.Total = after.Total
 		} else {
 			a := Args{d: r.Dialect}
-			n, err := queryInt(ctx, db, "SELECT count(*) FROM "+r.eventsWhere(&a, q, from, to, nil), a.Values()...)
+			n, err := queryInt(ctx, db, "SELECT count(*) FROM "+r.eventsWhere(&a, q, from, to, nil, pin), a.Values()...)
 			if err != nil {
 				return store.EventPage{}, err
 			}
@@ -534,7 +589,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 // after the cursor when there is one. The cursor, not the range's start, is
 // then the lower bound (it is inside the range: the token is bound to it),
 // so the index range scan starts at the cursor, however deep the page.
-func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after *store.Cursor) string {
+func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after *store.Cursor, pin pinned) string {
 	index := ""
 	switch {
 	case q.User != "":
@@ -557,7 +612,7 @@ func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after 
 		b.WriteString(" AND ts >= " + a.Add(from))
 	}
 	b.WriteString(" AND ts < " + a.Add(to))
-	b.WriteString(inLog(a, q.InLog))
+	b.WriteString(r.inLog(a, pin))
 	return b.String()
 }
 
@@ -585,6 +640,10 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 	if from >= to {
 		return page, nil
 	}
+	pin, err := r.resolvePin(ctx, db, q.Namespace, from, to, q.InLog)
+	if err != nil {
+		return store.UserLogsPage{}, err
+	}
 	pp := r.newEventPage(q.Limit)
 	cols := r.Dialect.eventColumns(q.Fields)
 	// The first chunk skips Offset rows; the next ones continue before the
@@ -602,7 +661,7 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 		if before != nil {
 			sql += " AND (ts, seq) < (" + a.Add(before.Time) + ", " + a.Add(before.Seq) + ")"
 		}
-		sql += inLog(&a, q.InLog)
+		sql += r.inLog(&a, pin)
 		sql += " ORDER BY ts DESC, seq DESC LIMIT " + a.Add(int64(limit))
 		if offset > 0 {
 			sql += " OFFSET " + a.Add(int64(offset))
