@@ -47,6 +47,7 @@ const ClusterNamespace = "_cluster"
 type Event struct {
 	// extension is empty but in a test build (event_extension.go); first,
 	// so that as an empty struct it adds no padding.
+	//lint:ignore U1000 empty but in the sealfieldtest build.
 	extension
 	// ID is the source's id. It is not trusted to be unique: two events
 	// with one id and different content are two events (see ContentHash).
