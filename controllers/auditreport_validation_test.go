@@ -233,8 +233,8 @@ spec: {type: UserAccess, range: {from: "2024-05-21T00:00:00Z", to: "2024-05-28T0
 				wide = append(wide, c.Name)
 			}
 		}
-		if got := strings.Join(wide, ","); got != "Schedule,Last Run" {
-			t.Errorf("wide columns = %s, want Schedule,Last Run", got)
+		if got := strings.Join(wide, ","); got != "Schedule,Last Run,Sealed" {
+			t.Errorf("wide columns = %s, want Schedule,Last Run,Sealed", got)
 		}
 		if len(table.Rows) != 1 {
 			t.Fatalf("rows = %d, want 1", len(table.Rows))
