@@ -85,7 +85,8 @@ test: manifests generate fmt vet staticcheck boilerplate control-plane helm ## R
 	HELM=$(HELM) KUBEBUILDER_ASSETS=$(K8S_ASSETS) hack/with-postgres.sh go test $(GO_TEST_FLAGS) ./...
 	@# The build that adds a field to events and a canonical encoding
 	@# version 2 for it: old leaves must still verify (issue 20.1).
-	hack/with-postgres.sh go test -tags sealfieldtest $(GO_TEST_FLAGS) ./internal/seal/... ./internal/sealverify/...
+	@# (Only that test: the seal package's own tests pin version 1 as current.)
+	hack/with-postgres.sh go test -tags sealfieldtest $(GO_TEST_FLAGS) -run '^TestFieldAddedLater$$' ./internal/sealverify/
 
 FUZZTIME ?= 60s
 # Every fuzz target, as package:target.
