@@ -437,15 +437,6 @@ func pinFilters(inLog *int64, filters ...string) []string {
 	return filters
 }
 
-// pinned is a read's store.EventQuery.InLog.
-type pinned struct{ n *int64 }
-
-// resolvePin returns the pin of a read (kept as a step of its own: what a
-// pinned read needs to know before its query is the store's business).
-func (r *Reader) resolvePin(_ context.Context, _ Queryer, _ string, _, _ int64, n *int64) (pinned, error) {
-	return pinned{n: n}, nil
-}
-
 // inLog renders the condition of a pinned read on the events table's rows:
 // a row whose leaf the pinned checkpoint of size n does not cover
 // (unsealed, or sealed later) is left out; a row without a leaf is kept.
@@ -458,15 +449,15 @@ func (r *Reader) resolvePin(_ context.Context, _ Queryer, _ string, _, _ int64, 
 // into the same namespace a report stalled (TestReplicasFailover in CI).
 // SQLite plans NOT EXISTS as that probe (measured as fast as an unpinned
 // read).
-func (r *Reader) inLog(a *Args, p pinned) string {
-	if p.n == nil {
+func (r *Reader) inLog(a *Args, n *int64) string {
+	if n == nil {
 		return ""
 	}
 	if r.Dialect == SQLite {
 		return " AND NOT EXISTS (SELECT 1 FROM leaves AS l WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq" +
-			" AND (l.idx IS NULL OR l.idx >= " + a.Add(*p.n) + "))"
+			" AND (l.idx IS NULL OR l.idx >= " + a.Add(*n) + "))"
 	}
-	return " AND coalesce((SELECT CASE WHEN l.idx IS NULL OR l.idx >= " + a.Add(*p.n) + " THEN 1 ELSE 0 END FROM leaves AS l" +
+	return " AND coalesce((SELECT CASE WHEN l.idx IS NULL OR l.idx >= " + a.Add(*n) + " THEN 1 ELSE 0 END FROM leaves AS l" +
 		" WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq), 0) = 0"
 }
 
@@ -502,12 +493,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 
 	var page store.EventPage
 	var more *store.Cursor
-	var pin pinned
 	if from < to {
-		var err error
-		if pin, err = r.resolvePin(ctx, db, q.Namespace, from, to, q.InLog); err != nil {
-			return store.EventPage{}, err
-		}
 		pp := r.newEventPage(q.Page.Size)
 		cols := r.Dialect.eventColumns(q.Fields)
 		// Each chunk continues after the last row read, in the same read
@@ -515,7 +501,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 		for cursor := after; ; {
 			limit := pp.nextLimit()
 			a := Args{d: r.Dialect}
-			sql := "SELECT " + cols + " FROM " + r.eventsWhere(&a, q, from, to, cursor, pin) +
+			sql := "SELECT " + cols + " FROM " + r.eventsWhere(&a, q, from, to, cursor) +
 				" ORDER BY ts, seq LIMIT " + a.Add(int64(limit))
 			n, err := pp.read(ctx, db, q.Namespace, sql, a.Values())
 			if err != nil {
@@ -542,7 +528,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 			page.Total = after.Total
 		} else {
 			a := Args{d: r.Dialect}
-			n, err := queryInt(ctx, db, "SELECT count(*) FROM "+r.eventsWhere(&a, q, from, to, nil, pin), a.Values()...)
+			n, err := queryInt(ctx, db, "SELECT count(*) FROM "+r.eventsWhere(&a, q, from, to, nil), a.Values()...)
 			if err != nil {
 				return store.EventPage{}, err
 			}
@@ -560,7 +546,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 // after the cursor when there is one. The cursor, not the range's start, is
 // then the lower bound (it is inside the range: the token is bound to it),
 // so the index range scan starts at the cursor, however deep the page.
-func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after *store.Cursor, pin pinned) string {
+func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after *store.Cursor) string {
 	index := ""
 	switch {
 	case q.User != "":
@@ -583,7 +569,7 @@ func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after 
 		b.WriteString(" AND ts >= " + a.Add(from))
 	}
 	b.WriteString(" AND ts < " + a.Add(to))
-	b.WriteString(r.inLog(a, pin))
+	b.WriteString(r.inLog(a, q.InLog))
 	return b.String()
 }
 
@@ -611,10 +597,6 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 	if from >= to {
 		return page, nil
 	}
-	pin, err := r.resolvePin(ctx, db, q.Namespace, from, to, q.InLog)
-	if err != nil {
-		return store.UserLogsPage{}, err
-	}
 	pp := r.newEventPage(q.Limit)
 	cols := r.Dialect.eventColumns(q.Fields)
 	// The first chunk skips Offset rows; the next ones continue before the
@@ -632,7 +614,7 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 		if before != nil {
 			sql += " AND (ts, seq) < (" + a.Add(before.Time) + ", " + a.Add(before.Seq) + ")"
 		}
-		sql += r.inLog(&a, pin)
+		sql += r.inLog(&a, q.InLog)
 		sql += " ORDER BY ts DESC, seq DESC LIMIT " + a.Add(int64(limit))
 		if offset > 0 {
 			sql += " OFFSET " + a.Add(int64(offset))

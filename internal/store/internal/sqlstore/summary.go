@@ -76,10 +76,7 @@ func (r *Reader) Summary(ctx context.Context, db Queryer, q store.SummaryQuery) 
 	full := func(next *store.SummaryRow) bool {
 		return len(page.Rows) == q.Page.Size || (len(page.Rows) > 0 && pageBytes+store.SummaryRowBytes(next) > maxBytes)
 	}
-	pin, err := r.resolvePin(ctx, db, q.Namespace, pos, to, q.InLog)
-	if err != nil {
-		return store.SummaryPage{}, err
-	}
+	pin := q.InLog
 	for pos < to {
 		first, ok, err := r.firstTime(ctx, db, q.Namespace, q.User, pos, to, pin)
 		if err != nil {
@@ -142,7 +139,7 @@ func keyAfter(row store.SummaryRow, key []string) bool {
 }
 
 // firstTime returns the time of the first event in [from, to).
-func (r *Reader) firstTime(ctx context.Context, db Queryer, ns, user string, from, to int64, pin pinned) (int64, bool, error) {
+func (r *Reader) firstTime(ctx context.Context, db Queryer, ns, user string, from, to int64, pin *int64) (int64, bool, error) {
 	a := Args{d: r.Dialect}
 	sql := "SELECT ts FROM " + r.summaryWhere(&a, ns, user, nil, from, to, pin) + " ORDER BY ts LIMIT 1"
 	rows, err := db.Query(ctx, sql, a.Values()...)
@@ -162,7 +159,7 @@ func (r *Reader) firstTime(ctx context.Context, db Queryer, ns, user string, fro
 
 // summaryWhere renders "events ... WHERE ..." for one tenant, an optional
 // user, the users at or after the cursor's, and [from, to).
-func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from, to int64, pin pinned) string {
+func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from, to int64, pin *int64) string {
 	index := IndexSummary
 	if user != "" {
 		index = IndexUser
@@ -185,7 +182,7 @@ func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from,
 // aggregates, computed here: the database would need two passes and a sort
 // per date (a window function for the sessions, a GROUP BY for the counts),
 // which measured slower than one hand-written query (bench/README.md).
-func (r *Reader) summaryDay(ctx context.Context, db Queryer, ns, user string, afterKey []string, from, to int64, pin pinned) ([]store.SummaryRow, error) {
+func (r *Reader) summaryDay(ctx context.Context, db Queryer, ns, user string, afterKey []string, from, to int64, pin *int64) ([]store.SummaryRow, error) {
 	a := Args{d: r.Dialect}
 	sql := "SELECT user_name, api, status, ts FROM " + r.summaryWhere(&a, ns, user, afterKey, from, to, pin) + " ORDER BY ts"
 	rows, err := db.Query(ctx, sql, a.Values()...)
