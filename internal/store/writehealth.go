@@ -27,24 +27,41 @@ import (
 // through. A store whose reads answer can still be unable to commit (a full
 // disk, a lock held by someone else, a disk that takes 20 s per sync), and
 // ingest is what an audit store is for. The store reports each write to it;
-// Check fails while a write has run longer than the limit, or when the last
-// write failed for want of the store and none has succeeded since, for
-// Window after that failure (so a replica taken out of service by its
-// failing probe is tried again once traffic comes back).
+// Check fails while a write has run longer than the limit, or while, since
+// the first write of the last Window that failed for want of the store,
+// more writes failed than succeeded (a tie: while the newest failed). A majority, not the last outcome: on a nearly full disk
+// a small write still fits where the large ones do not, and readiness
+// must not pass on that one success while most ingest answers 503. Once
+// traffic comes back after an outage, successes outnumber the failures
+// within moments, and a replica taken out of service by its failing probe
+// is tried again at the latest a Window after its last failure.
 type WriteHealth struct {
 	// Limit is how long one write may run before the store counts as
-	// stuck; Window how long a failed write keeps it unready.
+	// stuck; Window how far back Check weighs failed against successful
+	// writes.
 	Limit, Window time.Duration
 
 	mu       sync.Mutex
 	inflight map[*int]time.Time
-	failedAt time.Time
+	// outcomes are the writes that ended within Window since the first
+	// failure in it, oldest first (at most maxOutcomes of them).
+	outcomes []writeOutcome
 	failure  error
 }
 
+type writeOutcome struct {
+	at     time.Time
+	failed bool
+}
+
+// maxOutcomes bounds the memory of a store taking thousands of writes a
+// second; the newest outcomes are the ones kept.
+const maxOutcomes = 4096
+
 // Begin records the start of a write; the returned func records its end
-// with the write's error (nil on success).
-func (h *WriteHealth) Begin() (end func(err error)) {
+// with the outcome of each request it carried (nil for a success; a write
+// of one request passes one error).
+func (h *WriteHealth) Begin() (end func(errs ...error)) {
 	tok := new(int)
 	h.mu.Lock()
 	if h.inflight == nil {
@@ -52,16 +69,45 @@ func (h *WriteHealth) Begin() (end func(err error)) {
 	}
 	h.inflight[tok] = time.Now()
 	h.mu.Unlock()
-	return func(err error) {
+	return func(errs ...error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		delete(h.inflight, tok)
-		switch {
-		case err == nil:
-			h.failure = nil
-		case errors.Is(err, ErrUnavailable):
-			h.failedAt, h.failure = time.Now(), err
+		now := time.Now()
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				h.record(writeOutcome{at: now})
+			case errors.Is(err, ErrUnavailable):
+				h.record(writeOutcome{at: now, failed: true})
+				h.failure = err
+			}
 		}
+	}
+}
+
+func (h *WriteHealth) record(o writeOutcome) {
+	if !o.failed && len(h.outcomes) == 0 {
+		return // the common case: nothing is failing, nothing to weigh
+	}
+	h.outcomes = append(h.outcomes, o)
+	if len(h.outcomes) > maxOutcomes {
+		h.outcomes = h.outcomes[1:]
+	}
+	h.trim(o.at)
+}
+
+// trim drops the outcomes older than Window, and the successes before the
+// first failure still in it: they would only delay noticing an outage
+// that has just begun.
+func (h *WriteHealth) trim(now time.Time) {
+	drop := 0
+	for drop < len(h.outcomes) && (now.Sub(h.outcomes[drop].at) >= h.Window || !h.outcomes[drop].failed) {
+		drop++
+	}
+	h.outcomes = h.outcomes[drop:]
+	if len(h.outcomes) == 0 {
+		h.outcomes = nil
 	}
 }
 
@@ -76,8 +122,20 @@ func (h *WriteHealth) Check() error {
 			return fmt.Errorf("%w: a write has been running for %s (limit %s)", ErrUnavailable, d.Round(time.Millisecond), h.Limit)
 		}
 	}
-	if h.failure != nil && now.Sub(h.failedAt) < h.Window {
-		return fmt.Errorf("the last write failed %s ago: %w", now.Sub(h.failedAt).Round(time.Millisecond), h.failure)
+	h.trim(now)
+	failed := 0
+	var last time.Time
+	for _, o := range h.outcomes {
+		if o.failed {
+			failed++
+			last = o.at
+		}
+	}
+	// A tie goes to the newest outcome.
+	ok := len(h.outcomes) - failed
+	if failed > ok || failed > 0 && failed == ok && h.outcomes[len(h.outcomes)-1].failed {
+		return fmt.Errorf("%d of the last %d writes failed, the last %s ago: %w",
+			failed, len(h.outcomes), now.Sub(last).Round(time.Millisecond), h.failure)
 	}
 	return nil
 }

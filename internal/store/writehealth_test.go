@@ -38,6 +38,13 @@ func TestWriteHealth(t *testing.T) {
 		{"a success after a failure", func(h *WriteHealth) { h.Begin()(unavailable); h.Begin()(nil) }, true},
 		{"a failure after a success", func(h *WriteHealth) { h.Begin()(nil); h.Begin()(unavailable) }, false},
 		{"a failure older than the window", func(h *WriteHealth) { h.Begin()(unavailable); time.Sleep(250 * time.Millisecond) }, true},
+		{"most writes of the window failed", func(h *WriteHealth) { h.Begin()(unavailable, unavailable, nil); h.Begin()(unavailable); h.Begin()(nil) }, false},
+		{"most writes of the window succeeded", func(h *WriteHealth) { h.Begin()(unavailable, nil, nil); h.Begin()(unavailable); h.Begin()(nil) }, true},
+		{"failures before the window do not count", func(h *WriteHealth) {
+			h.Begin()(unavailable, unavailable)
+			time.Sleep(250 * time.Millisecond)
+			h.Begin()(nil)
+		}, true},
 		{"a client's error is not the store's", func(h *WriteHealth) { h.Begin()(ErrInvalidEvent) }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

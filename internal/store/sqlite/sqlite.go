@@ -451,7 +451,7 @@ func (s *Store) lead(ctx context.Context) {
 	if len(group) > 0 {
 		end := s.health.Begin()
 		s.insertGroupRecovering(ctx, group)
-		end(groupErr(group))
+		end(requestErrs(group)...)
 	}
 	for _, r := range group {
 		close(r.done)
@@ -504,15 +504,15 @@ func (s *Store) insertGroupRecovering(ctx context.Context, group []*insertReq) {
 	s.insertGroup(ctx, group)
 }
 
-// groupErr is the error of a written group for WriteHealth: nil when any
-// request was stored (the writer works), else the first request's error.
-func groupErr(group []*insertReq) error {
-	for _, r := range group {
-		if r.err == nil {
-			return nil
-		}
+// requestErrs are the outcomes of a written group's requests for
+// WriteHealth, one each: on a nearly full disk a group can fail while one
+// small request of it, written alone, still fits.
+func requestErrs(group []*insertReq) []error {
+	errs := make([]error, len(group))
+	for i, r := range group {
+		errs[i] = r.err
 	}
-	return group[0].err
+	return errs
 }
 
 // insertTx writes the requests in one transaction, setting each one's
