@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -52,6 +53,7 @@ func (r *runner) sealBeside(ctx context.Context, t *target, st store.Store) (sto
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
+		pprof.SetGoroutineLabels(pprof.WithLabels(sctx, pprof.Labels("phase", "seal")))
 		tick := time.NewTicker(sealInterval)
 		defer tick.Stop()
 		for {
@@ -127,7 +129,12 @@ func (r *runner) sealing(ctx context.Context, kind string, main *target, onRate 
 	p = r.ph.begin("%s: manager verify", kind)
 	problems := 0
 	start := time.Now()
-	sum, err := sealverify.Verify(ctx, st.(sealverify.Store), sealverify.Options{Verifiers: vs}, func(sealverify.Finding) { problems++ })
+	var sum sealverify.Summary
+	// Labelled, so that a profile of the whole run (AUDITOPS_BENCH_CPUPROFILE)
+	// shows verify alone with -tagfocus=phase=verify.
+	pprof.Do(ctx, pprof.Labels("phase", "verify"), func(ctx context.Context) {
+		sum, err = sealverify.Verify(ctx, st.(sealverify.Store), sealverify.Options{Verifiers: vs}, func(sealverify.Finding) { problems++ })
+	})
 	d = time.Since(start)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)

@@ -28,7 +28,9 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -42,8 +44,24 @@ import (
 // later is a new version and never changes an old leaf's digest.
 const EncodingV1 = 1
 
-// encoder returns an event's encoding up to seq's value and after it.
-type encoder func(e *store.Event) (prefix, suffix []byte, err error)
+// encoder appends an event's encoding to b: out[:split] is the encoding up
+// to seq's value, out[split:] what follows it.
+type encoder func(b []byte, e *store.Event) (out []byte, split int, err error)
+
+// encodeBuffers are encoders' buffers for Prepare and Digest, which hash
+// an encoding and drop it: ingest and verify encode every event, and a
+// fresh buffer each time was most of their allocation.
+var encodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBuffer keeps an outsized event's buffer out of the pool.
+const maxPooledBuffer = 1 << 20
+
+func putBuffer(p *[]byte, b []byte) {
+	if cap(b) <= maxPooledBuffer {
+		*p = b[:0]
+		encodeBuffers.Put(p)
+	}
+}
 
 // encodings are the canonical encodings this build knows, by version, and
 // currentEncoding the one new leaves are made with. A new field of events
@@ -68,19 +86,19 @@ const LeafDataSize = 8 + sha256.Size
 // is the exact bytes the store holds: re-serializing it would round a
 // number past 2^53 and let two different payloads share a digest.
 func Encode(e *store.Event) ([]byte, error) {
-	prefix, suffix, err := encodeParts(e)
+	enc, split, err := encodeParts(nil, e)
 	if err != nil {
 		return nil, err
 	}
-	out := strconv.AppendInt(prefix, e.Seq, 10)
-	return append(out, suffix...), nil
+	out := strconv.AppendInt(slices.Clip(enc[:split]), e.Seq, 10)
+	return append(out, enc[split:]...), nil
 }
 
 // encodeParts returns the encoding up to seq's value and after it: seq is
 // the one member the store assigns, in its write transaction, so the
 // prefix is hashed before (Prepare) and only seq and the short suffix in it.
-func encodeParts(e *store.Event) (prefix, suffix []byte, err error) {
-	b := make([]byte, 0, 512+len(e.Principal)+len(e.Request)+len(e.Response)+len(e.PreviousState)+len(e.CurrentState))
+func encodeParts(b []byte, e *store.Event) (out []byte, split int, err error) {
+	b = slices.Grow(b[:0], 640+len(e.User)+len(e.Principal)+len(e.Request)+len(e.Response)+len(e.PreviousState)+len(e.CurrentState))
 	first := true
 	member := func(name string) {
 		if !first {
@@ -127,8 +145,7 @@ func encodeParts(e *store.Event) (prefix, suffix []byte, err error) {
 	raw("request", e.Request)
 	raw("response", e.Response)
 	member("seq")
-	prefix = b
-	b = make([]byte, 0, 128+len(e.User))
+	split = len(b)
 	str("status", e.Status)
 	member("statusCode")
 	b = strconv.AppendInt(b, int64(e.StatusCode), 10)
@@ -136,9 +153,9 @@ func encodeParts(e *store.Event) (prefix, suffix []byte, err error) {
 	str("user", e.User)
 	b = append(b, '}')
 	if err != nil {
-		return nil, nil, fmt.Errorf("encoding event %d of %s: %w", e.Seq, e.Namespace, err)
+		return b, 0, fmt.Errorf("encoding event %d of %s: %w", e.Seq, e.Namespace, err)
 	}
-	return prefix, b, nil
+	return b, split, nil
 }
 
 // Prepared is an event's digest up to its seq.
@@ -164,7 +181,9 @@ func PrepareVersion(e *store.Event, v int) (*Prepared, error) {
 	if !ok {
 		return nil, fmt.Errorf("canonical encoding version %d is not known (this manager knows %d)", v, currentEncoding)
 	}
-	prefix, suffix, err := enc(e)
+	buf := encodeBuffers.Get().(*[]byte)
+	out, split, err := enc(*buf, e)
+	defer putBuffer(buf, out)
 	if err != nil {
 		return nil, err
 	}
@@ -172,8 +191,8 @@ func PrepareVersion(e *store.Event, v int) (*Prepared, error) {
 	if !ok {
 		return nil, errors.New("crypto/sha256 cannot clone its state")
 	}
-	h.Write(prefix)
-	return &Prepared{state: h, suffix: suffix, Version: v}, nil
+	h.Write(out[:split])
+	return &Prepared{state: h, suffix: slices.Clone(out[split:]), Version: v}, nil
 }
 
 // Digest is Digest(e, p.Version) of the prepared event stored as seq.
@@ -237,14 +256,17 @@ func Digest(e *store.Event, v int) ([sha256.Size]byte, error) {
 	if !ok {
 		return [sha256.Size]byte{}, fmt.Errorf("canonical encoding version %d is not known (this manager knows up to %d)", v, currentEncoding)
 	}
-	prefix, suffix, err := enc(e)
+	buf := encodeBuffers.Get().(*[]byte)
+	out, split, err := enc(*buf, e)
+	defer putBuffer(buf, out)
 	if err != nil {
 		return [sha256.Size]byte{}, err
 	}
 	h := sha256.New()
-	h.Write(prefix)
-	h.Write(strconv.AppendInt(nil, e.Seq, 10))
-	h.Write(suffix)
+	h.Write(out[:split])
+	var seq [20]byte
+	h.Write(strconv.AppendInt(seq[:0], e.Seq, 10))
+	h.Write(out[split:])
 	var d [sha256.Size]byte
 	h.Sum(d[:0])
 	return d, nil

@@ -27,15 +27,15 @@ func init() {
 	currentEncoding = 2
 }
 
-func encodePartsV2(e *store.Event) (prefix, suffix []byte, err error) {
-	prefix, suffix, err = encodeParts(e)
+func encodePartsV2(b []byte, e *store.Event) (out []byte, split int, err error) {
+	out, split, err = encodeParts(b, e)
 	if err != nil {
-		return nil, nil, err
+		return out, 0, err
 	}
 	// "zone" sorts after "user", the last member of version 1.
-	suffix = append(suffix[:len(suffix)-1], ',')
-	suffix = appendString(suffix, "zone", &err)
-	suffix = append(suffix, ':')
-	suffix = appendString(suffix, e.Zone, &err)
-	return prefix, append(suffix, '}'), err
+	out = append(out[:len(out)-1], ',')
+	out = appendString(out, "zone", &err)
+	out = append(out, ':')
+	out = appendString(out, e.Zone, &err)
+	return append(out, '}'), split, err
 }

@@ -30,8 +30,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/auditops/auditops/internal/seal"
@@ -82,6 +80,9 @@ type Options struct {
 	Namespaces []string
 	// Now defaults to time.Now.
 	Now func() time.Time
+
+	// maxAhead overrides defaultMaxAhead in tests (-1: hold nothing).
+	maxAhead int
 }
 
 // Summary counts what Verify read and found.
@@ -209,79 +210,18 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	check = append(check, trusted...)
 	slices.SortFunc(check, func(a, b seal.Checkpoint) int { return int(a.Size - b.Size) })
 
-	// Pass 1, the log by index: its roots at every checkpoint's size, in
-	// O(log n) memory (a compact range).
-	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
-	cr := rf.NewEmptyRange(0)
-	next := 0
-	isTrusted := func(c seal.Checkpoint) bool {
-		return slices.ContainsFunc(trusted, func(t seal.Checkpoint) bool { return t == c })
-	}
-	checkRoots := func() {
-		for next < len(check) && check[next].Size <= int64(cr.End()) {
-			c := check[next]
-			next++
-			if c.Size != int64(cr.End()) {
-				continue // a size the walk skipped: reported below
-			}
-			root, err := cr.GetRootHash(nil)
-			if err != nil || !bytes.Equal(root, c.Root[:]) {
-				problem := Inconsistent
-				if isTrusted(c) {
-					problem = Rollback
-				}
-				emit(Finding{Namespace: ns, Problem: problem, Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint of size %d has root %x, the log's first %d leaves give %x", c.Size, c.Root, c.Size, root)})
-			}
-		}
-	}
-walk:
-	for start := int64(0); ; start += pageSize {
-		leaves, err := st.Leaves(ctx, ns, start, start+pageSize)
-		if err != nil {
-			return 0, 0, err
-		}
-		for _, l := range leaves {
-			if l.Index != int64(cr.End()) {
-				// Indexes are dense from 0: a gap is a leaf deleted by
-				// hand, and no root past it can be recomputed.
-				emit(Finding{Namespace: ns, Problem: Missing, Index: ptr(int64(cr.End())), Detail: fmt.Sprintf("leaves %d to %d are not in the log", cr.End(), l.Index-1)})
-				break walk
-			}
-			if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(l.Data), nil); err != nil {
-				return 0, 0, err
-			}
-			checkRoots()
-		}
-		if len(leaves) < pageSize {
-			break
-		}
-	}
-	size := int64(cr.End())
 	var last seal.Checkpoint
 	if len(cps) > 0 {
 		last = cps[len(cps)-1]
 	}
-	for _, c := range check[next:] {
-		problem := Inconsistent
-		if isTrusted(c) {
-			problem = Rollback
-		}
-		emit(Finding{Namespace: ns, Problem: problem, Index: ptr(c.Size), Detail: fmt.Sprintf("the log holds %d leaves, fewer than the checkpoint of size %d", size, c.Size)})
+	// The log's roots, from the leaves the walk below reads.
+	maxAhead := defaultMaxAhead
+	if opts.maxAhead != 0 {
+		maxAhead = max(opts.maxAhead, 0)
 	}
-	if size > last.Size && !checkpointProblem {
-		// The leader may have sealed them after the checkpoints were
-		// read (verify runs beside the manager): a signed checkpoint
-		// covering them now is enough here; the next run checks its root.
-		covered, err := coveredNow(ctx, st, opts, ns, size)
-		if err != nil {
-			return 0, 0, err
-		}
-		if !covered {
-			emit(Finding{Namespace: ns, Problem: Unsealed, Index: ptr(last.Size), Detail: fmt.Sprintf("leaves %d to %d have indexes but no signed checkpoint covers them", last.Size, size-1)})
-		}
-	}
+	roots := newRootWalk(ns, check, trusted, emit, maxAhead)
 
-	// Pass 2, events and leaves side by side in key order (time, seq), a
+	// Events and leaves side by side in key order (time, seq), a
 	// page at a time: memory stays flat whatever a namespace holds. Each
 	// page of leaves is read after the page of events it pairs with, so
 	// an event read has its leaf (same transaction) in what is read next;
@@ -300,6 +240,13 @@ walk:
 				return err
 			}
 			buf = append(buf, page...)
+			for _, l := range page {
+				if l.Index >= 0 {
+					if err := roots.add(l.Index, l.Data); err != nil {
+						return err
+					}
+				}
+			}
 			if len(page) > 0 {
 				l := page[len(page)-1]
 				after = store.Position{Time: l.Time, Seq: l.Seq}
@@ -410,6 +357,22 @@ walk:
 	}
 	for _, l := range buf {
 		leafOnly(l)
+	}
+	size, err := roots.finish(ctx, st)
+	if err != nil {
+		return events, sealed, err
+	}
+	if size > last.Size && !checkpointProblem {
+		// The leader may have sealed them after the checkpoints were
+		// read (verify runs beside the manager): a signed checkpoint
+		// covering them now is enough here; the next run checks its root.
+		covered, err := coveredNow(ctx, st, opts, ns, size)
+		if err != nil {
+			return events, sealed, err
+		}
+		if !covered {
+			emit(Finding{Namespace: ns, Problem: Unsealed, Index: ptr(last.Size), Detail: fmt.Sprintf("leaves %d to %d have indexes but no signed checkpoint covers them", last.Size, size-1)})
+		}
 	}
 
 	// An event whose time was edited is not at its leaf's key: its seq

@@ -1,0 +1,161 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sealverify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/auditops/auditops/internal/seal"
+)
+
+// defaultMaxAhead bounds the leaf hashes a rootWalk holds for later (32
+// bytes and a map entry each: about 20 MB at the bound).
+const defaultMaxAhead = 1 << 18
+
+// rootWalk recomputes one log's roots from its leaves in index order, in
+// O(log n) memory (a compact range), and checks every checkpoint against
+// the root at its size.
+//
+// Verify's key walk (events beside their leaves, by time and seq) reads
+// every leaf anyway, so the roots are fed from it instead of reading the
+// log a second time by index (that read looked each leaf up again by its
+// key, and cost verify a third of its time). Ingest time and index order
+// mostly agree; a leaf met before its turn waits in a bounded map. What
+// the key walk could not give in order (more out of order than the bound,
+// a leaf read before it was sealed, a leaf deleted by hand) is read by
+// index at the end, from the first index the range lacks: the log is
+// append-only, so that read sees a prefix-consistent tail.
+type rootWalk struct {
+	ns      string
+	cr      *compact.Range
+	check   []seal.Checkpoint // the checkpoints to check, by size
+	next    int               // the first of check not yet reached
+	trusted []seal.Checkpoint
+	emit    func(Finding)
+	ahead   map[int64][]byte
+	// maxAhead bounds ahead; 0: nothing is held (every leaf out of order
+	// is read by index).
+	maxAhead int
+}
+
+func newRootWalk(ns string, check, trusted []seal.Checkpoint, emit func(Finding), maxAhead int) *rootWalk {
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	return &rootWalk{ns: ns, cr: rf.NewEmptyRange(0), check: check, trusted: trusted, emit: emit, ahead: map[int64][]byte{}, maxAhead: maxAhead}
+}
+
+// size is the number of leaves the range holds.
+func (w *rootWalk) size() int64 { return int64(w.cr.End()) }
+
+// add takes a sealed leaf met in any order.
+func (w *rootWalk) add(index int64, data []byte) error {
+	switch {
+	case index < w.size():
+		return nil // already in the range
+	case index > w.size():
+		if len(w.ahead) < w.maxAhead {
+			w.ahead[index] = rfc6962.DefaultHasher.HashLeaf(data)
+		}
+		return nil
+	}
+	if err := w.append(rfc6962.DefaultHasher.HashLeaf(data)); err != nil {
+		return err
+	}
+	for {
+		h, ok := w.ahead[w.size()]
+		if !ok {
+			return nil
+		}
+		delete(w.ahead, w.size())
+		if err := w.append(h); err != nil {
+			return err
+		}
+	}
+}
+
+func (w *rootWalk) append(leafHash []byte) error {
+	if err := w.cr.Append(leafHash, nil); err != nil {
+		return err
+	}
+	w.checkRoots()
+	return nil
+}
+
+func (w *rootWalk) isTrusted(c seal.Checkpoint) bool {
+	return slices.ContainsFunc(w.trusted, func(t seal.Checkpoint) bool { return t == c })
+}
+
+// checkRoots checks the checkpoints the range has just reached.
+func (w *rootWalk) checkRoots() {
+	for w.next < len(w.check) && w.check[w.next].Size <= w.size() {
+		c := w.check[w.next]
+		w.next++
+		if c.Size != w.size() {
+			continue // a size the walk skipped: reported by finish
+		}
+		root, err := w.cr.GetRootHash(nil)
+		if err != nil || !bytes.Equal(root, c.Root[:]) {
+			problem := Inconsistent
+			if w.isTrusted(c) {
+				problem = Rollback
+			}
+			w.emit(Finding{Namespace: w.ns, Problem: problem, Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint of size %d has root %x, the log's first %d leaves give %x", c.Size, c.Root, c.Size, root)})
+		}
+	}
+}
+
+// finish reads by index what the range still lacks, names a gap in the
+// indexes and every checkpoint larger than the log, and returns the log's
+// size.
+func (w *rootWalk) finish(ctx context.Context, st Store) (int64, error) {
+	w.ahead = nil
+walk:
+	for {
+		start := w.size()
+		leaves, err := st.Leaves(ctx, w.ns, start, start+pageSize)
+		if err != nil {
+			return 0, err
+		}
+		for _, l := range leaves {
+			if l.Index != w.size() {
+				// Indexes are dense from 0: a gap is a leaf deleted by
+				// hand, and no root past it can be recomputed.
+				w.emit(Finding{Namespace: w.ns, Problem: Missing, Index: ptr(w.size()), Detail: fmt.Sprintf("leaves %d to %d are not in the log", w.size(), l.Index-1)})
+				break walk
+			}
+			if err := w.append(rfc6962.DefaultHasher.HashLeaf(l.Data)); err != nil {
+				return 0, err
+			}
+		}
+		if len(leaves) < pageSize {
+			break
+		}
+	}
+	for _, c := range w.check[w.next:] {
+		problem := Inconsistent
+		if w.isTrusted(c) {
+			problem = Rollback
+		}
+		w.emit(Finding{Namespace: w.ns, Problem: problem, Index: ptr(c.Size), Detail: fmt.Sprintf("the log holds %d leaves, fewer than the checkpoint of size %d", w.size(), c.Size)})
+	}
+	return w.size(), nil
+}
