@@ -19,7 +19,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,27 +130,56 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 		if size != from {
 			return fmt.Errorf("the log of %s is at %d, not %d: another sealer ran", ns, size, from)
 		}
-		setIdx, err := tx.PrepareContext(ctx, "UPDATE leaves INDEXED BY leaves_unsealed SET idx = ? WHERE namespace = ? AND seq = ? AND idx IS NULL")
-		if err != nil {
-			return err
-		}
-		defer setIdx.Close()
+		// One statement for the batch: an UPDATE per leaf cost the single
+		// writer a statement journal and a call each, a fifth of its time
+		// under full ingest (bench/README.md).
+		list := make([]byte, 0, 12*len(seqs)+2)
+		list = append(list, '[')
 		for i, seq := range seqs {
-			r, err := setIdx.ExecContext(ctx, from+int64(i), ns, seq)
-			if err != nil {
+			if i > 0 {
+				list = append(list, ',')
+			}
+			list = strconv.AppendInt(list, seq, 10)
+		}
+		list = append(list, ']')
+		// The batch goes through a temporary table keyed by seq: with
+		// json_each in the UPDATE's FROM, SQLite scanned the list once per
+		// unsealed leaf.
+		for _, q := range []string{
+			"CREATE TEMP TABLE IF NOT EXISTS seal_batch (seq INTEGER PRIMARY KEY, idx INTEGER NOT NULL)",
+			"DELETE FROM temp.seal_batch",
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err
 			}
-			if n, err := r.RowsAffected(); err != nil || n != 1 {
-				return fmt.Errorf("the leaf of event %d of %s is gone or sealed already (%d rows, %v)", seq, ns, n, err)
-			}
 		}
-		addHash, err := tx.PrepareContext(ctx, "INSERT INTO tree_hashes (namespace, id, hash) VALUES (?, ?, ?)")
+		if _, err := tx.ExecContext(ctx, "INSERT INTO temp.seal_batch (seq, idx) SELECT value, ? + key FROM json_each(?)", from, string(list)); err != nil {
+			return err
+		}
+		r, err := tx.ExecContext(ctx, "UPDATE leaves INDEXED BY leaves_unsealed SET idx = (SELECT b.idx FROM temp.seal_batch AS b WHERE b.seq = leaves.seq)"+
+			" WHERE namespace = ? AND idx IS NULL AND seq IN (SELECT seq FROM temp.seal_batch)", ns)
 		if err != nil {
 			return err
 		}
-		defer addHash.Close()
-		for _, h := range hashes {
-			if _, err := addHash.ExecContext(ctx, ns, h.Index, h.Hash[:]); err != nil {
+		if n, err := r.RowsAffected(); err != nil || n != int64(len(seqs)) {
+			return fmt.Errorf("%d of the %d leaves of %s to seal are gone or sealed already (%v)", int64(len(seqs))-n, len(seqs), ns, err)
+		}
+		// The hashes in one statement too: [[id, "hex"], ...].
+		if len(hashes) > 0 {
+			list = append(list[:0], '[')
+			for i, h := range hashes {
+				if i > 0 {
+					list = append(list, ',')
+				}
+				list = append(list, '[')
+				list = strconv.AppendInt(list, h.Index, 10)
+				list = append(list, ',', '"')
+				list = hex.AppendEncode(list, h.Hash[:])
+				list = append(list, '"', ']')
+			}
+			list = append(list, ']')
+			if _, err := tx.ExecContext(ctx, "INSERT INTO tree_hashes (namespace, id, hash)"+
+				" SELECT ?, value ->> 0, unhex(value ->> 1) FROM json_each(?)", ns, string(list)); err != nil {
 				return err
 			}
 		}
