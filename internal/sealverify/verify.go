@@ -298,12 +298,13 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			e := page.Events[len(page.Events)-1]
 			through = store.Position{Time: e.Time.UnixNano(), Seq: e.Seq}
 		}
-		// The leaves of this page, read after it (see above).
-		if err := leavesThrough(through); err != nil {
-			return events, sealed, err
-		}
+		// The next page is read while this one's leaves are (each page's
+		// leaves are still read after it, see above) and checked.
 		if page.NextToken != "" {
 			pending = fetch(page.NextToken)
+		}
+		if err := leavesThrough(through); err != nil {
+			return events, sealed, err
 		}
 		i := 0
 		pairs = pairs[:0]
