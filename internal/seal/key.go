@@ -22,7 +22,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"time"
@@ -45,6 +47,10 @@ type Key struct {
 	signer   note.Signer
 	verifier string
 	mac      []byte
+	// macBase is HMAC-SHA256 keyed with mac and nothing written: each
+	// LeafMAC clones it rather than hashing the key's pads again (ingest
+	// makes one MAC per event, in the store's write transaction).
+	macBase hash.Cloner
 }
 
 // GenerateKey returns a new seal key's signer key (note's PRIVATE+KEY+…
@@ -79,7 +85,12 @@ func ParseKey(skey string) (*Key, error) {
 	}
 	m := hmac.New(sha256.New, seed)
 	m.Write([]byte("auditops leaf mac v1"))
-	return &Key{signer: signer, verifier: vkey, mac: m.Sum(nil)}, nil
+	mac := m.Sum(nil)
+	base, ok := hmac.New(sha256.New, mac).(hash.Cloner)
+	if !ok {
+		return nil, errors.New("crypto/hmac cannot clone its state")
+	}
+	return &Key{signer: signer, verifier: vkey, mac: mac, macBase: base}, nil
 }
 
 // Verifier is the key's verifier key, <name>+<hash>+<base64>: what
@@ -91,7 +102,10 @@ func (k *Key) Verifier() string { return k.verifier }
 // it, so the sealer seals no row that arrived another way. It binds the
 // namespace, the event's seq, the encoding version and the leaf data.
 func (k *Key) LeafMAC(namespace string, seq int64, version int, data []byte) []byte {
-	m := hmac.New(sha256.New, k.mac)
+	m, err := k.macBase.Clone()
+	if err != nil {
+		panic(fmt.Sprintf("cloning an HMAC-SHA256 state: %v", err)) // sha256's Clone does not fail
+	}
 	var buf [8]byte
 	binary.BigEndian.PutUint32(buf[:4], uint32(len(namespace)))
 	m.Write(buf[:4])
