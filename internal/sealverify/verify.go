@@ -242,7 +242,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			buf = append(buf, page...)
 			for _, l := range page {
 				if l.Index >= 0 {
-					if err := roots.add(l.Index, l.Data); err != nil {
+					if err := roots.add(l.Index, l.Seq, l.Data); err != nil {
 						return err
 					}
 				}
@@ -273,6 +273,9 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 		page store.EventPage
 		err  error
 	}
+	// A prefetch still running when the walk fails stops with it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	fetch := func(token string) <-chan fetched {
 		ch := make(chan fetched, 1)
 		go func() {

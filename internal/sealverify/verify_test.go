@@ -146,6 +146,31 @@ func TestTampering(t *testing.T) {
 		{name: "row inserted with SQL", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "INSERT INTO events (namespace, ts, seq, id, "+eventColumns+") SELECT namespace, ts + 7, 9000, 'forged', "+eventColumns+" FROM events WHERE id = 'a1'")
 		}, want: func(map[string]int64) []found { return []found{{"team-a", Unsealed, 9000, "forged"}} }},
+		{name: "forged leaf takes a sealed leaf's index", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
+			// The intruder drops the index's uniqueness, stores an event
+			// and a leaf whose digest is right (a digest needs no key)
+			// at index 0, where a1's sealed leaf is.
+			exec(t, "DROP INDEX leaves_by_index")
+			exec(t, "CREATE INDEX leaves_by_index ON leaves (namespace, idx) WHERE idx IS NOT NULL")
+			exec(t, "INSERT INTO events (namespace, ts, seq, id, "+eventColumns+") SELECT namespace, ts + 7, 9000, 'forged', "+eventColumns+" FROM events WHERE id = 'a1'")
+			e, ok, err := eventBySeq(t, st, "team-a", 9000)
+			if err != nil || !ok {
+				t.Fatalf("the forged event: %v, %v", ok, err)
+			}
+			d, err := seal.Digest(&e, seal.EncodingV1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := seal.LeafData(e.Time, d)
+			hexOf := func(b []byte) string {
+				if _, pg := st.(*postgres.Store); pg {
+					return fmt.Sprintf("'\\x%x'::bytea", b)
+				}
+				return fmt.Sprintf("X'%x'", b)
+			}
+			exec(t, fmt.Sprintf("INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES ('team-a', %d, 9000, 1, %s, %s, 0, 0)",
+				e.Time.UnixNano(), hexOf(data[:]), hexOf(make([]byte, 32))))
+		}, want: func(map[string]int64) []found { return []found{{"team-a", Inconsistent, 9000, ""}} }},
 		{name: "checkpoint edited", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "UPDATE checkpoints SET note = replace(note, 'retention-cutoff', 'retention-cutof') WHERE namespace = 'team-b'")
 		}, want: func(map[string]int64) []found { return []found{{"team-b", BadSignature, 0, ""}} }},
@@ -256,6 +281,21 @@ func TestTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+// eventBySeq reads the event of ns stored as seq.
+func eventBySeq(t *testing.T, st Store, ns string, seq int64) (store.Event, bool, error) {
+	t.Helper()
+	page, err := st.Events(t.Context(), store.EventQuery{View: "test", Namespace: ns, Page: store.Page{Size: 100}})
+	if err != nil {
+		return store.Event{}, false, err
+	}
+	for _, e := range page.Events {
+		if e.Seq == seq {
+			return e, true, nil
+		}
+	}
+	return store.Event{}, false, nil
 }
 
 func lastSeq(t *testing.T, st Store, ns string) int64 {

@@ -54,9 +54,11 @@ type writeOutcome struct {
 	failed bool
 }
 
-// maxOutcomes bounds the memory of a store taking thousands of writes a
-// second; the newest outcomes are the ones kept.
-const maxOutcomes = 4096
+// maxOutcomes is how many of the newest outcomes are weighed: enough that
+// one small write fitting on a full disk does not outvote the failures
+// around it, few enough that thousands of successes after a blip cannot
+// hide an outage that follows (it shows after about as many failures).
+const maxOutcomes = 64
 
 // Begin records the start of a write; the returned func records its end
 // with the outcome of each request it carried (nil for a success; a write
@@ -74,13 +76,17 @@ func (h *WriteHealth) Begin() (end func(errs ...error)) {
 		defer h.mu.Unlock()
 		delete(h.inflight, tok)
 		now := time.Now()
+		// A group's failures first: its successes then weigh against
+		// them, whatever order the requests came in.
 		for _, err := range errs {
-			switch {
-			case err == nil:
-				h.record(writeOutcome{at: now})
-			case errors.Is(err, ErrUnavailable):
+			if err != nil && errors.Is(err, ErrUnavailable) {
 				h.record(writeOutcome{at: now, failed: true})
 				h.failure = err
+			}
+		}
+		for _, err := range errs {
+			if err == nil {
+				h.record(writeOutcome{at: now})
 			}
 		}
 	}

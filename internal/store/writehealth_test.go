@@ -40,6 +40,14 @@ func TestWriteHealth(t *testing.T) {
 		{"a failure older than the window", func(h *WriteHealth) { h.Begin()(unavailable); time.Sleep(250 * time.Millisecond) }, true},
 		{"most writes of the window failed", func(h *WriteHealth) { h.Begin()(unavailable, unavailable, nil); h.Begin()(unavailable); h.Begin()(nil) }, false},
 		{"most writes of the window succeeded", func(h *WriteHealth) { h.Begin()(unavailable, nil, nil); h.Begin()(unavailable); h.Begin()(nil) }, true},
+		{"a group mostly written, its failure last", func(h *WriteHealth) { h.Begin()(nil, nil, nil, unavailable) }, true},
+		{"an outage after many successes", func(h *WriteHealth) {
+			h.Begin()(unavailable)
+			for range 3000 {
+				h.Begin()(nil)
+			}
+			h.Begin()(unavailable)
+		}, false},
 		{"failures before the window do not count", func(h *WriteHealth) {
 			h.Begin()(unavailable, unavailable)
 			time.Sleep(250 * time.Millisecond)

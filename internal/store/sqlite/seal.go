@@ -161,6 +161,8 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 		if err != nil {
 			return err
 		}
+		// With the unique index leaves_by_index, n == len(seqs) means each
+		// leaf of the batch got its own index, once.
 		if n, err := r.RowsAffected(); err != nil || n != int64(len(seqs)) {
 			return fmt.Errorf("%d of the %d leaves of %s to seal are gone or sealed already (%v)", int64(len(seqs))-n, len(seqs), ns, err)
 		}
