@@ -189,25 +189,34 @@ func verifyLoop(ctx context.Context, st sealverify.Store, keys *seal.Keyring, se
 		if err != nil {
 			return err
 		}
-		var findings []sealverify.Finding
+		// The findings are counted, and only the first few of each
+		// problem kept to log: a store an intruder rewrote wholesale must
+		// not take the leader's memory with it (manager verify lists all).
+		const logPerProblem = 5
+		var sample []sealverify.Finding
+		kept := map[string]int{}
 		start := time.Now()
 		sum, err := sealverify.Verify(ctx, st, sealverify.Options{Verifiers: vs, SealInterval: sealInterval},
-			func(f sealverify.Finding) { findings = append(findings, f) })
+			func(f sealverify.Finding) {
+				if kept[f.Problem] < logPerProblem {
+					kept[f.Problem]++
+					sample = append(sample, f)
+				}
+			})
 		if ctx.Err() != nil {
 			return nil
 		}
-		m.Observe(sum, findings, err)
+		m.Observe(sum, err)
 		if err != nil {
 			log.Error(err, "verifying the store against its logs")
 			continue
 		}
-		for i, f := range findings {
-			if i == 20 {
-				log.Error(nil, "more problems: run manager verify to list them all", "problems", len(findings))
-				break
-			}
+		for _, f := range sample {
 			log.Error(nil, "the record was changed behind the manager's back", "namespace", f.Namespace, "problem", f.Problem,
 				"index", f.Index, "seq", f.Seq, "id", f.ID, "detail", f.Detail)
+		}
+		if len(sample) < sum.Problems {
+			log.Error(nil, "more problems: run manager verify to list them all", "problems", sum.Problems, "byProblem", sum.ByProblem)
 		}
 		log.Info("verified the store against its logs", "events", sum.Events, "namespaces", sum.Namespaces,
 			"problems", sum.Problems, "elapsed", time.Since(start).Round(time.Millisecond))

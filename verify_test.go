@@ -22,12 +22,16 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
 	_ "modernc.org/sqlite"
 
 	"github.com/auditops/auditops/internal/seal"
@@ -120,5 +124,103 @@ func TestImportSealVerify(t *testing.T) {
 	}
 	if code, _ := verify("--trusted-checkpoint", filepath.Join(dir, "absent")); code != verifyFailed {
 		t.Fatalf("a missing trusted checkpoint file: exit %d", code)
+	}
+}
+
+// TestVerifyLoopCountsAll runs the leader's periodic verify over a store
+// with 12 rows edited behind the manager's back: the metric counts all 12,
+// the log names 5 and says how many there are, and the loop keeps no more
+// of them (a store rewritten wholesale must not take the leader's memory).
+func TestVerifyLoopCountsAll(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var in bytes.Buffer
+	for i := range 30 {
+		fmt.Fprintf(&in, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-%d","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/team-a/pods","verb":"delete","user":{"username":"alice"},"objectRef":{"resource":"pods","namespace":"team-a","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-11-22T08:00:%02d.000001Z","stageTimestamp":"2026-11-22T08:00:%02d.000002Z"}`+"\n", i, i, i)
+	}
+	logFile := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(logFile, in.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "audit.db")
+	storeURL := "sqlite://" + db
+	if err := importFiles(ctx, []string{"--store", storeURL, logFile}, io.Discard, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := sealkey.LoadFile(filepath.Join(dir, SealKeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := storeopen.Open(ctx, storeURL, storeopen.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	logs, _ := storeopen.Logs(st)
+	if _, err := (&seal.Sealer{Store: logs, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).SealAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Exec("UPDATE events SET status = 'failure' WHERE id IN ('a-1','a-2','a-3','a-4','a-5','a-6','a-7','a-8','a-9','a-10','a-11','a-12')"); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var lines []string
+	log := funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, args)
+	}, funcr.Options{})
+	reg := prometheus.NewRegistry()
+	m := sealverify.NewMetrics(reg)
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- verifyLoop(lctx, st.(sealverify.Store), kr, time.Minute, time.Hour, 0, m, log) }()
+	altered := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "auditops_verify_problems" {
+				continue
+			}
+			for _, s := range mf.GetMetric() {
+				if s.GetLabel()[0].GetValue() == sealverify.Altered {
+					return s.GetGauge().GetValue()
+				}
+			}
+		}
+		return -1
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for altered() != 12 {
+		if time.Now().After(deadline) {
+			t.Fatalf("auditops_verify_problems{problem=altered} = %v, want 12", altered())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	named, more := 0, 0
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, "the record was changed behind the manager's back"):
+			named++
+		case strings.Contains(l, "more problems") && strings.Contains(l, `"problems"=12`):
+			more++
+		}
+	}
+	if named != 5 || more != 1 {
+		t.Fatalf("logged %d findings and %d summaries, want 5 and 1:\n%s", named, more, strings.Join(lines, "\n"))
 	}
 }

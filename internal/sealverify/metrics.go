@@ -50,16 +50,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// Observe records a verify run: its summary, its findings and its error.
-func (m *Metrics) Observe(sum Summary, findings []Finding, err error) {
+// Observe records a verify run: its summary (findings counted by problem)
+// and its error.
+func (m *Metrics) Observe(sum Summary, err error) {
 	if err != nil {
 		m.failures.Inc()
 		return
 	}
-	counts := map[string]int{}
-	for _, f := range findings {
-		counts[f.Problem]++
-	}
+	counts := sum.ByProblem
 	for _, p := range problemNames {
 		m.problems.WithLabelValues(p).Set(float64(counts[p]))
 	}

@@ -91,6 +91,8 @@ type Summary struct {
 	// Sealed counts the events checked against a sealed leaf (the others
 	// wait for the next seal, or are findings).
 	Sealed int
+	// ByProblem counts the findings by problem.
+	ByProblem map[string]int
 }
 
 // pageSize is the leaves and events read at a time.
@@ -137,9 +139,10 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (Su
 		}
 		slices.Sort(nss)
 	}
-	var sum Summary
+	sum := Summary{ByProblem: map[string]int{}}
 	count := func(f Finding) {
 		sum.Problems++
+		sum.ByProblem[f.Problem]++
 		emit(f)
 	}
 	for _, ns := range nss {
