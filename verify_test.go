@@ -40,6 +40,45 @@ import (
 	"github.com/auditops/auditops/internal/store/storeopen"
 )
 
+// sealedImport imports n kube-audit events of team-a into a new SQLite
+// store (import makes leaves with the keyring it creates beside the
+// database) and seals them as the leader would; it returns the database
+// file, the store URL and the keyring.
+func sealedImport(t *testing.T, n int) (db, storeURL string, kr *seal.Keyring) {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	var log bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&log, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-%d","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/team-a/pods","verb":"delete","user":{"username":"alice"},"objectRef":{"resource":"pods","namespace":"team-a","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-11-22T08:00:%02d.000001Z","stageTimestamp":"2026-11-22T08:00:%02d.000002Z"}`+"\n", i, i, i)
+	}
+	logFile := filepath.Join(dir, "audit.log")
+	if err := os.WriteFile(logFile, log.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db = filepath.Join(dir, "audit.db")
+	storeURL = "sqlite://" + db
+	if err := importFiles(ctx, []string{"--store", storeURL, logFile}, io.Discard, os.Stderr); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := sealkey.LoadFile(filepath.Join(dir, SealKeyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The leader's part.
+	st, err := storeopen.Open(ctx, storeURL, storeopen.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	logs, _ := storeopen.Logs(st)
+	res, err := (&seal.Sealer{Store: logs, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).SealAll(ctx)
+	if err != nil || res["team-a"].Sealed != n {
+		t.Fatalf("sealed %+v, %v", res, err)
+	}
+	return db, storeURL, kr
+}
+
 // TestImportSealVerify runs the commands as an operator would on a SQLite
 // store: import makes leaves with the keyring it creates beside the
 // database, the leader's sealer seals them, verify exits 0; after a row is
@@ -47,38 +86,7 @@ import (
 // verifier-key prints the key that verifies; bad flags exit 2.
 func TestImportSealVerify(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	var log bytes.Buffer
-	for i := range 40 {
-		fmt.Fprintf(&log, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-%d","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/team-a/pods","verb":"delete","user":{"username":"alice"},"objectRef":{"resource":"pods","namespace":"team-a","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-11-22T08:00:%02d.000001Z","stageTimestamp":"2026-11-22T08:00:%02d.000002Z"}`+"\n", i, i, i)
-	}
-	logFile := filepath.Join(dir, "audit.log")
-	if err := os.WriteFile(logFile, log.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "audit.db")
-	storeURL := "sqlite://" + db
-	var out bytes.Buffer
-	if err := importFiles(ctx, []string{"--store", storeURL, logFile}, &out, os.Stderr); err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, SealKeyFileName)
-	kr, err := sealkey.LoadFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// The leader's part.
-	st, err := storeopen.Open(ctx, storeURL, storeopen.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs, _ := storeopen.Logs(st)
-	res, err := (&seal.Sealer{Store: logs, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).SealAll(ctx)
-	if err != nil || res["team-a"].Sealed != 40 {
-		t.Fatalf("sealed %+v, %v", res, err)
-	}
-	st.Close()
+	db, storeURL, kr := sealedImport(t, 40)
 
 	verify := func(args ...string) (int, string) {
 		var stdout, stderr bytes.Buffer
@@ -122,44 +130,24 @@ func TestImportSealVerify(t *testing.T) {
 	if code, _ := verify("--verifier-key", other.Current.Verifier()); code != verifyProblems {
 		t.Fatalf("another key: exit %d", code)
 	}
-	if code, _ := verify("--trusted-checkpoint", filepath.Join(dir, "absent")); code != verifyFailed {
+	if code, _ := verify("--trusted-checkpoint", filepath.Join(filepath.Dir(db), "absent")); code != verifyFailed {
 		t.Fatalf("a missing trusted checkpoint file: exit %d", code)
 	}
 }
 
 // TestVerifyLoopCountsAll runs the leader's periodic verify over a store
 // with 12 rows edited behind the manager's back: the metric counts all 12,
-// the log names 5 and says how many there are, and the loop keeps no more
-// of them (a store rewritten wholesale must not take the leader's memory).
+// the log names 5 and says how many there are. (The loop keeps only what
+// it logs, so a store rewritten wholesale cannot take the leader's memory;
+// this test sees that through the log, not the heap.)
 func TestVerifyLoopCountsAll(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	var in bytes.Buffer
-	for i := range 30 {
-		fmt.Fprintf(&in, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-%d","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/team-a/pods","verb":"delete","user":{"username":"alice"},"objectRef":{"resource":"pods","namespace":"team-a","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-11-22T08:00:%02d.000001Z","stageTimestamp":"2026-11-22T08:00:%02d.000002Z"}`+"\n", i, i, i)
-	}
-	logFile := filepath.Join(dir, "audit.log")
-	if err := os.WriteFile(logFile, in.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "audit.db")
-	storeURL := "sqlite://" + db
-	if err := importFiles(ctx, []string{"--store", storeURL, logFile}, io.Discard, os.Stderr); err != nil {
-		t.Fatal(err)
-	}
-	kr, err := sealkey.LoadFile(filepath.Join(dir, SealKeyFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, storeURL, kr := sealedImport(t, 30)
 	st, err := storeopen.Open(ctx, storeURL, storeopen.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	logs, _ := storeopen.Logs(st)
-	if _, err := (&seal.Sealer{Store: logs, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).SealAll(ctx); err != nil {
-		t.Fatal(err)
-	}
 	conn, err := sql.Open("sqlite", db)
 	if err != nil {
 		t.Fatal(err)
