@@ -84,10 +84,9 @@ func (w *rootWalk) add(index, seq int64, data []byte) error {
 			Detail: fmt.Sprintf("two leaves claim index %d: this one and one earlier in time order", index)})
 		return nil
 	}
-	switch {
-	case index < w.size():
-		return nil // already in the range
-	case index > w.size():
+	// Every index below size was met (fed in order or from ahead), so
+	// index >= size here.
+	if index > w.size() {
 		if len(w.ahead) < w.maxAhead {
 			w.ahead[index] = rfc6962.DefaultHasher.HashLeaf(data)
 		}
@@ -127,8 +126,13 @@ func (w *rootWalk) append(leafHash []byte) error {
 	return nil
 }
 
-func (w *rootWalk) isTrusted(c seal.Checkpoint) bool {
-	return slices.ContainsFunc(w.trusted, func(t seal.Checkpoint) bool { return t == c })
+// problemOf names a checkpoint the log does not match: a rollback when it
+// was trusted (kept outside the store), else an inconsistency.
+func (w *rootWalk) problemOf(c seal.Checkpoint) string {
+	if slices.ContainsFunc(w.trusted, func(t seal.Checkpoint) bool { return t == c }) {
+		return Rollback
+	}
+	return Inconsistent
 }
 
 // checkRoots checks the checkpoints the range has just reached.
@@ -141,11 +145,7 @@ func (w *rootWalk) checkRoots() {
 		}
 		root, err := w.cr.GetRootHash(nil)
 		if err != nil || !bytes.Equal(root, c.Root[:]) {
-			problem := Inconsistent
-			if w.isTrusted(c) {
-				problem = Rollback
-			}
-			w.emit(Finding{Namespace: w.ns, Problem: problem, Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint of size %d has root %x, the log's first %d leaves give %x", c.Size, c.Root, c.Size, root)})
+			w.emit(Finding{Namespace: w.ns, Problem: w.problemOf(c), Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint of size %d has root %x, the log's first %d leaves give %x", c.Size, c.Root, c.Size, root)})
 		}
 	}
 }
@@ -186,11 +186,7 @@ walk:
 		}
 	}
 	for _, c := range w.check[w.next:] {
-		problem := Inconsistent
-		if w.isTrusted(c) {
-			problem = Rollback
-		}
-		w.emit(Finding{Namespace: w.ns, Problem: problem, Index: ptr(c.Size), Detail: fmt.Sprintf("the log holds %d leaves, fewer than the checkpoint of size %d", w.size(), c.Size)})
+		w.emit(Finding{Namespace: w.ns, Problem: w.problemOf(c), Index: ptr(c.Size), Detail: fmt.Sprintf("the log holds %d leaves, fewer than the checkpoint of size %d", w.size(), c.Size)})
 	}
 	return w.size(), nil
 }
