@@ -27,14 +27,16 @@ import (
 // through. A store whose reads answer can still be unable to commit (a full
 // disk, a lock held by someone else, a disk that takes 20 s per sync), and
 // ingest is what an audit store is for. The store reports each write to it;
-// Check fails while a write has run longer than the limit, or while, since
-// the first write of the last Window that failed for want of the store,
-// more writes failed than succeeded (a tie: while the newest failed). A majority, not the last outcome: on a nearly full disk
-// a small write still fits where the large ones do not, and readiness
-// must not pass on that one success while most ingest answers 503. Once
-// traffic comes back after an outage, successes outnumber the failures
-// within moments, and a replica taken out of service by its failing probe
-// is tried again at the latest a Window after its last failure.
+// Check fails while a write has run longer than the limit, or while, among
+// the newest writes (maxOutcomes) since the first one of the last Window
+// that failed for want of the store, more failed than succeeded (a tie:
+// while the newest failed). A majority, not the last outcome: on a nearly
+// full disk a small write still fits where the large ones do not, and
+// readiness must not pass on that one success while most ingest answers
+// 503. Once traffic comes back after an outage, successes outnumber the
+// failures within moments, and a replica taken out of service by its
+// failing probe is tried again at the latest a Window after its last
+// failure.
 type WriteHealth struct {
 	// Limit is how long one write may run before the store counts as
 	// stuck; Window how far back Check weighs failed against successful
@@ -79,7 +81,7 @@ func (h *WriteHealth) Begin() (end func(errs ...error)) {
 		// A group's failures first: its successes then weigh against
 		// them, whatever order the requests came in.
 		for _, err := range errs {
-			if err != nil && errors.Is(err, ErrUnavailable) {
+			if errors.Is(err, ErrUnavailable) {
 				h.record(writeOutcome{at: now, failed: true})
 				h.failure = err
 			}
