@@ -215,10 +215,10 @@ func verifyLoop(ctx context.Context, st sealverify.Store, keys *seal.Keyring, se
 			log.Error(nil, "the record was changed behind the manager's back", "namespace", f.Namespace, "problem", f.Problem,
 				"index", f.Index, "seq", f.Seq, "id", f.ID, "detail", f.Detail)
 		}
-		if len(sample) < sum.Problems {
-			log.Error(nil, "more problems: run manager verify to list them all", "problems", sum.Problems, "byProblem", sum.ByProblem)
+		if len(sample) < sum.Problems() {
+			log.Error(nil, "more problems: run manager verify to list them all", "problems", sum.Problems(), "byProblem", sum.ByProblem)
 		}
 		log.Info("verified the store against its logs", "events", sum.Events, "namespaces", sum.Namespaces,
-			"problems", sum.Problems, "elapsed", time.Since(start).Round(time.Millisecond))
+			"problems", sum.Problems(), "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 }

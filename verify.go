@@ -117,13 +117,13 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	sum, err := sealverify.Verify(ctx, vst, sealverify.Options{Verifiers: vs, Trusted: trusted, Witnesses: witnesses, SealInterval: seo.interval, Namespaces: namespaces},
 		func(f sealverify.Finding) { _ = enc.Encode(f) })
 	elapsed := time.Since(start)
-	fmt.Fprintf(stdout, "verified %d events in %d namespaces: %d problems\n", sum.Events, sum.Namespaces, sum.Problems)
+	fmt.Fprintf(stdout, "verified %d events in %d namespaces: %d problems\n", sum.Events, sum.Namespaces, sum.Problems())
 	fmt.Fprintf(stderr, "manager verify: %d events (%d against sealed leaves) in %s (%.0f events/s)\n",
 		sum.Events, sum.Sealed, elapsed.Round(time.Millisecond), float64(sum.Events)/max(elapsed.Seconds(), 1e-9))
 	if err != nil {
 		return fail(err)
 	}
-	if sum.Problems > 0 {
+	if sum.Problems() > 0 {
 		return verifyProblems
 	}
 	return verifyClean

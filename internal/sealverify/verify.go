@@ -87,12 +87,21 @@ type Options struct {
 
 // Summary counts what Verify read and found.
 type Summary struct {
-	Events, Namespaces, Problems int
+	Events, Namespaces int
 	// Sealed counts the events checked against a sealed leaf (the others
 	// wait for the next seal, or are findings).
 	Sealed int
 	// ByProblem counts the findings by problem.
 	ByProblem map[string]int
+}
+
+// Problems is the number of findings.
+func (s Summary) Problems() int {
+	n := 0
+	for _, c := range s.ByProblem {
+		n += c
+	}
+	return n
 }
 
 // pageSize is the leaves and events read at a time.
@@ -141,7 +150,6 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (Su
 	}
 	sum := Summary{ByProblem: map[string]int{}}
 	count := func(f Finding) {
-		sum.Problems++
 		sum.ByProblem[f.Problem]++
 		emit(f)
 	}

@@ -274,7 +274,7 @@ func TestTampering(t *testing.T) {
 					if !slices.Equal(got, want) {
 						t.Fatalf("findings %v, want %v", got, want)
 					}
-					if sum.Problems != len(want) || sum.Namespaces != 2 {
+					if sum.Problems() != len(want) || sum.Namespaces != 2 {
 						t.Fatalf("summary %+v", sum)
 					}
 				})
