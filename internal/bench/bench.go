@@ -33,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -503,16 +504,36 @@ type phase struct {
 	n     int
 	name  string
 	start time.Time
+	// written is this process's storage writes when the phase began.
+	written int64
 }
 
 func (ph *phases) begin(format string, args ...any) *phase {
 	ph.n++
-	p := &phase{ph: ph, n: ph.n, name: fmt.Sprintf(format, args...), start: time.Now()}
+	p := &phase{ph: ph, n: ph.n, name: fmt.Sprintf(format, args...), start: time.Now(), written: storageWrites()}
 	ph.log("[%d/%d] %s ...", p.n, ph.of, p.name)
 	return p
 }
 
-// end logs the phase's figure.
+// end logs the phase's figure, and what the process wrote to storage
+// meanwhile (an embedded store's WAL and checkpoints: what its commits cost).
 func (p *phase) end(format string, args ...any) {
-	p.ph.log("[%d/%d] %s: %s [%.1f s]", p.n, p.ph.of, p.name, fmt.Sprintf(format, args...), time.Since(p.start).Seconds())
+	p.ph.log("[%d/%d] %s: %s [%.1f s, %.0f MiB written]", p.n, p.ph.of, p.name, fmt.Sprintf(format, args...), time.Since(p.start).Seconds(),
+		float64(storageWrites()-p.written)/(1<<20))
+}
+
+// storageWrites is the bytes this process has sent to storage
+// (/proc/self/io write_bytes), 0 where that is not known.
+func storageWrites() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/sqlite"
 )
 
 const (
@@ -202,6 +203,7 @@ func floorInsert(ctx context.Context, t *target, log string) (int, time.Duration
 		q.Add("_pragma", "temp_store(memory)")
 		q.Set("_journal_mode", "WAL")
 		q.Set("_synchronous", "FULL")
+		q.Add("_pragma", sqlite.WriterCheckpointPragma)
 		db, err := sql.Open("sqlite", t.dsn+"?"+q.Encode())
 		if err != nil {
 			return 0, 0, err
