@@ -25,7 +25,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/auditops/auditops/internal/store"
 )
 
 // auditLog is a kube-apiserver JSON audit log of n requests, each logged at
@@ -160,5 +164,63 @@ func TestImportErrors(t *testing.T) {
 	stats, err = Import(context.Background(), closed, FormatKubeAudit, []string{cut}, ImportOptions{SkipInvalid: true})
 	if err == nil || !strings.Contains(err.Error(), "storing a batch") || stats.Stored != 0 {
 		t.Errorf("closed store: %+v, %v", stats, err)
+	}
+}
+
+// countingInserter stores through st, counting the batches it holds at
+// once, and fails the batch numbered failAt (from 1; 0: none).
+type countingInserter struct {
+	st       Inserter
+	failAt   int64
+	calls    atomic.Int64
+	inFlight atomic.Int64
+	most     atomic.Int64
+}
+
+func (c *countingInserter) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
+	n := c.inFlight.Add(1)
+	defer c.inFlight.Add(-1)
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	if c.calls.Add(1) == c.failAt {
+		return store.InsertResult{}, errors.New("disk on fire")
+	}
+	time.Sleep(time.Millisecond) // so that batches overlap
+	return c.st.Insert(ctx, events)
+}
+
+// TestImportConcurrentBatches stores batches importWorkers at a time:
+// every event exactly once, the stats adding up, and a failing batch
+// stopping the import with what was stored before it counted.
+func TestImportConcurrentBatches(t *testing.T) {
+	dir := t.TempDir()
+	log := writeFile(t, dir, "audit.log", auditLog(500, "c"), false)
+
+	st := newTestStore(t)
+	ins := &countingInserter{st: st}
+	stats, err := Import(t.Context(), ins, FormatKubeAudit, []string{log}, ImportOptions{BatchSize: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Read != 1000 || stats.Skipped != 500 || stats.Stored != 500 || stats.Duplicates != 0 {
+		t.Fatalf("stats %+v, want 1000 read, 500 skipped (RequestReceived), 500 stored", stats)
+	}
+	if got := ins.most.Load(); got < 2 || got > importWorkers {
+		t.Errorf("at most %d batches at once, want 2..%d", got, importWorkers)
+	}
+	// A re-run stores nothing twice.
+	if stats, err = Import(t.Context(), st, FormatKubeAudit, []string{log}, ImportOptions{BatchSize: 7}); err != nil || stats.Stored != 0 || stats.Duplicates != 500 {
+		t.Fatalf("re-run: %+v, %v; want 500 duplicates", stats, err)
+	}
+
+	failing := &countingInserter{st: newTestStore(t), failAt: 20}
+	stats, err = Import(t.Context(), failing, FormatKubeAudit, []string{log}, ImportOptions{BatchSize: 7})
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("err = %v, want the store's", err)
+	}
+	// Every other batch that was stored is counted (some were in flight
+	// beside the failing one), and not one more.
+	if most := int64(7 * (failing.calls.Load() - 1)); stats.Stored == 0 || stats.Stored > most {
+		t.Fatalf("stored %d after the failure, want 1..%d", stats.Stored, most)
 	}
 }
