@@ -79,7 +79,8 @@ func TestPipeline(t *testing.T) {
 }
 
 // checkPhaseLines: each of the n phases logged its start, "[k/n] name ...",
-// and then its end with a figure and its time, "[k/n] name: figure [1.2 s]",
+// and then its end with a figure, its time and its storage writes,
+// "[k/n] name: figure [1.2 s, 3 MiB written]",
 // in order.
 func checkPhaseLines(t *testing.T, log string, n int) {
 	t.Helper()
@@ -93,7 +94,7 @@ func checkPhaseLines(t *testing.T, log string, n int) {
 	if len(got) != 2*n {
 		t.Fatalf("%d phase lines, want %d (a start and an end for each of %d phases):\n%s", len(got), 2*n, n, strings.Join(got, "\n"))
 	}
-	end := regexp.MustCompile(`: .*\d.* \[\d+\.\d s\]$`)
+	end := regexp.MustCompile(`: .*\d.* \[\d+\.\d s, \d+ MiB written\]$`)
 	for k := 1; k <= n; k++ {
 		start, done := got[2*k-2], got[2*k-1]
 		prefix := fmt.Sprintf("%d/%d ", k, n)
