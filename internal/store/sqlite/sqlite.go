@@ -31,7 +31,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	sqlite "modernc.org/sqlite"
@@ -77,12 +76,6 @@ type Store struct {
 	reader sqlstore.Reader
 	insert *sql.Stmt
 	reused *sql.Stmt
-	// recentIDs adds a group's stored events to ids_recent.
-	recentIDs *sql.Stmt
-	// recent counts the rows of ids_recent; at mergeAt the leader moves
-	// them into ids (mergeRecentIDs).
-	recent  atomic.Int64
-	mergeAt int64
 	// insertLeaf writes an event's leaf (opts.Leaves set).
 	insertLeaf *sql.Stmt
 	health     *store.WriteHealth
@@ -152,12 +145,11 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 	s := &Store{
-		w:       w,
-		wlock:   make(chan struct{}, 1),
-		opts:    opts,
-		reader:  sqlstore.Reader{Dialect: sqlstore.SQLite, Codec: codec, SessionGap: opts.SessionGap, MaxPageBytes: opts.MaxPageBytes},
-		health:  &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
-		mergeAt: idsMergeRows,
+		w:      w,
+		wlock:  make(chan struct{}, 1),
+		opts:   opts,
+		reader: sqlstore.Reader{Dialect: sqlstore.SQLite, Codec: codec, SessionGap: opts.SessionGap, MaxPageBytes: opts.MaxPageBytes},
+		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
 		w.Close()
@@ -193,22 +185,17 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		s.Close()
 		return nil, s.wrap("prepare insert", err)
 	}
-	s.recentIDs, err = w.PrepareContext(ctx, recentIDsSQL)
+	// Which of a group's stored events reuse the id of an older one: one
+	// statement per group, over a JSON array of [namespace, id_hash, id,
+	// seq], each an index seek that stops at the first older event (a
+	// probe per event cost far more: bench/README.md).
+	s.reused, err = w.PrepareContext(ctx, "SELECT j.key FROM json_each(?) AS j WHERE EXISTS ("+
+		"SELECT 1 FROM events INDEXED BY events_namespace_id WHERE namespace = j.value ->> 0"+
+		" AND id_hash = j.value ->> 1 AND id = j.value ->> 2 AND seq < j.value ->> 3)")
 	if err != nil {
 		s.Close()
 		return nil, s.wrap("prepare insert", err)
 	}
-	s.reused, err = w.PrepareContext(ctx, reusedSQL)
-	if err != nil {
-		s.Close()
-		return nil, s.wrap("prepare insert", err)
-	}
-	var recent int64
-	if err := w.QueryRowContext(ctx, "SELECT count(*) FROM ids_recent").Scan(&recent); err != nil {
-		s.Close()
-		return nil, s.wrap("counting recent ids", err)
-	}
-	s.recent.Store(recent)
 	return s, nil
 }
 
@@ -480,13 +467,8 @@ func (s *Store) lead(ctx context.Context) {
 		s.insertGroupRecovering(ctx, group)
 		end(requestErrs(group)...)
 	}
-	var stored int64
 	for _, r := range group {
-		stored += int64(r.res.Inserted)
 		close(r.done)
-	}
-	if s.recent.Add(stored) >= s.mergeAt {
-		s.mergeRecentIDs(ctx)
 	}
 
 	s.gmu.Lock()
@@ -496,50 +478,6 @@ func (s *Store) lead(ctx context.Context) {
 		s.leading = false
 	}
 	s.gmu.Unlock()
-}
-
-// recentIDsSQL adds a group's stored events to ids_recent (migration 0005)
-// in one statement, from the JSON array of [namespace, id_hash, id, seq,
-// ts] the reuse probe reads too.
-const recentIDsSQL = "INSERT INTO ids_recent (namespace, id_hash, ts, seq)" +
-	" SELECT value ->> 0, value ->> 1, value ->> 4, value ->> 3 FROM json_each(?)"
-
-// reusedSQL finds which of a group's stored events reuse the id of an
-// older one: one statement per group, each item a seek in both tables of
-// ids that stops at the first older event with the same id (a probe per
-// event cost far more: bench/README.md). The group's own events are in
-// ids_recent already: an id twice in one group is a reuse too.
-const reusedSQL = "SELECT j.key FROM json_each(?) AS j" +
-	" WHERE EXISTS (SELECT 1 FROM ids_recent" + olderWithID + " OR EXISTS (SELECT 1 FROM ids" + olderWithID
-
-// olderWithID is an EXISTS subquery's rest: an entry of the item's
-// namespace and id hash, older than the item, whose event has its id.
-const olderWithID = " AS i JOIN events AS e ON e.namespace = i.namespace AND e.ts = i.ts AND e.seq = i.seq" +
-	" WHERE i.namespace = j.value ->> 0 AND i.id_hash = j.value ->> 1 AND i.seq < j.value ->> 3 AND e.id = j.value ->> 2)"
-
-// idsMergeRows is how many rows ids_recent gathers before they move into
-// ids: ~1.3 MiB of keys, so a group commit rewrites at most ~80 of its
-// pages, while a move rewrites each page of ids once per 32,768 events
-// (~35 MiB at a million events).
-const idsMergeRows = 1 << 15
-
-// mergeRecentIDs moves ids_recent into ids, in key order, in one
-// transaction. On error (a full disk) the rows stay in ids_recent, where
-// the reuse probe finds them as well, and the next group tries again.
-func (s *Store) mergeRecentIDs(ctx context.Context) {
-	err := s.write(ctx, "moving recent ids", func(tx *sql.Tx) error {
-		// OR IGNORE: a row is its whole key, so one already in ids is
-		// this row; a move must not stop on it and leave ids_recent to grow.
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)"+
-			" SELECT namespace, id_hash, ts, seq FROM ids_recent ORDER BY namespace, id_hash, ts, seq"); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, "DELETE FROM ids_recent")
-		return err
-	})
-	if err == nil {
-		s.recent.Store(0)
-	}
 }
 
 // insertGroup writes group in one transaction. Events are validated before
@@ -608,8 +546,8 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 		leafStmt := tx.StmtContext(ctx, s.insertLeaf)
 		defer leafStmt.Close()
 		args := make([]any, 0, 26)
-		// The stored events, for ids_recent and the reuse probe: JSON [ns,
-		// id_hash, id, seq, ts] items, and whose each is.
+		// The stored events, for the reuse probe: JSON [ns, id_hash, id,
+		// seq] items, and whose each is.
 		probe := make([]byte, 0, 64*len(reqs))
 		probe = append(probe, '[')
 		type owner struct {
@@ -646,8 +584,6 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 				}
 				probe = append(probe, req.probes[i]...)
 				probe = strconv.AppendInt(probe, next, 10)
-				probe = append(probe, ',')
-				probe = strconv.AppendInt(probe, e.Time.UnixNano(), 10)
 				probe = append(probe, ']')
 				owners = append(owners, owner{req, store.EventRef{Namespace: e.Namespace, ID: e.ID, Seq: next}})
 				next++
@@ -655,11 +591,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			}
 		}
 		if len(owners) > 0 {
-			probe := string(append(probe, ']'))
-			if _, err := tx.StmtContext(ctx, s.recentIDs).ExecContext(ctx, probe); err != nil {
-				return fmt.Errorf("indexing ids: %w", err)
-			}
-			rows, err := tx.StmtContext(ctx, s.reused).QueryContext(ctx, probe)
+			rows, err := tx.StmtContext(ctx, s.reused).QueryContext(ctx, string(append(probe, ']')))
 			if err != nil {
 				return fmt.Errorf("finding reused ids: %w", err)
 			}
@@ -682,7 +614,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 }
 
 // appendProbeStart appends one item of the reuse probe's JSON array up to
-// its seq and ts: `[ns,id_hash,id,`.
+// its seq: `[ns,id_hash,id,`.
 func appendProbeStart(b []byte, ns string, idHash int64, id string) []byte {
 	b = append(b, '[')
 	b = appendJSONString(b, ns)
@@ -761,23 +693,13 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 				var cts, cseq int64
 				err := tx.QueryRowContext(ctx, "SELECT ts, seq FROM events WHERE namespace = ? AND ts < ? ORDER BY ts, seq LIMIT 1 OFFSET ?",
 					ns, cut, deleteChunk-1).Scan(&cts, &cseq)
-				var where string
-				var args []any
+				var r sql.Result
 				switch {
 				case errors.Is(err, sql.ErrNoRows):
-					where, args = "namespace = ? AND ts < ?", []any{ns, cut}
+					r, err = tx.ExecContext(ctx, "DELETE FROM events WHERE namespace = ? AND ts < ?", ns, cut)
 				case err == nil:
-					where, args = "namespace = ? AND (ts, seq) <= (?, ?)", []any{ns, cts, cseq}
-				default:
-					return err
+					r, err = tx.ExecContext(ctx, "DELETE FROM events WHERE namespace = ? AND (ts, seq) <= (?, ?)", ns, cts, cseq)
 				}
-				// The events' entries in ids and ids_recent go with them.
-				for _, t := range []string{"ids", "ids_recent"} {
-					if _, err := tx.ExecContext(ctx, deleteIDsSQL(t, where), args...); err != nil {
-						return err
-					}
-				}
-				r, err := tx.ExecContext(ctx, "DELETE FROM events WHERE "+where, args...)
 				if err != nil {
 					return err
 				}
@@ -793,13 +715,6 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 			}
 		}
 	}
-}
-
-// deleteIDsSQL deletes from table (ids or ids_recent) the entries of the
-// events that match where.
-func deleteIDsSQL(table, where string) string {
-	return "DELETE FROM " + table + " WHERE (namespace, id_hash, ts, seq) IN" +
-		" (SELECT namespace, id_hash, ts, seq FROM events WHERE " + where + ")"
 }
 
 // Ping implements store.Store: the database answers a read, and writes
@@ -821,7 +736,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements store.Store.
 func (s *Store) Close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insert, s.reused, s.recentIDs, s.insertLeaf} {
+	for _, st := range []*sql.Stmt{s.insert, s.reused, s.insertLeaf} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -166,54 +166,6 @@ func TestQueryPlans(t *testing.T) {
 	if len(seen) < 20 {
 		t.Fatalf("only %d queries checked", len(seen))
 	}
-
-	// The statements on ids and ids_recent seek by their keys: a scan of
-	// either would grow with the store, on every insert group.
-	for _, q := range []struct {
-		sql  string
-		args []any
-		want []string
-	}{
-		{reusedSQL, []any{`[["a",1,"x",5,7]]`}, []string{
-			"SEARCH i USING PRIMARY KEY (namespace=? AND id_hash=?)", "SEARCH e USING PRIMARY KEY (namespace=? AND ts=? AND seq=?)"}},
-		{deleteIDsSQL("ids", "namespace = ? AND ts < ?"), []any{"a", 5}, []string{
-			"SEARCH ids USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)", "SEARCH events USING PRIMARY KEY (namespace=? AND ts<?)"}},
-		{deleteIDsSQL("ids_recent", "namespace = ? AND (ts, seq) <= (?, ?)"), []any{"a", 5, 3}, []string{
-			"SEARCH ids_recent USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)", "SEARCH events USING PRIMARY KEY"}},
-	} {
-		plan := explain(t, s.w, q.sql, q.args)
-		for _, w := range q.want {
-			if !strings.Contains(plan, w) {
-				t.Errorf("%s\nplan:\n%s\nwant %q in it", q.sql, plan, w)
-			}
-		}
-		if strings.Contains(plan, "SCAN ids") || strings.Contains(plan, "SCAN events") {
-			t.Errorf("a scan:\n%s\nplan:\n%s", q.sql, plan)
-		}
-	}
-}
-
-// explain is query's plan on db, one line per step.
-func explain(t *testing.T, db *sql.DB, query string, args []any) string {
-	t.Helper()
-	rows, err := db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
-	if err != nil {
-		t.Fatalf("explain %s: %v", query, err)
-	}
-	defer rows.Close()
-	var lines []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return strings.Join(lines, "\n")
 }
 
 type planQueryer struct {
@@ -316,7 +268,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 5 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 4 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -693,83 +645,5 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 	leaves, err := s.Leaves(ctx, "team-a", 0, 10)
 	if err != nil || len(leaves) != 1 || leaves[0].ID != "real" {
 		t.Fatalf("the log holds %+v (%v)", leaves, err)
-	}
-}
-
-// TestIDRuns checks the reuse probe across ids and ids_recent (migration
-// 0005): an id is found whichever table holds its older event, the move
-// between them keeps every entry, and retention deletes an event's entry
-// from either table.
-func TestIDRuns(t *testing.T) {
-	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "audit.db")
-	s, err := New(ctx, path, store.Options{TokenKey: testKey})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.mergeAt = 4
-	ev := func(id, user string, sec int64) store.Event {
-		return store.Event{ID: id, Namespace: "ns", User: user, Status: store.StatusSuccess, Category: store.CategoryData, Time: time.Unix(sec, 0)}
-	}
-	rows := func(table string) int {
-		t.Helper()
-		var n int
-		if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	insert := func(want int, events ...store.Event) {
-		t.Helper()
-		res, err := s.Insert(ctx, events)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Inserted != len(events) || res.Reused != want {
-			t.Fatalf("Insert = %+v, want %d inserted, %d reused", res, len(events), want)
-		}
-	}
-
-	insert(0, ev("a", "u", 1), ev("b", "u", 2), ev("c", "u", 3))
-	if rows("ids_recent") != 3 || rows("ids") != 0 {
-		t.Fatalf("ids_recent %d, ids %d; want 3, 0 before the move", rows("ids_recent"), rows("ids"))
-	}
-	// The fourth entry moves all four into ids.
-	insert(1, ev("a", "mallory", 4))
-	if rows("ids_recent") != 0 || rows("ids") != 4 {
-		t.Fatalf("ids_recent %d, ids %d; want 0, 4 after the move", rows("ids_recent"), rows("ids"))
-	}
-	// Older events in ids, in ids_recent, and in the same group.
-	insert(1, ev("b", "mallory", 5))
-	insert(2, ev("b", "eve", 6), ev("d", "u", 7), ev("d", "eve", 8))
-	// The same id in another namespace is not a reuse.
-	other := ev("a", "u", 9)
-	other.Namespace = "other"
-	insert(0, other)
-	if got := rows("ids") + rows("ids_recent"); got != 9 {
-		t.Fatalf("%d entries, want one per event (9)", got)
-	}
-
-	// Reopened, the store counts what ids_recent holds.
-	s.Close()
-	if s, err = New(ctx, path, store.Options{TokenKey: testKey}); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if got, want := s.recent.Load(), int64(rows("ids_recent")); got != want || want == 0 {
-		t.Fatalf("recent = %d after reopening, want %d (> 0)", got, want)
-	}
-
-	// Retention takes the entries of what it deletes, from both tables.
-	if n, err := s.DeleteBefore(ctx, time.Unix(6, 0)); err != nil || n != 5 {
-		t.Fatalf("DeleteBefore = %d, %v; want 5", n, err)
-	}
-	if got := rows("ids") + rows("ids_recent"); got != 4 {
-		t.Fatalf("%d entries after retention, want 4", got)
-	}
-	var orphans int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT * FROM ids UNION ALL SELECT * FROM ids_recent) AS i"+
-		" WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.namespace = i.namespace AND e.ts = i.ts AND e.seq = i.seq)").Scan(&orphans); err != nil || orphans != 0 {
-		t.Fatalf("%d entries without their event, %v", orphans, err)
 	}
 }
