@@ -42,12 +42,16 @@ const (
 	FormatEvents = "events"
 )
 
-// importWorkers is how many batches Import stores at once, while the next
-// is decoded: PostgreSQL writes each on a connection of its own, and SQLite
-// commits them in one group (fewer, larger commits). At 300k events, 1 / 2
-// / 3 / 4 workers: PostgreSQL 14,615 / 19,591 / 26,150 / 26,264 events/s,
-// SQLite 11,951 / 14,766 / - / 16,422 (bench/README.md).
-const importWorkers = 4
+// importWorkers is how many batches of batchSize events Import stores at
+// once, while the next is decoded: PostgreSQL writes each on a connection of
+// its own, and SQLite commits them in one group (fewer, larger commits). At
+// 300k events, 1 / 2 / 3 / 4 workers: PostgreSQL 14,615 / 19,591 / 26,150
+// / 26,264 events/s, SQLite 11,951 / 14,766 / - / 16,422 (bench/README.md).
+// Fewer for large batches: at most 16,000 events in flight, half of what
+// the SQLite store queues for its writer before it refuses more.
+func importWorkers(batchSize int) int {
+	return max(1, min(4, 16000/batchSize))
+}
 
 // DefaultImportBatchSize is ImportOptions.BatchSize's default.
 const DefaultImportBatchSize = 1000
@@ -110,15 +114,17 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 		opts.MaxObjectBytes = DefaultMaxObjectBytes
 	}
 	start := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// A failed batch stops the reader, not the batches being stored
+	// beside it: they finish (and are counted) under the caller's ctx.
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
 
 	batches := make(chan importBatch, 1)
 	rd := &importReader{format: format, opts: opts, out: batches}
 	var readErr error
 	go func() {
 		defer close(batches)
-		readErr = rd.run(ctx, files)
+		readErr = rd.run(readCtx, files)
 	}()
 
 	var st ImportStats
@@ -132,12 +138,15 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 		insErr    error
 		wg        sync.WaitGroup
 	)
-	for range importWorkers {
+	failed := func() bool { mu.Lock(); defer mu.Unlock(); return insErr != nil }
+	for range importWorkers(opts.BatchSize) {
 		wg.Go(func() {
 			for b := range batches {
 				var res store.InsertResult
 				var err error
-				if len(b.events) > 0 && ctx.Err() == nil {
+				// After a failure the rest is drained unstored (the error
+				// says so); a cancelled ctx fails the Insert, never skips it.
+				if len(b.events) > 0 && !failed() {
 					res, err = ins.Insert(ctx, b.events)
 				}
 				mu.Lock()
@@ -150,7 +159,7 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 				switch {
 				case err != nil && insErr == nil:
 					insErr = fmt.Errorf("storing a batch of %d events (after %d stored): %w", len(b.events), st.Stored, err)
-					cancel() // the reader stops; the rest is drained
+					stopReading() // the rest is drained
 				case err == nil:
 					st.Stored += int64(res.Inserted)
 					st.Duplicates += int64(res.Duplicates)

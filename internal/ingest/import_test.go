@@ -168,10 +168,13 @@ func TestImportErrors(t *testing.T) {
 }
 
 // countingInserter stores through st, counting the batches it holds at
-// once, and fails the batch numbered failAt (from 1; 0: none).
+// once; it fails the batch numbered failAt (from 1; 0: none), and calls
+// cancel once the batch numbered cancelAt is stored.
 type countingInserter struct {
 	st       Inserter
 	failAt   int64
+	cancelAt int64
+	cancel   context.CancelFunc
 	calls    atomic.Int64
 	inFlight atomic.Int64
 	most     atomic.Int64
@@ -182,19 +185,28 @@ func (c *countingInserter) Insert(ctx context.Context, events []store.Event) (st
 	defer c.inFlight.Add(-1)
 	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
 	}
-	if c.calls.Add(1) == c.failAt {
+	call := c.calls.Add(1)
+	if call == c.failAt {
 		return store.InsertResult{}, errors.New("disk on fire")
 	}
+	res, err := c.st.Insert(ctx, events)
 	time.Sleep(time.Millisecond) // so that batches overlap
-	return c.st.Insert(ctx, events)
+	if call == c.cancelAt {
+		c.cancel() // after a batch that was stored
+	}
+	return res, err
 }
 
 // TestImportConcurrentBatches stores batches importWorkers at a time:
-// every event exactly once, the stats adding up, and a failing batch
-// stopping the import with what was stored before it counted.
+// every event exactly once, the stats adding up; a failing batch stops the
+// import, counting exactly what was stored; a cancelled import is an error,
+// whichever batches it had left.
 func TestImportConcurrentBatches(t *testing.T) {
 	dir := t.TempDir()
 	log := writeFile(t, dir, "audit.log", auditLog(500, "c"), false)
+	stored := func(st store.Store) int64 {
+		return int64(len(storedEvents(t, st, "ns-0")) + len(storedEvents(t, st, "ns-1")))
+	}
 
 	st := newTestStore(t)
 	ins := &countingInserter{st: st}
@@ -202,25 +214,63 @@ func TestImportConcurrentBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.Read != 1000 || stats.Skipped != 500 || stats.Stored != 500 || stats.Duplicates != 0 {
-		t.Fatalf("stats %+v, want 1000 read, 500 skipped (RequestReceived), 500 stored", stats)
+	if stats.Read != 1000 || stats.Skipped != 500 || stats.Stored != 500 || stats.Duplicates != 0 || stored(st) != 500 {
+		t.Fatalf("stats %+v, %d in the store; want 1000 read, 500 skipped (RequestReceived), 500 stored", stats, stored(st))
 	}
-	if got := ins.most.Load(); got < 2 || got > importWorkers {
-		t.Errorf("at most %d batches at once, want 2..%d", got, importWorkers)
+	if got, want := ins.most.Load(), int64(importWorkers(7)); got < 2 || got > want {
+		t.Errorf("at most %d batches at once, want 2..%d", got, want)
 	}
 	// A re-run stores nothing twice.
 	if stats, err = Import(t.Context(), st, FormatKubeAudit, []string{log}, ImportOptions{BatchSize: 7}); err != nil || stats.Stored != 0 || stats.Duplicates != 500 {
 		t.Fatalf("re-run: %+v, %v; want 500 duplicates", stats, err)
 	}
 
-	failing := &countingInserter{st: newTestStore(t), failAt: 20}
+	failStore := newTestStore(t)
+	failing := &countingInserter{st: failStore, failAt: 20}
 	stats, err = Import(t.Context(), failing, FormatKubeAudit, []string{log}, ImportOptions{BatchSize: 7})
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("err = %v, want the store's", err)
 	}
-	// Every other batch that was stored is counted (some were in flight
-	// beside the failing one), and not one more.
-	if most := int64(7 * (failing.calls.Load() - 1)); stats.Stored == 0 || stats.Stored > most {
-		t.Fatalf("stored %d after the failure, want 1..%d", stats.Stored, most)
+	// The batches in flight beside the failing one finish and are counted.
+	if n := stored(failStore); stats.Stored == 0 || stats.Stored != n {
+		t.Fatalf("stats say %d stored after the failure, the store holds %d", stats.Stored, n)
+	}
+
+	// A store that finishes what it was given whatever ctx says (as a
+	// committed group does), so that only Import decides what a cancel
+	// leaves unstored.
+	for _, at := range []int64{1, 30, 64, 66, 67, 68, 69, 70} { // of 72 batches: near the end the reader is done
+		ctx, cancel := context.WithCancel(t.Context())
+		mem := &memInserter{}
+		c := &countingInserter{st: mem, cancelAt: at, cancel: cancel}
+		_, err := Import(ctx, c, FormatKubeAudit, []string{log}, ImportOptions{BatchSize: 7})
+		// Success only when every event is stored (the last batches may
+		// all have been handed over when the cancel came).
+		if n := mem.n.Load(); (err == nil && n != 500) || (err != nil && !errors.Is(err, context.Canceled)) {
+			t.Errorf("cancelled after batch %d: err = %v with %d of 500 stored, want context.Canceled or all", at, err, n)
+		}
+		cancel()
+	}
+}
+
+// memInserter counts what it is given and stores nothing: it fails only
+// when Import hands it a cancelled ctx before the batch (an Insert that
+// checks ctx on the way in).
+type memInserter struct{ n atomic.Int64 }
+
+func (m *memInserter) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
+	if err := ctx.Err(); err != nil {
+		return store.InsertResult{}, err
+	}
+	m.n.Add(int64(len(events)))
+	return store.InsertResult{Inserted: len(events)}, nil
+}
+
+// TestImportWorkers bounds what a large --batch-size puts in flight.
+func TestImportWorkers(t *testing.T) {
+	for _, c := range []struct{ batch, want int }{{1, 4}, {1000, 4}, {4000, 4}, {5000, 3}, {8000, 2}, {10000, 1}, {100000, 1}} {
+		if got := importWorkers(c.batch); got != c.want {
+			t.Errorf("importWorkers(%d) = %d, want %d", c.batch, got, c.want)
+		}
 	}
 }
