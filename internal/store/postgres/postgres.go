@@ -361,11 +361,24 @@ type stored struct {
 	idh    int64
 }
 
+// reuseLockKey is the transaction-level advisory lock that serializes the
+// reuse probe with the commit after it, across transactions and replicas.
+// Under READ COMMITTED two batches storing one id at the same moment each
+// saw only their own event, and neither counted the reuse (the conformance
+// test "ReusedIDConcurrent" caught it at once); holding the lock from the
+// probe to the commit, a batch's probe sees every batch probed before it,
+// so of two the later counts. What waits is only the probe and the commit.
+const reuseLockKey int64 = 0x61756469746f7073 // "auditops"
+
 // countReused adds to res the events of refs (all stored by this
-// transaction) that reuse the id of another stored event.
+// transaction) that reuse the id of another stored event. It takes
+// reuseLockKey until the transaction ends: call it last.
 func countReused(ctx context.Context, tx pgx.Tx, refs []stored, res *store.InsertResult) error {
 	if len(refs) == 0 {
 		return nil
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", reuseLockKey); err != nil {
+		return fmt.Errorf("waiting for the reuse probe: %w", err)
 	}
 	ns, idh, id := make([]string, len(refs)), make([]int64, len(refs)), make([]string, len(refs))
 	for i, r := range refs {

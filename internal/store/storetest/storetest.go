@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SeqMonotonic", testSeqMonotonic},
 		{"IdempotentInsert", testIdempotentInsert},
 		{"ReusedIDNeverHides", testReusedIDNeverHides},
+		{"ReusedIDConcurrent", testReusedIDConcurrent},
 		{"LongIDsKeptWhole", testLongIDsKeptWhole},
 		{"AtomicFailedBatch", testAtomicFailedBatch},
 		{"ConcurrentInserts", testConcurrentInserts},
@@ -97,6 +98,42 @@ func ev(ns, id string, at time.Time, mods ...func(*store.Event)) store.Event {
 		m(&e)
 	}
 	return e
+}
+
+// testReusedIDConcurrent sends events that share an id in batches stored
+// at the same moment (concurrent webhook requests, import workers,
+// replicas): each id's events must count exactly one fewer reuse than
+// there are events, whichever transaction commits first. (Under READ
+// COMMITTED, two PostgreSQL transactions each saw only their own event
+// and neither counted.)
+func testReusedIDConcurrent(t *testing.T, s store.Store) {
+	const rounds, senders = 25, 4
+	for r := range rounds {
+		id := fmt.Sprintf("race-%d", r)
+		start := make(chan struct{})
+		results := make(chan store.InsertResult, senders)
+		var wg sync.WaitGroup
+		for i := range senders {
+			wg.Go(func() {
+				<-start
+				res, err := s.Insert(t.Context(), []store.Event{ev("team-a", id, t0.Add(time.Duration(i)*time.Second), user(fmt.Sprintf("u%d", i)))})
+				if err != nil {
+					t.Errorf("Insert: %v", err)
+				}
+				results <- res
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(results)
+		reused := 0
+		for res := range results {
+			reused += res.Reused
+		}
+		if reused != senders-1 {
+			t.Fatalf("round %d: %d events of id %s stored at once counted %d reuses, want %d", r, senders, id, reused, senders-1)
+		}
+	}
 }
 
 func user(u string) func(*store.Event)     { return func(e *store.Event) { e.User = u } }
