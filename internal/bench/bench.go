@@ -525,15 +525,10 @@ func (p *phase) end(format string, args ...any) {
 // storageWrites is the bytes this process has sent to storage
 // (/proc/self/io write_bytes), 0 where that is not known.
 func storageWrites() int64 {
-	b, err := os.ReadFile("/proc/self/io")
+	v, err := procField("/proc/self/io", "write_bytes:")
 	if err != nil {
 		return 0
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "write_bytes: "); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	return 0
+	n, _ := strconv.ParseInt(v, 10, 64)
+	return n
 }

@@ -74,18 +74,28 @@ type childResult struct {
 
 // peakRSSKiB reads VmHWM from /proc/self/status.
 func peakRSSKiB() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+	v, err := procField("/proc/self/status", "VmHWM:")
 	if err != nil {
 		return 0, err
 	}
+	var kib int64
+	_, err = fmt.Sscanf(v, "%d kB", &kib)
+	return kib, err
+}
+
+// procField is the value of the line that starts with key in a /proc file
+// of "key value" lines, spaces trimmed.
+func procField(path, key string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kib int64
-			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib)
-			return kib, err
+		if v, ok := strings.CutPrefix(line, key); ok {
+			return strings.TrimSpace(v), nil
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+	return "", fmt.Errorf("no %s in %s", key, path)
 }
 
 // ChildMain runs a report job when this process is a benchmark child, and

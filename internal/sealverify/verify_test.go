@@ -102,6 +102,11 @@ const eventColumns = "user_name, api, status, category, method, status_code, ent
 	"certificate_serial_number, issuer_dn, details, archived, message, error, principal, request, response, " +
 	"previous_state, current_state, id_hash, content_hash"
 
+// forgeEvent is an intruder's INSERT: a copy of a1, 7 ns later, as seq
+// 9000 with the id "forged".
+const forgeEvent = "INSERT INTO events (namespace, ts, seq, id, " + eventColumns + ") SELECT namespace, ts + 7, 9000, 'forged', " +
+	eventColumns + " FROM events WHERE id = 'a1'"
+
 type found struct {
 	ns, problem string
 	seq         int64
@@ -144,7 +149,7 @@ func TestTampering(t *testing.T) {
 			exec(t, "DELETE FROM events WHERE id = 'a4'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Missing, s["a4"], ""}} }},
 		{name: "row inserted with SQL", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
-			exec(t, "INSERT INTO events (namespace, ts, seq, id, "+eventColumns+") SELECT namespace, ts + 7, 9000, 'forged', "+eventColumns+" FROM events WHERE id = 'a1'")
+			exec(t, forgeEvent)
 		}, want: func(map[string]int64) []found { return []found{{"team-a", Unsealed, 9000, "forged"}} }},
 		{name: "forged leaf takes a sealed leaf's index", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
 			// The intruder drops the index's uniqueness, stores an event
@@ -152,7 +157,7 @@ func TestTampering(t *testing.T) {
 			// at index 0, where a1's sealed leaf is.
 			exec(t, "DROP INDEX leaves_by_index")
 			exec(t, "CREATE INDEX leaves_by_index ON leaves (namespace, idx) WHERE idx IS NOT NULL")
-			exec(t, "INSERT INTO events (namespace, ts, seq, id, "+eventColumns+") SELECT namespace, ts + 7, 9000, 'forged', "+eventColumns+" FROM events WHERE id = 'a1'")
+			exec(t, forgeEvent)
 			e, ok, err := eventBySeq(t, st, "team-a", 9000)
 			if err != nil || !ok {
 				t.Fatalf("the forged event: %v, %v", ok, err)

@@ -368,6 +368,9 @@ type stored struct {
 // test "ReusedIDConcurrent" caught it at once); holding the lock from the
 // probe to the commit, a batch's probe sees every batch probed before it,
 // so of two the later counts. What waits is only the probe and the commit.
+// The lock is a statement of its own: a statement's snapshot is taken
+// before any lock it takes, so a probe that locked in its own query would
+// not see the batch it waited for.
 const reuseLockKey int64 = 0x61756469746f7073 // "auditops"
 
 // countReused adds to res the events of refs (all stored by this
