@@ -91,7 +91,7 @@ test: manifests generate fmt vet staticcheck boilerplate control-plane helm ## R
 FUZZTIME ?= 60s
 # Every fuzz target, as package:target.
 FUZZ_TARGETS = ./internal/ingest:FuzzDecodeEventList ./internal/ingest:FuzzDecodeEvents \
-	./internal/apiserver:FuzzEndpointParams ./internal/jsonshape:FuzzValid
+	./internal/apiserver:FuzzEndpointParams ./internal/jsonshape:FuzzValid ./internal/store/payload:FuzzDecode
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (their seed corpora run in make test).

@@ -114,7 +114,8 @@ func (o *storeOptions) addFlags(fs *pflag.FlagSet) {
 // open opens the store; storeopen reads the URL and knows its defaults.
 func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
 	st, err := storeopen.Open(ctx, o.url, storeopen.Options{
-		Options:      store.Options{TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap, DayPartitions: o.dayPartitions, Leaves: o.leaves},
+		Options: store.Options{TokenMaxAge: o.tokenTTL, SessionGap: o.sessionGap, DayPartitions: o.dayPartitions, Leaves: o.leaves,
+			OnError: func(err error) { ctrl.Log.WithName("store").Error(err, "background store work failed; ingest goes on") }},
 		TokenKeyFile: o.tokenKeyFile,
 		ReadURL:      o.readURL,
 		ReplayWait:   o.replayWait,

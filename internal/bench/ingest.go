@@ -38,6 +38,7 @@ import (
 	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/payload"
 	"github.com/auditops/auditops/internal/store/sqlite"
 )
 
@@ -191,6 +192,11 @@ func floorInsert(ctx context.Context, t *target, log string) (int, time.Duration
 		return 0, 0, err
 	}
 	st.Close()
+	pc, err := payload.NewCodec(ctx, &payload.MemDicts{}, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer pc.Close()
 
 	var insert func(chunk []store.Event) error
 	var closeFn func()
@@ -225,7 +231,7 @@ func floorInsert(ctx context.Context, t *target, log string) (int, time.Duration
 			}
 			s := tx.StmtContext(ctx, stmt)
 			for i := range chunk {
-				args = append(append(args[:0], seq), insertValues(&chunk[i])...)
+				args = append(append(args[:0], seq), insertValues(pc, &chunk[i])...)
 				if _, err := s.ExecContext(ctx, args...); err != nil {
 					tx.Rollback()
 					return err
@@ -245,7 +251,7 @@ func floorInsert(ctx context.Context, t *target, log string) (int, time.Duration
 		insert = func(chunk []store.Event) error {
 			rows = rows[:0]
 			for i := range chunk {
-				rows = append(rows, insertValues(&chunk[i]))
+				rows = append(rows, insertValues(pc, &chunk[i]))
 			}
 			_, err := conn.CopyFrom(ctx, pgx.Identifier{"events"}, cols, pgx.CopyFromRows(rows))
 			return err
@@ -295,28 +301,25 @@ func floorInsert(ctx context.Context, t *target, log string) (int, time.Duration
 }
 
 // insertColumns and insertValues are the store's columns, written out again
-// by hand, as a floor is; the keys (id hash, content hash) are work any
-// insert must do, so the floor computes them too.
+// by hand, as a floor is; the keys (id hash, content hash) and the encoded
+// payload are work any insert must do, so the floor does them too.
 const insertColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
 	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
-	"message, error, principal, request, response, previous_state, current_state, id_hash, content_hash"
+	"message, error, payload, id_hash, content_hash"
 
-func insertValues(e *store.Event) []any {
-	var errv any
+func insertValues(pc *payload.Codec, e *store.Event) []any {
+	var errv, p any
 	if e.Error != nil {
 		errv = *e.Error
 	}
-	j := func(b []byte) any {
-		if len(b) == 0 {
-			return nil
-		}
-		return []byte(b)
+	if b := pc.Encode(payload.Values{Principal: e.Principal, Request: e.Request, Response: e.Response,
+		PreviousState: e.PreviousState, CurrentState: e.CurrentState}); b != nil {
+		p = b
 	}
 	return []any{
 		e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method,
 		int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber,
-		e.IssuerDN, e.Details, e.Archived, e.Message, errv,
-		j(e.Principal), j(e.Request), j(e.Response), j(e.PreviousState), j(e.CurrentState),
+		e.IssuerDN, e.Details, e.Archived, e.Message, errv, p,
 		store.IDHash(e.ID), contentHash(e),
 	}
 }

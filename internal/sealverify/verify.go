@@ -290,7 +290,9 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	fetch := func(token string) <-chan fetched {
 		ch := make(chan fetched, 1)
 		go func() {
-			page, err := st.Events(ctx, store.EventQuery{View: "verify", Namespace: ns, Page: store.Page{Size: pageSize, Token: token}})
+			page, err := st.Events(ctx, store.EventQuery{View: "verify", Namespace: ns, Page: store.Page{Size: pageSize, Token: token},
+				// A payload edited into garbage is an edited row: named, not a stop.
+				KeepUnreadable: true})
 			ch <- fetched{page, err}
 		}()
 		return ch

@@ -100,12 +100,20 @@ func event(ns, id string, i int) store.Event {
 // namespace, ts, seq and id).
 const eventColumns = "user_name, api, status, category, method, status_code, entity_kind, entity_id, device_id, " +
 	"certificate_serial_number, issuer_dn, details, archived, message, error, principal, request, response, " +
-	"previous_state, current_state, id_hash, content_hash"
+	"previous_state, current_state, payload, id_hash, content_hash"
 
 // forgeEvent is an intruder's INSERT: a copy of a1, 7 ns later, as seq
 // 9000 with the id "forged".
 const forgeEvent = "INSERT INTO events (namespace, ts, seq, id, " + eventColumns + ") SELECT namespace, ts + 7, 9000, 'forged', " +
 	eventColumns + " FROM events WHERE id = 'a1'"
+
+// bytesLiteral is b as an SQL literal of st's dialect.
+func bytesLiteral(st Store, b []byte) string {
+	if _, pg := st.(*postgres.Store); pg {
+		return fmt.Sprintf("'\\x%x'::bytea", b)
+	}
+	return fmt.Sprintf("X'%x'", b)
+}
 
 type found struct {
 	ns, problem string
@@ -142,6 +150,15 @@ func TestTampering(t *testing.T) {
 		{name: "row edited in place", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a2"], "a2"}} }},
+		{name: "payload edited into bytes that do not decode", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
+			// A zstd frame cut short: verify names the row and goes on.
+			exec(t, "UPDATE events SET payload = "+bytesLiteral(st, []byte{1, 0, 0x28, 0xb5, 0x2f, 0xfd})+" WHERE id = 'a5'")
+		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a5"], "a5"}} }},
+		{name: "payload dropped", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+			// The row is then read from the columns that held JSON values
+			// before the payload column, which are empty.
+			exec(t, "UPDATE events SET payload = NULL WHERE id = 'a6'")
+		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a6"], "a6"}} }},
 		{name: "row's time moved", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "UPDATE events SET ts = ts + 1 WHERE id = 'a3'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a3"], "a3"}} }},
@@ -167,14 +184,8 @@ func TestTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 			data := seal.LeafData(e.Time, d)
-			hexOf := func(b []byte) string {
-				if _, pg := st.(*postgres.Store); pg {
-					return fmt.Sprintf("'\\x%x'::bytea", b)
-				}
-				return fmt.Sprintf("X'%x'", b)
-			}
 			exec(t, fmt.Sprintf("INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES ('team-a', %d, 9000, 1, %s, %s, 0, 0)",
-				e.Time.UnixNano(), hexOf(data[:]), hexOf(make([]byte, 32))))
+				e.Time.UnixNano(), bytesLiteral(st, data[:]), bytesLiteral(st, make([]byte, 32))))
 		}, want: func(map[string]int64) []found { return []found{{"team-a", Inconsistent, 9000, ""}} }},
 		{name: "checkpoint edited", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "UPDATE checkpoints SET note = replace(note, 'retention-cutoff', 'retention-cutof') WHERE namespace = 'team-b'")

@@ -65,6 +65,10 @@ type Options struct {
 	// manager passes seal.LeafMaker with its seal keyring. Nil stores no
 	// leaves (sealing off).
 	Leaves LeafMaker
+	// OnError, when set, hears the failures of work a store does in the
+	// background, which no call returns: making a payload dictionary
+	// (internal/store/payload; the store goes on compressing without it).
+	OnError func(error)
 }
 
 // LeafMaker makes an event's leaf of the tamper-evident log. The store

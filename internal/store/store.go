@@ -166,6 +166,12 @@ type EventQuery struct {
 	// was on, or behind ingest's back) are kept: they are in no log, and
 	// verify names each.
 	InLog *int64
+	// KeepUnreadable returns a row whose stored JSON values cannot be
+	// decoded (an edited or damaged payload, internal/store/payload)
+	// without them instead of failing the page. Verify asks for it: the
+	// row's digest then differs from its leaf's, and verify names the row
+	// and goes on; every other reader fails with an error naming the row.
+	KeepUnreadable bool
 }
 
 // Fields is a set of an event's fields.

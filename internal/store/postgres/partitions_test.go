@@ -282,7 +282,7 @@ func TestPartitionMigration(t *testing.T) {
 	}
 	future := partitionEvent("a", 1000, now.Add(40*24*time.Hour))
 	events = append(events, future)
-	mustInsert(t, v3, events...)
+	insertV3(t, v3, events)
 	before := seqs(t, v3)
 	v3.Close()
 
@@ -357,6 +357,28 @@ func mapsEqual(a, b map[string]int64) bool {
 		}
 	}
 	return true
+}
+
+// insertV3 stores events as schema version 3 did (before the payload
+// column): each JSON value in a column of its own.
+func insertV3(t *testing.T, s *Store, events []store.Event) {
+	t.Helper()
+	norm, err := store.NormalizeBatch(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cols := storetest.V1Columns + ", id_hash, content_hash"
+	ph := make([]string, strings.Count(cols, ",")+1)
+	for i := range ph {
+		ph[i] = "$" + strconv.Itoa(i+1)
+	}
+	for i := range norm {
+		ch := store.ContentHash(&norm[i])
+		v := append(storetest.V1Values(&norm[i]), store.IDHash(norm[i].ID), ch[:])
+		if _, err := s.pool.Exec(t.Context(), "INSERT INTO events ("+cols+") VALUES ("+strings.Join(ph, ", ")+")", v...); err != nil {
+			t.Fatal(fmt.Errorf("insert: %w", err))
+		}
+	}
 }
 
 func mustInsert(t *testing.T, s *Store, events ...store.Event) {

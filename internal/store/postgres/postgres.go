@@ -35,6 +35,7 @@ import (
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/internal/migrate"
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
+	"github.com/auditops/auditops/internal/store/payload"
 )
 
 //go:embed migrations/*.sql
@@ -53,7 +54,9 @@ type Store struct {
 	pool   *pgxpool.Pool
 	opts   store.Options
 	reader sqlstore.Reader
-	health *store.WriteHealth
+	// payload encodes events' JSON values for the payload column.
+	payload *payload.Codec
+	health  *store.WriteHealth
 	// replayWait bounds how long a read waits for a standby to replay the
 	// WAL it needs (readAfter); set on the standby of a Replicated.
 	replayWait time.Duration
@@ -93,9 +96,17 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
-		pool.Close()
+		s.Close()
 		return nil, err
 	}
+	if upTo > 0 {
+		return s, nil
+	}
+	if s.payload, err = payload.NewCodec(ctx, dicts{s}, opts.OnError); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s.reader.Payload = s.payload
 	return s, nil
 }
 
@@ -258,14 +269,13 @@ func unavailable(err error) bool {
 const insertSQL = `INSERT INTO events (` + sqlstore.InsertColumns + `)
 SELECT namespace, ts, id, user_name, api, status, category, method, status_code,
        entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived,
-       message, error, principal, request, response, previous_state, current_state, id_hash, content_hash
+       message, error, payload, id_hash, content_hash
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
             $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[],
-            $17::text[], $18::text[], $19::bytea[], $20::bytea[], $21::bytea[], $22::bytea[], $23::bytea[],
-            $24::bigint[], $25::bytea[])
+            $17::text[], $18::text[], $19::bytea[], $20::bigint[], $21::bytea[])
      WITH ORDINALITY AS u(namespace, ts, id, user_name, api, status, category, method, status_code,
        entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived,
-       message, error, principal, request, response, previous_state, current_state, id_hash, content_hash, ord)
+       message, error, payload, id_hash, content_hash, ord)
 ORDER BY ord
 ON CONFLICT (` + sqlstore.ContentKeyColumns + `) DO NOTHING
 RETURNING namespace, id, id_hash, seq, ts, content_hash`
@@ -325,9 +335,9 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 			}
 			next++
 			if seqs != nil {
-				return append([]any{seqs[next-1]}, sqlstore.InsertValues(&norm[next-1])...), nil
+				return append([]any{seqs[next-1]}, sqlstore.InsertValues(s.payload, &norm[next-1])...), nil
 			}
-			return sqlstore.InsertValues(&norm[next-1]), nil
+			return sqlstore.InsertValues(s.payload, &norm[next-1]), nil
 		}))
 		if err != nil {
 			return err
@@ -419,24 +429,23 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n)
-		ts, code, idh                   = make([]int64, n), make([]int64, n), make([]int64, n)
-		archived                        = make([]bool, n)
-		errs                            = make([]*string, n)
-		principal, req, resp, prev, cur = make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
-		content                         = make([][]byte, n)
+		ts, code, idh     = make([]int64, n), make([]int64, n), make([]int64, n)
+		archived          = make([]bool, n)
+		errs              = make([]*string, n)
+		payloads, content = make([][]byte, n), make([][]byte, n)
 	)
 	for i, e := range events {
 		ns[i], ts[i], id[i], usr[i], api[i], status[i], cat[i], method[i] = e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method
 		code[i], kind[i], eid[i], dev[i], cert[i], issuer[i], details[i], archived[i] = int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived
 		msg[i], errs[i] = e.Message, e.Error
-		principal[i], req[i], resp[i], prev[i], cur[i] = nilIfEmpty(e.Principal), nilIfEmpty(e.Request), nilIfEmpty(e.Response), nilIfEmpty(e.PreviousState), nilIfEmpty(e.CurrentState)
+		payloads[i] = s.payload.Encode(sqlstore.PayloadOf(&events[i]))
 		h := store.ContentHash(&events[i])
 		idh[i], content[i] = store.IDHash(e.ID), h[:]
 	}
 	var res store.InsertResult
 	err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, insertSQL, ns, ts, id, usr, api, status, cat, method, code, kind, eid, dev, cert,
-			issuer, details, archived, msg, errs, principal, req, resp, prev, cur, idh, content)
+			issuer, details, archived, msg, errs, payloads, idh, content)
 		if err != nil {
 			return err
 		}
@@ -548,14 +557,6 @@ func writeLeaves(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []
 	return nil
 }
 
-// nilIfEmpty stores an empty JSON value as NULL, as sqlstore.InsertValues does.
-func nilIfEmpty(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	return b
-}
-
 // Summary implements store.Store.
 func (s *Store) Summary(ctx context.Context, q store.SummaryQuery) (store.SummaryPage, error) {
 	return s.summaryAfter(ctx, q, "")
@@ -631,6 +632,10 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements store.Store.
 func (s *Store) Close() error {
+	if s.payload != nil {
+		// First: it may be storing a dictionary.
+		s.payload.Close()
+	}
 	s.pool.Close()
 	return nil
 }

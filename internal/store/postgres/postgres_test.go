@@ -112,7 +112,7 @@ func TestCheckConstraints(t *testing.T) {
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
-				v := sqlstore.InsertValues(&good)
+				v := sqlstore.InsertValues(s.payload, &good)
 				mutate(v)
 				ph := make([]string, len(v))
 				for i := range v {
@@ -405,7 +405,7 @@ func TestLegacyTimes(t *testing.T) {
 	ctx := t.Context()
 	events := storetest.LegacyEvents()
 	for i := range events {
-		v := sqlstore.InsertValues(&events[i])
+		v := sqlstore.InsertValues(s.payload, &events[i])
 		ph := make([]string, len(v))
 		for j := range v {
 			ph[j] = "$" + strconv.Itoa(j+1)
@@ -499,4 +499,65 @@ func (r *countedRows) Close() {
 	if pr, ok := r.Rows.(pgx.Rows); ok {
 		r.c.sent += pr.CommandTag().RowsAffected()
 	}
+}
+
+// TestPayloads: storetest.CheckPayloads on PostgreSQL.
+func TestPayloads(t *testing.T) {
+	ctx := t.Context()
+	url := storetest.PostgresDatabase(t)
+	opts := store.Options{TokenKey: testKey, OnError: func(err error) { t.Errorf("store: %v", err) }}
+	s, err := New(ctx, url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	storetest.CheckPayloads(t, s, storetest.PayloadRaw{
+		Dicts: func(t *testing.T) int {
+			var n int
+			if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM payload_dicts").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
+		Reopen: func(t *testing.T) store.Store {
+			s.Close()
+			if s, err = New(ctx, url, opts); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		Stored: func(t *testing.T, id string) (int, bool) {
+			var n *int64
+			var legacyNull bool
+			if err := s.pool.QueryRow(ctx, "SELECT length(payload), principal IS NULL AND request IS NULL AND response IS NULL"+
+				" AND previous_state IS NULL AND current_state IS NULL FROM events WHERE id = $1", id).Scan(&n, &legacyNull); err != nil {
+				t.Fatal(err)
+			}
+			if n == nil {
+				return -1, legacyNull
+			}
+			return int(*n), legacyNull
+		},
+		StoreLegacy: func(t *testing.T, e store.Event) {
+			norm, err := store.NormalizeEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := store.ContentHash(&norm)
+			v := append(storetest.V1Values(&norm), store.IDHash(norm.ID), ch[:])
+			ph := make([]string, len(v))
+			for i := range ph {
+				ph[i] = "$" + strconv.Itoa(i+1)
+			}
+			if _, err := s.pool.Exec(ctx, "INSERT INTO events ("+storetest.V1Columns+", id_hash, content_hash) VALUES ("+
+				strings.Join(ph, ", ")+")", v...); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Corrupt: func(t *testing.T, id string) {
+			if _, err := s.pool.Exec(ctx, `UPDATE events SET payload = '\x0100deadbeef'::bytea WHERE id = $1`, id); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/internal/migrate"
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
+	"github.com/auditops/auditops/internal/store/payload"
 )
 
 //go:embed migrations/*.sql
@@ -74,8 +75,12 @@ type Store struct {
 	wlock  chan struct{}
 	opts   store.Options
 	reader sqlstore.Reader
-	insert *sql.Stmt
-	reused *sql.Stmt
+	// payload encodes events' JSON values for the payload column, with
+	// dictionaries it loads through dictLoad.
+	payload  *payload.Codec
+	dictLoad *sql.DB
+	insert   *sql.Stmt
+	reused   *sql.Stmt
 	// insertLeaf writes an event's leaf (opts.Leaves set).
 	insertLeaf *sql.Stmt
 	health     *store.WriteHealth
@@ -152,7 +157,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
-		w.Close()
+		s.Close()
 		return nil, err
 	}
 	if upTo > 0 {
@@ -166,7 +171,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	rq.Set("_query_only", "1")
 	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
 	if err != nil {
-		w.Close()
+		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(readers)
@@ -174,6 +179,18 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	r.SetConnMaxIdleTime(0)
 	r.SetConnMaxLifetime(0)
 	s.r = r
+	load, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	load.SetMaxOpenConns(1)
+	s.dictLoad = load
+	if s.payload, err = payload.NewCodec(ctx, &dicts{s: s, load: load}, opts.OnError); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	s.reader.Payload = s.payload
 	s.insert, err = w.PrepareContext(ctx, "INSERT INTO events (seq, "+sqlstore.InsertColumns+") VALUES (?"+
 		strings.Repeat(", ?", strings.Count(sqlstore.InsertColumns, ",")+1)+") ON CONFLICT ("+sqlstore.ContentKeyColumns+") DO NOTHING")
 	if err != nil {
@@ -347,6 +364,8 @@ const maxQueuedEvents = 4 * maxGroupEvents
 type eventKey struct {
 	idHash  int64
 	content [32]byte
+	// payload is the event's JSON values, encoded (nil: none).
+	payload []byte
 }
 
 // insertReq is one Insert call waiting for a group transaction.
@@ -368,7 +387,7 @@ type insertReq struct {
 
 // newInsertReq makes the request of a normalized batch, with its keys and,
 // when the store makes leaves, their leaves up to seq.
-func newInsertReq(ctx context.Context, events []store.Event, leaves store.LeafMaker) (*insertReq, error) {
+func newInsertReq(ctx context.Context, events []store.Event, pc *payload.Codec, leaves store.LeafMaker) (*insertReq, error) {
 	req := &insertReq{ctx: ctx, events: events, keys: make([]eventKey, len(events)), probes: make([][]byte, len(events)), done: make(chan struct{})}
 	if leaves != nil {
 		req.leaves = make([]store.PreparedLeaf, len(events))
@@ -377,6 +396,7 @@ func newInsertReq(ctx context.Context, events []store.Event, leaves store.LeafMa
 		e := &events[i]
 		k := &req.keys[i]
 		k.idHash, k.content = store.IDHash(e.ID), store.ContentHash(e)
+		k.payload = pc.Encode(sqlstore.PayloadOf(e))
 		req.probes[i] = appendProbeStart(nil, e.Namespace, k.idHash, e.ID)
 		if leaves != nil {
 			l, err := leaves.Prepare(e)
@@ -405,7 +425,7 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
-	req, err := newInsertReq(ctx, norm, s.opts.Leaves)
+	req, err := newInsertReq(ctx, norm, s.payload, s.opts.Leaves)
 	if err != nil {
 		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
 	}
@@ -560,7 +580,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			for i := range req.events {
 				e := &req.events[i]
 				k := &req.keys[i]
-				args = append(append(args[:0], next), sqlstore.InsertValuesKeyed(e, k.idHash, k.content[:])...)
+				args = append(append(args[:0], next), sqlstore.InsertValuesKeyed(e, k.payload, k.idHash, k.content[:])...)
 				r, err := stmt.ExecContext(ctx, args...)
 				if err != nil {
 					return fmt.Errorf("event %d (id %q): %w", i, e.ID, err)
@@ -735,6 +755,10 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements store.Store.
 func (s *Store) Close() error {
+	if s.payload != nil {
+		// First: it may be storing a dictionary through the writer.
+		s.payload.Close()
+	}
 	var errs []error
 	for _, st := range []*sql.Stmt{s.insert, s.reused, s.insertLeaf} {
 		if st != nil {
@@ -743,6 +767,9 @@ func (s *Store) Close() error {
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
+	}
+	if s.dictLoad != nil {
+		errs = append(errs, s.dictLoad.Close())
 	}
 	errs = append(errs, s.w.Close())
 	return errors.Join(errs...)

@@ -238,7 +238,7 @@ func TestCheckConstraints(t *testing.T) {
 	for name, mutate := range cases {
 		t.Run(name, func(t *testing.T) {
 			err := s.write(ctx, opInsert, func(tx *sql.Tx) error {
-				v := sqlstore.InsertValues(&good)
+				v := sqlstore.InsertValues(s.payload, &good)
 				mutate(v)
 				_, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+sqlstore.InsertColumns+") VALUES (1"+
 					strings.Repeat(", ?", len(v))+")", v...)
@@ -268,7 +268,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 4 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 5 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -382,7 +382,7 @@ func TestGroupFailureFailsOnlyItsRequest(t *testing.T) {
 	bad.Status = "neither" // not normalized: the CHECK constraint refuses it
 	var reqs []*insertReq
 	for _, batch := range [][]store.Event{{ev("a", 2), ev("stored", 1)}, {ev("b", 3), bad}, {ev("c", 4), ev("c", 4)}} {
-		req, err := newInsertReq(t.Context(), batch, nil)
+		req, err := newInsertReq(t.Context(), batch, s.payload, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -577,7 +577,7 @@ func TestLegacyTimes(t *testing.T) {
 	events := storetest.LegacyEvents()
 	err := s.write(ctx, "legacy insert", func(tx *sql.Tx) error {
 		for i := range events {
-			v := append([]any{int64(i + 1)}, sqlstore.InsertValues(&events[i])...)
+			v := append([]any{int64(i + 1)}, sqlstore.InsertValues(s.payload, &events[i])...)
 			if _, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+sqlstore.InsertColumns+") VALUES (?"+
 				strings.Repeat(", ?", len(v)-1)+")", v...); err != nil {
 				return err
@@ -646,4 +646,69 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 	if err != nil || len(leaves) != 1 || leaves[0].ID != "real" {
 		t.Fatalf("the log holds %+v (%v)", leaves, err)
 	}
+}
+
+// TestPayloads: storetest.CheckPayloads on a SQLite file.
+func TestPayloads(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	opts := store.Options{TokenKey: testKey, OnError: func(err error) { t.Errorf("store: %v", err) }}
+	s, err := New(ctx, path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	storetest.CheckPayloads(t, s, storetest.PayloadRaw{
+		Dicts: func(t *testing.T) int {
+			var n int
+			if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM payload_dicts").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		},
+		Reopen: func(t *testing.T) store.Store {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if s, err = New(ctx, path, opts); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		Stored: func(t *testing.T, id string) (int, bool) {
+			var n sql.NullInt64
+			var legacyNull bool
+			if err := s.r.QueryRowContext(ctx, "SELECT length(payload), principal IS NULL AND request IS NULL AND response IS NULL"+
+				" AND previous_state IS NULL AND current_state IS NULL FROM events WHERE id = ?", id).Scan(&n, &legacyNull); err != nil {
+				t.Fatal(err)
+			}
+			if !n.Valid {
+				return -1, legacyNull
+			}
+			return int(n.Int64), legacyNull
+		},
+		StoreLegacy: func(t *testing.T, e store.Event) {
+			norm, err := store.NormalizeEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := store.ContentHash(&norm)
+			v := append(append([]any{int64(1000)}, storetest.V1Values(&norm)...), store.IDHash(norm.ID), ch[:])
+			if err := s.write(ctx, "legacy insert", func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+storetest.V1Columns+", id_hash, content_hash) VALUES (?"+
+					strings.Repeat(", ?", len(v)-1)+")", v...)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Corrupt: func(t *testing.T, id string) {
+			if err := s.write(ctx, "corrupt", func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, "UPDATE events SET payload = X'0100deadbeef' WHERE id = ?", id)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
 }

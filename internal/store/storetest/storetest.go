@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/payload"
 )
 
 // Run runs the conformance suite. newStore returns a new, empty store with
@@ -1710,6 +1711,15 @@ func CheckMigratedKeys(t *testing.T, s store.Store, before []store.Event) {
 		if len(got) != len(want) {
 			t.Fatalf("%s: %d events after the migration, want %d", ns, len(got), len(want))
 		}
+		// Rows stored before the payload column are read from the
+		// columns that held their JSON values.
+		for _, g := range got {
+			for _, w := range want {
+				if w.ID == g.ID {
+					checkSameValues(t, g, w)
+				}
+			}
+		}
 	}
 	// Events before the Unix epoch (m5) were stored by earlier versions;
 	// Insert refuses them now, so they cannot be re-sent.
@@ -1727,6 +1737,134 @@ func CheckMigratedKeys(t *testing.T, s store.Store, before []store.Event) {
 	reuse.User = "mallory"
 	if res := mustInsert(t, s, reuse); counts(res) != (count{Inserted: 1, Reused: 1}) {
 		t.Fatalf("an event reusing a migrated id = %+v, want stored and counted", counts(res))
+	}
+}
+
+// checkSameValues fails t unless got has want's JSON values, message and
+// error, byte for byte.
+func checkSameValues(t *testing.T, got, want store.Event) {
+	t.Helper()
+	same := func(a, b []byte) bool { return string(a) == string(b) }
+	if !same(got.Principal, want.Principal) || !same(got.Request, want.Request) || !same(got.Response, want.Response) ||
+		!same(got.PreviousState, want.PreviousState) || !same(got.CurrentState, want.CurrentState) ||
+		got.Message != want.Message || (got.Error == nil) != (want.Error == nil) || (got.Error != nil && *got.Error != *want.Error) {
+		gj, _ := json.Marshal(got)
+		wj, _ := json.Marshal(want)
+		t.Fatalf("event %s read back as\n%.600s\nwant\n%.600s", want.ID, gj, wj)
+	}
+}
+
+// PayloadRaw is what a payload test needs of a store beside store.Store:
+// plain SQL, as the stores' own tests have it.
+type PayloadRaw struct {
+	// Stored returns the length of an event's payload column (-1: NULL)
+	// and whether the columns that held JSON values before it are NULL.
+	Stored func(t *testing.T, id string) (payloadLen int, legacyNull bool)
+	// StoreLegacy stores e as versions before the payload column did.
+	StoreLegacy func(t *testing.T, e store.Event)
+	// Corrupt overwrites an event's payload with bytes that do not decode.
+	Corrupt func(t *testing.T, id string)
+	// Dicts counts the store's payload dictionaries.
+	Dicts func(t *testing.T) int
+	// Reopen closes the store and opens it again (a restart).
+	Reopen func(t *testing.T) store.Store
+}
+
+// CheckPayloads: events' JSON values are stored compressed in the payload
+// column and read back byte for byte, beside rows stored before it; a row
+// whose payload does not decode fails a read with an error naming it, or
+// is returned without its JSON values to a reader that asks for that
+// (verify, which then finds it edited).
+func CheckPayloads(t *testing.T, s store.Store, raw PayloadRaw) {
+	obj := json.RawMessage(`{"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"web","namespace":"team-p","labels":{"app":"web","tier":"frontend"}},` +
+		`"spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"web","image":"registry.example.com/team/web:1.20.0"},{"name":"sidecar","image":"registry.example.com/team/sidecar:1.20.0"}]}}}}`)
+	prin := json.RawMessage(`{"user":{"username":"alice","groups":["system:authenticated"]}}`)
+	big := ev("team-p", "p1", t0, func(e *store.Event) {
+		e.Principal, e.Request, e.Response, e.CurrentState = prin, obj, obj, obj
+		e.PreviousState = json.RawMessage(`{"kind":"Deployment","spec":{"replicas":2}}`)
+	})
+	small := ev("team-p", "p2", t0.Add(time.Second), func(e *store.Event) { e.Request = json.RawMessage(`{}`) })
+	none := ev("team-p", "p3", t0.Add(2*time.Second))
+	legacy := ev("team-p", "p0", t0.Add(-time.Second), func(e *store.Event) {
+		e.Principal, e.Request, e.Response, e.CurrentState = prin, obj, obj, obj
+	})
+	mustInsert(t, s, big, small, none)
+	raw.StoreLegacy(t, legacy)
+
+	n, legacyNull := raw.Stored(t, "p1")
+	values := len(prin) + 3*len(obj) + len(big.PreviousState)
+	if !legacyNull || n <= 0 || n > values/3 {
+		t.Fatalf("p1 stored a payload of %d bytes for %d bytes of JSON values (legacy columns NULL: %v); want under a third, in the payload column", n, values, legacyNull)
+	}
+	if n, legacyNull := raw.Stored(t, "p3"); n != -1 || !legacyNull {
+		t.Fatalf("p3 (no JSON values) stored a payload of %d bytes; want NULL", n)
+	}
+	got := walk(t, s, all("team-p"))
+	checkIDs(t, "events", got, []string{"p0", "p1", "p2", "p3"})
+	for i, want := range []store.Event{legacy, big, small, none} {
+		checkSameValues(t, got[i], want)
+	}
+
+	raw.Corrupt(t, "p2")
+	_, err := s.Events(t.Context(), all("team-p"))
+	if !errors.Is(err, payload.ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("event %d of team-p", got[2].Seq)) {
+		t.Fatalf("reading a row whose payload does not decode: %v; want an error naming event %d, wrapping payload.ErrCorrupt", err, got[2].Seq)
+	}
+	q := all("team-p")
+	q.KeepUnreadable = true
+	kept := walk(t, s, q)
+	checkIDs(t, "events kept unreadable", kept, []string{"p0", "p1", "p2", "p3"})
+	checkSameValues(t, kept[1], big)
+	if kept[2].Request != nil || kept[2].Message != small.Message {
+		t.Fatalf("the unreadable row = %+v; want it without JSON values, its other fields read", kept[2])
+	}
+	checkDictionary(t, s, raw)
+}
+
+// checkDictionary: after a few thousand events a store makes a payload
+// dictionary and stores it; later payloads are made with it, far smaller,
+// and after a restart every event reads back as it was stored.
+func checkDictionary(t *testing.T, s store.Store, raw PayloadRaw) {
+	values := func(i int) store.Event {
+		obj := json.RawMessage(fmt.Sprintf(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm-%d","namespace":"team-d","uid":"%08x-77aa-4c1d-9e8f-000000000014",`+
+			`"resourceVersion":"%d","labels":{"app":"web","tier":"frontend","release":"r%d"},"annotations":{"kubernetes.io/change-cause":"kubectl apply --filename=web.yaml"}},`+
+			`"data":{"config.yaml":"replicas: %d\nimage: registry.example.com/team/web:1.%d.0\n"}}`, i%300, i, 5000+i, i%9, i%5, i%40))
+		return ev("team-d", fmt.Sprintf("d%05d", i), t0.Add(time.Duration(i)*time.Millisecond), func(e *store.Event) {
+			e.Principal = json.RawMessage(fmt.Sprintf(`{"user":{"username":"user-%d@example.com","groups":["system:authenticated","team-%d"]}}`, i%30, i%4))
+			e.Request, e.Response, e.CurrentState = obj, obj, obj
+		})
+	}
+	var stored []store.Event
+	deadline := time.Now().Add(30 * time.Second)
+	for raw.Dicts(t) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no payload dictionary after %d events", len(stored))
+		}
+		var batch []store.Event
+		for range 250 {
+			batch = append(batch, values(len(stored)+len(batch)))
+		}
+		mustInsert(t, s, batch...)
+		stored = append(stored, batch...)
+	}
+	var batch []store.Event
+	for range 10 {
+		batch = append(batch, values(len(stored)+len(batch)))
+	}
+	mustInsert(t, s, batch...)
+	stored = append(stored, batch...)
+	last := stored[len(stored)-1]
+	n, _ := raw.Stored(t, last.ID)
+	if size := len(last.Principal) + len(last.Request); n <= 0 || n*5 > size {
+		t.Fatalf("with a dictionary, a payload of %d bytes for %d bytes of distinct JSON values; want under a fifth", n, size)
+	}
+	s = raw.Reopen(t)
+	got := walk(t, s, all("team-d"))
+	if len(got) != len(stored) {
+		t.Fatalf("%d events after a restart, want %d", len(got), len(stored))
+	}
+	for i := range got {
+		checkSameValues(t, got[i], stored[i])
 	}
 }
 

@@ -24,6 +24,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -34,6 +35,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/payload"
 )
 
 // Dialect selects placeholder syntax and per-engine hints.
@@ -109,65 +111,92 @@ func (d Dialect) from(index string) string {
 var EventColumns = SQLite.eventColumns(store.AllFields)
 
 // InsertColumns are the columns an insert sets besides seq, in the order of
-// InsertValues: the event's fields, then its keys (store.IDHash,
-// store.ContentHash).
+// InsertValues: the event's fields (its JSON values in one payload column,
+// internal/store/payload), then its keys (store.IDHash, store.ContentHash).
+// The columns principal .. current_state, which held the JSON values one by
+// one before the payload column, are left NULL: rows stored before it are
+// read from them.
 const InsertColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
 	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
-	"message, error, principal, request, response, previous_state, current_state, id_hash, content_hash"
+	"message, error, payload, id_hash, content_hash"
 
 // ContentKeyColumns is the unique key that makes re-sends no-ops.
 const ContentKeyColumns = "namespace, ts, content_hash"
 
-// InsertValues returns e's values in InsertColumns order. e must be
-// normalized (store.NormalizeEvent).
-func InsertValues(e *store.Event) []any {
+// InsertValues returns e's values in InsertColumns order, its JSON values
+// encoded by c. e must be normalized (store.NormalizeEvent).
+func InsertValues(c *payload.Codec, e *store.Event) []any {
 	ch := store.ContentHash(e)
-	return InsertValuesKeyed(e, store.IDHash(e.ID), ch[:])
+	return InsertValuesKeyed(e, c.Encode(PayloadOf(e)), store.IDHash(e.ID), ch[:])
 }
 
-// InsertValuesKeyed is InsertValues with the keys computed already (off
-// a single writer's critical path).
-func InsertValuesKeyed(e *store.Event, idHash int64, contentHash []byte) []any {
-	var errv any
+// PayloadOf returns e's JSON values, for payload.Codec.Encode.
+func PayloadOf(e *store.Event) payload.Values {
+	return payload.Values{Principal: e.Principal, Request: e.Request, Response: e.Response,
+		PreviousState: e.PreviousState, CurrentState: e.CurrentState}
+}
+
+// InsertValuesKeyed is InsertValues with the payload and the keys computed
+// already (off a single writer's critical path).
+func InsertValuesKeyed(e *store.Event, encoded []byte, idHash int64, contentHash []byte) []any {
+	var errv, p any
 	if e.Error != nil {
 		errv = *e.Error
+	}
+	if encoded != nil {
+		p = encoded
 	}
 	return []any{
 		e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method,
 		int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber,
-		e.IssuerDN, e.Details, e.Archived, e.Message, errv,
-		jsonValue(e.Principal), jsonValue(e.Request), jsonValue(e.Response),
-		jsonValue(e.PreviousState), jsonValue(e.CurrentState),
+		e.IssuerDN, e.Details, e.Archived, e.Message, errv, p,
 		idHash, contentHash,
 	}
 }
 
-func jsonValue(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return []byte(b)
-}
+// payloadFields are the fields the payload column holds.
+const payloadFields = store.FieldPrincipal | store.FieldRequest | store.FieldStates
 
 // ScanEvent reads one row of EventColumns (or of eventColumns' select
-// list) of tenant ns: the namespace is the query's, never read.
-func ScanEvent(r Rows, ns string) (store.Event, error) {
+// list for fields f) of tenant ns: the namespace is the query's, never
+// read. A row with a payload takes its JSON values from it (decoded by c),
+// one without from the columns that held them before.
+func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store.Fields) (store.Event, error) {
 	var (
-		e                 store.Event
-		ts                int64
-		code              int64
-		errv              *string
-		p, rq, rs, ps, cs []byte
+		e                     store.Event
+		ts                    int64
+		code                  int64
+		errv                  *string
+		p, rq, rs, ps, cs, pl []byte
 	)
 	e.Namespace = ns
 	if err := r.Scan(&ts, &e.Seq, &e.ID, &e.User, &e.API, &e.Status, &e.Category,
 		&e.Method, &code, &e.EntityKind, &e.EntityID, &e.DeviceID, &e.CertificateSerialNumber,
-		&e.IssuerDN, &e.Details, &e.Archived, &e.Message, &errv, &p, &rq, &rs, &ps, &cs); err != nil {
+		&e.IssuerDN, &e.Details, &e.Archived, &e.Message, &errv, &p, &rq, &rs, &ps, &cs, &pl); err != nil {
 		return store.Event{}, err
 	}
 	e.Time = time.Unix(0, ts).UTC()
 	e.StatusCode = int(code)
 	e.Error = errv
+	if pl != nil {
+		v, err := c.Decode(ctx, pl)
+		if err != nil {
+			return e, fmt.Errorf("event %d of %s at %s: %w", e.Seq, ns, e.Time.Format(time.RFC3339Nano), err)
+		}
+		if f == 0 {
+			f = store.AllFields
+		}
+		p, rq, rs, ps, cs = nil, nil, nil, nil, nil
+		if f&store.FieldPrincipal != 0 {
+			p = v.Principal
+		}
+		if f&store.FieldRequest != 0 {
+			rq, rs = v.Request, v.Response
+		}
+		if f&store.FieldStates != 0 {
+			ps, cs = v.PreviousState, v.CurrentState
+		}
+	}
 	e.Principal, e.Request, e.Response, e.PreviousState, e.CurrentState = p, rq, rs, ps, cs
 	return e, nil
 }
@@ -219,6 +248,7 @@ var optionalColumns = []struct {
 	{"error", store.FieldError, zeroNull}, {"principal", store.FieldPrincipal, zeroNull},
 	{"request", store.FieldRequest, zeroNull}, {"response", store.FieldRequest, zeroNull},
 	{"previous_state", store.FieldStates, zeroNull}, {"current_state", store.FieldStates, zeroNull},
+	{"payload", payloadFields, zeroNull},
 }
 
 // eventColumns is the select list of ScanEvent, the columns of the fields f
@@ -316,8 +346,10 @@ func checkText(fields ...string) error {
 
 // Reader answers the views inside a read transaction.
 type Reader struct {
-	Dialect    Dialect
-	Codec      *store.TokenCodec
+	Dialect Dialect
+	Codec   *store.TokenCodec
+	// Payload decodes the payload column (internal/store/payload).
+	Payload    *payload.Codec
 	SessionGap time.Duration
 	// MaxPageBytes caps a page's row data (store.Options.MaxPageBytes);
 	// 0 means store.DefaultMaxPageBytes.
@@ -362,11 +394,16 @@ type eventPage struct {
 	// full is set once the page is complete: it holds size rows, or the
 	// byte cap ended it, and next says whether a row follows.
 	full bool
+	// codec decodes payloads; fields are those the query reads.
+	codec  *payload.Codec
+	fields store.Fields
+	// keepUnreadable: see store.EventQuery.KeepUnreadable.
+	keepUnreadable bool
 }
 
-func (r *Reader) newEventPage(size int) *eventPage {
+func (r *Reader) newEventPage(size int, f store.Fields) *eventPage {
 	return &eventPage{size: size, maxBytes: r.maxPageBytes(), first: r.firstChunk(size),
-		events: make([]store.Event, 0, min(size+1, 1024))}
+		events: make([]store.Event, 0, min(size+1, 1024)), codec: r.Payload, fields: f}
 }
 
 // read runs one chunk's query and adds its rows; it returns how many rows
@@ -380,8 +417,8 @@ func (p *eventPage) read(ctx context.Context, db Queryer, ns, sql string, args [
 	n := 0
 	for rows.Next() {
 		n++
-		e, err := ScanEvent(rows, ns)
-		if err != nil {
+		e, err := ScanEvent(ctx, rows, ns, p.codec, p.fields)
+		if err != nil && !(p.keepUnreadable && errors.Is(err, payload.ErrCorrupt)) {
 			return n, err
 		}
 		b := store.EventBytes(&e)
@@ -494,7 +531,8 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 	var page store.EventPage
 	var more *store.Cursor
 	if from < to {
-		pp := r.newEventPage(q.Page.Size)
+		pp := r.newEventPage(q.Page.Size, q.Fields)
+		pp.keepUnreadable = q.KeepUnreadable
 		cols := r.Dialect.eventColumns(q.Fields)
 		// Each chunk continues after the last row read, in the same read
 		// transaction: the page is the rows one query would give.
@@ -597,7 +635,7 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 	if from >= to {
 		return page, nil
 	}
-	pp := r.newEventPage(q.Limit)
+	pp := r.newEventPage(q.Limit, q.Fields)
 	cols := r.Dialect.eventColumns(q.Fields)
 	// The first chunk skips Offset rows; the next ones continue before the
 	// last row read, in the same read transaction.

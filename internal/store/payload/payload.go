@@ -1,0 +1,466 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package payload is how the stores keep an event's JSON values (principal,
+// request, response, previous and current state): one column, compressed
+// with S2 (github.com/klauspost/compress/s2, already a dependency) against
+// a dictionary of earlier payloads that the store keeps. The values are
+// 80-90% of an event's bytes and repeat each other (a write's response is
+// usually its current state) and every other event's keys; each payload
+// alone is too small to compress well, but against a dictionary of its
+// kind it takes a tenth of its size, and a store writes and reads that many
+// fewer pages. S2 rather than zstd: on audit payloads of 1-2 KB it
+// decoded 4-7x faster for smaller output (bench/README.md), and reports
+// decode every row they read. Decoding gives back every byte as it was
+// given: no output changes.
+package payload
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/s2"
+)
+
+// Values are an event's JSON values; nil (or empty) is absent, which the
+// stores kept as NULL before this encoding and keep as absent in it.
+type Values struct {
+	Principal, Request, Response, PreviousState, CurrentState []byte
+}
+
+// Empty says whether v holds no value: such an event stores no payload.
+func (v *Values) Empty() bool {
+	return len(v.Principal) == 0 && len(v.Request) == 0 && len(v.Response) == 0 &&
+		len(v.PreviousState) == 0 && len(v.CurrentState) == 0
+}
+
+// The encoding: a format byte, a flags byte, then the body, in which each
+// value is a uvarint length (0: absent) and its bytes, in Values' order;
+// CurrentState is left out when it equals Response (flagSameState).
+const (
+	// formatRaw: the body as it is, for values too small to shrink.
+	formatRaw byte = 1
+	// formatS2: the body as one S2 block.
+	formatS2 byte = 2
+	// formatS2Dict: a uvarint dictionary id, then the body as one S2
+	// block made with that dictionary.
+	formatS2Dict byte = 3
+
+	flagSameState byte = 1
+)
+
+// minCompress is the body size below which compressing does not pay.
+const minCompress = 48
+
+// MaxDecoded bounds what one payload may decode to, so that a corrupt or
+// forged row cannot make a reader allocate without limit. Events come in
+// request bodies of at most 256 MiB (--max-ingest-bytes' default) and
+// their objects are truncated to --max-event-object-bytes.
+const MaxDecoded = 512 << 20
+
+// Dictionaries. A store starts without one; once it has encoded
+// firstSampleAfter payloads, it samples every sampleEvery-th body (its
+// first maxSample bytes) until it has s2.MaxDictSize bytes, makes a
+// dictionary of them and, if it shrinks the held-out last samples by at
+// least minGain, stores it durably and then encodes with it. It samples
+// again retrainAfter payloads later, so that a dictionary follows what
+// the cluster's events look like now. Dictionaries are never deleted:
+// every row names the one it was made with.
+const (
+	firstSampleAfter = 2048
+	retrainAfter     = 1 << 20
+	sampleEvery      = 8
+	maxSample        = 4 << 10
+	heldOut          = 8 << 10
+	minGain          = 0.9
+)
+
+// Dicts keeps a store's dictionaries.
+type Dicts interface {
+	// NewestDict returns the dictionary stored last (ok false: none).
+	NewestDict(ctx context.Context) (id uint32, dict []byte, ok bool, err error)
+	// LoadDict returns dictionary id (ok false: none such). Readers call
+	// it in the middle of reading rows: it must not wait for a connection
+	// they may hold.
+	LoadDict(ctx context.Context, id uint32) (dict []byte, ok bool, err error)
+	// SaveDict stores dict under id, durably; ErrDictExists when id is taken.
+	SaveDict(ctx context.Context, id uint32, dict []byte) error
+}
+
+// ErrDictExists is SaveDict's answer for an id that is taken.
+var ErrDictExists = errors.New("payload: dictionary id exists")
+
+// ErrCorrupt is wrapped by Decode's errors: the payload is not one Encode
+// made (a damaged or edited row), or names a dictionary the store lacks.
+var ErrCorrupt = errors.New("payload: not a valid payload")
+
+// Codec encodes and decodes payloads; safe for concurrent use.
+type Codec struct {
+	dicts Dicts
+	// onError hears what went wrong making a dictionary (encoding goes on
+	// without it).
+	onError func(error)
+
+	// current is the dictionary Encode uses (nil: none yet).
+	current atomic.Pointer[dict]
+	// known are the dictionaries Decode has met, by id.
+	known sync.Map // uint32 -> *dict
+	// missing remembers ids no store had, so that rows naming one do not
+	// each ask again.
+	missingMu sync.Mutex
+	missing   map[uint32]time.Time
+
+	encodes    atomic.Int64
+	sampleFrom atomic.Int64
+	sampleMu   sync.Mutex
+	samples    []byte
+	training   bool
+	train      chan []byte
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+type dict struct {
+	id uint32
+	d  *s2.Dict
+}
+
+// NewCodec returns a Codec that keeps dictionaries in dicts (nil: none,
+// every payload is compressed alone) and starts with the newest one.
+// onError, when set, hears failures to make one. Close stops it.
+func NewCodec(ctx context.Context, dicts Dicts, onError func(error)) (*Codec, error) {
+	c := &Codec{dicts: dicts, onError: onError, missing: map[uint32]time.Time{}, train: make(chan []byte, 1), done: make(chan struct{})}
+	c.sampleFrom.Store(firstSampleAfter)
+	if dicts == nil {
+		c.sampleFrom.Store(-1)
+		close(c.done)
+		c.stop = func() {}
+		return c, nil
+	}
+	id, b, ok, err := dicts.NewestDict(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("payload: loading the newest dictionary: %w", err)
+	}
+	if ok {
+		d := s2.NewDict(b)
+		if d == nil {
+			return nil, fmt.Errorf("payload: dictionary %d is not an S2 dictionary", id)
+		}
+		c.adopt(&dict{id: id, d: d})
+	}
+	bg, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	go c.trainer(bg)
+	return c, nil
+}
+
+// Close stops c's dictionary maker and waits for it.
+func (c *Codec) Close() {
+	c.stop()
+	<-c.done
+}
+
+func (c *Codec) adopt(d *dict) {
+	c.known.Store(d.id, d)
+	c.current.Store(d)
+	c.sampleFrom.Store(c.encodes.Load() + retrainAfter)
+}
+
+// Encode returns v's payload, nil when v is empty (stored as NULL).
+func (c *Codec) Encode(v Values) []byte {
+	if v.Empty() {
+		return nil
+	}
+	var flags byte
+	same := len(v.CurrentState) > 0 && bytes.Equal(v.CurrentState, v.Response)
+	if same {
+		flags |= flagSameState
+	}
+	n := len(v.Principal) + len(v.Request) + len(v.Response) + len(v.PreviousState) + 5*binary.MaxVarintLen32
+	if !same {
+		n += len(v.CurrentState)
+	}
+	body := make([]byte, 0, n)
+	for i, b := range [][]byte{v.Principal, v.Request, v.Response, v.PreviousState, v.CurrentState} {
+		if i == 4 && same {
+			break
+		}
+		body = binary.AppendUvarint(body, uint64(len(b)))
+		body = append(body, b...)
+	}
+	if len(body) < minCompress {
+		return append([]byte{formatRaw, flags}, body...)
+	}
+	c.observe(body)
+	var out []byte
+	if d := c.current.Load(); d != nil {
+		out = binary.AppendUvarint([]byte{formatS2Dict, flags}, uint64(d.id))
+		out = append(out, d.d.Encode(nil, body)...)
+	} else {
+		out = append([]byte{formatS2, flags}, s2.Encode(nil, body)...)
+	}
+	if len(out) >= 2+len(body) {
+		return append([]byte{formatRaw, flags}, body...)
+	}
+	return out
+}
+
+// observe counts an encoded body and samples it when a dictionary is due.
+func (c *Codec) observe(body []byte) {
+	n := c.encodes.Add(1)
+	if from := c.sampleFrom.Load(); from < 0 || n < from || n%sampleEvery != 0 {
+		return
+	}
+	c.sampleMu.Lock()
+	defer c.sampleMu.Unlock()
+	if c.training {
+		return
+	}
+	c.samples = append(c.samples, body[:min(len(body), maxSample, s2.MaxDictSize+heldOut-len(c.samples))]...)
+	if len(c.samples) < s2.MaxDictSize+heldOut {
+		return
+	}
+	c.training = true
+	c.train <- c.samples
+	c.samples = nil
+}
+
+// trainer makes, stores and adopts a dictionary of each full sample.
+func (c *Codec) trainer(ctx context.Context) {
+	defer close(c.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case samples := <-c.train:
+			d, err := c.makeDict(ctx, samples)
+			switch {
+			case err != nil:
+				if c.onError != nil && ctx.Err() == nil {
+					c.onError(err)
+				}
+				c.sampleFrom.Store(c.encodes.Load() + retrainAfter)
+			case d != nil:
+				c.adopt(d)
+			default: // no gain: try again later
+				c.sampleFrom.Store(c.encodes.Load() + retrainAfter)
+			}
+			c.sampleMu.Lock()
+			c.training = false
+			c.sampleMu.Unlock()
+		}
+	}
+}
+
+// makeDict makes a dictionary of samples' first s2.MaxDictSize bytes and
+// stores it, if it shrinks the rest (held out) by minGain; nil if not.
+func (c *Codec) makeDict(ctx context.Context, samples []byte) (*dict, error) {
+	raw, test := samples[:s2.MaxDictSize], samples[s2.MaxDictSize:]
+	d := s2.MakeDict(raw, nil)
+	if d == nil {
+		return nil, nil
+	}
+	if float64(len(d.Encode(nil, test))) > minGain*float64(len(s2.Encode(nil, test))) {
+		return nil, nil
+	}
+	for range 8 {
+		var b [4]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		id := binary.BigEndian.Uint32(b[:])>>1 | 1 // 1 .. 2^31-1: a positive int32 in every store
+		err := c.dicts.SaveDict(ctx, id, d.Bytes())
+		if errors.Is(err, ErrDictExists) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("payload: storing a dictionary: %w", err)
+		}
+		return &dict{id: id, d: d}, nil
+	}
+	return nil, fmt.Errorf("payload: storing a dictionary: %w eight times", ErrDictExists)
+}
+
+// missingFor is how long an id no store had is not asked for again.
+const missingFor = 10 * time.Second
+
+// lookup returns dictionary id, loading it from the store once.
+func (c *Codec) lookup(ctx context.Context, id uint32) (*s2.Dict, error) {
+	if d, ok := c.known.Load(id); ok {
+		return d.(*dict).d, nil
+	}
+	if c.dicts == nil {
+		return nil, fmt.Errorf("%w: dictionary %d, and the store keeps none", ErrCorrupt, id)
+	}
+	c.missingMu.Lock()
+	defer c.missingMu.Unlock()
+	if d, ok := c.known.Load(id); ok {
+		return d.(*dict).d, nil
+	}
+	if t, ok := c.missing[id]; ok && time.Since(t) < missingFor {
+		return nil, fmt.Errorf("%w: no dictionary %d", ErrCorrupt, id)
+	}
+	b, ok, err := c.dicts.LoadDict(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("payload: loading dictionary %d: %w", id, err)
+	}
+	var d *s2.Dict
+	if ok {
+		d = s2.NewDict(b)
+	}
+	if d == nil {
+		c.missing[id] = time.Now()
+		return nil, fmt.Errorf("%w: no dictionary %d", ErrCorrupt, id)
+	}
+	c.known.Store(id, &dict{id: id, d: d})
+	return d, nil
+}
+
+// Decode returns the values p holds; they share one buffer. An empty p
+// (NULL) holds none. It loads a dictionary it has not met from the store.
+func (c *Codec) Decode(ctx context.Context, p []byte) (Values, error) {
+	if len(p) == 0 {
+		return Values{}, nil
+	}
+	if len(p) < 2 {
+		return Values{}, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(p))
+	}
+	format, flags, body := p[0], p[1], p[2:]
+	if flags&^flagSameState != 0 {
+		return Values{}, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
+	}
+	switch format {
+	case formatRaw:
+	case formatS2, formatS2Dict:
+		var d *s2.Dict
+		if format == formatS2Dict {
+			id, k := binary.Uvarint(body)
+			if k <= 0 || id > 1<<32-1 {
+				return Values{}, fmt.Errorf("%w: bad dictionary id", ErrCorrupt)
+			}
+			var err error
+			if d, err = c.lookup(ctx, uint32(id)); err != nil {
+				return Values{}, err
+			}
+			body = body[k:]
+		}
+		if n, err := s2.DecodedLen(body); err != nil {
+			return Values{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		} else if n > MaxDecoded {
+			return Values{}, fmt.Errorf("%w: it decodes to %d bytes, more than %d", ErrCorrupt, n, MaxDecoded)
+		}
+		var err error
+		if d != nil {
+			body, err = d.Decode(nil, body)
+		} else {
+			body, err = s2.Decode(nil, body)
+		}
+		if err != nil {
+			return Values{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+	default:
+		return Values{}, fmt.Errorf("%w: unknown format %d", ErrCorrupt, format)
+	}
+	var vals [5][]byte
+	count := 5
+	if flags&flagSameState != 0 {
+		count = 4
+	}
+	for i := range count {
+		n, k := binary.Uvarint(body)
+		if k <= 0 || n > uint64(len(body)-k) {
+			return Values{}, fmt.Errorf("%w: value %d overruns the payload", ErrCorrupt, i)
+		}
+		if n > 0 {
+			vals[i] = body[k : k+int(n) : k+int(n)]
+		}
+		body = body[k+int(n):]
+	}
+	if len(body) != 0 {
+		return Values{}, fmt.Errorf("%w: %d bytes after the last value", ErrCorrupt, len(body))
+	}
+	if flags&flagSameState != 0 {
+		if vals[2] == nil {
+			return Values{}, fmt.Errorf("%w: current state refers to an absent response", ErrCorrupt)
+		}
+		vals[4] = vals[2]
+	}
+	return Values{Principal: vals[0], Request: vals[1], Response: vals[2], PreviousState: vals[3], CurrentState: vals[4]}, nil
+}
+
+// MemDicts keeps dictionaries in memory, as a store's table would: for
+// tests, and for the benchmark's insert floor, whose rows no one reads
+// back. fail, when set, fails SaveDict.
+type MemDicts struct {
+	mu    sync.Mutex
+	dicts map[uint32][]byte
+	order []uint32
+	loads int
+	fail  error
+}
+
+// NewestDict implements Dicts.
+func (m *MemDicts) NewestDict(context.Context) (uint32, []byte, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.order) == 0 {
+		return 0, nil, false, nil
+	}
+	id := m.order[len(m.order)-1]
+	return id, m.dicts[id], true, nil
+}
+
+// LoadDict implements Dicts.
+func (m *MemDicts) LoadDict(_ context.Context, id uint32) ([]byte, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.loads++
+	b, ok := m.dicts[id]
+	return b, ok, nil
+}
+
+// SaveDict implements Dicts.
+func (m *MemDicts) SaveDict(_ context.Context, id uint32, b []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	if _, ok := m.dicts[id]; ok {
+		return ErrDictExists
+	}
+	if m.dicts == nil {
+		m.dicts = map[uint32][]byte{}
+	}
+	m.dicts[id] = bytes.Clone(b)
+	m.order = append(m.order, id)
+	return nil
+}
+
+// count is how many dictionaries m holds.
+func (m *MemDicts) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.order)
+}

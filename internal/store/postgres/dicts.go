@@ -1,0 +1,79 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditops/auditops/internal/store/payload"
+)
+
+// dicts keeps the payload dictionaries (payload.Dicts) in table
+// payload_dicts. A load opens a connection of its own: a reader meets an
+// unknown dictionary (one another replica made) in the middle of its rows,
+// holding a connection of the pool, which every reader might be holding.
+// It happens once per dictionary and process.
+type dicts struct{ s *Store }
+
+var _ payload.Dicts = dicts{}
+
+func (d dicts) NewestDict(ctx context.Context) (uint32, []byte, bool, error) {
+	var id int64
+	var b []byte
+	err := d.s.pool.QueryRow(ctx, "SELECT id, dict FROM payload_dicts ORDER BY created DESC, id DESC LIMIT 1").Scan(&id, &b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil, false, nil
+	}
+	if err != nil {
+		return 0, nil, false, d.s.wrap("newest payload dictionary", err)
+	}
+	return uint32(id), b, true, nil
+}
+
+func (d dicts) LoadDict(ctx context.Context, id uint32) ([]byte, bool, error) {
+	c, err := pgx.ConnectConfig(ctx, d.s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, false, d.s.wrap(fmt.Sprintf("payload dictionary %d", id), err)
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	var b []byte
+	err = c.QueryRow(ctx, "SELECT dict FROM payload_dicts WHERE id = $1", int64(id)).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, d.s.wrap(fmt.Sprintf("payload dictionary %d", id), err)
+	}
+	return b, true, nil
+}
+
+func (d dicts) SaveDict(ctx context.Context, id uint32, b []byte) error {
+	tag, err := d.s.pool.Exec(ctx, "INSERT INTO payload_dicts (id, created, dict) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+		int64(id), time.Now().UnixNano(), b)
+	if err != nil {
+		return d.s.wrap("save payload dictionary", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return payload.ErrDictExists
+	}
+	return nil
+}
