@@ -239,8 +239,9 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	// the other races (an event stored or a leaf sealed between reads)
 	// are looked up again before they are named.
 	stale := opts.Now().Add(-2 * opts.SealInterval)
-	var leafless []*store.Event  // events without a leaf at their key, to look up again
-	var orphans []seal.KeyedLeaf // sealed leaves without an event, likewise
+	var leafless []*store.Event             // events without a leaf at their key, to look up again
+	leaflessUnreadable := map[int64]error{} // of those, why JSON values did not decode
+	var orphans []seal.KeyedLeaf            // sealed leaves without an event, likewise
 	after := store.Position{Time: -1 << 63, Seq: -1 << 63}
 	var buf []seal.KeyedLeaf
 	// leavesThrough reads every leaf up to key through into buf.
@@ -300,6 +301,8 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	type pair struct {
 		e *store.Event
 		l seal.KeyedLeaf
+		// unreadable: why the event's JSON values did not decode.
+		unreadable error
 	}
 	var pairs []pair
 	pending := fetch("")
@@ -335,6 +338,9 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			if i == len(buf) || buf[i].Time != key.Time || buf[i].Seq != key.Seq {
 				ev := *e
 				leafless = append(leafless, &ev)
+				if err := page.Unreadable[e.Seq]; err != nil {
+					leaflessUnreadable[e.Seq] = err
+				}
 				continue
 			}
 			l := buf[i]
@@ -346,7 +352,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 				continue
 			}
 			sealed++
-			pairs = append(pairs, pair{e, l})
+			pairs = append(pairs, pair{e, l, page.Unreadable[e.Seq]})
 		}
 		// Digests on every core; findings in key order.
 		found := make([][]Finding, len(pairs))
@@ -357,7 +363,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			go func() {
 				defer wg.Done()
 				for j := w; j < len(pairs); j += workers {
-					checkDigest(ns, pairs[j].e, pairs[j].l, func(f Finding) { found[j] = append(found[j], f) })
+					checkDigest(ns, pairs[j].e, pairs[j].l, pairs[j].unreadable, func(f Finding) { found[j] = append(found[j], f) })
 				}
 			}()
 		}
@@ -402,7 +408,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	for _, e := range leafless {
 		if i, ok := bySeq[e.Seq]; ok {
 			moved[e.Seq] = true
-			checkDigest(ns, e, orphans[i], emit)
+			checkDigest(ns, e, orphans[i], leaflessUnreadable[e.Seq], emit)
 			sealed++
 			continue
 		}
@@ -439,8 +445,16 @@ func keyLess(l seal.KeyedLeaf, key store.Position) bool {
 	return l.Time < key.Time || (l.Time == key.Time && l.Seq < key.Seq)
 }
 
-// checkDigest names an event whose digest is not its sealed leaf's.
-func checkDigest(ns string, e *store.Event, l seal.KeyedLeaf, emit func(Finding)) {
+// checkDigest names an event whose digest is not its sealed leaf's, or
+// whose stored JSON values do not decode (unreadable): what was sealed
+// cannot be read back, even where the digest of what is left matches (an
+// event that had none).
+func checkDigest(ns string, e *store.Event, l seal.KeyedLeaf, unreadable error, emit func(Finding)) {
+	if unreadable != nil {
+		emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.Index), Seq: ptr(e.Seq), ID: e.ID,
+			Detail: "its stored JSON values do not decode: " + unreadable.Error()})
+		return
+	}
 	d, err := seal.Digest(e, l.Version)
 	if err != nil {
 		emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.Index), Seq: ptr(e.Seq), ID: e.ID, Detail: err.Error()})

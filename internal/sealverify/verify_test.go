@@ -99,8 +99,8 @@ func event(ns, id string, i int) store.Event {
 // eventColumns are the columns an intruder copies a row with (besides
 // namespace, ts, seq and id).
 const eventColumns = "user_name, api, status, category, method, status_code, entity_kind, entity_id, device_id, " +
-	"certificate_serial_number, issuer_dn, details, archived, message, error, principal, request, response, " +
-	"previous_state, current_state, payload, id_hash, content_hash"
+	"certificate_serial_number, issuer_dn, details, archived, message, error, principal_v1, request_v1, response_v1, " +
+	"previous_state_v1, current_state_v1, payload, id_hash, content_hash"
 
 // forgeEvent is an intruder's INSERT: a copy of a1, 7 ns later, as seq
 // 9000 with the id "forged".
@@ -154,6 +154,11 @@ func TestTampering(t *testing.T) {
 			// A zstd frame cut short: verify names the row and goes on.
 			exec(t, "UPDATE events SET payload = "+bytesLiteral(st, []byte{1, 0, 0x28, 0xb5, 0x2f, 0xfd})+" WHERE id = 'a5'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a5"], "a5"}} }},
+		{name: "payload that does not decode given to an event that had none", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
+			// What is left to digest (no JSON values) matches the leaf;
+			// the row is named all the same: no reader can read it.
+			exec(t, "UPDATE events SET payload = "+bytesLiteral(st, []byte{2, 0, 0xff, 0xff, 0x03, 0})+" WHERE id = 'b2'")
+		}, want: func(s map[string]int64) []found { return []found{{"team-b", Altered, s["b2"], "b2"}} }},
 		{name: "payload dropped", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			// The row is then read from the columns that held JSON values
 			// before the payload column, which are empty.
@@ -235,7 +240,9 @@ func TestTampering(t *testing.T) {
 					for i := 1; i <= 6; i++ {
 						batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))
 					}
-					batch = append(batch, event("team-b", "b1", 1), event("team-b", "b2", 2))
+					b2 := event("team-b", "b2", 2)
+					b2.Request = nil // no JSON values: no payload
+					batch = append(batch, event("team-b", "b1", 1), b2)
 					if _, err := st.Insert(t.Context(), batch); err != nil {
 						t.Fatal(err)
 					}

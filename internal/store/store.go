@@ -230,6 +230,10 @@ type EventPage struct {
 	NextTime time.Time
 	// Total is set when the query asked WithTotal.
 	Total int64
+	// Unreadable names, by seq, the events whose stored JSON values did
+	// not decode (only with EventQuery.KeepUnreadable; they are in Events
+	// without them), with why.
+	Unreadable map[int64]error
 }
 
 // UserLogsQuery selects one user's events newest first, by limit/offset

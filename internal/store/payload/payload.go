@@ -72,39 +72,54 @@ const (
 // minCompress is the body size below which compressing does not pay.
 const minCompress = 48
 
-// MaxDecoded bounds what one payload may decode to, so that a corrupt or
-// forged row cannot make a reader allocate without limit. Events come in
-// request bodies of at most 256 MiB (--max-ingest-bytes' default) and
-// their objects are truncated to --max-event-object-bytes.
-const MaxDecoded = 512 << 20
+// MaxDecoded bounds what one compressed payload may decode to, so that a
+// damaged or forged row of a few bytes cannot make a reader allocate more
+// (S2 repeats let a few hundred bytes decode to many MiB). Objects are
+// truncated to --max-event-object-bytes (256 KiB by default), so payloads
+// are far smaller; a larger one is stored uncompressed, which decodes
+// without allocating.
+const MaxDecoded = 64 << 20
 
 // Dictionaries. A store starts without one; once it has encoded
 // firstSampleAfter payloads, it samples every sampleEvery-th body (its
-// first maxSample bytes) until it has s2.MaxDictSize bytes, makes a
-// dictionary of them and, if it shrinks the held-out last samples by at
-// least minGain, stores it durably and then encodes with it. It samples
-// again retrainAfter payloads later, so that a dictionary follows what
-// the cluster's events look like now. Dictionaries are never deleted:
-// every row names the one it was made with.
+// first maxSample bytes) until it has s2.MaxDictSize + heldOut bytes,
+// makes a dictionary of the first s2.MaxDictSize and, if it shrinks the
+// held-out rest by at least minGain, stores it durably and then encodes
+// with it. It samples again once it has encoded retrainAfter payloads
+// with it and it is retrainEvery old, so that a dictionary follows what
+// the cluster's events look like now. Dictionaries are never deleted
+// (every row names the one it was made with), so they are made seldom:
+// at most one a day per replica, 64 KiB each.
 const (
 	firstSampleAfter = 2048
 	retrainAfter     = 1 << 20
-	sampleEvery      = 8
-	maxSample        = 4 << 10
-	heldOut          = 8 << 10
-	minGain          = 0.9
+	retrainEvery     = 24 * time.Hour
+	// retryAfter: a dictionary that could not be stored (the store down
+	// for a moment) is tried again this many payloads later.
+	retryAfter  = 1 << 16
+	sampleEvery = 8
+	maxSample   = 4 << 10
+	heldOut     = 8 << 10
+	minGain     = 0.9
 )
+
+// Stored is a dictionary as a store keeps it.
+type Stored struct {
+	ID      uint32
+	Created time.Time
+	Dict    []byte
+}
 
 // Dicts keeps a store's dictionaries.
 type Dicts interface {
 	// NewestDict returns the dictionary stored last (ok false: none).
-	NewestDict(ctx context.Context) (id uint32, dict []byte, ok bool, err error)
+	NewestDict(ctx context.Context) (d Stored, ok bool, err error)
 	// LoadDict returns dictionary id (ok false: none such). Readers call
 	// it in the middle of reading rows: it must not wait for a connection
 	// they may hold.
 	LoadDict(ctx context.Context, id uint32) (dict []byte, ok bool, err error)
-	// SaveDict stores dict under id, durably; ErrDictExists when id is taken.
-	SaveDict(ctx context.Context, id uint32, dict []byte) error
+	// SaveDict stores d durably; ErrDictExists when its id is taken.
+	SaveDict(ctx context.Context, d Stored) error
 }
 
 // ErrDictExists is SaveDict's answer for an id that is taken.
@@ -142,8 +157,9 @@ type Codec struct {
 }
 
 type dict struct {
-	id uint32
-	d  *s2.Dict
+	id      uint32
+	created time.Time
+	d       *s2.Dict
 }
 
 // NewCodec returns a Codec that keeps dictionaries in dicts (nil: none,
@@ -158,16 +174,16 @@ func NewCodec(ctx context.Context, dicts Dicts, onError func(error)) (*Codec, er
 		c.stop = func() {}
 		return c, nil
 	}
-	id, b, ok, err := dicts.NewestDict(ctx)
+	st, ok, err := dicts.NewestDict(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("payload: loading the newest dictionary: %w", err)
 	}
 	if ok {
-		d := s2.NewDict(b)
+		d := s2.NewDict(st.Dict)
 		if d == nil {
-			return nil, fmt.Errorf("payload: dictionary %d is not an S2 dictionary", id)
+			return nil, fmt.Errorf("payload: dictionary %d is not an S2 dictionary", st.ID)
 		}
-		c.adopt(&dict{id: id, d: d})
+		c.adopt(&dict{id: st.ID, created: st.Created, d: d})
 	}
 	bg, stop := context.WithCancel(context.Background())
 	c.stop = stop
@@ -209,7 +225,7 @@ func (c *Codec) Encode(v Values) []byte {
 		body = binary.AppendUvarint(body, uint64(len(b)))
 		body = append(body, b...)
 	}
-	if len(body) < minCompress {
+	if len(body) < minCompress || len(body) > MaxDecoded {
 		return append([]byte{formatRaw, flags}, body...)
 	}
 	c.observe(body)
@@ -230,6 +246,9 @@ func (c *Codec) Encode(v Values) []byte {
 func (c *Codec) observe(body []byte) {
 	n := c.encodes.Add(1)
 	if from := c.sampleFrom.Load(); from < 0 || n < from || n%sampleEvery != 0 {
+		return
+	}
+	if d := c.current.Load(); d != nil && time.Since(d.created) < retrainEvery {
 		return
 	}
 	c.sampleMu.Lock()
@@ -260,7 +279,7 @@ func (c *Codec) trainer(ctx context.Context) {
 				if c.onError != nil && ctx.Err() == nil {
 					c.onError(err)
 				}
-				c.sampleFrom.Store(c.encodes.Load() + retrainAfter)
+				c.sampleFrom.Store(c.encodes.Load() + retryAfter)
 			case d != nil:
 				c.adopt(d)
 			default: // no gain: try again later
@@ -289,15 +308,16 @@ func (c *Codec) makeDict(ctx context.Context, samples []byte) (*dict, error) {
 		if _, err := rand.Read(b[:]); err != nil {
 			return nil, err
 		}
-		id := binary.BigEndian.Uint32(b[:])>>1 | 1 // 1 .. 2^31-1: a positive int32 in every store
-		err := c.dicts.SaveDict(ctx, id, d.Bytes())
+		// 1 .. 2^31-1: a positive int32 in every store.
+		st := Stored{ID: binary.BigEndian.Uint32(b[:])>>1 | 1, Created: time.Now(), Dict: d.Bytes()}
+		err := c.dicts.SaveDict(ctx, st)
 		if errors.Is(err, ErrDictExists) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("payload: storing a dictionary: %w", err)
 		}
-		return &dict{id: id, d: d}, nil
+		return &dict{id: st.ID, created: st.Created, d: d}, nil
 	}
 	return nil, fmt.Errorf("payload: storing a dictionary: %w eight times", ErrDictExists)
 }
@@ -414,21 +434,20 @@ func (c *Codec) Decode(ctx context.Context, p []byte) (Values, error) {
 // back. fail, when set, fails SaveDict.
 type MemDicts struct {
 	mu    sync.Mutex
-	dicts map[uint32][]byte
+	dicts map[uint32]Stored
 	order []uint32
 	loads int
 	fail  error
 }
 
 // NewestDict implements Dicts.
-func (m *MemDicts) NewestDict(context.Context) (uint32, []byte, bool, error) {
+func (m *MemDicts) NewestDict(context.Context) (Stored, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.order) == 0 {
-		return 0, nil, false, nil
+		return Stored{}, false, nil
 	}
-	id := m.order[len(m.order)-1]
-	return id, m.dicts[id], true, nil
+	return m.dicts[m.order[len(m.order)-1]], true, nil
 }
 
 // LoadDict implements Dicts.
@@ -436,25 +455,26 @@ func (m *MemDicts) LoadDict(_ context.Context, id uint32) ([]byte, bool, error) 
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.loads++
-	b, ok := m.dicts[id]
-	return b, ok, nil
+	d, ok := m.dicts[id]
+	return d.Dict, ok, nil
 }
 
 // SaveDict implements Dicts.
-func (m *MemDicts) SaveDict(_ context.Context, id uint32, b []byte) error {
+func (m *MemDicts) SaveDict(_ context.Context, d Stored) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return m.fail
 	}
-	if _, ok := m.dicts[id]; ok {
+	if _, ok := m.dicts[d.ID]; ok {
 		return ErrDictExists
 	}
 	if m.dicts == nil {
-		m.dicts = map[uint32][]byte{}
+		m.dicts = map[uint32]Stored{}
 	}
-	m.dicts[id] = bytes.Clone(b)
-	m.order = append(m.order, id)
+	d.Dict = bytes.Clone(d.Dict)
+	m.dicts[d.ID] = d
+	m.order = append(m.order, d.ID)
 	return nil
 }
 

@@ -89,6 +89,13 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
+	// Larger than a reader may decode: stored as it is, still read back.
+	huge := Values{Request: bytes.Repeat([]byte(`{"a":1},`), MaxDecoded/8+1)}
+	if p := c.Encode(huge); p[0] != formatRaw {
+		t.Errorf("a payload over MaxDecoded has format %d, want %d (uncompressed)", p[0], formatRaw)
+	} else if got, err := c.Decode(t.Context(), p); err != nil || !equal(got, huge) {
+		t.Errorf("a payload over MaxDecoded did not read back: %v", err)
+	}
 	if p := c.Encode(Values{}); p != nil {
 		t.Errorf("Encode(no values) = %x, want nil (NULL)", p)
 	}

@@ -100,6 +100,9 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 		return nil, err
 	}
 	if upTo > 0 {
+		// An older schema (a migration's test): no dictionaries.
+		s.payload, _ = payload.NewCodec(ctx, nil, nil)
+		s.reader.Payload = s.payload
 		return s, nil
 	}
 	if s.payload, err = payload.NewCodec(ctx, dicts{s}, opts.OnError); err != nil {

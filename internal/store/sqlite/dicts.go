@@ -38,17 +38,17 @@ type dicts struct {
 
 var _ payload.Dicts = (*dicts)(nil)
 
-func (d *dicts) NewestDict(ctx context.Context) (uint32, []byte, bool, error) {
-	var id int64
+func (d *dicts) NewestDict(ctx context.Context) (payload.Stored, bool, error) {
+	var id, created int64
 	var b []byte
-	err := d.s.r.QueryRowContext(ctx, "SELECT id, dict FROM payload_dicts ORDER BY created DESC, id DESC LIMIT 1").Scan(&id, &b)
+	err := d.s.r.QueryRowContext(ctx, "SELECT id, created, dict FROM payload_dicts ORDER BY created DESC, id DESC LIMIT 1").Scan(&id, &created, &b)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, false, nil
+		return payload.Stored{}, false, nil
 	}
 	if err != nil {
-		return 0, nil, false, d.s.wrap("newest payload dictionary", err)
+		return payload.Stored{}, false, d.s.wrap("newest payload dictionary", err)
 	}
-	return uint32(id), b, true, nil
+	return payload.Stored{ID: uint32(id), Created: time.Unix(0, created), Dict: b}, true, nil
 }
 
 func (d *dicts) LoadDict(ctx context.Context, id uint32) ([]byte, bool, error) {
@@ -63,10 +63,10 @@ func (d *dicts) LoadDict(ctx context.Context, id uint32) ([]byte, bool, error) {
 	return b, true, nil
 }
 
-func (d *dicts) SaveDict(ctx context.Context, id uint32, b []byte) error {
+func (d *dicts) SaveDict(ctx context.Context, st payload.Stored) error {
 	return d.s.write(ctx, "save payload dictionary", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "INSERT INTO payload_dicts (id, created, dict) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
-			int64(id), time.Now().UnixNano(), b)
+			int64(st.ID), st.Created.UnixNano(), st.Dict)
 		if err != nil {
 			return err
 		}

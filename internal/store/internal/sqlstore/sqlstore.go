@@ -23,6 +23,7 @@ limitations under the License.
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -113,9 +114,9 @@ var EventColumns = SQLite.eventColumns(store.AllFields)
 // InsertColumns are the columns an insert sets besides seq, in the order of
 // InsertValues: the event's fields (its JSON values in one payload column,
 // internal/store/payload), then its keys (store.IDHash, store.ContentHash).
-// The columns principal .. current_state, which held the JSON values one by
-// one before the payload column, are left NULL: rows stored before it are
-// read from them.
+// The columns principal_v1 .. current_state_v1, which held the JSON values
+// one by one before the payload column, are left NULL: rows stored before
+// it are read from them.
 const InsertColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
 	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
 	"message, error, payload, id_hash, content_hash"
@@ -187,14 +188,21 @@ func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store
 			f = store.AllFields
 		}
 		p, rq, rs, ps, cs = nil, nil, nil, nil, nil
+		// The values share one buffer: a query that reads only some
+		// copies them out, so that the page's byte cap (store.EventBytes)
+		// counts what it holds.
+		keep := func(b []byte) []byte { return b }
+		if f&payloadFields != payloadFields {
+			keep = bytes.Clone
+		}
 		if f&store.FieldPrincipal != 0 {
-			p = v.Principal
+			p = keep(v.Principal)
 		}
 		if f&store.FieldRequest != 0 {
-			rq, rs = v.Request, v.Response
+			rq, rs = keep(v.Request), keep(v.Response)
 		}
 		if f&store.FieldStates != 0 {
-			ps, cs = v.PreviousState, v.CurrentState
+			ps, cs = keep(v.PreviousState), keep(v.CurrentState)
 		}
 	}
 	e.Principal, e.Request, e.Response, e.PreviousState, e.CurrentState = p, rq, rs, ps, cs
@@ -245,9 +253,9 @@ var optionalColumns = []struct {
 	{"device_id", store.FieldDevice, zeroText}, {"certificate_serial_number", store.FieldDevice, zeroText},
 	{"issuer_dn", store.FieldDevice, zeroText}, {"details", store.FieldDevice, zeroText},
 	{"archived", store.FieldDevice, zeroBool}, {"message", store.FieldMessage, zeroText},
-	{"error", store.FieldError, zeroNull}, {"principal", store.FieldPrincipal, zeroNull},
-	{"request", store.FieldRequest, zeroNull}, {"response", store.FieldRequest, zeroNull},
-	{"previous_state", store.FieldStates, zeroNull}, {"current_state", store.FieldStates, zeroNull},
+	{"error", store.FieldError, zeroNull}, {"principal_v1", store.FieldPrincipal, zeroNull},
+	{"request_v1", store.FieldRequest, zeroNull}, {"response_v1", store.FieldRequest, zeroNull},
+	{"previous_state_v1", store.FieldStates, zeroNull}, {"current_state_v1", store.FieldStates, zeroNull},
 	{"payload", payloadFields, zeroNull},
 }
 
@@ -397,8 +405,10 @@ type eventPage struct {
 	// codec decodes payloads; fields are those the query reads.
 	codec  *payload.Codec
 	fields store.Fields
-	// keepUnreadable: see store.EventQuery.KeepUnreadable.
+	// keepUnreadable: see store.EventQuery.KeepUnreadable; unreadable
+	// collects those rows (store.EventPage.Unreadable).
 	keepUnreadable bool
+	unreadable     map[int64]error
 }
 
 func (r *Reader) newEventPage(size int, f store.Fields) *eventPage {
@@ -418,8 +428,14 @@ func (p *eventPage) read(ctx context.Context, db Queryer, ns, sql string, args [
 	for rows.Next() {
 		n++
 		e, err := ScanEvent(ctx, rows, ns, p.codec, p.fields)
-		if err != nil && !(p.keepUnreadable && errors.Is(err, payload.ErrCorrupt)) {
-			return n, err
+		if err != nil {
+			if !p.keepUnreadable || !errors.Is(err, payload.ErrCorrupt) {
+				return n, err
+			}
+			if p.unreadable == nil {
+				p.unreadable = map[int64]error{}
+			}
+			p.unreadable[e.Seq] = err
 		}
 		b := store.EventBytes(&e)
 		if len(p.events) == p.size || (len(p.events) > 0 && p.bytes+b > p.maxBytes) {
@@ -552,6 +568,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 			cursor = &c
 		}
 		page.Events = pp.events
+		page.Unreadable = pp.unreadable
 		if pp.next != nil {
 			page.NextTime = pp.next.Time
 			c := pp.last()
