@@ -21,7 +21,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,6 +139,60 @@ func RunSealing(t *testing.T, newStore func(t *testing.T, leaves store.LeafMaker
 		leaves, err = s.Leaves(t.Context(), "team-a", 0, 100)
 		if err != nil || len(leaves) != 6 || leaves[0].ID != "" {
 			t.Fatalf("after retention: %d leaves, %v: %+v", len(leaves), err, leaves)
+		}
+	})
+	t.Run("NamespacesSealedSideBySide", func(t *testing.T) {
+		// SealAll seals namespaces side by side while a report seals
+		// some of them (SealNow): every leaf is sealed once, and each
+		// log's last checkpoint covers all of its leaves.
+		kr, err := seal.NewKeyring(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newStore(t, seal.LeafMaker{Keys: kr})
+		const namespaces, perNS = 6, 30
+		var batch []store.Event
+		for n := range namespaces {
+			for i := range perNS {
+				batch = append(batch, ev(fmt.Sprintf("ns-%d", n), fmt.Sprintf("e%d", i), t0.Add(time.Duration(i)*time.Second)))
+			}
+		}
+		mustInsert(t, s, batch...)
+		sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Batch: 7, Now: time.Now}
+		var wg sync.WaitGroup
+		nowErrs := make([]error, namespaces)
+		for n := range namespaces {
+			wg.Go(func() { _, nowErrs[n] = sealer.SealNow(t.Context(), fmt.Sprintf("ns-%d", n)) })
+		}
+		res, err := sealer.SealAll(t.Context())
+		wg.Wait()
+		if err := errors.Join(append(nowErrs, err)...); err != nil {
+			t.Fatalf("sealing side by side: %v", err)
+		}
+		sealed := 0
+		for _, r := range res {
+			sealed += r.Sealed
+		}
+		verifiers, err := seal.Verifiers(kr.VerifierKeys()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := range namespaces {
+			ns := fmt.Sprintf("ns-%d", n)
+			cps, err := s.Checkpoints(t.Context(), ns, 0, 1)
+			if err != nil || len(cps) != 1 {
+				t.Fatalf("%s: checkpoints %v, %v", ns, cps, err)
+			}
+			cp, err := seal.Open(cps[0].Note, verifiers)
+			if err != nil || cp.Size != perNS {
+				t.Fatalf("%s: newest checkpoint %+v, %v; want size %d", ns, cp, err, perNS)
+			}
+		}
+		if again, err := sealer.SealAll(t.Context()); err != nil || len(again) != 0 {
+			t.Fatalf("a second run: %+v, %v", again, err)
+		}
+		if sealed > namespaces*perNS {
+			t.Fatalf("SealAll sealed %d leaves beside SealNow, of %d", sealed, namespaces*perNS)
 		}
 	})
 	t.Run("PinnedReads", func(t *testing.T) {
