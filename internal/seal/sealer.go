@@ -260,9 +260,10 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 
 // sealAllParallel is how many namespaces SealAll seals at once: a seal
 // alternates between hashing in Go and its store's transaction, so two
-// keep both busy (a backlog of PostgreSQL leaves sealed 1.5x faster than
-// one at a time: bench/README.md); SQLite's single writer takes their
-// transactions in turn.
+// keep both busy (a backlog of PostgreSQL leaves sealed 1.3-1.4x faster
+// than one at a time: bench/README.md). A store with a single writer
+// (SQLite, which says so with SingleWriter) seals one at a time: its
+// writer took the transactions in turn anyway, and ingest waits for it.
 const sealAllParallel = 2
 
 // SealAll seals every namespace with unsealed leaves; it goes on past a
@@ -272,12 +273,16 @@ func (s *Sealer) SealAll(ctx context.Context) (map[string]SealResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sealing: listing namespaces with unsealed leaves: %w", err)
 	}
+	parallel := sealAllParallel
+	if sw, ok := s.Store.(interface{ SingleWriter() bool }); ok && sw.SingleWriter() {
+		parallel = 1
+	}
 	out := make(map[string]SealResult, len(nss))
 	errs := make([]error, len(nss))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for range min(sealAllParallel, len(nss)) {
+	for range min(parallel, len(nss)) {
 		wg.Go(func() {
 			for i := range next {
 				res, err := s.Seal(ctx, nss[i])

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,8 +131,14 @@ func wantRoot(t *testing.T, seqs []int64) []byte {
 func newSealer(t *testing.T, st LogStore, kr *Keyring) *Sealer {
 	t.Helper()
 	clock := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex // SealAll seals namespaces side by side
 	return &Sealer{Store: st, Keys: kr, Origin: DefaultOriginPrefix, Batch: 7,
-		Now:       func() time.Time { clock = clock.Add(time.Second); return clock },
+		Now: func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			clock = clock.Add(time.Second)
+			return clock
+		},
 		Retention: func(now time.Time) time.Time { return now.AddDate(0, 0, -90).Truncate(24 * time.Hour) }}
 }
 
@@ -270,5 +277,82 @@ func TestSealEndsUnderIngest(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a seal under ingest that never pauses did not end")
+	}
+}
+
+// namespacesStore has one leaf in each of six namespaces; its Append
+// takes a while and counts how many run at once.
+type namespacesStore struct {
+	key          *Key
+	singleWriter bool
+	mu           sync.Mutex
+	sealed       map[string]bool
+	running, max int
+}
+
+func (n *namespacesStore) SingleWriter() bool { return n.singleWriter }
+
+func (n *namespacesStore) UnsealedNamespaces(context.Context) ([]string, error) {
+	return []string{"a", "b", "c", "d", "e", "f"}, nil
+}
+
+func (n *namespacesStore) LogSize(_ context.Context, ns string) (int64, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sealed[ns] {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+func (n *namespacesStore) Unsealed(_ context.Context, ns string, after int64, _ int) ([]PendingLeaf, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.sealed[ns] || after >= 1 {
+		return nil, nil
+	}
+	data := leafOf(1)
+	return []PendingLeaf{{Seq: 1, Version: EncodingV1, Data: data, MAC: n.key.LeafMAC(ns, 1, EncodingV1, data)}}, nil
+}
+
+func (n *namespacesStore) ReadHashes(context.Context, string, []int64) ([]tlog.Hash, error) {
+	return nil, errors.New("no hashes stored")
+}
+
+func (n *namespacesStore) Append(_ context.Context, ns string, _ []int64, _ []StoredHash, _ Checkpoint, _ []byte) error {
+	n.mu.Lock()
+	n.running++
+	n.max = max(n.max, n.running)
+	n.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.running--
+	n.sealed[ns] = true
+	return nil
+}
+
+// TestSealAllSideBySide: SealAll seals two namespaces at a time, one at a
+// time on a store with a single writer; every namespace is sealed.
+func TestSealAllSideBySide(t *testing.T) {
+	for _, tt := range []struct {
+		singleWriter bool
+		want         int
+	}{{false, sealAllParallel}, {true, 1}} {
+		kr, err := NewKeyring(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &namespacesStore{key: kr.Current, singleWriter: tt.singleWriter, sealed: map[string]bool{}}
+		res, err := newSealer(t, st, kr).SealAll(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 6 || len(st.sealed) != 6 {
+			t.Fatalf("single writer %v: sealed %d namespaces (results for %d), want 6", tt.singleWriter, len(st.sealed), len(res))
+		}
+		if st.max != tt.want {
+			t.Errorf("single writer %v: %d seals ran at once, want %d", tt.singleWriter, st.max, tt.want)
+		}
 	}
 }

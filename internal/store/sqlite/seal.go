@@ -34,6 +34,10 @@ import (
 
 var _ seal.Log = (*Store)(nil)
 
+// SingleWriter says that the store writes through one connection: its
+// sealer seals one namespace at a time (seal.Sealer.SealAll).
+func (s *Store) SingleWriter() bool { return true }
+
 // UnsealedNamespaces implements seal.LogStore.
 func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 	var out []string
