@@ -312,8 +312,7 @@ func insertValues(pc *payload.Codec, e *store.Event) []any {
 	if e.Error != nil {
 		errv = *e.Error
 	}
-	if b := pc.Encode(payload.Values{Principal: e.Principal, Request: e.Request, Response: e.Response,
-		PreviousState: e.PreviousState, CurrentState: e.CurrentState}); b != nil {
+	if b := pc.Encode(payload.ValuesOf(e)); b != nil {
 		p = b
 	}
 	return []any{

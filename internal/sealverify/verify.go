@@ -24,6 +24,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -239,9 +240,9 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	// the other races (an event stored or a leaf sealed between reads)
 	// are looked up again before they are named.
 	stale := opts.Now().Add(-2 * opts.SealInterval)
-	var leafless []*store.Event             // events without a leaf at their key, to look up again
-	leaflessUnreadable := map[int64]error{} // of those, why JSON values did not decode
-	var orphans []seal.KeyedLeaf            // sealed leaves without an event, likewise
+	var leafless []*store.Event     // events without a leaf at their key, to look up again
+	var orphans []seal.KeyedLeaf    // sealed leaves without an event, likewise
+	unreadable := map[int64]error{} // by seq: why an event's JSON values did not decode
 	after := store.Position{Time: -1 << 63, Seq: -1 << 63}
 	var buf []seal.KeyedLeaf
 	// leavesThrough reads every leaf up to key through into buf.
@@ -301,8 +302,6 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	type pair struct {
 		e *store.Event
 		l seal.KeyedLeaf
-		// unreadable: why the event's JSON values did not decode.
-		unreadable error
 	}
 	var pairs []pair
 	pending := fetch("")
@@ -312,6 +311,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			return events, sealed, f.err
 		}
 		page := f.page
+		maps.Copy(unreadable, page.Unreadable) // read by the digest workers below, not written
 		through := store.Position{Time: 1<<63 - 1, Seq: 1<<63 - 1}
 		if page.NextToken != "" && len(page.Events) > 0 {
 			e := page.Events[len(page.Events)-1]
@@ -338,9 +338,6 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			if i == len(buf) || buf[i].Time != key.Time || buf[i].Seq != key.Seq {
 				ev := *e
 				leafless = append(leafless, &ev)
-				if err := page.Unreadable[e.Seq]; err != nil {
-					leaflessUnreadable[e.Seq] = err
-				}
 				continue
 			}
 			l := buf[i]
@@ -352,7 +349,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 				continue
 			}
 			sealed++
-			pairs = append(pairs, pair{e, l, page.Unreadable[e.Seq]})
+			pairs = append(pairs, pair{e, l})
 		}
 		// Digests on every core; findings in key order.
 		found := make([][]Finding, len(pairs))
@@ -363,7 +360,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			go func() {
 				defer wg.Done()
 				for j := w; j < len(pairs); j += workers {
-					checkDigest(ns, pairs[j].e, pairs[j].l, pairs[j].unreadable, func(f Finding) { found[j] = append(found[j], f) })
+					checkDigest(ns, pairs[j].e, pairs[j].l, unreadable[pairs[j].e.Seq], func(f Finding) { found[j] = append(found[j], f) })
 				}
 			}()
 		}
@@ -408,7 +405,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	for _, e := range leafless {
 		if i, ok := bySeq[e.Seq]; ok {
 			moved[e.Seq] = true
-			checkDigest(ns, e, orphans[i], leaflessUnreadable[e.Seq], emit)
+			checkDigest(ns, e, orphans[i], unreadable[e.Seq], emit)
 			sealed++
 			continue
 		}

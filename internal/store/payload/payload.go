@@ -40,12 +40,20 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/s2"
+
+	"github.com/auditops/auditops/internal/store"
 )
 
 // Values are an event's JSON values; nil (or empty) is absent, which the
 // stores kept as NULL before this encoding and keep as absent in it.
 type Values struct {
 	Principal, Request, Response, PreviousState, CurrentState []byte
+}
+
+// ValuesOf returns e's JSON values, which its payload holds.
+func ValuesOf(e *store.Event) Values {
+	return Values{Principal: e.Principal, Request: e.Request, Response: e.Response,
+		PreviousState: e.PreviousState, CurrentState: e.CurrentState}
 }
 
 // Empty says whether v holds no value: such an event stores no payload.

@@ -441,7 +441,7 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 		ns[i], ts[i], id[i], usr[i], api[i], status[i], cat[i], method[i] = e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method
 		code[i], kind[i], eid[i], dev[i], cert[i], issuer[i], details[i], archived[i] = int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived
 		msg[i], errs[i] = e.Message, e.Error
-		payloads[i] = s.payload.Encode(sqlstore.PayloadOf(&events[i]))
+		payloads[i] = s.payload.Encode(payload.ValuesOf(&events[i]))
 		h := store.ContentHash(&events[i])
 		idh[i], content[i] = store.IDHash(e.ID), h[:]
 	}

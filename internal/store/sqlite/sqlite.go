@@ -399,7 +399,7 @@ func newInsertReq(ctx context.Context, events []store.Event, pc *payload.Codec, 
 		e := &events[i]
 		k := &req.keys[i]
 		k.idHash, k.content = store.IDHash(e.ID), store.ContentHash(e)
-		k.payload = pc.Encode(sqlstore.PayloadOf(e))
+		k.payload = pc.Encode(payload.ValuesOf(e))
 		req.probes[i] = appendProbeStart(nil, e.Namespace, k.idHash, e.ID)
 		if leaves != nil {
 			l, err := leaves.Prepare(e)

@@ -128,13 +128,7 @@ const ContentKeyColumns = "namespace, ts, content_hash"
 // encoded by c. e must be normalized (store.NormalizeEvent).
 func InsertValues(c *payload.Codec, e *store.Event) []any {
 	ch := store.ContentHash(e)
-	return InsertValuesKeyed(e, c.Encode(PayloadOf(e)), store.IDHash(e.ID), ch[:])
-}
-
-// PayloadOf returns e's JSON values, for payload.Codec.Encode.
-func PayloadOf(e *store.Event) payload.Values {
-	return payload.Values{Principal: e.Principal, Request: e.Request, Response: e.Response,
-		PreviousState: e.PreviousState, CurrentState: e.CurrentState}
+	return InsertValuesKeyed(e, c.Encode(payload.ValuesOf(e)), store.IDHash(e.ID), ch[:])
 }
 
 // InsertValuesKeyed is InsertValues with the payload and the keys computed
