@@ -91,8 +91,10 @@ func run() error {
 	case "", "on":
 	case "off":
 		cfg.NoLeaves = true
+	case "unsealed":
+		cfg.NoSealer = true
 	default:
-		return fmt.Errorf("BENCH_SEAL=%q: want on (the default) or off", v)
+		return fmt.Errorf("BENCH_SEAL=%q: want on (the default), unsealed or off", v)
 	}
 	switch p := os.Getenv("BENCH_PG_PARTITIONS"); p {
 	case "":

@@ -72,6 +72,10 @@ type Config struct {
 	// manager's --seal=false; BENCH_SEAL=off): A/B against the default,
 	// which makes them as the manager does.
 	NoLeaves bool
+	// NoSealer writes leaves but seals nothing beside the webhook ingest
+	// (BENCH_SEAL=unsealed): it splits sealing's ingest cost between
+	// making leaves and the leader's seals. Seal lag is not measured.
+	NoSealer bool
 }
 
 // Metric is one line of results.json.
@@ -128,7 +132,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if cfg.Stores != nil {
 		kinds = slices.DeleteFunc(kinds, func(k string) bool { return !slices.Contains(cfg.Stores, k) })
 	}
-	ph := &phases{log: logf, of: phaseCount(len(kinds), cfg.IngestOnly, !cfg.NoLeaves)}
+	ph := &phases{log: logf, of: phaseCount(len(kinds), cfg.IngestOnly, !cfg.NoLeaves, !cfg.NoSealer)}
 
 	gen := ph.begin("generating %d events", cfg.Events)
 	ds, err := Generate(cfg.Dir, cfg.Events)
@@ -325,7 +329,7 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 			Note: fmt.Sprintf("the audit log's JSON (one audit.k8s.io/v1 event per line), %.1f MiB", float64(raw.Size())/(1<<20))})
 	}
 	p.end("%.0f events/s over %.1f s; the store holds %.0f bytes per event", float64(n)/d.Seconds(), d.Seconds(), float64(size)/float64(n))
-	if main.keys != nil {
+	if main.keys != nil && !r.cfg.NoSealer {
 		if err := r.sealing(ctx, kind, main, float64(n)/d.Seconds(), lags()); err != nil {
 			return err
 		}
@@ -480,10 +484,13 @@ type phases struct {
 // store the webhook ingest, the import and the ingest floor, and unless
 // ingest only, each report type into both sinks and its SQL floor, and
 // each endpoint's pages; then the jq floor.
-func phaseCount(stores int, ingestOnly, sealing bool) int {
+func phaseCount(stores int, ingestOnly, leaves, sealer bool) int {
 	perStore := 3
-	if sealing {
-		perStore += 3 // ingest without leaves, the backlog's catch-up, verify
+	if leaves {
+		perStore++ // the backlog's catch-up
+		if sealer {
+			perStore += 2 // ingest without leaves, verify
+		}
 		if !ingestOnly {
 			perStore++ // the AuditDetails report read pinned
 		}

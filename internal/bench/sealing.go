@@ -39,7 +39,7 @@ const sealInterval = time.Second
 // leader does. stop ends it after a last seal, so every leaf has its lag;
 // lags returns each sealed leaf's seal lag.
 func (r *runner) sealBeside(ctx context.Context, t *target, st store.Store) (stop func() error, lags func() []time.Duration) {
-	if t.keys == nil {
+	if t.keys == nil || r.cfg.NoSealer {
 		return func() error { return nil }, func() []time.Duration { return nil }
 	}
 	var mu sync.Mutex

@@ -127,31 +127,57 @@ func TestKeyRotation(t *testing.T) {
 	}
 }
 
-// memLog is a log whose stored hashes (tlog's layout, what the store keeps)
-// are in memory.
+// memLog is a log as a store keeps it, in memory: the tree hashes that are
+// Kept, by tlog index, and the leaves; it reads through ReadTreeHashes.
 type memLog struct {
-	hashes []tlog.Hash
+	hashes map[int64]tlog.Hash
 	leaves [][]byte
+	// leavesRead counts the leaves ReadTreeHashes read.
+	leavesRead int64
+}
+
+func (m *memLog) source() HashSource {
+	return HashSource{
+		Stored: func(indexes []int64) ([]tlog.Hash, error) {
+			out := make([]tlog.Hash, len(indexes))
+			for i, x := range indexes {
+				h, ok := m.hashes[x]
+				if !ok {
+					return nil, fmt.Errorf("hash %d not stored", x)
+				}
+				out[i] = h
+			}
+			return out, nil
+		},
+		LeafData: func(start, end int64) ([][]byte, error) {
+			m.leavesRead += end - start
+			return m.leaves[min(start, int64(len(m.leaves))):min(end, int64(len(m.leaves)))], nil
+		},
+	}
 }
 
 func (m *memLog) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		if x >= int64(len(m.hashes)) {
-			return nil, fmt.Errorf("hash %d not stored", x)
-		}
-		out[i] = m.hashes[x]
-	}
-	return out, nil
+	return ReadTreeHashes(m.source(), indexes)
 }
 
 func (m *memLog) append(t *testing.T, data []byte) {
-	hs, err := tlog.StoredHashes(int64(len(m.leaves)), data, m)
+	t.Helper()
+	if m.hashes == nil {
+		m.hashes = map[int64]tlog.Hash{}
+	}
+	n := int64(len(m.leaves))
+	// StoredHashes reads only subtrees left of leaf n: the leaves it
+	// makes them from are all appended already.
+	hs, err := tlog.StoredHashes(n, data, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.hashes = append(m.hashes, hs...)
 	m.leaves = append(m.leaves, data)
+	for i, h := range hs {
+		if x := tlog.StoredHashCount(n) + int64(i); Kept(x) {
+			m.hashes[x] = h
+		}
+	}
 }
 
 // TestTreeInterop: roots, inclusion and consistency proofs of tlog's tree

@@ -55,11 +55,12 @@ type LogStore interface {
 	// Unsealed returns up to limit leaves of ns that no checkpoint covers,
 	// in seq order, from the first seq past after.
 	Unsealed(ctx context.Context, ns string, after int64, limit int) ([]PendingLeaf, error)
-	// ReadHashes returns the stored hashes of ns at the tlog indexes.
+	// ReadHashes returns the tree hashes of ns at the tlog indexes:
+	// ReadTreeHashes over the kept ones and the sealed leaves.
 	ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error)
 	// Append records, in one transaction, that the leaves of seqs are the
-	// log's entries from cp.Size-len(seqs) on, their interior hashes, and
-	// the signed checkpoint note of cp. It fails, changing nothing, when
+	// log's entries from cp.Size-len(seqs) on, the tree hashes to keep
+	// (those Kept), and the signed checkpoint note of cp. It fails, changing nothing, when
 	// the log is no longer at cp.Size-len(seqs) (another sealer ran).
 	Append(ctx context.Context, ns string, seqs []int64, hashes []StoredHash, cp Checkpoint, note []byte) error
 }
@@ -209,8 +210,11 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 			}
 			first := tlog.StoredHashCount(n)
 			for i, h := range hs {
-				known[first+int64(i)] = h
-				hashes = append(hashes, StoredHash{Index: first + int64(i), Hash: h})
+				x := first + int64(i)
+				known[x] = h
+				if Kept(x) {
+					hashes = append(hashes, StoredHash{Index: x, Hash: h})
+				}
 			}
 			seqs = append(seqs, l.Seq)
 		}
@@ -334,7 +338,7 @@ type LogReader interface {
 	// Checkpoints returns up to limit checkpoints of ns, newest first,
 	// those of size below before only when before > 0.
 	Checkpoints(ctx context.Context, ns string, before int64, limit int) ([]StoredCheckpoint, error)
-	// ReadHashes returns the stored hashes of ns at the tlog indexes.
+	// ReadHashes returns the tree hashes of ns at the tlog indexes.
 	ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error)
 	// LogNamespaces returns every namespace with events or leaves.
 	LogNamespaces(ctx context.Context) ([]string, error)

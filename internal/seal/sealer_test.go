@@ -68,15 +68,26 @@ func (m *memStore) Unsealed(_ context.Context, _ string, after int64, limit int)
 }
 
 func (m *memStore) ReadHashes(_ context.Context, _ string, indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		h, ok := m.hashes[x]
-		if !ok {
-			return nil, fmt.Errorf("no stored hash %d", x)
-		}
-		out[i] = h
-	}
-	return out, nil
+	return ReadTreeHashes(HashSource{
+		Stored: func(indexes []int64) ([]tlog.Hash, error) {
+			out := make([]tlog.Hash, len(indexes))
+			for i, x := range indexes {
+				h, ok := m.hashes[x]
+				if !ok {
+					return nil, fmt.Errorf("no stored hash %d", x)
+				}
+				out[i] = h
+			}
+			return out, nil
+		},
+		LeafData: func(start, end int64) ([][]byte, error) {
+			var out [][]byte
+			for _, seq := range m.log[start:min(end, int64(len(m.log)))] {
+				out = append(out, leafOf(seq))
+			}
+			return out, nil
+		},
+	}, indexes)
 }
 
 func (m *memStore) Append(_ context.Context, _ string, seqs []int64, hashes []StoredHash, cp Checkpoint, note []byte) error {
@@ -92,6 +103,9 @@ func (m *memStore) Append(_ context.Context, _ string, seqs []int64, hashes []St
 	}
 	m.log = append(m.log, seqs...)
 	for _, h := range hashes {
+		if !Kept(h.Index) {
+			return fmt.Errorf("asked to keep tree hash %d, below level %d", h.Index, MinStoredLevel)
+		}
 		m.hashes[h.Index] = h.Hash
 	}
 	m.cps = append(m.cps, cp)

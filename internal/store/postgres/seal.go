@@ -78,19 +78,32 @@ func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int)
 	return out, err
 }
 
-// ReadHashes implements seal.LogStore and seal.LogReader.
-func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
+// ReadHashes implements seal.LogStore and seal.LogReader: the kept hashes
+// from tree_hashes, the others from the leaves, in one read transaction.
+func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) (out []tlog.Hash, err error) {
 	if len(indexes) == 0 {
-		return out, nil
+		return []tlog.Hash{}, nil
 	}
-	err := s.tx(ctx, "tree hashes", readOnly, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "SELECT id, hash FROM tree_hashes WHERE namespace = $1 AND id = ANY($2)", ns, indexes)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		return sqlstore.ScanTreeHashes(rows, ns, indexes, out)
+	err = s.tx(ctx, "tree hashes", readOnly, func(tx pgx.Tx) error {
+		out, err = seal.ReadTreeHashes(seal.HashSource{
+			Stored: func(indexes []int64) ([]tlog.Hash, error) {
+				rows, err := tx.Query(ctx, "SELECT id, hash FROM tree_hashes WHERE namespace = $1 AND id = ANY($2)", ns, indexes)
+				if err != nil {
+					return nil, err
+				}
+				defer rows.Close()
+				out := make([]tlog.Hash, len(indexes))
+				return out, sqlstore.ScanTreeHashes(rows, ns, indexes, out)
+			},
+			LeafData: func(start, end int64) ([][]byte, error) {
+				rows, err := tx.Query(ctx, "SELECT data FROM leaves WHERE namespace = $1 AND idx >= $2 AND idx < $3 ORDER BY idx", ns, start, end)
+				if err != nil {
+					return nil, err
+				}
+				return pgx.CollectRows(rows, pgx.RowTo[[]byte])
+			},
+		}, indexes)
+		return err
 	})
 	return out, err
 }

@@ -96,13 +96,40 @@ func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int)
 	return out, err
 }
 
-// ReadHashes implements seal.LogStore.
-func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	err := s.readTx(ctx, "tree hashes", func(db sqlQueryer) error {
-		return readHashes(ctx, db, ns, indexes, out)
+// ReadHashes implements seal.LogStore: the kept hashes from tree_hashes,
+// the others from the leaves, in one read transaction.
+func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) (out []tlog.Hash, err error) {
+	err = s.readTx(ctx, "tree hashes", func(db sqlQueryer) error {
+		out, err = seal.ReadTreeHashes(seal.HashSource{
+			Stored: func(indexes []int64) ([]tlog.Hash, error) {
+				out := make([]tlog.Hash, len(indexes))
+				return out, readHashes(ctx, db, ns, indexes, out)
+			},
+			LeafData: func(start, end int64) ([][]byte, error) {
+				return leafData(ctx, db, ns, start, end)
+			},
+		}, indexes)
+		return err
 	})
 	return out, err
+}
+
+// leafData returns the data of ns's sealed leaves [start, end), in order.
+func leafData(ctx context.Context, db sqlQueryer, ns string, start, end int64) ([][]byte, error) {
+	rows, err := db.QueryContext(ctx, "SELECT data FROM leaves INDEXED BY leaves_by_index WHERE namespace = ? AND idx >= ? AND idx < ? ORDER BY idx", ns, start, end)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([][]byte, 0, end-start)
+	for rows.Next() {
+		var d []byte
+		if err := rows.Scan(&d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
 
 func readHashes(ctx context.Context, db sqlQueryer, ns string, indexes []int64, out []tlog.Hash) error {

@@ -195,6 +195,68 @@ func RunSealing(t *testing.T, newStore func(t *testing.T, leaves store.LeafMaker
 			t.Fatalf("SealAll sealed %d leaves beside SealNow, of %d", sealed, namespaces*perNS)
 		}
 	})
+	t.Run("TreeHashesOfALongerLog", func(t *testing.T) {
+		// A log past the lowest kept level (seal.MinStoredLevel), sealed
+		// in runs that start in the middle of a block of 16: each
+		// checkpoint is transparency-dev/merkle's root of its leaves, and
+		// every leaf's inclusion proof in every checkpoint checks, read
+		// from the kept hashes and the leaves.
+		kr, err := seal.NewKeyring(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newStore(t, seal.LeafMaker{Keys: kr})
+		sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Batch: 9, Now: time.Now}
+		const n = 70
+		for i := 0; i < n; i += 23 {
+			var batch []store.Event
+			for j := i; j < min(i+23, n); j++ {
+				batch = append(batch, ev("team-a", fmt.Sprintf("e%d", j), t0.Add(time.Duration(j)*time.Second)))
+			}
+			mustInsert(t, s, batch...)
+			if _, err := sealer.Seal(t.Context(), "team-a"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		leaves, err := s.Leaves(t.Context(), "team-a", 0, n)
+		if err != nil || len(leaves) != n {
+			t.Fatalf("leaves: %d, %v", len(leaves), err)
+		}
+		roots := map[int64][]byte{}
+		rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+		cr := rf.NewEmptyRange(0)
+		for i, l := range leaves {
+			if err := cr.Append(rfc6962.DefaultHasher.HashLeaf(l.Data), nil); err != nil {
+				t.Fatal(err)
+			}
+			roots[int64(i+1)], _ = cr.GetRootHash(nil)
+		}
+		cps, err := s.Checkpoints(t.Context(), "team-a", 0, 100)
+		if err != nil || len(cps) != 10 { // runs of 23, 23, 23, 1 in batches of 9
+			t.Fatalf("checkpoints: %d, %v", len(cps), err)
+		}
+		vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+		reader := tlog.HashReaderFunc(func(x []int64) ([]tlog.Hash, error) { return s.ReadHashes(t.Context(), "team-a", x) })
+		for _, c := range cps {
+			cp, err := seal.Open(c.Note, vs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			root, err := tlog.TreeHash(cp.Size, reader)
+			if err != nil || root != cp.Root || !bytes.Equal(root[:], roots[cp.Size]) {
+				t.Fatalf("size %d: signed root %x, the store's %x (%v), the leaves' %x", cp.Size, cp.Root, root, err, roots[cp.Size])
+			}
+			for i := range cp.Size {
+				p, err := tlog.ProveRecord(cp.Size, i, reader)
+				if err == nil {
+					err = tlog.CheckRecord(p, cp.Size, cp.Root, i, seal.LeafHash(leaves[i].Data))
+				}
+				if err != nil {
+					t.Fatalf("leaf %d in the tree of %d: %v", i, cp.Size, err)
+				}
+			}
+		}
+	})
 	t.Run("PinnedReads", func(t *testing.T) {
 		kr, err := seal.NewKeyring(rand.Reader)
 		if err != nil {
