@@ -17,6 +17,7 @@ limitations under the License.
 package seal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,10 +59,14 @@ type LogStore interface {
 	// ReadHashes returns the tree hashes of ns at the tlog indexes:
 	// ReadTreeHashes over the kept ones and the sealed leaves.
 	ReadHashes(ctx context.Context, ns string, indexes []int64) ([]tlog.Hash, error)
+	// Checkpoints returns up to limit checkpoints of ns, newest first,
+	// those of size below before only when before > 0.
+	Checkpoints(ctx context.Context, ns string, before int64, limit int) ([]StoredCheckpoint, error)
 	// Append records, in one transaction, that the leaves of seqs are the
 	// log's entries from cp.Size-len(seqs) on, the tree hashes to keep
-	// (those Kept), and the signed checkpoint note of cp. It fails, changing nothing, when
-	// the log is no longer at cp.Size-len(seqs) (another sealer ran).
+	// (those Kept), and the signed checkpoint note of cp. It fails,
+	// changing nothing, when the log is no longer at cp.Size-len(seqs)
+	// (another sealer ran).
 	Append(ctx context.Context, ns string, seqs []int64, hashes []StoredHash, cp Checkpoint, note []byte) error
 }
 
@@ -115,8 +120,8 @@ func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
 }
 
 // SealNow seals ns's log and returns its newest checkpoint: the one Seal
-// signed, else the one it stood at (its root from the stored hashes; an
-// empty log: Size 0). A report reads exactly that checkpoint's events.
+// signed, else the one it stood at, once its leaves and tree hashes are
+// seen to give that checkpoint's root (ErrLogAltered; an empty log: Size 0). A report reads exactly that checkpoint's events.
 func (s *Sealer) SealNow(ctx context.Context, ns string) (Checkpoint, error) {
 	defer s.lock(ns)()
 	res, err := s.seal(ctx, ns)
@@ -130,11 +135,11 @@ func (s *Sealer) SealNow(ctx context.Context, ns string) (Checkpoint, error) {
 	if cp.Size, err = s.Store.LogSize(ctx, ns); err != nil || cp.Size == 0 {
 		return cp, err
 	}
-	cp.Root, err = tlog.TreeHash(cp.Size, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+	cp.Root, err = s.checkHead(ctx, ns, cp.Size, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 		return s.Store.ReadHashes(ctx, ns, indexes)
 	}))
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("the root of %s's log at %d: %w", ns, cp.Size, err)
+		return Checkpoint{}, err
 	}
 	return cp, nil
 }
@@ -155,6 +160,33 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 	// reads the roots of the complete subtrees to its left, the same few
 	// (at most log2 n) for every leaf of a run, so each is read once.
 	known := map[int64]tlog.Hash{}
+	checked := false
+	reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		var need []int64
+		for _, x := range indexes {
+			if _, ok := known[x]; !ok {
+				need = append(need, x)
+			}
+		}
+		var got []tlog.Hash
+		if len(need) > 0 {
+			var err error
+			if got, err = s.Store.ReadHashes(ctx, ns, need); err != nil {
+				return nil, err
+			}
+			if len(got) != len(need) {
+				return nil, fmt.Errorf("read %d stored hashes, asked for %d", len(got), len(need))
+			}
+		}
+		for i, x := range need {
+			known[x] = got[i]
+		}
+		for i, x := range indexes {
+			out[i] = known[x]
+		}
+		return out, nil
+	})
 	for {
 		leaves, err := s.Store.Unsealed(ctx, ns, after, batch)
 		if err != nil {
@@ -163,6 +195,12 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		if len(leaves) == 0 {
 			return res, nil
 		}
+		if !checked && size > 0 {
+			if _, err := s.checkHead(ctx, ns, size, reader); err != nil {
+				return res, err
+			}
+		}
+		checked = true
 		// A run seals what was written before it began: under ingest
 		// that never pauses, and faster than sealing for a while, "until
 		// none is left" never comes, and a report waiting for this seal
@@ -170,32 +208,6 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		// run's (a short batch, or one reaching past the start).
 		last := len(leaves) < batch || !leaves[len(leaves)-1].Created.Before(began)
 		after = leaves[len(leaves)-1].Seq
-		reader := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-			out := make([]tlog.Hash, len(indexes))
-			var need []int64
-			for _, x := range indexes {
-				if _, ok := known[x]; !ok {
-					need = append(need, x)
-				}
-			}
-			var got []tlog.Hash
-			if len(need) > 0 {
-				var err error
-				if got, err = s.Store.ReadHashes(ctx, ns, need); err != nil {
-					return nil, err
-				}
-				if len(got) != len(need) {
-					return nil, fmt.Errorf("read %d stored hashes, asked for %d", len(got), len(need))
-				}
-			}
-			for i, x := range need {
-				known[x] = got[i]
-			}
-			for i, x := range indexes {
-				out[i] = known[x]
-			}
-			return out, nil
-		})
 		var seqs []int64
 		var hashes []StoredHash
 		for _, l := range leaves {
@@ -260,6 +272,44 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 			return res, nil
 		}
 	}
+}
+
+// ErrLogAltered is Seal's error for a log whose leaves or tree hashes no
+// longer give the root of its newest checkpoint: someone changed the store
+// behind the manager's back. Sealing on would sign a tree built on what
+// they wrote, so the log is not extended; manager verify says what changed.
+var ErrLogAltered = errors.New("the log no longer gives the root of its newest checkpoint")
+
+// checkHead checks that ns's leaves and kept tree hashes still give the
+// root its newest checkpoint, of size, says, and returns that root: before
+// the log is extended, and before a report is pinned to it. The root is
+// taken from the note's text without checking its signature: a checkpoint
+// signed by a key the ring no longer holds (a lost key) must not stop
+// sealing, and verify names a bad signature on its own.
+func (s *Sealer) checkHead(ctx context.Context, ns string, size int64, reader tlog.HashReader) (tlog.Hash, error) {
+	cps, err := s.Store.Checkpoints(ctx, ns, 0, 1)
+	if err != nil {
+		return tlog.Hash{}, fmt.Errorf("sealing %s: reading its newest checkpoint: %w", ns, err)
+	}
+	if len(cps) != 1 || cps[0].Size != size {
+		return tlog.Hash{}, fmt.Errorf("sealing %s: its log moved from size %d while it was read (another sealer ran)", ns, size)
+	}
+	text, _, ok := bytes.Cut(cps[0].Note, []byte("\n\n"))
+	if !ok {
+		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: its checkpoint of size %d is not a signed note", ns, ErrLogAltered, size)
+	}
+	cp, err := Parse(string(text) + "\n")
+	if err != nil {
+		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: %w", ns, ErrLogAltered, err)
+	}
+	root, err := tlog.TreeHash(size, reader)
+	if err != nil {
+		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: %w", ns, ErrLogAltered, err)
+	}
+	if root != cp.Root || cp.Size != size {
+		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: at size %d its leaves and tree hashes give %x, the checkpoint says %x; run manager verify", ns, ErrLogAltered, size, root[:], cp.Root[:])
+	}
+	return root, nil
 }
 
 // sealAllParallel is how many namespaces SealAll seals at once: a seal

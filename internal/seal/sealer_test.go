@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,7 +55,13 @@ func (m *memStore) UnsealedNamespaces(context.Context) ([]string, error) {
 	return []string{"team-a"}, nil
 }
 
-func (m *memStore) LogSize(context.Context, string) (int64, error) { return int64(len(m.log)), nil }
+// LogSize is the newest checkpoint's size, as the stores keep it.
+func (m *memStore) LogSize(context.Context, string) (int64, error) {
+	if len(m.cps) == 0 {
+		return 0, nil
+	}
+	return m.cps[len(m.cps)-1].Size, nil
+}
 
 func (m *memStore) Unsealed(_ context.Context, _ string, after int64, limit int) ([]PendingLeaf, error) {
 	var out []PendingLeaf
@@ -88,6 +95,16 @@ func (m *memStore) ReadHashes(_ context.Context, _ string, indexes []int64) ([]t
 			return out, nil
 		},
 	}, indexes)
+}
+
+func (m *memStore) Checkpoints(_ context.Context, _ string, before int64, limit int) ([]StoredCheckpoint, error) {
+	var out []StoredCheckpoint
+	for i := len(m.cps) - 1; i >= 0 && len(out) < limit; i-- {
+		if before <= 0 || m.cps[i].Size < before {
+			out = append(out, StoredCheckpoint{Size: m.cps[i].Size, Note: m.notes[i]})
+		}
+	}
+	return out, nil
 }
 
 func (m *memStore) Append(_ context.Context, _ string, seqs []int64, hashes []StoredHash, cp Checkpoint, note []byte) error {
@@ -239,6 +256,81 @@ func TestSealer(t *testing.T) {
 	}
 }
 
+// TestSealRefusesAnAlteredLog: once a sealed leaf or a kept tree hash is
+// changed behind the manager's back, the log no longer gives its newest
+// checkpoint's root, and neither Seal nor SealNow builds on it: nothing is
+// appended or signed, and the error is ErrLogAltered. A checkpoint signed by
+// a key the ring no longer holds does not stop sealing.
+func TestSealRefusesAnAlteredLog(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		alter func(m *memStore)
+	}{
+		// Leaf 17 now has leaf 99's data. (A leaf of the complete block
+		// 0-15 is not read: the kept hash over it is; verify finds it.)
+		{"sealed leaf edited", func(m *memStore) { m.log[17] = 99 }},
+		{"kept tree hash edited", func(m *memStore) {
+			x := tlog.StoredHashIndex(MinStoredLevel, 0)
+			h := m.hashes[x]
+			h[0] ^= 1
+			m.hashes[x] = h
+		}},
+		{"sealed leaf deleted", func(m *memStore) { m.log = m.log[:len(m.log)-1] }},
+		{"newest checkpoint's root edited", func(m *memStore) {
+			last := len(m.notes) - 1
+			root := base64.StdEncoding.EncodeToString(m.cps[last].Root[:])
+			m.notes[last] = bytes.Replace(m.notes[last], []byte(root), []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 1)
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			kr, err := NewKeyring(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := newMemStore()
+			for seq := range int64(20) {
+				st.ingest(kr.Current, "team-a", seq+1)
+			}
+			s := newSealer(t, st, kr)
+			if _, err := s.Seal(t.Context(), "team-a"); err != nil || len(st.log) != 20 {
+				t.Fatalf("first seal: %v, log of %d", err, len(st.log))
+			}
+			tt.alter(st)
+			n := len(st.cps)
+			st.ingest(kr.Current, "team-a", 21)
+			if _, err := s.Seal(t.Context(), "team-a"); !errors.Is(err, ErrLogAltered) || len(st.cps) != n {
+				t.Fatalf("Seal of the altered log: %v, %d checkpoints (was %d)", err, len(st.cps), n)
+			}
+			if _, err := s.SealNow(t.Context(), "team-a"); !errors.Is(err, ErrLogAltered) || len(st.cps) != n {
+				t.Fatalf("SealNow of the altered log: %v", err)
+			}
+		})
+	}
+
+	// Untouched, under a keyring that lost the key of its checkpoints.
+	kr, err := NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newMemStore()
+	for seq := range int64(20) {
+		st.ingest(kr.Current, "team-a", seq+1)
+	}
+	s := newSealer(t, st, kr)
+	if _, err := s.Seal(t.Context(), "team-a"); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Keys = lost
+	st.ingest(lost.Current, "team-a", 21)
+	if res, err := s.Seal(t.Context(), "team-a"); err != nil || res.Sealed != 1 {
+		t.Fatalf("sealing under a new keyring: %+v, %v", res, err)
+	}
+}
+
 // busyStore is a memStore under ingest that never pauses: every read of
 // the unsealed leaves finds a full batch more, written by then.
 type busyStore struct {
@@ -331,6 +423,10 @@ func (n *namespacesStore) Unsealed(_ context.Context, ns string, after int64, _ 
 
 func (n *namespacesStore) ReadHashes(context.Context, string, []int64) ([]tlog.Hash, error) {
 	return nil, errors.New("no hashes stored")
+}
+
+func (n *namespacesStore) Checkpoints(context.Context, string, int64, int) ([]StoredCheckpoint, error) {
+	return nil, errors.New("no checkpoints stored")
 }
 
 func (n *namespacesStore) Append(_ context.Context, ns string, _ []int64, _ []StoredHash, _ Checkpoint, _ []byte) error {

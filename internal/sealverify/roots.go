@@ -145,7 +145,7 @@ func (w *rootWalk) checkRoots() {
 		}
 		root, err := w.cr.GetRootHash(nil)
 		if err != nil || !bytes.Equal(root, c.Root[:]) {
-			w.emit(Finding{Namespace: w.ns, Problem: w.problemOf(c), Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint of size %d has root %x, the log's first %d leaves give %x", c.Size, c.Root, c.Size, root)})
+			w.emit(Finding{Namespace: w.ns, Problem: w.problemOf(c), Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint of size %d has root %x, the log's first %d leaves give %x", c.Size, c.Root[:], c.Size, root)})
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -145,6 +146,9 @@ func TestTampering(t *testing.T) {
 		want    func(seqs map[string]int64) []found
 		// unsealedAfter is how long after the seal verify runs.
 		unsealedAfter time.Duration
+		// sealRefused: the sealer then refuses to extend team-a's log
+		// (seal.ErrLogAltered) rather than sign a tree built on the change.
+		sealRefused bool
 	}{
 		{name: "untouched", tamper: func(*testing.T, Store, func(*testing.T, string), map[string]int64) {}},
 		{name: "row edited in place", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
@@ -167,6 +171,21 @@ func TestTampering(t *testing.T) {
 		{name: "row's time moved", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "UPDATE events SET ts = ts + 1 WHERE id = 'a3'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a3"], "a3"}} }},
+		{name: "row and its sealed leaf edited to match", sealRefused: true, tamper: func(t *testing.T, st Store, exec func(*testing.T, string), s map[string]int64) {
+			// A digest needs no key: the intruder edits a2 and gives its
+			// leaf the digest of what they wrote.
+			exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
+			e, ok, err := eventBySeq(t, st, "team-a", s["a2"])
+			if err != nil || !ok {
+				t.Fatalf("a2: %v, %v", ok, err)
+			}
+			d, err := seal.Digest(&e, seal.EncodingV1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := seal.LeafData(e.Time, d)
+			exec(t, fmt.Sprintf("UPDATE leaves SET data = %s WHERE namespace = 'team-a' AND seq = %d", bytesLiteral(st, data[:]), s["a2"]))
+		}, want: func(s map[string]int64) []found { return []found{{"team-a", Inconsistent, 0, ""}} }},
 		{name: "row deleted", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "DELETE FROM events WHERE id = 'a4'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Missing, s["a4"], ""}} }},
@@ -299,6 +318,24 @@ func TestTampering(t *testing.T) {
 					}
 					if sum.Problems() != len(want) || sum.Namespaces != 2 {
 						t.Fatalf("summary %+v", sum)
+					}
+					if !tc.sealRefused {
+						return
+					}
+					size, err := st.LogSize(t.Context(), "team-a")
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := st.Insert(t.Context(), []store.Event{event("team-a", "a7", 7)}); err != nil {
+						t.Fatal(err)
+					}
+					_, err = sealer.Seal(t.Context(), "team-a")
+					after, _ := st.LogSize(t.Context(), "team-a")
+					if !errors.Is(err, seal.ErrLogAltered) || after != size {
+						t.Fatalf("sealing the altered log: %v; size %d -> %d", err, size, after)
+					}
+					if _, err := sealer.SealNow(t.Context(), "team-a"); !errors.Is(err, seal.ErrLogAltered) {
+						t.Fatalf("a report's seal of the altered log: %v", err)
 					}
 				})
 			}

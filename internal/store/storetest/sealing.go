@@ -126,7 +126,7 @@ func RunSealing(t *testing.T, newStore func(t *testing.T, leaves store.LeafMaker
 			t.Fatal(err)
 		}
 		if !bytes.Equal(cp.Root[:], root) || stored != cp.Root || cp.Origin != "auditops/team-a" {
-			t.Fatalf("checkpoint %+v: root %x; the leaves give %x, the stored hashes %x", cp, cp.Root, root, stored)
+			t.Fatalf("checkpoint %+v: root %x; the leaves give %x, the stored hashes %x", cp, cp.Root[:], root, stored[:])
 		}
 		if older, err := s.Checkpoints(t.Context(), "team-a", 6, 10); err != nil || len(older) != 1 || older[0].Size != 4 {
 			t.Fatalf("checkpoints before 6: %+v, %v", older, err)
@@ -244,7 +244,7 @@ func RunSealing(t *testing.T, newStore func(t *testing.T, leaves store.LeafMaker
 			}
 			root, err := tlog.TreeHash(cp.Size, reader)
 			if err != nil || root != cp.Root || !bytes.Equal(root[:], roots[cp.Size]) {
-				t.Fatalf("size %d: signed root %x, the store's %x (%v), the leaves' %x", cp.Size, cp.Root, root, err, roots[cp.Size])
+				t.Fatalf("size %d: signed root %x, the store's %x (%v), the leaves' %x", cp.Size, cp.Root[:], root[:], err, roots[cp.Size])
 			}
 			for i := range cp.Size {
 				p, err := tlog.ProveRecord(cp.Size, i, reader)
