@@ -18,6 +18,7 @@ package seal
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -32,6 +33,9 @@ import (
 // transaction about as much as updating the leaves did, and the store about
 // 100 (SQLite) to 290 (PostgreSQL) bytes per event (bench/README.md).
 const MinStoredLevel = 4
+
+// ErrHashNotStored is a store's error for a kept tree hash it does not hold.
+var ErrHashNotStored = errors.New("not stored")
 
 // Kept says whether a store keeps the tree hash at tlog stored index x.
 func Kept(x int64) bool {

@@ -19,11 +19,13 @@ package sealverify
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditops/auditops/internal/seal"
 )
@@ -63,11 +65,28 @@ type rootWalk struct {
 	// maxAhead bounds ahead; 0: nothing is held (every leaf out of order
 	// is read by index).
 	maxAhead int
+	// made are the tree hashes the store keeps (seal.Kept) that the range
+	// made, not yet compared with the store's: proofs and roots are served
+	// from those, and the sealer builds on them. readKept reads them.
+	made     []madeHash
+	readKept func(indexes []int64) ([]tlog.Hash, error)
 }
 
-func newRootWalk(ns string, check, trusted []seal.Checkpoint, emit func(Finding), maxAhead int) *rootWalk {
+// madeHash is a tree hash the walk made from the leaves: x its tlog index.
+type madeHash struct {
+	x    int64
+	hash tlog.Hash
+}
+
+// keptBatch is how many made hashes are compared with the store's at once
+// (one read of tree_hashes per 8,192 leaves).
+const keptBatch = 1024
+
+// newRootWalk returns the walk of ns's log; readKept reads the tree hashes
+// the store keeps (nil: they are not checked).
+func newRootWalk(ns string, check, trusted []seal.Checkpoint, emit func(Finding), maxAhead int, readKept func([]int64) ([]tlog.Hash, error)) *rootWalk {
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
-	return &rootWalk{ns: ns, cr: rf.NewEmptyRange(0), check: check, trusted: trusted, emit: emit, ahead: map[int64][]byte{}, maxAhead: maxAhead}
+	return &rootWalk{ns: ns, cr: rf.NewEmptyRange(0), check: check, trusted: trusted, emit: emit, ahead: map[int64][]byte{}, maxAhead: maxAhead, readKept: readKept}
 }
 
 // size is the number of leaves the range holds.
@@ -119,11 +138,69 @@ func (w *rootWalk) met(index int64) bool {
 }
 
 func (w *rootWalk) append(leafHash []byte) error {
-	if err := w.cr.Append(leafHash, nil); err != nil {
+	if err := w.cr.Append(leafHash, w.visit); err != nil {
 		return err
 	}
 	w.checkRoots()
+	if len(w.made) >= keptBatch {
+		return w.checkKept()
+	}
 	return nil
+}
+
+// visit keeps each node the range completes at a level the store keeps.
+func (w *rootWalk) visit(id compact.NodeID, hash []byte) {
+	if w.readKept != nil && id.Level >= seal.MinStoredLevel && len(hash) == len(tlog.Hash{}) {
+		w.made = append(w.made, madeHash{x: tlog.StoredHashIndex(int(id.Level), int64(id.Index)), hash: tlog.Hash(hash)})
+	}
+}
+
+// checkKept compares the made hashes with those the store keeps, naming
+// each that differs or is not there: a proof served through it would not
+// check, and the sealer would refuse to extend the log.
+func (w *rootWalk) checkKept() error {
+	made := w.made
+	w.made = w.made[:0]
+	if len(made) == 0 {
+		return nil
+	}
+	xs := make([]int64, len(made))
+	for i, m := range made {
+		xs[i] = m.x
+	}
+	stored, err := w.readKept(xs)
+	if errors.Is(err, seal.ErrHashNotStored) {
+		// Which: one at a time (a store that lost its hashes is rare).
+		stored = make([]tlog.Hash, len(xs))
+		for i, x := range xs {
+			h, err := w.readKept([]int64{x})
+			switch {
+			case errors.Is(err, seal.ErrHashNotStored):
+				w.keptFinding(x, "no tree hash over leaves %d to %d is stored")
+				stored[i] = made[i].hash
+			case err != nil:
+				return err
+			default:
+				stored[i] = h[0]
+			}
+		}
+	} else if err != nil {
+		return err
+	}
+	for i, m := range made {
+		if stored[i] != m.hash {
+			w.keptFinding(m.x, "the stored tree hash over leaves %d to %d is not the one they give: an inclusion proof through it would not check")
+		}
+	}
+	return nil
+}
+
+// keptFinding names the kept tree hash x; format has the first and last
+// leaf it covers.
+func (w *rootWalk) keptFinding(x int64, format string) {
+	level, n := tlog.SplitStoredHashIndex(x)
+	first := n << level
+	w.emit(Finding{Namespace: w.ns, Problem: Inconsistent, Index: ptr(first), Detail: fmt.Sprintf(format, first, first+1<<level-1)})
 }
 
 // problemOf names a checkpoint the log does not match: a rollback when it
@@ -187,6 +264,9 @@ walk:
 	}
 	for _, c := range w.check[w.next:] {
 		w.emit(Finding{Namespace: w.ns, Problem: w.problemOf(c), Index: ptr(c.Size), Detail: fmt.Sprintf("the log holds %d leaves, fewer than the checkpoint of size %d", w.size(), c.Size)})
+	}
+	if err := w.checkKept(); err != nil {
+		return 0, err
 	}
 	return w.size(), nil
 }

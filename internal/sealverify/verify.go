@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/store"
@@ -231,7 +232,9 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	if opts.maxAhead != 0 {
 		maxAhead = max(opts.maxAhead, 0)
 	}
-	roots := newRootWalk(ns, check, trusted, emit, maxAhead)
+	roots := newRootWalk(ns, check, trusted, emit, maxAhead, func(indexes []int64) ([]tlog.Hash, error) {
+		return st.ReadHashes(ctx, ns, indexes)
+	})
 
 	// Events and leaves side by side in key order (time, seq), a
 	// page at a time: memory stays flat whatever a namespace holds. Each

@@ -146,9 +146,10 @@ func TestTampering(t *testing.T) {
 		want    func(seqs map[string]int64) []found
 		// unsealedAfter is how long after the seal verify runs.
 		unsealedAfter time.Duration
-		// sealRefused: the sealer then refuses to extend team-a's log
-		// (seal.ErrLogAltered) rather than sign a tree built on the change.
-		sealRefused bool
+		// sealRefused, when set, names the namespace whose log the sealer
+		// then refuses to extend (seal.ErrLogAltered) rather than sign a
+		// tree built on the change.
+		sealRefused string
 	}{
 		{name: "untouched", tamper: func(*testing.T, Store, func(*testing.T, string), map[string]int64) {}},
 		{name: "row edited in place", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
@@ -171,7 +172,7 @@ func TestTampering(t *testing.T) {
 		{name: "row's time moved", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "UPDATE events SET ts = ts + 1 WHERE id = 'a3'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a3"], "a3"}} }},
-		{name: "row and its sealed leaf edited to match", sealRefused: true, tamper: func(t *testing.T, st Store, exec func(*testing.T, string), s map[string]int64) {
+		{name: "row and its sealed leaf edited to match", sealRefused: "team-a", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), s map[string]int64) {
 			// A digest needs no key: the intruder edits a2 and gives its
 			// leaf the digest of what they wrote.
 			exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
@@ -186,6 +187,14 @@ func TestTampering(t *testing.T) {
 			data := seal.LeafData(e.Time, d)
 			exec(t, fmt.Sprintf("UPDATE leaves SET data = %s WHERE namespace = 'team-a' AND seq = %d", bytesLiteral(st, data[:]), s["a2"]))
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Inconsistent, 0, ""}} }},
+		{name: "kept tree hash edited", sealRefused: "team-c", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
+			// team-c's 20 leaves have one kept hash, over leaves 0-15:
+			// proofs and the sealer read it instead of those leaves.
+			exec(t, "UPDATE tree_hashes SET hash = "+bytesLiteral(st, make([]byte, 32))+" WHERE namespace = 'team-c'")
+		}, want: func(map[string]int64) []found { return []found{{"team-c", Inconsistent, 0, ""}} }},
+		{name: "kept tree hash deleted", sealRefused: "team-c", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+			exec(t, "DELETE FROM tree_hashes WHERE namespace = 'team-c'")
+		}, want: func(map[string]int64) []found { return []found{{"team-c", Inconsistent, 0, ""}} }},
 		{name: "row deleted", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "DELETE FROM events WHERE id = 'a4'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Missing, s["a4"], ""}} }},
@@ -262,6 +271,9 @@ func TestTampering(t *testing.T) {
 					b2 := event("team-b", "b2", 2)
 					b2.Request = nil // no JSON values: no payload
 					batch = append(batch, event("team-b", "b1", 1), b2)
+					for i := 1; i <= 20; i++ { // past the lowest kept tree level
+						batch = append(batch, event("team-c", fmt.Sprintf("c%d", i), i))
+					}
 					if _, err := st.Insert(t.Context(), batch); err != nil {
 						t.Fatal(err)
 					}
@@ -316,26 +328,27 @@ func TestTampering(t *testing.T) {
 					if !slices.Equal(got, want) {
 						t.Fatalf("findings %v, want %v", got, want)
 					}
-					if sum.Problems() != len(want) || sum.Namespaces != 2 {
+					if sum.Problems() != len(want) || sum.Namespaces != 3 {
 						t.Fatalf("summary %+v", sum)
 					}
-					if !tc.sealRefused {
+					ns := tc.sealRefused
+					if ns == "" {
 						return
 					}
-					size, err := st.LogSize(t.Context(), "team-a")
+					size, err := st.LogSize(t.Context(), ns)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if _, err := st.Insert(t.Context(), []store.Event{event("team-a", "a7", 7)}); err != nil {
+					if _, err := st.Insert(t.Context(), []store.Event{event(ns, "later", 40)}); err != nil {
 						t.Fatal(err)
 					}
-					_, err = sealer.Seal(t.Context(), "team-a")
-					after, _ := st.LogSize(t.Context(), "team-a")
+					_, err = sealer.Seal(t.Context(), ns)
+					after, _ := st.LogSize(t.Context(), ns)
 					if !errors.Is(err, seal.ErrLogAltered) || after != size {
-						t.Fatalf("sealing the altered log: %v; size %d -> %d", err, size, after)
+						t.Fatalf("sealing the altered log of %s: %v; size %d -> %d", ns, err, size, after)
 					}
-					if _, err := sealer.SealNow(t.Context(), "team-a"); !errors.Is(err, seal.ErrLogAltered) {
-						t.Fatalf("a report's seal of the altered log: %v", err)
+					if _, err := sealer.SealNow(t.Context(), ns); !errors.Is(err, seal.ErrLogAltered) {
+						t.Fatalf("a report's seal of the altered log of %s: %v", ns, err)
 					}
 				})
 			}
@@ -466,10 +479,11 @@ func TestRootsOutOfOrder(t *testing.T) {
 	}{
 		{"untouched", func(*testing.T, func(*testing.T, string)) {}, nil},
 		// Leaf 12 is a backfilled event's (the second batch): every
-		// checkpoint from size 13 on has another root now.
+		// checkpoint from size 13 on has another root now, and the kept
+		// tree hash over leaves 0-15 is not what they give.
 		{"leaf edited", func(t *testing.T, exec func(*testing.T, string)) {
 			exec(t, "UPDATE leaves SET mac = mac, data = (SELECT data FROM leaves WHERE namespace = 'team-a' AND idx = 13) WHERE namespace = 'team-a' AND idx = 12")
-		}, []string{Altered, Inconsistent, Inconsistent}},
+		}, []string{Altered, Inconsistent, Inconsistent, Inconsistent}},
 		{"leaf deleted", func(t *testing.T, exec func(*testing.T, string)) {
 			exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND idx = 12")
 		}, []string{Inconsistent, Inconsistent, Missing, Unsealed}},

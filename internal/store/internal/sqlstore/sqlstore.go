@@ -35,6 +35,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/payload"
 )
@@ -756,7 +757,7 @@ func ScanTreeHashes(rows RowScanner, ns string, indexes []int64, out []tlog.Hash
 	for i, x := range indexes {
 		h, ok := got[x]
 		if !ok {
-			return fmt.Errorf("tree hash %d of %s is not stored", x, ns)
+			return fmt.Errorf("tree hash %d of %s: %w", x, ns, seal.ErrHashNotStored)
 		}
 		out[i] = h
 	}
