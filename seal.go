@@ -58,6 +58,8 @@ type sealOptions struct {
 	// verifyInterval is how often the leader verifies the store against
 	// its logs (0: never).
 	verifyInterval time.Duration
+	// acceptUnverifiedHead is seal.Sealer.AcceptUnverifiedHead.
+	acceptUnverifiedHead bool
 }
 
 func (o *sealOptions) addFlags(fs *pflag.FlagSet) {
@@ -69,6 +71,7 @@ func (o *sealOptions) addFlags(fs *pflag.FlagSet) {
 func (o *sealOptions) addManagerFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.origin, "seal-origin", seal.DefaultOriginPrefix, "prefix of each namespace's log origin in checkpoints: <prefix>/<namespace>")
 	fs.DurationVar(&o.interval, "seal-interval", time.Minute, "how often the leader seals every log that grew (at most 5m)")
+	fs.BoolVar(&o.acceptUnverifiedHead, "seal-accept-unverified-checkpoints", false, "extend logs whose newest checkpoint no key of the seal keyring signed (only after the seal key was lost: once every log has a checkpoint signed by the new key, turn it off). Off, the leader refuses such a log (auditops_seal_altered_logs_total), since anyone could have written its root")
 	fs.DurationVar(&o.verifyInterval, "verify-interval", 24*time.Hour, "how often the leader runs manager verify on the store with its own keyring (metrics auditops_verify_*; first run 10 minutes after it leads); 0 never. It reads every event once")
 }
 

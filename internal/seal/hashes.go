@@ -37,6 +37,13 @@ const MinStoredLevel = 4
 // ErrHashNotStored is a store's error for a kept tree hash it does not hold.
 var ErrHashNotStored = errors.New("not stored")
 
+// ErrHashMalformed is a store's error for a kept tree hash that is not 32
+// bytes (its CHECK constraint dropped and the row written by hand).
+var ErrHashMalformed = errors.New("malformed")
+
+// ErrLeavesMissing is ReadTreeHashes' error for sealed leaves not in the log.
+var ErrLeavesMissing = errors.New("sealed leaves are missing")
+
 // Kept says whether a store keeps the tree hash at tlog stored index x.
 func Kept(x int64) bool {
 	level, _ := tlog.SplitStoredHashIndex(x)
@@ -103,7 +110,7 @@ func ReadTreeHashes(src HashSource, indexes []int64) ([]tlog.Hash, error) {
 			return nil, err
 		}
 		if int64(len(data)) != end-start {
-			return nil, fmt.Errorf("tree hashes: the log has %d of its leaves %d to %d", len(data), start, end-1)
+			return nil, fmt.Errorf("tree hashes: %w: the log has %d of its leaves %d to %d", ErrLeavesMissing, len(data), start, end-1)
 		}
 		for _, s := range made[lo:hi] {
 			out[s.at] = subtreeHash(data[s.start-start : s.end-start])

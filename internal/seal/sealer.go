@@ -84,6 +84,12 @@ type Sealer struct {
 	// ObserveLag, when set, is told each sealed leaf's seal lag: from
 	// ingest writing it to the commit of the checkpoint covering it.
 	ObserveLag func(time.Duration)
+	// AcceptUnverifiedHead extends a log whose newest checkpoint no key of
+	// Keys signed, when its root still matches the leaves: the way back
+	// after the seal key was lost (--seal-accept-unverified-checkpoints).
+	// Off, such a log is not extended (ErrLogAltered): its root could be
+	// anyone's.
+	AcceptUnverifiedHead bool
 
 	// logs holds a mutex per namespace (*sync.Mutex): this process's
 	// seals of one log take turns (the seal loop and a report starting
@@ -275,17 +281,18 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 }
 
 // ErrLogAltered is Seal's error for a log whose leaves or tree hashes no
-// longer give the root of its newest checkpoint: someone changed the store
-// behind the manager's back. Sealing on would sign a tree built on what
-// they wrote, so the log is not extended; manager verify says what changed.
+// longer give the root of its newest checkpoint, or whose newest checkpoint
+// no key of the ring signed: someone changed the store behind the manager's
+// back. Sealing on would sign a tree built on what they wrote, so the log is
+// not extended; manager verify says what changed.
 var ErrLogAltered = errors.New("the log no longer gives the root of its newest checkpoint")
 
-// checkHead checks that ns's leaves and kept tree hashes still give the
-// root its newest checkpoint, of size, says, and returns that root: before
-// the log is extended, and before a report is pinned to it. The root is
-// taken from the note's text without checking its signature: a checkpoint
-// signed by a key the ring no longer holds (a lost key) must not stop
-// sealing, and verify names a bad signature on its own.
+// checkHead checks that ns's newest checkpoint, of size, is signed by a key
+// of the ring and that the leaves and kept tree hashes still give its root,
+// and returns that root: before the log is extended, and before a report is
+// pinned to it. Both halves matter: an intruder can rewrite a leaf (a digest
+// needs no key) and then the root in the note's text, but not its
+// signature.
 func (s *Sealer) checkHead(ctx context.Context, ns string, size int64, reader tlog.HashReader) (tlog.Hash, error) {
 	cps, err := s.Store.Checkpoints(ctx, ns, 0, 1)
 	if err != nil {
@@ -294,22 +301,39 @@ func (s *Sealer) checkHead(ctx context.Context, ns string, size int64, reader tl
 	if len(cps) != 1 || cps[0].Size != size {
 		return tlog.Hash{}, fmt.Errorf("sealing %s: its log moved from size %d while it was read (another sealer ran)", ns, size)
 	}
-	text, _, ok := bytes.Cut(cps[0].Note, []byte("\n\n"))
-	if !ok {
-		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: its checkpoint of size %d is not a signed note", ns, ErrLogAltered, size)
-	}
-	cp, err := Parse(string(text) + "\n")
+	cp, err := s.openHead(cps[0].Note)
 	if err != nil {
-		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: %w", ns, ErrLogAltered, err)
+		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: its checkpoint of size %d: %w", ns, ErrLogAltered, size, err)
 	}
 	root, err := tlog.TreeHash(size, reader)
-	if err != nil {
+	if errors.Is(err, ErrHashNotStored) || errors.Is(err, ErrHashMalformed) || errors.Is(err, ErrLeavesMissing) {
 		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: %w", ns, ErrLogAltered, err)
+	}
+	if err != nil {
+		return tlog.Hash{}, fmt.Errorf("sealing %s: the root at %d: %w", ns, size, err)
 	}
 	if root != cp.Root || cp.Size != size {
 		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: at size %d its leaves and tree hashes give %x, the checkpoint says %x; run manager verify", ns, ErrLogAltered, size, root[:], cp.Root[:])
 	}
 	return root, nil
+}
+
+// openHead reads a log's newest checkpoint note: signed by a key of the
+// ring, or with AcceptUnverifiedHead any note in checkpoint form.
+func (s *Sealer) openHead(msg []byte) (Checkpoint, error) {
+	vs, err := Verifiers(s.Keys.VerifierKeys()...)
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	cp, err := Open(msg, vs)
+	if err == nil || !s.AcceptUnverifiedHead || !errors.Is(err, ErrBadSignature) {
+		return cp, err
+	}
+	text, _, ok := bytes.Cut(msg, []byte("\n\n"))
+	if !ok {
+		return Checkpoint{}, errors.New("not a signed note")
+	}
+	return Parse(string(text) + "\n")
 }
 
 // sealAllParallel is how many namespaces SealAll seals at once: a seal

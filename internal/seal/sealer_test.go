@@ -281,6 +281,19 @@ func TestSealRefusesAnAlteredLog(t *testing.T) {
 			root := base64.StdEncoding.EncodeToString(m.cps[last].Root[:])
 			m.notes[last] = bytes.Replace(m.notes[last], []byte(root), []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))), 1)
 		}},
+		// The intruder's full move: a leaf rewritten, then the newest
+		// note's root set to what the leaves now give. Only the signature
+		// tells.
+		{"sealed leaf and the newest checkpoint's root edited to match", func(m *memStore) {
+			m.log[17] = 99
+			last := len(m.notes) - 1
+			forged, err := tlog.TreeHash(m.cps[last].Size, tlog.HashReaderFunc(func(x []int64) ([]tlog.Hash, error) { return m.ReadHashes(context.Background(), "", x) }))
+			if err != nil {
+				panic(err)
+			}
+			root := base64.StdEncoding.EncodeToString(m.cps[last].Root[:])
+			m.notes[last] = bytes.Replace(m.notes[last], []byte(root), []byte(base64.StdEncoding.EncodeToString(forged[:])), 1)
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			kr, err := NewKeyring(rand.Reader)
@@ -307,7 +320,10 @@ func TestSealRefusesAnAlteredLog(t *testing.T) {
 		})
 	}
 
-	// Untouched, under a keyring that lost the key of its checkpoints.
+	// Untouched, under a keyring that lost the key of its checkpoints: not
+	// extended, since a root no key of the ring signed could be anyone's,
+	// until AcceptUnverifiedHead (the way back from a lost key). A key
+	// rotated out but kept in the ring is no such case.
 	kr, err := NewKeyring(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -320,14 +336,60 @@ func TestSealRefusesAnAlteredLog(t *testing.T) {
 	if _, err := s.Seal(t.Context(), "team-a"); err != nil {
 		t.Fatal(err)
 	}
+	rotated, err := kr.Rotate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Keys = rotated
+	st.ingest(rotated.Current, "team-a", 21)
+	if res, err := s.Seal(t.Context(), "team-a"); err != nil || res.Sealed != 1 {
+		t.Fatalf("sealing after a rotation: %+v, %v", res, err)
+	}
 	lost, err := NewKeyring(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Keys = lost
-	st.ingest(lost.Current, "team-a", 21)
+	st.ingest(lost.Current, "team-a", 22)
+	if _, err := s.Seal(t.Context(), "team-a"); !errors.Is(err, ErrLogAltered) || len(st.log) != 21 {
+		t.Fatalf("sealing under a keyring that lost the checkpoints' key: %v, log of %d", err, len(st.log))
+	}
+	s.AcceptUnverifiedHead = true
 	if res, err := s.Seal(t.Context(), "team-a"); err != nil || res.Sealed != 1 {
-		t.Fatalf("sealing under a new keyring: %+v, %v", res, err)
+		t.Fatalf("sealing with AcceptUnverifiedHead: %+v, %v", res, err)
+	}
+	s.AcceptUnverifiedHead = false
+	st.ingest(lost.Current, "team-a", 23)
+	if res, err := s.Seal(t.Context(), "team-a"); err != nil || res.Sealed != 1 {
+		t.Fatalf("sealing once the new key signed the head: %+v, %v", res, err)
+	}
+}
+
+// failingHashes is a memStore whose hashes cannot be read for a while.
+type failingHashes struct{ *memStore }
+
+func (f failingHashes) ReadHashes(context.Context, string, []int64) ([]tlog.Hash, error) {
+	return nil, errors.New("read tcp 10.0.0.7:5432: connection reset by peer")
+}
+
+// TestSealReadErrorIsNotAlteration: a store that cannot be read is an
+// error, not ErrLogAltered: a network blip must not fire AuditopsLogAltered.
+func TestSealReadErrorIsNotAlteration(t *testing.T) {
+	kr, err := NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newMemStore()
+	for seq := range int64(20) {
+		st.ingest(kr.Current, "team-a", seq+1)
+	}
+	if _, err := newSealer(t, st, kr).Seal(t.Context(), "team-a"); err != nil {
+		t.Fatal(err)
+	}
+	st.ingest(kr.Current, "team-a", 21)
+	_, err = newSealer(t, failingHashes{st}, kr).Seal(t.Context(), "team-a")
+	if err == nil || errors.Is(err, ErrLogAltered) {
+		t.Fatalf("sealing while the hashes cannot be read: %v, want an error that is not ErrLogAltered", err)
 	}
 }
 

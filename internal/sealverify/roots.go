@@ -169,7 +169,7 @@ func (w *rootWalk) checkKept() error {
 		xs[i] = m.x
 	}
 	stored, err := w.readKept(xs)
-	if errors.Is(err, seal.ErrHashNotStored) {
+	if errors.Is(err, seal.ErrHashNotStored) || errors.Is(err, seal.ErrHashMalformed) {
 		// Which: one at a time (a store that lost its hashes is rare).
 		stored = make([]tlog.Hash, len(xs))
 		for i, x := range xs {
@@ -177,6 +177,9 @@ func (w *rootWalk) checkKept() error {
 			switch {
 			case errors.Is(err, seal.ErrHashNotStored):
 				w.keptFinding(x, "no tree hash over leaves %d to %d is stored")
+				stored[i] = made[i].hash
+			case errors.Is(err, seal.ErrHashMalformed):
+				w.keptFinding(x, "the stored tree hash over leaves %d to %d is not 32 bytes")
 				stored[i] = made[i].hash
 			case err != nil:
 				return err

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/mod/sumdb/tlog"
 	_ "modernc.org/sqlite" // the intruder's own SQLite connection
 
 	"github.com/auditops/auditops/internal/seal"
@@ -187,6 +188,35 @@ func TestTampering(t *testing.T) {
 			data := seal.LeafData(e.Time, d)
 			exec(t, fmt.Sprintf("UPDATE leaves SET data = %s WHERE namespace = 'team-a' AND seq = %d", bytesLiteral(st, data[:]), s["a2"]))
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Inconsistent, 0, ""}} }},
+		{name: "row, its sealed leaf and the checkpoint's root edited to match", sealRefused: "team-a", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), s map[string]int64) {
+			// The whole move: a2 and its leaf as above, then the root in
+			// the newest note's text set to what the leaves now give. Only
+			// the note's signature tells, and the sealer checks it.
+			exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
+			e, ok, err := eventBySeq(t, st, "team-a", s["a2"])
+			if err != nil || !ok {
+				t.Fatalf("a2: %v, %v", ok, err)
+			}
+			d, err := seal.Digest(&e, seal.EncodingV1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := seal.LeafData(e.Time, d)
+			exec(t, fmt.Sprintf("UPDATE leaves SET data = %s WHERE namespace = 'team-a' AND seq = %d", bytesLiteral(st, data[:]), s["a2"]))
+			cps, err := st.Checkpoints(t.Context(), "team-a", 0, 1)
+			if err != nil || len(cps) != 1 {
+				t.Fatalf("checkpoints: %v, %v", cps, err)
+			}
+			cp, err := seal.Parse(strings.SplitN(string(cps[0].Note), "\n\n", 2)[0] + "\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			forged, err := tlog.TreeHash(cp.Size, tlog.HashReaderFunc(func(x []int64) ([]tlog.Hash, error) { return st.ReadHashes(t.Context(), "team-a", x) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			exec(t, fmt.Sprintf("UPDATE checkpoints SET note = replace(note, '%s', '%s') WHERE namespace = 'team-a'", cp.Root, forged))
+		}, want: func(map[string]int64) []found { return []found{{"team-a", BadSignature, 0, ""}} }},
 		{name: "kept tree hash edited", sealRefused: "team-c", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
 			// team-c's 20 leaves have one kept hash, over leaves 0-15:
 			// proofs and the sealer read it instead of those leaves.

@@ -268,7 +268,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 5 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 6 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string

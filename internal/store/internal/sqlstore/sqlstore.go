@@ -747,7 +747,7 @@ func ScanTreeHashes(rows RowScanner, ns string, indexes []int64, out []tlog.Hash
 			return err
 		}
 		if len(h) != len(tlog.Hash{}) {
-			return fmt.Errorf("tree hash %d of %s has %d bytes", id, ns, len(h))
+			return fmt.Errorf("tree hash %d of %s: %w: %d bytes", id, ns, seal.ErrHashMalformed, len(h))
 		}
 		got[id] = tlog.Hash(h)
 	}
