@@ -96,6 +96,33 @@ type Sealer struct {
 	// may seal at once, and the second Append would fail as another
 	// sealer's); different logs are sealed side by side.
 	logs sync.Map
+	// heads holds, per namespace, the newest checkpoint (Checkpoint) this
+	// process signed or saw its log give. Only an outside record shows a
+	// log cut back to an older checkpoint, its newer checkpoints and
+	// leaves deleted with them (a report's status, a trusted checkpoint):
+	// the store then agrees with itself. A running manager is such a
+	// record, and does not build on a log that went back or forked.
+	heads sync.Map
+}
+
+// head returns the newest checkpoint of ns this process signed or checked.
+func (s *Sealer) head(ns string) (Checkpoint, bool) {
+	v, ok := s.heads.Load(ns)
+	if !ok {
+		return Checkpoint{}, false
+	}
+	return v.(Checkpoint), true
+}
+
+// checkBelowHead fails with ErrLogAltered when ns's log, at size, is
+// shorter than a checkpoint this process signed or checked.
+func (s *Sealer) checkBelowHead(ns string, size int64) error {
+	if h, ok := s.head(ns); ok && size < h.Size {
+		return fmt.Errorf("sealing %s: %w: its newest checkpoint is of size %d, below the one of size %d this manager signed or checked (%s);"+
+			" newer checkpoints and leaves were deleted, or the store was restored from a backup (then restart the manager); run manager verify",
+			ns, ErrLogAltered, size, h.Size, h.Time.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // lock takes ns's turn; the returned func gives it back.
@@ -138,8 +165,14 @@ func (s *Sealer) SealNow(ctx context.Context, ns string) (Checkpoint, error) {
 		return res.Checkpoint, nil
 	}
 	cp := Checkpoint{Origin: Origin(s.Origin, ns)}
-	if cp.Size, err = s.Store.LogSize(ctx, ns); err != nil || cp.Size == 0 {
-		return cp, err
+	if cp.Size, err = s.Store.LogSize(ctx, ns); err != nil {
+		return Checkpoint{}, err
+	}
+	if err := s.checkBelowHead(ns, cp.Size); err != nil {
+		return Checkpoint{}, err
+	}
+	if cp.Size == 0 {
+		return cp, nil
 	}
 	cp.Root, err = s.checkHead(ctx, ns, cp.Size, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 		return s.Store.ReadHashes(ctx, ns, indexes)
@@ -158,6 +191,9 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 	size, err := s.Store.LogSize(ctx, ns)
 	if err != nil {
 		return SealResult{}, fmt.Errorf("sealing %s: reading its log's size: %w", ns, err)
+	}
+	if err := s.checkBelowHead(ns, size); err != nil {
+		return SealResult{}, err
 	}
 	var res SealResult
 	var after int64 = -1 << 63
@@ -271,6 +307,7 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 				}
 			}
 		}
+		s.heads.Store(ns, cp)
 		size, res.Checkpoint = newSize, cp
 		res.Checkpoints++
 		res.Sealed += len(seqs)
@@ -315,6 +352,24 @@ func (s *Sealer) checkHead(ctx context.Context, ns string, size int64, reader tl
 	if root != cp.Root || cp.Size != size {
 		return tlog.Hash{}, fmt.Errorf("sealing %s: %w: at size %d its leaves and tree hashes give %x, the checkpoint says %x; run manager verify", ns, ErrLogAltered, size, root[:], cp.Root[:])
 	}
+	// The log this process last saw must be where it was, under what
+	// came since (another replica sealed meanwhile, or this one did).
+	if h, ok := s.head(ns); ok {
+		if err := s.checkBelowHead(ns, size); err != nil {
+			return tlog.Hash{}, err
+		}
+		was := root
+		if h.Size < size {
+			if was, err = tlog.TreeHash(h.Size, reader); err != nil {
+				return tlog.Hash{}, fmt.Errorf("sealing %s: the root at %d: %w", ns, h.Size, err)
+			}
+		}
+		if was != h.Root {
+			return tlog.Hash{}, fmt.Errorf("sealing %s: %w: at size %d its leaves give %x, not the root %x of the checkpoint this manager signed or checked (%s): the log forked; run manager verify",
+				ns, ErrLogAltered, h.Size, was[:], h.Root[:], h.Time.Format(time.RFC3339))
+		}
+	}
+	s.heads.Store(ns, cp)
 	return root, nil
 }
 

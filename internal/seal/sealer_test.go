@@ -365,6 +365,87 @@ func TestSealRefusesAnAlteredLog(t *testing.T) {
 	}
 }
 
+// TestSealRefusesALogCutBack: a log cut back to an older checkpoint, its
+// newer checkpoints and leaves deleted with them, agrees with itself: only
+// an outside record shows it, and a running sealer is one. It does not
+// extend such a log, nor one that grew again from the cut (a fork), nor
+// pin a report to it; a log another sealer extended meanwhile (a leader
+// handover) is sealed on.
+func TestSealRefusesALogCutBack(t *testing.T) {
+	// cut leaves st's first n checkpoints and the leaves they cover.
+	cut := func(st *memStore, n int) {
+		size := int64(0)
+		if n > 0 {
+			size = st.cps[n-1].Size
+		}
+		st.cps, st.notes, st.log = st.cps[:n], st.notes[:n], st.log[:size]
+	}
+	for _, tt := range []struct {
+		name   string
+		change func(t *testing.T, st *memStore, kr *Keyring)
+		want   error // nil: sealed on
+	}{
+		{"untouched", func(*testing.T, *memStore, *Keyring) {}, nil},
+		{"extended by another sealer", func(t *testing.T, st *memStore, kr *Keyring) {
+			st.ingest(kr.Current, "team-a", 30, 31, 32)
+			if res, err := newSealer(t, st, kr).Seal(t.Context(), "team-a"); err != nil || res.Sealed != 3 {
+				t.Fatalf("the other sealer: %+v, %v", res, err)
+			}
+		}, nil},
+		{"newest checkpoint and its leaves deleted", func(_ *testing.T, st *memStore, _ *Keyring) { cut(st, 2) }, ErrLogAltered},
+		{"every checkpoint and leaf deleted", func(_ *testing.T, st *memStore, _ *Keyring) {
+			cut(st, 0)
+			clear(st.hashes)
+		}, ErrLogAltered},
+		// Cut back, then sealed past where it was by a sealer that never
+		// saw it (a replica started since): every checkpoint is signed
+		// and each extends the one before.
+		{"cut back and sealed past by another sealer", func(t *testing.T, st *memStore, kr *Keyring) {
+			cut(st, 2)
+			st.ingest(kr.Current, "team-a", 40, 41, 42, 43, 44, 45, 46, 47)
+			if res, err := newSealer(t, st, kr).Seal(t.Context(), "team-a"); err != nil || res.Sealed != 8 {
+				t.Fatalf("the other sealer: %+v, %v", res, err)
+			}
+		}, ErrLogAltered},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			kr, err := NewKeyring(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := newMemStore()
+			for seq := range int64(20) {
+				st.ingest(kr.Current, "team-a", seq+1)
+			}
+			s := newSealer(t, st, kr)
+			if _, err := s.Seal(t.Context(), "team-a"); err != nil || len(st.cps) != 3 {
+				t.Fatalf("first seal: %v, %d checkpoints", err, len(st.cps))
+			}
+			tt.change(t, st, kr)
+			n := len(st.cps)
+			if _, err := s.SealNow(t.Context(), "team-a"); !errors.Is(err, tt.want) {
+				t.Fatalf("SealNow: %v, want %v", err, tt.want)
+			}
+			st.ingest(kr.Current, "team-a", 99)
+			res, err := s.Seal(t.Context(), "team-a")
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Seal: %v, want %v", err, tt.want)
+			}
+			if sealed := len(st.cps) - n; (tt.want == nil) != (sealed == 1 && res.Sealed == 1) {
+				t.Fatalf("Seal signed %d checkpoints over %d leaves (error %v)", sealed, res.Sealed, err)
+			}
+			if tt.want != nil {
+				// A sealer that never saw the log (the manager restarted)
+				// has nothing to hold it to; manager verify with a trusted
+				// checkpoint or --trusted-from-reports does.
+				if _, err := newSealer(t, st, kr).Seal(t.Context(), "team-a"); err != nil {
+					t.Fatalf("a new sealer: %v", err)
+				}
+			}
+		})
+	}
+}
+
 // failingHashes is a memStore whose hashes cannot be read for a while.
 type failingHashes struct{ *memStore }
 

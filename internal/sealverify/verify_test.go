@@ -147,6 +147,9 @@ func TestTampering(t *testing.T) {
 		want    func(seqs map[string]int64) []found
 		// unsealedAfter is how long after the seal verify runs.
 		unsealedAfter time.Duration
+		// grown: team-a gets three more events, sealed in a second
+		// checkpoint, before tamper.
+		grown bool
 		// sealRefused, when set, names the namespace whose log the sealer
 		// then refuses to extend (seal.ErrLogAltered) rather than sign a
 		// tree built on the change.
@@ -268,13 +271,17 @@ func TestTampering(t *testing.T) {
 			}
 			exec(t, "UPDATE checkpoints SET note = '"+strings.ReplaceAll(string(msg), "'", "''")+"' WHERE namespace = 'team-b'")
 		}, want: func(map[string]int64) []found { return []found{{"team-b", BadSignature, 0, ""}} }},
-		{name: "log truncated below a trusted checkpoint", trusted: true, tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
-			// Everything of team-a past its third event, as if it never
-			// happened: events, leaves, hashes and checkpoints alike.
-			exec(t, "DELETE FROM events WHERE namespace = 'team-a' AND id IN ('a4', 'a5', 'a6')")
-			exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND idx >= 3")
-			exec(t, "DELETE FROM checkpoints WHERE namespace = 'team-a'")
-		}, want: func(map[string]int64) []found { return []found{{"team-a", Rollback, 0, ""}} }},
+		{name: "log truncated below a trusted checkpoint", trusted: true, sealRefused: "team-a", tamper: truncateTeamA,
+			want: func(map[string]int64) []found { return []found{{"team-a", Rollback, 0, ""}} }},
+		// The same with nothing kept outside the store: it agrees with
+		// itself and verify has nothing to hold it to (the README says
+		// so). The manager that sealed it still runs and remembers.
+		{name: "log cut back to its older checkpoint, no witness but the running manager", grown: true, sealRefused: "team-a",
+			tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+				exec(t, "DELETE FROM events WHERE namespace = 'team-a' AND id IN ('a7', 'a8', 'a9')")
+				exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND idx >= 6")
+				exec(t, "DELETE FROM checkpoints WHERE namespace = 'team-a' AND size > 6")
+			}},
 		{name: "leaf left unsealed", unsealedAfter: time.Hour, tamper: func(t *testing.T, st Store, _ func(*testing.T, string), s map[string]int64) {
 			res, err := st.Insert(t.Context(), []store.Event{event("team-b", "b9", 30)})
 			if err != nil || res.Inserted != 1 {
@@ -327,6 +334,18 @@ func TestTampering(t *testing.T) {
 						}}
 					if _, err := sealer.SealAll(t.Context()); err != nil {
 						t.Fatal(err)
+					}
+					if tc.grown {
+						var more []store.Event
+						for i := 7; i <= 9; i++ {
+							more = append(more, event("team-a", fmt.Sprintf("a%d", i), i))
+						}
+						if _, err := st.Insert(t.Context(), more); err != nil {
+							t.Fatal(err)
+						}
+						if _, err := sealer.SealAll(t.Context()); err != nil {
+							t.Fatal(err)
+						}
 					}
 					var trusted [][]byte
 					if tc.trusted {
@@ -384,6 +403,14 @@ func TestTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+// truncateTeamA deletes everything of team-a past its third event, as if
+// it never happened: events, leaves and checkpoints alike.
+func truncateTeamA(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
+	exec(t, "DELETE FROM events WHERE namespace = 'team-a' AND id IN ('a4', 'a5', 'a6')")
+	exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND idx >= 3")
+	exec(t, "DELETE FROM checkpoints WHERE namespace = 'team-a'")
 }
 
 // eventBySeq reads the event of ns stored as seq.
