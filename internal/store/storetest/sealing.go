@@ -268,8 +268,14 @@ func RunSealing(t *testing.T, newStore func(t *testing.T, leaves store.LeafMaker
 		if _, err := sealer.Seal(t.Context(), "team-a"); err != nil {
 			t.Fatal(err)
 		}
-		// Stored after the checkpoint of size 3, inside its window.
-		mustInsert(t, s, ev("team-a", "late", t0.Add(time.Second), device("d1")), ev("team-a", "a5", t0.Add(5*time.Second)))
+		// Stored after the checkpoint of size 3, inside its window: one
+		// between a1 and a2, a run of them longer than a read's chunk
+		// between a2 and a3, one after.
+		later := []store.Event{ev("team-a", "late", t0.Add(time.Second), device("d1")), ev("team-a", "a5", t0.Add(5*time.Second))}
+		for i := range 5 {
+			later = append(later, ev("team-a", fmt.Sprintf("late%d", i+2), t0.Add(3*time.Second+time.Duration(i)*time.Millisecond)))
+		}
+		mustInsert(t, s, later...)
 		ids := func(q store.EventQuery) []string {
 			var out []string
 			for _, e := range walk(t, s, q) {
@@ -301,7 +307,7 @@ func RunSealing(t *testing.T, newStore func(t *testing.T, leaves store.LeafMaker
 			name string
 			pin  *int64
 			want int
-		}{{"unpinned", nil, 5}, {"size 3", pin(3), 3}, {"size 0", pin(0), 0}} {
+		}{{"unpinned", nil, 10}, {"size 3", pin(3), 3}, {"size 0", pin(0), 0}} {
 			e, sum, logs := counts(tc.pin)
 			if e != tc.want || sum != int64(tc.want) || logs != tc.want {
 				t.Errorf("%s: %d events, summary counts %d, %d user logs; want %d of each", tc.name, e, sum, logs, tc.want)
@@ -311,15 +317,22 @@ func RunSealing(t *testing.T, newStore func(t *testing.T, leaves store.LeafMaker
 		if got := ids(q); !slices.Equal(got, []string{"a1", "a2", "a3"}) {
 			t.Errorf("pinned to 3: %v", got)
 		}
-		// Sealing on does not change what a pin of 3 reads; a pin of 5 reads all.
+		for _, size := range []int{2, 3, 500} {
+			q := q
+			q.Page.Size = size
+			if got := ids(q); !slices.Equal(got, []string{"a1", "a2", "a3"}) {
+				t.Errorf("pinned to 3, pages of %d: %v", size, got)
+			}
+		}
+		// Sealing on does not change what a pin of 3 reads; a pin of 10 reads all.
 		if _, err := sealer.Seal(t.Context(), "team-a"); err != nil {
 			t.Fatal(err)
 		}
 		if got := ids(q); !slices.Equal(got, []string{"a1", "a2", "a3"}) {
 			t.Errorf("pinned to 3 after the next seal: %v", got)
 		}
-		if e, sum, logs := counts(pin(5)); e != 5 || sum != 5 || logs != 5 {
-			t.Errorf("pinned to 5: %d events, summary %d, %d user logs", e, sum, logs)
+		if e, sum, logs := counts(pin(10)); e != 10 || sum != 10 || logs != 10 {
+			t.Errorf("pinned to 10: %d events, summary %d, %d user logs", e, sum, logs)
 		}
 		// A page token is bound to its pin.
 		page, err := s.Events(t.Context(), q)
