@@ -119,7 +119,7 @@ func (s *Sealer) head(ns string) (Checkpoint, bool) {
 func (s *Sealer) checkBelowHead(ns string, size int64) error {
 	if h, ok := s.head(ns); ok && size < h.Size {
 		return fmt.Errorf("sealing %s: %w: its newest checkpoint is of size %d, below the one of size %d this manager signed or checked (%s);"+
-			" newer checkpoints and leaves were deleted, or the store was restored from a backup (then restart the manager); run manager verify",
+			" newer checkpoints and leaves were deleted, or the store went back (a restored backup, a failover that lost commits: restart the manager once understood); run manager verify",
 			ns, ErrLogAltered, size, h.Size, h.Time.Format(time.RFC3339))
 	}
 	return nil
