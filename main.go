@@ -286,6 +286,7 @@ func runManager(args []string) error {
 	}
 	if keys != nil {
 		sm := seal.NewMetrics(metrics.Registry)
+		witnesses := leaderWitnesses(mgr.GetAPIReader(), sealer, ctrl.Log.WithName("seal"))
 		sealer.ObserveLag = sm.ObserveLag
 		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 			if keySecret != nil {
@@ -294,6 +295,11 @@ func runManager(args []string) error {
 					ctrl.Log.WithName("seal").Error(err, "publishing the verifier keys")
 				}
 			}
+			// A leader that starts holds each log to the checkpoints
+			// reports read, before it extends any.
+			for _, w := range witnesses(ctx) {
+				sealer.Witness(w)
+			}
 			return sealLoop(ctx, sealer, seo.interval, sm, ctrl.Log.WithName("seal"))
 		})); err != nil {
 			return fmt.Errorf("adding the sealer: %w", err)
@@ -301,7 +307,7 @@ func runManager(args []string) error {
 		if vst, ok := sealer.Store.(sealverify.Store); ok && seo.verifyInterval > 0 {
 			vm := sealverify.NewMetrics(metrics.Registry)
 			if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-				return verifyLoop(ctx, vst, keys, seo.interval, seo.verifyInterval, min(10*time.Minute, seo.verifyInterval), vm, ctrl.Log.WithName("verify"))
+				return verifyLoop(ctx, vst, keys, witnesses, seo.interval, seo.verifyInterval, min(10*time.Minute, seo.verifyInterval), vm, ctrl.Log.WithName("verify"))
 			})); err != nil {
 				return fmt.Errorf("adding the verifier: %w", err)
 			}

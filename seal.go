@@ -144,6 +144,24 @@ func (o *sealOptions) keyring(ctx context.Context, so storeOptions, restConfig f
 	return kr, src, nil
 }
 
+// leaderWitnesses are the checkpoints kept outside the store that the
+// leader holds its logs to: the newest of each log its sealer signed,
+// checked or was told of, and every report's status.seal (in etcd), read
+// with c. A cut-back log the store alone cannot show then is a rollback
+// finding of the leader's own verify runs (AuditopsRecordTampered), not
+// only of 'manager verify --trusted-from-reports'. Reports that cannot be
+// listed leave the sealer's own.
+func leaderWitnesses(c client.Reader, s *seal.Sealer, log logr.Logger) func(context.Context) []seal.Checkpoint {
+	return func(ctx context.Context) []seal.Checkpoint {
+		out := s.Heads()
+		reps, err := reportWitnessesFrom(ctx, c)
+		if err != nil {
+			log.Error(err, "reading the checkpoints reports read, to hold the logs to")
+		}
+		return append(out, reps...)
+	}
+}
+
 // sealLoop seals every log that grew, now and then every interval; the
 // leader runs it.
 func sealLoop(ctx context.Context, s *seal.Sealer, interval time.Duration, m *seal.Metrics, log logr.Logger) error {
@@ -179,7 +197,8 @@ func sealLoop(ctx context.Context, s *seal.Sealer, interval time.Duration, m *se
 // manager's keyring, findings logged and counted in the verify metrics.
 // It finds what a change behind the manager's back leaves; a CronJob with a
 // verifier key pinned outside the cluster checks more (README).
-func verifyLoop(ctx context.Context, st sealverify.Store, keys *seal.Keyring, sealInterval, interval, firstAfter time.Duration, m *sealverify.Metrics, log logr.Logger) error {
+func verifyLoop(ctx context.Context, st sealverify.Store, keys *seal.Keyring, witnesses func(context.Context) []seal.Checkpoint,
+	sealInterval, interval, firstAfter time.Duration, m *sealverify.Metrics, log logr.Logger) error {
 	wait := firstAfter
 	for {
 		select {
@@ -199,7 +218,11 @@ func verifyLoop(ctx context.Context, st sealverify.Store, keys *seal.Keyring, se
 		var sample []sealverify.Finding
 		kept := map[string]int{}
 		start := time.Now()
-		sum, err := sealverify.Verify(ctx, st, sealverify.Options{Verifiers: vs, SealInterval: sealInterval},
+		var ws []seal.Checkpoint
+		if witnesses != nil {
+			ws = witnesses(ctx)
+		}
+		sum, err := sealverify.Verify(ctx, st, sealverify.Options{Verifiers: vs, SealInterval: sealInterval, Witnesses: ws},
 			func(f sealverify.Finding) {
 				if kept[f.Problem] < logPerProblem {
 					kept[f.Problem]++

@@ -228,6 +228,12 @@ func reportWitnesses(ctx context.Context) ([]seal.Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	return reportWitnessesFrom(ctx, c)
+}
+
+// reportWitnessesFrom lists the AuditReports with c and returns the
+// checkpoints they read (status.seal).
+func reportWitnessesFrom(ctx context.Context, c client.Reader) ([]seal.Checkpoint, error) {
 	var list reportsv1alpha1.AuditReportList
 	if err := c.List(ctx, &list); err != nil {
 		return nil, fmt.Errorf("listing AuditReports: %w", err)

@@ -168,24 +168,8 @@ func TestVerifyLoopCountsAll(t *testing.T) {
 	m := sealverify.NewMetrics(reg)
 	lctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- verifyLoop(lctx, st.(sealverify.Store), kr, time.Minute, time.Hour, 0, m, log) }()
-	altered := func() float64 {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != "auditops_verify_problems" {
-				continue
-			}
-			for _, s := range mf.GetMetric() {
-				if s.GetLabel()[0].GetValue() == sealverify.Altered {
-					return s.GetGauge().GetValue()
-				}
-			}
-		}
-		return -1
-	}
+	go func() { done <- verifyLoop(lctx, st.(sealverify.Store), kr, nil, time.Minute, time.Hour, 0, m, log) }()
+	altered := func() float64 { return problemGauge(t, reg, sealverify.Altered) }
 	deadline := time.Now().Add(30 * time.Second)
 	for altered() != 12 {
 		if time.Now().After(deadline) {
@@ -210,5 +194,88 @@ func TestVerifyLoopCountsAll(t *testing.T) {
 	}
 	if named != 5 || more != 1 {
 		t.Fatalf("logged %d findings and %d summaries, want 5 and 1:\n%s", named, more, strings.Join(lines, "\n"))
+	}
+}
+
+// problemGauge reads auditops_verify_problems{problem} from reg (-1: not
+// there).
+func problemGauge(t *testing.T, reg *prometheus.Registry, problem string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "auditops_verify_problems" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			if s.GetLabel()[0].GetValue() == problem {
+				return s.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// TestVerifyLoopHoldsTheLogToWitnesses: a namespace wiped whole (events,
+// leaves, checkpoints) leaves a store that agrees with itself; the leader's
+// verify runs, given the checkpoints kept outside it (leaderWitnesses: its
+// sealer's heads, the reports' status.seal), count the rollback.
+func TestVerifyLoopHoldsTheLogToWitnesses(t *testing.T) {
+	ctx := t.Context()
+	db, storeURL, kr := sealedImport(t, 30)
+	st, err := storeopen.Open(ctx, storeURL, storeopen.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	logs, _ := storeopen.Logs(st)
+	sealer := &seal.Sealer{Store: logs, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+	head, err := sealer.SealNow(ctx, "team-a")
+	if err != nil || head.Size != 30 {
+		t.Fatalf("the log's head: %+v, %v", head, err)
+	}
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, table := range []string{"events", "leaves", "checkpoints"} {
+		if _, err := conn.Exec("DELETE FROM " + table + " WHERE namespace = 'team-a'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		witnesses func(context.Context) []seal.Checkpoint
+		want      float64
+	}{
+		{"no witnesses", nil, 0},
+		{"the sealer's heads", func(context.Context) []seal.Checkpoint { return sealer.Heads() }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			m := sealverify.NewMetrics(reg)
+			lctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() {
+				done <- verifyLoop(lctx, st.(sealverify.Store), kr, tc.witnesses, time.Minute, time.Hour, 0, m, funcr.New(func(string, string) {}, funcr.Options{}))
+			}()
+			deadline := time.Now().Add(30 * time.Second)
+			for problemGauge(t, reg, sealverify.Rollback) == -1 {
+				if time.Now().After(deadline) {
+					t.Fatal("the verify run did not end in 30 s")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if got := problemGauge(t, reg, sealverify.Rollback); got != tc.want {
+				t.Fatalf("auditops_verify_problems{problem=rollback} = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

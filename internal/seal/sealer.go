@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,6 +113,35 @@ func (s *Sealer) head(ns string) (Checkpoint, bool) {
 		return Checkpoint{}, false
 	}
 	return v.(Checkpoint), true
+}
+
+// Heads returns the newest checkpoint of each log this process signed or
+// checked, or was told of (Witness): witnesses for the leader's own verify
+// runs (sealverify.Options.Witnesses).
+func (s *Sealer) Heads() []Checkpoint {
+	var out []Checkpoint
+	s.heads.Range(func(_, v any) bool {
+		out = append(out, v.(Checkpoint))
+		return true
+	})
+	return out
+}
+
+// Witness tells the sealer of a checkpoint of one of its logs kept outside
+// the store (a report's status.seal), which that log must never fall below
+// nor fork from: a leader that starts after a log was cut back below a
+// report's checkpoint does not extend it. A checkpoint of another origin
+// prefix, or older than what the sealer holds, changes nothing.
+func (s *Sealer) Witness(cp Checkpoint) {
+	ns, ok := strings.CutPrefix(cp.Origin, s.Origin+"/")
+	if !ok || ns == "" || cp.Size <= 0 {
+		return
+	}
+	defer s.lock(ns)()
+	if h, ok := s.head(ns); ok && h.Size >= cp.Size {
+		return
+	}
+	s.heads.Store(ns, cp)
 }
 
 // checkBelowHead fails with ErrLogAltered when ns's log, at size, is

@@ -421,6 +421,7 @@ func TestSealRefusesALogCutBack(t *testing.T) {
 			if _, err := s.Seal(t.Context(), "team-a"); err != nil || len(st.cps) != 3 {
 				t.Fatalf("first seal: %v, %d checkpoints", err, len(st.cps))
 			}
+			signed := st.cps[2]
 			tt.change(t, st, kr)
 			n := len(st.cps)
 			if _, err := s.SealNow(t.Context(), "team-a"); !errors.Is(err, tt.want) {
@@ -436,8 +437,19 @@ func TestSealRefusesALogCutBack(t *testing.T) {
 			}
 			if tt.want != nil {
 				// A sealer that never saw the log (the manager restarted)
-				// has nothing to hold it to; manager verify with a trusted
-				// checkpoint or --trusted-from-reports does.
+				// holds it to what it is told of: a report's checkpoint.
+				told := newSealer(t, st, kr)
+				told.Witness(Checkpoint{Origin: "elsewhere/team-a", Size: 1 << 40}) // not its log
+				told.Witness(signed)
+				if _, err := told.Seal(t.Context(), "team-a"); !errors.Is(err, ErrLogAltered) {
+					t.Fatalf("a new sealer told of the checkpoint of size %d: %v", signed.Size, err)
+				}
+				if heads := told.Heads(); len(heads) != 1 || heads[0] != signed {
+					t.Fatalf("heads %+v, want the checkpoint of size %d", heads, signed.Size)
+				}
+				// Untold, it has nothing to hold the log to; manager
+				// verify with a trusted checkpoint or
+				// --trusted-from-reports does.
 				if _, err := newSealer(t, st, kr).Seal(t.Context(), "team-a"); err != nil {
 					t.Fatalf("a new sealer: %v", err)
 				}

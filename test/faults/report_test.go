@@ -148,6 +148,35 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 	if code, out := verifyReport(t, st, ns, "undisturbed"); code != 1 || !strings.Contains(out, "differs from checkpoint") {
 		t.Errorf("manager verify report after an edit: exit %d, want 1\n%s", code, out)
 	}
+
+	// The intruder then wipes the namespace's trail: its events, leaves
+	// and checkpoints alike. What is left of the store agrees with itself
+	// (verify alone finds nothing); the reports' checkpoints, in etcd, do
+	// not: verify with them as witnesses finds the rollback, and a leader
+	// started since holds the log to them and does not extend it
+	// (auditops_seal_altered_logs_total, AuditopsLogAltered).
+	for _, table := range []string{"events", "leaves", "checkpoints"} {
+		if err := st.exec(t.Context(), "DELETE FROM "+table+" WHERE namespace = '"+ns+"'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out := runManagerVerify(t, st, "--namespace", ns, "--seal-interval", "5m"); code != 0 {
+		t.Errorf("manager verify of the wiped namespace without witnesses: exit %d, want 0 (the store agrees with itself)\n%s", code, out)
+	}
+	if code, out := runManagerVerify(t, st, "--namespace", ns, "--trusted-from-reports", "--seal-interval", "5m"); code != 1 || !strings.Contains(out, `"problem":"rollback"`) {
+		t.Errorf("manager verify --trusted-from-reports of the wiped namespace: exit %d, want 1 with a rollback\n%s", code, out)
+	}
+	c := cfg
+	c.extraArgs = append(slices.Clone(cfg.extraArgs), "--seal-interval=1s")
+	p = startManager(t, c)
+	seedReportEvents(t, ns, base, 1)
+	waitUntil(t, t.Context(), time.Minute, "the leader to refuse the wiped log", func() bool {
+		m, err := scrape(p)
+		return err == nil && m["auditops_seal_altered_logs_total"] >= 1
+	})
+	if err := p.stop(); err != nil {
+		t.Fatalf("stopping the manager: %v", err)
+	}
 }
 
 // verifyReport runs the real manager verify report on report name.
