@@ -47,6 +47,7 @@ import (
 	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
 	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/sealkey"
 	"github.com/auditops/auditops/internal/sealverify"
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
@@ -300,7 +301,10 @@ func runManager(args []string) error {
 			for _, w := range witnesses(ctx) {
 				sealer.Witness(w)
 			}
-			return sealLoop(ctx, sealer, seo.interval, sm, ctrl.Log.WithName("seal"))
+			// And to those the leader before it published.
+			heads := sealkey.Heads{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Namespace: adminNamespace}
+			holdToHeads(ctx, heads, sealer, ctrl.Log.WithName("seal"))
+			return sealLoop(ctx, sealer, seo.interval, sm, headsPublisher(heads, sealer, ctrl.Log.WithName("seal")), ctrl.Log.WithName("seal"))
 		})); err != nil {
 			return fmt.Errorf("adding the sealer: %w", err)
 		}

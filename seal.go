@@ -17,9 +17,11 @@ limitations under the License.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,6 +146,47 @@ func (o *sealOptions) keyring(ctx context.Context, so storeOptions, restConfig f
 	return kr, src, nil
 }
 
+// headsPublisher returns sealLoop's publish: it saves the sealer's signed
+// heads into the heads ConfigMap (sealkey.Heads) when they changed.
+func headsPublisher(h sealkey.Heads, s *seal.Sealer, log logr.Logger) func(context.Context) {
+	var last map[string][]byte
+	return func(ctx context.Context) {
+		now := s.SignedHeads()
+		if last != nil && maps.EqualFunc(now, last, bytes.Equal) {
+			return
+		}
+		dropped, err := h.Save(ctx, now)
+		if err != nil {
+			log.Error(err, "publishing the logs' newest checkpoints")
+			return
+		}
+		if dropped > 0 {
+			log.Info("ConfigMap "+sealkey.HeadsConfigMapName+" is full: the namespaces that sort last are left out", "leftOut", dropped)
+		}
+		last = now
+	}
+}
+
+// holdToHeads gives the sealer the checkpoints a leader before it
+// published (sealkey.Heads), those a key of its ring signed.
+func holdToHeads(ctx context.Context, h sealkey.Heads, s *seal.Sealer, log logr.Logger) {
+	vs, err := seal.Verifiers(s.Keys.VerifierKeys()...)
+	if err == nil {
+		var cps []seal.Checkpoint
+		var bad []string
+		if cps, bad, err = h.Load(ctx, vs); err == nil {
+			for _, cp := range cps {
+				s.Witness(cp)
+			}
+			if len(bad) > 0 {
+				log.Info("published checkpoints that no seal key signed were left out", "namespaces", bad)
+			}
+			return
+		}
+	}
+	log.Error(err, "reading the logs' newest checkpoints a leader before published")
+}
+
 // leaderWitnesses are the checkpoints kept outside the store that the
 // leader holds its logs to: the newest of each log its sealer signed,
 // checked or was told of, and every report's status.seal (in etcd), read
@@ -164,9 +207,20 @@ func leaderWitnesses(c client.Reader, s *seal.Sealer, log logr.Logger) func(cont
 
 // sealLoop seals every log that grew, now and then every interval; the
 // leader runs it.
-func sealLoop(ctx context.Context, s *seal.Sealer, interval time.Duration, m *seal.Metrics, log logr.Logger) error {
+//
+// publish, when set, runs after each round, and once more when the loop
+// stops (on a context of its own, for a few seconds): a leader stopped
+// with SIGTERM hands its newest checkpoints on.
+func sealLoop(ctx context.Context, s *seal.Sealer, interval time.Duration, m *seal.Metrics, publish func(context.Context), log logr.Logger) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	if publish != nil {
+		defer func() {
+			c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			publish(c)
+		}()
+	}
 	for {
 		res, err := s.SealAll(ctx)
 		if ctx.Err() != nil {
@@ -183,6 +237,9 @@ func sealLoop(ctx context.Context, s *seal.Sealer, interval time.Duration, m *se
 		}
 		if err != nil {
 			log.Error(err, "sealing")
+		}
+		if publish != nil {
+			publish(ctx)
 		}
 		select {
 		case <-ctx.Done():

@@ -97,13 +97,20 @@ type Sealer struct {
 	// may seal at once, and the second Append would fail as another
 	// sealer's); different logs are sealed side by side.
 	logs sync.Map
-	// heads holds, per namespace, the newest checkpoint (Checkpoint) this
-	// process signed or saw its log give. Only an outside record shows a
+	// heads holds, per namespace, the newest checkpoint (head) this
+	// process signed or saw its log give, or was told of (Witness). Only an outside record shows a
 	// log cut back to an older checkpoint, its newer checkpoints and
 	// leaves deleted with them (a report's status, a trusted checkpoint):
 	// the store then agrees with itself. A running manager is such a
 	// record, and does not build on a log that went back or forked.
 	heads sync.Map
+}
+
+// head is a checkpoint a log must never fall below nor fork from, with
+// its signed note when this process read or wrote one.
+type head struct {
+	cp   Checkpoint
+	note []byte
 }
 
 // head returns the newest checkpoint of ns this process signed or checked.
@@ -112,7 +119,22 @@ func (s *Sealer) head(ns string) (Checkpoint, bool) {
 	if !ok {
 		return Checkpoint{}, false
 	}
-	return v.(Checkpoint), true
+	return v.(head).cp, true
+}
+
+// SignedHeads returns, per namespace, the signed note of the newest
+// checkpoint this process signed or checked (not those it was only told
+// of): what the leader publishes outside the store
+// (sealkey.Heads), for the next leader to hold the logs to.
+func (s *Sealer) SignedHeads() map[string][]byte {
+	out := map[string][]byte{}
+	s.heads.Range(func(k, v any) bool {
+		if h := v.(head); h.note != nil {
+			out[k.(string)] = h.note
+		}
+		return true
+	})
+	return out
 }
 
 // Heads returns the newest checkpoint of each log this process signed or
@@ -121,7 +143,7 @@ func (s *Sealer) head(ns string) (Checkpoint, bool) {
 func (s *Sealer) Heads() []Checkpoint {
 	var out []Checkpoint
 	s.heads.Range(func(_, v any) bool {
-		out = append(out, v.(Checkpoint))
+		out = append(out, v.(head).cp)
 		return true
 	})
 	return out
@@ -141,7 +163,7 @@ func (s *Sealer) Witness(cp Checkpoint) {
 	if h, ok := s.head(ns); ok && h.Size >= cp.Size {
 		return
 	}
-	s.heads.Store(ns, cp)
+	s.heads.Store(ns, head{cp: cp})
 }
 
 // checkBelowHead fails with ErrLogAltered when ns's log, at size, is
@@ -337,7 +359,7 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 				}
 			}
 		}
-		s.heads.Store(ns, cp)
+		s.heads.Store(ns, head{cp: cp, note: note})
 		size, res.Checkpoint = newSize, cp
 		res.Checkpoints++
 		res.Sealed += len(seqs)
@@ -399,7 +421,7 @@ func (s *Sealer) checkHead(ctx context.Context, ns string, size int64, reader tl
 				ns, ErrLogAltered, h.Size, was[:], h.Root[:], h.Time.Format(time.RFC3339))
 		}
 	}
-	s.heads.Store(ns, cp)
+	s.heads.Store(ns, head{cp: cp, note: cps[0].Note})
 	return root, nil
 }
 

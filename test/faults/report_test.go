@@ -63,6 +63,10 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 	// Recent events: older ones are the retention loop's to delete.
 	base := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
 	seedReportEvents(t, ns, base, 6000)
+	// A namespace no report reads, wiped at the end too: only the
+	// checkpoints the leader publishes (sealkey.Heads) witness it.
+	unread := ns + "-unread"
+	seedReportEvents(t, unread, base, 50)
 	window := [2]time.Time{base.Add(-time.Hour), base.Add(3 * time.Hour)}
 
 	createShardReport(t, ns, "undisturbed", window, kind)
@@ -137,6 +141,16 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 	if code, out := runManagerVerify(t, st, "--namespace", ns, "--trusted-from-reports", "--seal-interval", "5m"); code != 0 || !strings.Contains(out, ": 0 problems") {
 		t.Errorf("manager verify --trusted-from-reports: exit %d\n%s", code, out)
 	}
+	// The restarts above sealed the unread namespace at their start.
+	checkpoints := func(ns string) int {
+		v, err := st.value(t.Context(), "SELECT CAST(count(*) AS TEXT) FROM checkpoints WHERE namespace = '"+ns+"'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(v)
+		return n
+	}
+	waitUntil(t, t.Context(), 2*time.Minute, unread+" to be sealed", func() bool { return checkpoints(unread) > 0 })
 	if err := p.stop(); err != nil {
 		t.Fatalf("stopping the manager: %v", err)
 	}
@@ -156,7 +170,7 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 	// started since holds the log to them and does not extend it
 	// (auditops_seal_altered_logs_total, AuditopsLogAltered).
 	for _, table := range []string{"events", "leaves", "checkpoints"} {
-		if err := st.exec(t.Context(), "DELETE FROM "+table+" WHERE namespace = '"+ns+"'"); err != nil {
+		if err := st.exec(t.Context(), "DELETE FROM "+table+" WHERE namespace IN ('"+ns+"', '"+unread+"')"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -170,10 +184,24 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 	c.extraArgs = append(slices.Clone(cfg.extraArgs), "--seal-interval=1s")
 	p = startManager(t, c)
 	seedReportEvents(t, ns, base, 1)
-	waitUntil(t, t.Context(), time.Minute, "the leader to refuse the wiped log", func() bool {
+	seedReportEvents(t, unread, base, 1)
+	altered := func() float64 {
 		m, err := scrape(p)
-		return err == nil && m["auditops_seal_altered_logs_total"] >= 1
-	})
+		if err != nil {
+			return -1
+		}
+		return m["auditops_seal_altered_logs_total"]
+	}
+	waitUntil(t, t.Context(), time.Minute, "the leader to refuse the wiped log", func() bool { return altered() >= 1 })
+	// Two more seal rounds, each of which reads every log with unsealed
+	// leaves: neither wiped log got a checkpoint.
+	from := altered()
+	waitUntil(t, t.Context(), time.Minute, "two more seal rounds", func() bool { return altered() >= from+2 })
+	for _, wiped := range []string{ns, unread} {
+		if n := checkpoints(wiped); n != 0 {
+			t.Errorf("the leader signed %d checkpoints of the wiped log of %s", n, wiped)
+		}
+	}
 	if err := p.stop(); err != nil {
 		t.Fatalf("stopping the manager: %v", err)
 	}
