@@ -256,6 +256,26 @@ func TestSealer(t *testing.T) {
 	}
 }
 
+// sealedLog is a memStore holding a log of 20 leaves of team-a (seqs 1-20),
+// sealed by the sealer returned in checkpoints of 7, 14 and 20 (newSealer's
+// batch), under a new keyring.
+func sealedLog(t *testing.T) (*memStore, *Keyring, *Sealer) {
+	t.Helper()
+	kr, err := NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newMemStore()
+	for seq := range int64(20) {
+		st.ingest(kr.Current, "team-a", seq+1)
+	}
+	s := newSealer(t, st, kr)
+	if _, err := s.Seal(t.Context(), "team-a"); err != nil || len(st.log) != 20 || len(st.cps) != 3 {
+		t.Fatalf("first seal: %v, log of %d in %d checkpoints", err, len(st.log), len(st.cps))
+	}
+	return st, kr, s
+}
+
 // TestSealRefusesAnAlteredLog: once a sealed leaf or a kept tree hash is
 // changed behind the manager's back, the log no longer gives its newest
 // checkpoint's root, and neither Seal nor SealNow builds on it: nothing is
@@ -296,18 +316,7 @@ func TestSealRefusesAnAlteredLog(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			kr, err := NewKeyring(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := newMemStore()
-			for seq := range int64(20) {
-				st.ingest(kr.Current, "team-a", seq+1)
-			}
-			s := newSealer(t, st, kr)
-			if _, err := s.Seal(t.Context(), "team-a"); err != nil || len(st.log) != 20 {
-				t.Fatalf("first seal: %v, log of %d", err, len(st.log))
-			}
+			st, kr, s := sealedLog(t)
 			tt.alter(st)
 			n := len(st.cps)
 			st.ingest(kr.Current, "team-a", 21)
@@ -324,18 +333,7 @@ func TestSealRefusesAnAlteredLog(t *testing.T) {
 	// extended, since a root no key of the ring signed could be anyone's,
 	// until AcceptUnverifiedHead (the way back from a lost key). A key
 	// rotated out but kept in the ring is no such case.
-	kr, err := NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := newMemStore()
-	for seq := range int64(20) {
-		st.ingest(kr.Current, "team-a", seq+1)
-	}
-	s := newSealer(t, st, kr)
-	if _, err := s.Seal(t.Context(), "team-a"); err != nil {
-		t.Fatal(err)
-	}
+	st, kr, s := sealedLog(t)
 	rotated, err := kr.Rotate(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -409,18 +407,7 @@ func TestSealRefusesALogCutBack(t *testing.T) {
 		}, ErrLogAltered},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			kr, err := NewKeyring(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := newMemStore()
-			for seq := range int64(20) {
-				st.ingest(kr.Current, "team-a", seq+1)
-			}
-			s := newSealer(t, st, kr)
-			if _, err := s.Seal(t.Context(), "team-a"); err != nil || len(st.cps) != 3 {
-				t.Fatalf("first seal: %v, %d checkpoints", err, len(st.cps))
-			}
+			st, kr, s := sealedLog(t)
 			signed := st.cps[2]
 			tt.change(t, st, kr)
 			n := len(st.cps)
@@ -468,19 +455,9 @@ func (f failingHashes) ReadHashes(context.Context, string, []int64) ([]tlog.Hash
 // TestSealReadErrorIsNotAlteration: a store that cannot be read is an
 // error, not ErrLogAltered: a network blip must not fire AuditopsLogAltered.
 func TestSealReadErrorIsNotAlteration(t *testing.T) {
-	kr, err := NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := newMemStore()
-	for seq := range int64(20) {
-		st.ingest(kr.Current, "team-a", seq+1)
-	}
-	if _, err := newSealer(t, st, kr).Seal(t.Context(), "team-a"); err != nil {
-		t.Fatal(err)
-	}
+	st, kr, _ := sealedLog(t)
 	st.ingest(kr.Current, "team-a", 21)
-	_, err = newSealer(t, failingHashes{st}, kr).Seal(t.Context(), "team-a")
+	_, err := newSealer(t, failingHashes{st}, kr).Seal(t.Context(), "team-a")
 	if err == nil || errors.Is(err, ErrLogAltered) {
 		t.Fatalf("sealing while the hashes cannot be read: %v, want an error that is not ErrLogAltered", err)
 	}

@@ -179,33 +179,13 @@ func TestTampering(t *testing.T) {
 		{name: "row and its sealed leaf edited to match", sealRefused: "team-a", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), s map[string]int64) {
 			// A digest needs no key: the intruder edits a2 and gives its
 			// leaf the digest of what they wrote.
-			exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
-			e, ok, err := eventBySeq(t, st, "team-a", s["a2"])
-			if err != nil || !ok {
-				t.Fatalf("a2: %v, %v", ok, err)
-			}
-			d, err := seal.Digest(&e, seal.EncodingV1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data := seal.LeafData(e.Time, d)
-			exec(t, fmt.Sprintf("UPDATE leaves SET data = %s WHERE namespace = 'team-a' AND seq = %d", bytesLiteral(st, data[:]), s["a2"]))
+			rewriteA2AndItsLeaf(t, st, exec, s)
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Inconsistent, 0, ""}} }},
 		{name: "row, its sealed leaf and the checkpoint's root edited to match", sealRefused: "team-a", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), s map[string]int64) {
 			// The whole move: a2 and its leaf as above, then the root in
 			// the newest note's text set to what the leaves now give. Only
 			// the note's signature tells, and the sealer checks it.
-			exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
-			e, ok, err := eventBySeq(t, st, "team-a", s["a2"])
-			if err != nil || !ok {
-				t.Fatalf("a2: %v, %v", ok, err)
-			}
-			d, err := seal.Digest(&e, seal.EncodingV1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data := seal.LeafData(e.Time, d)
-			exec(t, fmt.Sprintf("UPDATE leaves SET data = %s WHERE namespace = 'team-a' AND seq = %d", bytesLiteral(st, data[:]), s["a2"]))
+			rewriteA2AndItsLeaf(t, st, exec, s)
 			cps, err := st.Checkpoints(t.Context(), "team-a", 0, 1)
 			if err != nil || len(cps) != 1 {
 				t.Fatalf("checkpoints: %v, %v", cps, err)
@@ -403,6 +383,23 @@ func TestTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rewriteA2AndItsLeaf edits event a2 and gives its leaf the digest of what
+// was written: a digest needs no key.
+func rewriteA2AndItsLeaf(t *testing.T, st Store, exec func(*testing.T, string), seqs map[string]int64) {
+	t.Helper()
+	exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
+	e, ok, err := eventBySeq(t, st, "team-a", seqs["a2"])
+	if err != nil || !ok {
+		t.Fatalf("a2: %v, %v", ok, err)
+	}
+	d, err := seal.Digest(&e, seal.EncodingV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := seal.LeafData(e.Time, d)
+	exec(t, fmt.Sprintf("UPDATE leaves SET data = %s WHERE namespace = 'team-a' AND seq = %d", bytesLiteral(st, data[:]), seqs["a2"]))
 }
 
 // truncateTeamA deletes everything of team-a past its third event, as if
