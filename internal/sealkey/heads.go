@@ -25,7 +25,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/auditops/auditops/internal/seal"
@@ -53,50 +52,25 @@ type Heads struct {
 
 // Save writes notes (namespace to signed note) into the ConfigMap,
 // creating it when absent and leaving it alone when it holds them already;
-// it returns how many namespaces did not fit.
+// namespaces it has no note of keep theirs (another leader may have
+// published logs this one never sealed since it started). It returns how
+// many namespaces did not fit.
 func (h Heads) Save(ctx context.Context, notes map[string][]byte) (int, error) {
-	want := map[string]string{}
-	total := 0
-	for _, ns := range slices.Sorted(maps.Keys(notes)) {
-		n := len(ns) + len(notes[ns])
-		if total+n > maxHeadsBytes {
-			break
-		}
-		total += n
-		want[ns] = string(notes[ns])
-	}
-	dropped := len(notes) - len(want)
-	var cm corev1.ConfigMap
-	err := h.Reader.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: HeadsConfigMapName}, &cm)
-	if apierrors.IsNotFound(err) {
-		cm = corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: h.Namespace, Name: HeadsConfigMapName,
-				Labels: map[string]string{"app.kubernetes.io/managed-by": "auditops"}},
-			Data: want,
-		}
-		if err := h.Writer.Create(ctx, &cm); err != nil {
-			return dropped, fmt.Errorf("creating ConfigMap %s/%s: %w", h.Namespace, HeadsConfigMapName, err)
-		}
-		return dropped, nil
-	}
-	if err != nil {
-		return dropped, fmt.Errorf("reading ConfigMap %s/%s: %w", h.Namespace, HeadsConfigMapName, err)
-	}
-	// Namespaces this leader has no note of keep theirs: another leader
-	// may have published logs this one never sealed since it started.
-	merged := maps.Clone(cm.Data)
-	if merged == nil {
-		merged = map[string]string{}
-	}
-	maps.Copy(merged, want)
-	if maps.Equal(merged, cm.Data) {
-		return dropped, nil
-	}
-	cm.Data = merged
-	if err := h.Writer.Update(ctx, &cm); err != nil {
-		return dropped, fmt.Errorf("updating ConfigMap %s/%s: %w", h.Namespace, HeadsConfigMapName, err)
-	}
-	return dropped, nil
+	dropped := 0
+	err := applyConfigMap(ctx, h.Reader, h.Writer, client.ObjectKey{Namespace: h.Namespace, Name: HeadsConfigMapName},
+		func(data map[string]string) {
+			for ns, n := range notes {
+				data[ns] = string(n)
+			}
+			total := 0
+			for _, ns := range slices.Sorted(maps.Keys(data)) {
+				if total += len(ns) + len(data[ns]); total > maxHeadsBytes {
+					delete(data, ns)
+					dropped++
+				}
+			}
+		})
+	return dropped, err
 }
 
 // Load returns the checkpoints the ConfigMap holds whose notes a key of vs

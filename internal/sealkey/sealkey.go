@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -119,31 +120,42 @@ func (c InCluster) Rotate(ctx context.Context) (*seal.Keyring, error) {
 // it when absent and leaving it alone when it says so already.
 func (c InCluster) Publish(ctx context.Context, kr *seal.Keyring) error {
 	want := strings.Join(kr.VerifierKeys(), "\n") + "\n"
+	return applyConfigMap(ctx, c.Client, c.Client, client.ObjectKey{Namespace: c.PublishNamespace, Name: ConfigMapName},
+		func(data map[string]string) { data[VerifierKey] = want })
+}
+
+// applyConfigMap creates the ConfigMap at key with the data set gives an
+// empty map, or gives set a copy of its data and updates it when set
+// changed anything.
+func applyConfigMap(ctx context.Context, r client.Reader, w client.Writer, key client.ObjectKey, set func(map[string]string)) error {
 	var cm corev1.ConfigMap
-	err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.PublishNamespace, Name: ConfigMapName}, &cm)
+	err := r.Get(ctx, key, &cm)
 	if apierrors.IsNotFound(err) {
 		cm = corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: c.PublishNamespace, Name: ConfigMapName,
+			ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
 				Labels: map[string]string{"app.kubernetes.io/managed-by": "auditops"}},
-			Data: map[string]string{VerifierKey: want},
+			Data: map[string]string{},
 		}
-		if err := c.Client.Create(ctx, &cm); err != nil {
-			return fmt.Errorf("creating ConfigMap %s/%s: %w", c.PublishNamespace, ConfigMapName, err)
+		set(cm.Data)
+		if err := w.Create(ctx, &cm); err != nil {
+			return fmt.Errorf("creating ConfigMap %s: %w", key, err)
 		}
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading ConfigMap %s/%s: %w", c.PublishNamespace, ConfigMapName, err)
+		return fmt.Errorf("reading ConfigMap %s: %w", key, err)
 	}
-	if cm.Data[VerifierKey] == want {
+	data := maps.Clone(cm.Data)
+	if data == nil {
+		data = map[string]string{}
+	}
+	set(data)
+	if maps.Equal(data, cm.Data) {
 		return nil
 	}
-	if cm.Data == nil {
-		cm.Data = map[string]string{}
-	}
-	cm.Data[VerifierKey] = want
-	if err := c.Client.Update(ctx, &cm); err != nil {
-		return fmt.Errorf("updating ConfigMap %s/%s: %w", c.PublishNamespace, ConfigMapName, err)
+	cm.Data = data
+	if err := w.Update(ctx, &cm); err != nil {
+		return fmt.Errorf("updating ConfigMap %s: %w", key, err)
 	}
 	return nil
 }
