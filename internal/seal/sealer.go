@@ -55,7 +55,8 @@ type LogStore interface {
 	// LogSize returns the size of ns's newest checkpoint (0 before the first).
 	LogSize(ctx context.Context, ns string) (int64, error)
 	// Unsealed returns up to limit leaves of ns that no checkpoint covers,
-	// in seq order, from the first seq past after.
+	// in the order the log is to hold them, those of seqs past after: seq
+	// order, or the places an Unplacer's ingest gave them.
 	Unsealed(ctx context.Context, ns string, after int64, limit int) ([]PendingLeaf, error)
 	// ReadHashes returns the tree hashes of ns at the tlog indexes:
 	// ReadTreeHashes over the kept ones and the sealed leaves.
@@ -69,6 +70,15 @@ type LogStore interface {
 	// changing nothing, when the log is no longer at cp.Size-len(seqs)
 	// (another sealer ran).
 	Append(ctx context.Context, ns string, seqs []int64, hashes []StoredHash, cp Checkpoint, note []byte) error
+}
+
+// Unplacer is a LogStore whose ingest gives each leaf its place in the log
+// as it writes it (SQLite, whose single writer numbers them), so that
+// sealing only has to sign. A leaf the sealer refuses must give its place
+// up: Unplace takes the places of the leaves of seqs (none of them sealed),
+// and moves the unsealed leaves after them up, in their order.
+type Unplacer interface {
+	Unplace(ctx context.Context, ns string, seqs []int64) error
 }
 
 // Sealer extends namespaces' logs by the leaves ingest wrote and signs
@@ -302,11 +312,11 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		// run's (a short batch, or one reaching past the start).
 		last := len(leaves) < batch || !leaves[len(leaves)-1].Created.Before(began)
 		after = leaves[len(leaves)-1].Seq
-		var seqs []int64
+		var seqs, refused []int64
 		var hashes []StoredHash
 		for _, l := range leaves {
 			if !s.Keys.CheckLeafMAC(ns, l.Seq, l.Version, l.Data, l.MAC) {
-				res.Refused = append(res.Refused, l.Seq)
+				refused = append(refused, l.Seq)
 				continue
 			}
 			n := size + int64(len(seqs))
@@ -323,6 +333,12 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 				}
 			}
 			seqs = append(seqs, l.Seq)
+		}
+		res.Refused = append(res.Refused, refused...)
+		if u, ok := s.Store.(Unplacer); ok && len(refused) > 0 {
+			if err := u.Unplace(ctx, ns, refused); err != nil {
+				return res, fmt.Errorf("sealing %s: taking the places of %d refused leaves: %w", ns, len(refused), err)
+			}
 		}
 		if len(seqs) == 0 {
 			if last {

@@ -165,7 +165,10 @@ func killDuringSealing(t *testing.T, st storeUnderTest) {
 	}
 	// The manager seals what is left within a few intervals.
 	waitUntil(t, ctx, 30*time.Second, "every leaf of "+ns+" sealed", func() bool {
-		n, err := st.value(ctx, "SELECT CAST(count(*) AS TEXT) FROM leaves WHERE namespace = '"+ns+"' AND idx IS NULL")
+		// Sealed: placed below the newest checkpoint's size (SQLite
+		// places leaves at ingest, PostgreSQL when it seals).
+		n, err := st.value(ctx, "SELECT CAST(count(*) AS TEXT) FROM leaves WHERE namespace = '"+ns+"' AND (idx IS NULL OR idx >= "+
+			"(SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = '"+ns+"'))")
 		return err == nil && n == "0"
 	})
 	last := save("the end")

@@ -20,6 +20,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,17 +33,22 @@ import (
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
 )
 
-var _ seal.Log = (*Store)(nil)
+var (
+	_ seal.Log      = (*Store)(nil)
+	_ seal.Unplacer = (*Store)(nil)
+)
 
 // SingleWriter says that the store writes through one connection: its
 // sealer seals one namespace at a time (seal.Sealer.SealAll).
 func (s *Store) SingleWriter() bool { return true }
 
-// UnsealedNamespaces implements seal.LogStore.
+// UnsealedNamespaces implements seal.LogStore: the logs whose next place
+// (log_tips, written by ingest) is past their newest checkpoint.
 func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 	var out []string
 	err := s.readTx(ctx, "unsealed namespaces", func(db sqlQueryer) error {
-		rows, err := db.QueryContext(ctx, "SELECT DISTINCT namespace FROM leaves INDEXED BY leaves_unsealed WHERE idx IS NULL ORDER BY namespace")
+		rows, err := db.QueryContext(ctx, "SELECT t.namespace FROM log_tips AS t"+
+			" WHERE t.next_idx > coalesce((SELECT max(c.size) FROM checkpoints AS c WHERE c.namespace = t.namespace), 0) ORDER BY t.namespace")
 		if err != nil {
 			return err
 		}
@@ -58,6 +64,11 @@ func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 	})
 	return out, err
 }
+
+// sealedSize is a log's size, its newest checkpoint's, as a scalar
+// subquery on the namespace parameter: a leaf is sealed when its place is
+// below it (ingest places every leaf as it writes it; migration 0007).
+const sealedSize = "(SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = ?)"
 
 // LogSize implements seal.LogStore.
 func (s *Store) LogSize(ctx context.Context, ns string) (int64, error) {
@@ -76,8 +87,12 @@ func logSize(ctx context.Context, db sqlQueryer, ns string, size *int64) error {
 func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
 	var out []seal.PendingLeaf
 	err := s.readTx(ctx, "unsealed leaves", func(db sqlQueryer) error {
-		rows, err := db.QueryContext(ctx, "SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_unsealed"+
-			" WHERE namespace = ? AND idx IS NULL AND seq > ? ORDER BY seq LIMIT ?", ns, after, limit)
+		// In place order, which is seq order: ingest places leaves as
+		// it numbers events. Leaves the sealer refused lose their
+		// places (Unplace); seq > after only guards against a store
+		// that kept them.
+		rows, err := db.QueryContext(ctx, "SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_by_index"+
+			" WHERE namespace = ? AND idx >= "+sealedSize+" AND seq > ? ORDER BY idx LIMIT ?", ns, ns, after, limit)
 		if err != nil {
 			return err
 		}
@@ -116,7 +131,8 @@ func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) (out
 
 // leafData returns the data of ns's sealed leaves [start, end), in order.
 func leafData(ctx context.Context, db sqlQueryer, ns string, start, end int64) ([][]byte, error) {
-	rows, err := db.QueryContext(ctx, "SELECT data FROM leaves INDEXED BY leaves_by_index WHERE namespace = ? AND idx >= ? AND idx < ? ORDER BY idx", ns, start, end)
+	rows, err := db.QueryContext(ctx, "SELECT data FROM leaves INDEXED BY leaves_by_index WHERE namespace = ? AND idx >= ? AND idx < min(?, "+sealedSize+") ORDER BY idx",
+		ns, start, end, ns)
 	if err != nil {
 		return nil, err
 	}
@@ -161,41 +177,18 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 		if size != from {
 			return fmt.Errorf("the log of %s is at %d, not %d: another sealer ran", ns, size, from)
 		}
-		// One UPDATE for the batch, through a temporary table keyed by seq:
-		// an UPDATE per leaf cost the single writer a statement journal and
-		// a call each, a fifth of its time under full ingest, and json_each
-		// directly in the UPDATE's FROM made SQLite scan the list once per
-		// unsealed leaf (bench/README.md).
-		list := make([]byte, 0, 12*len(seqs)+2)
-		list = append(list, '[')
-		for i, seq := range seqs {
-			if i > 0 {
-				list = append(list, ',')
-			}
-			list = strconv.AppendInt(list, seq, 10)
-		}
-		list = append(list, ']')
-		for _, q := range []string{
-			"CREATE TEMP TABLE IF NOT EXISTS seal_batch (seq INTEGER PRIMARY KEY, idx INTEGER NOT NULL)",
-			"DELETE FROM temp.seal_batch",
-		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO temp.seal_batch (seq, idx) SELECT value, ? + key FROM json_each(?)", from, string(list)); err != nil {
-			return err
-		}
-		r, err := tx.ExecContext(ctx, "UPDATE leaves INDEXED BY leaves_unsealed SET idx = (SELECT b.idx FROM temp.seal_batch AS b WHERE b.seq = leaves.seq)"+
-			" WHERE namespace = ? AND idx IS NULL AND seq IN (SELECT seq FROM temp.seal_batch)", ns)
+		// Ingest placed the leaves: the batch is normally exactly the
+		// leaves at [from, cp.Size), and sealing writes none of them.
+		placed, err := placedAt(ctx, tx, ns, from, seqs)
 		if err != nil {
 			return err
 		}
-		// With the unique index leaves_by_index, n == len(seqs) means each
-		// leaf of the batch got its own index, once.
-		if n, err := r.RowsAffected(); err != nil || n != int64(len(seqs)) {
-			return fmt.Errorf("%d of the %d leaves of %s to seal are gone or sealed already (%v)", int64(len(seqs))-n, len(seqs), ns, err)
+		if !placed {
+			if err := replace(ctx, tx, ns, from, seqs); err != nil {
+				return err
+			}
 		}
+		var list []byte
 		// The hashes in one statement too: [[id, "hex"], ...].
 		if len(hashes) > 0 {
 			list = append(list[:0], '[')
@@ -225,13 +218,127 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 	})
 }
 
+// placedAt says whether the leaves at places [from, from+len(seqs)) of ns
+// are those of seqs, in that order.
+func placedAt(ctx context.Context, tx *sql.Tx, ns string, from int64, seqs []int64) (bool, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT seq FROM leaves INDEXED BY leaves_by_index WHERE namespace = ? AND idx >= ? AND idx < ? ORDER BY idx",
+		ns, from, from+int64(len(seqs)))
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	i := 0
+	for rows.Next() {
+		var seq int64
+		if err := rows.Scan(&seq); err != nil {
+			return false, err
+		}
+		if i >= len(seqs) || seqs[i] != seq {
+			return false, nil
+		}
+		i++
+	}
+	return i == len(seqs), rows.Err()
+}
+
+// replace places the leaves of seqs at [from, from+len(seqs)) when the
+// places ingest gave were not theirs: changed behind the manager's back
+// (refused leaves give theirs up first: Unplace). The other leaves from
+// from on follow the batch, in their order. Rare, so plain statements.
+func replace(ctx context.Context, tx *sql.Tx, ns string, from int64, seqs []int64) error {
+	if err := moveAside(ctx, tx, ns, from); err != nil {
+		return err
+	}
+	// The batch's places through a temporary table keyed by seq:
+	// json_each directly in the UPDATE scans the list once per leaf.
+	list, err := json.Marshal(seqs)
+	if err != nil {
+		return err
+	}
+	for _, q := range []string{
+		"CREATE TEMP TABLE IF NOT EXISTS seal_batch (seq INTEGER PRIMARY KEY, idx INTEGER NOT NULL)",
+		"DELETE FROM temp.seal_batch",
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO temp.seal_batch (seq, idx) SELECT value, ? + key FROM json_each(?)", from, string(list)); err != nil {
+		return err
+	}
+	r, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = (SELECT b.idx FROM temp.seal_batch AS b WHERE b.seq = leaves.seq)"+
+		" WHERE namespace = ? AND idx < 0 AND seq IN (SELECT seq FROM temp.seal_batch)", ns)
+	if err != nil {
+		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, from, err)
+	}
+	// With the unique index leaves_by_index, n == len(seqs) means each
+	// leaf of the batch got its own place, once.
+	if n, err := r.RowsAffected(); err != nil || n != int64(len(seqs)) {
+		return fmt.Errorf("%d of the %d leaves of %s to seal are gone or sealed already (%v)", int64(len(seqs))-n, len(seqs), ns, err)
+	}
+	return placeAside(ctx, tx, ns, from+int64(len(seqs)))
+}
+
+// Unplace implements seal.Unplacer.
+func (s *Store) Unplace(ctx context.Context, ns string, seqs []int64) error {
+	list, err := json.Marshal(seqs)
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, "unplace", func(tx *sql.Tx) error {
+		var size int64
+		if err := logSize(ctx, tx, ns, &size); err != nil {
+			return err
+		}
+		// Only unsealed leaves: a sealed one keeps its place whatever
+		// the caller says.
+		if _, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = NULL WHERE namespace = ? AND idx >= ? AND seq IN (SELECT value FROM json_each(?))",
+			ns, size, string(list)); err != nil {
+			return fmt.Errorf("unplacing leaves of %s: %w", ns, err)
+		}
+		if err := moveAside(ctx, tx, ns, size); err != nil {
+			return err
+		}
+		return placeAside(ctx, tx, ns, size)
+	})
+}
+
+// moveAside takes the leaves of ns placed at from and after out of the
+// way of new places: place p becomes -1-p, which keeps them apart (the
+// unique index holds after each statement) and in their order, reversed.
+func moveAside(ctx context.Context, tx *sql.Tx, ns string, from int64) error {
+	if _, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = -1 - idx WHERE namespace = ? AND idx >= ?", ns, from); err != nil {
+		return fmt.Errorf("moving the leaves of %s from %d aside: %w", ns, from, err)
+	}
+	return nil
+}
+
+// placeAside gives the leaves moveAside moved the places from at on, in
+// their order, and records the log's next place.
+func placeAside(ctx context.Context, tx *sql.Tx, ns string, at int64) error {
+	r, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = p.idx FROM ("+
+		"SELECT ts, seq, ? + row_number() OVER (ORDER BY idx DESC) - 1 AS idx FROM leaves WHERE namespace = ? AND idx < 0) AS p"+
+		" WHERE leaves.namespace = ? AND leaves.ts = p.ts AND leaves.seq = p.seq", at, ns, ns)
+	if err != nil {
+		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, at, err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO log_tips (namespace, next_idx) VALUES (?, ?) ON CONFLICT (namespace) DO UPDATE SET next_idx = excluded.next_idx", ns, at+n); err != nil {
+		return fmt.Errorf("the next place in the log of %s: %w", ns, err)
+	}
+	return nil
+}
+
 // Leaves implements seal.LogReader.
 func (s *Store) Leaves(ctx context.Context, ns string, start, end int64) ([]seal.Leaf, error) {
 	var out []seal.Leaf
 	err := s.readTx(ctx, "leaves", func(db sqlQueryer) error {
 		rows, err := db.QueryContext(ctx, "SELECT l.idx, l.seq, coalesce(e.id, ''), l.version, l.data FROM leaves AS l INDEXED BY leaves_by_index"+
 			" LEFT JOIN events AS e ON e.namespace = l.namespace AND e.ts = l.ts AND e.seq = l.seq"+
-			" WHERE l.namespace = ? AND l.idx >= ? AND l.idx < ? ORDER BY l.idx", ns, start, end)
+			" WHERE l.namespace = ? AND l.idx >= ? AND l.idx < min(?, "+sealedSize+") ORDER BY l.idx", ns, start, end, ns)
 		if err != nil {
 			return err
 		}
@@ -284,7 +391,9 @@ func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
 }
 
 // keyedLeafColumns are what scanKeyedLeaf reads.
-const keyedLeafColumns = "ts, seq, coalesce(idx, -1), version, data, created"
+// Its first parameter is the namespace: a leaf no checkpoint covers
+// has index -1, as the interface says, whether or not ingest placed it.
+const keyedLeafColumns = "ts, seq, CASE WHEN idx < " + sealedSize + " THEN idx ELSE -1 END, version, data, created"
 
 func scanKeyedLeaf(rows interface{ Scan(...any) error }) (seal.KeyedLeaf, error) {
 	var l seal.KeyedLeaf
@@ -299,7 +408,7 @@ func (s *Store) LeavesByKey(ctx context.Context, ns string, after, through store
 	var out []seal.KeyedLeaf
 	err := s.readTx(ctx, "leaves by key", func(db sqlQueryer) error {
 		rows, err := db.QueryContext(ctx, "SELECT "+keyedLeafColumns+" FROM leaves WHERE namespace = ? AND (ts, seq) > (?, ?) AND (ts, seq) <= (?, ?) ORDER BY ts, seq LIMIT ?",
-			ns, after.Time, after.Seq, through.Time, through.Seq, limit)
+			ns, ns, after.Time, after.Seq, through.Time, through.Seq, limit)
 		if err != nil {
 			return err
 		}
@@ -319,7 +428,7 @@ func (s *Store) LeavesByKey(ctx context.Context, ns string, after, through store
 // LeafAt implements seal.LogReader.
 func (s *Store) LeafAt(ctx context.Context, ns string, key store.Position) (l seal.KeyedLeaf, ok bool, err error) {
 	err = s.readTx(ctx, "leaf", func(db sqlQueryer) error {
-		rows, err := db.QueryContext(ctx, "SELECT "+keyedLeafColumns+" FROM leaves WHERE namespace = ? AND ts = ? AND seq = ?", ns, key.Time, key.Seq)
+		rows, err := db.QueryContext(ctx, "SELECT "+keyedLeafColumns+" FROM leaves WHERE namespace = ? AND ts = ? AND seq = ?", ns, ns, key.Time, key.Seq)
 		if err != nil {
 			return err
 		}

@@ -83,7 +83,9 @@ type Store struct {
 	reused   *sql.Stmt
 	// insertLeaf writes an event's leaf (opts.Leaves set).
 	insertLeaf *sql.Stmt
-	health     *store.WriteHealth
+	// nextPlace reads a log's next place, setTip records it in log_tips.
+	nextPlace, setTip *sql.Stmt
+	health            *store.WriteHealth
 	// beforeInsert, when set, runs inside each insert transaction: tests
 	// cause the faults they cannot cause otherwise (a panic) with it.
 	beforeInsert func([]*insertReq)
@@ -200,7 +202,22 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		s.Close()
 		return nil, s.wrap("prepare insert", err)
 	}
-	s.insertLeaf, err = w.PrepareContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, created) VALUES (?, ?, ?, ?, ?, ?, ?)")
+	s.insertLeaf, err = w.PrepareContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+	if err != nil {
+		s.Close()
+		return nil, s.wrap("prepare insert", err)
+	}
+	// A log's next place: after its last placed leaf, and never inside
+	// what its newest checkpoint covers (should its last leaves be gone,
+	// a new one must not take a sealed place).
+	s.nextPlace, err = w.PrepareContext(ctx, "SELECT max("+
+		"coalesce((SELECT idx + 1 FROM leaves INDEXED BY leaves_by_index WHERE namespace = ?1 AND idx IS NOT NULL ORDER BY idx DESC LIMIT 1), 0), "+
+		"coalesce((SELECT max(size) FROM checkpoints WHERE namespace = ?1), 0))")
+	if err != nil {
+		s.Close()
+		return nil, s.wrap("prepare insert", err)
+	}
+	s.setTip, err = w.PrepareContext(ctx, "INSERT INTO log_tips (namespace, next_idx) VALUES (?, ?) ON CONFLICT (namespace) DO UPDATE SET next_idx = excluded.next_idx")
 	if err != nil {
 		s.Close()
 		return nil, s.wrap("prepare insert", err)
@@ -578,6 +595,10 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			ref store.EventRef
 		}
 		var owners []owner
+		// Each log's next place (spec/API.md 6: a leaf's index), for the
+		// namespaces of this transaction: the single writer places each
+		// leaf as it writes it, so the sealer only signs.
+		var places map[string]int64
 		for _, req := range reqs {
 			req.res = store.InsertResult{}
 			for i := range req.events {
@@ -597,10 +618,20 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 					continue
 				}
 				if req.leaves != nil {
+					place, ok := places[e.Namespace]
+					if !ok {
+						if places == nil {
+							places = map[string]int64{}
+						}
+						if err := tx.StmtContext(ctx, s.nextPlace).QueryRowContext(ctx, e.Namespace).Scan(&place); err != nil {
+							return fmt.Errorf("the next place in the log of %s: %w", e.Namespace, err)
+						}
+					}
 					v, data, mac := req.leaves[i].Leaf(next)
-					if _, err := leafStmt.ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac, created); err != nil {
+					if _, err := leafStmt.ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac, place, created); err != nil {
 						return fmt.Errorf("the leaf of event %d (id %q): %w", i, e.ID, err)
 					}
+					places[e.Namespace] = place + 1
 				}
 				if len(owners) > 0 {
 					probe = append(probe, ',')
@@ -629,6 +660,15 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("finding reused ids: %w", err)
+			}
+		}
+		if len(places) > 0 {
+			tip := tx.StmtContext(ctx, s.setTip)
+			defer tip.Close()
+			for ns, place := range places {
+				if _, err := tip.ExecContext(ctx, ns, place); err != nil {
+					return fmt.Errorf("the next place in the log of %s: %w", ns, err)
+				}
 			}
 		}
 		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next)
@@ -763,7 +803,7 @@ func (s *Store) Close() error {
 		s.payload.Close()
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insert, s.reused, s.insertLeaf} {
+	for _, st := range []*sql.Stmt{s.insert, s.reused, s.insertLeaf, s.nextPlace, s.setTip} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

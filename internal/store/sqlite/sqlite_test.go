@@ -268,7 +268,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 6 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 7 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -456,6 +456,93 @@ func TestContentHashMigration(t *testing.T) {
 	}
 }
 
+// TestLeafPlaceMigration turns a store into what schema version 6 left
+// (unsealed leaves without a place, leaves_unsealed, no log_tips) and
+// reopens it: migration 0007 places those leaves after each log's newest
+// checkpoint, in seq order, and the sealer seals them as ingest's own.
+func TestLeafPlaceMigration(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}}
+	s, err := New(ctx, path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	// ingest stores one event per id, each a minute before the one
+	// before it: places follow seq, not time.
+	minute := 0
+	ingest := func(s *Store, ns string, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			minute--
+			e := store.Event{ID: id, Namespace: ns, User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(minute) * time.Minute)}
+			if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
+				t.Fatalf("insert %s: %+v, %v", id, res, err)
+			}
+		}
+	}
+	sealer := func(s *Store) *seal.Sealer {
+		return &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+	}
+	ingest(s, "team-a", "a1", "a2")
+	if _, err := sealer(s).SealAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ingest(s, "team-a", "a3", "a4", "a5")
+	ingest(s, "team-b", "b1", "b2")
+	for _, q := range []string{
+		"UPDATE leaves SET idx = NULL WHERE idx >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)",
+		"DROP TABLE log_tips",
+		"CREATE INDEX leaves_unsealed ON leaves (namespace, seq) WHERE idx IS NULL",
+		"DELETE FROM schema_migrations WHERE version = 7",
+	} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s.Close()
+
+	s, err = New(ctx, path, opts)
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	defer s.Close()
+	nss, err := s.UnsealedNamespaces(ctx)
+	if err != nil || !slices.Equal(nss, []string{"team-a", "team-b"}) {
+		t.Fatalf("unsealed namespaces after the migration: %v, %v", nss, err)
+	}
+	ingest(s, "team-a", "a6")
+	res, err := sealer(s).SealAll(ctx)
+	if err != nil || res["team-a"].Sealed != 4 || res["team-b"].Sealed != 2 || len(res["team-a"].Refused)+len(res["team-b"].Refused) != 0 {
+		t.Fatalf("sealing after the migration: %+v, %v", res, err)
+	}
+	for ns, want := range map[string][]string{"team-a": {"a1", "a2", "a3", "a4", "a5", "a6"}, "team-b": {"b1", "b2"}} {
+		leaves, err := s.Leaves(ctx, ns, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for i, l := range leaves {
+			if l.Index != int64(i) {
+				t.Fatalf("%s: leaf %d of the log is at %d", ns, i, l.Index)
+			}
+			ids = append(ids, l.ID)
+		}
+		if !slices.Equal(ids, want) {
+			t.Fatalf("%s: the log holds %v, want %v", ns, ids, want)
+		}
+	}
+	var bad string
+	if err := s.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&bad); err != nil || bad != "ok" {
+		t.Fatalf("integrity_check = %q, %v", bad, err)
+	}
+}
+
 // TestStuckWriterQueue holds the writer, as a disk that takes 20 s per sync
 // does, and checks what waits for it: a request whose caller has gone is
 // not written, the queue refuses what would pass its bound (503, not
@@ -604,47 +691,138 @@ func TestPageBytes(t *testing.T) {
 }
 
 // TestSealerRefusesRowsWrittenWithSQL does to a real database file what an
-// intruder with write access but no seal key can: an event and a leaf
-// inserted with SQL (the MAC made up, or copied from another event's
-// leaf). The sealer never seals them; ingest's own leaves seal.
+// intruder with write access but no seal key can: leaves inserted with SQL
+// (the MAC made up, or copied from another event's leaf), with no place in
+// the log or at the places ingest gives next, and ingested leaves' places
+// swapped. The sealer never seals a forged leaf; every ingested one is
+// sealed, at contiguous places, and ingest goes on after them.
 func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
-	ctx := t.Context()
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
 	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	if _, err := s.Insert(ctx, []store.Event{{ID: "real", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at}}); err != nil {
-		t.Fatal(err)
-	}
-	var realMAC []byte
-	if err := s.r.QueryRowContext(ctx, "SELECT mac FROM leaves WHERE namespace = 'team-a'").Scan(&realMAC); err != nil {
-		t.Fatal(err)
-	}
-	forged := store.Event{ID: "forged", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Second), Seq: 100}
-	d, err := seal.Digest(&forged, seal.EncodingV1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := seal.LeafData(forged.Time, d)
-	for seq, mac := range map[int64][]byte{100: make([]byte, 32), 101: realMAC} {
-		if _, err := s.w.ExecContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, created) VALUES ('team-a', ?, ?, 1, ?, ?, 0)",
-			forged.Time.UnixNano(), seq, data[:], mac); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
-	res, err := sealer.Seal(ctx, "team-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Sealed != 1 || !slices.Equal(res.Refused, []int64{100, 101}) {
-		t.Fatalf("sealed %d, refused %v: want the ingested event sealed and both forged leaves refused", res.Sealed, res.Refused)
-	}
-	leaves, err := s.Leaves(ctx, "team-a", 0, 10)
-	if err != nil || len(leaves) != 1 || leaves[0].ID != "real" {
-		t.Fatalf("the log holds %+v (%v)", leaves, err)
+	for _, tc := range []struct {
+		name string
+		// placed: the forged leaves take the log's next places, between
+		// ingested ones, as ingest would place them.
+		placed bool
+		// swap: the places of the second and third ingested leaves
+		// are swapped, before anything is sealed.
+		swap bool
+		// gap: the second ingested leaf is moved past the log's end,
+		// leaving a gap no refusal closes.
+		gap bool
+		// want: the log's events after the first seal, in order.
+		want []string
+	}{
+		{name: "forged leaves without a place", want: []string{"r1", "r2", "r3"}},
+		{name: "forged leaves at the next places", placed: true, want: []string{"r1", "r2", "r3"}},
+		{name: "ingested leaves' places swapped", placed: true, swap: true, want: []string{"r1", "r3", "r2"}},
+		{name: "ingested leaf moved past the log's end", gap: true, want: []string{"r1", "r3", "r2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			kr, err := seal.NewKeyring(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
+			ingest := func(id string, sec int) {
+				t.Helper()
+				e := store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(sec) * time.Second)}
+				if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
+					t.Fatalf("insert %s: %+v, %v", id, res, err)
+				}
+			}
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := s.w.ExecContext(ctx, q, args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			ingest("r1", 0)
+			var realMAC []byte
+			if err := s.r.QueryRowContext(ctx, "SELECT mac FROM leaves WHERE namespace = 'team-a'").Scan(&realMAC); err != nil {
+				t.Fatal(err)
+			}
+			forged := store.Event{ID: "forged", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Second), Seq: 100}
+			d, err := seal.Digest(&forged, seal.EncodingV1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := seal.LeafData(forged.Time, d)
+			for _, f := range []struct {
+				seq int64
+				mac []byte
+			}{{100, make([]byte, 32)}, {101, realMAC}} {
+				place := "NULL"
+				if tc.placed {
+					place = "(SELECT max(idx) + 1 FROM leaves WHERE namespace = 'team-a')"
+				}
+				exec("INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES ('team-a', ?, ?, 1, ?, ?, "+place+", 0)",
+					forged.Time.UnixNano(), f.seq, data[:], f.mac)
+			}
+			ingest("r2", 2)
+			ingest("r3", 3)
+			if tc.swap {
+				exec("UPDATE leaves SET idx = -1 WHERE namespace = 'team-a' AND idx = 3")
+				exec("UPDATE leaves SET idx = 3 WHERE namespace = 'team-a' AND idx = 4")
+				exec("UPDATE leaves SET idx = 4 WHERE namespace = 'team-a' AND idx = -1")
+			}
+			if tc.gap {
+				exec("UPDATE leaves SET idx = 9 WHERE namespace = 'team-a' AND idx = 1")
+			}
+			sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+			res, err := sealer.Seal(ctx, "team-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var refused []int64
+			if tc.placed {
+				// With no place, the sealer never reads them: verify
+				// names such a leaf unsealed.
+				refused = []int64{100, 101}
+			}
+			if res.Sealed != 3 || !slices.Equal(res.Refused, refused) {
+				t.Fatalf("sealed %d, refused %v: want the 3 ingested events sealed and %v refused", res.Sealed, res.Refused, refused)
+			}
+			logIDs := func(want []string) {
+				t.Helper()
+				leaves, err := s.Leaves(ctx, "team-a", 0, 10)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ids []string
+				for i, l := range leaves {
+					if l.Index != int64(i) {
+						t.Fatalf("leaf %d of the log is at %d", i, l.Index)
+					}
+					ids = append(ids, l.ID)
+				}
+				if !slices.Equal(ids, want) {
+					t.Fatalf("the log holds %v, want %v", ids, want)
+				}
+			}
+			logIDs(tc.want)
+			for _, seq := range []int64{100, 101} {
+				l, ok, err := s.LeafAt(ctx, "team-a", store.Position{Time: forged.Time.UnixNano(), Seq: seq})
+				if err != nil || !ok || l.Index != -1 {
+					t.Fatalf("forged leaf %d: %+v, %v, %v: want it there, unsealed", seq, l, ok, err)
+				}
+				var placed bool
+				if err := s.r.QueryRowContext(ctx, "SELECT idx IS NOT NULL FROM leaves WHERE namespace = 'team-a' AND seq = ?", seq).Scan(&placed); err != nil || placed {
+					t.Fatalf("forged leaf %d keeps a place in the log (%v)", seq, err)
+				}
+			}
+			// Ingest goes on at the next place, and the next seal finds
+			// nothing to mend.
+			ingest("r4", 4)
+			res, err = sealer.Seal(ctx, "team-a")
+			if err != nil || res.Sealed != 1 || len(res.Refused) != 0 {
+				t.Fatalf("second seal: %+v, %v", res, err)
+			}
+			logIDs(append(slices.Clone(tc.want), "r4"))
+			if nss, err := s.UnsealedNamespaces(ctx); err != nil || len(nss) != 0 {
+				t.Fatalf("unsealed namespaces after sealing all: %v, %v", nss, err)
+			}
+		})
 	}
 }
 
