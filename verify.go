@@ -57,7 +57,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := pflag.NewFlagSet("manager verify", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: manager verify --store URL [--namespace NS]... [--verifier-key KEY]... [--trusted-checkpoint FILE]... [--trusted-from-reports]")
+		fmt.Fprintln(stderr, "usage: manager verify --store URL [--namespace NS]... [--verifier-key KEY]... [--trusted-checkpoint FILE]... [--trusted-from-reports] [--trusted-from-heads]")
 		fmt.Fprintln(stderr, "       manager verify report --store URL --namespace NS --name NAME")
 		fs.PrintDefaults()
 	}
@@ -69,15 +69,17 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		trustedFiles   []string
 		adminNamespace string
 		fromReports    bool
+		fromHeads      bool
 	)
 	so.addFlags(fs)
 	seo.addFlags(fs)
 	fs.BoolVar(&fromReports, "trusted-from-reports", false, "trust the checkpoint every AuditReport read (status.seal, kept in etcd: kubeconfig): the log must extend each (else: rollback)")
+	fs.BoolVar(&fromHeads, "trusted-from-heads", false, "trust the newest checkpoint of each log the leader published in ConfigMap "+sealkey.HeadsConfigMapName+" of --admin-namespace (kept in etcd: kubeconfig), those a verifier key signed: the log must extend each (else: rollback)")
 	fs.DurationVar(&seo.interval, "seal-interval", time.Minute, "the manager's --seal-interval: a leaf still unsealed twice that long after it was written is a finding")
 	fs.StringSliceVar(&namespaces, "namespace", nil, "verify only these namespaces (default: every one in the store)")
 	fs.StringSliceVar(&verifierKeys, "verifier-key", nil, "verifier keys (<name>+<hash>+<base64>) whose checkpoints are genuine (default: the seal keyring's, from --seal-key-file or its default, else ConfigMap "+sealkey.ConfigMapName+" of --admin-namespace)")
 	fs.StringSliceVar(&trustedFiles, "trusted-checkpoint", nil, "files holding signed checkpoints kept outside the store: the log must extend each (else: rollback)")
-	fs.StringVar(&adminNamespace, "admin-namespace", "auditops-system", "namespace of ConfigMap "+sealkey.ConfigMapName)
+	fs.StringVar(&adminNamespace, "admin-namespace", "auditops-system", "namespace of ConfigMaps "+sealkey.ConfigMapName+" and "+sealkey.HeadsConfigMapName)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return verifyClean
@@ -106,6 +108,20 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return fail(fmt.Errorf("--trusted-from-reports: %w", err))
 		}
 		fmt.Fprintf(stderr, "manager verify: %d checkpoints read by reports are trusted\n", len(witnesses))
+	}
+	if fromHeads {
+		heads, bad, err := headsWitnesses(ctx, adminNamespace, vs)
+		if err != nil {
+			return fail(fmt.Errorf("--trusted-from-heads: %w", err))
+		}
+		if len(bad) > 0 {
+			// Not the store's finding: whoever can write that ConfigMap
+			// put them there, or they predate the keys trusted here.
+			fmt.Fprintf(stderr, "manager verify: ConfigMap %s/%s holds checkpoints no verifier key signed, left out: %s\n",
+				adminNamespace, sealkey.HeadsConfigMapName, strings.Join(bad, ", "))
+		}
+		fmt.Fprintf(stderr, "manager verify: %d checkpoints the leader published are trusted\n", len(heads))
+		witnesses = append(witnesses, heads...)
 	}
 	st, vst, err := openVerified(ctx, so.url)
 	if err != nil {
@@ -229,6 +245,21 @@ func reportWitnesses(ctx context.Context) ([]seal.Checkpoint, error) {
 		return nil, err
 	}
 	return reportWitnessesFrom(ctx, c)
+}
+
+// headsWitnesses are the newest checkpoints of the logs that the leader
+// published in ConfigMap auditops-seal-heads of ns (sealkey.Heads), those
+// vs verify; bad names the namespaces of the others.
+func headsWitnesses(ctx context.Context, ns string, vs note.Verifiers) (cps []seal.Checkpoint, bad []string, err error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading ConfigMap %s/%s needs a kubeconfig: %w", ns, sealkey.HeadsConfigMapName, err)
+	}
+	c, err := client.New(cfg, client.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return sealkey.Heads{Reader: c, Namespace: ns}.Load(ctx, vs)
 }
 
 // reportWitnessesFrom lists the AuditReports with c and returns the

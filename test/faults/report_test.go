@@ -180,6 +180,15 @@ func killDuringReport(t *testing.T, st storeUnderTest) {
 	if code, out := runManagerVerify(t, st, "--namespace", ns, "--trusted-from-reports", "--seal-interval", "5m"); code != 1 || !strings.Contains(out, `"problem":"rollback"`) {
 		t.Errorf("manager verify --trusted-from-reports of the wiped namespace: exit %d, want 1 with a rollback\n%s", code, out)
 	}
+	// No report read the other wiped namespace; the checkpoint the
+	// stopped leader published (ConfigMap auditops-seal-heads) is what
+	// shows its rollback.
+	if code, out := runManagerVerify(t, st, "--namespace", unread, "--trusted-from-reports", "--seal-interval", "5m"); code != 0 {
+		t.Errorf("manager verify --trusted-from-reports of the wiped namespace no report read: exit %d, want 0 (no witness)\n%s", code, out)
+	}
+	if code, out := runManagerVerify(t, st, "--namespace", unread, "--trusted-from-heads", "--seal-interval", "5m"); code != 1 || !strings.Contains(out, `"problem":"rollback"`) {
+		t.Errorf("manager verify --trusted-from-heads of the wiped namespace no report read: exit %d, want 1 with a rollback\n%s", code, out)
+	}
 	c := cfg
 	c.extraArgs = append(slices.Clone(cfg.extraArgs), "--seal-interval=1s")
 	p = startManager(t, c)
