@@ -53,8 +53,13 @@ func importWorkers(batchSize int) int {
 	return max(1, min(4, 16000/batchSize))
 }
 
-// DefaultImportBatchSize is ImportOptions.BatchSize's default.
-const DefaultImportBatchSize = 1000
+// DefaultImportBatchSize is ImportOptions.BatchSize's default: four
+// workers then put 16,000 events in flight, and SQLite commits them in
+// groups of up to 8,000, so each page of its random id index is written
+// to the WAL once for more events. Against 1,000 at 300k events, two rounds
+// in turn: SQLite 18,075 / 18,256 -> 20,854 / 21,850 events/s (storage
+// written 2.9 -> 1.2 GB), PostgreSQL 29,616 / 30,349 -> 32,257 / 31,703.
+const DefaultImportBatchSize = 4000
 
 // ImportOptions configure Import.
 type ImportOptions struct {
