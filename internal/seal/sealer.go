@@ -314,7 +314,15 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		after = leaves[len(leaves)-1].Seq
 		var seqs, refused []int64
 		var hashes []StoredHash
+		seen := make(map[int64]bool, len(leaves))
 		for _, l := range leaves {
+			// Seq is unique to an event, and its MAC covers seq but not the
+			// row's key: a second leaf of a seq is a copy of a row made
+			// behind the manager's back, and its MAC checks.
+			if seen[l.Seq] {
+				return res, fmt.Errorf("sealing %s: %w: two unsealed leaves have seq %d (a row copied behind the manager's back); run manager verify", ns, ErrLogAltered, l.Seq)
+			}
+			seen[l.Seq] = true
 			if !s.Keys.CheckLeafMAC(ns, l.Seq, l.Version, l.Data, l.MAC) {
 				refused = append(refused, l.Seq)
 				continue

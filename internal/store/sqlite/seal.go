@@ -48,7 +48,8 @@ func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 	var out []string
 	err := s.readTx(ctx, "unsealed namespaces", func(db sqlQueryer) error {
 		rows, err := db.QueryContext(ctx, "SELECT t.namespace FROM log_tips AS t"+
-			" WHERE t.next_idx > coalesce((SELECT max(c.size) FROM checkpoints AS c WHERE c.namespace = t.namespace), 0) ORDER BY t.namespace")
+			" WHERE t.next_idx > coalesce((SELECT max(c.size) FROM checkpoints AS c WHERE c.namespace = t.namespace), 0)"+
+			" UNION SELECT DISTINCT namespace FROM leaves INDEXED BY leaves_unsealed WHERE idx IS NULL ORDER BY 1")
 		if err != nil {
 			return err
 		}
@@ -83,30 +84,42 @@ func logSize(ctx context.Context, db sqlQueryer, ns string, size *int64) error {
 	return db.QueryRowContext(ctx, "SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = ?", ns).Scan(size)
 }
 
-// Unsealed implements seal.LogStore.
+// Unsealed implements seal.LogStore: the placed leaves past the newest
+// checkpoint in place order (which is seq order: ingest places leaves as
+// it numbers events), then the leaves without a place (refused before, or
+// written with SQL), in seq order.
 func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
 	var out []seal.PendingLeaf
 	err := s.readTx(ctx, "unsealed leaves", func(db sqlQueryer) error {
-		// In place order, which is seq order: ingest places leaves as
-		// it numbers events. Leaves the sealer refused lose their
-		// places (Unplace); seq > after only guards against a store
-		// that kept them.
-		rows, err := db.QueryContext(ctx, "SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_by_index"+
-			" WHERE namespace = ? AND idx >= "+sealedSize+" AND seq > ? ORDER BY idx LIMIT ?", ns, ns, after, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var l seal.PendingLeaf
-			var created int64
-			if err := rows.Scan(&l.Seq, &l.Version, &l.Data, &l.MAC, &created); err != nil {
+		for _, q := range []string{
+			"SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_by_index" +
+				" WHERE namespace = ?1 AND idx >= (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = ?1) AND seq > ?2 ORDER BY idx LIMIT ?3",
+			"SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_unsealed" +
+				" WHERE namespace = ?1 AND idx IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3",
+		} {
+			if len(out) >= limit {
+				break
+			}
+			rows, err := db.QueryContext(ctx, q, ns, after, limit-len(out))
+			if err != nil {
 				return err
 			}
-			l.Created = time.Unix(0, created).UTC()
-			out = append(out, l)
+			for rows.Next() {
+				var l seal.PendingLeaf
+				var created int64
+				if err := rows.Scan(&l.Seq, &l.Version, &l.Data, &l.MAC, &created); err != nil {
+					rows.Close()
+					return err
+				}
+				l.Created = time.Unix(0, created).UTC()
+				out = append(out, l)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
 		}
-		return rows.Err()
+		return nil
 	})
 	return out, err
 }
@@ -266,8 +279,10 @@ func replace(ctx context.Context, tx *sql.Tx, ns string, from int64, seqs []int6
 	if _, err := tx.ExecContext(ctx, "INSERT INTO temp.seal_batch (seq, idx) SELECT value, ? + key FROM json_each(?)", from, string(list)); err != nil {
 		return err
 	}
+	// The batch's leaves are moved aside now, or have no place (refused
+	// before, their MAC checks now).
 	r, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = (SELECT b.idx FROM temp.seal_batch AS b WHERE b.seq = leaves.seq)"+
-		" WHERE namespace = ? AND idx < 0 AND seq IN (SELECT seq FROM temp.seal_batch)", ns)
+		" WHERE namespace = ? AND (idx < 0 OR idx IS NULL) AND seq IN (SELECT seq FROM temp.seal_batch)", ns)
 	if err != nil {
 		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, from, err)
 	}
@@ -291,10 +306,15 @@ func (s *Store) Unplace(ctx context.Context, ns string, seqs []int64) error {
 			return err
 		}
 		// Only unsealed leaves: a sealed one keeps its place whatever
-		// the caller says.
-		if _, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = NULL WHERE namespace = ? AND idx >= ? AND seq IN (SELECT value FROM json_each(?))",
-			ns, size, string(list)); err != nil {
+		// the caller says. Leaves refused again, without a place
+		// already, change nothing.
+		r, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = NULL WHERE namespace = ? AND idx >= ? AND seq IN (SELECT value FROM json_each(?))",
+			ns, size, string(list))
+		if err != nil {
 			return fmt.Errorf("unplacing leaves of %s: %w", ns, err)
+		}
+		if n, err := r.RowsAffected(); err != nil || n == 0 {
+			return err
 		}
 		if err := moveAside(ctx, tx, ns, size); err != nil {
 			return err

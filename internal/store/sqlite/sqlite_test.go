@@ -43,6 +43,21 @@ func newStore(t testing.TB) *Store {
 	return newStoreWith(t, store.Options{TokenKey: testKey})
 }
 
+// newStoreAt opens the SQLite file at path, its leaves made with kr.
+func newStoreAt(t testing.TB, path string, kr *seal.Keyring) *Store {
+	t.Helper()
+	s, err := New(t.Context(), path, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
 func newStoreWith(t testing.TB, opts store.Options) *Store {
 	t.Helper()
 	s, err := New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), opts)
@@ -498,7 +513,6 @@ func TestLeafPlaceMigration(t *testing.T) {
 	for _, q := range []string{
 		"UPDATE leaves SET idx = NULL WHERE idx >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)",
 		"DROP TABLE log_tips",
-		"CREATE INDEX leaves_unsealed ON leaves (namespace, seq) WHERE idx IS NULL",
 		"DELETE FROM schema_migrations WHERE version = 7",
 	} {
 		if _, err := s.w.ExecContext(ctx, q); err != nil {
@@ -774,12 +788,8 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var refused []int64
-			if tc.placed {
-				// With no place, the sealer never reads them: verify
-				// names such a leaf unsealed.
-				refused = []int64{100, 101}
-			}
+			// Placed or not, the sealer reads them and refuses them.
+			refused := []int64{100, 101}
 			if res.Sealed != 3 || !slices.Equal(res.Refused, refused) {
 				t.Fatalf("sealed %d, refused %v: want the 3 ingested events sealed and %v refused", res.Sealed, res.Refused, refused)
 			}
@@ -812,17 +822,154 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 				}
 			}
 			// Ingest goes on at the next place, and the next seal finds
-			// nothing to mend.
+			// nothing to mend; the forged leaves are refused again, as
+			// on every run (a key added to the ring later would seal
+			// them: TestRefusedLeafSealsOnceItsKeyIsKnown).
 			ingest("r4", 4)
 			res, err = sealer.Seal(ctx, "team-a")
-			if err != nil || res.Sealed != 1 || len(res.Refused) != 0 {
+			if err != nil || res.Sealed != 1 || !slices.Equal(res.Refused, refused) {
 				t.Fatalf("second seal: %+v, %v", res, err)
 			}
 			logIDs(append(slices.Clone(tc.want), "r4"))
-			if nss, err := s.UnsealedNamespaces(ctx); err != nil || len(nss) != 0 {
-				t.Fatalf("unsealed namespaces after sealing all: %v, %v", nss, err)
-			}
 		})
+	}
+}
+
+// TestRefusedLeafSealsOnceItsKeyIsKnown: leaves MACed with a key the
+// sealer's ring lacks (written by a process that loaded a rotated ring
+// first, such as manager import during a rotation) are refused and give
+// their places up, but are read again each run: a sealer whose ring has
+// the key seals them, after the leaves ingested meanwhile.
+func TestRefusedLeafSealsOnceItsKeyIsKnown(t *testing.T) {
+	ctx := t.Context()
+	old, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := old.Rotate(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.db")
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	ingest := func(kr *seal.Keyring, ids ...string) {
+		t.Helper()
+		s, err := New(ctx, path, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		for i, id := range ids {
+			e := store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(i) * time.Second)}
+			if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
+				t.Fatalf("insert %s: %+v, %v", id, res, err)
+			}
+		}
+	}
+	ingest(old, "a1")
+	ingest(rotated, "new1", "new2")
+	ingest(old, "a2")
+	s := newStoreAt(t, path, old)
+	res, err := (&seal.Sealer{Store: s, Keys: old, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a")
+	if err != nil || res.Sealed != 2 || len(res.Refused) != 2 {
+		t.Fatalf("sealing with the old ring: %+v, %v: want a1 and a2 sealed, new1 and new2 refused", res, err)
+	}
+	// Refused again, run after run, without rewriting the log.
+	res, err = (&seal.Sealer{Store: s, Keys: old, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a")
+	if err != nil || res.Sealed != 0 || len(res.Refused) != 2 {
+		t.Fatalf("sealing again with the old ring: %+v, %v", res, err)
+	}
+	if nss, err := s.UnsealedNamespaces(ctx); err != nil || !slices.Equal(nss, []string{"team-a"}) {
+		t.Fatalf("unsealed namespaces with refused leaves: %v, %v", nss, err)
+	}
+	res, err = (&seal.Sealer{Store: s, Keys: rotated, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a")
+	if err != nil || res.Sealed != 2 || len(res.Refused) != 0 {
+		t.Fatalf("sealing with the rotated ring: %+v, %v: want new1 and new2 sealed", res, err)
+	}
+	leaves, err := s.Leaves(ctx, "team-a", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i, l := range leaves {
+		if l.Index != int64(i) {
+			t.Fatalf("leaf %d of the log is at %d", i, l.Index)
+		}
+		ids = append(ids, l.ID)
+	}
+	if want := []string{"a1", "a2", "new1", "new2"}; !slices.Equal(ids, want) {
+		t.Fatalf("the log holds %v, want %v", ids, want)
+	}
+	if nss, err := s.UnsealedNamespaces(ctx); err != nil || len(nss) != 0 {
+		t.Fatalf("unsealed namespaces after sealing all: %v, %v", nss, err)
+	}
+}
+
+// TestSealerStopsAtACopiedLeaf: a copy of an unsealed leaf's row under
+// another key (ts) keeps a MAC that checks; the sealer must not sign a
+// log holding one event twice.
+func TestSealerStopsAtACopiedLeaf(t *testing.T) {
+	ctx := t.Context()
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
+	e := store.Event{ID: "r1", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
+	if _, err := s.Insert(ctx, []store.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created)"+
+		" SELECT namespace, ts + 1, seq, version, data, mac, idx + 1, created FROM leaves WHERE namespace = 'team-a'"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a")
+	if !errors.Is(err, seal.ErrLogAltered) {
+		t.Fatalf("sealing a log with a copied leaf: %v, want ErrLogAltered", err)
+	}
+	if size, err := s.LogSize(ctx, "team-a"); err != nil || size != 0 {
+		t.Fatalf("log size %d (%v): nothing may be signed", size, err)
+	}
+}
+
+// TestPinnedReadBeyondTheLog: a read pinned to a checkpoint larger than the
+// store's newest (a report pinned before the file was restored from an
+// older copy) must not take the leaves placed since as sealed: ingest
+// places leaves, checkpoints seal them.
+func TestPinnedReadBeyondTheLog(t *testing.T) {
+	ctx := t.Context()
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	ingest := func(ids ...string) {
+		t.Helper()
+		for i, id := range ids {
+			e := store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(len(id)+i) * time.Second)}
+			if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
+				t.Fatalf("insert %s: %+v, %v", id, res, err)
+			}
+		}
+	}
+	ingest("r1", "r2")
+	if _, err := (&seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a"); err != nil {
+		t.Fatal(err)
+	}
+	ingest("r3-unsealed")
+	for _, n := range []int64{2, 3, 10} {
+		page, err := s.Events(ctx, store.EventQuery{View: "v", Namespace: "team-a", Page: store.Page{Size: 10}, InLog: &n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, e := range page.Events {
+			ids = append(ids, e.ID)
+		}
+		if want := []string{"r1", "r2"}; !slices.Equal(ids, want) {
+			t.Errorf("pinned to %d: %v, want %v (r3's leaf is placed, not sealed)", n, ids, want)
+		}
 	}
 }
 

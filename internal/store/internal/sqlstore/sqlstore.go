@@ -497,13 +497,19 @@ func pinFilters(inLog *int64, filters ...string) []string {
 // into the same namespace a report stalled (TestReplicasFailover in CI).
 // SQLite plans NOT EXISTS as that probe (measured as fast as an unpinned
 // read).
-func (r *Reader) inLog(a *Args, n *int64) string {
+//
+// SQLite places a leaf when ingest writes it (a place is not a seal: the
+// newest checkpoint's size is), so there n is bounded by that size, read
+// once in the statement: a report pinned to a checkpoint the store no
+// longer has (restored from an older copy) must not take the leaves placed
+// since as sealed.
+func (r *Reader) inLog(a *Args, ns string, n *int64) string {
 	if n == nil {
 		return ""
 	}
 	if r.Dialect == SQLite {
 		return " AND NOT EXISTS (SELECT 1 FROM leaves AS l WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq" +
-			" AND (l.idx IS NULL OR l.idx >= " + a.Add(*n) + "))"
+			" AND (l.idx IS NULL OR l.idx >= min(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + "))))"
 	}
 	return " AND coalesce((SELECT CASE WHEN l.idx IS NULL OR l.idx >= " + a.Add(*n) + " THEN 1 ELSE 0 END FROM leaves AS l" +
 		" WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq), 0) = 0"
@@ -619,7 +625,7 @@ func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after 
 		b.WriteString(" AND ts >= " + a.Add(from))
 	}
 	b.WriteString(" AND ts < " + a.Add(to))
-	b.WriteString(r.inLog(a, q.InLog))
+	b.WriteString(r.inLog(a, q.Namespace, q.InLog))
 	return b.String()
 }
 
@@ -664,7 +670,7 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 		if before != nil {
 			sql += " AND (ts, seq) < (" + a.Add(before.Time) + ", " + a.Add(before.Seq) + ")"
 		}
-		sql += r.inLog(&a, q.InLog)
+		sql += r.inLog(&a, q.Namespace, q.InLog)
 		sql += " ORDER BY ts DESC, seq DESC LIMIT " + a.Add(int64(limit))
 		if offset > 0 {
 			sql += " OFFSET " + a.Add(int64(offset))

@@ -171,7 +171,7 @@ func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from,
 	if afterKey != nil {
 		sql += " AND user_name >= " + a.Add(afterKey[0])
 	}
-	return sql + " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to) + r.inLog(a, pin)
+	return sql + " AND ts >= " + a.Add(from) + " AND ts < " + a.Add(to) + r.inLog(a, ns, pin)
 }
 
 // summaryDay aggregates the events in [from, to), within one UTC date, into

@@ -19,7 +19,13 @@ FROM (
 ) AS p
 WHERE leaves.namespace = p.namespace AND leaves.ts = p.ts AND leaves.seq = p.seq;
 
-DROP INDEX leaves_unsealed;
+-- leaves_unsealed (namespace, seq) WHERE idx IS NULL stays: ingest no
+-- longer writes such a leaf, so it costs ingest nothing, and it holds the
+-- leaves the sealer refused (their MAC is no key's of its ring, so they
+-- gave their places up) or rows written with SQL. The sealer reads them
+-- again each run, after the placed ones: a leaf whose key is added to the
+-- ring later (a rotation the running leader has not loaded yet) still
+-- seals.
 
 -- Each log's next place, written by ingest: the sealer's list of logs with
 -- leaves past their newest checkpoint (one row per namespace, where a
