@@ -30,6 +30,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/mod/sumdb/note"
 	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -161,11 +162,7 @@ func verifiersFor(ctx context.Context, keys []string, seo sealOptions, so storeO
 			return seal.Verifiers(kr.VerifierKeys()...)
 		}
 	}
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no --verifier-key and no seal key file; reading ConfigMap %s/%s needs a kubeconfig: %w", adminNamespace, sealkey.ConfigMapName, err)
-	}
-	c, err := client.New(cfg, client.Options{})
+	c, err := clusterClient(fmt.Sprintf("no --verifier-key and no seal key file; reading ConfigMap %s/%s", adminNamespace, sealkey.ConfigMapName))
 	if err != nil {
 		return nil, err
 	}
@@ -225,13 +222,18 @@ func openVerified(ctx context.Context, url string) (store.Store, sealverify.Stor
 	return st, vst, nil
 }
 
-// reportClient is a client of the cluster's AuditReports (kubeconfig).
-func reportClient() (client.Client, error) {
+// clusterClient is a client of the cluster the kubeconfig names, for the
+// built-in kinds and AuditReports; what it is for names the error when
+// there is no kubeconfig.
+func clusterClient(what string) (client.Client, error) {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
-		return nil, fmt.Errorf("reading AuditReports needs a kubeconfig: %w", err)
+		return nil, fmt.Errorf("%s needs a kubeconfig: %w", what, err)
 	}
 	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
 	if err := reportsv1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
@@ -240,7 +242,7 @@ func reportClient() (client.Client, error) {
 
 // reportWitnesses are the checkpoints every AuditReport of the cluster read.
 func reportWitnesses(ctx context.Context) ([]seal.Checkpoint, error) {
-	c, err := reportClient()
+	c, err := clusterClient("reading AuditReports")
 	if err != nil {
 		return nil, err
 	}
@@ -251,11 +253,7 @@ func reportWitnesses(ctx context.Context) ([]seal.Checkpoint, error) {
 // published in ConfigMap auditops-seal-heads of ns (sealkey.Heads), those
 // vs verify; bad names the namespaces of the others.
 func headsWitnesses(ctx context.Context, ns string, vs note.Verifiers) (cps []seal.Checkpoint, bad []string, err error) {
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading ConfigMap %s/%s needs a kubeconfig: %w", ns, sealkey.HeadsConfigMapName, err)
-	}
-	c, err := client.New(cfg, client.Options{})
+	c, err := clusterClient(fmt.Sprintf("reading ConfigMap %s/%s", ns, sealkey.HeadsConfigMapName))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -310,7 +308,7 @@ func runVerifyReport(ctx context.Context, args []string, stdout, stderr io.Write
 	if namespace == "" || name == "" {
 		return fail(errors.New("--namespace and --name are required: the AuditReport to verify"))
 	}
-	c, err := reportClient()
+	c, err := clusterClient("reading AuditReports")
 	if err != nil {
 		return fail(err)
 	}
@@ -367,11 +365,7 @@ func runRotateSealKey(ctx context.Context, args []string, stdout, stderr io.Writ
 			return err
 		}
 	} else {
-		cfg, err := ctrl.GetConfig()
-		if err != nil {
-			return fmt.Errorf("rotating Secret %s/%s needs a kubeconfig: %w", ns, sealkey.SecretName, err)
-		}
-		c, err := client.New(cfg, client.Options{})
+		c, err := clusterClient(fmt.Sprintf("rotating Secret %s/%s", ns, sealkey.SecretName))
 		if err != nil {
 			return err
 		}
