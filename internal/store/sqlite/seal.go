@@ -42,13 +42,20 @@ var (
 // sealer seals one namespace at a time (seal.Sealer.SealAll).
 func (s *Store) SingleWriter() bool { return true }
 
-// UnsealedNamespaces implements seal.LogStore: the logs whose next place
-// (log_tips, written by ingest) is past their newest checkpoint.
+// UnsealedNamespaces implements seal.LogStore: the logs whose last placed
+// leaf is past their newest checkpoint, found with one index seek per
+// namespace (a recursive walk of leaves_by_index, where a DISTINCT would
+// read every leaf), and those with leaves without a place.
 func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 	var out []string
 	err := s.readTx(ctx, "unsealed namespaces", func(db sqlQueryer) error {
-		rows, err := db.QueryContext(ctx, "SELECT t.namespace FROM log_tips AS t"+
-			" WHERE t.next_idx > coalesce((SELECT max(c.size) FROM checkpoints AS c WHERE c.namespace = t.namespace), 0)"+
+		rows, err := db.QueryContext(ctx, "WITH RECURSIVE logs(ns) AS ("+
+			"SELECT (SELECT min(namespace) FROM leaves INDEXED BY leaves_by_index WHERE idx IS NOT NULL)"+
+			" UNION ALL SELECT (SELECT min(namespace) FROM leaves INDEXED BY leaves_by_index WHERE idx IS NOT NULL AND namespace > logs.ns)"+
+			" FROM logs WHERE logs.ns IS NOT NULL)"+
+			" SELECT ns FROM logs WHERE ns IS NOT NULL"+
+			" AND (SELECT idx FROM leaves INDEXED BY leaves_by_index WHERE namespace = logs.ns AND idx IS NOT NULL ORDER BY idx DESC LIMIT 1)"+
+			" >= coalesce((SELECT max(size) FROM checkpoints WHERE namespace = logs.ns), 0)"+
 			" UNION SELECT DISTINCT namespace FROM leaves INDEXED BY leaves_unsealed WHERE idx IS NULL ORDER BY 1")
 		if err != nil {
 			return err
@@ -81,7 +88,7 @@ func (s *Store) LogSize(ctx context.Context, ns string) (int64, error) {
 }
 
 func logSize(ctx context.Context, db sqlQueryer, ns string, size *int64) error {
-	return db.QueryRowContext(ctx, "SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = ?", ns).Scan(size)
+	return db.QueryRowContext(ctx, "SELECT "+sealedSize, ns).Scan(size)
 }
 
 // Unsealed implements seal.LogStore: the placed leaves past the newest
@@ -334,20 +341,12 @@ func moveAside(ctx context.Context, tx *sql.Tx, ns string, from int64) error {
 }
 
 // placeAside gives the leaves moveAside moved the places from at on, in
-// their order, and records the log's next place.
+// their order.
 func placeAside(ctx context.Context, tx *sql.Tx, ns string, at int64) error {
-	r, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = p.idx FROM ("+
+	if _, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = p.idx FROM ("+
 		"SELECT ts, seq, ? + row_number() OVER (ORDER BY idx DESC) - 1 AS idx FROM leaves WHERE namespace = ? AND idx < 0) AS p"+
-		" WHERE leaves.namespace = ? AND leaves.ts = p.ts AND leaves.seq = p.seq", at, ns, ns)
-	if err != nil {
+		" WHERE leaves.namespace = ? AND leaves.ts = p.ts AND leaves.seq = p.seq", at, ns, ns); err != nil {
 		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, at, err)
-	}
-	n, err := r.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO log_tips (namespace, next_idx) VALUES (?, ?) ON CONFLICT (namespace) DO UPDATE SET next_idx = excluded.next_idx", ns, at+n); err != nil {
-		return fmt.Errorf("the next place in the log of %s: %w", ns, err)
 	}
 	return nil
 }

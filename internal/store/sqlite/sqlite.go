@@ -83,9 +83,9 @@ type Store struct {
 	reused   *sql.Stmt
 	// insertLeaf writes an event's leaf (opts.Leaves set).
 	insertLeaf *sql.Stmt
-	// nextPlace reads a log's next place, setTip records it in log_tips.
-	nextPlace, setTip *sql.Stmt
-	health            *store.WriteHealth
+	// nextPlace reads a log's next place.
+	nextPlace *sql.Stmt
+	health    *store.WriteHealth
 	// beforeInsert, when set, runs inside each insert transaction: tests
 	// cause the faults they cannot cause otherwise (a panic) with it.
 	beforeInsert func([]*insertReq)
@@ -213,11 +213,6 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	s.nextPlace, err = w.PrepareContext(ctx, "SELECT max("+
 		"coalesce((SELECT idx + 1 FROM leaves INDEXED BY leaves_by_index WHERE namespace = ?1 AND idx IS NOT NULL ORDER BY idx DESC LIMIT 1), 0), "+
 		"coalesce((SELECT max(size) FROM checkpoints WHERE namespace = ?1), 0))")
-	if err != nil {
-		s.Close()
-		return nil, s.wrap("prepare insert", err)
-	}
-	s.setTip, err = w.PrepareContext(ctx, "INSERT INTO log_tips (namespace, next_idx) VALUES (?, ?) ON CONFLICT (namespace) DO UPDATE SET next_idx = excluded.next_idx")
 	if err != nil {
 		s.Close()
 		return nil, s.wrap("prepare insert", err)
@@ -662,15 +657,6 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 				return fmt.Errorf("finding reused ids: %w", err)
 			}
 		}
-		if len(places) > 0 {
-			tip := tx.StmtContext(ctx, s.setTip)
-			defer tip.Close()
-			for ns, place := range places {
-				if _, err := tip.ExecContext(ctx, ns, place); err != nil {
-					return fmt.Errorf("the next place in the log of %s: %w", ns, err)
-				}
-			}
-		}
 		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next)
 		return err
 	})
@@ -803,7 +789,7 @@ func (s *Store) Close() error {
 		s.payload.Close()
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insert, s.reused, s.insertLeaf, s.nextPlace, s.setTip} {
+	for _, st := range []*sql.Stmt{s.insert, s.reused, s.insertLeaf, s.nextPlace} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

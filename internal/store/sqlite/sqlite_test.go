@@ -43,6 +43,31 @@ func newStore(t testing.TB) *Store {
 	return newStoreWith(t, store.Options{TokenKey: testKey})
 }
 
+// sealerOf is a sealer of s's logs with keys kr.
+func sealerOf(s *Store, kr *seal.Keyring) *seal.Sealer {
+	return &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+}
+
+// checkLog fails t unless ns's sealed log holds the events of want, in
+// that order, at places 0, 1, 2...
+func checkLog(t *testing.T, s *Store, ns string, want ...string) {
+	t.Helper()
+	leaves, err := s.Leaves(t.Context(), ns, 0, int64(len(want))+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i, l := range leaves {
+		if l.Index != int64(i) {
+			t.Fatalf("%s: leaf %d of the log is at %d", ns, i, l.Index)
+		}
+		ids = append(ids, l.ID)
+	}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("%s: the log holds %v, want %v", ns, ids, want)
+	}
+}
+
 // newStoreAt opens the SQLite file at path, its leaves made with kr.
 func newStoreAt(t testing.TB, path string, kr *seal.Keyring) *Store {
 	t.Helper()
@@ -472,7 +497,7 @@ func TestContentHashMigration(t *testing.T) {
 }
 
 // TestLeafPlaceMigration turns a store into what schema version 6 left
-// (unsealed leaves without a place, leaves_unsealed, no log_tips) and
+// (unsealed leaves without a place) and
 // reopens it: migration 0007 places those leaves after each log's newest
 // checkpoint, in seq order, and the sealer seals them as ingest's own.
 func TestLeafPlaceMigration(t *testing.T) {
@@ -501,18 +526,14 @@ func TestLeafPlaceMigration(t *testing.T) {
 			}
 		}
 	}
-	sealer := func(s *Store) *seal.Sealer {
-		return &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
-	}
 	ingest(s, "team-a", "a1", "a2")
-	if _, err := sealer(s).SealAll(ctx); err != nil {
+	if _, err := sealerOf(s, kr).SealAll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ingest(s, "team-a", "a3", "a4", "a5")
 	ingest(s, "team-b", "b1", "b2")
 	for _, q := range []string{
 		"UPDATE leaves SET idx = NULL WHERE idx >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)",
-		"DROP TABLE log_tips",
 		"DELETE FROM schema_migrations WHERE version = 7",
 	} {
 		if _, err := s.w.ExecContext(ctx, q); err != nil {
@@ -531,26 +552,12 @@ func TestLeafPlaceMigration(t *testing.T) {
 		t.Fatalf("unsealed namespaces after the migration: %v, %v", nss, err)
 	}
 	ingest(s, "team-a", "a6")
-	res, err := sealer(s).SealAll(ctx)
+	res, err := sealerOf(s, kr).SealAll(ctx)
 	if err != nil || res["team-a"].Sealed != 4 || res["team-b"].Sealed != 2 || len(res["team-a"].Refused)+len(res["team-b"].Refused) != 0 {
 		t.Fatalf("sealing after the migration: %+v, %v", res, err)
 	}
-	for ns, want := range map[string][]string{"team-a": {"a1", "a2", "a3", "a4", "a5", "a6"}, "team-b": {"b1", "b2"}} {
-		leaves, err := s.Leaves(ctx, ns, 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for i, l := range leaves {
-			if l.Index != int64(i) {
-				t.Fatalf("%s: leaf %d of the log is at %d", ns, i, l.Index)
-			}
-			ids = append(ids, l.ID)
-		}
-		if !slices.Equal(ids, want) {
-			t.Fatalf("%s: the log holds %v, want %v", ns, ids, want)
-		}
-	}
+	checkLog(t, s, "team-a", "a1", "a2", "a3", "a4", "a5", "a6")
+	checkLog(t, s, "team-b", "b1", "b2")
 	var bad string
 	if err := s.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&bad); err != nil || bad != "ok" {
 		t.Fatalf("integrity_check = %q, %v", bad, err)
@@ -723,6 +730,9 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 		// gap: the second ingested leaf is moved past the log's end,
 		// leaving a gap no refusal closes.
 		gap bool
+		// hide: the second ingested leaf's place is taken away, to keep
+		// it from the sealer.
+		hide bool
 		// want: the log's events after the first seal, in order.
 		want []string
 	}{
@@ -730,6 +740,7 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 		{name: "forged leaves at the next places", placed: true, want: []string{"r1", "r2", "r3"}},
 		{name: "ingested leaves' places swapped", placed: true, swap: true, want: []string{"r1", "r3", "r2"}},
 		{name: "ingested leaf moved past the log's end", gap: true, want: []string{"r1", "r3", "r2"}},
+		{name: "ingested leaf's place taken away", hide: true, want: []string{"r1", "r3", "r2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -783,7 +794,10 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 			if tc.gap {
 				exec("UPDATE leaves SET idx = 9 WHERE namespace = 'team-a' AND idx = 1")
 			}
-			sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+			if tc.hide {
+				exec("UPDATE leaves SET idx = NULL WHERE namespace = 'team-a' AND idx = 1")
+			}
+			sealer := sealerOf(s, kr)
 			res, err := sealer.Seal(ctx, "team-a")
 			if err != nil {
 				t.Fatal(err)
@@ -793,24 +807,7 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 			if res.Sealed != 3 || !slices.Equal(res.Refused, refused) {
 				t.Fatalf("sealed %d, refused %v: want the 3 ingested events sealed and %v refused", res.Sealed, res.Refused, refused)
 			}
-			logIDs := func(want []string) {
-				t.Helper()
-				leaves, err := s.Leaves(ctx, "team-a", 0, 10)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var ids []string
-				for i, l := range leaves {
-					if l.Index != int64(i) {
-						t.Fatalf("leaf %d of the log is at %d", i, l.Index)
-					}
-					ids = append(ids, l.ID)
-				}
-				if !slices.Equal(ids, want) {
-					t.Fatalf("the log holds %v, want %v", ids, want)
-				}
-			}
-			logIDs(tc.want)
+			checkLog(t, s, "team-a", tc.want...)
 			for _, seq := range []int64{100, 101} {
 				l, ok, err := s.LeafAt(ctx, "team-a", store.Position{Time: forged.Time.UnixNano(), Seq: seq})
 				if err != nil || !ok || l.Index != -1 {
@@ -830,7 +827,7 @@ func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
 			if err != nil || res.Sealed != 1 || !slices.Equal(res.Refused, refused) {
 				t.Fatalf("second seal: %+v, %v", res, err)
 			}
-			logIDs(append(slices.Clone(tc.want), "r4"))
+			checkLog(t, s, "team-a", append(slices.Clone(tc.want), "r4")...)
 		})
 	}
 }
@@ -870,36 +867,23 @@ func TestRefusedLeafSealsOnceItsKeyIsKnown(t *testing.T) {
 	ingest(rotated, "new1", "new2")
 	ingest(old, "a2")
 	s := newStoreAt(t, path, old)
-	res, err := (&seal.Sealer{Store: s, Keys: old, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a")
+	res, err := sealerOf(s, old).Seal(ctx, "team-a")
 	if err != nil || res.Sealed != 2 || len(res.Refused) != 2 {
 		t.Fatalf("sealing with the old ring: %+v, %v: want a1 and a2 sealed, new1 and new2 refused", res, err)
 	}
 	// Refused again, run after run, without rewriting the log.
-	res, err = (&seal.Sealer{Store: s, Keys: old, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a")
+	res, err = sealerOf(s, old).Seal(ctx, "team-a")
 	if err != nil || res.Sealed != 0 || len(res.Refused) != 2 {
 		t.Fatalf("sealing again with the old ring: %+v, %v", res, err)
 	}
 	if nss, err := s.UnsealedNamespaces(ctx); err != nil || !slices.Equal(nss, []string{"team-a"}) {
 		t.Fatalf("unsealed namespaces with refused leaves: %v, %v", nss, err)
 	}
-	res, err = (&seal.Sealer{Store: s, Keys: rotated, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a")
+	res, err = sealerOf(s, rotated).Seal(ctx, "team-a")
 	if err != nil || res.Sealed != 2 || len(res.Refused) != 0 {
 		t.Fatalf("sealing with the rotated ring: %+v, %v: want new1 and new2 sealed", res, err)
 	}
-	leaves, err := s.Leaves(ctx, "team-a", 0, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for i, l := range leaves {
-		if l.Index != int64(i) {
-			t.Fatalf("leaf %d of the log is at %d", i, l.Index)
-		}
-		ids = append(ids, l.ID)
-	}
-	if want := []string{"a1", "a2", "new1", "new2"}; !slices.Equal(ids, want) {
-		t.Fatalf("the log holds %v, want %v", ids, want)
-	}
+	checkLog(t, s, "team-a", "a1", "a2", "new1", "new2")
 	if nss, err := s.UnsealedNamespaces(ctx); err != nil || len(nss) != 0 {
 		t.Fatalf("unsealed namespaces after sealing all: %v, %v", nss, err)
 	}
@@ -923,7 +907,7 @@ func TestSealerStopsAtACopiedLeaf(t *testing.T) {
 		" SELECT namespace, ts + 1, seq, version, data, mac, idx + 1, created FROM leaves WHERE namespace = 'team-a'"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = (&seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a")
+	_, err = sealerOf(s, kr).Seal(ctx, "team-a")
 	if !errors.Is(err, seal.ErrLogAltered) {
 		t.Fatalf("sealing a log with a copied leaf: %v, want ErrLogAltered", err)
 	}
@@ -954,7 +938,7 @@ func TestPinnedReadBeyondTheLog(t *testing.T) {
 		}
 	}
 	ingest("r1", "r2")
-	if _, err := (&seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).Seal(ctx, "team-a"); err != nil {
+	if _, err := sealerOf(s, kr).Seal(ctx, "team-a"); err != nil {
 		t.Fatal(err)
 	}
 	ingest("r3-unsealed")
