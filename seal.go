@@ -155,13 +155,9 @@ func headsPublisher(h sealkey.Heads, s *seal.Sealer, log logr.Logger) func(conte
 		if last != nil && maps.EqualFunc(now, last, bytes.Equal) {
 			return
 		}
-		dropped, err := h.Save(ctx, now)
-		if err != nil {
+		if err := h.Save(ctx, now); err != nil {
 			log.Error(err, "publishing the logs' newest checkpoints")
 			return
-		}
-		if dropped > 0 {
-			log.Info("ConfigMap "+sealkey.HeadsConfigMapName+" is full: the namespaces that sort last are left out", "leftOut", dropped)
 		}
 		last = now
 	}

@@ -75,7 +75,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	so.addFlags(fs)
 	seo.addFlags(fs)
 	fs.BoolVar(&fromReports, "trusted-from-reports", false, "trust the checkpoint every AuditReport read (status.seal, kept in etcd: kubeconfig): the log must extend each (else: rollback)")
-	fs.BoolVar(&fromHeads, "trusted-from-heads", false, "trust the newest checkpoint of each log the leader published in ConfigMap "+sealkey.HeadsConfigMapName+" of --admin-namespace (kept in etcd: kubeconfig), those a verifier key signed: the log must extend each (else: rollback)")
+	fs.BoolVar(&fromHeads, "trusted-from-heads", false, "trust the newest checkpoint of each log the leader published in ConfigMap "+sealkey.HeadsConfigMapName+" (and -1, -2, … past ~3,000 namespaces) of --admin-namespace (kept in etcd: kubeconfig), those a verifier key signed: the log must extend each (else: rollback)")
 	fs.DurationVar(&seo.interval, "seal-interval", time.Minute, "the manager's --seal-interval: a leaf still unsealed twice that long after it was written is a finding")
 	fs.StringSliceVar(&namespaces, "namespace", nil, "verify only these namespaces (default: every one in the store)")
 	fs.StringSliceVar(&verifierKeys, "verifier-key", nil, "verifier keys (<name>+<hash>+<base64>) whose checkpoints are genuine (default: the seal keyring's, from --seal-key-file or its default, else ConfigMap "+sealkey.ConfigMapName+" of --admin-namespace)")
@@ -250,7 +250,7 @@ func reportWitnesses(ctx context.Context) ([]seal.Checkpoint, error) {
 }
 
 // headsWitnesses are the newest checkpoints of the logs that the leader
-// published in ConfigMap auditops-seal-heads of ns (sealkey.Heads), those
+// published in the heads ConfigMaps of ns (sealkey.Heads), those
 // vs verify; bad names the namespaces of the others.
 func headsWitnesses(ctx context.Context, ns string, vs note.Verifiers) (cps []seal.Checkpoint, bad []string, err error) {
 	c, err := clusterClient(fmt.Sprintf("reading ConfigMap %s/%s", ns, sealkey.HeadsConfigMapName))

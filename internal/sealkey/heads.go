@@ -21,10 +21,12 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 
 	"golang.org/x/mod/sumdb/note"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/auditops/auditops/internal/seal"
@@ -35,63 +37,209 @@ import (
 // namespace. It lives in etcd, outside the store: a leader that starts
 // holds each log to it (seal.Sealer.Witness), so a log cut back or wiped
 // behind the manager's back while no manager ran is refused, also where
-// no report read it.
+// no report read it. An object holds at most 1 MiB, about 3,000 notes:
+// past that the notes go on in HeadsConfigMapName-1, -2, … (HeadsShardName).
 const HeadsConfigMapName = "auditops-seal-heads"
 
-// maxHeadsBytes bounds the notes one ConfigMap holds, below the API
-// server's 1 MiB for an object: about 3,000 namespaces. Past it, the
-// namespaces that sort last are left out (Save says how many).
-const maxHeadsBytes = 900 << 10
+// HeadsShardName is the name of the i-th ConfigMap of the heads: the
+// first is HeadsConfigMapName itself, so that the notes an older manager
+// wrote are the first shard's.
+func HeadsShardName(i int) string {
+	if i == 0 {
+		return HeadsConfigMapName
+	}
+	return HeadsConfigMapName + "-" + strconv.Itoa(i)
+}
 
-// Heads reads and writes HeadsConfigMapName.
+const (
+	// headsFillBytes is how full a shard may be for a namespace it does
+	// not hold yet to go into it; the notes it holds may grow past that
+	// (a larger size has more digits).
+	headsFillBytes = 900 << 10
+	// headsMaxBytes bounds a shard, below the API server's 1 MiB for an
+	// object: past it, the namespaces that sort last move to another.
+	headsMaxBytes = 960 << 10
+)
+
+// Heads reads and writes the heads ConfigMaps.
 type Heads struct {
 	Reader    client.Reader // uncached: the manager's API reader
 	Writer    client.Writer
 	Namespace string
+
+	// fill and max replace headsFillBytes and headsMaxBytes (tests).
+	fill, max int
 }
 
-// Save writes notes (namespace to signed note) into the ConfigMap,
-// creating it when absent and leaving it alone when it holds them already;
-// namespaces it has no note of keep theirs (another leader may have
-// published logs this one never sealed since it started). It returns how
-// many namespaces did not fit.
-func (h Heads) Save(ctx context.Context, notes map[string][]byte) (int, error) {
-	dropped := 0
-	err := applyConfigMap(ctx, h.Reader, h.Writer, client.ObjectKey{Namespace: h.Namespace, Name: HeadsConfigMapName},
-		func(data map[string]string) {
-			for ns, n := range notes {
-				data[ns] = string(n)
+// shards reads the heads ConfigMaps in order, up to the first that does
+// not exist. Shards are never deleted, so none is left behind that gap.
+func (h Heads) shards(ctx context.Context) ([]*corev1.ConfigMap, error) {
+	var out []*corev1.ConfigMap
+	for i := 0; ; i++ {
+		cm := &corev1.ConfigMap{}
+		err := h.Reader.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: HeadsShardName(i)}, cm)
+		if apierrors.IsNotFound(err) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", h.Namespace, HeadsShardName(i), err)
+		}
+		out = append(out, cm)
+	}
+}
+
+// Save writes notes (namespace to signed note) into the heads ConfigMaps,
+// writing none that holds them already; namespaces it has no note of keep
+// theirs (another leader may have published logs this one never sealed
+// since it started). A namespace's note stays in the shard that holds it;
+// a new namespace goes into the first shard with room, or a new one. No
+// namespace is left out, however many there are: a bound would let
+// whoever can name namespaces push the one they want unwitnessed out.
+func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
+	fill, limit := h.fill, h.max
+	if fill == 0 {
+		fill, limit = headsFillBytes, headsMaxBytes
+	}
+	cms, err := h.shards(ctx)
+	if err != nil {
+		return err
+	}
+	data := make([]map[string]string, len(cms))
+	size := make([]int, len(cms))
+	where := map[string][]int{}
+	for i, cm := range cms {
+		data[i] = maps.Clone(cm.Data)
+		if data[i] == nil {
+			data[i] = map[string]string{}
+		}
+		for ns, n := range data[i] {
+			size[i] += len(ns) + len(n)
+			where[ns] = append(where[ns], i)
+		}
+	}
+	changed := map[int]bool{}
+	lost := map[int]bool{}
+	put := func(i int, ns, n string) {
+		if old, ok := data[i][ns]; ok {
+			size[i] -= len(ns) + len(old)
+		}
+		data[i][ns] = n
+		size[i] += len(ns) + len(n)
+		changed[i] = true
+	}
+	// room returns the first shard other than skip that ns and n fit into
+	// below fill, adding one when none does.
+	room := func(ns, n string, skip int) int {
+		for i := range data {
+			if i != skip && size[i]+len(ns)+len(n) <= fill {
+				return i
 			}
-			total := 0
-			for _, ns := range slices.Sorted(maps.Keys(data)) {
-				if total += len(ns) + len(data[ns]); total > maxHeadsBytes {
-					delete(data, ns)
-					dropped++
+		}
+		data = append(data, map[string]string{})
+		size = append(size, 0)
+		return len(data) - 1
+	}
+	for _, ns := range slices.Sorted(maps.Keys(notes)) {
+		n := string(notes[ns])
+		if in, ok := where[ns]; ok {
+			for _, i := range in {
+				if data[i][ns] != n {
+					put(i, ns, n)
 				}
 			}
-		})
-	return dropped, err
-}
-
-// Load returns the checkpoints the ConfigMap holds whose notes a key of vs
-// signed (none when it is absent), and the namespaces whose notes do not
-// verify: left out, since a note no key signed could be anyone's.
-func (h Heads) Load(ctx context.Context, vs note.Verifiers) (cps []seal.Checkpoint, bad []string, err error) {
-	var cm corev1.ConfigMap
-	err = h.Reader.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: HeadsConfigMapName}, &cm)
-	if apierrors.IsNotFound(err) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading ConfigMap %s/%s: %w", h.Namespace, HeadsConfigMapName, err)
-	}
-	for _, ns := range slices.Sorted(maps.Keys(cm.Data)) {
-		cp, err := seal.Open([]byte(cm.Data[ns]), vs)
-		if err != nil {
-			bad = append(bad, ns)
 			continue
 		}
-		cps = append(cps, cp)
+		put(room(ns, n, -1), ns, n)
+	}
+	// A namespace a stopped save left in two shards stays in the first.
+	for ns, in := range where {
+		for _, i := range in[1:] {
+			size[i] -= len(ns) + len(data[i][ns])
+			delete(data[i], ns)
+			changed[i], lost[i] = true, true
+		}
+	}
+	for i := range data {
+		for size[i] > limit {
+			ns := slices.Max(slices.Collect(maps.Keys(data[i])))
+			n := data[i][ns]
+			put(room(ns, n, i), ns, n)
+			delete(data[i], ns)
+			size[i] -= len(ns) + len(n)
+			lost[i] = true
+		}
+	}
+	// Shards that give a namespace up are written last: one that moves is
+	// then in one shard or two at any moment, never in none.
+	order := slices.SortedFunc(maps.Keys(changed), func(a, b int) int {
+		if lost[a] != lost[b] {
+			if lost[b] {
+				return -1
+			}
+			return 1
+		}
+		return a - b
+	})
+	for _, i := range order {
+		if err := h.write(ctx, i, cms, data[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write stores data as shard i: an update of the object read (so a write
+// in between makes it fail with a conflict) or a new one.
+func (h Heads) write(ctx context.Context, i int, read []*corev1.ConfigMap, data map[string]string) error {
+	name := HeadsShardName(i)
+	if i < len(read) {
+		cm := read[i].DeepCopy()
+		cm.Data = data
+		if err := h.Writer.Update(ctx, cm); err != nil {
+			return fmt.Errorf("updating ConfigMap %s/%s: %w", h.Namespace, name, err)
+		}
+		return nil
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.Namespace, Name: name,
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "auditops"}},
+		Data: data,
+	}
+	if err := h.Writer.Create(ctx, cm); err != nil {
+		return fmt.Errorf("creating ConfigMap %s/%s: %w", h.Namespace, name, err)
+	}
+	return nil
+}
+
+// Load returns the checkpoints the heads ConfigMaps hold whose notes a key
+// of vs signed (none when there are none), and the namespaces whose notes
+// do not verify: left out, since a note no key signed could be anyone's. A
+// namespace found in two shards (a save stopped while moving it) gives
+// both its notes.
+func (h Heads) Load(ctx context.Context, vs note.Verifiers) (cps []seal.Checkpoint, bad []string, err error) {
+	cms, err := h.shards(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	notes := map[string][]string{}
+	for _, cm := range cms {
+		for ns, n := range cm.Data {
+			if !slices.Contains(notes[ns], n) {
+				notes[ns] = append(notes[ns], n)
+			}
+		}
+	}
+	for _, ns := range slices.Sorted(maps.Keys(notes)) {
+		for _, n := range notes[ns] {
+			cp, err := seal.Open([]byte(n), vs)
+			if err != nil {
+				if !slices.Contains(bad, ns) {
+					bad = append(bad, ns)
+				}
+				continue
+			}
+			cps = append(cps, cp)
+		}
 	}
 	return cps, bad, nil
 }

@@ -34,7 +34,7 @@ import (
 // TestHeadsOutliveTheLeader: the heads a leader saves are read back by the
 // next as checkpoints, only where a key of the ring signed them; saving
 // the same again writes nothing; namespaces the next leader has no note of
-// keep the previous one's; what does not fit is counted.
+// keep the previous one's.
 func TestHeadsOutliveTheLeader(t *testing.T) {
 	ctx := context.Background()
 	kr, err := seal.NewKeyring(rand.Reader)
@@ -56,13 +56,13 @@ func TestHeadsOutliveTheLeader(t *testing.T) {
 	if cps, bad, err := h.Load(ctx, vs); err != nil || len(cps) != 0 || len(bad) != 0 {
 		t.Fatalf("before any save: %v, %v, %v", cps, bad, err)
 	}
-	if dropped, err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 7), "team-b": sign("team-b", 3)}); err != nil || dropped != 0 {
-		t.Fatalf("save: %d dropped, %v", dropped, err)
+	if err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 7), "team-b": sign("team-b", 3)}); err != nil {
+		t.Fatalf("save: %v", err)
 	}
 	var cm corev1.ConfigMap
 	key := client.ObjectKey{Namespace: h.Namespace, Name: HeadsConfigMapName}
 	// The next leader sealed team-a further and has no note of team-b.
-	if _, err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 9)}); err != nil {
+	if err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 9)}); err != nil {
 		t.Fatal(err)
 	}
 	cps, bad, err := h.Load(ctx, vs)
@@ -80,7 +80,7 @@ func TestHeadsOutliveTheLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	version := cm.ResourceVersion
-	if _, err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 9)}); err != nil {
+	if err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 9)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := k8sClient.Get(ctx, key, &cm); err != nil || cm.ResourceVersion != version {
@@ -104,24 +104,174 @@ func TestHeadsOutliveTheLeader(t *testing.T) {
 		t.Fatalf("with a forged note: %v, bad %v, %v", cps, bad, err)
 	}
 
-	// Past the size bound, the namespaces that sort last are left out.
-	many := map[string][]byte{}
-	pad := strings.Repeat("x", 4000)
-	for i := range 300 {
-		many[fmt.Sprintf("ns-%03d", i)] = []byte(pad)
+}
+
+// TestHeadsLeaveNoNamespaceOut: past what one ConfigMap holds, the notes go
+// on in further shards. Before, the namespaces that sorted last were left
+// out, so whoever could create namespaces (or send events for them) could
+// push the one they meant to wipe out of the witnesses with a few thousand
+// named "a…".
+func TestHeadsLeaveNoNamespaceOut(t *testing.T) {
+	ctx := context.Background()
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
-	big := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-big")}
-	dropped, err := big.Save(ctx, many)
-	if err != nil || dropped == 0 || dropped > 100 {
-		t.Fatalf("saving %d large notes: %d dropped, %v", len(many), dropped, err)
+	vs, err := seal.Verifiers(kr.VerifierKeys()...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// The bound holds for what is kept and what comes on top of it: a
-	// next leader's notes of other namespaces.
-	more := map[string][]byte{}
-	for i := range 100 {
-		more[fmt.Sprintf("ma-%03d", i)] = []byte(pad)
+	sign := func(ns string, size int64) []byte {
+		n, err := kr.Current.Sign(seal.Checkpoint{Origin: seal.Origin(seal.DefaultOriginPrefix, ns), Size: size, Time: time.Unix(1700000000, 0).UTC()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	if dropped, err := big.Save(ctx, more); err != nil || dropped == 0 {
-		t.Fatalf("saving %d more large notes on top: %d dropped, %v", len(more), dropped, err)
+	h := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-many")}
+	if err := h.Save(ctx, map[string][]byte{"zz-victim": sign("zz-victim", 42)}); err != nil {
+		t.Fatal(err)
 	}
+	flood := map[string][]byte{}
+	for i := range 5000 {
+		ns := fmt.Sprintf("a-%04d", i)
+		flood[ns] = sign(ns, int64(i+1))
+	}
+	if err := h.Save(ctx, flood); err != nil {
+		t.Fatalf("saving %d notes: %v", len(flood), err)
+	}
+	cps, bad, err := h.Load(ctx, vs)
+	if err != nil || len(bad) != 0 {
+		t.Fatalf("load: bad %v, %v", bad, err)
+	}
+	sizes := map[string]int64{}
+	for _, cp := range cps {
+		sizes[cp.Origin] = cp.Size
+	}
+	if len(cps) != len(flood)+1 || sizes["auditops/zz-victim"] != 42 || sizes["auditops/a-4999"] != 5000 {
+		t.Fatalf("loaded %d checkpoints (want %d), zz-victim at %d, a-4999 at %d", len(cps), len(flood)+1, sizes["auditops/zz-victim"], sizes["auditops/a-4999"])
+	}
+	shards, err := h.shards(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(shards) < 2 {
+		t.Fatalf("%d notes in %d ConfigMap", len(cps), len(shards))
+	}
+	if shards[0].Data["zz-victim"] == "" {
+		t.Fatal("zz-victim's note moved out of the shard that held it")
+	}
+}
+
+// TestHeadsSaveMovesNamespacesSafely: notes that grow in place past a
+// shard's bound move its last namespaces to another shard. A save stopped
+// at any write leaves every namespace in some shard, with its old note or
+// its new one; a completed one leaves each in exactly one.
+func TestHeadsSaveMovesNamespacesSafely(t *testing.T) {
+	ctx := context.Background()
+	note := func(ns string, n int) []byte { return []byte(ns + strings.Repeat("x", n)) }
+	initial := map[string][]byte{}
+	for i := range 12 {
+		ns := fmt.Sprintf("ns-%02d", i)
+		initial[ns] = note(ns, 100)
+	}
+	grown := map[string][]byte{}
+	for ns := range initial {
+		grown[ns] = note(ns, 160)
+	}
+	grown["ns-new"] = note("ns-new", 100)
+	// A save that stops after k writes (the API server gone, the leader
+	// killed), then one that completes.
+	for k := 0; ; k++ {
+		h := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-moves"), fill: 1000, max: 1200}
+		if err := h.Save(ctx, initial); err != nil {
+			t.Fatal(err)
+		}
+		before := headsHolding(t, h)
+		stopped := h
+		stopped.Writer = &stopAfter{Writer: k8sClient, writes: k}
+		stopErr := stopped.Save(ctx, grown)
+		in := headsHolding(t, h)
+		for ns := range initial {
+			if len(in[ns]) == 0 {
+				t.Fatalf("after %d writes of a save: %s is in no shard (before: %v)", k, ns, before[ns])
+			}
+		}
+		if err := h.Save(ctx, grown); err != nil {
+			t.Fatal(err)
+		}
+		in = headsHolding(t, h)
+		for ns, n := range grown {
+			if len(in[ns]) != 1 || !strings.HasSuffix(in[ns][0], fmt.Sprintf(":%d", len(n))) {
+				t.Fatalf("a save after one stopped at %d writes: %s is at %v, want one shard with its %d-byte note", k, ns, in[ns], len(n))
+			}
+		}
+		shards, err := h.shards(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, cm := range shards {
+			size := 0
+			for ns, n := range cm.Data {
+				size += len(ns) + len(n)
+			}
+			if size > 1200 {
+				t.Fatalf("shard %d holds %d bytes, bound 1200", i, size)
+			}
+		}
+		if stopErr == nil {
+			moved := 0
+			for ns, was := range before {
+				if strings.Split(was[0], ":")[0] != strings.Split(in[ns][0], ":")[0] {
+					moved++
+				}
+			}
+			if moved == 0 {
+				t.Fatalf("nothing moved: before %v, after %v", before, in)
+			}
+			return
+		}
+		if k > 20 {
+			t.Fatalf("save still failing after %d writes: %v", k, stopErr)
+		}
+	}
+}
+
+// headsHolding says, for each namespace, which shards hold it and how long
+// its note is there ("shard:length").
+func headsHolding(t *testing.T, h Heads) map[string][]string {
+	t.Helper()
+	shards, err := h.shards(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string][]string{}
+	for i, cm := range shards {
+		for ns, n := range cm.Data {
+			in[ns] = append(in[ns], fmt.Sprintf("%d:%d", i, len(n)))
+		}
+	}
+	return in
+}
+
+// stopAfter fails every write after the first writes.
+type stopAfter struct {
+	client.Writer
+	writes int
+}
+
+func (s *stopAfter) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	if s.writes == 0 {
+		return fmt.Errorf("stopped")
+	}
+	s.writes--
+	return s.Writer.Create(ctx, obj, opts...)
+}
+
+func (s *stopAfter) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	if s.writes == 0 {
+		return fmt.Errorf("stopped")
+	}
+	s.writes--
+	return s.Writer.Update(ctx, obj, opts...)
 }
