@@ -304,21 +304,19 @@ func floorInsert(ctx context.Context, t *target, log string) (int, time.Duration
 // by hand, as a floor is; the keys (id hash, content hash) and the encoded
 // payload are work any insert must do, so the floor does them too.
 const insertColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
-	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
-	"message, error, payload, id_hash, content_hash"
+	"entity_kind_v1, entity_id_v1, device_id, certificate_serial_number_v1, issuer_dn_v1, details_v1, archived_v1, " +
+	"message_v1, error_v1, payload, id_hash, content_hash"
 
+// insertValues leaves the _v1 columns empty: the payload holds those
+// fields (payload.ValuesOf), as the store's inserts do.
 func insertValues(pc *payload.Codec, e *store.Event) []any {
-	var errv, p any
-	if e.Error != nil {
-		errv = *e.Error
-	}
+	var p any
 	if b := pc.Encode(payload.ValuesOf(e)); b != nil {
 		p = b
 	}
 	return []any{
 		e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method,
-		int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber,
-		e.IssuerDN, e.Details, e.Archived, e.Message, errv, p,
+		int64(e.StatusCode), "", "", e.DeviceID, "", "", "", false, "", nil, p,
 		store.IDHash(e.ID), contentHash(e),
 	}
 }

@@ -285,8 +285,9 @@ func (r *runner) reports(ctx context.Context, t *target) error {
 }
 
 // floorSQL is the one query per report type a user would write. It reads
-// the JSON values as they are stored (the compressed payload column,
-// internal/store/payload) and does not decode them, which a report must.
+// the JSON values and the text fields no query filters on as they are
+// stored (the compressed payload column, internal/store/payload) and does
+// not decode them, which a report must.
 func floorSQL(typ reportsv1alpha1.ReportType, pg bool) (string, []any) {
 	rg := reportRange()
 	from, to := rg.From.UnixNano(), rg.To.UnixNano()
@@ -308,16 +309,16 @@ SELECT g.d, g.user_name, g.api, g.status, count(*), max(li.li)
 FROM g JOIN li ON li.d = g.d AND li.user_name = g.user_name
 GROUP BY g.d, g.user_name, g.api, g.status ORDER BY g.d, g.user_name, g.api, g.status`, append(args, int64(store.DefaultSessionGap))
 	case reportsv1alpha1.AuditDetails:
-		return "SELECT method, user_name, status, payload, ts, error FROM events" + where + " ORDER BY ts, seq", args
+		return "SELECT method, user_name, status, payload, ts FROM events" + where + " ORDER BY ts, seq", args
 	case reportsv1alpha1.UserAccess, reportsv1alpha1.Users:
 		cat := store.CategoryAccess
 		if typ == reportsv1alpha1.Users {
 			cat = store.CategoryUser
 		}
-		return "SELECT id, entity_kind, entity_id, ts, message, payload FROM events" +
+		return "SELECT id, ts, payload FROM events" +
 			where + " AND category = " + p(4) + " ORDER BY ts, seq", append(args, cat)
 	default: // UserLogs
-		return "SELECT method, archived, certificate_serial_number, details, device_id, seq, issuer_dn, ts, status, status_code, user_name FROM events" +
+		return "SELECT method, device_id, payload, seq, ts, status, status_code, user_name FROM events" +
 			where + " AND user_name = " + p(4) + " ORDER BY ts DESC, seq DESC", append(args, BigTenantUser)
 	}
 }

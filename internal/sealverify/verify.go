@@ -446,13 +446,13 @@ func keyLess(l seal.KeyedLeaf, key store.Position) bool {
 }
 
 // checkDigest names an event whose digest is not its sealed leaf's, or
-// whose stored JSON values do not decode (unreadable): what was sealed
+// whose stored payload does not decode (unreadable): what was sealed
 // cannot be read back, even where the digest of what is left matches (an
 // event that had none).
 func checkDigest(ns string, e *store.Event, l seal.KeyedLeaf, unreadable error, emit func(Finding)) {
 	if unreadable != nil {
 		emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.Index), Seq: ptr(e.Seq), ID: e.ID,
-			Detail: "its stored JSON values do not decode: " + unreadable.Error()})
+			Detail: "its stored payload (JSON values, text fields) does not decode: " + unreadable.Error()})
 		return
 	}
 	d, err := seal.Digest(e, l.Version)

@@ -100,8 +100,8 @@ func event(ns, id string, i int) store.Event {
 
 // eventColumns are the columns an intruder copies a row with (besides
 // namespace, ts, seq and id).
-const eventColumns = "user_name, api, status, category, method, status_code, entity_kind, entity_id, device_id, " +
-	"certificate_serial_number, issuer_dn, details, archived, message, error, principal_v1, request_v1, response_v1, " +
+const eventColumns = "user_name, api, status, category, method, status_code, entity_kind_v1, entity_id_v1, device_id, " +
+	"certificate_serial_number_v1, issuer_dn_v1, details_v1, archived_v1, message_v1, error_v1, principal_v1, request_v1, response_v1, " +
 	"previous_state_v1, current_state_v1, payload, id_hash, content_hash"
 
 // forgeEvent is an intruder's INSERT: a copy of a1, 7 ns later, as seq
@@ -157,7 +157,7 @@ func TestTampering(t *testing.T) {
 	}{
 		{name: "untouched", tamper: func(*testing.T, Store, func(*testing.T, string), map[string]int64) {}},
 		{name: "row edited in place", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
-			exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
+			exec(t, "UPDATE events SET api = '/nothing-happened' WHERE id = 'a2'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a2"], "a2"}} }},
 		{name: "payload edited into bytes that do not decode", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
 			// A zstd frame cut short: verify names the row and goes on.
@@ -286,7 +286,7 @@ func TestTampering(t *testing.T) {
 						batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))
 					}
 					b2 := event("team-b", "b2", 2)
-					b2.Request = nil // no JSON values: no payload
+					b2.Request, b2.Message = nil, "" // no JSON values, no text: no payload
 					batch = append(batch, event("team-b", "b1", 1), b2)
 					for i := 1; i <= 20; i++ { // past the lowest kept tree level
 						batch = append(batch, event("team-c", fmt.Sprintf("c%d", i), i))
@@ -389,7 +389,7 @@ func TestTampering(t *testing.T) {
 // was written: a digest needs no key.
 func rewriteA2AndItsLeaf(t *testing.T, st Store, exec func(*testing.T, string), seqs map[string]int64) {
 	t.Helper()
-	exec(t, "UPDATE events SET message = 'nothing happened' WHERE id = 'a2'")
+	exec(t, "UPDATE events SET api = '/nothing-happened' WHERE id = 'a2'")
 	e, ok, err := eventBySeq(t, st, "team-a", seqs["a2"])
 	if err != nil || !ok {
 		t.Fatalf("a2: %v, %v", ok, err)

@@ -166,9 +166,10 @@ type EventQuery struct {
 	// was on, or behind ingest's back) are kept: they are in no log, and
 	// verify names each.
 	InLog *int64
-	// KeepUnreadable returns a row whose stored JSON values cannot be
-	// decoded (an edited or damaged payload, internal/store/payload)
-	// without them instead of failing the page. Verify asks for it: the
+	// KeepUnreadable returns a row whose payload cannot be decoded (an
+	// edited or damaged payload, internal/store/payload) without what it
+	// holds (JSON values, and the text fields no query filters on)
+	// instead of failing the page. Verify asks for it: the
 	// row's digest then differs from its leaf's, and verify names the row
 	// and goes on; every other reader fails with an error naming the row.
 	KeepUnreadable bool
@@ -230,9 +231,9 @@ type EventPage struct {
 	NextTime time.Time
 	// Total is set when the query asked WithTotal.
 	Total int64
-	// Unreadable names, by seq, the events whose stored JSON values did
-	// not decode (only with EventQuery.KeepUnreadable; they are in Events
-	// without them), with why.
+	// Unreadable names, by seq, the events whose payload did not decode
+	// (only with EventQuery.KeepUnreadable; they are in Events without
+	// what it holds), with why.
 	Unreadable map[int64]error
 }
 

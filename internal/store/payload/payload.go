@@ -44,27 +44,47 @@ import (
 	"github.com/auditops/auditops/internal/store"
 )
 
-// Values are an event's JSON values; nil (or empty) is absent, which the
-// stores kept as NULL before this encoding and keep as absent in it.
+// Values are what a payload holds of an event: its JSON values, nil (or
+// empty) is absent, which the stores kept as NULL before this encoding and
+// keep as absent in it; and its text fields that no query filters on.
+// Those are mostly words the JSON values hold too (a Kubernetes event's
+// message names its verb, resource and object), so next to them they
+// compress to a few bytes, where their own columns took ~220 bytes an event
+// (bench/README.md). A payload made before the text fields were put in it
+// has HasText false, and they are in their columns.
 type Values struct {
 	Principal, Request, Response, PreviousState, CurrentState []byte
+	Text                                                      Text
+	HasText                                                   bool
 }
 
-// ValuesOf returns e's JSON values, which its payload holds.
+// Text are the text fields an event's payload holds (store.Event's).
+type Text struct {
+	EntityKind, EntityID, CertificateSerialNumber, IssuerDN, Details, Message string
+	Error                                                                     *string
+	Archived                                                                  bool
+}
+
+// ValuesOf returns what e's payload holds.
 func ValuesOf(e *store.Event) Values {
 	return Values{Principal: e.Principal, Request: e.Request, Response: e.Response,
-		PreviousState: e.PreviousState, CurrentState: e.CurrentState}
+		PreviousState: e.PreviousState, CurrentState: e.CurrentState, HasText: true,
+		Text: Text{EntityKind: e.EntityKind, EntityID: e.EntityID, CertificateSerialNumber: e.CertificateSerialNumber,
+			IssuerDN: e.IssuerDN, Details: e.Details, Message: e.Message, Error: e.Error, Archived: e.Archived}}
 }
 
-// Empty says whether v holds no value: such an event stores no payload.
+// Empty says whether v holds nothing: such an event stores no payload.
 func (v *Values) Empty() bool {
 	return len(v.Principal) == 0 && len(v.Request) == 0 && len(v.Response) == 0 &&
-		len(v.PreviousState) == 0 && len(v.CurrentState) == 0
+		len(v.PreviousState) == 0 && len(v.CurrentState) == 0 && v.Text == (Text{})
 }
 
 // The encoding: a format byte, a flags byte, then the body, in which each
 // value is a uvarint length (0: absent) and its bytes, in Values' order;
-// CurrentState is left out when it equals Response (flagSameState).
+// CurrentState is left out when it equals Response (flagSameState). With
+// flagText, the text fields follow: each string of Text a uvarint length
+// and its bytes, in Text's order, then Error as a uvarint (0: nil, else its
+// length + 1) and its bytes, then Archived as one byte (0 or 1).
 const (
 	// formatRaw: the body as it is, for values too small to shrink.
 	formatRaw byte = 1
@@ -75,6 +95,7 @@ const (
 	formatS2Dict byte = 3
 
 	flagSameState byte = 1
+	flagText      byte = 2
 )
 
 // minCompress is the body size below which compressing does not pay.
@@ -221,9 +242,17 @@ func (c *Codec) Encode(v Values) []byte {
 	if same {
 		flags |= flagSameState
 	}
-	n := len(v.Principal) + len(v.Request) + len(v.Response) + len(v.PreviousState) + 5*binary.MaxVarintLen32
+	t := &v.Text
+	texts := [...]string{t.EntityKind, t.EntityID, t.CertificateSerialNumber, t.IssuerDN, t.Details, t.Message}
+	n := len(v.Principal) + len(v.Request) + len(v.Response) + len(v.PreviousState) + 12*binary.MaxVarintLen32
 	if !same {
 		n += len(v.CurrentState)
+	}
+	for _, s := range texts {
+		n += len(s)
+	}
+	if t.Error != nil {
+		n += len(*t.Error)
 	}
 	body := make([]byte, 0, n)
 	for i, b := range [][]byte{v.Principal, v.Request, v.Response, v.PreviousState, v.CurrentState} {
@@ -232,6 +261,24 @@ func (c *Codec) Encode(v Values) []byte {
 		}
 		body = binary.AppendUvarint(body, uint64(len(b)))
 		body = append(body, b...)
+	}
+	if v.HasText {
+		flags |= flagText
+		for _, s := range texts {
+			body = binary.AppendUvarint(body, uint64(len(s)))
+			body = append(body, s...)
+		}
+		if t.Error == nil {
+			body = append(body, 0)
+		} else {
+			body = binary.AppendUvarint(body, uint64(len(*t.Error))+1)
+			body = append(body, *t.Error...)
+		}
+		archived := byte(0)
+		if t.Archived {
+			archived = 1
+		}
+		body = append(body, archived)
 	}
 	if len(body) < minCompress || len(body) > MaxDecoded {
 		return append([]byte{formatRaw, flags}, body...)
@@ -375,7 +422,7 @@ func (c *Codec) Decode(ctx context.Context, p []byte) (Values, error) {
 		return Values{}, fmt.Errorf("%w: %d bytes", ErrCorrupt, len(p))
 	}
 	format, flags, body := p[0], p[1], p[2:]
-	if flags&^flagSameState != 0 {
+	if flags&^(flagSameState|flagText) != 0 {
 		return Values{}, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
 	}
 	switch format {
@@ -425,6 +472,13 @@ func (c *Codec) Decode(ctx context.Context, p []byte) (Values, error) {
 		}
 		body = body[k+int(n):]
 	}
+	var text Text
+	if flags&flagText != 0 {
+		var err error
+		if text, body, err = decodeText(body); err != nil {
+			return Values{}, err
+		}
+	}
 	if len(body) != 0 {
 		return Values{}, fmt.Errorf("%w: %d bytes after the last value", ErrCorrupt, len(body))
 	}
@@ -434,7 +488,41 @@ func (c *Codec) Decode(ctx context.Context, p []byte) (Values, error) {
 		}
 		vals[4] = vals[2]
 	}
-	return Values{Principal: vals[0], Request: vals[1], Response: vals[2], PreviousState: vals[3], CurrentState: vals[4]}, nil
+	return Values{Principal: vals[0], Request: vals[1], Response: vals[2], PreviousState: vals[3], CurrentState: vals[4],
+		Text: text, HasText: flags&flagText != 0}, nil
+}
+
+// decodeText reads the text fields at the start of body (flagText) and
+// returns the rest. The strings share one copy of their bytes.
+func decodeText(body []byte) (Text, []byte, error) {
+	var spans [7][2]int
+	hasError := false
+	at := 0
+	for i := range spans {
+		n, k := binary.Uvarint(body[at:])
+		if k <= 0 || n > uint64(len(body)-at-k)+1 || i < 6 && n > uint64(len(body)-at-k) {
+			return Text{}, nil, fmt.Errorf("%w: text field %d overruns the payload", ErrCorrupt, i)
+		}
+		at += k
+		if i == 6 { // Error: 0 is nil, else its length + 1
+			hasError = n > 0
+			n = max(n, 1) - 1
+		}
+		spans[i] = [2]int{at, at + int(n)}
+		at += int(n)
+	}
+	if at >= len(body) || body[at] > 1 {
+		return Text{}, nil, fmt.Errorf("%w: no archived byte after the text fields", ErrCorrupt)
+	}
+	all := string(body[:at])
+	str := func(i int) string { return all[spans[i][0]:spans[i][1]] }
+	t := Text{EntityKind: str(0), EntityID: str(1), CertificateSerialNumber: str(2), IssuerDN: str(3),
+		Details: str(4), Message: str(5), Archived: body[at] == 1}
+	if hasError {
+		e := str(6)
+		t.Error = &e
+	}
+	return t, body[at+1:], nil
 }
 
 // MemDicts keeps dictionaries in memory, as a store's table would: for

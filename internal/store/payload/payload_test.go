@@ -38,9 +38,12 @@ func newCodec(t testing.TB, dicts Dicts) *Codec {
 }
 
 func equal(a, b Values) bool {
+	sameError := (a.Text.Error == nil) == (b.Text.Error == nil) && (a.Text.Error == nil || *a.Text.Error == *b.Text.Error)
+	at, bt := a.Text, b.Text
+	at.Error, bt.Error = nil, nil
 	return bytes.Equal(a.Principal, b.Principal) && bytes.Equal(a.Request, b.Request) &&
 		bytes.Equal(a.Response, b.Response) && bytes.Equal(a.PreviousState, b.PreviousState) &&
-		bytes.Equal(a.CurrentState, b.CurrentState)
+		bytes.Equal(a.CurrentState, b.CurrentState) && a.HasText == b.HasText && at == bt && sameError
 }
 
 // auditValues is event i's values, shaped like a Kubernetes write.
@@ -51,8 +54,16 @@ func auditValues(i int) Values {
 		Request: obj, Response: obj, CurrentState: obj}
 }
 
-// TestRoundTrip: every value comes back byte for byte, absent stays absent,
-// and the encoding is smaller than the values where they repeat.
+var errText, empty = "forbidden: ✗ nope", ""
+
+func withText(v Values, t Text) Values {
+	v.Text, v.HasText = t, true
+	return v
+}
+
+// TestRoundTrip: every value and text field comes back byte for byte,
+// absent stays absent, and the encoding is smaller than the values where
+// they repeat.
 func TestRoundTrip(t *testing.T) {
 	obj := []byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-1","namespace":"team-a","labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"registry.example.com/web:1.0"}]}}`)
 	other := []byte(`{"kind":"Pod","apiVersion":"v1","metadata":{"name":"web-2"}}`)
@@ -71,6 +82,14 @@ func TestRoundTrip(t *testing.T) {
 		{name: "JSON null and strings", v: Values{Request: []byte(`null`), Response: []byte(`"s"`), PreviousState: []byte(`"日本語 ✓"`)}},
 		{name: "large object", v: Values{Request: []byte(`{"data":"` + strings.Repeat("x", 300<<10) + `"}`)}, smaller: true},
 		{name: "incompressible", v: Values{Request: bytes.Repeat([]byte{0, 255, 7, 13, 99, 1, 42, 200, 3, 77, 31}, 9)}},
+		{name: "text fields", v: withText(Values{Request: obj, Response: obj, CurrentState: obj}, Text{
+			EntityKind: "pods", EntityID: "team-a/web-1", CertificateSerialNumber: "X509SHA256=ab", IssuerDN: "CN=x",
+			Details: "kubectl/v1.37", Message: "create pods/web-1 in team-a ✓", Error: &errText, Archived: true})},
+		{name: "text fields only", v: withText(Values{}, Text{Message: "get namespaces"})},
+		{name: "an empty error is not a nil one", v: withText(Values{}, Text{Error: &empty})},
+		{name: "archived alone", v: withText(Values{}, Text{Archived: true})},
+		{name: "text fields after every value", v: withText(Values{Principal: other, Request: obj, Response: other, PreviousState: obj, CurrentState: obj},
+			Text{Message: strings.Repeat("日本語", 100), Details: "d"})},
 	}
 	c := newCodec(t, nil)
 	for _, tt := range tests {
@@ -98,6 +117,9 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if p := c.Encode(Values{}); p != nil {
 		t.Errorf("Encode(no values) = %x, want nil (NULL)", p)
+	}
+	if p := c.Encode(Values{HasText: true}); p != nil {
+		t.Errorf("Encode(no values, empty text fields) = %x, want nil (NULL)", p)
 	}
 	if p := c.Encode(Values{Request: []byte{}}); p != nil {
 		t.Errorf("Encode(empty values) = %x, want nil (NULL): the stores keep an empty value as absent", p)
@@ -228,6 +250,12 @@ func TestDecodeCorrupt(t *testing.T) {
 		"S2 block of a wrong body":      append([]byte{formatS2, 0}, s2.Encode(nil, bytes.Repeat([]byte{0x7f}, 100))...),
 		"unknown dictionary":            append([]byte{formatS2Dict, 0, 0x7b}, s2.Encode(nil, []byte("x"))...),
 		"dictionary id overflows":       {formatS2Dict, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+		"text field overruns":           {formatRaw, flagText, 0, 0, 0, 0, 0, 3, 'x'},
+		"too few text fields":           {formatRaw, flagText, 0, 0, 0, 0, 0, 0, 0},
+		"error overruns":                {formatRaw, flagText, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 'x'},
+		"no archived byte":              {formatRaw, flagText, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"archived byte is 2":            {formatRaw, flagText, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2},
+		"bytes after the archived byte": {formatRaw, flagText, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 'x'},
 	}
 	for name, p := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -251,11 +279,18 @@ func FuzzDecode(f *testing.F) {
 	f.Add(c.Encode(Values{Request: []byte(`{"kind":"Pod"}`), Response: []byte(`{"kind":"Pod"}`), CurrentState: []byte(`{"kind":"Pod"}`)}))
 	f.Add(c.Encode(Values{Principal: bytes.Repeat([]byte(`{"user":"u"}`), 20)}))
 	f.Add([]byte{formatRaw, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{formatRaw, flagText, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 'x', 1, 'y', 1})
 	f.Fuzz(func(t *testing.T, p []byte) {
 		v, err := c.Decode(t.Context(), p)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Decode: %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		if v.Empty() { // nothing to keep: stored as NULL
+			if p := c.Encode(v); p != nil {
+				t.Fatalf("re-encoding %+v gave %x, want nil", v, p)
 			}
 			return
 		}

@@ -269,16 +269,15 @@ func unavailable(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || pgconn.SafeToRetry(err)
 }
 
+// The _v1 columns stay empty: the payload holds those fields
+// (sqlstore.InsertColumns).
 const insertSQL = `INSERT INTO events (` + sqlstore.InsertColumns + `)
 SELECT namespace, ts, id, user_name, api, status, category, method, status_code,
-       entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived,
-       message, error, payload, id_hash, content_hash
+       '', '', device_id, '', '', '', false, '', NULL, payload, id_hash, content_hash
 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::boolean[],
-            $17::text[], $18::text[], $19::bytea[], $20::bigint[], $21::bytea[])
+            $9::bigint[], $10::text[], $11::bytea[], $12::bigint[], $13::bytea[])
      WITH ORDINALITY AS u(namespace, ts, id, user_name, api, status, category, method, status_code,
-       entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived,
-       message, error, payload, id_hash, content_hash, ord)
+       device_id, payload, id_hash, content_hash, ord)
 ORDER BY ord
 ON CONFLICT (` + sqlstore.ContentKeyColumns + `) DO NOTHING
 RETURNING namespace, id, id_hash, seq, ts, content_hash`
@@ -428,27 +427,21 @@ func countReused(ctx context.Context, tx pgx.Tx, refs []stored, res *store.Inser
 func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Event, leaves []store.PreparedLeaf) (store.InsertResult, error) {
 	n := len(events)
 	var (
-		ns, id, usr, api, status, cat, method, kind, eid, dev, cert, issuer, details, msg = make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n)
+		ns, id, usr, api, status, cat, method, dev = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		ts, code, idh     = make([]int64, n), make([]int64, n), make([]int64, n)
-		archived          = make([]bool, n)
-		errs              = make([]*string, n)
 		payloads, content = make([][]byte, n), make([][]byte, n)
 	)
 	for i, e := range events {
 		ns[i], ts[i], id[i], usr[i], api[i], status[i], cat[i], method[i] = e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method
-		code[i], kind[i], eid[i], dev[i], cert[i], issuer[i], details[i], archived[i] = int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived
-		msg[i], errs[i] = e.Message, e.Error
+		code[i], dev[i] = int64(e.StatusCode), e.DeviceID
 		payloads[i] = s.payload.Encode(payload.ValuesOf(&events[i]))
 		h := store.ContentHash(&events[i])
 		idh[i], content[i] = store.IDHash(e.ID), h[:]
 	}
 	var res store.InsertResult
 	err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, insertSQL, ns, ts, id, usr, api, status, cat, method, code, kind, eid, dev, cert,
-			issuer, details, archived, msg, errs, payloads, idh, content)
+		rows, err := tx.Query(ctx, insertSQL, ns, ts, id, usr, api, status, cat, method, code, dev, payloads, idh, content)
 		if err != nil {
 			return err
 		}

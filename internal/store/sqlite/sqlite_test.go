@@ -308,7 +308,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 7 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 8 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -534,8 +534,14 @@ func TestLeafPlaceMigration(t *testing.T) {
 	ingest(s, "team-b", "b1", "b2")
 	for _, q := range []string{
 		"UPDATE leaves SET idx = NULL WHERE idx >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)",
-		"DELETE FROM schema_migrations WHERE version = 7",
+		"DELETE FROM schema_migrations WHERE version >= 7",
 	} {
+		if _, err := s.w.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	// Schema 6's column names: migration 8 runs again.
+	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload), "\n") {
 		if _, err := s.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -563,6 +569,18 @@ func TestLeafPlaceMigration(t *testing.T) {
 		t.Fatalf("integrity_check = %q, %v", bad, err)
 	}
 }
+
+// undoTextInPayload takes migration 8 (0008_text_in_payload.sql) back.
+const undoTextInPayload = `
+ALTER TABLE events RENAME COLUMN entity_kind_v1 TO entity_kind
+ALTER TABLE events RENAME COLUMN entity_id_v1 TO entity_id
+ALTER TABLE events RENAME COLUMN certificate_serial_number_v1 TO certificate_serial_number
+ALTER TABLE events RENAME COLUMN issuer_dn_v1 TO issuer_dn
+ALTER TABLE events RENAME COLUMN details_v1 TO details
+ALTER TABLE events RENAME COLUMN archived_v1 TO archived
+ALTER TABLE events RENAME COLUMN message_v1 TO message
+ALTER TABLE events RENAME COLUMN error_v1 TO error
+`
 
 // TestStuckWriterQueue holds the writer, as a disk that takes 20 s per sync
 // does, and checks what waits for it: a request whose caller has gone is
@@ -972,6 +990,10 @@ func TestPayloads(t *testing.T) {
 	if err := s.r.QueryRowContext(ctx, "SELECT principal FROM events LIMIT 1").Scan(new([]byte)); err == nil || !strings.Contains(err.Error(), "principal") {
 		t.Fatalf("reading the JSON column by its old name: %v; want an error naming it", err)
 	}
+	if err := s.r.QueryRowContext(ctx, "SELECT message FROM events LIMIT 1").Scan(new(string)); err == nil || !strings.Contains(err.Error(), "message") {
+		t.Fatalf("reading the message column by its old name: %v; want an error naming it", err)
+	}
+	legacySeq := int64(1000)
 	storetest.CheckPayloads(t, s, storetest.PayloadRaw{
 		Dicts: func(t *testing.T) int {
 			var n int
@@ -992,8 +1014,7 @@ func TestPayloads(t *testing.T) {
 		Stored: func(t *testing.T, id string) (int, bool) {
 			var n sql.NullInt64
 			var legacyNull bool
-			if err := s.r.QueryRowContext(ctx, "SELECT length(payload), principal_v1 IS NULL AND request_v1 IS NULL AND response_v1 IS NULL"+
-				" AND previous_state_v1 IS NULL AND current_state_v1 IS NULL FROM events WHERE id = ?", id).Scan(&n, &legacyNull); err != nil {
+			if err := s.r.QueryRowContext(ctx, "SELECT length(payload), "+storetest.LegacyEmpty+" FROM events WHERE id = ?", id).Scan(&n, &legacyNull); err != nil {
 				t.Fatal(err)
 			}
 			if !n.Valid {
@@ -1001,15 +1022,11 @@ func TestPayloads(t *testing.T) {
 			}
 			return int(n.Int64), legacyNull
 		},
-		StoreLegacy: func(t *testing.T, e store.Event) {
-			norm, err := store.NormalizeEvent(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ch := store.ContentHash(&norm)
-			v := append(append([]any{int64(1000)}, storetest.V1Values(&norm)...), store.IDHash(norm.ID), ch[:])
+		Insert: func(t *testing.T, columns string, values []any) {
+			legacySeq++
+			v := append([]any{legacySeq}, values...)
 			if err := s.write(ctx, "legacy insert", func(tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+storetest.LegacyColumns+", id_hash, content_hash) VALUES (?"+
+				_, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+columns+") VALUES (?"+
 					strings.Repeat(", ?", len(v)-1)+")", v...)
 				return err
 			}); err != nil {

@@ -1653,11 +1653,43 @@ const V1Columns = "namespace, ts, id, user_name, api, status, category, method, 
 	"message, error, principal, request, response, previous_state, current_state"
 
 // LegacyColumns are V1Columns as the schema names them since the payload
-// column (the JSON values' columns renamed _v1), for rows stored as before
-// it; V1Values gives their values.
+// column took the JSON values and then the text fields no query filters on
+// (their columns renamed _v1), for rows stored as before it; V1Values
+// gives their values.
 const LegacyColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
-	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
-	"message, error, principal_v1, request_v1, response_v1, previous_state_v1, current_state_v1"
+	"entity_kind_v1, entity_id_v1, device_id, certificate_serial_number_v1, issuer_dn_v1, details_v1, archived_v1, " +
+	"message_v1, error_v1, principal_v1, request_v1, response_v1, previous_state_v1, current_state_v1"
+
+// LegacyEmpty is a SQL condition: the row's columns that held its JSON
+// values and text fields before the payload did are NULL or empty.
+const LegacyEmpty = "(principal_v1 IS NULL AND request_v1 IS NULL AND response_v1 IS NULL AND previous_state_v1 IS NULL" +
+	" AND current_state_v1 IS NULL AND entity_kind_v1 = '' AND entity_id_v1 = '' AND certificate_serial_number_v1 = ''" +
+	" AND issuer_dn_v1 = '' AND details_v1 = '' AND NOT archived_v1 AND message_v1 = '' AND error_v1 IS NULL)"
+
+// BeforeTextColumns are the columns of a row as schema versions 5 to 7
+// stored it (by their names since): the text fields in their columns, the
+// payload holding only the JSON values. BeforeTextValues gives their values.
+const BeforeTextColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
+	"entity_kind_v1, entity_id_v1, device_id, certificate_serial_number_v1, issuer_dn_v1, details_v1, archived_v1, " +
+	"message_v1, error_v1, payload, id_hash, content_hash"
+
+// BeforeTextValues returns e's values in BeforeTextColumns order; e must be
+// normalized.
+func BeforeTextValues(t *testing.T, e *store.Event) []any {
+	c, err := payload.NewCodec(t.Context(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v := V1Values(e)[:18]
+	ch := store.ContentHash(e)
+	var p any
+	if b := c.Encode(payload.Values{Principal: e.Principal, Request: e.Request, Response: e.Response,
+		PreviousState: e.PreviousState, CurrentState: e.CurrentState}); b != nil {
+		p = b
+	}
+	return append(v, p, store.IDHash(e.ID), ch[:])
+}
 
 // V1Values returns e's values in V1Columns order.
 func V1Values(e *store.Event) []any {
@@ -1747,14 +1779,17 @@ func CheckMigratedKeys(t *testing.T, s store.Store, before []store.Event) {
 	}
 }
 
-// checkSameValues fails t unless got has want's JSON values, message and
-// error, byte for byte.
+// checkSameValues fails t unless got has want's JSON values and text
+// fields, byte for byte.
 func checkSameValues(t *testing.T, got, want store.Event) {
 	t.Helper()
 	same := func(a, b []byte) bool { return string(a) == string(b) }
 	if !same(got.Principal, want.Principal) || !same(got.Request, want.Request) || !same(got.Response, want.Response) ||
 		!same(got.PreviousState, want.PreviousState) || !same(got.CurrentState, want.CurrentState) ||
-		got.Message != want.Message || (got.Error == nil) != (want.Error == nil) || (got.Error != nil && *got.Error != *want.Error) {
+		got.Message != want.Message || (got.Error == nil) != (want.Error == nil) || (got.Error != nil && *got.Error != *want.Error) ||
+		got.EntityKind != want.EntityKind || got.EntityID != want.EntityID || got.DeviceID != want.DeviceID ||
+		got.CertificateSerialNumber != want.CertificateSerialNumber || got.IssuerDN != want.IssuerDN ||
+		got.Details != want.Details || got.Archived != want.Archived {
 		gj, _ := json.Marshal(got)
 		wj, _ := json.Marshal(want)
 		t.Fatalf("event %s read back as\n%.600s\nwant\n%.600s", want.ID, gj, wj)
@@ -1765,10 +1800,12 @@ func checkSameValues(t *testing.T, got, want store.Event) {
 // plain SQL, as the stores' own tests have it.
 type PayloadRaw struct {
 	// Stored returns the length of an event's payload column (-1: NULL)
-	// and whether the columns that held JSON values before it are NULL.
+	// and whether the columns that held its JSON values and text fields
+	// before it are NULL or empty.
 	Stored func(t *testing.T, id string) (payloadLen int, legacyNull bool)
-	// StoreLegacy stores e as versions before the payload column did.
-	StoreLegacy func(t *testing.T, e store.Event)
+	// Insert stores one row with plain SQL: values for columns (SQLite
+	// gives it a seq of its own).
+	Insert func(t *testing.T, columns string, values []any)
 	// Corrupt overwrites an event's payload with bytes that do not decode.
 	Corrupt func(t *testing.T, id string)
 	// Dicts counts the store's payload dictionaries.
@@ -1777,53 +1814,94 @@ type PayloadRaw struct {
 	Reopen func(t *testing.T) store.Store
 }
 
-// CheckPayloads: events' JSON values are stored compressed in the payload
-// column and read back byte for byte, beside rows stored before it; a row
-// whose payload does not decode fails a read with an error naming it, or
-// is returned without its JSON values to a reader that asks for that
-// (verify, which then finds it edited).
+// CheckPayloads: events' JSON values and text fields are stored compressed
+// in the payload column and read back byte for byte, beside rows stored
+// before it and rows whose payload holds only the JSON values; a row whose
+// payload does not decode fails a read with an error naming it, or is
+// returned without what it holds to a reader that asks for that (verify,
+// which then finds it edited).
 func CheckPayloads(t *testing.T, s store.Store, raw PayloadRaw) {
 	obj := json.RawMessage(`{"kind":"Deployment","apiVersion":"apps/v1","metadata":{"name":"web","namespace":"team-p","labels":{"app":"web","tier":"frontend"}},` +
 		`"spec":{"replicas":3,"template":{"spec":{"containers":[{"name":"web","image":"registry.example.com/team/web:1.20.0"},{"name":"sidecar","image":"registry.example.com/team/sidecar:1.20.0"}]}}}}`)
 	prin := json.RawMessage(`{"user":{"username":"alice","groups":["system:authenticated"]}}`)
-	big := ev("team-p", "p1", t0, func(e *store.Event) {
+	errLog := "forbidden: ✗ nope"
+	text := func(e *store.Event) {
+		e.Message, e.EntityKind, e.EntityID, e.Error = "update deployments/web in team-p ✓", "deployments", "team-p/web", &errLog
+		e.DeviceID, e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived = "10.0.0.1", "X509SHA256=ab", "CN=x", "kubectl/v1.37", true
+	}
+	big := ev("team-p", "p1", t0, text, func(e *store.Event) {
 		e.Principal, e.Request, e.Response, e.CurrentState = prin, obj, obj, obj
 		e.PreviousState = json.RawMessage(`{"kind":"Deployment","spec":{"replicas":2}}`)
 	})
-	small := ev("team-p", "p2", t0.Add(time.Second), func(e *store.Event) { e.Request = json.RawMessage(`{}`) })
+	small := ev("team-p", "p2", t0.Add(time.Second), func(e *store.Event) { e.Request, e.Message = json.RawMessage(`{}`), "get configmaps" })
 	none := ev("team-p", "p3", t0.Add(2*time.Second))
-	legacy := ev("team-p", "p0", t0.Add(-time.Second), func(e *store.Event) {
+	legacy := ev("team-p", "p0", t0.Add(-2*time.Second), text, func(e *store.Event) {
 		e.Principal, e.Request, e.Response, e.CurrentState = prin, obj, obj, obj
 	})
+	beforeText := ev("team-p", "p00", t0.Add(-time.Second), text, func(e *store.Event) {
+		e.Principal, e.Request, e.Response, e.CurrentState = prin, obj, obj, obj
+	})
+	// p4 comes in a batch with a re-send (on PostgreSQL, the insert that
+	// skips duplicates rather than COPY).
+	resent := ev("team-p", "p4", t0.Add(3*time.Second), text)
 	mustInsert(t, s, big, small, none)
-	raw.StoreLegacy(t, legacy)
+	if res := mustInsert(t, s, big, resent); counts(res) != (count{Inserted: 1, Duplicates: 1}) {
+		t.Fatalf("a re-send of p1 with p4 = %+v, want p4 stored and p1 a duplicate", counts(res))
+	}
+	for _, e := range []store.Event{legacy, beforeText} {
+		norm, err := store.NormalizeEvent(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ID == legacy.ID {
+			ch := store.ContentHash(&norm)
+			raw.Insert(t, LegacyColumns+", id_hash, content_hash", append(V1Values(&norm), store.IDHash(norm.ID), ch[:]))
+		} else {
+			raw.Insert(t, BeforeTextColumns, BeforeTextValues(t, &norm))
+		}
+	}
 
 	n, legacyNull := raw.Stored(t, "p1")
-	values := len(prin) + 3*len(obj) + len(big.PreviousState)
-	if !legacyNull || n <= 0 || n > values/3 {
-		t.Fatalf("p1 stored a payload of %d bytes for %d bytes of JSON values (legacy columns NULL: %v); want under a third, in the payload column", n, values, legacyNull)
+	values := len(prin) + 3*len(obj) + len(big.PreviousState) + len(big.Message) + len(big.EntityKind) + len(big.EntityID) +
+		len(*big.Error) + len(big.CertificateSerialNumber) + len(big.IssuerDN) + len(big.Details)
+	if !legacyNull || n <= 0 || n*10 > values*4 {
+		t.Fatalf("p1 stored a payload of %d bytes for %d bytes of JSON values and text (legacy columns NULL or empty: %v); want under 40%%, in the payload column", n, values, legacyNull)
+	}
+	if n, legacyNull := raw.Stored(t, "p2"); n <= 0 || !legacyNull {
+		t.Fatalf("p2 stored a payload of %d bytes (legacy columns NULL or empty: %v); want its message in the payload", n, legacyNull)
+	}
+	if n, legacyNull := raw.Stored(t, "p4"); n <= 0 || !legacyNull {
+		t.Fatalf("p4 (stored beside a re-send) stored a payload of %d bytes (legacy columns NULL or empty: %v); want its text fields in the payload only", n, legacyNull)
 	}
 	if n, legacyNull := raw.Stored(t, "p3"); n != -1 || !legacyNull {
-		t.Fatalf("p3 (no JSON values) stored a payload of %d bytes; want NULL", n)
+		t.Fatalf("p3 (no JSON values, no text) stored a payload of %d bytes; want NULL", n)
 	}
 	got := walk(t, s, all("team-p"))
-	checkIDs(t, "events", got, []string{"p0", "p1", "p2", "p3"})
-	for i, want := range []store.Event{legacy, big, small, none} {
+	checkIDs(t, "events", got, []string{"p0", "p00", "p1", "p2", "p3", "p4"})
+	for i, want := range []store.Event{legacy, beforeText, big, small, none, resent} {
 		checkSameValues(t, got[i], want)
+	}
+	// A view that reads only some of the payload's text fields gets those.
+	q := all("team-p")
+	q.Fields = store.FieldMessage | store.FieldUser | store.FieldID
+	for _, g := range walk(t, s, q) {
+		if want := map[string]string{"p0": big.Message, "p00": big.Message, "p1": big.Message, "p2": small.Message, "p3": "", "p4": big.Message}[g.ID]; g.Message != want || g.User != "alice" || g.Error != nil || g.Request != nil || g.Details != "" {
+			t.Fatalf("%s read for its message: %+v; want message %q and no other payload field", g.ID, g, want)
+		}
 	}
 
 	raw.Corrupt(t, "p2")
 	_, err := s.Events(t.Context(), all("team-p"))
-	if !errors.Is(err, payload.ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("event %d of team-p", got[2].Seq)) {
-		t.Fatalf("reading a row whose payload does not decode: %v; want an error naming event %d, wrapping payload.ErrCorrupt", err, got[2].Seq)
+	if !errors.Is(err, payload.ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("event %d of team-p", got[3].Seq)) {
+		t.Fatalf("reading a row whose payload does not decode: %v; want an error naming event %d, wrapping payload.ErrCorrupt", err, got[3].Seq)
 	}
-	q := all("team-p")
+	q = all("team-p")
 	q.KeepUnreadable = true
 	kept := walk(t, s, q)
-	checkIDs(t, "events kept unreadable", kept, []string{"p0", "p1", "p2", "p3"})
-	checkSameValues(t, kept[1], big)
-	if kept[2].Request != nil || kept[2].Message != small.Message {
-		t.Fatalf("the unreadable row = %+v; want it without JSON values, its other fields read", kept[2])
+	checkIDs(t, "events kept unreadable", kept, []string{"p0", "p00", "p1", "p2", "p3", "p4"})
+	checkSameValues(t, kept[2], big)
+	if kept[3].Request != nil || kept[3].Message != "" || kept[3].User != small.User || kept[3].Method != small.Method {
+		t.Fatalf("the unreadable row = %+v; want it without what its payload holds, its other fields read", kept[3])
 	}
 	checkDictionary(t, s, raw)
 }
@@ -1934,8 +2012,8 @@ func RunPageBytes(t *testing.T, newStore func(t *testing.T, maxBytes int) store.
 			{"payloads", store.EventQuery{View: "v", Namespace: "big", Fields: store.FieldRequest | store.FieldStates}, true},
 			{"category", store.EventQuery{View: "v", Namespace: "big", Category: store.CategoryAccess, WithTotal: true}, true},
 			{"user", store.EventQuery{View: "v", Namespace: "big", User: "u", Range: store.TimeRange{From: t0.Add(time.Minute), To: t0.Add(50 * time.Minute)}}, true},
-			// Without the payloads the rows are small: full pages.
-			{"no payloads", store.EventQuery{View: "v", Namespace: "big", Fields: store.FieldUser | store.FieldMessage, WithTotal: true}, false},
+			// Without the JSON values the rows are small: full pages.
+			{"no JSON values", store.EventQuery{View: "v", Namespace: "big", Fields: store.FieldUser | store.FieldMessage, WithTotal: true}, false},
 		} {
 			for _, size := range []int{1, 7, 1000} {
 				t.Run(fmt.Sprintf("%s size %d", tc.name, size), func(t *testing.T) {

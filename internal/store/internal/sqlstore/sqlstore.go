@@ -113,14 +113,16 @@ func (d Dialect) from(index string) string {
 var EventColumns = SQLite.eventColumns(store.AllFields)
 
 // InsertColumns are the columns an insert sets besides seq, in the order of
-// InsertValues: the event's fields (its JSON values in one payload column,
-// internal/store/payload), then its keys (store.IDHash, store.ContentHash).
-// The columns principal_v1 .. current_state_v1, which held the JSON values
-// one by one before the payload column, are left NULL: rows stored before
-// it are read from them.
+// InsertValues: the event's fields (its JSON values and the text fields no
+// query filters on in one payload column, internal/store/payload), then its
+// keys (store.IDHash, store.ContentHash). The columns principal_v1 ..
+// current_state_v1, which held the JSON values one by one before the
+// payload column, are left NULL, and entity_kind_v1 .. error_v1, which held
+// those text fields before the payload did, empty: rows stored before are
+// read from them.
 const InsertColumns = "namespace, ts, id, user_name, api, status, category, method, status_code, " +
-	"entity_kind, entity_id, device_id, certificate_serial_number, issuer_dn, details, archived, " +
-	"message, error, payload, id_hash, content_hash"
+	"entity_kind_v1, entity_id_v1, device_id, certificate_serial_number_v1, issuer_dn_v1, details_v1, archived_v1, " +
+	"message_v1, error_v1, payload, id_hash, content_hash"
 
 // ContentKeyColumns is the unique key that makes re-sends no-ops.
 const ContentKeyColumns = "namespace, ts, content_hash"
@@ -135,28 +137,31 @@ func InsertValues(c *payload.Codec, e *store.Event) []any {
 // InsertValuesKeyed is InsertValues with the payload and the keys computed
 // already (off a single writer's critical path).
 func InsertValuesKeyed(e *store.Event, encoded []byte, idHash int64, contentHash []byte) []any {
-	var errv, p any
-	if e.Error != nil {
-		errv = *e.Error
-	}
+	var p any
 	if encoded != nil {
 		p = encoded
 	}
 	return []any{
 		e.Namespace, e.Time.UnixNano(), e.ID, e.User, e.API, e.Status, e.Category, e.Method,
-		int64(e.StatusCode), e.EntityKind, e.EntityID, e.DeviceID, e.CertificateSerialNumber,
-		e.IssuerDN, e.Details, e.Archived, e.Message, errv, p,
+		int64(e.StatusCode), "", "", e.DeviceID, "", "", "", false, "", nil, p,
 		idHash, contentHash,
 	}
 }
 
-// payloadFields are the fields the payload column holds.
-const payloadFields = store.FieldPrincipal | store.FieldRequest | store.FieldStates
+// jsonFields are the JSON values the payload column holds; payloadFields
+// all it holds (textFields: since payload.flagText, and for rows stored
+// before, in their _v1 columns).
+const (
+	jsonFields    = store.FieldPrincipal | store.FieldRequest | store.FieldStates
+	textFields    = store.FieldEntity | store.FieldDevice | store.FieldMessage | store.FieldError
+	payloadFields = jsonFields | textFields
+)
 
 // ScanEvent reads one row of EventColumns (or of eventColumns' select
 // list for fields f) of tenant ns: the namespace is the query's, never
 // read. A row with a payload takes its JSON values from it (decoded by c),
-// one without from the columns that held them before.
+// one without from the columns that held them before; the text fields
+// likewise, where its payload holds them.
 func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store.Fields) (store.Event, error) {
 	var (
 		e                     store.Event
@@ -182,12 +187,15 @@ func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store
 		if f == 0 {
 			f = store.AllFields
 		}
+		if v.HasText {
+			setText(&e, &v.Text, f)
+		}
 		p, rq, rs, ps, cs = nil, nil, nil, nil, nil
 		// The values share one buffer: a query that reads only some
 		// copies them out, so that the page's byte cap (store.EventBytes)
 		// counts what it holds.
 		keep := func(b []byte) []byte { return b }
-		if f&payloadFields != payloadFields {
+		if f&jsonFields != jsonFields {
 			keep = bytes.Clone
 		}
 		if f&store.FieldPrincipal != 0 {
@@ -202,6 +210,29 @@ func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store
 	}
 	e.Principal, e.Request, e.Response, e.PreviousState, e.CurrentState = p, rq, rs, ps, cs
 	return e, nil
+}
+
+// setText sets e's text fields of f that a payload holds to t's. They
+// share one string: a query that reads only some copies them out, so that
+// the page's byte cap (store.EventBytes) counts what it holds.
+func setText(e *store.Event, t *payload.Text, f store.Fields) {
+	keep := func(s string) string { return s }
+	if f&textFields != textFields {
+		keep = strings.Clone
+	}
+	if f&store.FieldEntity != 0 {
+		e.EntityKind, e.EntityID = keep(t.EntityKind), keep(t.EntityID)
+	}
+	if f&store.FieldDevice != 0 {
+		e.CertificateSerialNumber, e.IssuerDN, e.Details, e.Archived = keep(t.CertificateSerialNumber), keep(t.IssuerDN), keep(t.Details), t.Archived
+	}
+	if f&store.FieldMessage != 0 {
+		e.Message = keep(t.Message)
+	}
+	if f&store.FieldError != 0 && t.Error != nil {
+		v := keep(*t.Error)
+		e.Error = &v
+	}
 }
 
 // zeroKind says which constant stands in for a column that is not read:
@@ -244,11 +275,11 @@ var optionalColumns = []struct {
 	{"user_name", store.FieldUser, zeroText}, {"api", store.FieldAPI, zeroText},
 	{"status", store.FieldStatus, zeroText}, {"category", store.FieldCategory, zeroText},
 	{"method", store.FieldMethod, zeroText}, {"status_code", store.FieldStatusCode, zeroInt},
-	{"entity_kind", store.FieldEntity, zeroText}, {"entity_id", store.FieldEntity, zeroText},
-	{"device_id", store.FieldDevice, zeroText}, {"certificate_serial_number", store.FieldDevice, zeroText},
-	{"issuer_dn", store.FieldDevice, zeroText}, {"details", store.FieldDevice, zeroText},
-	{"archived", store.FieldDevice, zeroBool}, {"message", store.FieldMessage, zeroText},
-	{"error", store.FieldError, zeroNull}, {"principal_v1", store.FieldPrincipal, zeroNull},
+	{"entity_kind_v1", store.FieldEntity, zeroText}, {"entity_id_v1", store.FieldEntity, zeroText},
+	{"device_id", store.FieldDevice, zeroText}, {"certificate_serial_number_v1", store.FieldDevice, zeroText},
+	{"issuer_dn_v1", store.FieldDevice, zeroText}, {"details_v1", store.FieldDevice, zeroText},
+	{"archived_v1", store.FieldDevice, zeroBool}, {"message_v1", store.FieldMessage, zeroText},
+	{"error_v1", store.FieldError, zeroNull}, {"principal_v1", store.FieldPrincipal, zeroNull},
 	{"request_v1", store.FieldRequest, zeroNull}, {"response_v1", store.FieldRequest, zeroNull},
 	{"previous_state_v1", store.FieldStates, zeroNull}, {"current_state_v1", store.FieldStates, zeroNull},
 	{"payload", payloadFields, zeroNull},

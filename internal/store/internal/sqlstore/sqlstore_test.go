@@ -18,10 +18,13 @@ package sqlstore
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/payload"
 )
 
 func TestDayStart(t *testing.T) {
@@ -97,5 +100,42 @@ func TestKeyAfter(t *testing.T) {
 		if got := keyAfter(tc.row, key); got != tc.want {
 			t.Errorf("keyAfter(%+v) = %v, want %v", tc.row, got, tc.want)
 		}
+	}
+}
+
+// TestSetTextCopiesWhatAPartialViewKeeps: a payload's text fields share
+// one string; a view that reads only some of them must not keep the rest
+// alive unseen by the page's byte cap (store.EventBytes counts the fields
+// read), so it gets copies. A view of them all shares the one string.
+func TestSetTextCopiesWhatAPartialViewKeeps(t *testing.T) {
+	all := "pods" + strings.Repeat("d", 1<<20) + "create pods/web" + "denied"
+	errv := all[4+1<<20+15:]
+	text := payload.Text{EntityKind: all[:4], Details: all[4 : 4+1<<20], Message: all[4+1<<20 : 4+1<<20+15], Error: &errv}
+	shares := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		base := uintptr(unsafe.Pointer(unsafe.StringData(all)))
+		return p >= base && p < base+uintptr(len(all))
+	}
+	for _, tc := range []struct {
+		name  string
+		f     store.Fields
+		share bool
+	}{
+		{"message only (kubectl tables, without details)", store.FieldMessage | store.FieldUser, false},
+		{"every text field", textFields, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var e store.Event
+			setText(&e, &text, tc.f)
+			if e.Message != "create pods/web" {
+				t.Fatalf("message = %q", e.Message)
+			}
+			if shares(e.Message) != tc.share {
+				t.Fatalf("the message shares the payload's string: %v, want %v", shares(e.Message), tc.share)
+			}
+			if tc.f&store.FieldDevice == 0 && e.Details != "" {
+				t.Fatal("details set for a view without them")
+			}
+		})
 	}
 }
