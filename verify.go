@@ -116,9 +116,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return fail(fmt.Errorf("--trusted-from-heads: %w", err))
 		}
 		if len(bad) > 0 {
-			// Not the store's finding: whoever can write that ConfigMap
+			// Not the store's finding: whoever can write those ConfigMaps
 			// put them there, or they predate the keys trusted here.
-			fmt.Fprintf(stderr, "manager verify: ConfigMap %s/%s holds checkpoints no verifier key signed, left out: %s\n",
+			fmt.Fprintf(stderr, "manager verify: ConfigMaps %s/%s(-N) hold checkpoints no verifier key signed, left out: %s\n",
 				adminNamespace, sealkey.HeadsConfigMapName, strings.Join(bad, ", "))
 		}
 		fmt.Fprintf(stderr, "manager verify: %d checkpoints the leader published are trusted\n", len(heads))

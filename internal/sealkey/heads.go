@@ -59,6 +59,9 @@ const (
 	// headsMaxBytes bounds a shard, below the API server's 1 MiB for an
 	// object: past it, the namespaces that sort last move to another.
 	headsMaxBytes = 960 << 10
+	// maxNoteBytes bounds a note (one is a few hundred bytes): a longer
+	// value in a shard is not one, and Save drops it.
+	maxNoteBytes = 16 << 10
 )
 
 // Heads reads and writes the heads ConfigMaps.
@@ -108,24 +111,24 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 	size := make([]int, len(cms))
 	where := map[string][]int{}
 	for i, cm := range cms {
-		data[i] = maps.Clone(cm.Data)
-		if data[i] == nil {
-			data[i] = map[string]string{}
-		}
-		for ns, n := range data[i] {
+		data[i] = map[string]string{}
+		for ns, n := range cm.Data {
+			if len(n) > maxNoteBytes {
+				// Not a note (one is a few hundred bytes): written by
+				// someone else, and would keep a shard full.
+				continue
+			}
+			data[i][ns] = n
 			size[i] += len(ns) + len(n)
 			where[ns] = append(where[ns], i)
 		}
 	}
-	changed := map[int]bool{}
-	lost := map[int]bool{}
 	put := func(i int, ns, n string) {
 		if old, ok := data[i][ns]; ok {
 			size[i] -= len(ns) + len(old)
 		}
 		data[i][ns] = n
 		size[i] += len(ns) + len(n)
-		changed[i] = true
 	}
 	// room returns the first shard other than skip that ns and n fit into
 	// below fill, adding one when none does.
@@ -141,11 +144,12 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 	}
 	for _, ns := range slices.Sorted(maps.Keys(notes)) {
 		n := string(notes[ns])
+		if len(n) > maxNoteBytes {
+			return fmt.Errorf("the note of %s is %d bytes, more than a note's %d", ns, len(n), maxNoteBytes)
+		}
 		if in, ok := where[ns]; ok {
 			for _, i := range in {
-				if data[i][ns] != n {
-					put(i, ns, n)
-				}
+				put(i, ns, n)
 			}
 			continue
 		}
@@ -156,7 +160,6 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 		for _, i := range in[1:] {
 			size[i] -= len(ns) + len(data[i][ns])
 			delete(data[i], ns)
-			changed[i], lost[i] = true, true
 		}
 	}
 	for i := range data {
@@ -166,22 +169,34 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 			put(room(ns, n, i), ns, n)
 			delete(data[i], ns)
 			size[i] -= len(ns) + len(n)
-			lost[i] = true
 		}
 	}
-	// Shards that give a namespace up are written last: one that moves is
-	// then in one shard or two at any moment, never in none.
-	order := slices.SortedFunc(maps.Keys(changed), func(a, b int) int {
-		if lost[a] != lost[b] {
-			if lost[b] {
-				return -1
-			}
-			return 1
+	// Two rounds of writes, so that a namespace that moves is in one shard
+	// or two at any moment, never in none: first every shard gets what it
+	// gains and keeps what it gives up, then the shards that give some up
+	// let it go.
+	var dropping []int
+	for i := range data {
+		var before map[string]string
+		if i < len(cms) {
+			before = cms[i].Data
 		}
-		return a - b
-	})
-	for _, i := range order {
-		if err := h.write(ctx, i, cms, data[i]); err != nil {
+		first := maps.Clone(data[i])
+		for ns, n := range before {
+			if _, ok := data[i][ns]; !ok {
+				first[ns] = n
+				dropping = append(dropping, i)
+			}
+		}
+		if i < len(cms) && maps.Equal(first, before) {
+			continue
+		}
+		if cms, err = h.write(ctx, i, cms, first); err != nil {
+			return err
+		}
+	}
+	for _, i := range slices.Compact(dropping) {
+		if cms, err = h.write(ctx, i, cms, data[i]); err != nil {
 			return err
 		}
 	}
@@ -189,16 +204,18 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 }
 
 // write stores data as shard i: an update of the object read (so a write
-// in between makes it fail with a conflict) or a new one.
-func (h Heads) write(ctx context.Context, i int, read []*corev1.ConfigMap, data map[string]string) error {
+// in between makes it fail with a conflict) or, for the shard after the
+// last, a new one. It returns read with shard i as written.
+func (h Heads) write(ctx context.Context, i int, read []*corev1.ConfigMap, data map[string]string) ([]*corev1.ConfigMap, error) {
 	name := HeadsShardName(i)
 	if i < len(read) {
 		cm := read[i].DeepCopy()
 		cm.Data = data
 		if err := h.Writer.Update(ctx, cm); err != nil {
-			return fmt.Errorf("updating ConfigMap %s/%s: %w", h.Namespace, name, err)
+			return read, fmt.Errorf("updating ConfigMap %s/%s: %w", h.Namespace, name, err)
 		}
-		return nil
+		read[i] = cm
+		return read, nil
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: h.Namespace, Name: name,
@@ -206,9 +223,9 @@ func (h Heads) write(ctx context.Context, i int, read []*corev1.ConfigMap, data 
 		Data: data,
 	}
 	if err := h.Writer.Create(ctx, cm); err != nil {
-		return fmt.Errorf("creating ConfigMap %s/%s: %w", h.Namespace, name, err)
+		return read, fmt.Errorf("creating ConfigMap %s/%s: %w", h.Namespace, name, err)
 	}
-	return nil
+	return append(read, cm), nil
 }
 
 // Load returns the checkpoints the heads ConfigMaps hold whose notes a key

@@ -166,74 +166,136 @@ func TestHeadsLeaveNoNamespaceOut(t *testing.T) {
 // TestHeadsSaveMovesNamespacesSafely: notes that grow in place past a
 // shard's bound move its last namespaces to another shard. A save stopped
 // at any write leaves every namespace in some shard, with its old note or
-// its new one; a completed one leaves each in exactly one.
+// its new one, and so does the next save stopped at any write (it starts
+// from namespaces left in two shards and moves more); a completed one
+// leaves each in exactly one, within the bound.
 func TestHeadsSaveMovesNamespacesSafely(t *testing.T) {
-	ctx := context.Background()
 	note := func(ns string, n int) []byte { return []byte(ns + strings.Repeat("x", n)) }
-	initial := map[string][]byte{}
-	for i := range 12 {
-		ns := fmt.Sprintf("ns-%02d", i)
-		initial[ns] = note(ns, 100)
-	}
-	grown := map[string][]byte{}
-	for ns := range initial {
-		grown[ns] = note(ns, 160)
-	}
-	grown["ns-new"] = note("ns-new", 100)
-	// A save that stops after k writes (the API server gone, the leader
-	// killed), then one that completes.
-	for k := 0; ; k++ {
-		h := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-moves"), fill: 1000, max: 1200}
-		if err := h.Save(ctx, initial); err != nil {
-			t.Fatal(err)
+	stage := func(n int, extra ...string) map[string][]byte {
+		out := map[string][]byte{}
+		for i := range 12 {
+			ns := fmt.Sprintf("ns-%02d", i)
+			out[ns] = note(ns, n)
 		}
-		before := headsHolding(t, h)
-		stopped := h
-		stopped.Writer = &stopAfter{Writer: k8sClient, writes: k}
-		stopErr := stopped.Save(ctx, grown)
+		for _, ns := range extra {
+			out[ns] = note(ns, 100)
+		}
+		return out
+	}
+	for _, sizes := range [][2]int{{160, 220}, {130, 260}, {200, 300}, {110, 400}} {
+		t.Run(fmt.Sprintf("notes of 100, %d, %d bytes", sizes[0], sizes[1]), func(t *testing.T) {
+			saveStopped(t, stage(100), stage(sizes[0], "ns-new"), stage(sizes[1], "ns-new", "ns-newer"))
+		})
+	}
+}
+
+// saveStopped saves initial, then grown and grownMore with saves stopped
+// after every number of writes, then grownMore completely, and checks
+// where the namespaces are after each.
+func saveStopped(t *testing.T, initial, grown, grownMore map[string][]byte) {
+	ctx := context.Background()
+	// inSomeShard checks that every namespace of want is in some shard,
+	// and returns where each is.
+	inSomeShard := func(h Heads, when string, want map[string][]string) map[string][]string {
+		t.Helper()
 		in := headsHolding(t, h)
-		for ns := range initial {
+		for ns := range want {
 			if len(in[ns]) == 0 {
-				t.Fatalf("after %d writes of a save: %s is in no shard (before: %v)", k, ns, before[ns])
+				t.Fatalf("%s: %s is in no shard (was at %v; now %v)", when, ns, want[ns], in)
 			}
 		}
-		if err := h.Save(ctx, grown); err != nil {
-			t.Fatal(err)
-		}
-		in = headsHolding(t, h)
-		for ns, n := range grown {
-			if len(in[ns]) != 1 || !strings.HasSuffix(in[ns][0], fmt.Sprintf(":%d", len(n))) {
-				t.Fatalf("a save after one stopped at %d writes: %s is at %v, want one shard with its %d-byte note", k, ns, in[ns], len(n))
+		return in
+	}
+	moves := 0
+	for first := 0; ; first++ {
+		var firstErr error
+		for second := 0; ; second++ {
+			h := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-moves"), fill: 1000, max: 1200}
+			if err := h.Save(ctx, initial); err != nil {
+				t.Fatal(err)
 			}
-		}
-		shards, err := h.shards(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, cm := range shards {
-			size := 0
-			for ns, n := range cm.Data {
-				size += len(ns) + len(n)
+			before := headsHolding(t, h)
+			stopped := h
+			stopped.Writer = &stopAfter{Writer: k8sClient, writes: first}
+			firstErr = stopped.Save(ctx, grown)
+			afterFirst := inSomeShard(h, fmt.Sprintf("a save stopped after %d writes", first), before)
+			stopped.Writer = &stopAfter{Writer: k8sClient, writes: second}
+			secondErr := stopped.Save(ctx, grownMore)
+			inSomeShard(h, fmt.Sprintf("a save stopped after %d writes, then one after %d", first, second), afterFirst)
+			if err := h.Save(ctx, grownMore); err != nil {
+				t.Fatal(err)
 			}
-			if size > 1200 {
-				t.Fatalf("shard %d holds %d bytes, bound 1200", i, size)
-			}
-		}
-		if stopErr == nil {
-			moved := 0
-			for ns, was := range before {
-				if strings.Split(was[0], ":")[0] != strings.Split(in[ns][0], ":")[0] {
-					moved++
+			in := headsHolding(t, h)
+			for ns, n := range grownMore {
+				if len(in[ns]) != 1 || !strings.HasSuffix(in[ns][0], fmt.Sprintf(":%d", len(n))) {
+					t.Fatalf("a save after ones stopped at %d and %d writes: %s is at %v, want one shard with its %d-byte note", first, second, ns, in[ns], len(n))
 				}
 			}
-			if moved == 0 {
-				t.Fatalf("nothing moved: before %v, after %v", before, in)
+			shards, err := h.shards(ctx)
+			if err != nil {
+				t.Fatal(err)
 			}
-			return
+			for i, cm := range shards {
+				size := 0
+				for ns, n := range cm.Data {
+					size += len(ns) + len(n)
+				}
+				if size > 1200 {
+					t.Fatalf("shard %d holds %d bytes, bound 1200", i, size)
+				}
+			}
+			for ns, was := range before {
+				if strings.Split(was[0], ":")[0] != strings.Split(in[ns][0], ":")[0] {
+					moves++
+				}
+			}
+			if secondErr == nil {
+				break
+			}
+			if second > 30 {
+				t.Fatalf("save still failing after %d writes: %v", second, secondErr)
+			}
 		}
-		if k > 20 {
-			t.Fatalf("save still failing after %d writes: %v", k, stopErr)
+		if firstErr == nil {
+			break
 		}
+		if first > 30 {
+			t.Fatalf("save still failing after %d writes: %v", first, firstErr)
+		}
+	}
+	if moves == 0 {
+		t.Fatal("no namespace moved: the test shows nothing")
+	}
+}
+
+// TestHeadsDropWhatIsNoNote: a value too long to be a note (someone who
+// can write ConfigMaps put it there) is dropped, not moved from shard to
+// new shard on every save.
+func TestHeadsDropWhatIsNoNote(t *testing.T) {
+	ctx := context.Background()
+	h := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-junk")}
+	if err := h.Save(ctx, map[string][]byte{"team-a": []byte("a note")}); err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: HeadsConfigMapName}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["zz-junk"] = strings.Repeat("j", 970<<10)
+	if err := k8sClient.Update(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := h.Save(ctx, map[string][]byte{"team-a": fmt.Appendf(nil, "note %d", i), "team-b": []byte("b")}); err != nil {
+			t.Fatalf("save %d: %v", i, err)
+		}
+	}
+	in := headsHolding(t, h)
+	if len(in) != 2 || len(in["team-a"]) != 1 || len(in["team-b"]) != 1 {
+		t.Fatalf("after three saves the heads hold %v; want team-a and team-b, the junk gone", in)
+	}
+	if shards, err := h.shards(ctx); err != nil || len(shards) != 1 {
+		t.Fatalf("%d shards, %v; want 1", len(shards), err)
 	}
 }
 
