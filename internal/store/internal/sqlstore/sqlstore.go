@@ -90,20 +90,26 @@ func (a *Args) Add(v any) string {
 // Values returns the collected arguments.
 func (a *Args) Values() []any { return a.vals }
 
-// Index names, the same in both schemas.
+// Index names, the same in both schemas; TableOrder reads the table itself
+// in its key order (namespace, ts, seq).
 const (
 	IndexCategory = "events_namespace_category"
 	IndexUser     = "events_namespace_user"
-	IndexSummary  = "events_namespace_summary"
+	TableOrder    = "NOT INDEXED"
 )
 
 // from names the events table, with an index hint for SQLite, whose planner
-// has no statistics to choose between equally good indexes.
+// has no statistics to choose between equally good indexes (the content
+// key (namespace, ts, content_hash) would serve a time range too, with a
+// table lookup per row).
 func (d Dialect) from(index string) string {
-	if d == SQLite && index != "" {
-		return "events INDEXED BY " + index
+	switch {
+	case d != SQLite || index == "":
+		return "events"
+	case index == TableOrder:
+		return "events NOT INDEXED"
 	}
-	return "events"
+	return "events INDEXED BY " + index
 }
 
 // EventColumns lists the columns ScanEvent reads, in its order. Small,

@@ -160,7 +160,7 @@ func (r *Reader) firstTime(ctx context.Context, db Queryer, ns, user string, fro
 // summaryWhere renders "events ... WHERE ..." for one tenant, an optional
 // user, the users at or after the cursor's, and [from, to).
 func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from, to int64, pin *int64) string {
-	index := IndexSummary
+	index := TableOrder
 	if user != "" {
 		index = IndexUser
 	}
@@ -177,11 +177,12 @@ func (r *Reader) summaryWhere(a *Args, ns, user string, afterKey []string, from,
 // summaryDay aggregates the events in [from, to), within one UTC date, into
 // rows ordered by (user, api, status), each with the user's logged-in time.
 //
-// One index range scan in time order (covering: the summary index in
-// SQLite, the primary key's included columns in PostgreSQL) feeds both
-// aggregates, computed here: the database would need two passes and a sort
-// per date (a window function for the sessions, a GROUP BY for the counts),
-// which measured slower than one hand-written query (bench/README.md).
+// One range scan in time order (SQLite: of the table, clustered by
+// (namespace, ts, seq); PostgreSQL: of the primary key's included columns,
+// covering) feeds both aggregates, computed here: the database would need
+// two passes and a sort per date (a window function for the sessions, a
+// GROUP BY for the counts), which measured slower than one hand-written
+// query (bench/README.md).
 func (r *Reader) summaryDay(ctx context.Context, db Queryer, ns, user string, afterKey []string, from, to int64, pin *int64) ([]store.SummaryRow, error) {
 	a := Args{d: r.Dialect}
 	sql := "SELECT user_name, api, status, ts FROM " + r.summaryWhere(&a, ns, user, afterKey, from, to, pin) + " ORDER BY ts"
