@@ -159,6 +159,15 @@ func TestTampering(t *testing.T) {
 		{name: "row edited in place", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "UPDATE events SET api = '/nothing-happened' WHERE id = 'a2'")
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a2"], "a2"}} }},
+		{name: "message written into the column that held it before the payload", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), seqs map[string]int64) {
+			// Inert: the row's payload holds its text fields, and every
+			// reader takes them from there.
+			exec(t, "UPDATE events SET message_v1 = 'nothing happened' WHERE id = 'a2'")
+			e, ok, err := eventBySeq(t, st, "team-a", seqs["a2"])
+			if err != nil || !ok || e.Message != "delete pod a2" {
+				t.Fatalf("a2 reads back with message %q (%v, %v); want the payload's", e.Message, ok, err)
+			}
+		}},
 		{name: "payload edited into bytes that do not decode", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
 			// A zstd frame cut short: verify names the row and goes on.
 			exec(t, "UPDATE events SET payload = "+bytesLiteral(st, []byte{1, 0, 0x28, 0xb5, 0x2f, 0xfd})+" WHERE id = 'a5'")
