@@ -25,19 +25,22 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/auditops/auditops/internal/seal"
 )
 
-// TestHeadsOutliveTheLeader: the heads a leader saves are read back by the
-// next as checkpoints, only where a key of the ring signed them; saving
-// the same again writes nothing; namespaces the next leader has no note of
-// keep the previous one's.
-func TestHeadsOutliveTheLeader(t *testing.T) {
-	ctx := context.Background()
+// testSigner returns a function signing a checkpoint of a namespace's log
+// at a size with a new keyring's current key, and its verifiers.
+func testSigner(t *testing.T) (func(ns string, size int64) []byte, note.Verifiers) {
+	t.Helper()
 	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := seal.Verifiers(kr.VerifierKeys()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,11 +51,17 @@ func TestHeadsOutliveTheLeader(t *testing.T) {
 		}
 		return n
 	}
+	return sign, vs
+}
+
+// TestHeadsOutliveTheLeader: the heads a leader saves are read back by the
+// next as checkpoints, only where a key of the ring signed them; saving
+// the same again writes nothing; namespaces the next leader has no note of
+// keep the previous one's.
+func TestHeadsOutliveTheLeader(t *testing.T) {
+	ctx := context.Background()
+	sign, vs := testSigner(t)
 	h := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-admin")}
-	vs, err := seal.Verifiers(kr.VerifierKeys()...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if cps, bad, err := h.Load(ctx, vs); err != nil || len(cps) != 0 || len(bad) != 0 {
 		t.Fatalf("before any save: %v, %v, %v", cps, bad, err)
 	}
@@ -113,21 +122,7 @@ func TestHeadsOutliveTheLeader(t *testing.T) {
 // named "a…".
 func TestHeadsLeaveNoNamespaceOut(t *testing.T) {
 	ctx := context.Background()
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vs, err := seal.Verifiers(kr.VerifierKeys()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sign := func(ns string, size int64) []byte {
-		n, err := kr.Current.Sign(seal.Checkpoint{Origin: seal.Origin(seal.DefaultOriginPrefix, ns), Size: size, Time: time.Unix(1700000000, 0).UTC()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	sign, vs := testSigner(t)
 	h := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-many")}
 	if err := h.Save(ctx, map[string][]byte{"zz-victim": sign("zz-victim", 42)}); err != nil {
 		t.Fatal(err)
