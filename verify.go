@@ -103,15 +103,39 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		trusted = append(trusted, b)
 	}
+	// One client of the cluster for both kinds of witness, made when
+	// first asked for.
+	var cluster client.Client
+	clusterFor := func(what string) (client.Client, error) {
+		if cluster == nil {
+			c, err := clusterClient(what)
+			if err != nil {
+				return nil, err
+			}
+			cluster = c
+		}
+		return cluster, nil
+	}
 	var witnesses []seal.Checkpoint
 	if fromReports {
-		if witnesses, err = reportWitnesses(ctx); err != nil {
+		c, err := clusterFor("reading AuditReports")
+		if err == nil {
+			witnesses, err = reportWitnessesFrom(ctx, c)
+		}
+		if err != nil {
 			return fail(fmt.Errorf("--trusted-from-reports: %w", err))
 		}
 		fmt.Fprintf(stderr, "manager verify: %d checkpoints read by reports are trusted\n", len(witnesses))
 	}
 	if fromHeads {
-		heads, bad, err := headsWitnesses(ctx, adminNamespace, vs)
+		// The leader's published heads, those vs verify; bad names the
+		// namespaces of the others.
+		var heads []seal.Checkpoint
+		var bad []string
+		c, err := clusterFor(fmt.Sprintf("reading ConfigMap %s/%s", adminNamespace, sealkey.HeadsConfigMapName))
+		if err == nil {
+			heads, bad, err = sealkey.Heads{Reader: c, Namespace: adminNamespace}.Load(ctx, vs)
+		}
 		if err != nil {
 			return fail(fmt.Errorf("--trusted-from-heads: %w", err))
 		}
@@ -238,26 +262,6 @@ func clusterClient(what string) (client.Client, error) {
 		return nil, err
 	}
 	return client.New(cfg, client.Options{Scheme: scheme})
-}
-
-// reportWitnesses are the checkpoints every AuditReport of the cluster read.
-func reportWitnesses(ctx context.Context) ([]seal.Checkpoint, error) {
-	c, err := clusterClient("reading AuditReports")
-	if err != nil {
-		return nil, err
-	}
-	return reportWitnessesFrom(ctx, c)
-}
-
-// headsWitnesses are the newest checkpoints of the logs that the leader
-// published in the heads ConfigMaps of ns (sealkey.Heads), those
-// vs verify; bad names the namespaces of the others.
-func headsWitnesses(ctx context.Context, ns string, vs note.Verifiers) (cps []seal.Checkpoint, bad []string, err error) {
-	c, err := clusterClient(fmt.Sprintf("reading ConfigMap %s/%s", ns, sealkey.HeadsConfigMapName))
-	if err != nil {
-		return nil, nil, err
-	}
-	return sealkey.Heads{Reader: c, Namespace: ns}.Load(ctx, vs)
 }
 
 // reportWitnessesFrom lists the AuditReports with c and returns the

@@ -55,7 +55,7 @@ func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 			" FROM logs WHERE logs.ns IS NOT NULL)"+
 			" SELECT ns FROM logs WHERE ns IS NOT NULL"+
 			" AND (SELECT idx FROM leaves INDEXED BY leaves_by_index WHERE namespace = logs.ns AND idx IS NOT NULL ORDER BY idx DESC LIMIT 1)"+
-			" >= coalesce((SELECT max(size) FROM checkpoints WHERE namespace = logs.ns), 0)"+
+			" >= "+sealedSizeOf("logs.ns")+
 			" UNION SELECT DISTINCT namespace FROM leaves INDEXED BY leaves_unsealed WHERE idx IS NULL ORDER BY 1")
 		if err != nil {
 			return err
@@ -77,6 +77,11 @@ func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 // subquery on the namespace parameter: a leaf is sealed when its place is
 // below it (ingest places every leaf as it writes it; migration 0007).
 const sealedSize = "(SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = ?)"
+
+// sealedSizeOf is sealedSize on the namespace parameter param ("?1").
+func sealedSizeOf(param string) string {
+	return strings.Replace(sealedSize, "?", param, 1)
+}
 
 // LogSize implements seal.LogStore.
 func (s *Store) LogSize(ctx context.Context, ns string) (int64, error) {
@@ -100,7 +105,7 @@ func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int)
 	err := s.readTx(ctx, "unsealed leaves", func(db sqlQueryer) error {
 		for _, q := range []string{
 			"SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_by_index" +
-				" WHERE namespace = ?1 AND idx >= (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = ?1) AND seq > ?2 ORDER BY idx LIMIT ?3",
+				" WHERE namespace = ?1 AND idx >= " + sealedSizeOf("?1") + " AND seq > ?2 ORDER BY idx LIMIT ?3",
 			"SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_unsealed" +
 				" WHERE namespace = ?1 AND idx IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3",
 		} {

@@ -196,37 +196,32 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	s.reader.Payload = s.payload
-	s.insert, err = w.PrepareContext(ctx, "INSERT INTO events (seq, "+sqlstore.InsertColumns+") VALUES (?"+
-		strings.Repeat(", ?", strings.Count(sqlstore.InsertColumns, ",")+1)+") ON CONFLICT ("+sqlstore.ContentKeyColumns+") DO NOTHING")
-	if err != nil {
-		s.Close()
-		return nil, s.wrap("prepare insert", err)
-	}
-	s.insertLeaf, err = w.PrepareContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-	if err != nil {
-		s.Close()
-		return nil, s.wrap("prepare insert", err)
-	}
-	// A log's next place: after its last placed leaf, and never inside
-	// what its newest checkpoint covers (should its last leaves be gone,
-	// a new one must not take a sealed place).
-	s.nextPlace, err = w.PrepareContext(ctx, "SELECT max("+
-		"coalesce((SELECT idx + 1 FROM leaves INDEXED BY leaves_by_index WHERE namespace = ?1 AND idx IS NOT NULL ORDER BY idx DESC LIMIT 1), 0), "+
-		"coalesce((SELECT max(size) FROM checkpoints WHERE namespace = ?1), 0))")
-	if err != nil {
-		s.Close()
-		return nil, s.wrap("prepare insert", err)
-	}
-	// Which of a group's stored events reuse the id of an older one: one
-	// statement per group, over a JSON array of [namespace, id_hash, id,
-	// seq], each an index seek that stops at the first older event (a
-	// probe per event cost far more: bench/README.md).
-	s.reused, err = w.PrepareContext(ctx, "SELECT j.key FROM json_each(?) AS j WHERE EXISTS ("+
-		"SELECT 1 FROM events INDEXED BY events_namespace_id WHERE namespace = j.value ->> 0"+
-		" AND id_hash = j.value ->> 1 AND id = j.value ->> 2 AND seq < j.value ->> 3)")
-	if err != nil {
-		s.Close()
-		return nil, s.wrap("prepare insert", err)
+	// The writer's statements, prepared once.
+	for _, st := range []struct {
+		dst       **sql.Stmt
+		what, sql string
+	}{
+		{&s.insert, "the event insert", "INSERT INTO events (seq, " + sqlstore.InsertColumns + ") VALUES (?" +
+			strings.Repeat(", ?", strings.Count(sqlstore.InsertColumns, ",")+1) + ") ON CONFLICT (" + sqlstore.ContentKeyColumns + ") DO NOTHING"},
+		{&s.insertLeaf, "the leaf insert", "INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
+		// A log's next place: after its last placed leaf, and never inside
+		// what its newest checkpoint covers (should its last leaves be
+		// gone, a new one must not take a sealed place).
+		{&s.nextPlace, "the next place's read", "SELECT max(" +
+			"coalesce((SELECT idx + 1 FROM leaves INDEXED BY leaves_by_index WHERE namespace = ?1 AND idx IS NOT NULL ORDER BY idx DESC LIMIT 1), 0), " +
+			sealedSizeOf("?1") + ")"},
+		// Which of a group's stored events reuse the id of an older one:
+		// one statement per group, over a JSON array of [namespace,
+		// id_hash, id, seq], each an index seek that stops at the first
+		// older event (a probe per event cost far more: bench/README.md).
+		{&s.reused, "the reused-id probe", "SELECT j.key FROM json_each(?) AS j WHERE EXISTS (" +
+			"SELECT 1 FROM events INDEXED BY events_namespace_id WHERE namespace = j.value ->> 0" +
+			" AND id_hash = j.value ->> 1 AND id = j.value ->> 2 AND seq < j.value ->> 3)"},
+	} {
+		if *st.dst, err = w.PrepareContext(ctx, st.sql); err != nil {
+			s.Close()
+			return nil, s.wrap("prepare "+st.what, err)
+		}
 	}
 	return s, nil
 }

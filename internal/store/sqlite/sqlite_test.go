@@ -71,21 +71,18 @@ func checkLog(t *testing.T, s *Store, ns string, want ...string) {
 // newStoreAt opens the SQLite file at path, its leaves made with kr.
 func newStoreAt(t testing.TB, path string, kr *seal.Keyring) *Store {
 	t.Helper()
-	s, err := New(t.Context(), path, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s
+	return openStore(t, path, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
 }
 
 func newStoreWith(t testing.TB, opts store.Options) *Store {
 	t.Helper()
-	s, err := New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), opts)
+	return openStore(t, filepath.Join(t.TempDir(), "audit.db"), opts)
+}
+
+// openStore opens the SQLite file at path and closes it when t ends.
+func openStore(t testing.TB, path string, opts store.Options) *Store {
+	t.Helper()
+	s, err := New(context.Background(), path, opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
