@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -302,7 +303,9 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 	// With leaves, the leader seals beside ingest as the manager does
 	// (every second here): what its seal lag is under full load.
 	stopSealing, lags := r.sealBeside(ctx, main, st)
-	n, d, err := webhookIngest(ctx, st, r.ds.Log)
+	var n int
+	var d time.Duration
+	pprof.Do(ctx, pprof.Labels("phase", "webhook"), func(ctx context.Context) { n, d, err = webhookIngest(ctx, st, r.ds.Log) })
 	sealErr := stopSealing()
 	st.Close()
 	if err != nil {
@@ -344,7 +347,7 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 		return err
 	}
 	p = r.ph.begin("%s: manager import", kind)
-	n, d, err = bulkImport(ctx, st, r.ds.Log)
+	pprof.Do(ctx, pprof.Labels("phase", "import"), func(ctx context.Context) { n, d, err = bulkImport(ctx, st, r.ds.Log) })
 	if err != nil {
 		st.Close()
 		_ = imp.drop()
@@ -370,7 +373,7 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 		return err
 	}
 	p = r.ph.begin("%s: ingest floor", kind)
-	n, d, err = floorInsert(ctx, fl, r.ds.Log)
+	pprof.Do(ctx, pprof.Labels("phase", "floor"), func(ctx context.Context) { n, d, err = floorInsert(ctx, fl, r.ds.Log) })
 	_ = fl.drop()
 	if err != nil {
 		return fmt.Errorf("ingest floor: %w", err)

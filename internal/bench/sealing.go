@@ -105,7 +105,9 @@ func (r *runner) sealing(ctx context.Context, kind string, main *target, onRate 
 		return err
 	}
 	p := r.ph.begin("%s: webhook ingest without leaves (--seal=false)", kind)
-	n, d, err := webhookIngest(ctx, st, r.ds.Log)
+	var n int
+	var d time.Duration
+	pprof.Do(ctx, pprof.Labels("phase", "webhook-noleaves"), func(ctx context.Context) { n, d, err = webhookIngest(ctx, st, r.ds.Log) })
 	st.Close()
 	if err != nil {
 		return fmt.Errorf("webhook ingest without leaves: %w", err)

@@ -55,7 +55,8 @@ func TestMain(m *testing.M) {
 		if out, err := exec.Command("../../../hack/postgres-replica.sh", "stop", replicaPair.dir).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "hack/postgres-replica.sh stop: %v\n%s", err, out)
 		}
-		_ = os.RemoveAll(replicaPair.dir)
+		// The temporary directory MkdirTemp made, not only its pg/.
+		_ = os.RemoveAll(filepath.Dir(replicaPair.dir))
 	}
 	os.Exit(code)
 }
