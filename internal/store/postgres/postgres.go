@@ -242,6 +242,12 @@ func (s *Store) wrap(op string, err error) error {
 		return fmt.Errorf("postgres: %s: %w: %w", op, store.ErrUnavailable, err)
 	}
 	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.TableName == "leaves" && strings.HasPrefix(pe.Code, "23") {
+		// Ingest gives each leaf a free place under writersLock: a leaf
+		// in the way was written behind the manager's back, and the
+		// batch is not at fault (400 would make kube-apiserver drop it).
+		return fmt.Errorf("postgres: %s: the leaves table refused a leaf, which only a change made behind the manager's back can cause (run manager verify): %w", op, err)
+	}
 	if op == opInsert && errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "23") || strings.HasPrefix(pe.Code, "22")) && !errors.Is(err, store.ErrInvalidEvent) {
 		return fmt.Errorf("postgres: %s: %w: %w", op, store.ErrInvalidEvent, err)
 	}
@@ -344,6 +350,9 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 		if err != nil {
 			return err
 		}
+		if err := lockWriters(ctx, tx); err != nil {
+			return err
+		}
 		if leaves != nil {
 			if err := writeLeaves(ctx, tx, norm, leaves, seqs, nil); err != nil {
 				return err
@@ -373,27 +382,40 @@ type stored struct {
 	idh    int64
 }
 
-// reuseLockKey is the transaction-level advisory lock that serializes the
-// reuse probe with the commit after it, across transactions and replicas.
-// Under READ COMMITTED two batches storing one id at the same moment each
-// saw only their own event, and neither counted the reuse (the conformance
-// test "ReusedIDConcurrent" caught it at once); holding the lock from the
-// probe to the commit, a batch's probe sees every batch probed before it,
-// so of two the later counts. What waits is only the probe and the commit.
-// The lock is a statement of its own: a statement's snapshot is taken
-// before any lock it takes, so a probe that locked in its own query would
-// not see the batch it waited for.
-const reuseLockKey int64 = 0x61756469746f7073 // "auditops"
+// writersLock is the transaction-level advisory lock that serializes the
+// end of every ingest transaction, from the leaves' places to the commit,
+// across transactions and replicas (lockWriters). Two things need that:
+//   - The reuse probe. Under READ COMMITTED two batches storing one id at
+//     the same moment each saw only their own event, and neither counted
+//     the reuse (the conformance test "ReusedIDConcurrent" caught it at
+//     once); holding the lock from the probe to the commit, a batch's probe
+//     sees every batch probed before it, so of two the later counts.
+//   - The leaves' places (spec/API.md 6: a leaf's index). A batch gives its
+//     leaves the next places of their logs, which the batches that held the
+//     lock before it have committed: places follow commit order, without a
+//     gap or a place taken twice, and the sealer only signs.
+//
+// What waits is the leaves' COPY, the probe and the commit; the events'
+// COPY, the batch's largest part, runs before.
+const writersLock int64 = 0x61756469746f7073 // "auditops"
+
+// lockWriters takes writersLock until the transaction ends. It is a
+// statement of its own: a statement's snapshot is taken before any lock it
+// takes, so a query that locked itself would not see the batch it waited
+// for.
+func lockWriters(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writersLock); err != nil {
+		return fmt.Errorf("waiting for the writers' lock: %w", err)
+	}
+	return nil
+}
 
 // countReused adds to res the events of refs (all stored by this
-// transaction) that reuse the id of another stored event. It takes
-// reuseLockKey until the transaction ends: call it last.
+// transaction) that reuse the id of another stored event. The transaction
+// holds writersLock (lockWriters).
 func countReused(ctx context.Context, tx pgx.Tx, refs []stored, res *store.InsertResult) error {
 	if len(refs) == 0 {
 		return nil
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", reuseLockKey); err != nil {
-		return fmt.Errorf("waiting for the reuse probe: %w", err)
 	}
 	ns, idh, id := make([]string, len(refs)), make([]int64, len(refs)), make([]string, len(refs))
 	for i, r := range refs {
@@ -478,12 +500,18 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		res = store.InsertResult{Inserted: len(refs), Duplicates: n - len(refs)}
+		if len(refs) == 0 {
+			return nil
+		}
+		if err := lockWriters(ctx, tx); err != nil {
+			return err
+		}
 		if leaves != nil {
 			if err := writeLeaves(ctx, tx, events, leaves, seqs, storedAt); err != nil {
 				return err
 			}
 		}
-		res = store.InsertResult{Inserted: len(refs), Duplicates: n - len(refs)}
 		return countReused(ctx, tx, refs, &res)
 	})
 	if err != nil {
@@ -529,28 +557,77 @@ func reserveSeqs(ctx context.Context, tx pgx.Tx, n int) ([]int64, error) {
 	return seqs, nil
 }
 
-// writeLeaves COPYs the leaves of the stored events: event which[i] (i
-// when which is nil) stored as seqs[i].
+// writeLeaves COPYs the leaves of the stored events, event which[i] (i
+// when which is nil) stored as seqs[i], each at the next place of its log.
+// The transaction holds writersLock, so those places are free, and no
+// other batch takes them before this one commits.
 func writeLeaves(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []store.PreparedLeaf, seqs, which []int64) error {
+	event := func(k int) int {
+		if which != nil {
+			return int(which[k])
+		}
+		return k
+	}
+	var nss []string
+	seen := map[string]bool{}
+	for k := range seqs {
+		if ns := events[event(k)].Namespace; !seen[ns] {
+			seen[ns] = true
+			nss = append(nss, ns)
+		}
+	}
+	places, err := nextPlaces(ctx, tx, nss)
+	if err != nil {
+		return err
+	}
 	next := 0
 	created := time.Now().UnixNano()
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac", "created"}, pgx.CopyFromFunc(func() ([]any, error) {
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac", "idx", "created"}, pgx.CopyFromFunc(func() ([]any, error) {
 		if next == len(seqs) {
 			return nil, nil
 		}
-		i := next
-		if which != nil {
-			i = int(which[next])
-		}
-		e := &events[i]
-		v, data, mac := leaves[i].Leaf(seqs[next])
+		e := &events[event(next)]
+		v, data, mac := leaves[event(next)].Leaf(seqs[next])
+		place := places[e.Namespace]
+		places[e.Namespace] = place + 1
 		next++
-		return []any{e.Namespace, e.Time.UnixNano(), seqs[next-1], int16(v), data, mac, created}, nil
+		return []any{e.Namespace, e.Time.UnixNano(), seqs[next-1], int16(v), data, mac, place, created}, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("writing leaves: %w", err)
 	}
 	return nil
+}
+
+// nextPlacesSQL is each namespace's next place in its log: after its last
+// placed leaf, and never inside what its newest checkpoint covers (should
+// its last leaves be gone, a new one must not take a sealed place).
+const nextPlacesSQL = `SELECT u.ns, greatest(
+    coalesce((SELECT l.idx + 1 FROM leaves AS l WHERE l.namespace = u.ns AND l.idx IS NOT NULL ORDER BY l.idx DESC LIMIT 1), 0),
+    coalesce((SELECT max(c.size) FROM checkpoints AS c WHERE c.namespace = u.ns), 0))
+FROM unnest($1::text[]) AS u(ns)`
+
+// nextPlaces returns the next place of each log of nss; the transaction
+// holds writersLock.
+func nextPlaces(ctx context.Context, tx pgx.Tx, nss []string) (map[string]int64, error) {
+	rows, err := tx.Query(ctx, nextPlacesSQL, nss)
+	if err != nil {
+		return nil, fmt.Errorf("the next places in the logs of %v: %w", nss, err)
+	}
+	defer rows.Close()
+	out := make(map[string]int64, len(nss))
+	for rows.Next() {
+		var ns string
+		var place int64
+		if err := rows.Scan(&ns, &place); err != nil {
+			return nil, err
+		}
+		out[ns] = place
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("the next places in the logs of %v: %w", nss, err)
+	}
+	return out, nil
 }
 
 // Summary implements store.Store.

@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -560,4 +561,123 @@ func TestPayloads(t *testing.T) {
 			}
 		},
 	})
+}
+
+// TestPlacement: storetest.RunPlacement on PostgreSQL databases, written
+// with SQL through connections of their own.
+func TestPlacement(t *testing.T) {
+	storetest.RequirePostgres(t)
+	storetest.RunPlacement(t, func(t *testing.T) storetest.PlacementDB {
+		url := storetest.PostgresDatabase(t)
+		conn := func(t *testing.T) *pgx.Conn {
+			t.Helper()
+			c, err := pgx.Connect(t.Context(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Close(context.Background()) })
+			return c
+		}
+		return storetest.PlacementDB{
+			Open: func(t *testing.T, kr *seal.Keyring) storetest.PlacingStore {
+				s, err := New(t.Context(), url, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			},
+			Exec: func(t *testing.T, q string, args ...any) {
+				t.Helper()
+				if _, err := conn(t).Exec(t.Context(), numbered(q), args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			},
+			Value: func(t *testing.T, q string, args []any, dst ...any) {
+				t.Helper()
+				if err := conn(t).QueryRow(t.Context(), numbered(q), args...).Scan(dst...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			},
+		}
+	})
+}
+
+// numbered turns the ? placeholders of q into PostgreSQL's $1, $2...
+func numbered(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// TestLeafPlaceMigration: leaves that a manager of the version before wrote
+// without a place, sealed or not, take theirs at migration 9, after the
+// placed ones and in seq order, and seal there.
+func TestLeafPlaceMigration(t *testing.T) {
+	url := storetest.PostgresDatabase(t)
+	ctx := t.Context()
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}}
+	s, err := open(ctx, url, opts, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	// One event per id, each a minute before the one before it: places
+	// follow seq, not time.
+	minute := 0
+	ingest := func(s *Store, ns string, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			minute--
+			e := store.Event{ID: id, Namespace: ns, User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(minute) * time.Minute)}
+			if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
+				t.Fatalf("insert %s: %+v, %v", id, res, err)
+			}
+		}
+	}
+	sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+	ingest(s, "team-a", "a1", "a2")
+	if _, err := sealer.SealAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ingest(s, "team-a", "a3", "a4", "a5")
+	ingest(s, "team-b", "b1", "b2")
+	// As the version before left them: unsealed leaves without a place.
+	if _, err := s.pool.Exec(ctx, "UPDATE leaves SET idx = NULL WHERE idx >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s2, err := New(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	defer s2.Close()
+	var unplaced int
+	if err := s2.pool.QueryRow(ctx, "SELECT count(*) FROM leaves WHERE idx IS NULL").Scan(&unplaced); err != nil || unplaced != 0 {
+		t.Fatalf("%d leaves without a place after the migration (%v)", unplaced, err)
+	}
+	nss, err := s2.UnsealedNamespaces(ctx)
+	if err != nil || !slices.Equal(nss, []string{"team-a", "team-b"}) {
+		t.Fatalf("unsealed namespaces after the migration: %v, %v", nss, err)
+	}
+	ingest(s2, "team-a", "a6")
+	res, err := (&seal.Sealer{Store: s2, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).SealAll(ctx)
+	if err != nil || res["team-a"].Sealed != 4 || res["team-b"].Sealed != 2 || len(res["team-a"].Refused)+len(res["team-b"].Refused) != 0 {
+		t.Fatalf("sealing after the migration: %+v, %v", res, err)
+	}
+	storetest.CheckLog(t, s2, "team-a", "a1", "a2", "a3", "a4", "a5", "a6")
+	storetest.CheckLog(t, s2, "team-b", "b1", "b2")
 }

@@ -30,15 +30,34 @@ import (
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
 )
 
-var _ seal.Log = (*Store)(nil)
+var (
+	_ seal.Log      = (*Store)(nil)
+	_ seal.Unplacer = (*Store)(nil)
+)
 
 var readOnly = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 
-// UnsealedNamespaces implements seal.LogStore.
+// sealedSize is a log's size, its newest checkpoint's, as a scalar
+// subquery on the namespace expression: a leaf is sealed when its place is
+// below it (ingest places every leaf as it writes it; migration 0009).
+func sealedSize(ns string) string {
+	return "(SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + ns + ")"
+}
+
+// UnsealedNamespaces implements seal.LogStore: the logs whose last placed
+// leaf is past their newest checkpoint, found with one index seek per
+// namespace (a recursive walk of leaves_by_index, where a DISTINCT would
+// read every leaf), and those with leaves without a place.
 func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 	var out []string
 	err := s.tx(ctx, "unsealed namespaces", readOnly, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "SELECT DISTINCT namespace FROM leaves WHERE idx IS NULL ORDER BY namespace")
+		rows, err := tx.Query(ctx, "WITH RECURSIVE logs(ns) AS ("+
+			"SELECT (SELECT min(namespace) FROM leaves WHERE idx IS NOT NULL)"+
+			" UNION ALL SELECT (SELECT min(l.namespace) FROM leaves AS l WHERE l.idx IS NOT NULL AND l.namespace > logs.ns)"+
+			" FROM logs WHERE logs.ns IS NOT NULL)"+
+			" SELECT ns FROM logs WHERE ns IS NOT NULL"+
+			" AND (SELECT l.idx FROM leaves AS l WHERE l.namespace = logs.ns AND l.idx IS NOT NULL ORDER BY l.idx DESC LIMIT 1) >= "+sealedSize("logs.ns")+
+			" UNION SELECT DISTINCT namespace FROM leaves WHERE idx IS NULL ORDER BY 1")
 		if err != nil {
 			return err
 		}
@@ -52,28 +71,56 @@ func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 func (s *Store) LogSize(ctx context.Context, ns string) (int64, error) {
 	var size int64
 	err := s.tx(ctx, "log size", readOnly, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, "SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = $1", ns).Scan(&size)
+		return tx.QueryRow(ctx, "SELECT "+sealedSize("$1"), ns).Scan(&size)
 	})
 	return size, err
 }
 
-// Unsealed implements seal.LogStore.
+// Unsealed implements seal.LogStore: the placed leaves past the newest
+// checkpoint in place order, then the leaves without a place (refused
+// before, or written with SQL), in seq order.
+//
+// Places follow commit order, which is not seq order here (a batch takes
+// its seqs before it waits for writersLock), so after is no bound on the
+// placed leaves: the sealer appends each batch before it asks for the next,
+// and the newest checkpoint is past them. It bounds the leaves without a
+// place only when it is one of theirs, as it is when the batch before
+// ended among them.
 func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
 	var out []seal.PendingLeaf
 	err := s.tx(ctx, "unsealed leaves", readOnly, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, "SELECT seq, version, data, mac, created FROM leaves WHERE namespace = $1 AND idx IS NULL AND seq > $2 ORDER BY seq LIMIT $3", ns, after, limit)
-		if err != nil {
-			return err
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{"SELECT seq, version, data, mac, created FROM leaves WHERE namespace = $1 AND idx >= " + sealedSize("$1") + " ORDER BY idx LIMIT $2",
+				[]any{ns, limit}},
+			{"SELECT seq, version, data, mac, created FROM leaves WHERE namespace = $1 AND idx IS NULL" +
+				" AND seq > CASE WHEN EXISTS (SELECT 1 FROM leaves WHERE namespace = $1 AND idx IS NULL AND seq = $2) THEN $2 ELSE -9223372036854775808 END" +
+				" ORDER BY seq LIMIT $3", []any{ns, after, limit}},
+		} {
+			if len(out) >= limit {
+				break
+			}
+			q.args[len(q.args)-1] = limit - len(out)
+			rows, err := tx.Query(ctx, q.sql, q.args...)
+			if err != nil {
+				return err
+			}
+			page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (seal.PendingLeaf, error) {
+				var l seal.PendingLeaf
+				var v int16
+				var created int64
+				err := r.Scan(&l.Seq, &v, &l.Data, &l.MAC, &created)
+				l.Version, l.Created = int(v), time.Unix(0, created).UTC()
+				return l, err
+			})
+			if err != nil {
+				return err
+			}
+			out = append(out, page...)
 		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (seal.PendingLeaf, error) {
-			var l seal.PendingLeaf
-			var v int16
-			var created int64
-			err := r.Scan(&l.Seq, &v, &l.Data, &l.MAC, &created)
-			l.Version, l.Created = int(v), time.Unix(0, created).UTC()
-			return l, err
-		})
-		return err
+		return nil
 	})
 	return out, err
 }
@@ -96,7 +143,7 @@ func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) (out
 				return out, sqlstore.ScanTreeHashes(rows, ns, indexes, out)
 			},
 			LeafData: func(start, end int64) ([][]byte, error) {
-				rows, err := tx.Query(ctx, "SELECT data FROM leaves WHERE namespace = $1 AND idx >= $2 AND idx < $3 ORDER BY idx", ns, start, end)
+				rows, err := tx.Query(ctx, "SELECT data FROM leaves WHERE namespace = $1 AND idx >= $2 AND idx < least($3, "+sealedSize("$1")+") ORDER BY idx", ns, start, end)
 				if err != nil {
 					return nil, err
 				}
@@ -111,29 +158,30 @@ func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) (out
 // Append implements seal.LogStore.
 func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []seal.StoredHash, cp seal.Checkpoint, note []byte) error {
 	return s.tx(ctx, "seal", pgx.TxOptions{}, func(tx pgx.Tx) error {
+		// Only the leader seals; should two run at once (a handover),
+		// the second finds the log past where it read it.
+		if err := lockLog(ctx, tx, ns); err != nil {
+			return err
+		}
 		var size int64
-		// Only the leader seals; should two run at once, the second's
-		// UPDATE waits for the first's row locks and then finds the
-		// leaves sealed, and the primary keys refuse a second checkpoint
-		// of a size or a second hash of an index.
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = $1", ns).Scan(&size); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT "+sealedSize("$1"), ns).Scan(&size); err != nil {
 			return err
 		}
 		from := cp.Size - int64(len(seqs))
 		if size != from {
 			return fmt.Errorf("the log of %s is at %d, not %d: another sealer ran", ns, size, from)
 		}
-		idx := make([]int64, len(seqs))
-		for i := range seqs {
-			idx[i] = from + int64(i)
-		}
-		tag, err := tx.Exec(ctx, `UPDATE leaves AS l SET idx = u.idx FROM unnest($2::bigint[], $3::bigint[]) AS u(seq, idx)
-			WHERE l.namespace = $1 AND l.seq = u.seq AND l.idx IS NULL`, ns, seqs, idx)
-		if err != nil {
+		// Ingest placed the leaves: the batch is normally exactly the
+		// leaves at [from, cp.Size), and sealing writes none of them.
+		var placed bool
+		if err := tx.QueryRow(ctx, "SELECT coalesce(array_agg(seq ORDER BY idx), '{}') = $3::bigint[] FROM leaves"+
+			" WHERE namespace = $1 AND idx >= $2 AND idx < $2 + cardinality($3::bigint[])", ns, from, seqs).Scan(&placed); err != nil {
 			return err
 		}
-		if tag.RowsAffected() != int64(len(seqs)) {
-			return fmt.Errorf("sealing %d leaves of %s changed %d: some are gone or sealed already", len(seqs), ns, tag.RowsAffected())
+		if !placed {
+			if err := replace(ctx, tx, ns, from, seqs); err != nil {
+				return err
+			}
 		}
 		ids, hs := make([]int64, len(hashes)), make([][]byte, len(hashes))
 		for i, h := range hashes {
@@ -147,10 +195,104 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 			cut = cp.RetentionCutoff.UnixNano()
 		}
 		// The primary key refuses a second checkpoint of one size.
-		_, err = tx.Exec(ctx, "INSERT INTO checkpoints (namespace, size, root, sealed_at, retention_cut, note) VALUES ($1, $2, $3, $4, $5, $6)",
+		_, err := tx.Exec(ctx, "INSERT INTO checkpoints (namespace, size, root, sealed_at, retention_cut, note) VALUES ($1, $2, $3, $4, $5, $6)",
 			ns, cp.Size, cp.Root[:], cp.Time.UnixNano(), cut, string(note))
 		return err
 	})
+}
+
+// lockLog takes the transaction-level advisory lock of ns's log, which
+// serializes what sealers write to it (Append, Unplace): a statement of its
+// own, so that the statements after it see what the sealer before wrote.
+// It is taken before writersLock wherever both are.
+func lockLog(ctx context.Context, tx pgx.Tx, ns string) error {
+	// The two-key form: its keys are apart from writersLock's bigint one.
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", logLockClass, ns); err != nil {
+		return fmt.Errorf("waiting for the lock of the log of %s: %w", ns, err)
+	}
+	return nil
+}
+
+// logLockClass is the first key of lockLog's locks ("audi").
+const logLockClass int32 = 0x61756469
+
+// replace places the leaves of seqs at [from, from+len(seqs)) when the
+// places ingest gave were not theirs: changed behind the manager's back
+// (refused leaves give theirs up first: Unplace), or written by a manager
+// of the version before. The other leaves from from on follow the batch,
+// in their order. It takes writersLock, so that no batch is placed
+// meanwhile. Rare, so plain statements.
+func replace(ctx context.Context, tx pgx.Tx, ns string, from int64, seqs []int64) error {
+	if err := lockWriters(ctx, tx); err != nil {
+		return err
+	}
+	if err := moveAside(ctx, tx, ns, from); err != nil {
+		return err
+	}
+	// The batch's leaves are moved aside now, or have no place (refused
+	// before, their MAC checks now).
+	tag, err := tx.Exec(ctx, "UPDATE leaves AS l SET idx = $3 + u.k - 1 FROM unnest($2::bigint[]) WITH ORDINALITY AS u(seq, k)"+
+		" WHERE l.namespace = $1 AND l.seq = u.seq AND (l.idx < 0 OR l.idx IS NULL)", ns, seqs, from)
+	if err != nil {
+		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, from, err)
+	}
+	// With the unique index leaves_by_index, n == len(seqs) means each
+	// leaf of the batch got its own place, once.
+	if n := tag.RowsAffected(); n != int64(len(seqs)) {
+		return fmt.Errorf("%d of the %d leaves of %s to seal are gone or sealed already", int64(len(seqs))-n, len(seqs), ns)
+	}
+	return placeAside(ctx, tx, ns, from+int64(len(seqs)))
+}
+
+// Unplace implements seal.Unplacer.
+func (s *Store) Unplace(ctx context.Context, ns string, seqs []int64) error {
+	return s.tx(ctx, "unplace", pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := lockLog(ctx, tx, ns); err != nil {
+			return err
+		}
+		if err := lockWriters(ctx, tx); err != nil {
+			return err
+		}
+		var size int64
+		if err := tx.QueryRow(ctx, "SELECT "+sealedSize("$1"), ns).Scan(&size); err != nil {
+			return err
+		}
+		// Only unsealed leaves: a sealed one keeps its place whatever
+		// the caller says. Leaves refused again, without a place
+		// already, change nothing.
+		tag, err := tx.Exec(ctx, "UPDATE leaves SET idx = NULL WHERE namespace = $1 AND idx >= $2 AND seq = ANY($3::bigint[])", ns, size, seqs)
+		if err != nil {
+			return fmt.Errorf("unplacing leaves of %s: %w", ns, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		if err := moveAside(ctx, tx, ns, size); err != nil {
+			return err
+		}
+		return placeAside(ctx, tx, ns, size)
+	})
+}
+
+// moveAside takes the leaves of ns placed at from and after out of the
+// way of new places: place p becomes -1-p, which keeps them apart (the
+// unique index holds after each row) and in their order, reversed.
+func moveAside(ctx context.Context, tx pgx.Tx, ns string, from int64) error {
+	if _, err := tx.Exec(ctx, "UPDATE leaves SET idx = -1 - idx WHERE namespace = $1 AND idx >= $2", ns, from); err != nil {
+		return fmt.Errorf("moving the leaves of %s from %d aside: %w", ns, from, err)
+	}
+	return nil
+}
+
+// placeAside gives the leaves moveAside moved the places from at on, in
+// their order.
+func placeAside(ctx context.Context, tx pgx.Tx, ns string, at int64) error {
+	if _, err := tx.Exec(ctx, "UPDATE leaves SET idx = p.idx FROM ("+
+		"SELECT ts, seq, $1 + row_number() OVER (ORDER BY idx DESC) - 1 AS idx FROM leaves WHERE namespace = $2 AND idx < 0) AS p"+
+		" WHERE leaves.namespace = $2 AND leaves.ts = p.ts AND leaves.seq = p.seq", at, ns); err != nil {
+		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, at, err)
+	}
+	return nil
 }
 
 // Leaves implements seal.LogReader.
@@ -159,7 +301,7 @@ func (s *Store) Leaves(ctx context.Context, ns string, start, end int64) ([]seal
 	err := s.tx(ctx, "leaves", readOnly, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT l.idx, l.seq, coalesce(e.id, ''), l.version, l.data FROM leaves AS l
 			LEFT JOIN events AS e ON e.namespace = l.namespace AND e.ts = l.ts AND e.seq = l.seq
-			WHERE l.namespace = $1 AND l.idx >= $2 AND l.idx < $3 ORDER BY l.idx`, ns, start, end)
+			WHERE l.namespace = $1 AND l.idx >= $2 AND l.idx < least($3, `+sealedSize("$1")+`) ORDER BY l.idx`, ns, start, end)
 		if err != nil {
 			return err
 		}
@@ -207,8 +349,10 @@ func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
 	return nss, err
 }
 
-// keyedLeafColumns are what scanKeyedLeaf reads.
-const keyedLeafColumns = "ts, seq, coalesce(idx, -1), version, data, created"
+// keyedLeafColumns are what scanKeyedLeaf reads, in a query whose first
+// parameter is the namespace: a leaf no checkpoint covers has index -1, as
+// the interface says, whether or not ingest placed it.
+var keyedLeafColumns = "ts, seq, CASE WHEN idx < " + sealedSize("$1") + " THEN idx ELSE -1 END, version, data, created"
 
 func scanKeyedLeaf(r pgx.Row) (seal.KeyedLeaf, error) {
 	var l seal.KeyedLeaf

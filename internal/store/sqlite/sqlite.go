@@ -350,6 +350,9 @@ func (s *Store) wrap(op string, err error) error {
 			sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_PROTOCOL:
 			return fmt.Errorf("sqlite: %s: %w: %w", op, store.ErrUnavailable, err)
 		case sqlite3.SQLITE_CONSTRAINT:
+			if errors.Is(err, errLeafInTheWay) {
+				break
+			}
 			if !errors.Is(err, store.ErrInvalidEvent) && op == opInsert {
 				return fmt.Errorf("sqlite: %s: %w: %w", op, store.ErrInvalidEvent, err)
 			}
@@ -360,6 +363,12 @@ func (s *Store) wrap(op string, err error) error {
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
 }
+
+// errLeafInTheWay marks a failed leaf insert. The single writer gives each
+// leaf a free place and a new seq, so a leaf in the way was written behind
+// the manager's back: the batch is not at fault, and its constraint
+// violation must not answer 400 (kube-apiserver would drop the batch).
+var errLeafInTheWay = errors.New("the leaves table refused a leaf, which only a change made behind the manager's back can cause (run manager verify)")
 
 // maxGroupEvents bounds how many events of concurrent Insert calls one
 // group transaction takes.
@@ -619,7 +628,7 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 					}
 					v, data, mac := req.leaves[i].Leaf(next)
 					if _, err := leafStmt.ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac, place, created); err != nil {
-						return fmt.Errorf("the leaf of event %d (id %q): %w", i, e.ID, err)
+						return fmt.Errorf("the leaf of event %d (id %q): %w: %w", i, e.ID, errLeafInTheWay, err)
 					}
 					places[e.Namespace] = place + 1
 				}

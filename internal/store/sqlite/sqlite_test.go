@@ -48,26 +48,6 @@ func sealerOf(s *Store, kr *seal.Keyring) *seal.Sealer {
 	return &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
 }
 
-// checkLog fails t unless ns's sealed log holds the events of want, in
-// that order, at places 0, 1, 2...
-func checkLog(t *testing.T, s *Store, ns string, want ...string) {
-	t.Helper()
-	leaves, err := s.Leaves(t.Context(), ns, 0, int64(len(want))+10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for i, l := range leaves {
-		if l.Index != int64(i) {
-			t.Fatalf("%s: leaf %d of the log is at %d", ns, i, l.Index)
-		}
-		ids = append(ids, l.ID)
-	}
-	if !slices.Equal(ids, want) {
-		t.Fatalf("%s: the log holds %v, want %v", ns, ids, want)
-	}
-}
-
 // newStoreAt opens the SQLite file at path, its leaves made with kr.
 func newStoreAt(t testing.TB, path string, kr *seal.Keyring) *Store {
 	t.Helper()
@@ -567,8 +547,8 @@ func TestLeafPlaceMigration(t *testing.T) {
 	if err != nil || res["team-a"].Sealed != 4 || res["team-b"].Sealed != 2 || len(res["team-a"].Refused)+len(res["team-b"].Refused) != 0 {
 		t.Fatalf("sealing after the migration: %+v, %v", res, err)
 	}
-	checkLog(t, s, "team-a", "a1", "a2", "a3", "a4", "a5", "a6")
-	checkLog(t, s, "team-b", "b1", "b2")
+	storetest.CheckLog(t, s, "team-a", "a1", "a2", "a3", "a4", "a5", "a6")
+	storetest.CheckLog(t, s, "team-b", "b1", "b2")
 	var bad string
 	if err := s.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&bad); err != nil || bad != "ok" {
 		t.Fatalf("integrity_check = %q, %v", bad, err)
@@ -740,250 +720,41 @@ func TestPageBytes(t *testing.T) {
 	})
 }
 
-// TestSealerRefusesRowsWrittenWithSQL does to a real database file what an
-// intruder with write access but no seal key can: leaves inserted with SQL
-// (the MAC made up, or copied from another event's leaf), with no place in
-// the log or at the places ingest gives next, and ingested leaves' places
-// swapped. The sealer never seals a forged leaf; every ingested one is
-// sealed, at contiguous places, and ingest goes on after them.
-func TestSealerRefusesRowsWrittenWithSQL(t *testing.T) {
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	for _, tc := range []struct {
-		name string
-		// placed: the forged leaves take the log's next places, between
-		// ingested ones, as ingest would place them.
-		placed bool
-		// swap: the places of the second and third ingested leaves
-		// are swapped, before anything is sealed.
-		swap bool
-		// gap: the second ingested leaf is moved past the log's end,
-		// leaving a gap no refusal closes.
-		gap bool
-		// hide: the second ingested leaf's place is taken away, to keep
-		// it from the sealer.
-		hide bool
-		// want: the log's events after the first seal, in order.
-		want []string
-	}{
-		{name: "forged leaves without a place", want: []string{"r1", "r2", "r3"}},
-		{name: "forged leaves at the next places", placed: true, want: []string{"r1", "r2", "r3"}},
-		{name: "ingested leaves' places swapped", placed: true, swap: true, want: []string{"r1", "r3", "r2"}},
-		{name: "ingested leaf moved past the log's end", gap: true, want: []string{"r1", "r3", "r2"}},
-		{name: "ingested leaf's place taken away", hide: true, want: []string{"r1", "r3", "r2"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := t.Context()
-			kr, err := seal.NewKeyring(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
-			ingest := func(id string, sec int) {
-				t.Helper()
-				e := store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(sec) * time.Second)}
-				if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
-					t.Fatalf("insert %s: %+v, %v", id, res, err)
+// TestPlacement: storetest.RunPlacement on SQLite files, written with SQL
+// through a connection of their own.
+func TestPlacement(t *testing.T) {
+	storetest.RunPlacement(t, func(t *testing.T) storetest.PlacementDB {
+		path := filepath.Join(t.TempDir(), "audit.db")
+		var raw *sql.DB
+		// Opened once the store made the file, as the store makes it.
+		rawDB := func(t *testing.T) *sql.DB {
+			t.Helper()
+			if raw == nil {
+				db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+				if err != nil {
+					t.Fatal(err)
 				}
+				t.Cleanup(func() { _ = db.Close() })
+				raw = db
 			}
-			exec := func(q string, args ...any) {
+			return raw
+		}
+		return storetest.PlacementDB{
+			Open: func(t *testing.T, kr *seal.Keyring) storetest.PlacingStore { return newStoreAt(t, path, kr) },
+			Exec: func(t *testing.T, q string, args ...any) {
 				t.Helper()
-				if _, err := s.w.ExecContext(ctx, q, args...); err != nil {
+				if _, err := rawDB(t).ExecContext(t.Context(), q, args...); err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
-			}
-			ingest("r1", 0)
-			var realMAC []byte
-			if err := s.r.QueryRowContext(ctx, "SELECT mac FROM leaves WHERE namespace = 'team-a'").Scan(&realMAC); err != nil {
-				t.Fatal(err)
-			}
-			forged := store.Event{ID: "forged", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Second), Seq: 100}
-			d, err := seal.Digest(&forged, seal.EncodingV1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data := seal.LeafData(forged.Time, d)
-			for _, f := range []struct {
-				seq int64
-				mac []byte
-			}{{100, make([]byte, 32)}, {101, realMAC}} {
-				place := "NULL"
-				if tc.placed {
-					place = "(SELECT max(idx) + 1 FROM leaves WHERE namespace = 'team-a')"
+			},
+			Value: func(t *testing.T, q string, args []any, dst ...any) {
+				t.Helper()
+				if err := rawDB(t).QueryRowContext(t.Context(), q, args...).Scan(dst...); err != nil {
+					t.Fatalf("%s: %v", q, err)
 				}
-				exec("INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES ('team-a', ?, ?, 1, ?, ?, "+place+", 0)",
-					forged.Time.UnixNano(), f.seq, data[:], f.mac)
-			}
-			ingest("r2", 2)
-			ingest("r3", 3)
-			if tc.swap {
-				exec("UPDATE leaves SET idx = -1 WHERE namespace = 'team-a' AND idx = 3")
-				exec("UPDATE leaves SET idx = 3 WHERE namespace = 'team-a' AND idx = 4")
-				exec("UPDATE leaves SET idx = 4 WHERE namespace = 'team-a' AND idx = -1")
-			}
-			if tc.gap {
-				exec("UPDATE leaves SET idx = 9 WHERE namespace = 'team-a' AND idx = 1")
-			}
-			if tc.hide {
-				exec("UPDATE leaves SET idx = NULL WHERE namespace = 'team-a' AND idx = 1")
-			}
-			sealer := sealerOf(s, kr)
-			res, err := sealer.Seal(ctx, "team-a")
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Placed or not, the sealer reads them and refuses them.
-			refused := []int64{100, 101}
-			if res.Sealed != 3 || !slices.Equal(res.Refused, refused) {
-				t.Fatalf("sealed %d, refused %v: want the 3 ingested events sealed and %v refused", res.Sealed, res.Refused, refused)
-			}
-			checkLog(t, s, "team-a", tc.want...)
-			for _, seq := range []int64{100, 101} {
-				l, ok, err := s.LeafAt(ctx, "team-a", store.Position{Time: forged.Time.UnixNano(), Seq: seq})
-				if err != nil || !ok || l.Index != -1 {
-					t.Fatalf("forged leaf %d: %+v, %v, %v: want it there, unsealed", seq, l, ok, err)
-				}
-				var placed bool
-				if err := s.r.QueryRowContext(ctx, "SELECT idx IS NOT NULL FROM leaves WHERE namespace = 'team-a' AND seq = ?", seq).Scan(&placed); err != nil || placed {
-					t.Fatalf("forged leaf %d keeps a place in the log (%v)", seq, err)
-				}
-			}
-			// Ingest goes on at the next place, and the next seal finds
-			// nothing to mend; the forged leaves are refused again, as
-			// on every run (a key added to the ring later would seal
-			// them: TestRefusedLeafSealsOnceItsKeyIsKnown).
-			ingest("r4", 4)
-			res, err = sealer.Seal(ctx, "team-a")
-			if err != nil || res.Sealed != 1 || !slices.Equal(res.Refused, refused) {
-				t.Fatalf("second seal: %+v, %v", res, err)
-			}
-			checkLog(t, s, "team-a", append(slices.Clone(tc.want), "r4")...)
-		})
-	}
-}
-
-// TestRefusedLeafSealsOnceItsKeyIsKnown: leaves MACed with a key the
-// sealer's ring lacks (written by a process that loaded a rotated ring
-// first, such as manager import during a rotation) are refused and give
-// their places up, but are read again each run: a sealer whose ring has
-// the key seals them, after the leaves ingested meanwhile.
-func TestRefusedLeafSealsOnceItsKeyIsKnown(t *testing.T) {
-	ctx := t.Context()
-	old, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rotated, err := old.Rotate(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "audit.db")
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	ingest := func(kr *seal.Keyring, ids ...string) {
-		t.Helper()
-		s, err := New(ctx, path, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
-		if err != nil {
-			t.Fatal(err)
+			},
 		}
-		defer s.Close()
-		for i, id := range ids {
-			e := store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(i) * time.Second)}
-			if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
-				t.Fatalf("insert %s: %+v, %v", id, res, err)
-			}
-		}
-	}
-	ingest(old, "a1")
-	ingest(rotated, "new1", "new2")
-	ingest(old, "a2")
-	s := newStoreAt(t, path, old)
-	res, err := sealerOf(s, old).Seal(ctx, "team-a")
-	if err != nil || res.Sealed != 2 || len(res.Refused) != 2 {
-		t.Fatalf("sealing with the old ring: %+v, %v: want a1 and a2 sealed, new1 and new2 refused", res, err)
-	}
-	// Refused again, run after run, without rewriting the log.
-	res, err = sealerOf(s, old).Seal(ctx, "team-a")
-	if err != nil || res.Sealed != 0 || len(res.Refused) != 2 {
-		t.Fatalf("sealing again with the old ring: %+v, %v", res, err)
-	}
-	if nss, err := s.UnsealedNamespaces(ctx); err != nil || !slices.Equal(nss, []string{"team-a"}) {
-		t.Fatalf("unsealed namespaces with refused leaves: %v, %v", nss, err)
-	}
-	res, err = sealerOf(s, rotated).Seal(ctx, "team-a")
-	if err != nil || res.Sealed != 2 || len(res.Refused) != 0 {
-		t.Fatalf("sealing with the rotated ring: %+v, %v: want new1 and new2 sealed", res, err)
-	}
-	checkLog(t, s, "team-a", "a1", "a2", "new1", "new2")
-	if nss, err := s.UnsealedNamespaces(ctx); err != nil || len(nss) != 0 {
-		t.Fatalf("unsealed namespaces after sealing all: %v, %v", nss, err)
-	}
-}
-
-// TestSealerStopsAtACopiedLeaf: a copy of an unsealed leaf's row under
-// another key (ts) keeps a MAC that checks; the sealer must not sign a
-// log holding one event twice.
-func TestSealerStopsAtACopiedLeaf(t *testing.T) {
-	ctx := t.Context()
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
-	e := store.Event{ID: "r1", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
-	if _, err := s.Insert(ctx, []store.Event{e}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.w.ExecContext(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created)"+
-		" SELECT namespace, ts + 1, seq, version, data, mac, idx + 1, created FROM leaves WHERE namespace = 'team-a'"); err != nil {
-		t.Fatal(err)
-	}
-	_, err = sealerOf(s, kr).Seal(ctx, "team-a")
-	if !errors.Is(err, seal.ErrLogAltered) {
-		t.Fatalf("sealing a log with a copied leaf: %v, want ErrLogAltered", err)
-	}
-	if size, err := s.LogSize(ctx, "team-a"); err != nil || size != 0 {
-		t.Fatalf("log size %d (%v): nothing may be signed", size, err)
-	}
-}
-
-// TestPinnedReadBeyondTheLog: a read pinned to a checkpoint larger than the
-// store's newest (a report pinned before the file was restored from an
-// older copy) must not take the leaves placed since as sealed: ingest
-// places leaves, checkpoints seal them.
-func TestPinnedReadBeyondTheLog(t *testing.T) {
-	ctx := t.Context()
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	ingest := func(ids ...string) {
-		t.Helper()
-		for i, id := range ids {
-			e := store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(len(id)+i) * time.Second)}
-			if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
-				t.Fatalf("insert %s: %+v, %v", id, res, err)
-			}
-		}
-	}
-	ingest("r1", "r2")
-	if _, err := sealerOf(s, kr).Seal(ctx, "team-a"); err != nil {
-		t.Fatal(err)
-	}
-	ingest("r3-unsealed")
-	for _, n := range []int64{2, 3, 10} {
-		page, err := s.Events(ctx, store.EventQuery{View: "v", Namespace: "team-a", Page: store.Page{Size: 10}, InLog: &n})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, e := range page.Events {
-			ids = append(ids, e.ID)
-		}
-		if want := []string{"r1", "r2"}; !slices.Equal(ids, want) {
-			t.Errorf("pinned to %d: %v, want %v (r3's leaf is placed, not sealed)", n, ids, want)
-		}
-	}
+	})
 }
 
 // TestPayloads: storetest.CheckPayloads on a SQLite file.

@@ -535,11 +535,11 @@ func pinFilters(inLog *int64, filters ...string) []string {
 // SQLite plans NOT EXISTS as that probe (measured as fast as an unpinned
 // read).
 //
-// SQLite places a leaf when ingest writes it (a place is not a seal: the
-// newest checkpoint's size is), so there n is bounded by that size, read
-// once in the statement: a report pinned to a checkpoint the store no
-// longer has (restored from an older copy) must not take the leaves placed
-// since as sealed.
+// Ingest places a leaf when it writes it (a place is not a seal: the
+// newest checkpoint's size is), so n is bounded by that size, read once in
+// the statement: a report pinned to a checkpoint the store no longer has
+// (restored from an older copy) must not take the leaves placed since as
+// sealed.
 func (r *Reader) inLog(a *Args, ns string, n *int64) string {
 	if n == nil {
 		return ""
@@ -548,7 +548,7 @@ func (r *Reader) inLog(a *Args, ns string, n *int64) string {
 		return " AND NOT EXISTS (SELECT 1 FROM leaves AS l WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq" +
 			" AND (l.idx IS NULL OR l.idx >= min(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + "))))"
 	}
-	return " AND coalesce((SELECT CASE WHEN l.idx IS NULL OR l.idx >= " + a.Add(*n) + " THEN 1 ELSE 0 END FROM leaves AS l" +
+	return " AND coalesce((SELECT CASE WHEN l.idx IS NULL OR l.idx >= least(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + ")) THEN 1 ELSE 0 END FROM leaves AS l" +
 		" WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq), 0) = 0"
 }
 
