@@ -176,8 +176,8 @@ func TestReportPinnedToCheckpoint(t *testing.T) {
 	}
 	// The intruder cuts the log and its checkpoints back to 3 leaves and
 	// deletes the events past them, as if they had never been stored.
-	exec("DELETE FROM events WHERE namespace = ? AND seq IN (SELECT seq FROM leaves WHERE namespace = ? AND idx >= 3)", ns, ns)
-	exec("DELETE FROM leaves WHERE namespace = ? AND (idx IS NULL OR idx >= 3)", ns)
+	exec("DELETE FROM events WHERE namespace = ? AND seq IN (SELECT seq FROM leaves WHERE namespace = ? AND place >= 3)", ns, ns)
+	exec("DELETE FROM leaves WHERE namespace = ? AND (place IS NULL OR place >= 3)", ns)
 	exec("DELETE FROM checkpoints WHERE namespace = ? AND size > 3", ns)
 	verify("the log cut back", false, 1)
 	findings = nil

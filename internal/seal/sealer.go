@@ -55,8 +55,10 @@ type LogStore interface {
 	// LogSize returns the size of ns's newest checkpoint (0 before the first).
 	LogSize(ctx context.Context, ns string) (int64, error)
 	// Unsealed returns up to limit leaves of ns that no checkpoint covers,
-	// in the order the log is to hold them, those of seqs past after: seq
-	// order, or the places an Unplacer's ingest gave them.
+	// in the order the log is to hold them: in seq order those of seqs
+	// past after, or an Unplacer's placed leaves in place order (after is
+	// then no bound: the sealer appends each batch before it asks for the
+	// next, and places need not follow seqs).
 	Unsealed(ctx context.Context, ns string, after int64, limit int) ([]PendingLeaf, error)
 	// ReadHashes returns the tree hashes of ns at the tlog indexes:
 	// ReadTreeHashes over the kept ones and the sealed leaves.
@@ -73,12 +75,20 @@ type LogStore interface {
 }
 
 // Unplacer is a LogStore whose ingest gives each leaf its place in the log
-// as it writes it (SQLite, whose single writer numbers them), so that
-// sealing only has to sign. A leaf the sealer refuses must give its place
-// up: Unplace takes the places of the leaves of seqs (none of them sealed),
-// and moves the unsealed leaves after them up, in their order.
+// as it writes it (both stores), so that sealing only has to sign. Its
+// Unsealed returns placed leaves only.
 type Unplacer interface {
+	// Unplace takes the places of the leaves of seqs (none of them
+	// sealed), and moves the unsealed leaves after them up, in their
+	// order: a leaf the sealer refuses gives its place up.
 	Unplace(ctx context.Context, ns string, seqs []int64) error
+	// Unplaced returns up to limit leaves of ns without a place (refused
+	// before, written with SQL or by a manager of a version before), in
+	// seq order, those of seqs past after.
+	Unplaced(ctx context.Context, ns string, after int64, limit int) ([]PendingLeaf, error)
+	// Place gives the leaves of seqs, without a place, the next places of
+	// ns's log, in that order, as ingest would have.
+	Place(ctx context.Context, ns string, seqs []int64) error
 }
 
 // Sealer extends namespaces' logs by the leaves ingest wrote and signs
@@ -258,6 +268,16 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		return SealResult{}, err
 	}
 	var res SealResult
+	if u, ok := s.Store.(Unplacer); ok {
+		// Before the placed ones are read: a run ends at the first full
+		// batch written after it began, so under ingest that never
+		// pauses, leaves read after the placed ones would wait for ever.
+		refused, err := s.placeUnplaced(ctx, u, ns, batch)
+		res.Refused = refused
+		if err != nil {
+			return res, err
+		}
+	}
 	var after int64 = -1 << 63
 	began := s.Now()
 	// known holds the hashes this run wrote or read: laying out leaf n
@@ -390,6 +410,38 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		if last {
 			return res, nil
 		}
+	}
+}
+
+// placeUnplaced gives the leaves of ns without a place whose MAC checks
+// the next places of its log, in seq order, and returns the seqs of those
+// it refused: they stay without a place, and are read again each run (a
+// key added to the ring later seals them).
+func (s *Sealer) placeUnplaced(ctx context.Context, u Unplacer, ns string, batch int) ([]int64, error) {
+	var refused []int64
+	var after int64 = -1 << 63
+	for {
+		leaves, err := u.Unplaced(ctx, ns, after, batch)
+		if err != nil {
+			return refused, fmt.Errorf("sealing %s: reading leaves without a place: %w", ns, err)
+		}
+		var valid []int64
+		for _, l := range leaves {
+			if s.Keys.CheckLeafMAC(ns, l.Seq, l.Version, l.Data, l.MAC) {
+				valid = append(valid, l.Seq)
+			} else {
+				refused = append(refused, l.Seq)
+			}
+		}
+		if len(valid) > 0 {
+			if err := u.Place(ctx, ns, valid); err != nil {
+				return refused, fmt.Errorf("sealing %s: placing %d leaves that had no place: %w", ns, len(valid), err)
+			}
+		}
+		if len(leaves) < batch {
+			return refused, nil
+		}
+		after = leaves[len(leaves)-1].Seq
 	}
 }
 

@@ -228,7 +228,7 @@ func TestTampering(t *testing.T) {
 			// and a leaf whose digest is right (a digest needs no key)
 			// at index 0, where a1's sealed leaf is.
 			exec(t, "DROP INDEX leaves_by_index")
-			exec(t, "CREATE INDEX leaves_by_index ON leaves (namespace, idx) WHERE idx IS NOT NULL")
+			exec(t, "CREATE INDEX leaves_by_index ON leaves (namespace, place) WHERE place IS NOT NULL")
 			exec(t, forgeEvent)
 			e, ok, err := eventBySeq(t, st, "team-a", 9000)
 			if err != nil || !ok {
@@ -239,7 +239,7 @@ func TestTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 			data := seal.LeafData(e.Time, d)
-			exec(t, fmt.Sprintf("INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES ('team-a', %d, 9000, 1, %s, %s, 0, 0)",
+			exec(t, fmt.Sprintf("INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created) VALUES ('team-a', %d, 9000, 1, %s, %s, 0, 0)",
 				e.Time.UnixNano(), bytesLiteral(st, data[:]), bytesLiteral(st, make([]byte, 32))))
 		}, want: func(map[string]int64) []found { return []found{{"team-a", Inconsistent, 9000, ""}} }},
 		{name: "checkpoint edited", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
@@ -268,7 +268,7 @@ func TestTampering(t *testing.T) {
 		{name: "log cut back to its older checkpoint, no witness but the running manager", grown: true, sealRefused: "team-a",
 			tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 				exec(t, "DELETE FROM events WHERE namespace = 'team-a' AND id IN ('a7', 'a8', 'a9')")
-				exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND idx >= 6")
+				exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND place >= 6")
 				exec(t, "DELETE FROM checkpoints WHERE namespace = 'team-a' AND size > 6")
 			}},
 		{name: "leaf left unsealed", unsealedAfter: time.Hour, tamper: func(t *testing.T, st Store, _ func(*testing.T, string), s map[string]int64) {
@@ -415,7 +415,7 @@ func rewriteA2AndItsLeaf(t *testing.T, st Store, exec func(*testing.T, string), 
 // it never happened: events, leaves and checkpoints alike.
 func truncateTeamA(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 	exec(t, "DELETE FROM events WHERE namespace = 'team-a' AND id IN ('a4', 'a5', 'a6')")
-	exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND idx >= 3")
+	exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND place >= 3")
 	exec(t, "DELETE FROM checkpoints WHERE namespace = 'team-a'")
 }
 
@@ -545,10 +545,10 @@ func TestRootsOutOfOrder(t *testing.T) {
 		// checkpoint from size 13 on has another root now, and the kept
 		// tree hash over leaves 0-15 is not what they give.
 		{"leaf edited", func(t *testing.T, exec func(*testing.T, string)) {
-			exec(t, "UPDATE leaves SET mac = mac, data = (SELECT data FROM leaves WHERE namespace = 'team-a' AND idx = 13) WHERE namespace = 'team-a' AND idx = 12")
+			exec(t, "UPDATE leaves SET mac = mac, data = (SELECT data FROM leaves WHERE namespace = 'team-a' AND place = 13) WHERE namespace = 'team-a' AND place = 12")
 		}, []string{Altered, Inconsistent, Inconsistent, Inconsistent}},
 		{"leaf deleted", func(t *testing.T, exec func(*testing.T, string)) {
-			exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND idx = 12")
+			exec(t, "DELETE FROM leaves WHERE namespace = 'team-a' AND place = 12")
 		}, []string{Inconsistent, Inconsistent, Missing, Unsealed}},
 	}
 	for _, b := range backends {

@@ -167,7 +167,7 @@ func killDuringSealing(t *testing.T, st storeUnderTest) {
 	waitUntil(t, ctx, 30*time.Second, "every leaf of "+ns+" sealed", func() bool {
 		// Sealed: placed below the newest checkpoint's size (SQLite
 		// places leaves at ingest, PostgreSQL when it seals).
-		n, err := st.value(ctx, "SELECT CAST(count(*) AS TEXT) FROM leaves WHERE namespace = '"+ns+"' AND (idx IS NULL OR idx >= "+
+		n, err := st.value(ctx, "SELECT CAST(count(*) AS TEXT) FROM leaves WHERE namespace = '"+ns+"' AND (place IS NULL OR place >= "+
 			"(SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = '"+ns+"'))")
 		return err == nil && n == "0"
 	})

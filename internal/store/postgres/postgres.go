@@ -582,7 +582,7 @@ func writeLeaves(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []
 	}
 	next := 0
 	created := time.Now().UnixNano()
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac", "idx", "created"}, pgx.CopyFromFunc(func() ([]any, error) {
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac", "place", "created"}, pgx.CopyFromFunc(func() ([]any, error) {
 		if next == len(seqs) {
 			return nil, nil
 		}
@@ -603,7 +603,7 @@ func writeLeaves(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []
 // placed leaf, and never inside what its newest checkpoint covers (should
 // its last leaves be gone, a new one must not take a sealed place).
 const nextPlacesSQL = `SELECT u.ns, greatest(
-    coalesce((SELECT l.idx + 1 FROM leaves AS l WHERE l.namespace = u.ns AND l.idx IS NOT NULL ORDER BY l.idx DESC LIMIT 1), 0),
+    coalesce((SELECT l.place + 1 FROM leaves AS l WHERE l.namespace = u.ns AND l.place IS NOT NULL ORDER BY l.place DESC LIMIT 1), 0),
     coalesce((SELECT max(c.size) FROM checkpoints AS c WHERE c.namespace = u.ns), 0))
 FROM unnest($1::text[]) AS u(ns)`
 

@@ -629,7 +629,7 @@ func TestLeafPlaceMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}}
-	s, err := open(ctx, url, opts, 8)
+	s, err := New(ctx, url, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,9 +654,16 @@ func TestLeafPlaceMigration(t *testing.T) {
 	}
 	ingest(s, "team-a", "a3", "a4", "a5")
 	ingest(s, "team-b", "b1", "b2")
-	// As the version before left them: unsealed leaves without a place.
-	if _, err := s.pool.Exec(ctx, "UPDATE leaves SET idx = NULL WHERE idx >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)"); err != nil {
-		t.Fatal(err)
+	// As the version before left them: unsealed leaves without a place,
+	// in column idx, at schema version 8.
+	for _, q := range []string{
+		"UPDATE leaves SET place = NULL WHERE place >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)",
+		"ALTER TABLE leaves RENAME COLUMN place TO idx",
+		"DELETE FROM schema_migrations WHERE version >= 9",
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 	s.Close()
 
@@ -666,7 +673,7 @@ func TestLeafPlaceMigration(t *testing.T) {
 	}
 	defer s2.Close()
 	var unplaced int
-	if err := s2.pool.QueryRow(ctx, "SELECT count(*) FROM leaves WHERE idx IS NULL").Scan(&unplaced); err != nil || unplaced != 0 {
+	if err := s2.pool.QueryRow(ctx, "SELECT count(*) FROM leaves WHERE place IS NULL").Scan(&unplaced); err != nil || unplaced != 0 {
 		t.Fatalf("%d leaves without a place after the migration (%v)", unplaced, err)
 	}
 	nss, err := s2.UnsealedNamespaces(ctx)

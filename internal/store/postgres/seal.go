@@ -52,12 +52,12 @@ func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 	var out []string
 	err := s.tx(ctx, "unsealed namespaces", readOnly, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, "WITH RECURSIVE logs(ns) AS ("+
-			"SELECT (SELECT min(namespace) FROM leaves WHERE idx IS NOT NULL)"+
-			" UNION ALL SELECT (SELECT min(l.namespace) FROM leaves AS l WHERE l.idx IS NOT NULL AND l.namespace > logs.ns)"+
+			"SELECT (SELECT min(namespace) FROM leaves WHERE place IS NOT NULL)"+
+			" UNION ALL SELECT (SELECT min(l.namespace) FROM leaves AS l WHERE l.place IS NOT NULL AND l.namespace > logs.ns)"+
 			" FROM logs WHERE logs.ns IS NOT NULL)"+
 			" SELECT ns FROM logs WHERE ns IS NOT NULL"+
-			" AND (SELECT l.idx FROM leaves AS l WHERE l.namespace = logs.ns AND l.idx IS NOT NULL ORDER BY l.idx DESC LIMIT 1) >= "+sealedSize("logs.ns")+
-			" UNION SELECT DISTINCT namespace FROM leaves WHERE idx IS NULL ORDER BY 1")
+			" AND (SELECT l.place FROM leaves AS l WHERE l.namespace = logs.ns AND l.place IS NOT NULL ORDER BY l.place DESC LIMIT 1) >= "+sealedSize("logs.ns")+
+			" UNION SELECT DISTINCT namespace FROM leaves WHERE place IS NULL ORDER BY 1")
 		if err != nil {
 			return err
 		}
@@ -77,52 +77,65 @@ func (s *Store) LogSize(ctx context.Context, ns string) (int64, error) {
 }
 
 // Unsealed implements seal.LogStore: the placed leaves past the newest
-// checkpoint in place order, then the leaves without a place (refused
-// before, or written with SQL), in seq order.
-//
-// Places follow commit order, which is not seq order here (a batch takes
-// its seqs before it waits for writersLock), so after is no bound on the
-// placed leaves: the sealer appends each batch before it asks for the next,
-// and the newest checkpoint is past them. It bounds the leaves without a
-// place only when it is one of theirs, as it is when the batch before
-// ended among them.
-func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
+// checkpoint, in place order. Places follow commit order, which is not seq
+// order here (a batch takes its seqs before it waits for writersLock), so
+// after is no bound (seal.Unplacer).
+func (s *Store) Unsealed(ctx context.Context, ns string, _ int64, limit int) ([]seal.PendingLeaf, error) {
+	return s.pendingLeaves(ctx, "unsealed leaves", "SELECT seq, version, data, mac, created FROM leaves"+
+		" WHERE namespace = $1 AND place >= "+sealedSize("$1")+" ORDER BY place LIMIT $2", ns, limit)
+}
+
+// Unplaced implements seal.Unplacer.
+func (s *Store) Unplaced(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
+	return s.pendingLeaves(ctx, "leaves without a place", "SELECT seq, version, data, mac, created FROM leaves"+
+		" WHERE namespace = $1 AND place IS NULL AND seq > $2 ORDER BY seq LIMIT $3", ns, after, limit)
+}
+
+// pendingLeaves reads the leaves query q selects.
+func (s *Store) pendingLeaves(ctx context.Context, op, q string, args ...any) ([]seal.PendingLeaf, error) {
 	var out []seal.PendingLeaf
-	err := s.tx(ctx, "unsealed leaves", readOnly, func(tx pgx.Tx) error {
-		for _, q := range []struct {
-			sql  string
-			args []any
-		}{
-			{"SELECT seq, version, data, mac, created FROM leaves WHERE namespace = $1 AND idx >= " + sealedSize("$1") + " ORDER BY idx LIMIT $2",
-				[]any{ns, limit}},
-			{"SELECT seq, version, data, mac, created FROM leaves WHERE namespace = $1 AND idx IS NULL" +
-				" AND seq > CASE WHEN EXISTS (SELECT 1 FROM leaves WHERE namespace = $1 AND idx IS NULL AND seq = $2) THEN $2 ELSE -9223372036854775808 END" +
-				" ORDER BY seq LIMIT $3", []any{ns, after, limit}},
-		} {
-			if len(out) >= limit {
-				break
-			}
-			q.args[len(q.args)-1] = limit - len(out)
-			rows, err := tx.Query(ctx, q.sql, q.args...)
-			if err != nil {
-				return err
-			}
-			page, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (seal.PendingLeaf, error) {
-				var l seal.PendingLeaf
-				var v int16
-				var created int64
-				err := r.Scan(&l.Seq, &v, &l.Data, &l.MAC, &created)
-				l.Version, l.Created = int(v), time.Unix(0, created).UTC()
-				return l, err
-			})
-			if err != nil {
-				return err
-			}
-			out = append(out, page...)
+	err := s.tx(ctx, op, readOnly, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (seal.PendingLeaf, error) {
+			var l seal.PendingLeaf
+			var v int16
+			var created int64
+			err := r.Scan(&l.Seq, &v, &l.Data, &l.MAC, &created)
+			l.Version, l.Created = int(v), time.Unix(0, created).UTC()
+			return l, err
+		})
+		return err
+	})
+	return out, err
+}
+
+// Place implements seal.Unplacer, under writersLock: the places are
+// ingest's next ones.
+func (s *Store) Place(ctx context.Context, ns string, seqs []int64) error {
+	return s.tx(ctx, "place", pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := lockLog(ctx, tx, ns); err != nil {
+			return err
+		}
+		if err := lockWriters(ctx, tx); err != nil {
+			return err
+		}
+		places, err := nextPlaces(ctx, tx, []string{ns})
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, "UPDATE leaves AS l SET place = $3 + u.k - 1 FROM unnest($2::bigint[]) WITH ORDINALITY AS u(seq, k)"+
+			" WHERE l.namespace = $1 AND l.seq = u.seq AND l.place IS NULL", ns, seqs, places[ns])
+		if err != nil {
+			return fmt.Errorf("placing leaves of %s: %w", ns, err)
+		}
+		if n := tag.RowsAffected(); n != int64(len(seqs)) {
+			return fmt.Errorf("%d of the %d leaves of %s to place have a place already or are gone", int64(len(seqs))-n, len(seqs), ns)
 		}
 		return nil
 	})
-	return out, err
 }
 
 // ReadHashes implements seal.LogStore and seal.LogReader: the kept hashes
@@ -143,7 +156,7 @@ func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) (out
 				return out, sqlstore.ScanTreeHashes(rows, ns, indexes, out)
 			},
 			LeafData: func(start, end int64) ([][]byte, error) {
-				rows, err := tx.Query(ctx, "SELECT data FROM leaves WHERE namespace = $1 AND idx >= $2 AND idx < least($3, "+sealedSize("$1")+") ORDER BY idx", ns, start, end)
+				rows, err := tx.Query(ctx, "SELECT data FROM leaves WHERE namespace = $1 AND place >= $2 AND place < least($3, "+sealedSize("$1")+") ORDER BY place", ns, start, end)
 				if err != nil {
 					return nil, err
 				}
@@ -174,8 +187,8 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 		// Ingest placed the leaves: the batch is normally exactly the
 		// leaves at [from, cp.Size), and sealing writes none of them.
 		var placed bool
-		if err := tx.QueryRow(ctx, "SELECT coalesce(array_agg(seq ORDER BY idx), '{}') = $3::bigint[] FROM leaves"+
-			" WHERE namespace = $1 AND idx >= $2 AND idx < $2 + cardinality($3::bigint[])", ns, from, seqs).Scan(&placed); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT coalesce(array_agg(seq ORDER BY place), '{}') = $3::bigint[] FROM leaves"+
+			" WHERE namespace = $1 AND place >= $2 AND place < $2 + cardinality($3::bigint[])", ns, from, seqs).Scan(&placed); err != nil {
 			return err
 		}
 		if !placed {
@@ -231,8 +244,8 @@ func replace(ctx context.Context, tx pgx.Tx, ns string, from int64, seqs []int64
 	}
 	// The batch's leaves are moved aside now, or have no place (refused
 	// before, their MAC checks now).
-	tag, err := tx.Exec(ctx, "UPDATE leaves AS l SET idx = $3 + u.k - 1 FROM unnest($2::bigint[]) WITH ORDINALITY AS u(seq, k)"+
-		" WHERE l.namespace = $1 AND l.seq = u.seq AND (l.idx < 0 OR l.idx IS NULL)", ns, seqs, from)
+	tag, err := tx.Exec(ctx, "UPDATE leaves AS l SET place = $3 + u.k - 1 FROM unnest($2::bigint[]) WITH ORDINALITY AS u(seq, k)"+
+		" WHERE l.namespace = $1 AND l.seq = u.seq AND (l.place < 0 OR l.place IS NULL)", ns, seqs, from)
 	if err != nil {
 		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, from, err)
 	}
@@ -260,7 +273,7 @@ func (s *Store) Unplace(ctx context.Context, ns string, seqs []int64) error {
 		// Only unsealed leaves: a sealed one keeps its place whatever
 		// the caller says. Leaves refused again, without a place
 		// already, change nothing.
-		tag, err := tx.Exec(ctx, "UPDATE leaves SET idx = NULL WHERE namespace = $1 AND idx >= $2 AND seq = ANY($3::bigint[])", ns, size, seqs)
+		tag, err := tx.Exec(ctx, "UPDATE leaves SET place = NULL WHERE namespace = $1 AND place >= $2 AND seq = ANY($3::bigint[])", ns, size, seqs)
 		if err != nil {
 			return fmt.Errorf("unplacing leaves of %s: %w", ns, err)
 		}
@@ -278,7 +291,7 @@ func (s *Store) Unplace(ctx context.Context, ns string, seqs []int64) error {
 // way of new places: place p becomes -1-p, which keeps them apart (the
 // unique index holds after each row) and in their order, reversed.
 func moveAside(ctx context.Context, tx pgx.Tx, ns string, from int64) error {
-	if _, err := tx.Exec(ctx, "UPDATE leaves SET idx = -1 - idx WHERE namespace = $1 AND idx >= $2", ns, from); err != nil {
+	if _, err := tx.Exec(ctx, "UPDATE leaves SET place = -1 - place WHERE namespace = $1 AND place >= $2", ns, from); err != nil {
 		return fmt.Errorf("moving the leaves of %s from %d aside: %w", ns, from, err)
 	}
 	return nil
@@ -287,8 +300,8 @@ func moveAside(ctx context.Context, tx pgx.Tx, ns string, from int64) error {
 // placeAside gives the leaves moveAside moved the places from at on, in
 // their order.
 func placeAside(ctx context.Context, tx pgx.Tx, ns string, at int64) error {
-	if _, err := tx.Exec(ctx, "UPDATE leaves SET idx = p.idx FROM ("+
-		"SELECT ts, seq, $1 + row_number() OVER (ORDER BY idx DESC) - 1 AS idx FROM leaves WHERE namespace = $2 AND idx < 0) AS p"+
+	if _, err := tx.Exec(ctx, "UPDATE leaves SET place = p.place FROM ("+
+		"SELECT ts, seq, $1 + row_number() OVER (ORDER BY place DESC) - 1 AS place FROM leaves WHERE namespace = $2 AND place < 0) AS p"+
 		" WHERE leaves.namespace = $2 AND leaves.ts = p.ts AND leaves.seq = p.seq", at, ns); err != nil {
 		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, at, err)
 	}
@@ -299,9 +312,9 @@ func placeAside(ctx context.Context, tx pgx.Tx, ns string, at int64) error {
 func (s *Store) Leaves(ctx context.Context, ns string, start, end int64) ([]seal.Leaf, error) {
 	var out []seal.Leaf
 	err := s.tx(ctx, "leaves", readOnly, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT l.idx, l.seq, coalesce(e.id, ''), l.version, l.data FROM leaves AS l
+		rows, err := tx.Query(ctx, `SELECT l.place, l.seq, coalesce(e.id, ''), l.version, l.data FROM leaves AS l
 			LEFT JOIN events AS e ON e.namespace = l.namespace AND e.ts = l.ts AND e.seq = l.seq
-			WHERE l.namespace = $1 AND l.idx >= $2 AND l.idx < least($3, `+sealedSize("$1")+`) ORDER BY l.idx`, ns, start, end)
+			WHERE l.namespace = $1 AND l.place >= $2 AND l.place < least($3, `+sealedSize("$1")+`) ORDER BY l.place`, ns, start, end)
 		if err != nil {
 			return err
 		}
@@ -352,7 +365,7 @@ func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
 // keyedLeafColumns are what scanKeyedLeaf reads, in a query whose first
 // parameter is the namespace: a leaf no checkpoint covers has index -1, as
 // the interface says, whether or not ingest placed it.
-var keyedLeafColumns = "ts, seq, CASE WHEN idx < " + sealedSize("$1") + " THEN idx ELSE -1 END, version, data, created"
+var keyedLeafColumns = "ts, seq, CASE WHEN place < " + sealedSize("$1") + " THEN place ELSE -1 END, version, data, created"
 
 func scanKeyedLeaf(r pgx.Row) (seal.KeyedLeaf, error) {
 	var l seal.KeyedLeaf

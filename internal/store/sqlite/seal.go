@@ -50,13 +50,13 @@ func (s *Store) UnsealedNamespaces(ctx context.Context) ([]string, error) {
 	var out []string
 	err := s.readTx(ctx, "unsealed namespaces", func(db sqlQueryer) error {
 		rows, err := db.QueryContext(ctx, "WITH RECURSIVE logs(ns) AS ("+
-			"SELECT (SELECT min(namespace) FROM leaves INDEXED BY leaves_by_index WHERE idx IS NOT NULL)"+
-			" UNION ALL SELECT (SELECT min(namespace) FROM leaves INDEXED BY leaves_by_index WHERE idx IS NOT NULL AND namespace > logs.ns)"+
+			"SELECT (SELECT min(namespace) FROM leaves INDEXED BY leaves_by_index WHERE place IS NOT NULL)"+
+			" UNION ALL SELECT (SELECT min(namespace) FROM leaves INDEXED BY leaves_by_index WHERE place IS NOT NULL AND namespace > logs.ns)"+
 			" FROM logs WHERE logs.ns IS NOT NULL)"+
 			" SELECT ns FROM logs WHERE ns IS NOT NULL"+
-			" AND (SELECT idx FROM leaves INDEXED BY leaves_by_index WHERE namespace = logs.ns AND idx IS NOT NULL ORDER BY idx DESC LIMIT 1)"+
+			" AND (SELECT place FROM leaves INDEXED BY leaves_by_index WHERE namespace = logs.ns AND place IS NOT NULL ORDER BY place DESC LIMIT 1)"+
 			" >= "+sealedSizeOf("logs.ns")+
-			" UNION SELECT DISTINCT namespace FROM leaves INDEXED BY leaves_unsealed WHERE idx IS NULL ORDER BY 1")
+			" UNION SELECT DISTINCT namespace FROM leaves INDEXED BY leaves_unsealed WHERE place IS NULL ORDER BY 1")
 		if err != nil {
 			return err
 		}
@@ -97,43 +97,59 @@ func logSize(ctx context.Context, db sqlQueryer, ns string, size *int64) error {
 }
 
 // Unsealed implements seal.LogStore: the placed leaves past the newest
-// checkpoint in place order (which is seq order: ingest places leaves as
-// it numbers events), then the leaves without a place (refused before, or
-// written with SQL), in seq order.
-func (s *Store) Unsealed(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
+// checkpoint, in place order (seal.Unplacer: after is no bound).
+func (s *Store) Unsealed(ctx context.Context, ns string, _ int64, limit int) ([]seal.PendingLeaf, error) {
+	return s.pendingLeaves(ctx, "unsealed leaves", "SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_by_index"+
+		" WHERE namespace = ?1 AND place >= "+sealedSizeOf("?1")+" ORDER BY place LIMIT ?2", ns, limit)
+}
+
+// Unplaced implements seal.Unplacer.
+func (s *Store) Unplaced(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
+	return s.pendingLeaves(ctx, "leaves without a place", "SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_unsealed"+
+		" WHERE namespace = ? AND place IS NULL AND seq > ? ORDER BY seq LIMIT ?", ns, after, limit)
+}
+
+// pendingLeaves reads the leaves query q selects.
+func (s *Store) pendingLeaves(ctx context.Context, op, q string, args ...any) ([]seal.PendingLeaf, error) {
 	var out []seal.PendingLeaf
-	err := s.readTx(ctx, "unsealed leaves", func(db sqlQueryer) error {
-		for _, q := range []string{
-			"SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_by_index" +
-				" WHERE namespace = ?1 AND idx >= " + sealedSizeOf("?1") + " AND seq > ?2 ORDER BY idx LIMIT ?3",
-			"SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_unsealed" +
-				" WHERE namespace = ?1 AND idx IS NULL AND seq > ?2 ORDER BY seq LIMIT ?3",
-		} {
-			if len(out) >= limit {
-				break
+	err := s.readTx(ctx, op, func(db sqlQueryer) error {
+		rows, err := db.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var l seal.PendingLeaf
+			var created int64
+			if err := rows.Scan(&l.Seq, &l.Version, &l.Data, &l.MAC, &created); err != nil {
+				return err
 			}
-			rows, err := db.QueryContext(ctx, q, ns, after, limit-len(out))
+			l.Created = time.Unix(0, created).UTC()
+			out = append(out, l)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// Place implements seal.Unplacer.
+func (s *Store) Place(ctx context.Context, ns string, seqs []int64) error {
+	return s.write(ctx, "place", func(tx *sql.Tx) error {
+		var next int64
+		if err := tx.StmtContext(ctx, s.nextPlace).QueryRowContext(ctx, ns).Scan(&next); err != nil {
+			return fmt.Errorf("the next place in the log of %s: %w", ns, err)
+		}
+		for i, seq := range seqs {
+			r, err := tx.ExecContext(ctx, "UPDATE leaves SET place = ? WHERE namespace = ? AND seq = ? AND place IS NULL", next+int64(i), ns, seq)
 			if err != nil {
-				return err
+				return fmt.Errorf("placing leaf %d of %s: %w", seq, ns, err)
 			}
-			for rows.Next() {
-				var l seal.PendingLeaf
-				var created int64
-				if err := rows.Scan(&l.Seq, &l.Version, &l.Data, &l.MAC, &created); err != nil {
-					rows.Close()
-					return err
-				}
-				l.Created = time.Unix(0, created).UTC()
-				out = append(out, l)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
+			if n, err := r.RowsAffected(); err != nil || n != 1 {
+				return fmt.Errorf("leaf %d of %s to place: %d without a place (%v)", seq, ns, n, err)
 			}
 		}
 		return nil
 	})
-	return out, err
 }
 
 // ReadHashes implements seal.LogStore: the kept hashes from tree_hashes,
@@ -156,7 +172,7 @@ func (s *Store) ReadHashes(ctx context.Context, ns string, indexes []int64) (out
 
 // leafData returns the data of ns's sealed leaves [start, end), in order.
 func leafData(ctx context.Context, db sqlQueryer, ns string, start, end int64) ([][]byte, error) {
-	rows, err := db.QueryContext(ctx, "SELECT data FROM leaves INDEXED BY leaves_by_index WHERE namespace = ? AND idx >= ? AND idx < min(?, "+sealedSize+") ORDER BY idx",
+	rows, err := db.QueryContext(ctx, "SELECT data FROM leaves INDEXED BY leaves_by_index WHERE namespace = ? AND place >= ? AND place < min(?, "+sealedSize+") ORDER BY place",
 		ns, start, end, ns)
 	if err != nil {
 		return nil, err
@@ -246,7 +262,7 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 // placedAt says whether the leaves at places [from, from+len(seqs)) of ns
 // are those of seqs, in that order.
 func placedAt(ctx context.Context, tx *sql.Tx, ns string, from int64, seqs []int64) (bool, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT seq FROM leaves INDEXED BY leaves_by_index WHERE namespace = ? AND idx >= ? AND idx < ? ORDER BY idx",
+	rows, err := tx.QueryContext(ctx, "SELECT seq FROM leaves INDEXED BY leaves_by_index WHERE namespace = ? AND place >= ? AND place < ? ORDER BY place",
 		ns, from, from+int64(len(seqs)))
 	if err != nil {
 		return false, err
@@ -281,20 +297,20 @@ func replace(ctx context.Context, tx *sql.Tx, ns string, from int64, seqs []int6
 		return err
 	}
 	for _, q := range []string{
-		"CREATE TEMP TABLE IF NOT EXISTS seal_batch (seq INTEGER PRIMARY KEY, idx INTEGER NOT NULL)",
+		"CREATE TEMP TABLE IF NOT EXISTS seal_batch (seq INTEGER PRIMARY KEY, place INTEGER NOT NULL)",
 		"DELETE FROM temp.seal_batch",
 	} {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO temp.seal_batch (seq, idx) SELECT value, ? + key FROM json_each(?)", from, string(list)); err != nil {
+	if _, err := tx.ExecContext(ctx, "INSERT INTO temp.seal_batch (seq, place) SELECT value, ? + key FROM json_each(?)", from, string(list)); err != nil {
 		return err
 	}
 	// The batch's leaves are moved aside now, or have no place (refused
 	// before, their MAC checks now).
-	r, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = (SELECT b.idx FROM temp.seal_batch AS b WHERE b.seq = leaves.seq)"+
-		" WHERE namespace = ? AND (idx < 0 OR idx IS NULL) AND seq IN (SELECT seq FROM temp.seal_batch)", ns)
+	r, err := tx.ExecContext(ctx, "UPDATE leaves SET place = (SELECT b.place FROM temp.seal_batch AS b WHERE b.seq = leaves.seq)"+
+		" WHERE namespace = ? AND (place < 0 OR place IS NULL) AND seq IN (SELECT seq FROM temp.seal_batch)", ns)
 	if err != nil {
 		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, from, err)
 	}
@@ -320,7 +336,7 @@ func (s *Store) Unplace(ctx context.Context, ns string, seqs []int64) error {
 		// Only unsealed leaves: a sealed one keeps its place whatever
 		// the caller says. Leaves refused again, without a place
 		// already, change nothing.
-		r, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = NULL WHERE namespace = ? AND idx >= ? AND seq IN (SELECT value FROM json_each(?))",
+		r, err := tx.ExecContext(ctx, "UPDATE leaves SET place = NULL WHERE namespace = ? AND place >= ? AND seq IN (SELECT value FROM json_each(?))",
 			ns, size, string(list))
 		if err != nil {
 			return fmt.Errorf("unplacing leaves of %s: %w", ns, err)
@@ -339,7 +355,7 @@ func (s *Store) Unplace(ctx context.Context, ns string, seqs []int64) error {
 // way of new places: place p becomes -1-p, which keeps them apart (the
 // unique index holds after each statement) and in their order, reversed.
 func moveAside(ctx context.Context, tx *sql.Tx, ns string, from int64) error {
-	if _, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = -1 - idx WHERE namespace = ? AND idx >= ?", ns, from); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE leaves SET place = -1 - place WHERE namespace = ? AND place >= ?", ns, from); err != nil {
 		return fmt.Errorf("moving the leaves of %s from %d aside: %w", ns, from, err)
 	}
 	return nil
@@ -348,8 +364,8 @@ func moveAside(ctx context.Context, tx *sql.Tx, ns string, from int64) error {
 // placeAside gives the leaves moveAside moved the places from at on, in
 // their order.
 func placeAside(ctx context.Context, tx *sql.Tx, ns string, at int64) error {
-	if _, err := tx.ExecContext(ctx, "UPDATE leaves SET idx = p.idx FROM ("+
-		"SELECT ts, seq, ? + row_number() OVER (ORDER BY idx DESC) - 1 AS idx FROM leaves WHERE namespace = ? AND idx < 0) AS p"+
+	if _, err := tx.ExecContext(ctx, "UPDATE leaves SET place = p.place FROM ("+
+		"SELECT ts, seq, ? + row_number() OVER (ORDER BY place DESC) - 1 AS place FROM leaves WHERE namespace = ? AND place < 0) AS p"+
 		" WHERE leaves.namespace = ? AND leaves.ts = p.ts AND leaves.seq = p.seq", at, ns, ns); err != nil {
 		return fmt.Errorf("placing the leaves of %s from %d: %w", ns, at, err)
 	}
@@ -360,9 +376,9 @@ func placeAside(ctx context.Context, tx *sql.Tx, ns string, at int64) error {
 func (s *Store) Leaves(ctx context.Context, ns string, start, end int64) ([]seal.Leaf, error) {
 	var out []seal.Leaf
 	err := s.readTx(ctx, "leaves", func(db sqlQueryer) error {
-		rows, err := db.QueryContext(ctx, "SELECT l.idx, l.seq, coalesce(e.id, ''), l.version, l.data FROM leaves AS l INDEXED BY leaves_by_index"+
+		rows, err := db.QueryContext(ctx, "SELECT l.place, l.seq, coalesce(e.id, ''), l.version, l.data FROM leaves AS l INDEXED BY leaves_by_index"+
 			" LEFT JOIN events AS e ON e.namespace = l.namespace AND e.ts = l.ts AND e.seq = l.seq"+
-			" WHERE l.namespace = ? AND l.idx >= ? AND l.idx < min(?, "+sealedSize+") ORDER BY l.idx", ns, start, end, ns)
+			" WHERE l.namespace = ? AND l.place >= ? AND l.place < min(?, "+sealedSize+") ORDER BY l.place", ns, start, end, ns)
 		if err != nil {
 			return err
 		}
@@ -417,7 +433,7 @@ func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
 // keyedLeafColumns are what scanKeyedLeaf reads.
 // Its first parameter is the namespace: a leaf no checkpoint covers
 // has index -1, as the interface says, whether or not ingest placed it.
-const keyedLeafColumns = "ts, seq, CASE WHEN idx < " + sealedSize + " THEN idx ELSE -1 END, version, data, created"
+const keyedLeafColumns = "ts, seq, CASE WHEN place < " + sealedSize + " THEN place ELSE -1 END, version, data, created"
 
 func scanKeyedLeaf(rows interface{ Scan(...any) error }) (seal.KeyedLeaf, error) {
 	var l seal.KeyedLeaf

@@ -203,12 +203,12 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	}{
 		{&s.insert, "the event insert", "INSERT INTO events (seq, " + sqlstore.InsertColumns + ") VALUES (?" +
 			strings.Repeat(", ?", strings.Count(sqlstore.InsertColumns, ",")+1) + ") ON CONFLICT (" + sqlstore.ContentKeyColumns + ") DO NOTHING"},
-		{&s.insertLeaf, "the leaf insert", "INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
+		{&s.insertLeaf, "the leaf insert", "INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"},
 		// A log's next place: after its last placed leaf, and never inside
 		// what its newest checkpoint covers (should its last leaves be
 		// gone, a new one must not take a sealed place).
 		{&s.nextPlace, "the next place's read", "SELECT max(" +
-			"coalesce((SELECT idx + 1 FROM leaves INDEXED BY leaves_by_index WHERE namespace = ?1 AND idx IS NOT NULL ORDER BY idx DESC LIMIT 1), 0), " +
+			"coalesce((SELECT place + 1 FROM leaves INDEXED BY leaves_by_index WHERE namespace = ?1 AND place IS NOT NULL ORDER BY place DESC LIMIT 1), 0), " +
 			sealedSizeOf("?1") + ")"},
 		// Which of a group's stored events reuse the id of an older one:
 		// one statement per group, over a JSON array of [namespace,

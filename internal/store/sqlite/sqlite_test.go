@@ -290,7 +290,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 9 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 10 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -515,15 +515,15 @@ func TestLeafPlaceMigration(t *testing.T) {
 	ingest(s, "team-a", "a3", "a4", "a5")
 	ingest(s, "team-b", "b1", "b2")
 	for _, q := range []string{
-		"UPDATE leaves SET idx = NULL WHERE idx >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)",
+		"UPDATE leaves SET place = NULL WHERE place >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)",
 		"DELETE FROM schema_migrations WHERE version >= 7",
 	} {
 		if _, err := s.w.ExecContext(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	// Schema 6's column names and indexes: migrations 8 and 9 run again.
-	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable), "\n") {
+	// Schema 6's column names and indexes: migrations 8 to 10 run again.
+	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn), "\n") {
 		if q == "" {
 			continue
 		}
@@ -565,6 +565,11 @@ ALTER TABLE events RENAME COLUMN details_v1 TO details
 ALTER TABLE events RENAME COLUMN archived_v1 TO archived
 ALTER TABLE events RENAME COLUMN message_v1 TO message
 ALTER TABLE events RENAME COLUMN error_v1 TO error
+`
+
+// undoPlaceColumn takes migration 10 (0010_leaf_place_column.sql) back.
+const undoPlaceColumn = `
+ALTER TABLE leaves RENAME COLUMN place TO idx
 `
 
 // undoSummaryFromTable takes migration 9 (0009_summary_from_table.sql)

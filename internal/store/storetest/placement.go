@@ -64,6 +64,7 @@ func RunPlacement(t *testing.T, newDB func(t *testing.T) PlacementDB) {
 	t.Run("PinnedReadBeyondTheLog", func(t *testing.T) { testPinnedReadBeyondTheLog(t, newDB(t)) })
 	t.Run("ConcurrentIngestPlacesEachLeafOnce", func(t *testing.T) { testConcurrentIngestPlacesEachLeafOnce(t, newDB(t)) })
 	t.Run("LeafInTheWayIsNoClientError", func(t *testing.T) { testLeafInTheWayIsNoClientError(t, newDB(t)) })
+	t.Run("LeafWithoutAPlaceSealsUnderLoad", func(t *testing.T) { testLeafWithoutAPlaceSealsUnderLoad(t, newDB(t)) })
 }
 
 // sealerOf is a sealer of s's logs with keys kr.
@@ -156,23 +157,23 @@ func testRefusesRowsWrittenWithSQL(t *testing.T, newDB func(t *testing.T) Placem
 			}{{100, make([]byte, 32)}, {101, realMAC}} {
 				place := "NULL"
 				if tc.placed {
-					place = "(SELECT max(idx) + 1 FROM leaves WHERE namespace = 'team-a')"
+					place = "(SELECT max(place) + 1 FROM leaves WHERE namespace = 'team-a')"
 				}
-				exec("INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created) VALUES ('team-a', ?, ?, 1, ?, ?, "+place+", 0)",
+				exec("INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created) VALUES ('team-a', ?, ?, 1, ?, ?, "+place+", 0)",
 					forged.Time.UnixNano(), f.seq, data[:], f.mac)
 			}
 			ingest("r2", 2)
 			ingest("r3", 3)
 			if tc.swap {
-				exec("UPDATE leaves SET idx = -1 WHERE namespace = 'team-a' AND idx = 3")
-				exec("UPDATE leaves SET idx = 3 WHERE namespace = 'team-a' AND idx = 4")
-				exec("UPDATE leaves SET idx = 4 WHERE namespace = 'team-a' AND idx = -1")
+				exec("UPDATE leaves SET place = -1 WHERE namespace = 'team-a' AND place = 3")
+				exec("UPDATE leaves SET place = 3 WHERE namespace = 'team-a' AND place = 4")
+				exec("UPDATE leaves SET place = 4 WHERE namespace = 'team-a' AND place = -1")
 			}
 			if tc.gap {
-				exec("UPDATE leaves SET idx = 9 WHERE namespace = 'team-a' AND idx = 1")
+				exec("UPDATE leaves SET place = 9 WHERE namespace = 'team-a' AND place = 1")
 			}
 			if tc.hide {
-				exec("UPDATE leaves SET idx = NULL WHERE namespace = 'team-a' AND idx = 1")
+				exec("UPDATE leaves SET place = NULL WHERE namespace = 'team-a' AND place = 1")
 			}
 			sealer := sealerOf(s, kr)
 			res, err := sealer.Seal(ctx, "team-a")
@@ -191,7 +192,7 @@ func testRefusesRowsWrittenWithSQL(t *testing.T, newDB func(t *testing.T) Placem
 					t.Fatalf("forged leaf %d: %+v, %v, %v: want it there, unsealed", seq, l, ok, err)
 				}
 				var placed bool
-				db.Value(t, "SELECT idx IS NOT NULL FROM leaves WHERE namespace = 'team-a' AND seq = ?", []any{seq}, &placed)
+				db.Value(t, "SELECT place IS NOT NULL FROM leaves WHERE namespace = 'team-a' AND seq = ?", []any{seq}, &placed)
 				if placed {
 					t.Fatalf("forged leaf %d keeps a place in the log", seq)
 				}
@@ -276,8 +277,8 @@ func testStopsAtACopiedLeaf(t *testing.T, db PlacementDB) {
 	if _, err := s.Insert(ctx, []store.Event{e}); err != nil {
 		t.Fatal(err)
 	}
-	db.Exec(t, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, idx, created)"+
-		" SELECT namespace, ts + 1, seq, version, data, mac, idx + 1, created FROM leaves WHERE namespace = 'team-a'")
+	db.Exec(t, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created)"+
+		" SELECT namespace, ts + 1, seq, version, data, mac, place + 1, created FROM leaves WHERE namespace = 'team-a'")
 	_, err = sealerOf(s, kr).Seal(ctx, "team-a")
 	if !errors.Is(err, seal.ErrLogAltered) {
 		t.Fatalf("sealing a log with a copied leaf: %v, want ErrLogAltered", err)
@@ -484,4 +485,56 @@ func testLeafInTheWayIsNoClientError(t *testing.T, db PlacementDB) {
 		t.Fatal(err)
 	}
 	CheckLog(t, s, "team-a", "r1", "r2", "r3")
+}
+
+// testLeafWithoutAPlaceSealsUnderLoad: a valid leaf without a place (one a
+// manager of the version before wrote, or whose place was taken away) is
+// sealed within a few runs although ingest writes more between runs than
+// one run seals: a run ends at the first full batch written after it
+// began, so a sealer that read such leaves after the placed ones would
+// never reach it.
+func testLeafWithoutAPlaceSealsUnderLoad(t *testing.T, db PlacementDB) {
+	ctx := t.Context()
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := db.Open(t, kr)
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	n := 0
+	ingest := func(k int) {
+		t.Helper()
+		var batch []store.Event
+		for range k {
+			n++
+			batch = append(batch, store.Event{ID: fmt.Sprintf("e%03d", n), Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(n) * time.Second)})
+		}
+		mustInsert(t, s, batch...)
+	}
+	ingest(1)
+	db.Exec(t, "UPDATE leaves SET place = NULL WHERE namespace = 'team-a'")
+	ingest(30)
+	// Every leaf is written after the run began: each run seals one
+	// batch of 10, the load of a sealer that ingest outpaces.
+	sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Batch: 10, Now: func() time.Time { return time.Unix(0, 0) }}
+	for range 8 {
+		if _, err := sealer.Seal(ctx, "team-a"); err != nil {
+			t.Fatal(err)
+		}
+		var e001 store.Event
+		for _, e := range walk(t, s, all("team-a")) {
+			if e.ID == "e001" {
+				e001 = e
+			}
+		}
+		l, ok, err := s.LeafAt(ctx, "team-a", store.Position{Time: e001.Time.UnixNano(), Seq: e001.Seq})
+		if err != nil || !ok {
+			t.Fatalf("the leaf of e001: %v, %v", ok, err)
+		}
+		if l.Index >= 0 {
+			return // sealed
+		}
+		ingest(12)
+	}
+	t.Fatal("the leaf without a place is still unsealed after 8 runs, each behind ingest")
 }

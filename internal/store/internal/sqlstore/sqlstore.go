@@ -546,9 +546,9 @@ func (r *Reader) inLog(a *Args, ns string, n *int64) string {
 	}
 	if r.Dialect == SQLite {
 		return " AND NOT EXISTS (SELECT 1 FROM leaves AS l WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq" +
-			" AND (l.idx IS NULL OR l.idx >= min(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + "))))"
+			" AND (l.place IS NULL OR l.place >= min(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + "))))"
 	}
-	return " AND coalesce((SELECT CASE WHEN l.idx IS NULL OR l.idx >= least(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + ")) THEN 1 ELSE 0 END FROM leaves AS l" +
+	return " AND coalesce((SELECT CASE WHEN l.place IS NULL OR l.place >= least(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + ")) THEN 1 ELSE 0 END FROM leaves AS l" +
 		" WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq), 0) = 0"
 }
 

@@ -19,10 +19,24 @@ FROM (
     FROM leaves AS l
     WHERE l.idx IS NULL
 ) AS p
-WHERE leaves.namespace = p.namespace AND leaves.ts = p.ts AND leaves.seq = p.seq;
+-- idx IS NULL again: a sealer of the version before, still running, may
+-- have placed the leaf since this statement's snapshot; PostgreSQL re-checks
+-- this WHERE on the newest version of a row it waited for.
+WHERE leaves.namespace = p.namespace AND leaves.ts = p.ts AND leaves.seq = p.seq AND leaves.idx IS NULL;
 
 -- leaves_unsealed (namespace, seq) WHERE idx IS NULL stays, for the leaves
 -- the sealer refused (their MAC is no key's of its ring, so they gave their
 -- places up), rows written with SQL, and leaves a manager of the version
 -- before writes while it still runs beside this one. The sealer reads them
--- again each run, after the placed ones.
+-- again at the start of each run, and those whose MAC checks take the next
+-- places then.
+
+-- The column is `place` from now on. The rename is deliberate, as those of
+-- migrations 6 and 8: during a rolling update a manager of the version
+-- before, still running, would take a placed leaf without a checkpoint for
+-- sealed in its reads and, as leader, pin reports to checkpoints that leave
+-- out what upgraded replicas ingested. With the rename its sealer, its
+-- pinned reads and its log endpoints fail (reports retry, the API answers
+-- 500) until the rollout ends; its ingest, which writes no place, goes on,
+-- and an upgraded leader places and seals those leaves.
+ALTER TABLE leaves RENAME COLUMN idx TO place;
