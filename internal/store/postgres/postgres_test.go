@@ -633,27 +633,14 @@ func TestLeafPlaceMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	// One event per id, each a minute before the one before it: places
-	// follow seq, not time.
-	minute := 0
-	ingest := func(s *Store, ns string, ids ...string) {
-		t.Helper()
-		for _, id := range ids {
-			minute--
-			e := store.Event{ID: id, Namespace: ns, User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(minute) * time.Minute)}
-			if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
-				t.Fatalf("insert %s: %+v, %v", id, res, err)
-			}
-		}
-	}
+	var earlier storetest.EarlierEvents
 	sealer := &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
-	ingest(s, "team-a", "a1", "a2")
+	earlier.Insert(t, s, "team-a", "a1", "a2")
 	if _, err := sealer.SealAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ingest(s, "team-a", "a3", "a4", "a5")
-	ingest(s, "team-b", "b1", "b2")
+	earlier.Insert(t, s, "team-a", "a3", "a4", "a5")
+	earlier.Insert(t, s, "team-b", "b1", "b2")
 	// As the version before left them: unsealed leaves without a place,
 	// in column idx, at schema version 8.
 	for _, q := range []string{
@@ -680,7 +667,7 @@ func TestLeafPlaceMigration(t *testing.T) {
 	if err != nil || !slices.Equal(nss, []string{"team-a", "team-b"}) {
 		t.Fatalf("unsealed namespaces after the migration: %v, %v", nss, err)
 	}
-	ingest(s2, "team-a", "a6")
+	earlier.Insert(t, s2, "team-a", "a6")
 	res, err := (&seal.Sealer{Store: s2, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).SealAll(ctx)
 	if err != nil || res["team-a"].Sealed != 4 || res["team-b"].Sealed != 2 || len(res["team-a"].Refused)+len(res["team-b"].Refused) != 0 {
 		t.Fatalf("sealing after the migration: %+v, %v", res, err)

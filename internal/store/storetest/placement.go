@@ -67,6 +67,40 @@ func RunPlacement(t *testing.T, newDB func(t *testing.T) PlacementDB) {
 	t.Run("LeafWithoutAPlaceSealsUnderLoad", func(t *testing.T) { testLeafWithoutAPlaceSealsUnderLoad(t, newDB(t)) })
 }
 
+// placementAt is when the placement tests' events happen.
+var placementAt = time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+
+// teamEvent is event id of namespace team-a, d after placementAt.
+func teamEvent(id string, d time.Duration) store.Event {
+	return store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: placementAt.Add(d)}
+}
+
+// newKeyring is a new seal keyring.
+func newKeyring(t *testing.T) *seal.Keyring {
+	t.Helper()
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+// EarlierEvents stores one event of ns per id, alone, each a minute before
+// the one stored before it (the first a minute before placementAt): a
+// log's places then follow seq, not time. A migration test's ingest.
+type EarlierEvents struct{ minutes int }
+
+// Insert stores the events of ids in ns.
+func (e *EarlierEvents) Insert(t *testing.T, s store.Store, ns string, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		e.minutes--
+		ev := teamEvent(id, time.Duration(e.minutes)*time.Minute)
+		ev.Namespace = ns
+		mustInsert(t, s, ev)
+	}
+}
+
 // sealerOf is a sealer of s's logs with keys kr.
 func sealerOf(s seal.LogStore, kr *seal.Keyring) *seal.Sealer {
 	return &seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
@@ -99,7 +133,6 @@ func CheckLog(t *testing.T, s seal.LogReader, ns string, want ...string) {
 // swapped. The sealer never seals a forged leaf; every ingested one is
 // sealed, at contiguous places, and ingest goes on after them.
 func testRefusesRowsWrittenWithSQL(t *testing.T, newDB func(t *testing.T) PlacementDB) {
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name string
 		// placed: the forged leaves take the log's next places, between
@@ -125,15 +158,12 @@ func testRefusesRowsWrittenWithSQL(t *testing.T, newDB func(t *testing.T) Placem
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
-			kr, err := seal.NewKeyring(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
+			kr := newKeyring(t)
 			db := newDB(t)
 			s := db.Open(t, kr)
 			ingest := func(id string, sec int) {
 				t.Helper()
-				e := store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(sec) * time.Second)}
+				e := teamEvent(id, time.Duration(sec)*time.Second)
 				if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
 					t.Fatalf("insert %s: %+v, %v", id, res, err)
 				}
@@ -145,7 +175,8 @@ func testRefusesRowsWrittenWithSQL(t *testing.T, newDB func(t *testing.T) Placem
 			ingest("r1", 0)
 			var realMAC []byte
 			db.Value(t, "SELECT mac FROM leaves WHERE namespace = 'team-a'", nil, &realMAC)
-			forged := store.Event{ID: "forged", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Second), Seq: 100}
+			forged := teamEvent("forged", time.Second)
+			forged.Seq = 100
 			d, err := seal.Digest(&forged, seal.EncodingV1)
 			if err != nil {
 				t.Fatal(err)
@@ -218,20 +249,16 @@ func testRefusesRowsWrittenWithSQL(t *testing.T, newDB func(t *testing.T) Placem
 // the key seals them, after the leaves ingested meanwhile.
 func testRefusedLeafSealsOnceItsKeyIsKnown(t *testing.T, db PlacementDB) {
 	ctx := t.Context()
-	old, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := newKeyring(t)
 	rotated, err := old.Rotate(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	ingest := func(kr *seal.Keyring, ids ...string) {
 		t.Helper()
 		s := db.Open(t, kr)
 		for i, id := range ids {
-			e := store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(i) * time.Second)}
+			e := teamEvent(id, time.Duration(i)*time.Second)
 			if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
 				t.Fatalf("insert %s: %+v, %v", id, res, err)
 			}
@@ -268,18 +295,12 @@ func testRefusedLeafSealsOnceItsKeyIsKnown(t *testing.T, db PlacementDB) {
 // log holding one event twice.
 func testStopsAtACopiedLeaf(t *testing.T, db PlacementDB) {
 	ctx := t.Context()
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := newKeyring(t)
 	s := db.Open(t, kr)
-	e := store.Event{ID: "r1", Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}
-	if _, err := s.Insert(ctx, []store.Event{e}); err != nil {
-		t.Fatal(err)
-	}
+	mustInsert(t, s, teamEvent("r1", 0))
 	db.Exec(t, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created)"+
 		" SELECT namespace, ts + 1, seq, version, data, mac, place + 1, created FROM leaves WHERE namespace = 'team-a'")
-	_, err = sealerOf(s, kr).Seal(ctx, "team-a")
+	_, err := sealerOf(s, kr).Seal(ctx, "team-a")
 	if !errors.Is(err, seal.ErrLogAltered) {
 		t.Fatalf("sealing a log with a copied leaf: %v, want ErrLogAltered", err)
 	}
@@ -294,16 +315,12 @@ func testStopsAtACopiedLeaf(t *testing.T, db PlacementDB) {
 // places leaves, checkpoints seal them.
 func testPinnedReadBeyondTheLog(t *testing.T, db PlacementDB) {
 	ctx := t.Context()
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := newKeyring(t)
 	s := db.Open(t, kr)
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	ingest := func(ids ...string) {
 		t.Helper()
 		for i, id := range ids {
-			e := store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(len(id)+i) * time.Second)}
+			e := teamEvent(id, time.Duration(len(id)+i)*time.Second)
 			if res, err := s.Insert(ctx, []store.Event{e}); err != nil || res.Inserted != 1 {
 				t.Fatalf("insert %s: %+v, %v", id, res, err)
 			}
@@ -337,14 +354,10 @@ func testPinnedReadBeyondTheLog(t *testing.T, db PlacementDB) {
 // root of the log's leaves up to its size.
 func testConcurrentIngestPlacesEachLeafOnce(t *testing.T, db PlacementDB) {
 	ctx := t.Context()
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := newKeyring(t)
 	stores := []PlacingStore{db.Open(t, kr), db.Open(t, kr)}
 	nss := []string{"team-a", "team-b", "team-c"}
 	const writers, batches, perBatch = 6, 15, 20
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	var wg sync.WaitGroup
 	errs := make(chan error, writers+len(stores))
 	stop := make(chan struct{})
@@ -376,7 +389,7 @@ func testConcurrentIngestPlacesEachLeafOnce(t *testing.T, db PlacementDB) {
 					// stored at once compete for every log's next place.
 					batch = append(batch, store.Event{
 						ID: fmt.Sprintf("w%d-b%d-%d", w, b, i), Namespace: nss[(w+b+i)%len(nss)], User: "alice",
-						Status: "success", Category: "data", Time: at.Add(time.Duration(i) * time.Millisecond),
+						Status: "success", Category: "data", Time: placementAt.Add(time.Duration(i) * time.Millisecond),
 					})
 				}
 				res, err := stores[w%len(stores)].Insert(ctx, batch)
@@ -460,14 +473,10 @@ func testConcurrentIngestPlacesEachLeafOnce(t *testing.T, db PlacementDB) {
 // batch dropped that way. Once the index is gone, ingest goes on.
 func testLeafInTheWayIsNoClientError(t *testing.T, db PlacementDB) {
 	ctx := t.Context()
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := newKeyring(t)
 	s := db.Open(t, kr)
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	event := func(id string, sec int) store.Event {
-		return store.Event{ID: id, Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(sec) * time.Second)}
+		return teamEvent(id, time.Duration(sec)*time.Second)
 	}
 	mustInsert(t, s, event("r1", 0))
 	// Every leaf is of version 1: the index refuses every next one.
@@ -495,19 +504,15 @@ func testLeafInTheWayIsNoClientError(t *testing.T, db PlacementDB) {
 // never reach it.
 func testLeafWithoutAPlaceSealsUnderLoad(t *testing.T, db PlacementDB) {
 	ctx := t.Context()
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := newKeyring(t)
 	s := db.Open(t, kr)
-	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	n := 0
 	ingest := func(k int) {
 		t.Helper()
 		var batch []store.Event
 		for range k {
 			n++
-			batch = append(batch, store.Event{ID: fmt.Sprintf("e%03d", n), Namespace: "team-a", User: "alice", Status: "success", Category: "data", Time: at.Add(time.Duration(n) * time.Second)})
+			batch = append(batch, teamEvent(fmt.Sprintf("e%03d", n), time.Duration(n)*time.Second))
 		}
 		mustInsert(t, s, batch...)
 	}
