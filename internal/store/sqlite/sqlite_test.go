@@ -141,6 +141,8 @@ func TestQueryPlans(t *testing.T) {
 	for _, q := range []store.EventQuery{
 		{View: "v", Namespace: "a", Page: store.Page{Size: 2}, WithTotal: true},
 		{View: "v", Namespace: "a", Category: "access", Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", Category: "user", Page: store.Page{Size: 2}, WithTotal: true},
+		{View: "v", Namespace: "a", Category: "data", Page: store.Page{Size: 2}, WithTotal: true},
 		{View: "v", Namespace: "a", User: "u", Page: store.Page{Size: 2}, WithTotal: true},
 		{View: "v", Namespace: "a", User: "u", Category: "access", Page: store.Page{Size: 2}, WithTotal: true},
 		{View: "v", Namespace: "a", Range: store.TimeRange{From: time.Unix(600, 0), To: time.Unix(6000, 0)}, Page: store.Page{Size: 2}},
@@ -227,6 +229,13 @@ func (p *planQueryer) check(query string, args []any) {
 	if strings.Contains(plan, "USING INDEX events_content_key") {
 		p.t.Errorf("events read through the content key:\n%s\nplan:\n%s", query, plan)
 	}
+	// A category read alone has a partial index of its own.
+	for _, c := range []string{"access", "user"} {
+		if strings.Contains(query, "category = '"+c+"'") && !strings.Contains(query, "user_name =") &&
+			!strings.Contains(plan, " INDEX events_category_"+c+" (") {
+			p.t.Errorf("category %s read without its index:\n%s\nplan:\n%s", c, query, plan)
+		}
+	}
 	if !strings.Contains(plan, "SEARCH events") && !strings.Contains(plan, "SEARCH g") && !strings.Contains(plan, "SCAN g") {
 		p.t.Errorf("no index search:\n%s\nplan:\n%s", query, plan)
 	}
@@ -290,7 +299,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 10 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 11 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -509,8 +518,8 @@ func TestLeafPlaceMigration(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	// Schema 6's column names and indexes: migrations 8 to 10 run again.
-	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn), "\n") {
+	// Schema 6's column names and indexes: migrations 8 to 11 run again.
+	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn+undoCategoryIndexes), "\n") {
 		if q == "" {
 			continue
 		}
@@ -557,6 +566,14 @@ ALTER TABLE events RENAME COLUMN error_v1 TO error
 // undoPlaceColumn takes migration 10 (0010_leaf_place_column.sql) back.
 const undoPlaceColumn = `
 ALTER TABLE leaves RENAME COLUMN place TO idx
+`
+
+// undoCategoryIndexes takes migration 11
+// (0011_category_partial_indexes.sql) back.
+const undoCategoryIndexes = `
+DROP INDEX events_category_access
+DROP INDEX events_category_user
+CREATE INDEX events_namespace_category ON events (namespace, category, ts, seq)
 `
 
 // undoSummaryFromTable takes migration 9 (0009_summary_from_table.sql)
