@@ -25,6 +25,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -264,6 +265,63 @@ func (t *target) storeBytes(ctx context.Context) (int64, string, error) {
 	return total, "PostgreSQL tables with indexes and TOAST (pg_total_relation_size)", err
 }
 
+// compactedBytes is what a copy of t's database holds once compacted as
+// maintenance would (README, "Store maintenance"): SQLite's VACUUM INTO a
+// new file; PostgreSQL's REINDEX of a copy made with CREATE DATABASE …
+// TEMPLATE. B-tree pages that an insert splits in the middle of an index
+// stay half full, and every namespace's events go in at the end of its own
+// key range, in the middle of the index: a copy, so the phases after this
+// one read the store as ingest left it. t's store must be closed.
+func (r *runner) compactedBytes(ctx context.Context, t *target) (int64, string, error) {
+	if t.kind == "sqlite" {
+		cp := t.dsn + ".compacted"
+		_ = os.Remove(cp)
+		defer os.Remove(cp) //nolint:errcheck // best effort
+		db, err := sql.Open("sqlite", t.dsn)
+		if err != nil {
+			return 0, "", err
+		}
+		defer db.Close()
+		if _, err := db.ExecContext(ctx, "VACUUM INTO ?", cp); err != nil {
+			return 0, "", fmt.Errorf("VACUUM INTO: %w", err)
+		}
+		fi, err := os.Stat(cp)
+		if err != nil {
+			return 0, "", err
+		}
+		return fi.Size(), "SQLite database file after VACUUM INTO a new one", nil
+	}
+	u, err := url.Parse(t.dsn)
+	if err != nil {
+		return 0, "", err
+	}
+	src := strings.TrimPrefix(u.Path, "/")
+	dst := src + "_compacted"
+	admin, err := pgx.Connect(ctx, r.cfg.PostgresURL)
+	if err != nil {
+		return 0, "", err
+	}
+	defer admin.Close(ctx)
+	defer admin.Exec(context.WithoutCancel(ctx), "DROP DATABASE IF EXISTS "+dst+" WITH (FORCE)") //nolint:errcheck // best effort
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+dst+" WITH (FORCE)"); err != nil {
+		return 0, "", err
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+dst+" TEMPLATE "+src); err != nil {
+		return 0, "", fmt.Errorf("copying the database: %w", err)
+	}
+	u.Path = "/" + dst
+	c, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return 0, "", err
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "REINDEX SCHEMA public"); err != nil {
+		return 0, "", fmt.Errorf("REINDEX: %w", err)
+	}
+	size, _, err := (&target{kind: t.kind, dsn: u.String()}).storeBytes(ctx)
+	return size, "PostgreSQL tables with indexes and TOAST after REINDEX SCHEMA public", err
+}
+
 // open opens the store of t.
 func (t *target) open(ctx context.Context) (store.Store, error) {
 	opts := store.Options{TokenKey: tokenKey, Leaves: t.leaves}
@@ -332,6 +390,14 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 			Note: fmt.Sprintf("the audit log's JSON (one audit.k8s.io/v1 event per line), %.1f MiB", float64(raw.Size())/(1<<20))})
 	}
 	p.end("%.0f events/s over %.1f s; the store holds %.0f bytes per event", float64(n)/d.Seconds(), d.Seconds(), float64(size)/float64(n))
+	p = r.ph.begin("%s: compacting a copy of the store", kind)
+	csize, compaction, err := r.compactedBytes(ctx, main)
+	if err != nil {
+		return fmt.Errorf("compacting a copy of the store: %w", err)
+	}
+	r.res.add(Metric{Metric: "store_bytes_per_event" + strings.TrimSuffix(lbl, "}") + ",compacted=true}", Value: float64(csize) / float64(n), Unit: "bytes",
+		Note: fmt.Sprintf("%s, on a copy of the store after the webhook ingest: %.1f MiB", compaction, float64(csize)/(1<<20))})
+	p.end("%.0f bytes per event", float64(csize)/float64(n))
 	if main.keys != nil && !r.cfg.NoSealer {
 		if err := r.sealing(ctx, kind, main, float64(n)/d.Seconds(), lags()); err != nil {
 			return err
@@ -488,7 +554,7 @@ type phases struct {
 // ingest only, each report type into both sinks and its SQL floor, and
 // each endpoint's pages; then the jq floor.
 func phaseCount(stores int, ingestOnly, leaves, sealer bool) int {
-	perStore := 3
+	perStore := 4 // with the compacted copy of the webhook ingest's store
 	if leaves {
 		perStore++ // the backlog's catch-up
 		if sealer {

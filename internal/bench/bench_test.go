@@ -58,6 +58,7 @@ func TestPipeline(t *testing.T) {
 		"ingest_events_per_s{store=sqlite,seal=off}", "ingest_events_per_s{store=postgres,seal=off}",
 		"seal_catchup_leaves_per_s{store=sqlite}", "seal_catchup_leaves_per_s{store=postgres}",
 		"verify_events_per_s{store=sqlite}", "verify_events_per_s{store=postgres}",
+		"store_bytes_per_event{store=sqlite,compacted=true}", "store_bytes_per_event{store=postgres,compacted=true}",
 		"report_rows_per_s{type=AuditDetails,store=sqlite,pinned=true}", "report_rows_per_s{type=AuditDetails,store=postgres,pinned=true}",
 	} {
 		if v, ok := res.Get(name); !ok || v <= 0 {

@@ -149,7 +149,8 @@ const DaysBack = 400
 // Maintain implements store.Maintainer: with Options.DayPartitions, it
 // makes the missing partitions of today, of the DaysAhead days after it,
 // and of the days from DaysBack days ago on that the default partition
-// holds events of (moving them there); without, nothing (events stay in
+// holds events of (moving them there), and compacts the indexes of past
+// days (compactDays); without, nothing (events stay in
 // the default partition, and DeleteBefore still drops any day partition
 // made before). Run by the leader only (main's upkeep loop); a second
 // writer would find them made.
@@ -188,7 +189,89 @@ func (s *Store) Maintain(ctx context.Context, now time.Time) error {
 			return fmt.Errorf("postgres: making partition %s: %w", dayPartitionName(from), err)
 		}
 	}
+	return s.compactDays(ctx, parts, today)
+}
+
+// Index compaction of past days. Each namespace's events go in at the end
+// of its own key range, which is in the middle of every index (they all
+// lead with the namespace): a full page there splits in halves, the lower
+// one never gets another entry, and the indexes end up about half full. A
+// REINDEX packs them: ~290 of ~1,340 bytes an event on make bench's data
+// (bench/README.md). A day's partition gets few events once the day is
+// over, so Maintain rebuilds its indexes once, CONCURRENTLY (reads and
+// ingest go on), a day after the day ended, and marks it done in the
+// table's comment.
+const (
+	compactedComment = "auditops: indexes compacted"
+	// compactPerRun bounds the partitions one Maintain compacts: after an
+	// upgrade, every day kept is due, and the hourly runs share them out.
+	compactPerRun = 4
+)
+
+// leftoverIndexRE matches what an interrupted REINDEX CONCURRENTLY leaves
+// behind: an index built beside the old one (_ccnew) or the old one on its
+// way out (_ccold), both invalid, both still updated by every insert.
+var leftoverIndexRE = regexp.MustCompile(`_cc(new|old)[0-9]*$`)
+
+// compactDays rebuilds the indexes of the day partitions (of parts) that
+// ended before yesterday and are not marked compacted, at most
+// compactPerRun of them, oldest first.
+func (s *Store) compactDays(ctx context.Context, parts []partition, today int64) error {
+	var due []string
+	err := s.tx(ctx, "partitions", pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		for _, p := range parts {
+			if p.isDefault || p.to > today-dayNanos || len(due) == compactPerRun {
+				continue
+			}
+			var done bool
+			if err := tx.QueryRow(ctx, "SELECT coalesce(obj_description($1::regclass, 'pg_class') LIKE $2, false)",
+				pgx.Identifier{p.name}.Sanitize(), compactedComment+"%").Scan(&done); err != nil {
+				return err
+			}
+			if !done {
+				due = append(due, p.name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range due {
+		if err := s.compactPartition(ctx, name); err != nil {
+			return fmt.Errorf("postgres: compacting the indexes of %s: %w", name, err)
+		}
+	}
 	return nil
+}
+
+// compactPartition drops what an earlier interrupted rebuild left of name's
+// indexes, rebuilds them, and marks name compacted.
+func (s *Store) compactPartition(ctx context.Context, name string) error {
+	table := pgx.Identifier{name}.Sanitize()
+	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = $1::regclass AND NOT i.indisvalid`, table)
+	if err != nil {
+		return err
+	}
+	invalid, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, idx := range invalid {
+		if !leftoverIndexRE.MatchString(idx) {
+			continue // someone's CREATE INDEX CONCURRENTLY, in progress or failed: not ours
+		}
+		if _, err := s.pool.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+pgx.Identifier{idx}.Sanitize()); err != nil {
+			return fmt.Errorf("dropping %s, left by an interrupted rebuild: %w", idx, err)
+		}
+	}
+	// Not in a transaction (REINDEX CONCURRENTLY cannot be): one statement.
+	if _, err := s.pool.Exec(ctx, "REINDEX TABLE CONCURRENTLY "+table); err != nil {
+		return err
+	}
+	_, err = s.pool.Exec(ctx, "COMMENT ON TABLE "+table+" IS '"+compactedComment+" "+time.Now().UTC().Format(time.RFC3339)+"'")
+	return err
 }
 
 // createDay makes the partition [from, to) as a table of its own, moves the

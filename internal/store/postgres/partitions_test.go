@@ -19,6 +19,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -401,4 +402,103 @@ func sortedCopy(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
+}
+
+// TestPartitionCompaction: Maintain rebuilds the indexes of the day
+// partitions that ended a day ago or more, once, shrinking them (events
+// of several namespaces in time order leave them about half full), with
+// every event still found through them; it first drops what an
+// interrupted rebuild left, and no other invalid index.
+func TestPartitionCompaction(t *testing.T) {
+	ctx := t.Context()
+	s := newPartitionedStore(t)
+	if err := s.Maintain(ctx, dayN(0)); err != nil {
+		t.Fatal(err)
+	}
+	var batch []store.Event
+	for d := range 2 {
+		for i := range 12000 {
+			ns := "tenant-" + strconv.Itoa(i%8)
+			batch = append(batch, store.Event{ID: strconv.Itoa(d*100000 + i), Namespace: ns, User: "user-" + strconv.Itoa(i%37) + "@example.com",
+				API: "/pods", Status: store.StatusSuccess, Category: []string{"access", "user", "data"}[i%3], Time: dayN(d).Add(time.Duration(i) * time.Second)})
+			if len(batch) == 400 {
+				mustInsert(t, s, batch...)
+				batch = batch[:0]
+			}
+		}
+	}
+	day0, day1 := "events_p"+dayN(0).Format("20060102"), "events_p"+dayN(1).Format("20060102")
+	indexBytes := func(table string) (n int64) {
+		if err := s.pool.QueryRow(ctx, "SELECT pg_indexes_size($1::regclass)", table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	comment := func(table string) (c string) {
+		if err := s.pool.QueryRow(ctx, "SELECT coalesce(obj_description($1::regclass, 'pg_class'), '')", table).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	pages := func() map[string][]string {
+		out := map[string][]string{}
+		for i := range 8 {
+			ns := "tenant-" + strconv.Itoa(i)
+			for _, q := range []store.EventQuery{{Namespace: ns}, {Namespace: ns, Category: "access"}, {Namespace: ns, User: "user-3@example.com"}} {
+				q.View, q.Range, q.Page.Size = "v", store.TimeRange{From: dayN(0), To: dayN(2)}, 5000
+				p, err := s.Events(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range p.Events {
+					out[fmt.Sprint(q)] = append(out[fmt.Sprint(q)], e.ID)
+				}
+			}
+		}
+		return out
+	}
+	before := pages()
+	bloated := indexBytes(day0)
+	// What an interrupted REINDEX CONCURRENTLY leaves (an invalid _ccnew
+	// index), and someone else's failed CREATE INDEX CONCURRENTLY.
+	for _, name := range []string{day0 + "_namespace_idx_ccnew", "someone_elses"} {
+		if _, err := s.pool.Exec(ctx, "CREATE UNIQUE INDEX CONCURRENTLY "+name+" ON "+day0+" (namespace)"); err == nil {
+			t.Fatalf("%s: a unique index of duplicates was made", name)
+		}
+	}
+
+	now := dayN(2).Add(time.Hour) // day 0 ended a day ago, day 1 an hour ago
+	if err := s.Maintain(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	compacted := indexBytes(day0)
+	if !strings.HasPrefix(comment(day0), compactedComment) || comment(day1) != "" {
+		t.Fatalf("comments after Maintain: %s %q, %s %q; want day 0's only", day0, comment(day0), day1, comment(day1))
+	}
+	if compacted > bloated*3/4 {
+		t.Fatalf("the indexes of %s hold %d bytes after compaction, %d before: want a quarter less at least", day0, compacted, bloated)
+	}
+	var invalid []string
+	rows, err := s.pool.Query(ctx, "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE NOT i.indisvalid ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if invalid, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || !slices.Equal(invalid, []string{"someone_elses"}) {
+		t.Fatalf("invalid indexes after Maintain: %v, %v; want someone_elses only", invalid, err)
+	}
+	if after := pages(); !maps.EqualFunc(before, after, slices.Equal) || len(after) != 24 {
+		t.Fatalf("pages changed by the compaction")
+	}
+	// Done once: the next run leaves day 0 as it is.
+	var node, node2 int64
+	if err := s.pool.QueryRow(ctx, "SELECT pg_relation_filenode($1::regclass)::bigint", day0+"_pkey").Scan(&node); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Maintain(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pool.QueryRow(ctx, "SELECT pg_relation_filenode($1::regclass)::bigint", day0+"_pkey").Scan(&node2); err != nil || node2 != node {
+		t.Fatalf("%s_pkey rebuilt again (filenode %d -> %d, %v)", day0, node, node2, err)
+	}
+	t.Logf("indexes of %s: %d bytes, %d after compaction", day0, bloated, compacted)
 }
