@@ -34,6 +34,7 @@ BENCH_ONLY ?=
 BENCH_STORES ?=
 BENCH_PG_PARTITIONS ?=
 BENCH_SEAL ?=
+BENCH_PG_DURABLE ?=
 
 .PHONY: all
 all: build
@@ -104,7 +105,7 @@ fuzz: ## Run every fuzz target for FUZZTIME each (their seed corpora run in make
 .PHONY: bench
 bench: build ## Run the end-to-end benchmark (BENCH_EVENTS events) into bench/results.json; see bench/README.md.
 	@command -v jq >/dev/null 2>&1 || { echo "installing jq (apt-get)"; DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
-	BENCH_EVENTS=$(BENCH_EVENTS) BENCH_ONLY=$(BENCH_ONLY) BENCH_STORES=$(BENCH_STORES) BENCH_PG_PARTITIONS=$(BENCH_PG_PARTITIONS) BENCH_SEAL=$(BENCH_SEAL) hack/with-postgres.sh go run ./bench bench/results.json
+	BENCH_EVENTS=$(BENCH_EVENTS) BENCH_ONLY=$(BENCH_ONLY) BENCH_STORES=$(BENCH_STORES) BENCH_PG_PARTITIONS=$(BENCH_PG_PARTITIONS) BENCH_SEAL=$(BENCH_SEAL) PG_DURABLE=$(BENCH_PG_DURABLE) hack/with-postgres.sh go run ./bench bench/results.json
 
 ##@ Build
 

@@ -265,6 +265,27 @@ func (t *target) storeBytes(ctx context.Context) (int64, string, error) {
 	return total, "PostgreSQL tables with indexes and TOAST (pg_total_relation_size)", err
 }
 
+// durability says how t's database makes a commit durable: SQLite's
+// synchronous setting is the store's own; a PostgreSQL server's is its
+// operator's, and make bench's throwaway one skips fsync unless
+// BENCH_PG_DURABLE=1 (hack/postgres.sh), which makes its ingest faster
+// than a production server's.
+func (r *runner) durability(ctx context.Context, t *target) string {
+	if t.kind == "sqlite" {
+		return "synchronous=FULL (the store's setting)"
+	}
+	c, err := pgx.Connect(ctx, t.dsn)
+	if err != nil {
+		return "server settings unknown: " + err.Error()
+	}
+	defer c.Close(ctx)
+	var fsync, commit, fpw string
+	if err := c.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes')").Scan(&fsync, &commit, &fpw); err != nil {
+		return "server settings unknown: " + err.Error()
+	}
+	return fmt.Sprintf("server fsync=%s, synchronous_commit=%s, full_page_writes=%s", fsync, commit, fpw)
+}
+
 // compactedBytes is what a copy of t's database holds once compacted as
 // maintenance would (README, "Store maintenance"): SQLite's VACUUM INTO a
 // new file; PostgreSQL's REINDEX of a copy made with CREATE DATABASE …
@@ -376,7 +397,8 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 		return fmt.Errorf("webhook ingest stored %d of %d events", n, r.ds.Events)
 	}
 	r.res.add(Metric{Metric: "ingest_events_per_s" + lbl, Value: float64(n) / d.Seconds(), Unit: "events/s",
-		Note:  fmt.Sprintf("POST /ingest/v1/kube-audit over HTTPS (loopback), %d events per EventList, %d concurrent senders, %.1f s", webhookBatch, webhookSenders, d.Seconds()),
+		Note: fmt.Sprintf("POST /ingest/v1/kube-audit over HTTPS (loopback), %d events per EventList, %d concurrent senders, %.1f s; %s",
+			webhookBatch, webhookSenders, d.Seconds(), r.durability(ctx, main)),
 		floor: "floor_insert_events_per_s" + lbl})
 	size, where, err := main.storeBytes(ctx)
 	if err != nil {
