@@ -220,7 +220,10 @@ func (s *Store) compactDays(ctx context.Context, parts []partition, today int64)
 	var due []string
 	err := s.tx(ctx, "partitions", pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		for _, p := range parts {
-			if p.isDefault || p.to > today-dayNanos || len(due) == compactPerRun {
+			// Day partitions only: events_legacy holds everything from
+			// before partitioning, whose rebuild is the operator's call,
+			// as the default partition's is (README).
+			if p.isDefault || p.to-p.from != dayNanos || p.to > today-dayNanos || len(due) == compactPerRun {
 				continue
 			}
 			var done bool

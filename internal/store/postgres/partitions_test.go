@@ -327,6 +327,12 @@ func TestPartitionMigration(t *testing.T) {
 	if ids := partitionRows(t, s)["events_p"+future.Time.Format("20060102")]; !slices.Equal(ids, []string{future.ID}) {
 		t.Fatalf("the future event's day holds %v", ids)
 	}
+	// Past days are compacted, events_legacy (all of the time before) is not.
+	var legacy, day string
+	if err := s.pool.QueryRow(ctx, "SELECT coalesce(obj_description('events_legacy'::regclass, 'pg_class'), ''), coalesce(obj_description($1::regclass, 'pg_class'), '')",
+		"events_p"+now.Add(24*time.Hour).Format("20060102")).Scan(&legacy, &day); err != nil || legacy != "" || !strings.HasPrefix(day, compactedComment) {
+		t.Fatalf("comments of events_legacy %q and of the first day %q (%v): want the day's alone", legacy, day, err)
+	}
 }
 
 func seqs(t *testing.T, s *Store) map[string]int64 {
