@@ -217,28 +217,36 @@ var leftoverIndexRE = regexp.MustCompile(`_cc(new|old)[0-9]*$`)
 // ended before yesterday and are not marked compacted, at most
 // compactPerRun of them, oldest first.
 func (s *Store) compactDays(ctx context.Context, parts []partition, today int64) error {
-	var due []string
-	err := s.tx(ctx, "partitions", pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		for _, p := range parts {
-			// Day partitions only: events_legacy holds everything from
-			// before partitioning, whose rebuild is the operator's call,
-			// as the default partition's is (README).
-			if p.isDefault || p.to-p.from != dayNanos || p.to > today-dayNanos || len(due) == compactPerRun {
-				continue
-			}
-			var done bool
-			if err := tx.QueryRow(ctx, "SELECT coalesce(obj_description($1::regclass, 'pg_class') LIKE $2, false)",
-				pgx.Identifier{p.name}.Sanitize(), compactedComment+"%").Scan(&done); err != nil {
-				return err
-			}
-			if !done {
-				due = append(due, p.name)
-			}
+	var past []string
+	for _, p := range parts {
+		// Day partitions only: events_legacy holds everything from before
+		// partitioning, whose rebuild is the operator's call, as the
+		// default partition's is (README).
+		if !p.isDefault && p.to-p.from == dayNanos && p.to <= today-dayNanos {
+			past = append(past, pgx.Identifier{p.name}.Sanitize())
 		}
+	}
+	if len(past) == 0 {
 		return nil
+	}
+	var done []string
+	err := s.tx(ctx, "partitions", pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT n FROM unnest($1::text[]) AS n
+			WHERE coalesce(obj_description(n::regclass, 'pg_class'), '') LIKE $2`, past, compactedComment+"%")
+		if err != nil {
+			return err
+		}
+		done, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
 	})
 	if err != nil {
 		return err
+	}
+	var due []string
+	for _, name := range past {
+		if !slices.Contains(done, name) && len(due) < compactPerRun {
+			due = append(due, name)
+		}
 	}
 	for _, name := range due {
 		if err := s.compactPartition(ctx, name); err != nil {
@@ -248,10 +256,10 @@ func (s *Store) compactDays(ctx context.Context, parts []partition, today int64)
 	return nil
 }
 
-// compactPartition drops what an earlier interrupted rebuild left of name's
-// indexes, rebuilds them, and marks name compacted.
-func (s *Store) compactPartition(ctx context.Context, name string) error {
-	table := pgx.Identifier{name}.Sanitize()
+// compactPartition drops what an earlier interrupted rebuild left of the
+// indexes of table (a quoted identifier), rebuilds them, and marks it
+// compacted.
+func (s *Store) compactPartition(ctx context.Context, table string) error {
 	rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 		WHERE i.indrelid = $1::regclass AND NOT i.indisvalid`, table)
 	if err != nil {
