@@ -303,6 +303,13 @@ func runManager(args []string) error {
 			}
 			// And to those the leader before it published.
 			heads := sealkey.Heads{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Namespace: adminNamespace}
+			// Saves keep a log's newer note from the leader before, where
+			// its key is one of the ring's.
+			if vs, err := seal.Verifiers(sealer.Keys.VerifierKeys()...); err != nil {
+				ctrl.Log.WithName("seal").Error(err, "reading the ring's verifier keys: saves may put a log's older note back")
+			} else {
+				heads.Verifiers = vs
+			}
 			holdToHeads(ctx, heads, sealer, ctrl.Log.WithName("seal"))
 			return sealLoop(ctx, sealer, seo.interval, sm, headsPublisher(heads, sealer, ctrl.Log.WithName("seal")), ctrl.Log.WithName("seal"))
 		})); err != nil {

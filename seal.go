@@ -17,11 +17,9 @@ limitations under the License.
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -147,19 +145,13 @@ func (o *sealOptions) keyring(ctx context.Context, so storeOptions, restConfig f
 }
 
 // headsPublisher returns sealLoop's publish: it saves the sealer's signed
-// heads into the heads ConfigMap (sealkey.Heads) when they changed.
+// heads into the heads ConfigMaps (sealkey.Publisher).
 func headsPublisher(h sealkey.Heads, s *seal.Sealer, log logr.Logger) func(context.Context) {
-	var last map[string][]byte
+	p := &sealkey.Publisher{Heads: h}
 	return func(ctx context.Context) {
-		now := s.SignedHeads()
-		if last != nil && maps.EqualFunc(now, last, bytes.Equal) {
-			return
-		}
-		if err := h.Save(ctx, now); err != nil {
+		if err := p.Publish(ctx, time.Now(), s.SignedHeads()); err != nil {
 			log.Error(err, "publishing the logs' newest checkpoints")
-			return
 		}
-		last = now
 	}
 }
 

@@ -17,11 +17,13 @@ limitations under the License.
 package sealkey
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 	corev1 "k8s.io/api/core/v1"
@@ -69,6 +71,12 @@ type Heads struct {
 	Reader    client.Reader // uncached: the manager's API reader
 	Writer    client.Writer
 	Namespace string
+	// Verifiers, when set, keeps a log's note from going back: Save
+	// leaves a note these verify in place of one of a smaller tree of the
+	// same log (a leader stopping as the next starts saves its older
+	// heads last; the next, whose heads did not change, would not save
+	// them again).
+	Verifiers note.Verifiers
 
 	// fill and max replace headsFillBytes and headsMaxBytes (tests).
 	fill, max int
@@ -98,6 +106,12 @@ func (h Heads) shards(ctx context.Context) ([]*corev1.ConfigMap, error) {
 // a new namespace goes into the first shard with room, or a new one. No
 // namespace is left out, however many there are: a bound would let
 // whoever can name namespaces push the one they want unwitnessed out.
+//
+// Two saves may run at once (a leader stopping as the next starts). Each
+// write is conditional on the object read, and a namespace moves only to
+// a later shard, so a namespace found in two shards (a move under way, or
+// stopped) stays in the last: every save that sees it there agrees on which
+// copy to drop, and no namespace is ever left in none.
 func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 	fill, limit := h.fill, h.max
 	if fill == 0 {
@@ -123,6 +137,19 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 			where[ns] = append(where[ns], i)
 		}
 	}
+	// keep says whether the note old stays in place of n: a note of a
+	// larger tree of the same log, both signed by a key of h.Verifiers.
+	keep := func(old, n string) bool {
+		if h.Verifiers == nil || old == n {
+			return false
+		}
+		was, err := seal.Open([]byte(old), h.Verifiers)
+		if err != nil {
+			return false
+		}
+		now, err := seal.Open([]byte(n), h.Verifiers)
+		return err == nil && was.Origin == now.Origin && was.Size > now.Size
+	}
 	put := func(i int, ns, n string) {
 		if old, ok := data[i][ns]; ok {
 			size[i] -= len(ns) + len(old)
@@ -130,11 +157,11 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 		data[i][ns] = n
 		size[i] += len(ns) + len(n)
 	}
-	// room returns the first shard other than skip that ns and n fit into
+	// room returns the first shard after from that ns and n fit into
 	// below fill, adding one when none does.
-	room := func(ns, n string, skip int) int {
-		for i := range data {
-			if i != skip && size[i]+len(ns)+len(n) <= fill {
+	room := func(ns, n string, from int) int {
+		for i := from + 1; i < len(data); i++ {
+			if size[i]+len(ns)+len(n) <= fill {
 				return i
 			}
 		}
@@ -149,15 +176,18 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 		}
 		if in, ok := where[ns]; ok {
 			for _, i := range in {
-				put(i, ns, n)
+				if !keep(data[i][ns], n) {
+					put(i, ns, n)
+				}
 			}
 			continue
 		}
 		put(room(ns, n, -1), ns, n)
 	}
-	// A namespace a stopped save left in two shards stays in the first.
+	// A namespace in two shards (a move under way or stopped) stays in the
+	// last, where moves go.
 	for ns, in := range where {
-		for _, i := range in[1:] {
+		for _, i := range in[:len(in)-1] {
 			size[i] -= len(ns) + len(data[i][ns])
 			delete(data[i], ns)
 		}
@@ -259,4 +289,31 @@ func (h Heads) Load(ctx context.Context, vs note.Verifiers) (cps []seal.Checkpoi
 		}
 	}
 	return cps, bad, nil
+}
+
+// ResaveInterval is how often a Publisher saves heads that did not change.
+const ResaveInterval = 10 * time.Minute
+
+// Publisher saves a leader's heads after each seal round: when they
+// changed since its last save, and at least every ResaveInterval all the
+// same, so that heads someone deleted or put back (an older leader's save,
+// a hand edit) are written again also for logs that stay quiet.
+type Publisher struct {
+	Heads Heads
+
+	last  map[string][]byte
+	saved time.Time
+}
+
+// Publish saves notes (Heads.Save) unless they are what it saved last,
+// less than ResaveInterval before now.
+func (p *Publisher) Publish(ctx context.Context, now time.Time, notes map[string][]byte) error {
+	if p.last != nil && now.Sub(p.saved) < ResaveInterval && maps.EqualFunc(notes, p.last, bytes.Equal) {
+		return nil
+	}
+	if err := p.Heads.Save(ctx, notes); err != nil {
+		return err
+	}
+	p.last, p.saved = notes, now
+	return nil
 }

@@ -263,6 +263,177 @@ func saveStopped(t *testing.T, initial, grown, grownMore map[string][]byte) {
 	}
 }
 
+// TestHeadsConcurrentSaves: two saves at once (a leader stopping as the
+// next starts), the second run whole between any two writes of the first,
+// leave every namespace in some shard; the next save leaves each in one.
+// Before, a save that found a namespace in two shards kept the first copy
+// while the save moving it dropped that one: the namespace mid-move was
+// in none (the first case, seen: "b is in no shard").
+func TestHeadsConcurrentSaves(t *testing.T) {
+	ctx := context.Background()
+	note := func(ns string, n int) []byte { return []byte(ns + strings.Repeat("x", n)) }
+	notes := func(sizes map[string]int) map[string][]byte {
+		out := map[string][]byte{}
+		for ns, n := range sizes {
+			out[ns] = note(ns, n)
+		}
+		return out
+	}
+	grow := func(n, m int, extra ...string) map[string][]byte {
+		out := map[string][]byte{}
+		for i := range 12 {
+			ns := fmt.Sprintf("ns-%02d", i)
+			out[ns] = note(ns, n)
+			if i%3 == 0 {
+				out[ns] = note(ns, m)
+			}
+		}
+		for _, ns := range extra {
+			out[ns] = note(ns, 100)
+		}
+		return out
+	}
+	cases := []struct {
+		name                 string
+		initial, first, next map[string][]byte
+	}{
+		// The first save moves b to a new shard; the next knows a only.
+		{"b moves out while a is saved", notes(map[string]int{"a": 400, "b": 400}), notes(map[string]int{"a": 400, "b": 900}), notes(map[string]int{"a": 400})},
+		{"both grow", grow(100, 100), grow(150, 250, "ns-new"), grow(160, 300, "ns-new", "ns-newer")},
+		{"the next is older", grow(100, 100), grow(200, 300, "ns-new"), grow(100, 150)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for at := 0; ; at++ {
+				h := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-race"), fill: 1000, max: 1200}
+				if err := h.Save(ctx, c.initial); err != nil {
+					t.Fatal(err)
+				}
+				before := headsHolding(t, h)
+				var nextErr error
+				ran := false
+				first := h
+				first.Writer = &runAfter{Writer: k8sClient, writes: at, run: func() {
+					ran = true
+					nextErr = h.Save(ctx, c.next)
+				}}
+				firstErr := first.Save(ctx, c.first)
+				in := headsHolding(t, h)
+				for ns := range before {
+					if len(in[ns]) == 0 {
+						t.Fatalf("the next save run after the first's write %d (errors %v; %v): %s is in no shard (was at %v; now %v)", at, firstErr, nextErr, ns, before[ns], in)
+					}
+				}
+				if err := h.Save(ctx, c.first); err != nil {
+					t.Fatal(err)
+				}
+				in = headsHolding(t, h)
+				for ns := range c.first {
+					if len(in[ns]) != 1 {
+						t.Fatalf("after the races at write %d, a save left %s at %v, want one shard", at, ns, in[ns])
+					}
+				}
+				if !ran {
+					if at == 0 {
+						t.Fatal("the first save wrote nothing: the test shows nothing")
+					}
+					return
+				}
+			}
+		})
+	}
+}
+
+// TestHeadsNeverGoBack: with verifiers, a save leaves a log's note signed
+// at a larger size in place of an older one (a stopping leader's heads,
+// saved after the next leader's); a note no verifier signed does not hold
+// its place.
+func TestHeadsNeverGoBack(t *testing.T) {
+	ctx := context.Background()
+	sign, vs := testSigner(t)
+	h := Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-back"), Verifiers: vs}
+	sizes := func() map[string]int64 {
+		t.Helper()
+		cps, bad, err := h.Load(ctx, vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, cp := range cps {
+			out[cp.Origin] = cp.Size
+		}
+		for _, ns := range bad {
+			out[ns] = -1
+		}
+		return out
+	}
+	if err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 9), "team-b": sign("team-b", 3)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 7), "team-b": sign("team-b", 4)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sizes(); got["auditops/team-a"] != 9 || got["auditops/team-b"] != 4 {
+		t.Fatalf("after an older save of team-a and a newer of team-b: %v, want team-a at 9, team-b at 4", got)
+	}
+	other, _ := testSigner(t)
+	var cm corev1.ConfigMap
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: HeadsConfigMapName}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["team-a"] = string(other("team-a", 1<<40))
+	if err := k8sClient.Update(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 10)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sizes(); got["auditops/team-a"] != 10 {
+		t.Fatalf("a forged note of a larger tree held its place: %v", got)
+	}
+	// Without verifiers (before), the older note won.
+	h.Verifiers = nil
+	if err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 8)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sizes(); got["auditops/team-a"] != 8 {
+		t.Fatalf("without verifiers: %v, want team-a at 8", got)
+	}
+}
+
+// TestPublisherResaves: a publisher saves heads that did not change again
+// once ResaveInterval passed, so a deleted heads ConfigMap comes back for
+// logs that stay quiet (before, only a log's next seal saved its note).
+func TestPublisherResaves(t *testing.T) {
+	ctx := context.Background()
+	sign, vs := testSigner(t)
+	p := &Publisher{Heads: Heads{Reader: k8sClient, Writer: k8sClient, Namespace: newNamespace(t, "heads-resave"), Verifiers: vs}}
+	notes := map[string][]byte{"team-a": sign("team-a", 5)}
+	start := time.Unix(1700000000, 0)
+	loaded := func() int {
+		t.Helper()
+		cps, _, err := p.Heads.Load(ctx, vs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(cps)
+	}
+	if err := p.Publish(ctx, start, notes); err != nil || loaded() != 1 {
+		t.Fatalf("first publish: %v, %d checkpoints", err, loaded())
+	}
+	cm := &corev1.ConfigMap{}
+	cm.Namespace, cm.Name = p.Heads.Namespace, HeadsConfigMapName
+	if err := k8sClient.Delete(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, start.Add(ResaveInterval/2), notes); err != nil || loaded() != 0 {
+		t.Fatalf("the same heads within the interval: %v, %d checkpoints, want none (nothing read or written)", err, loaded())
+	}
+	if err := p.Publish(ctx, start.Add(ResaveInterval), notes); err != nil || loaded() != 1 {
+		t.Fatalf("the same heads after the interval: %v, %d checkpoints, want the note back", err, loaded())
+	}
+}
+
 // TestHeadsDropWhatIsNoNote: a value too long to be a note (someone who
 // can write ConfigMaps put it there) is dropped, not moved from shard to
 // new shard on every save.
@@ -331,4 +502,30 @@ func (s *stopAfter) Update(ctx context.Context, obj client.Object, opts ...clien
 	}
 	s.writes--
 	return s.Writer.Update(ctx, obj, opts...)
+}
+
+// runAfter runs run once, after the first writes writes.
+type runAfter struct {
+	client.Writer
+	writes int
+	run    func()
+}
+
+func (r *runAfter) before() {
+	if r.writes == 0 && r.run != nil {
+		run := r.run
+		r.run = nil
+		run()
+	}
+	r.writes--
+}
+
+func (r *runAfter) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
+	r.before()
+	return r.Writer.Create(ctx, obj, opts...)
+}
+
+func (r *runAfter) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	r.before()
+	return r.Writer.Update(ctx, obj, opts...)
 }
