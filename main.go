@@ -46,6 +46,7 @@ import (
 	"github.com/auditops/auditops/internal/apiserver"
 	"github.com/auditops/auditops/internal/apiserver/ingesthttp"
 	"github.com/auditops/auditops/internal/ingest"
+	"github.com/auditops/auditops/internal/memtune"
 	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/sealkey"
 	"github.com/auditops/auditops/internal/sealverify"
@@ -182,10 +183,10 @@ func runManager(args []string) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	setupLog := ctrl.Log.WithName("setup")
-	if limit, err := applyMemoryLimit(os.Getenv); err != nil {
+	if set, err := memtune.Apply(os.Getenv); err != nil {
 		return err
-	} else if limit > 0 {
-		setupLog.Info("Go soft memory limit set to 90% of the container's", "bytes", limit)
+	} else if set.Limit > 0 {
+		setupLog.Info("Go soft memory limit set to 90% of the container's", "bytes", set.Limit, "gcPercent", set.GCPercent)
 	}
 	destinations, err := sink.NewDestinations(allowedOutputURLs)
 	if err != nil {

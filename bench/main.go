@@ -29,20 +29,35 @@ import (
 	"syscall"
 
 	"github.com/auditops/auditops/internal/bench"
+	"github.com/auditops/auditops/internal/memtune"
 	"github.com/auditops/auditops/internal/store/storetest"
 )
 
+// chartMemoryLimit is the manager container's memory limit in the chart
+// and config/manager: the bench runs with the Go runtime settings the
+// manager takes from it, unless AUDITOPS_MEMORY_LIMIT says otherwise.
+const chartMemoryLimit = "512Mi"
+
 func main() {
+	if os.Getenv(memtune.LimitEnv) == "" {
+		// Report children inherit it, and apply it again below.
+		os.Setenv(memtune.LimitEnv, chartMemoryLimit)
+	}
+	rt, err := memtune.Apply(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
 	if bench.ChildMain() {
 		return
 	}
-	if err := run(); err != nil {
+	if err := run(rt); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(rt memtune.Settings) error {
 	n := 1000000
 	if v := os.Getenv("BENCH_EVENTS"); v != "" {
 		var err error
@@ -78,7 +93,7 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := bench.Config{Events: n, Dir: dir, PostgresURL: pg, Log: os.Stderr}
+	cfg := bench.Config{Events: n, Dir: dir, PostgresURL: pg, Log: os.Stderr, GoRuntime: rt}
 	if v := os.Getenv("BENCH_STORES"); v != "" {
 		cfg.Stores = strings.Split(v, ",")
 		for _, s := range cfg.Stores {

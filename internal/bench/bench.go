@@ -42,6 +42,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/auditops/auditops/internal/memtune"
 	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
@@ -78,6 +79,10 @@ type Config struct {
 	// (BENCH_SEAL=unsealed): it splits sealing's ingest cost between
 	// making leaves and the leader's seals. Seal lag is not measured.
 	NoSealer bool
+	// GoRuntime is what memtune.Apply set in this process and the report
+	// children (the manager's settings under the chart's memory limit),
+	// written into the results.
+	GoRuntime memtune.Settings
 }
 
 // Metric is one line of results.json.
@@ -126,6 +131,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		fmt.Fprintf(cfg.Log, "%s bench: "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 	}
 	res := &Results{Events: cfg.Events}
+	rt := "memtune.Apply, as the manager under its container's memory limit (" + memtune.LimitEnv + "=" + os.Getenv(memtune.LimitEnv) + "); 0: left at Go's default"
+	res.add(Metric{Metric: "go_soft_memory_limit_mib", Value: float64(cfg.GoRuntime.Limit) / (1 << 20), Unit: "MiB", Note: rt})
+	res.add(Metric{Metric: "go_gc_percent", Value: float64(cfg.GoRuntime.GCPercent), Unit: "%", Note: rt + ", or GOGC=" + os.Getenv("GOGC")})
 
 	kinds := []string{"sqlite"}
 	if cfg.PostgresURL != "" {
