@@ -19,6 +19,7 @@ package seal
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -33,6 +34,9 @@ import (
 
 // PendingLeaf is a leaf ingest wrote that no checkpoint covers yet.
 type PendingLeaf struct {
+	// Time is the time (Unix ns) in the row's key; ingest writes the
+	// same time into Data.
+	Time    int64
 	Seq     int64
 	Version int
 	Data    []byte
@@ -334,18 +338,13 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		after = leaves[len(leaves)-1].Seq
 		var seqs, refused []int64
 		var hashes []StoredHash
-		seen := make(map[int64]bool, len(leaves))
 		for _, l := range leaves {
-			// Seq is unique to an event, and its MAC covers seq but not the
-			// row's key: a second leaf of a seq is a copy of a row made
-			// behind the manager's back, and its MAC checks.
-			if seen[l.Seq] {
-				return res, fmt.Errorf("sealing %s: %w: two unsealed leaves have seq %d (a row copied behind the manager's back); run manager verify", ns, ErrLogAltered, l.Seq)
-			}
-			seen[l.Seq] = true
 			if !s.Keys.CheckLeafMAC(ns, l.Seq, l.Version, l.Data, l.MAC) {
 				refused = append(refused, l.Seq)
 				continue
+			}
+			if err := checkCopied(ns, l); err != nil {
+				return res, err
 			}
 			n := size + int64(len(seqs))
 			hs, err := tlog.StoredHashes(n, l.Data, reader)
@@ -427,11 +426,14 @@ func (s *Sealer) placeUnplaced(ctx context.Context, u Unplacer, ns string, batch
 		}
 		var valid []int64
 		for _, l := range leaves {
-			if s.Keys.CheckLeafMAC(ns, l.Seq, l.Version, l.Data, l.MAC) {
-				valid = append(valid, l.Seq)
-			} else {
+			if !s.Keys.CheckLeafMAC(ns, l.Seq, l.Version, l.Data, l.MAC) {
 				refused = append(refused, l.Seq)
+				continue
 			}
+			if err := checkCopied(ns, l); err != nil {
+				return refused, err
+			}
+			valid = append(valid, l.Seq)
 		}
 		if len(valid) > 0 {
 			if err := u.Place(ctx, ns, valid); err != nil {
@@ -443,6 +445,22 @@ func (s *Sealer) placeUnplaced(ctx context.Context, u Unplacer, ns string, batch
 		}
 		after = leaves[len(leaves)-1].Seq
 	}
+}
+
+// checkCopied returns ErrLogAltered for a leaf whose MAC checks but whose
+// row is keyed at another time than its data holds: a copy of a leaf's row
+// made behind the manager's back. The MAC covers the namespace, seq and
+// data, not the row's key (namespace, time, seq), so a copy with a MAC that
+// checks needs another time in its key, and the time in its data gives it
+// away, wherever it is: in another page of leaves than the row it copies,
+// or a copy of a leaf sealed long ago given no place or the next one. (A
+// check of seqs seen within one page of leaves missed those: the copy was
+// sealed a second time.)
+func checkCopied(ns string, l PendingLeaf) error {
+	if len(l.Data) != LeafDataSize || int64(binary.BigEndian.Uint64(l.Data[:8])) != l.Time {
+		return fmt.Errorf("sealing %s: %w: the leaf of seq %d is keyed at %d, its data holds another time (a row copied behind the manager's back); run manager verify", ns, ErrLogAltered, l.Seq, l.Time)
+	}
+	return nil
 }
 
 // ErrLogAltered is Seal's error for a log whose leaves or tree hashes no

@@ -138,7 +138,7 @@ func leafOf(seq int64) []byte {
 func (m *memStore) ingest(k *Key, ns string, seqs ...int64) {
 	for _, s := range seqs {
 		data := leafOf(s)
-		m.pending[s] = PendingLeaf{Seq: s, Version: EncodingV1, Data: data, MAC: k.LeafMAC(ns, s, EncodingV1, data)}
+		m.pending[s] = PendingLeaf{Time: s * 1000, Seq: s, Version: EncodingV1, Data: data, MAC: k.LeafMAC(ns, s, EncodingV1, data)}
 	}
 }
 
@@ -189,7 +189,7 @@ func TestSealer(t *testing.T) {
 	st.ingest(kr.Current, "team-a", 1, 2, 3, 5, 8, 9, 10, 11, 12, 13)
 	st.ingest(intruder, "team-a", 4)   // inserted with SQL, MAC made up
 	st.ingest(kr.Current, "team-b", 6) // another namespace's MAC
-	st.pending[7] = PendingLeaf{Seq: 7, Version: EncodingV1, Data: leafOf(7), MAC: make([]byte, 32)}
+	st.pending[7] = PendingLeaf{Time: 7000, Seq: 7, Version: EncodingV1, Data: leafOf(7), MAC: make([]byte, 32)}
 	s := newSealer(t, st, kr)
 	// The seal lag of each leaf a committed checkpoint covers, and of no
 	// other (refused, or in the failed transaction).
@@ -550,7 +550,7 @@ func (n *namespacesStore) Unsealed(_ context.Context, ns string, after int64, _ 
 		return nil, nil
 	}
 	data := leafOf(1)
-	return []PendingLeaf{{Seq: 1, Version: EncodingV1, Data: data, MAC: n.key.LeafMAC(ns, 1, EncodingV1, data)}}, nil
+	return []PendingLeaf{{Time: 1000, Seq: 1, Version: EncodingV1, Data: data, MAC: n.key.LeafMAC(ns, 1, EncodingV1, data)}}, nil
 }
 
 func (n *namespacesStore) ReadHashes(context.Context, string, []int64) ([]tlog.Hash, error) {

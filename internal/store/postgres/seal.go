@@ -81,13 +81,13 @@ func (s *Store) LogSize(ctx context.Context, ns string) (int64, error) {
 // order here (a batch takes its seqs before it waits for writersLock), so
 // after is no bound (seal.Unplacer).
 func (s *Store) Unsealed(ctx context.Context, ns string, _ int64, limit int) ([]seal.PendingLeaf, error) {
-	return s.pendingLeaves(ctx, "unsealed leaves", "SELECT seq, version, data, mac, created FROM leaves"+
+	return s.pendingLeaves(ctx, "unsealed leaves", "SELECT ts, seq, version, data, mac, created FROM leaves"+
 		" WHERE namespace = $1 AND place >= "+sealedSize("$1")+" ORDER BY place LIMIT $2", ns, limit)
 }
 
 // Unplaced implements seal.Unplacer.
 func (s *Store) Unplaced(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
-	return s.pendingLeaves(ctx, "leaves without a place", "SELECT seq, version, data, mac, created FROM leaves"+
+	return s.pendingLeaves(ctx, "leaves without a place", "SELECT ts, seq, version, data, mac, created FROM leaves"+
 		" WHERE namespace = $1 AND place IS NULL AND seq > $2 ORDER BY seq LIMIT $3", ns, after, limit)
 }
 
@@ -103,7 +103,7 @@ func (s *Store) pendingLeaves(ctx context.Context, op, q string, args ...any) ([
 			var l seal.PendingLeaf
 			var v int16
 			var created int64
-			err := r.Scan(&l.Seq, &v, &l.Data, &l.MAC, &created)
+			err := r.Scan(&l.Time, &l.Seq, &v, &l.Data, &l.MAC, &created)
 			l.Version, l.Created = int(v), time.Unix(0, created).UTC()
 			return l, err
 		})

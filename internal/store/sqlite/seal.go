@@ -99,13 +99,13 @@ func logSize(ctx context.Context, db sqlQueryer, ns string, size *int64) error {
 // Unsealed implements seal.LogStore: the placed leaves past the newest
 // checkpoint, in place order (seal.Unplacer: after is no bound).
 func (s *Store) Unsealed(ctx context.Context, ns string, _ int64, limit int) ([]seal.PendingLeaf, error) {
-	return s.pendingLeaves(ctx, "unsealed leaves", "SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_by_index"+
+	return s.pendingLeaves(ctx, "unsealed leaves", "SELECT ts, seq, version, data, mac, created FROM leaves INDEXED BY leaves_by_index"+
 		" WHERE namespace = ?1 AND place >= "+sealedSizeOf("?1")+" ORDER BY place LIMIT ?2", ns, limit)
 }
 
 // Unplaced implements seal.Unplacer.
 func (s *Store) Unplaced(ctx context.Context, ns string, after int64, limit int) ([]seal.PendingLeaf, error) {
-	return s.pendingLeaves(ctx, "leaves without a place", "SELECT seq, version, data, mac, created FROM leaves INDEXED BY leaves_unsealed"+
+	return s.pendingLeaves(ctx, "leaves without a place", "SELECT ts, seq, version, data, mac, created FROM leaves INDEXED BY leaves_unsealed"+
 		" WHERE namespace = ? AND place IS NULL AND seq > ? ORDER BY seq LIMIT ?", ns, after, limit)
 }
 
@@ -121,7 +121,7 @@ func (s *Store) pendingLeaves(ctx context.Context, op, q string, args ...any) ([
 		for rows.Next() {
 			var l seal.PendingLeaf
 			var created int64
-			if err := rows.Scan(&l.Seq, &l.Version, &l.Data, &l.MAC, &created); err != nil {
+			if err := rows.Scan(&l.Time, &l.Seq, &l.Version, &l.Data, &l.MAC, &created); err != nil {
 				return err
 			}
 			l.Created = time.Unix(0, created).UTC()

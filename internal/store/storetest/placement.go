@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +61,7 @@ type PlacementDB struct {
 func RunPlacement(t *testing.T, newDB func(t *testing.T) PlacementDB) {
 	t.Run("RefusesRowsWrittenWithSQL", func(t *testing.T) { testRefusesRowsWrittenWithSQL(t, newDB) })
 	t.Run("RefusedLeafSealsOnceItsKeyIsKnown", func(t *testing.T) { testRefusedLeafSealsOnceItsKeyIsKnown(t, newDB(t)) })
-	t.Run("StopsAtACopiedLeaf", func(t *testing.T) { testStopsAtACopiedLeaf(t, newDB(t)) })
+	t.Run("StopsAtACopiedLeaf", func(t *testing.T) { testStopsAtACopiedLeaf(t, newDB) })
 	t.Run("PinnedReadBeyondTheLog", func(t *testing.T) { testPinnedReadBeyondTheLog(t, newDB(t)) })
 	t.Run("ConcurrentIngestPlacesEachLeafOnce", func(t *testing.T) { testConcurrentIngestPlacesEachLeafOnce(t, newDB(t)) })
 	t.Run("LeafInTheWayIsNoClientError", func(t *testing.T) { testLeafInTheWayIsNoClientError(t, newDB(t)) })
@@ -290,22 +291,62 @@ func testRefusedLeafSealsOnceItsKeyIsKnown(t *testing.T, db PlacementDB) {
 	}
 }
 
-// testStopsAtACopiedLeaf: a copy of an unsealed leaf's row under
-// another key (ts) keeps a MAC that checks; the sealer must not sign a
-// log holding one event twice.
-func testStopsAtACopiedLeaf(t *testing.T, db PlacementDB) {
-	ctx := t.Context()
-	kr := newKeyring(t)
-	s := db.Open(t, kr)
-	mustInsert(t, s, teamEvent("r1", 0))
-	db.Exec(t, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created)"+
-		" SELECT namespace, ts + 1, seq, version, data, mac, place + 1, created FROM leaves WHERE namespace = 'team-a'")
-	_, err := sealerOf(s, kr).Seal(ctx, "team-a")
-	if !errors.Is(err, seal.ErrLogAltered) {
-		t.Fatalf("sealing a log with a copied leaf: %v, want ErrLogAltered", err)
-	}
-	if size, err := s.LogSize(ctx, "team-a"); err != nil || size != 0 {
-		t.Fatalf("log size %d (%v): nothing may be signed", size, err)
+// testStopsAtACopiedLeaf: a copy of a leaf's row under another key (ts)
+// keeps a MAC that checks; the sealer must not sign a log holding one event
+// twice, wherever the copy is. Before, only a copy in the same page of
+// unsealed leaves as the row it copied stopped it: a copy of a sealed leaf,
+// or one a page away, was sealed a second time (seen: log size 2, and 4).
+func testStopsAtACopiedLeaf(t *testing.T, newDB func(t *testing.T) PlacementDB) {
+	for _, c := range []struct {
+		name string
+		// sealFirst seals this many events before the copy is made.
+		events, sealFirst int
+		// copyOf is the place of the leaf copied; place the copy's
+		// ("NULL": none).
+		copyOf int
+		place  string
+		batch  int
+	}{
+		{name: "an unsealed leaf, placed next", events: 1, copyOf: 0, place: "1"},
+		{name: "a sealed leaf, without a place", events: 1, sealFirst: 1, copyOf: 0, place: "NULL"},
+		{name: "a sealed leaf, placed next", events: 2, sealFirst: 2, copyOf: 0, place: "2"},
+		{name: "an unsealed leaf, a page of leaves away", events: 3, copyOf: 0, place: "3", batch: 2},
+		{name: "an unsealed leaf, without a place", events: 3, copyOf: 1, place: "NULL", batch: 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := t.Context()
+			db := newDB(t)
+			kr := newKeyring(t)
+			s := db.Open(t, kr)
+			sealer := sealerOf(s, kr)
+			sealer.Batch = c.batch
+			for i := range c.events {
+				mustInsert(t, s, teamEvent(fmt.Sprintf("r%d", i), time.Duration(i)*time.Minute))
+				if i+1 == c.sealFirst {
+					if _, err := sealer.Seal(ctx, "team-a"); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			db.Exec(t, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created)"+
+				" SELECT namespace, ts + 1, seq, version, data, mac, "+c.place+", created FROM leaves WHERE namespace = 'team-a' AND place = "+strconv.Itoa(c.copyOf))
+			_, err := sealer.Seal(ctx, "team-a")
+			if !errors.Is(err, seal.ErrLogAltered) {
+				t.Fatalf("sealing a log with a copied leaf: %v, want ErrLogAltered", err)
+			}
+			// What was sealed before the copy, and pages before the one
+			// that holds it, stay sealed; no checkpoint covers the copy.
+			size, err := s.LogSize(ctx, "team-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if most := int64(max(c.sealFirst, c.events-1)); size > most || size < int64(c.sealFirst) {
+				t.Fatalf("log size %d: want %d..%d, the copy in no checkpoint", size, c.sealFirst, most)
+			}
+			if c.batch == 0 && size != int64(c.sealFirst) {
+				t.Fatalf("log size %d, want %d: nothing more may be signed", size, c.sealFirst)
+			}
+		})
 	}
 }
 
