@@ -285,6 +285,11 @@ func (s *Store) compactPartition(ctx context.Context, table string) error {
 	return err
 }
 
+// vacuumAfterInserts are the storage parameters of each partition of
+// events (migration 11 has why): autovacuum visits it every 20,000
+// inserts, so that index-only scans of recent events skip the table.
+const vacuumAfterInserts = "autovacuum_vacuum_insert_threshold = 20000, autovacuum_vacuum_insert_scale_factor = 0"
+
 // createDay makes the partition [from, to) as a table of its own, moves the
 // default partition's rows of that day into it, and attaches it: ATTACH
 // takes the parent in SHARE UPDATE EXCLUSIVE mode, so reads and ingest go
@@ -301,7 +306,7 @@ func (s *Store) createDay(ctx context.Context, from, to int64) error {
 		if _, err := tx.Exec(ctx, "LOCK TABLE events_default IN ACCESS EXCLUSIVE MODE"); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "CREATE TABLE "+name+" (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)"); err != nil {
+		if _, err := tx.Exec(ctx, "CREATE TABLE "+name+" (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE) WITH ("+vacuumAfterInserts+")"); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `WITH moved AS (DELETE FROM events_default WHERE ts >= $1 AND ts < $2 RETURNING *)

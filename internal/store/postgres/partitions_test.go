@@ -119,6 +119,8 @@ func TestPartitionsByDay(t *testing.T) {
 	if err := s.Maintain(ctx, now); err != nil {
 		t.Fatal(err)
 	}
+	requireVacuumAfterInserts(t, plain)
+	requireVacuumAfterInserts(t, s)
 	got = partitionRows(t, s)
 	for name, ids := range map[string][]string{
 		"events_p" + dayN(-2).Format("20060102"): {"a-1"},
@@ -295,6 +297,7 @@ func TestPartitionMigration(t *testing.T) {
 	if after := seqs(t, s); !mapsEqual(before, after) {
 		t.Fatalf("rows or seqs changed by the migration: %d before, %d after", len(before), len(after))
 	}
+	requireVacuumAfterInserts(t, s)
 	parts, err := s.partitions(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -386,6 +389,36 @@ func insertV3(t *testing.T, s *Store, events []store.Event) {
 			t.Fatal(fmt.Errorf("insert: %w", err))
 		}
 	}
+}
+
+// requireVacuumAfterInserts fails t unless every partition of s's events
+// (the default, the legacy one of an upgraded store, each day's) has the
+// storage parameters that have autovacuum visit it every 20,000 inserts
+// (migration 11, createDay), and names the partitions it checked.
+func requireVacuumAfterInserts(t *testing.T, s *Store) {
+	t.Helper()
+	rows, err := s.pool.Query(t.Context(), "SELECT c.relname, coalesce(c.reloptions, '{}') FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"+
+		" WHERE i.inhparent = 'events'::regclass ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type part struct {
+		Name    string
+		Options []string
+	}
+	parts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[part])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) == 0 {
+		t.Fatal("events has no partitions")
+	}
+	for _, p := range parts {
+		if !slices.Contains(p.Options, "autovacuum_vacuum_insert_threshold=20000") || !slices.Contains(p.Options, "autovacuum_vacuum_insert_scale_factor=0") {
+			t.Errorf("partition %s has storage parameters %v, want autovacuum to visit it every 20,000 inserts", p.Name, p.Options)
+		}
+	}
+	t.Logf("%d partitions visited by autovacuum every 20,000 inserts", len(parts))
 }
 
 func mustInsert(t *testing.T, s *Store, events ...store.Event) {
