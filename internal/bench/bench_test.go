@@ -45,7 +45,7 @@ func TestPipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPhaseLines(t, log.String(), phaseCount(2, false, true, true))
+	checkPhaseLines(t, log.String(), phaseCount(2, true, false, true, true))
 	for _, name := range []string{
 		"ingest_events_per_s{store=sqlite}", "ingest_events_per_s{store=postgres}",
 		"import_events_per_s{store=sqlite}", "import_events_per_s{store=postgres}",

@@ -43,8 +43,9 @@ var endpointPages = []struct {
 	{"useraccess", report.ViewUserAccess, store.CategoryAccess, 50, true, "pageSize 50, with totalRecords (the endpoint counts the whole query on every page)"},
 }
 
-// pages measures page 1 and page 1000 of each endpoint.
-func (r *runner) pages(ctx context.Context, kind string, st store.Store) error {
+// pages measures page 1 and page 1000 of each endpoint; settled, when set,
+// says how the store was left before them (PostgreSQL: awaitAutovacuum).
+func (r *runner) pages(ctx context.Context, kind string, st store.Store, settled string) error {
 	rg := reportRange()
 	for _, ep := range endpointPages {
 		p := r.ph.begin("%s: %s pages 1 and 1000, %d samples each", kind, ep.name, r.cfg.PageIterations)
@@ -102,6 +103,9 @@ func (r *runner) pages(ctx context.Context, kind string, st store.Store) error {
 			real  int
 		}{{"1", d1, 1}, {"1000", dN, depth}} {
 			note := fmt.Sprintf("store-level: Store.Events + report row encoder, %s, %s, %d samples", ep.note, BigTenant, len(m.ds))
+			if settled != "" {
+				note += ", " + settled
+			}
 			if m.real != 1 && m.real != 1000 {
 				note += fmt.Sprintf("; the data set has only %d pages: measured the last", m.real)
 			}
