@@ -185,9 +185,14 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 		put(room(ns, n, -1), ns, n)
 	}
 	// A namespace in two shards (a move under way or stopped) stays in the
-	// last, where moves go.
+	// last, where moves go, with the newest of its notes (a save that read
+	// only the first shard may have written a newer one there).
 	for ns, in := range where {
+		last := in[len(in)-1]
 		for _, i := range in[:len(in)-1] {
+			if keep(data[i][ns], data[last][ns]) {
+				put(last, ns, data[i][ns])
+			}
 			size[i] -= len(ns) + len(data[i][ns])
 			delete(data[i], ns)
 		}

@@ -391,6 +391,21 @@ func TestHeadsNeverGoBack(t *testing.T) {
 	if got := sizes(); got["auditops/team-a"] != 10 {
 		t.Fatalf("a forged note of a larger tree held its place: %v", got)
 	}
+	// A namespace left in two shards, the newer note in the first (a save
+	// that read only that shard wrote it): the copy kept, in the last,
+	// takes the newer note.
+	shard1 := &corev1.ConfigMap{}
+	shard1.Namespace, shard1.Name = h.Namespace, HeadsShardName(1)
+	shard1.Data = map[string]string{"team-a": string(sign("team-a", 6))}
+	if err := k8sClient.Create(ctx, shard1); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 5)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, in := sizes(), headsHolding(t, h); got["auditops/team-a"] != 10 || len(in["team-a"]) != 1 || in["team-a"][0][0] != '1' {
+		t.Fatalf("team-a in two shards, at 10 in the first and 6 in the last, saved at 5: %v, in shards %v; want one note, at 10, in shard 1", got, in["team-a"])
+	}
 	// Without verifiers (before), the older note won.
 	h.Verifiers = nil
 	if err := h.Save(ctx, map[string][]byte{"team-a": sign("team-a", 8)}); err != nil {
