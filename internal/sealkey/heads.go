@@ -219,8 +219,13 @@ func (h Heads) Save(ctx context.Context, notes map[string][]byte) error {
 		first := maps.Clone(data[i])
 		for ns, n := range before {
 			if _, ok := data[i][ns]; !ok {
-				first[ns] = n
 				dropping = append(dropping, i)
+				// What is no note goes at once: kept for round 2, a value
+				// near the object's 1 MiB would make this write fail on
+				// every save, and no heads would be published again.
+				if len(n) <= maxNoteBytes {
+					first[ns] = n
+				}
 			}
 		}
 		if i < len(cms) && maps.Equal(first, before) {

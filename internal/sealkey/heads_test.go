@@ -478,6 +478,22 @@ func TestHeadsDropWhatIsNoNote(t *testing.T) {
 	if shards, err := h.shards(ctx); err != nil || len(shards) != 1 {
 		t.Fatalf("%d shards, %v; want 1", len(shards), err)
 	}
+
+	// Junk just below the object's 1 MiB: a save that wrote it back
+	// beside a new note failed, on every save (found in review).
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: h.Namespace, Name: HeadsConfigMapName}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["zz-junk"] = strings.Repeat("j", (1<<20)-1000)
+	if err := k8sClient.Update(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Save(ctx, map[string][]byte{"team-c": []byte(strings.Repeat("c", 2000))}); err != nil {
+		t.Fatalf("a save beside junk near 1 MiB: %v", err)
+	}
+	if in := headsHolding(t, h); len(in) != 3 || len(in["team-c"]) != 1 || len(in["zz-junk"]) != 0 {
+		t.Fatalf("after a save beside junk near 1 MiB the heads hold %v; want team-a, team-b, team-c, the junk gone", in)
+	}
 }
 
 // headsHolding says, for each namespace, which shards hold it and how long
