@@ -18,7 +18,10 @@ DO $$
 DECLARE
     p regclass;
 BEGIN
-    FOR p IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = 'events'::regclass LOOP
+    -- Plain tables only: a partition attached by hand that is itself
+    -- partitioned, or a foreign table, takes no storage parameters.
+    FOR p IN SELECT i.inhrelid::regclass FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'events'::regclass AND c.relkind = 'r' LOOP
         EXECUTE format('ALTER TABLE %s SET (autovacuum_vacuum_insert_threshold = 20000, autovacuum_vacuum_insert_scale_factor = 0)', p);
     END LOOP;
 END
