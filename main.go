@@ -53,6 +53,7 @@ import (
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
+	"github.com/auditops/auditops/internal/store/sqlite"
 	"github.com/auditops/auditops/internal/store/storeopen"
 	"github.com/auditops/auditops/internal/urlredact"
 )
@@ -183,10 +184,16 @@ func runManager(args []string) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	setupLog := ctrl.Log.WithName("setup")
-	if set, err := memtune.Apply(os.Getenv); err != nil {
+	// SQLite's page caches live outside the Go heap: the soft limit leaves
+	// room for them.
+	var reserve int64
+	if t, err := storeopen.Parse(so.url); err == nil && t.Kind == storeopen.SQLite {
+		reserve = sqlite.PageCacheBytes
+	}
+	if set, err := memtune.Apply(os.Getenv, reserve); err != nil {
 		return err
 	} else if set.Limit > 0 {
-		setupLog.Info("Go soft memory limit set to 90% of the container's", "bytes", set.Limit, "gcPercent", set.GCPercent)
+		setupLog.Info("Go soft memory limit set to 90% of the container's, less SQLite's page caches", "bytes", set.Limit, "reservedBytes", reserve, "gcPercent", set.GCPercent)
 	}
 	destinations, err := sink.NewDestinations(allowedOutputURLs)
 	if err != nil {

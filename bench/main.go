@@ -30,6 +30,7 @@ import (
 
 	"github.com/auditops/auditops/internal/bench"
 	"github.com/auditops/auditops/internal/memtune"
+	"github.com/auditops/auditops/internal/store/sqlite"
 	"github.com/auditops/auditops/internal/store/storetest"
 )
 
@@ -43,7 +44,9 @@ func main() {
 		// Report children inherit it, and apply it again below.
 		os.Setenv(memtune.LimitEnv, chartMemoryLimit)
 	}
-	rt, err := memtune.Apply(os.Getenv)
+	// The SQLite store's reserve, as the default manager: the bench's
+	// PostgreSQL runs share the process with it.
+	rt, err := memtune.Apply(os.Getenv, sqlite.PageCacheBytes)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

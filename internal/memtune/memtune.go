@@ -50,9 +50,11 @@ type Settings struct {
 }
 
 // SoftLimit returns the soft memory limit the Go runtime should get, 90% of
-// the container's limit, or 0 when none is to be set: GOMEMLIMIT is set
-// (the runtime read it at start, and an operator's explicit value, "off"
-// included, wins) or the container's limit is unknown.
+// the container's limit less reserve (memory the process holds outside the
+// Go heap: SQLite's page caches), at least a quarter of the container's;
+// or 0 when none is to be set: GOMEMLIMIT is set (the runtime read it at
+// start, and an operator's explicit value, "off" included, wins) or the
+// container's limit is unknown.
 //
 // Why not GOMEMLIMIT straight from resourceFieldRef: the downward API can
 // only hand over the limit itself (or a divisor of it), and a soft limit
@@ -61,7 +63,7 @@ type Settings struct {
 // libc maps its own pages), the kernel's page cache of the pod's files, and
 // the heap's growth between the GC noticing the limit and finishing a
 // cycle. 10% keeps those below the OOM killer at 512 MiB and above.
-func SoftLimit(getenv func(string) string) (int64, error) {
+func SoftLimit(getenv func(string) string, reserve int64) (int64, error) {
 	if getenv("GOMEMLIMIT") != "" {
 		return 0, nil
 	}
@@ -77,14 +79,19 @@ func SoftLimit(getenv func(string) string) (int64, error) {
 	if limit <= 0 {
 		return 0, fmt.Errorf("%s=%q: want a positive number of bytes", LimitEnv, raw)
 	}
-	return limit - limit/10, nil
+	return max(limit-limit/10-reserve, limit/4), nil
 }
 
 // Apply sets the Go runtime's soft memory limit from the environment (see
-// SoftLimit) and, with it, GOGC to GCPercentUnderLimit unless GOGC is set
-// (an operator's value wins). It returns what it set.
-func Apply(getenv func(string) string) (Settings, error) {
-	limit, err := SoftLimit(getenv)
+// SoftLimit; reserve is what the process holds outside the Go heap) and,
+// with it, GOGC to GCPercentUnderLimit unless GOGC is set (an operator's
+// value wins). It returns what it set.
+//
+// With GOGC=300 the heap grows to the soft limit at a third of the live
+// data GOGC=100 needed to, so memory outside the heap that the limit does
+// not leave room for would meet the OOM killer sooner: reserve matters.
+func Apply(getenv func(string) string, reserve int64) (Settings, error) {
+	limit, err := SoftLimit(getenv, reserve)
 	if err != nil || limit == 0 {
 		return Settings{}, err
 	}

@@ -27,6 +27,7 @@ func TestGoMemoryLimitIsNinetyPercentOfTheContainers(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		env     map[string]string
+		reserve int64
 		want    int64
 		wantErr string
 	}{
@@ -35,6 +36,10 @@ func TestGoMemoryLimitIsNinetyPercentOfTheContainers(t *testing.T) {
 		{name: "quantity", env: map[string]string{LimitEnv: "512Mi"}, want: 483183821},
 		{name: "one gibibyte", env: map[string]string{LimitEnv: "1073741824"}, want: 966367642},
 		{name: "no overflow", env: map[string]string{LimitEnv: "9223372036854775807"}, want: math.MaxInt64 - math.MaxInt64/10},
+		// 512Mi less SQLite's page caches (sqlite.PageCacheBytes, 192 MiB).
+		{name: "less a reserve", env: map[string]string{LimitEnv: "512Mi"}, reserve: 192 << 20, want: 483183821 - 192<<20},
+		// A reserve that would leave too little: a quarter of the container's.
+		{name: "at least a quarter", env: map[string]string{LimitEnv: "256Mi"}, reserve: 192 << 20, want: 64 << 20},
 		{name: "unset", env: map[string]string{}, want: 0},
 		{name: "GOMEMLIMIT wins", env: map[string]string{"GOMEMLIMIT": "300MiB", LimitEnv: "536870912"}, want: 0},
 		{name: "GOMEMLIMIT off wins", env: map[string]string{"GOMEMLIMIT": "off", LimitEnv: "536870912"}, want: 0},
@@ -43,7 +48,7 @@ func TestGoMemoryLimitIsNinetyPercentOfTheContainers(t *testing.T) {
 		{name: "negative", env: map[string]string{LimitEnv: "-5"}, wantErr: "want a positive number of bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := SoftLimit(func(k string) string { return tc.env[k] })
+			got, err := SoftLimit(func(k string) string { return tc.env[k] }, tc.reserve)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("SoftLimit: %d, %v; want an error with %q", got, err, tc.wantErr)
@@ -84,7 +89,7 @@ func TestApplySetsTheRuntimes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			debug.SetMemoryLimit(limitBefore)
 			debug.SetGCPercent(100)
-			got, err := Apply(func(k string) string { return tc.env[k] })
+			got, err := Apply(func(k string) string { return tc.env[k] }, 0)
 			if err != nil || got != tc.want {
 				t.Fatalf("Apply = %+v, %v; want %+v", got, err, tc.want)
 			}

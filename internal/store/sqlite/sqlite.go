@@ -64,6 +64,15 @@ const WriterCheckpointPragma = "wal_autocheckpoint(16000)"
 // readers is the size of the read pool.
 const readers = 4
 
+// cacheBytes is each connection's page cache.
+const cacheBytes = 32 << 20
+
+// PageCacheBytes is what the store's page caches hold at most once warm:
+// one per connection (the writer, the readers, the loader). modernc's libc
+// maps them itself, outside the Go heap, so the Go runtime's soft memory
+// limit must leave room for them (memtune).
+const PageCacheBytes = (1 + readers + 1) * cacheBytes
+
 // deleteChunk is how many events one retention transaction deletes, so that
 // retention never holds the write lock for long.
 const deleteChunk = 10000
@@ -128,7 +137,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	// insert as well; bench/README.md has the figures). Only new databases
 	// take it.
 	common.Add("_pragma", "page_size(16384)")
-	common.Add("_pragma", "cache_size(-32768)") // 32 MiB per connection
+	common.Add("_pragma", fmt.Sprintf("cache_size(-%d)", cacheBytes>>10)) // in KiB
 	common.Add("_pragma", "temp_store(memory)")
 
 	wq := url.Values{}
