@@ -184,12 +184,7 @@ func runManager(args []string) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	setupLog := ctrl.Log.WithName("setup")
-	// SQLite's page caches live outside the Go heap: the soft limit leaves
-	// room for them.
-	var reserve int64
-	if t, err := storeopen.Parse(so.url); err == nil && t.Kind == storeopen.SQLite {
-		reserve = sqlite.PageCacheBytes
-	}
+	reserve := offHeapReserve(so.url)
 	if set, err := memtune.Apply(os.Getenv, reserve); err != nil {
 		return err
 	} else if set.Limit > 0 {
@@ -414,4 +409,15 @@ func holdFor(leaderElect bool, hold time.Duration) time.Duration {
 		return 0
 	}
 	return hold
+}
+
+// offHeapReserve is the memory the store at storeURL holds outside the Go
+// heap, which the soft memory limit leaves room for: SQLite's page caches
+// (modernc's libc maps them). A URL that does not parse reserves nothing;
+// opening the store names what is wrong with it.
+func offHeapReserve(storeURL string) int64 {
+	if t, err := storeopen.Parse(storeURL); err == nil && t.Kind == storeopen.SQLite {
+		return sqlite.PageCacheBytes
+	}
+	return 0
 }

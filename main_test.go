@@ -24,6 +24,9 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/auditops/auditops/internal/store/sqlite"
+	"github.com/auditops/auditops/internal/store/storeopen"
 )
 
 // TestPageTokensExpireByDefault: spec/API.md 3 says tokens expire after
@@ -127,5 +130,24 @@ func TestRetentionCutIsADayStart(t *testing.T) {
 		if got := retentionCut(tc.now, tc.retention); !got.Equal(tc.want) {
 			t.Errorf("retentionCut(%v, %v) = %v, want %v", tc.now, tc.retention, got, tc.want)
 		}
+	}
+}
+
+func TestOffHeapReserve(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		want int64
+	}{
+		{storeopen.DefaultURL, sqlite.PageCacheBytes},
+		{"sqlite:audit.db", sqlite.PageCacheBytes},
+		{"postgres://auditops@db.example:5432/audit", 0},
+		{"no scheme", 0},
+	} {
+		if got := offHeapReserve(tc.url); got != tc.want {
+			t.Errorf("offHeapReserve(%q) = %d, want %d", tc.url, got, tc.want)
+		}
+	}
+	if sqlite.PageCacheBytes != 192<<20 {
+		t.Errorf("sqlite.PageCacheBytes = %d, want 192 MiB (six connections of 32 MiB), as the README says", sqlite.PageCacheBytes)
 	}
 }
