@@ -306,10 +306,10 @@ func runManager(args []string) error {
 			}
 			// And to those the leader before it published.
 			heads := sealkey.Heads{Reader: mgr.GetAPIReader(), Writer: mgr.GetClient(), Namespace: adminNamespace}
-			// Saves keep a log's newer note from the leader before, where
-			// its key is one of the ring's.
+			// The ring's keys check the notes a leader before published,
+			// and keep a save from putting a log's older note back.
 			if vs, err := seal.Verifiers(sealer.Keys.VerifierKeys()...); err != nil {
-				ctrl.Log.WithName("seal").Error(err, "reading the ring's verifier keys: saves may put a log's older note back")
+				ctrl.Log.WithName("seal").Error(err, "reading the ring's verifier keys")
 			} else {
 				heads.Verifiers = vs
 			}

@@ -156,23 +156,23 @@ func headsPublisher(h sealkey.Heads, s *seal.Sealer, log logr.Logger) func(conte
 }
 
 // holdToHeads gives the sealer the checkpoints a leader before it
-// published (sealkey.Heads), those a key of its ring signed.
+// published (sealkey.Heads), those h.Verifiers (the ring's keys) signed.
 func holdToHeads(ctx context.Context, h sealkey.Heads, s *seal.Sealer, log logr.Logger) {
-	vs, err := seal.Verifiers(s.Keys.VerifierKeys()...)
-	if err == nil {
-		var cps []seal.Checkpoint
-		var bad []string
-		if cps, bad, err = h.Load(ctx, vs); err == nil {
-			for _, cp := range cps {
-				s.Witness(cp)
-			}
-			if len(bad) > 0 {
-				log.Info("published checkpoints that no seal key signed were left out", "namespaces", bad)
-			}
-			return
-		}
+	if h.Verifiers == nil {
+		log.Info("no verifier keys: the checkpoints a leader before published are not read")
+		return
 	}
-	log.Error(err, "reading the logs' newest checkpoints a leader before published")
+	cps, bad, err := h.Load(ctx, h.Verifiers)
+	if err != nil {
+		log.Error(err, "reading the logs' newest checkpoints a leader before published")
+		return
+	}
+	for _, cp := range cps {
+		s.Witness(cp)
+	}
+	if len(bad) > 0 {
+		log.Info("published checkpoints that no seal key signed were left out", "namespaces", bad)
+	}
 }
 
 // leaderWitnesses are the checkpoints kept outside the store that the
