@@ -222,6 +222,14 @@ func floorInsert(ctx context.Context, t *target, log string) (int, time.Duration
 			db.Close()
 			return 0, 0, err
 		}
+		// Each event's entry in ids (SQLite's migration 12), one insert
+		// per event into the one large table: the plain way, without the
+		// store's small table in front (the store's design, on the clock).
+		idStmt, err := db.PrepareContext(ctx, "INSERT INTO ids (namespace, id_hash, ts, seq) VALUES (?, ?, ?, ?)")
+		if err != nil {
+			db.Close()
+			return 0, 0, err
+		}
 		seq := int64(1)
 		args := make([]any, 0, 24)
 		insert = func(chunk []store.Event) error {
@@ -229,10 +237,15 @@ func floorInsert(ctx context.Context, t *target, log string) (int, time.Duration
 			if err != nil {
 				return err
 			}
-			s := tx.StmtContext(ctx, stmt)
+			s, ids := tx.StmtContext(ctx, stmt), tx.StmtContext(ctx, idStmt)
 			for i := range chunk {
 				args = append(append(args[:0], seq), insertValues(pc, &chunk[i])...)
 				if _, err := s.ExecContext(ctx, args...); err != nil {
+					tx.Rollback()
+					return err
+				}
+				// args: seq, namespace, ts, ..., id_hash, content_hash.
+				if _, err := ids.ExecContext(ctx, args[1], args[2], args[len(args)-2], seq); err != nil {
 					tx.Rollback()
 					return err
 				}

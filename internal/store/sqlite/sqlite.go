@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sqlite "modernc.org/sqlite"
@@ -61,6 +62,15 @@ const opInsert = "insert"
 // that the benchmark's insert floor runs with the same pragmas.
 const WriterCheckpointPragma = "wal_autocheckpoint(16000)"
 
+// recentIDsMax is how many events' id entries ids_recent holds before the
+// writer moves them into ids (migration 12). A group commit's inserts into
+// ids_recent share its pages (~70 at this size); a merge writes each page
+// of ids it reaches once, nearly all of them past ~100k events, so its cost
+// per event is ids' size over this bound. At a million events (~2,300
+// pages of ids) that is ~1 KB of WAL an event, against ~16 KB when every
+// insert went to a random page of one large index.
+const recentIDsMax = 1 << 15
+
 // readers is the size of the read pool.
 const readers = 4
 
@@ -90,6 +100,9 @@ type Store struct {
 	dictLoad *sql.DB
 	insert   *sql.Stmt
 	reused   *sql.Stmt
+	mergeIDs *sql.Stmt
+	// insertIDs and mergeIDs keep ids_recent and ids (migration 12).
+	insertIDs *sql.Stmt
 	// insertLeaf writes an event's leaf (opts.Leaves set).
 	insertLeaf *sql.Stmt
 	// nextPlace reads a log's next place.
@@ -98,6 +111,13 @@ type Store struct {
 	// beforeInsert, when set, runs inside each insert transaction: tests
 	// cause the faults they cannot cause otherwise (a panic) with it.
 	beforeInsert func([]*insertReq)
+
+	// recentIDs counts the entries of ids_recent, as the writer left them:
+	// when to merge them into ids. Retention's deletes leave it high, so a
+	// merge comes early; nothing else depends on it.
+	recentIDs atomic.Int64
+	// recentIDsMax is recentIDsMax but in tests, which merge sooner.
+	recentIDsMax int64
 
 	// Group commit of concurrent inserts (see Insert).
 	gmu     sync.Mutex
@@ -166,6 +186,8 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		opts:   opts,
 		reader: sqlstore.Reader{Dialect: sqlstore.SQLite, Codec: codec, SessionGap: opts.SessionGap, MaxPageBytes: opts.MaxPageBytes},
 		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
+
+		recentIDsMax: recentIDsMax,
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
 		s.Close()
@@ -221,18 +243,37 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 			sealedSizeOf("?1") + ")"},
 		// Which of a group's stored events reuse the id of an older one:
 		// one statement per group, over a JSON array of [namespace,
-		// id_hash, id, seq], each an index seek that stops at the first
-		// older event (a probe per event cost far more: bench/README.md).
-		{&s.reused, "the reused-id probe", "SELECT j.key FROM json_each(?) AS j WHERE EXISTS (" +
-			"SELECT 1 FROM events INDEXED BY events_namespace_id WHERE namespace = j.value ->> 0" +
-			" AND id_hash = j.value ->> 1 AND id = j.value ->> 2 AND seq < j.value ->> 3)"},
+		// id_hash, id, seq], each a seek in both tables of ids that stops
+		// at the first older event whose id matches (a probe per event
+		// cost far more: bench/README.md).
+		{&s.reused, "the reused-id probe", "SELECT j.key FROM json_each(?) AS j WHERE " +
+			idProbe("ids_recent") + " OR " + idProbe("ids")},
+		// The group's entries in ids_recent, from the same array [ns,
+		// id_hash, id, seq, ts] (migration 12).
+		{&s.insertIDs, "the insert of ids", "INSERT INTO ids_recent (namespace, id_hash, ts, seq)" +
+			" SELECT value ->> 0, value ->> 1, value ->> 4, value ->> 3 FROM json_each(?)"},
+		{&s.mergeIDs, "the merge of ids_recent", "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)" +
+			" SELECT namespace, id_hash, ts, seq FROM ids_recent ORDER BY namespace, id_hash, ts, seq"},
 	} {
 		if *st.dst, err = w.PrepareContext(ctx, st.sql); err != nil {
 			s.Close()
 			return nil, s.wrap("prepare "+st.what, err)
 		}
 	}
+	var recent int64
+	if err := w.QueryRowContext(ctx, "SELECT count(*) FROM ids_recent").Scan(&recent); err != nil {
+		s.Close()
+		return nil, s.wrap("count ids_recent", err)
+	}
+	s.recentIDs.Store(recent)
 	return s, nil
+}
+
+// idProbe is the reuse probe's test in one table of ids (migration 12): an
+// older event of the item's namespace and id hash whose id is the item's.
+func idProbe(table string) string {
+	return "EXISTS (SELECT 1 FROM " + table + " AS x JOIN events AS e ON e.namespace = x.namespace AND e.ts = x.ts AND e.seq = x.seq" +
+		" WHERE x.namespace = j.value ->> 0 AND x.id_hash = j.value ->> 1 AND x.seq < j.value ->> 3 AND e.id = j.value ->> 2)"
 }
 
 // migrate applies the pending migrations, each in one transaction with its
@@ -580,7 +621,8 @@ func requestErrs(group []*insertReq) []error {
 // insertTx writes the requests in one transaction, setting each one's
 // InsertResult; on error nothing of them is stored.
 func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
-	return s.write(ctx, opInsert, func(tx *sql.Tx) error {
+	var recent int64
+	err := s.write(ctx, opInsert, func(tx *sql.Tx) error {
 		var next int64
 		created := time.Now().UnixNano()
 		if err := tx.QueryRowContext(ctx, "SELECT next FROM seq_counter WHERE id = 1").Scan(&next); err != nil {
@@ -594,8 +636,8 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 		leafStmt := tx.StmtContext(ctx, s.insertLeaf)
 		defer leafStmt.Close()
 		args := make([]any, 0, 26)
-		// The stored events, for the reuse probe: JSON [ns, id_hash, id,
-		// seq] items, and whose each is.
+		// The stored events, for ids and the reuse probe: JSON [ns,
+		// id_hash, id, seq, ts] items, and whose each is.
 		probe := make([]byte, 0, 64*len(reqs))
 		probe = append(probe, '[')
 		type owner struct {
@@ -646,6 +688,8 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 				}
 				probe = append(probe, req.probes[i]...)
 				probe = strconv.AppendInt(probe, next, 10)
+				probe = append(probe, ',')
+				probe = strconv.AppendInt(probe, e.Time.UnixNano(), 10)
 				probe = append(probe, ']')
 				owners = append(owners, owner{req, store.EventRef{Namespace: e.Namespace, ID: e.ID, Seq: next}})
 				next++
@@ -653,7 +697,13 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			}
 		}
 		if len(owners) > 0 {
-			rows, err := tx.StmtContext(ctx, s.reused).QueryContext(ctx, string(append(probe, ']')))
+			probe := string(append(probe, ']'))
+			// First the entries, so that of two events of one id in
+			// this group the later one counts.
+			if _, err := tx.StmtContext(ctx, s.insertIDs).ExecContext(ctx, probe); err != nil {
+				return fmt.Errorf("storing the events' ids: %w", err)
+			}
+			rows, err := tx.StmtContext(ctx, s.reused).QueryContext(ctx, probe)
 			if err != nil {
 				return fmt.Errorf("finding reused ids: %w", err)
 			}
@@ -670,13 +720,36 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 				return fmt.Errorf("finding reused ids: %w", err)
 			}
 		}
-		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next)
-		return err
+		if _, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next); err != nil {
+			return err
+		}
+		recent = s.recentIDs.Load() + int64(len(owners))
+		if recent < s.recentIDsMax {
+			return nil
+		}
+		recent = 0
+		return s.mergeRecentIDs(ctx, tx)
 	})
+	if err == nil {
+		s.recentIDs.Store(recent)
+	}
+	return err
 }
 
-// appendProbeStart appends one item of the reuse probe's JSON array up to
-// its seq: `[ns,id_hash,id,`.
+// mergeRecentIDs moves ids_recent's entries into ids, in key order, so that
+// each page of ids is written once (migration 12).
+func (s *Store) mergeRecentIDs(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.StmtContext(ctx, s.mergeIDs).ExecContext(ctx); err != nil {
+		return fmt.Errorf("merging ids_recent into ids: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM ids_recent"); err != nil {
+		return fmt.Errorf("emptying ids_recent: %w", err)
+	}
+	return nil
+}
+
+// appendProbeStart appends one item of the JSON array of ids and the reuse
+// probe up to its seq (seq and ts follow): `[ns,id_hash,id,`.
 func appendProbeStart(b []byte, ns string, idHash int64, id string) []byte {
 	b = append(b, '[')
 	b = appendJSONString(b, ns)

@@ -299,7 +299,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 11 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 12 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -518,8 +518,8 @@ func TestLeafPlaceMigration(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	// Schema 6's column names and indexes: migrations 8 to 11 run again.
-	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn+undoCategoryIndexes), "\n") {
+	// Schema 6's column names and indexes: migrations 8 to 12 run again.
+	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn+undoCategoryIndexes+undoIDTiers), "\n") {
 		if q == "" {
 			continue
 		}
@@ -534,6 +534,8 @@ func TestLeafPlaceMigration(t *testing.T) {
 		t.Fatalf("migrate: %v", err)
 	}
 	defer s.Close()
+	// Migration 12 gave every stored event its entry in ids.
+	checkIDTiers(t, s)
 	nss, err := s.UnsealedNamespaces(ctx)
 	if err != nil || !slices.Equal(nss, []string{"team-a", "team-b"}) {
 		t.Fatalf("unsealed namespaces after the migration: %v, %v", nss, err)
@@ -545,6 +547,11 @@ func TestLeafPlaceMigration(t *testing.T) {
 	}
 	storetest.CheckLog(t, s, "team-a", "a1", "a2", "a3", "a4", "a5", "a6")
 	storetest.CheckLog(t, s, "team-b", "b1", "b2")
+	// An id stored before the migration is found.
+	reuse := store.Event{ID: "a1", Namespace: "team-a", User: "mallory", Status: store.StatusSuccess, Category: store.CategoryData, Time: time.Unix(1, 0)}
+	if res, err := s.Insert(ctx, []store.Event{reuse}); err != nil || res.Inserted != 1 || res.Reused != 1 {
+		t.Fatalf("an id stored before the migration, reused: %+v, %v; want 1 inserted, 1 reused", res, err)
+	}
 	var bad string
 	if err := s.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&bad); err != nil || bad != "ok" {
 		t.Fatalf("integrity_check = %q, %v", bad, err)
@@ -574,6 +581,14 @@ const undoCategoryIndexes = `
 DROP INDEX events_category_access
 DROP INDEX events_category_user
 CREATE INDEX events_namespace_category ON events (namespace, category, ts, seq)
+`
+
+// undoIDTiers takes migration 12 (0012_id_tiers.sql) back.
+const undoIDTiers = `
+DROP TRIGGER events_ids_delete
+DROP TABLE ids
+DROP TABLE ids_recent
+CREATE INDEX events_namespace_id ON events (namespace, id_hash)
 `
 
 // undoSummaryFromTable takes migration 9 (0009_summary_from_table.sql)

@@ -1,0 +1,177 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sqlite
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditops/auditops/internal/store"
+)
+
+// TestIDTiers runs the reuse probe across both tables of ids (migration
+// 12): an id is found whether its entry was merged into ids, waits in
+// ids_recent or came in the same group; merges keep every event's entry
+// exactly once; retention's deletes take entries with them; an entry whose
+// event has another id never counts.
+func TestIDTiers(t *testing.T) {
+	s := newStore(t)
+	s.recentIDsMax = 4
+	ctx := t.Context()
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
+	event := func(id string, i int, user string) store.Event {
+		return store.Event{ID: id, Namespace: "team-a", User: user, API: "/pods", Method: "get",
+			Status: store.StatusSuccess, Category: store.CategoryData, Time: at(i)}
+	}
+	insert := func(what string, wantReused int, events ...store.Event) {
+		t.Helper()
+		res, err := s.Insert(ctx, events)
+		if err != nil || res.Inserted != len(events) || res.Reused != wantReused {
+			t.Fatalf("%s: %+v, %v; want %d inserted, %d reused", what, res, err, len(events), wantReused)
+		}
+	}
+	tiers := func(wantMerged, wantRecent int) {
+		t.Helper()
+		var merged, recent int
+		if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM ids_recent)").Scan(&merged, &recent); err != nil {
+			t.Fatal(err)
+		}
+		if merged != wantMerged || recent != wantRecent {
+			t.Fatalf("ids holds %d, ids_recent %d; want %d and %d", merged, recent, wantMerged, wantRecent)
+		}
+		checkIDTiers(t, s)
+	}
+
+	insert("three new ids", 0, event("a", 1, "u"), event("b", 2, "u"), event("c", 3, "u"))
+	tiers(0, 3)
+	insert("two more, past the bound", 0, event("d", 4, "u"), event("e", 5, "u"))
+	tiers(5, 0)
+	if got := s.recentIDs.Load(); got != 0 {
+		t.Fatalf("ids_recent counted %d after a merge, want 0", got)
+	}
+	insert("an id of ids, reused", 1, event("a", 6, "mallory"))
+	tiers(5, 1)
+	insert("an id in both tables, reused again", 1, event("a", 7, "eve"))
+	tiers(5, 2)
+	insert("a new id", 0, event("f", 8, "u"))
+	insert("an id of ids_recent, reused", 1, event("f", 9, "mallory"))
+	tiers(9, 0)
+	insert("one new id twice in a group", 1, event("g", 10, "u"), event("g", 11, "mallory"))
+	tiers(9, 2)
+
+	// Entries that match an id's hash but name an event of another id:
+	// what a planted row or a hash collision looks like. Neither counts.
+	for _, table := range []string{"ids", "ids_recent"} {
+		if _, err := s.w.ExecContext(ctx, "INSERT INTO "+table+" (namespace, id_hash, ts, seq)"+
+			" SELECT namespace, ?, ts, seq FROM events WHERE id = 'b'", store.IDHash("h-"+table)); err != nil {
+			t.Fatal(err)
+		}
+		insert("an id whose hash has an entry of "+table+" for another id", 0, event("h-"+table, 20, "u"))
+	}
+	// The second insert reached the bound: both planted entries were
+	// merged with the rest, and go again.
+	if _, err := s.w.ExecContext(ctx, "DELETE FROM ids WHERE id_hash IN (?, ?) AND seq = (SELECT seq FROM events WHERE id = 'b')", store.IDHash("h-ids"), store.IDHash("h-ids_recent")); err != nil {
+		t.Fatal(err)
+	}
+	tiers(13, 0)
+	insert("an old event reusing an id of ids", 1, event("c", 0, "late"))
+	tiers(13, 1)
+
+	// Retention deletes the events before minute 7 (a, b, c, d, e, the
+	// first reuse of a, and the late c in ids_recent) with their entries:
+	// b is then a new id again, and a has one event left.
+	n, err := s.DeleteBefore(ctx, at(7))
+	if err != nil || n != 7 {
+		t.Fatalf("retention: %d deleted, %v; want 7", n, err)
+	}
+	tiers(7, 0)
+	insert("an id whose events retention deleted", 0, event("b", 30, "u"))
+	insert("an id with one event left", 1, event("a", 31, "u"))
+	tiers(7, 2)
+}
+
+// checkIDTiers fails unless ids and ids_recent hold exactly one entry per
+// event, the event's own.
+func checkIDTiers(t *testing.T, s *Store) {
+	t.Helper()
+	const entries = "(SELECT namespace, id_hash, ts, seq FROM ids UNION ALL SELECT namespace, id_hash, ts, seq FROM ids_recent)"
+	const events = "(SELECT namespace, id_hash, ts, seq FROM events)"
+	var missing, stray, twice int
+	if err := s.w.QueryRowContext(t.Context(), "SELECT"+
+		" (SELECT count(*) FROM (SELECT * FROM "+events+" EXCEPT SELECT * FROM "+entries+")),"+
+		" (SELECT count(*) FROM (SELECT * FROM "+entries+" EXCEPT SELECT * FROM "+events+")),"+
+		" (SELECT count(*) FROM "+entries+") - (SELECT count(*) FROM (SELECT DISTINCT * FROM "+entries+"))").
+		Scan(&missing, &stray, &twice); err != nil {
+		t.Fatal(err)
+	}
+	if missing+stray+twice != 0 {
+		t.Fatalf("ids: %d events without an entry, %d entries without an event, %d entries twice", missing, stray, twice)
+	}
+}
+
+// TestIDProbePlan: the reuse probe seeks both tables of ids by (namespace,
+// id_hash) and reads events by their key, and the delete trigger's
+// statements seek by the whole key: no scan anywhere, at any size.
+func TestIDProbePlan(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	probe := "SELECT j.key FROM json_each(?) AS j WHERE " + idProbe("ids_recent") + " OR " + idProbe("ids")
+	for _, q := range []struct {
+		sql  string
+		args []any
+		want []string
+	}{
+		{probe, []any{`[["a",1,"x",5]]`}, []string{
+			"SEARCH x USING PRIMARY KEY (namespace=? AND id_hash=?)",
+			"SEARCH e USING PRIMARY KEY (namespace=? AND ts=? AND seq=?)",
+		}},
+		{"DELETE FROM ids WHERE namespace = ? AND id_hash = ? AND ts = ? AND seq = ?", []any{"a", 1, 2, 3}, []string{
+			"SEARCH ids USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)",
+		}},
+		{"DELETE FROM ids_recent WHERE namespace = ? AND id_hash = ? AND ts = ? AND seq = ?", []any{"a", 1, 2, 3}, []string{
+			"SEARCH ids_recent USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)",
+		}},
+	} {
+		rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.sql, q.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		all := strings.Join(plan, "\n")
+		for _, w := range q.want {
+			if !strings.Contains(all, w) {
+				t.Errorf("%s\nplan:\n%s\nwant %q", q.sql, all, w)
+			}
+		}
+		for _, l := range plan {
+			if strings.HasPrefix(l, "SCAN ") && !strings.HasPrefix(l, "SCAN j") {
+				t.Errorf("%s\nscans: %s", q.sql, l)
+			}
+		}
+	}
+}
