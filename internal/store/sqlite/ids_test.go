@@ -104,6 +104,15 @@ func TestIDTiers(t *testing.T) {
 	insert("an id whose events retention deleted", 0, event("b", 30, "u"))
 	insert("an id with one event left", 1, event("a", 31, "u"))
 	tiers(7, 2)
+
+	// An entry planted for the next event, key and all, is its entry: the
+	// event is stored, and is no reuse of itself.
+	if _, err := s.w.ExecContext(ctx, "INSERT INTO ids_recent (namespace, id_hash, ts, seq) SELECT 'team-a', ?, ?, next FROM seq_counter",
+		store.IDHash("p"), at(40).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	insert("an event whose entry was planted before it", 0, event("p", 40, "u"))
+	tiers(10, 0) // the fourth entry since the last merge: merged
 }
 
 // checkIDTiers fails unless ids and ids_recent hold exactly one entry per

@@ -249,8 +249,10 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		{&s.reused, "the reused-id probe", "SELECT j.key FROM json_each(?) AS j WHERE " +
 			idProbe("ids_recent") + " OR " + idProbe("ids")},
 		// The group's entries in ids_recent, from the same array [ns,
-		// id_hash, id, seq, ts] (migration 12).
-		{&s.insertIDs, "the insert of ids", "INSERT INTO ids_recent (namespace, id_hash, ts, seq)" +
+		// id_hash, id, seq, ts] (migration 12). An entry of the same key
+		// planted before (seq is unique, so only by hand) is the same
+		// entry: it must not fail the group.
+		{&s.insertIDs, "the insert of ids", "INSERT OR IGNORE INTO ids_recent (namespace, id_hash, ts, seq)" +
 			" SELECT value ->> 0, value ->> 1, value ->> 4, value ->> 3 FROM json_each(?)"},
 		{&s.mergeIDs, "the merge of ids_recent", "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)" +
 			" SELECT namespace, id_hash, ts, seq FROM ids_recent ORDER BY namespace, id_hash, ts, seq"},
