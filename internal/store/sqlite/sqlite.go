@@ -103,6 +103,8 @@ type Store struct {
 	mergeIDs *sql.Stmt
 	// insertIDs and mergeIDs keep ids_recent and ids (migration 12).
 	insertIDs *sql.Stmt
+	// countHours keeps category_hours (migration 13).
+	countHours *sql.Stmt
 	// insertLeaf writes an event's leaf (opts.Leaves set).
 	insertLeaf *sql.Stmt
 	// nextPlace reads a log's next place.
@@ -181,10 +183,11 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 	s := &Store{
-		w:      w,
-		wlock:  make(chan struct{}, 1),
-		opts:   opts,
-		reader: sqlstore.Reader{Dialect: sqlstore.SQLite, Codec: codec, SessionGap: opts.SessionGap, MaxPageBytes: opts.MaxPageBytes},
+		w:     w,
+		wlock: make(chan struct{}, 1),
+		opts:  opts,
+		reader: sqlstore.Reader{Dialect: sqlstore.SQLite, Codec: codec, SessionGap: opts.SessionGap, MaxPageBytes: opts.MaxPageBytes,
+			HourCounts: upTo == 0 || upTo >= 13},
 		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 
 		recentIDsMax: recentIDsMax,
@@ -254,6 +257,11 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		// entry: it must not fail the group.
 		{&s.insertIDs, "the insert of ids", "INSERT OR IGNORE INTO ids_recent (namespace, id_hash, ts, seq)" +
 			" SELECT value ->> 0, value ->> 1, value ->> 4, value ->> 3 FROM json_each(?)"},
+		// The group's counts of access and user events per namespace and
+		// hour (migration 13), from a JSON array of [ns, category, hour].
+		{&s.countHours, "the count of category hours", "INSERT INTO category_hours (namespace, category, hour, n)" +
+			" SELECT value ->> 0, value ->> 1, value ->> 2, count(*) FROM json_each(?) WHERE true GROUP BY 1, 2, 3" +
+			" ON CONFLICT (namespace, category, hour) DO UPDATE SET n = n + excluded.n"},
 		{&s.mergeIDs, "the merge of ids_recent", "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)" +
 			" SELECT namespace, id_hash, ts, seq FROM ids_recent ORDER BY namespace, id_hash, ts, seq"},
 	} {
@@ -647,6 +655,9 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			ref store.EventRef
 		}
 		var owners []owner
+		// The stored access and user events, for category_hours: JSON
+		// [ns, category, hour] items.
+		var hours []byte
 		// Each log's next place (spec/API.md 6: a leaf's index), for the
 		// namespaces of this transaction: the single writer places each
 		// leaf as it writes it, so the sealer only signs.
@@ -693,6 +704,15 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 				probe = append(probe, ',')
 				probe = strconv.AppendInt(probe, e.Time.UnixNano(), 10)
 				probe = append(probe, ']')
+				if (e.Category == store.CategoryAccess || e.Category == store.CategoryUser) && e.Time.UnixNano() >= 0 {
+					hours = append(hours, ",["...) // the first ',' becomes the array's '['
+					hours = appendJSONString(hours, e.Namespace)
+					hours = append(hours, ",\""...)
+					hours = append(hours, e.Category...)
+					hours = append(hours, "\","...)
+					hours = strconv.AppendInt(hours, e.Time.UnixNano()/sqlstore.HourNanos, 10)
+					hours = append(hours, ']')
+				}
 				owners = append(owners, owner{req, store.EventRef{Namespace: e.Namespace, ID: e.ID, Seq: next}})
 				next++
 				req.res.Inserted++
@@ -720,6 +740,12 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("finding reused ids: %w", err)
+			}
+		}
+		if len(hours) > 0 {
+			hours[0] = '['
+			if _, err := tx.StmtContext(ctx, s.countHours).ExecContext(ctx, string(append(hours, ']'))); err != nil {
+				return fmt.Errorf("counting the events' hours: %w", err)
 			}
 		}
 		if _, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next); err != nil {

@@ -212,8 +212,8 @@ func (p *planQueryer) check(query string, args []any) {
 	plan := strings.Join(lines, "\n")
 	*p.seen = append(*p.seen, query)
 	for _, l := range lines {
-		if strings.HasPrefix(l, "SCAN events") {
-			p.t.Errorf("full scan of events:\n%s\nplan:\n%s", query, plan)
+		if strings.HasPrefix(l, "SCAN events") || strings.HasPrefix(l, "SCAN category_hours") {
+			p.t.Errorf("full scan:\n%s\nplan:\n%s", query, plan)
 		}
 		// Keyset views read rows in index order; only the summary's
 		// per-date aggregation may sort (its groups, not pages of events).
@@ -299,7 +299,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 12 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 13 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -518,8 +518,8 @@ func TestLeafPlaceMigration(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	// Schema 6's column names and indexes: migrations 8 to 12 run again.
-	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn+undoCategoryIndexes+undoIDTiers), "\n") {
+	// Schema 6's column names and indexes: migrations 8 to 13 run again.
+	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn+undoCategoryIndexes+undoIDTiers+undoCategoryHours), "\n") {
 		if q == "" {
 			continue
 		}
@@ -534,7 +534,8 @@ func TestLeafPlaceMigration(t *testing.T) {
 		t.Fatalf("migrate: %v", err)
 	}
 	defer s.Close()
-	// Migration 12 gave every stored event its entry in ids.
+	// Migration 12 gave every stored event its entry in ids
+	// (TestCategoryHoursMigration checks 13).
 	checkIDTiers(t, s)
 	nss, err := s.UnsealedNamespaces(ctx)
 	if err != nil || !slices.Equal(nss, []string{"team-a", "team-b"}) {
@@ -589,6 +590,12 @@ DROP TRIGGER events_ids_delete
 DROP TABLE ids
 DROP TABLE ids_recent
 CREATE INDEX events_namespace_id ON events (namespace, id_hash)
+`
+
+// undoCategoryHours takes migration 13 (0013_category_hours.sql) back.
+const undoCategoryHours = `
+DROP TRIGGER events_category_hours_delete
+DROP TABLE category_hours
 `
 
 // undoSummaryFromTable takes migration 9 (0009_summary_from_table.sql)

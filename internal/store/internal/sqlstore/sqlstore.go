@@ -404,7 +404,15 @@ type Reader struct {
 	// MaxPageBytes caps a page's row data (store.Options.MaxPageBytes);
 	// 0 means store.DefaultMaxPageBytes.
 	MaxPageBytes int
+	// HourCounts: the store keeps category_hours, the number of access
+	// and of user events per namespace and hour (SQLite's migration 13),
+	// and a total of one of those categories reads its whole hours there.
+	HourCounts bool
 }
+
+// HourNanos is category_hours' bucket: hour h holds the events of
+// [h*HourNanos, (h+1)*HourNanos) Unix ns.
+const HourNanos = int64(time.Hour)
 
 func (r *Reader) maxPageBytes() int {
 	if r.MaxPageBytes <= 0 {
@@ -630,8 +638,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 		if after != nil && after.HasTotal {
 			page.Total = after.Total
 		} else {
-			a := Args{d: r.Dialect}
-			n, err := queryInt(ctx, db, "SELECT count(*) FROM "+r.eventsWhere(&a, q, from, to, nil), a.Values()...)
+			n, err := r.total(ctx, db, q, from, to)
 			if err != nil {
 				return store.EventPage{}, err
 			}
@@ -643,6 +650,33 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 		page.NextToken = r.Codec.Encode(scope, *more)
 	}
 	return page, nil
+}
+
+// total counts the events of q in [from, to). A query of one category that
+// category_hours counts (HourCounts), without a user or a log to keep to,
+// counts the partial hours at the range's ends in the category's index
+// and adds the whole hours between from the table (a month of one
+// tenant's access events: ~720 rows instead of tens of thousands); any
+// other counts in the index.
+func (r *Reader) total(ctx context.Context, db Queryer, q store.EventQuery, from, to int64) (int64, error) {
+	a := Args{d: r.Dialect}
+	if r.HourCounts && q.User == "" && q.InLog == nil && (q.Category == store.CategoryAccess || q.Category == store.CategoryUser) {
+		// The whole hours are [first, last); the table holds none before
+		// 1970, so a range from before counts those in the index.
+		lo := max(from, 0)
+		first, last := lo/HourNanos, to/HourNanos
+		if lo%HourNanos != 0 {
+			first++
+		}
+		if first < last {
+			head := r.eventsWhere(&a, q, from, first*HourNanos, nil)
+			tail := r.eventsWhere(&a, q, last*HourNanos, to, nil)
+			return queryInt(ctx, db, "SELECT (SELECT count(*) FROM "+head+") + (SELECT count(*) FROM "+tail+")"+
+				" + (SELECT coalesce(sum(n), 0) FROM category_hours WHERE namespace = "+a.Add(q.Namespace)+
+				" AND category = "+a.Add(q.Category)+" AND hour >= "+a.Add(first)+" AND hour < "+a.Add(last)+")", a.Values()...)
+		}
+	}
+	return queryInt(ctx, db, "SELECT count(*) FROM "+r.eventsWhere(&a, q, from, to, nil), a.Values()...)
 }
 
 // eventsWhere renders "events ... WHERE <filters and range>" of q, from
