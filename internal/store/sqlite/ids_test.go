@@ -17,6 +17,7 @@ limitations under the License.
 package sqlite
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +184,48 @@ func TestIDProbePlan(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestIDMergeFailure: a merge of ids_recent that fails (here a trigger
+// that refuses every row of ids, as a full disk would refuse its pages)
+// fails no insert, and loses no reuse; the next group's merge, once ids
+// takes rows again, empties ids_recent.
+func TestIDMergeFailure(t *testing.T) {
+	var heard []error
+	s := newStoreWith(t, store.Options{TokenKey: testKey, OnError: func(err error) { heard = append(heard, err) }})
+	s.recentIDsMax = 2
+	ctx := t.Context()
+	t0 := time.Unix(1_700_000_000, 0)
+	event := func(id string, i int) store.Event {
+		return store.Event{ID: id, Namespace: "team-a", User: fmt.Sprintf("u%d", i), Status: store.StatusSuccess,
+			Category: store.CategoryData, Time: t0.Add(time.Duration(i) * time.Second)}
+	}
+	if _, err := s.w.ExecContext(ctx, "CREATE TRIGGER refuse_ids BEFORE INSERT ON ids BEGIN SELECT RAISE(ABORT, 'no space'); END"); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{0, 0, 1, 1, 0} {
+		id := []string{"a", "b", "a", "b", "c"}[i]
+		res, err := s.Insert(ctx, []store.Event{event(id, i)})
+		if err != nil || res.Inserted != 1 || res.Reused != want {
+			t.Fatalf("insert %d (id %s) while merges fail: %+v, %v; want inserted, %d reused", i, id, res, err, want)
+		}
+	}
+	if len(heard) != 4 || !strings.Contains(heard[0].Error(), "no space") {
+		t.Fatalf("OnError heard %v, want the 4 failed merges", heard)
+	}
+	var recent int
+	if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM ids_recent").Scan(&recent); err != nil || recent != 5 {
+		t.Fatalf("ids_recent holds %d (%v), want all 5 entries", recent, err)
+	}
+	if _, err := s.w.ExecContext(ctx, "DROP TRIGGER refuse_ids"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Insert(ctx, []store.Event{event("c", 9)}); err != nil || res.Reused != 1 {
+		t.Fatalf("insert after the fault: %+v, %v", res, err)
+	}
+	var merged int
+	if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM ids_recent)").Scan(&merged, &recent); err != nil || merged != 6 || recent != 0 {
+		t.Fatalf("after the fault: ids %d, ids_recent %d (%v); want 6 and 0", merged, recent, err)
+	}
+	checkIDTiers(t, s)
 }

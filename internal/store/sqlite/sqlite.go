@@ -565,6 +565,9 @@ func (s *Store) lead(ctx context.Context) {
 		end := s.health.Begin()
 		s.insertGroupRecovering(ctx, group)
 		end(requestErrs(group)...)
+		// Before the answers: a test (and a sender) that sees its insert
+		// done sees the tables as that insert left them.
+		s.mergeRecentIDs(ctx)
 	}
 	for _, r := range group {
 		close(r.done)
@@ -631,7 +634,7 @@ func requestErrs(group []*insertReq) []error {
 // insertTx writes the requests in one transaction, setting each one's
 // InsertResult; on error nothing of them is stored.
 func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
-	var recent int64
+	var added int64 // entries the commit adds to ids_recent
 	err := s.write(ctx, opInsert, func(tx *sql.Tx) error {
 		var next int64
 		created := time.Now().UnixNano()
@@ -748,32 +751,41 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 				return fmt.Errorf("counting the events' hours: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next); err != nil {
-			return err
-		}
-		recent = s.recentIDs.Load() + int64(len(owners))
-		if recent < s.recentIDsMax {
-			return nil
-		}
-		recent = 0
-		return s.mergeRecentIDs(ctx, tx)
+		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next)
+		added = int64(len(owners))
+		return err
 	})
 	if err == nil {
-		s.recentIDs.Store(recent)
+		s.recentIDs.Add(added)
 	}
 	return err
 }
 
 // mergeRecentIDs moves ids_recent's entries into ids, in key order, so that
-// each page of ids is written once (migration 12).
-func (s *Store) mergeRecentIDs(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.StmtContext(ctx, s.mergeIDs).ExecContext(ctx); err != nil {
-		return fmt.Errorf("merging ids_recent into ids: %w", err)
+// each page of ids is written once (migration 12), once ids_recent holds
+// recentIDsMax. It is a transaction of its own, after a group's commit: the
+// probe reads both tables, so nothing depends on it but ids_recent's size,
+// and a merge that fails (a full disk: it writes most pages of ids) must
+// not fail ingest, least of all a request retried alone to fit in what
+// space is left. The next group's leader tries again.
+func (s *Store) mergeRecentIDs(ctx context.Context) {
+	if s.recentIDs.Load() < s.recentIDsMax {
+		return
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM ids_recent"); err != nil {
-		return fmt.Errorf("emptying ids_recent: %w", err)
+	err := s.write(ctx, "merge of ids_recent", func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, s.mergeIDs).ExecContext(ctx); err != nil {
+			return fmt.Errorf("merging ids_recent into ids: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM ids_recent")
+		return err
+	})
+	if err != nil {
+		if s.opts.OnError != nil {
+			s.opts.OnError(err)
+		}
+		return
 	}
-	return nil
+	s.recentIDs.Store(0)
 }
 
 // appendProbeStart appends one item of the JSON array of ids and the reuse

@@ -30,4 +30,8 @@ CREATE TRIGGER events_category_hours_delete AFTER DELETE ON events
 WHEN old.category IN ('access', 'user') AND old.ts >= 0 BEGIN
     UPDATE category_hours SET n = n - 1
     WHERE namespace = old.namespace AND category = old.category AND hour = old.ts / 3600000000000;
+    -- An hour retention emptied goes, so that the table, and a total's
+    -- sum over it, holds only hours with events.
+    DELETE FROM category_hours
+    WHERE namespace = old.namespace AND category = old.category AND hour = old.ts / 3600000000000 AND n <= 0;
 END;
