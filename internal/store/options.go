@@ -67,7 +67,9 @@ type Options struct {
 	Leaves LeafMaker
 	// OnError, when set, hears the failures of work a store does in the
 	// background, which no call returns: making a payload dictionary
-	// (internal/store/payload; the store goes on compressing without it).
+	// (internal/store/payload; the store goes on compressing without it),
+	// SQLite's merge of ids_recent into ids (tried again after the next
+	// commit).
 	OnError func(error)
 }
 
