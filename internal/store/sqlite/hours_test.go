@@ -17,10 +17,8 @@ limitations under the License.
 package sqlite
 
 import (
-	"database/sql"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -143,20 +141,7 @@ func TestCategoryHoursMigration(t *testing.T) {
 		events = append(events, store.Event{ID: fmt.Sprintf("old%d", i), Namespace: "a", User: "u", Status: store.StatusSuccess,
 			Category: cats[i%2], Time: at})
 	}
-	err = s.write(ctx, "insert", func(tx *sql.Tx) error {
-		for i := range events {
-			v := append([]any{int64(i + 1)}, sqlstore.InsertValues(s.payload, &events[i])...)
-			if _, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+sqlstore.InsertColumns+") VALUES (?"+
-				strings.Repeat(", ?", len(v)-1)+")", v...); err != nil {
-				return err
-			}
-		}
-		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", len(events)+1)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	insertBySQL(t, s, events)
 	s.Close()
 	s = openStore(t, path, store.Options{TokenKey: testKey})
 	checkTotals(t, s, "after the migration", totalRanges(base))

@@ -721,9 +721,17 @@ func TestPanicInGroupCommit(t *testing.T) {
 // (storetest.CheckLegacyTimes).
 func TestLegacyTimes(t *testing.T) {
 	s := newStore(t)
+	insertBySQL(t, s, storetest.LegacyEvents())
+	storetest.CheckLegacyTimes(t, s)
+}
+
+// insertBySQL stores events with plain INSERTs, seqs 1 and on, past every
+// check of Insert (and past ids and category_hours): rows of an older
+// version, or written by hand.
+func insertBySQL(t *testing.T, s *Store, events []store.Event) {
+	t.Helper()
 	ctx := t.Context()
-	events := storetest.LegacyEvents()
-	err := s.write(ctx, "legacy insert", func(tx *sql.Tx) error {
+	err := s.write(ctx, "insert by SQL", func(tx *sql.Tx) error {
 		for i := range events {
 			v := append([]any{int64(i + 1)}, sqlstore.InsertValues(s.payload, &events[i])...)
 			if _, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+sqlstore.InsertColumns+") VALUES (?"+
@@ -737,7 +745,6 @@ func TestLegacyTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.CheckLegacyTimes(t, s)
 }
 
 func TestPageBytes(t *testing.T) {
