@@ -362,10 +362,28 @@ func (s *Store) dropPartition(ctx context.Context, name string) (n int64, err er
 		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+id).Scan(&n); err != nil {
 			return err
 		}
+		hours, err := countHours(ctx, tx, id)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "LOCK TABLE events IN ACCESS EXCLUSIVE MODE"); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, "DROP TABLE "+id)
+		// A DROP fires no trigger: the partition's events come off
+		// category_hours here (migration 12). No ingest runs meanwhile,
+		// so the order rows are taken in does not matter.
+		if _, err := tx.Exec(ctx, "UPDATE category_hours AS h SET n = h.n - g.n"+
+			" FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS g (namespace, category, hour, n)"+
+			" WHERE h.namespace = g.namespace AND h.category = g.category AND h.hour = g.hour",
+			hours.ns, hours.category, hours.hour, hours.n); err != nil {
+			return fmt.Errorf("taking the partition's events off category_hours: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM category_hours AS h USING unnest($1::text[], $2::text[], $3::bigint[]) AS g (namespace, category, hour)"+
+			" WHERE h.namespace = g.namespace AND h.category = g.category AND h.hour = g.hour AND h.n <= 0",
+			hours.ns, hours.category, hours.hour); err != nil {
+			return fmt.Errorf("deleting emptied hours of category_hours: %w", err)
+		}
+		_, err = tx.Exec(ctx, "DROP TABLE "+id)
 		return err
 	})
 	var pe *pgconn.PgError
@@ -373,6 +391,34 @@ func (s *Store) dropPartition(ctx context.Context, name string) (n int64, err er
 		return 0, nil
 	}
 	return n, err
+}
+
+// hourCounts are the access and user events of a partition per namespace
+// and hour, as columns.
+type hourCounts struct {
+	ns, category []string
+	hour, n      []int64
+}
+
+// countHours counts the access and user events of partition id (quoted)
+// per namespace and hour, as category_hours holds them.
+func countHours(ctx context.Context, tx pgx.Tx, id string) (hourCounts, error) {
+	var c hourCounts
+	rows, err := tx.Query(ctx, "SELECT namespace, category, ts / "+strconv.FormatInt(sqlstore.HourNanos, 10)+", count(*) FROM "+id+
+		" WHERE category IN ('access', 'user') AND ts >= 0 GROUP BY 1, 2, 3")
+	if err != nil {
+		return c, fmt.Errorf("counting the partition's hours: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ns, cat string
+		var hour, n int64
+		if err := rows.Scan(&ns, &cat, &hour, &n); err != nil {
+			return c, fmt.Errorf("counting the partition's hours: %w", err)
+		}
+		c.ns, c.category, c.hour, c.n = append(c.ns, ns), append(c.category, cat), append(c.hour, hour), append(c.n, n)
+	}
+	return c, rows.Err()
 }
 
 // deleteRowsBefore deletes the rows before cut that no dropped partition

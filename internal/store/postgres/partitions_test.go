@@ -39,7 +39,24 @@ var day0 = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 func dayN(n int) time.Time { return day0.Add(time.Duration(n) * 24 * time.Hour) }
 
 func partitionEvent(ns string, i int, at time.Time) store.Event {
-	return store.Event{ID: ns + "-" + strconv.Itoa(i), Namespace: ns, User: "u", Status: store.StatusSuccess, Time: at}
+	return store.Event{ID: ns + "-" + strconv.Itoa(i), Namespace: ns, User: "u", Status: store.StatusSuccess, Time: at,
+		Category: []string{store.CategoryAccess, store.CategoryUser}[i%2]}
+}
+
+// requireHoursCounted fails unless category_hours holds exactly the access
+// and user events of each namespace and hour (migration 12), and no empty
+// hour.
+func requireHoursCounted(t *testing.T, s *Store, when string) {
+	t.Helper()
+	var wrong int
+	if err := s.pool.QueryRow(t.Context(), "SELECT count(*) FROM"+
+		" (SELECT namespace, category, ts / 3600000000000 AS hour, count(*) AS n FROM events WHERE category IN ('access', 'user') AND ts >= 0 GROUP BY 1, 2, 3) AS e"+
+		" FULL JOIN category_hours AS h USING (namespace, category, hour) WHERE e.n IS DISTINCT FROM h.n").Scan(&wrong); err != nil {
+		t.Fatal(err)
+	}
+	if wrong != 0 {
+		t.Fatalf("%s: %d hours of category_hours differ from the events they count", when, wrong)
+	}
 }
 
 // newPartitionedStore is a store with Options.DayPartitions.
@@ -121,6 +138,7 @@ func TestPartitionsByDay(t *testing.T) {
 	}
 	requireVacuumAfterInserts(t, plain)
 	requireVacuumAfterInserts(t, s)
+	requireHoursCounted(t, s, "after ingest and moves out of the default partition")
 	got = partitionRows(t, s)
 	for name, ids := range map[string][]string{
 		"events_p" + dayN(-2).Format("20060102"): {"a-1"},
@@ -151,6 +169,7 @@ func TestPartitionsByDay(t *testing.T) {
 	if ids := got["events_default"]; !slices.Equal(ids, []string{"a-5"}) {
 		t.Errorf("default partition holds %v, want [a-5]", ids)
 	}
+	requireHoursCounted(t, s, "after retention dropped two days")
 	// An id reused on another day (another partition) is stored and
 	// counted: the reuse probe reads every partition, not the event's own.
 	reuse := partitionEvent("a", 4, dayN(3).Add(time.Hour)) // a-4 is stored on day 1
@@ -169,6 +188,7 @@ func TestPartitionsByDay(t *testing.T) {
 	if ids := partitionRows(t, s)["events_p"+dayN(2).Format("20060102")]; !slices.Equal(ids, []string{"a-9"}) {
 		t.Errorf("day 2 holds %v, want [a-9]", ids)
 	}
+	requireHoursCounted(t, s, "after deletes inside a day")
 }
 
 // TestPartitionPruning: a page of a window reads only its days'
@@ -578,4 +598,28 @@ func TestPartitionCompaction(t *testing.T) {
 		t.Fatalf("%s_pkey rebuilt again (filenode %d -> %d, %v)", day0, node, node2, err)
 	}
 	t.Logf("indexes of %s: %d bytes, %d after compaction", day0, bloated, compacted)
+}
+
+// TestCategoryHoursMigration: migration 12 counts the events stored before
+// it, and the totals (then retention) agree with the events.
+func TestCategoryHoursMigration(t *testing.T) {
+	url := storetest.PostgresDatabase(t)
+	ctx := t.Context()
+	v11, err := open(ctx, url, store.Options{TokenKey: testKey}, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := storetest.CategoryTotalsEvents()
+	if _, err := v11.Insert(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	v11.Close()
+	s, err := New(ctx, url, store.Options{TokenKey: testKey})
+	if err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	defer s.Close()
+	requireHoursCounted(t, s, "after the migration")
+	storetest.CheckCategoryTotals(t, s, all, "after the migration")
+	requireHoursCounted(t, s, "after the migration and retention")
 }

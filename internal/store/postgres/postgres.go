@@ -90,9 +90,10 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &Store{
-		pool:   pool,
-		opts:   opts,
-		reader: sqlstore.Reader{Dialect: sqlstore.Postgres, Codec: codec, SessionGap: opts.SessionGap, MaxPageBytes: opts.MaxPageBytes},
+		pool: pool,
+		opts: opts,
+		reader: sqlstore.Reader{Dialect: sqlstore.Postgres, Codec: codec, SessionGap: opts.SessionGap, MaxPageBytes: opts.MaxPageBytes,
+			HourCounts: upTo == 0 || upTo >= 12},
 		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 	}
 	if err := s.migrate(ctx, upTo); err != nil {

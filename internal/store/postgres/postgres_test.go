@@ -649,7 +649,7 @@ func TestLeafPlaceMigration(t *testing.T) {
 	earlier.Insert(t, s, "team-a", "a3", "a4", "a5")
 	earlier.Insert(t, s, "team-b", "b1", "b2")
 	// As the version before left them: unsealed leaves without a place,
-	// in column idx, at schema version 8 (migration 10 runs again too).
+	// in column idx, at schema version 8 (migrations 10 to 12 run again too).
 	for _, q := range []string{
 		"UPDATE leaves SET place = NULL WHERE place >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)",
 		"ALTER TABLE leaves RENAME COLUMN place TO idx",
@@ -657,6 +657,12 @@ func TestLeafPlaceMigration(t *testing.T) {
 		"DROP INDEX events_category_access",
 		"DROP INDEX events_category_user",
 		"CREATE INDEX events_namespace_category ON events (namespace, category, ts, seq)",
+		// Migration 12's table, triggers and functions.
+		"DROP TABLE category_hours",
+		"DROP TRIGGER events_count_hours ON events",
+		"DROP TRIGGER events_uncount_hours ON events",
+		"DROP FUNCTION auditops_count_hours()",
+		"DROP FUNCTION auditops_uncount_hours()",
 		"DELETE FROM schema_migrations WHERE version >= 9",
 	} {
 		if _, err := s.pool.Exec(ctx, q); err != nil {

@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EventsPagination", testEventsPagination},
 		{"EventsPaginationInsertMidWalk", testEventsPaginationInsertMidWalk},
 		{"EventsTotalOncePerWalk", testEventsTotalOncePerWalk},
+		{"CategoryTotals", testCategoryTotals},
 		{"EventsTokens", testEventsTokens},
 		{"SummaryRows", testSummaryRows},
 		{"SummarySessions", testSummarySessions},

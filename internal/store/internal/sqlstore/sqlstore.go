@@ -405,8 +405,9 @@ type Reader struct {
 	// 0 means store.DefaultMaxPageBytes.
 	MaxPageBytes int
 	// HourCounts: the store keeps category_hours, the number of access
-	// and of user events per namespace and hour (SQLite's migration 13),
-	// and a total of one of those categories reads its whole hours there.
+	// and of user events per namespace and hour (SQLite's migration 13,
+	// PostgreSQL's 12), and a total of one of those categories reads its
+	// whole hours there.
 	HourCounts bool
 }
 
@@ -672,7 +673,7 @@ func (r *Reader) total(ctx context.Context, db Queryer, q store.EventQuery, from
 			head := r.eventsWhere(&a, q, from, first*HourNanos, nil)
 			tail := r.eventsWhere(&a, q, last*HourNanos, to, nil)
 			return queryInt(ctx, db, "SELECT (SELECT count(*) FROM "+head+") + (SELECT count(*) FROM "+tail+")"+
-				" + (SELECT coalesce(sum(n), 0) FROM category_hours WHERE namespace = "+a.Add(q.Namespace)+
+				" + (SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM category_hours WHERE namespace = "+a.Add(q.Namespace)+
 				" AND category = "+a.Add(q.Category)+" AND hour >= "+a.Add(first)+" AND hour < "+a.Add(last)+")", a.Values()...)
 		}
 	}
