@@ -189,6 +189,16 @@ func TestPartitionsByDay(t *testing.T) {
 		t.Errorf("day 2 holds %v, want [a-9]", ids)
 	}
 	requireHoursCounted(t, s, "after deletes inside a day")
+	// A replica of the version before drops a partition as it did, without
+	// taking its hours off; the next retention deletes the orphaned hours.
+	mustInsert(t, s, partitionEvent("b", 11, dayN(3).Add(time.Hour)), partitionEvent("b", 12, dayN(3).Add(2*time.Hour)))
+	if _, err := s.pool.Exec(ctx, "DROP TABLE events_p"+dayN(3).Format("20060102")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteBefore(ctx, dayN(4)); err != nil {
+		t.Fatal(err)
+	}
+	requireHoursCounted(t, s, "after retention past a partition dropped without its hours")
 }
 
 // TestPartitionPruning: a page of a window reads only its days'

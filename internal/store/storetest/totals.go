@@ -27,9 +27,9 @@ import (
 // testCategoryTotals checks the totals of one category (the network CSV
 // views' totalRecords, which both stores add from counts per hour) against
 // the events stored: ranges that start and end on and between hours, open
-// ones, ones from before 1970; after re-sends, after retention (which on
-// PostgreSQL may drop whole partitions), and for every namespace and
-// category a view reads.
+// ones, ones from before 1970; after re-sends, after retention (row
+// deletes: postgres' TestPartitionsByDay covers dropped partitions), and
+// for every namespace and category a view reads.
 func testCategoryTotals(t *testing.T, s store.Store) {
 	all := CategoryTotalsEvents()
 	for rest := all; len(rest) > 0; {
@@ -70,7 +70,7 @@ func CategoryTotalsEvents() []store.Event {
 // view reads, in namespaces a, b and c, over ranges that start and end on
 // and between hours, open ones and ones from before 1970, with a count of
 // the events of all s stores; then runs retention to 06:30 of the first
-// day (on PostgreSQL it may drop whole partitions) and compares again.
+// day and compares again.
 func CheckCategoryTotals(t *testing.T, s store.Store, all []store.Event, when string) {
 	t.Helper()
 	ctx := t.Context()
