@@ -12,10 +12,13 @@
 -- Each takes its hours' rows in key order, so two ingest transactions that
 -- share hours wait for each other instead of deadlocking. Retention that
 -- drops a whole partition fires no trigger: it deletes the partition's
--- hours itself (Store.dropPartition). Events before 1970 are never counted
+-- hours itself (Store.dropPartition), and each retention run deletes the
+-- hours before its cut that no event holds (what a replica of the version
+-- before leaves when it drops one). Events before 1970 are never counted
 -- here: their ranges are counted in the index.
--- namespace in events' collation ("C"), so that the triggers' ORDER BY
--- sorts both tables' rows alike: one lock order.
+--
+-- namespace and category in events' collation ("C"), so that the two
+-- triggers' ORDER BY sort alike: one lock order.
 CREATE TABLE category_hours (
     namespace text COLLATE "C" NOT NULL,
     category text COLLATE "C" NOT NULL,
