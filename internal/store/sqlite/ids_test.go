@@ -140,14 +140,12 @@ func checkIDTiers(t *testing.T, s *Store) {
 // statements seek by the whole key: no scan anywhere, at any size.
 func TestIDProbePlan(t *testing.T) {
 	s := newStore(t)
-	ctx := t.Context()
-	probe := "SELECT j.key FROM json_each(?) AS j WHERE " + idProbe("ids_recent") + " OR " + idProbe("ids")
 	for _, q := range []struct {
 		sql  string
 		args []any
 		want []string
 	}{
-		{probe, []any{`[["a",1,"x",5]]`}, []string{
+		{reusedProbe, []any{`[["a",1,"x",5]]`}, []string{
 			"SEARCH x USING PRIMARY KEY (namespace=? AND id_hash=?)",
 			"SEARCH e USING PRIMARY KEY (namespace=? AND ts=? AND seq=?)",
 		}},
@@ -158,20 +156,7 @@ func TestIDProbePlan(t *testing.T) {
 			"SEARCH ids_recent USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)",
 		}},
 	} {
-		rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q.sql, q.args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := explainPlan(t, s.r, q.sql, q.args)
 		all := strings.Join(plan, "\n")
 		for _, w := range q.want {
 			if !strings.Contains(all, w) {

@@ -249,8 +249,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		// id_hash, id, seq], each a seek in both tables of ids that stops
 		// at the first older event whose id matches (a probe per event
 		// cost far more: bench/README.md).
-		{&s.reused, "the reused-id probe", "SELECT j.key FROM json_each(?) AS j WHERE " +
-			idProbe("ids_recent") + " OR " + idProbe("ids")},
+		{&s.reused, "the reused-id probe", reusedProbe},
 		// The group's entries in ids_recent, from the same array [ns,
 		// id_hash, id, seq, ts] (migration 12). An entry of the same key
 		// planted before (seq is unique, so only by hand) is the same
@@ -278,6 +277,10 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	s.recentIDs.Store(recent)
 	return s, nil
 }
+
+// reusedProbe is the reuse probe: the keys of the JSON array's items
+// whose id an older event of their namespace has.
+var reusedProbe = "SELECT j.key FROM json_each(?) AS j WHERE " + idProbe("ids_recent") + " OR " + idProbe("ids")
 
 // idProbe is the reuse probe's test in one table of ids (migration 12): an
 // older event of the item's namespace and id hash whose id is the item's.

@@ -195,20 +195,7 @@ type planQueryer struct {
 
 func (p *planQueryer) check(query string, args []any) {
 	p.t.Helper()
-	rows, err := p.db.QueryContext(p.t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
-	if err != nil {
-		p.t.Fatalf("explain %s: %v", query, err)
-	}
-	defer rows.Close()
-	var lines []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			p.t.Fatal(err)
-		}
-		lines = append(lines, detail)
-	}
+	lines := explainPlan(p.t, p.db, query, args)
 	plan := strings.Join(lines, "\n")
 	*p.seen = append(*p.seen, query)
 	for _, l := range lines {
@@ -240,6 +227,29 @@ func (p *planQueryer) check(query string, args []any) {
 		p.t.Errorf("no index search:\n%s\nplan:\n%s", query, plan)
 	}
 	p.t.Logf("%s\n  %s", query, strings.ReplaceAll(plan, "\n", "\n  "))
+}
+
+// explainPlan is the detail lines of EXPLAIN QUERY PLAN of query.
+func explainPlan(t *testing.T, db *sql.DB, query string, args []any) []string {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatalf("explain %s: %v", query, err)
+	}
+	defer rows.Close()
+	var lines []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
 }
 
 func (p *planQueryer) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
