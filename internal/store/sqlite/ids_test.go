@@ -18,6 +18,7 @@ package sqlite
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +26,12 @@ import (
 	"github.com/auditops/auditops/internal/store"
 )
 
-// TestIDTiers runs the reuse probe across both tables of ids (migration
-// 12): an id is found whether its entry was merged into ids, waits in
+// TestIDTiers runs the reuse probe across the tiers of ids (migrations 12
+// and 14): an id is found whether its entry was merged, waits in
 // ids_recent or came in the same group; merges keep every event's entry
 // exactly once; retention's deletes take entries with them; an entry whose
-// event has another id never counts.
+// event has another id never counts. TestIDMidSlices follows entries from
+// ids_mid into ids.
 func TestIDTiers(t *testing.T) {
 	s := newStore(t)
 	s.recentIDsMax = 4
@@ -50,11 +52,11 @@ func TestIDTiers(t *testing.T) {
 	tiers := func(wantMerged, wantRecent int) {
 		t.Helper()
 		var merged, recent int
-		if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM ids_recent)").Scan(&merged, &recent); err != nil {
+		if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids) + (SELECT count(*) FROM ids_mid), (SELECT count(*) FROM ids_recent)").Scan(&merged, &recent); err != nil {
 			t.Fatal(err)
 		}
 		if merged != wantMerged || recent != wantRecent {
-			t.Fatalf("ids holds %d, ids_recent %d; want %d and %d", merged, recent, wantMerged, wantRecent)
+			t.Fatalf("ids and ids_mid hold %d, ids_recent %d; want %d and %d", merged, recent, wantMerged, wantRecent)
 		}
 		checkIDTiers(t, s)
 	}
@@ -66,9 +68,9 @@ func TestIDTiers(t *testing.T) {
 	if got := s.recentIDs.Load(); got != 0 {
 		t.Fatalf("ids_recent counted %d after a merge, want 0", got)
 	}
-	insert("an id of ids, reused", 1, event("a", 6, "mallory"))
+	insert("a merged id, reused", 1, event("a", 6, "mallory"))
 	tiers(5, 1)
-	insert("an id in both tables, reused again", 1, event("a", 7, "eve"))
+	insert("an id merged and in ids_recent, reused again", 1, event("a", 7, "eve"))
 	tiers(5, 2)
 	insert("a new id", 0, event("f", 8, "u"))
 	insert("an id of ids_recent, reused", 1, event("f", 9, "mallory"))
@@ -78,21 +80,25 @@ func TestIDTiers(t *testing.T) {
 
 	// Entries that match an id's hash but name an event of another id:
 	// what a planted row or a hash collision looks like. Neither counts.
-	for _, table := range []string{"ids", "ids_recent"} {
+	planted := []string{"ids", "ids_recent", "ids_mid"}
+	for _, table := range planted {
 		if _, err := s.w.ExecContext(ctx, "INSERT INTO "+table+" (namespace, id_hash, ts, seq)"+
 			" SELECT namespace, ?, ts, seq FROM events WHERE id = 'b'", store.IDHash("h-"+table)); err != nil {
 			t.Fatal(err)
 		}
 		insert("an id whose hash has an entry of "+table+" for another id", 0, event("h-"+table, 20, "u"))
 	}
-	// The second insert reached the bound: both planted entries were
-	// merged with the rest, and go again.
-	if _, err := s.w.ExecContext(ctx, "DELETE FROM ids WHERE id_hash IN (?, ?) AND seq = (SELECT seq FROM events WHERE id = 'b')", store.IDHash("h-ids"), store.IDHash("h-ids_recent")); err != nil {
-		t.Fatal(err)
+	// The planted entries go again, wherever the merge (at the second
+	// insert) took them.
+	for _, table := range []string{"ids", "ids_mid"} {
+		if _, err := s.w.ExecContext(ctx, "DELETE FROM "+table+" WHERE id_hash IN (?, ?, ?) AND seq = (SELECT seq FROM events WHERE id = 'b')",
+			store.IDHash("h-ids"), store.IDHash("h-ids_mid"), store.IDHash("h-ids_recent")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	tiers(13, 0)
-	insert("an old event reusing an id of ids", 1, event("c", 0, "late"))
 	tiers(13, 1)
+	insert("an old event reusing a merged id", 1, event("c", 0, "late"))
+	tiers(13, 2)
 
 	// Retention deletes the events before minute 7 (a, b, c, d, e, the
 	// first reuse of a, and the late c in ids_recent) with their entries:
@@ -101,10 +107,10 @@ func TestIDTiers(t *testing.T) {
 	if err != nil || n != 7 {
 		t.Fatalf("retention: %d deleted, %v; want 7", n, err)
 	}
-	tiers(7, 0)
+	tiers(7, 1)
 	insert("an id whose events retention deleted", 0, event("b", 30, "u"))
 	insert("an id with one event left", 1, event("a", 31, "u"))
-	tiers(7, 2)
+	tiers(10, 0)
 
 	// An entry planted for the next event, key and all, is its entry: the
 	// event is stored, and is no reuse of itself.
@@ -113,14 +119,15 @@ func TestIDTiers(t *testing.T) {
 		t.Fatal(err)
 	}
 	insert("an event whose entry was planted before it", 0, event("p", 40, "u"))
-	tiers(10, 0) // the fourth entry since the last merge: merged
+	tiers(10, 1)
 }
 
-// checkIDTiers fails unless ids and ids_recent hold exactly one entry per
+// checkIDTiers fails unless the tiers of ids hold exactly one entry per
 // event, the event's own.
 func checkIDTiers(t *testing.T, s *Store) {
 	t.Helper()
-	const entries = "(SELECT namespace, id_hash, ts, seq FROM ids UNION ALL SELECT namespace, id_hash, ts, seq FROM ids_recent)"
+	const entries = "(SELECT namespace, id_hash, ts, seq FROM ids UNION ALL SELECT namespace, id_hash, ts, seq FROM ids_mid" +
+		" UNION ALL SELECT namespace, id_hash, ts, seq FROM ids_recent)"
 	const events = "(SELECT namespace, id_hash, ts, seq FROM events)"
 	var missing, stray, twice int
 	if err := s.w.QueryRowContext(t.Context(), "SELECT"+
@@ -135,7 +142,7 @@ func checkIDTiers(t *testing.T, s *Store) {
 	}
 }
 
-// TestIDProbePlan: the reuse probe seeks both tables of ids by (namespace,
+// TestIDProbePlan: the reuse probe seeks each tier of ids by (namespace,
 // id_hash) and reads events by their key, and the delete trigger's
 // statements seek by the whole key: no scan anywhere, at any size.
 func TestIDProbePlan(t *testing.T) {
@@ -155,6 +162,9 @@ func TestIDProbePlan(t *testing.T) {
 		{"DELETE FROM ids_recent WHERE namespace = ? AND id_hash = ? AND ts = ? AND seq = ?", []any{"a", 1, 2, 3}, []string{
 			"SEARCH ids_recent USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)",
 		}},
+		{"DELETE FROM ids_mid WHERE namespace = ? AND id_hash = ? AND ts = ? AND seq = ?", []any{"a", 1, 2, 3}, []string{
+			"SEARCH ids_mid USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)",
+		}},
 	} {
 		plan := explainPlan(t, s.r, q.sql, q.args)
 		all := strings.Join(plan, "\n")
@@ -172,9 +182,9 @@ func TestIDProbePlan(t *testing.T) {
 }
 
 // TestIDMergeFailure: a merge of ids_recent that fails (here a trigger
-// that refuses every row of ids, as a full disk would refuse its pages)
-// fails no insert, and loses no reuse; the next group's merge, once ids
-// takes rows again, empties ids_recent.
+// that refuses every row of ids_mid, as a full disk would refuse its
+// pages) fails no insert, and loses no reuse; the next group's merge, once
+// ids_mid takes rows again, empties ids_recent.
 func TestIDMergeFailure(t *testing.T) {
 	var heard []error
 	s := newStoreWith(t, store.Options{TokenKey: testKey, OnError: func(err error) { heard = append(heard, err) }})
@@ -185,7 +195,7 @@ func TestIDMergeFailure(t *testing.T) {
 		return store.Event{ID: id, Namespace: "team-a", User: fmt.Sprintf("u%d", i), Status: store.StatusSuccess,
 			Category: store.CategoryData, Time: t0.Add(time.Duration(i) * time.Second)}
 	}
-	if _, err := s.w.ExecContext(ctx, "CREATE TRIGGER refuse_ids BEFORE INSERT ON ids BEGIN SELECT RAISE(ABORT, 'no space'); END"); err != nil {
+	if _, err := s.w.ExecContext(ctx, "CREATE TRIGGER refuse_ids BEFORE INSERT ON ids_mid BEGIN SELECT RAISE(ABORT, 'no space'); END"); err != nil {
 		t.Fatal(err)
 	}
 	for i, want := range []int{0, 0, 1, 1, 0} {
@@ -209,8 +219,94 @@ func TestIDMergeFailure(t *testing.T) {
 		t.Fatalf("insert after the fault: %+v, %v", res, err)
 	}
 	var merged int
-	if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM ids_recent)").Scan(&merged, &recent); err != nil || merged != 6 || recent != 0 {
-		t.Fatalf("after the fault: ids %d, ids_recent %d (%v); want 6 and 0", merged, recent, err)
+	if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids) + (SELECT count(*) FROM ids_mid), (SELECT count(*) FROM ids_recent)").Scan(&merged, &recent); err != nil || merged != 6 || recent != 0 {
+		t.Fatalf("after the fault: ids and ids_mid %d, ids_recent %d (%v); want 6 and 0", merged, recent, err)
 	}
 	checkIDTiers(t, s)
+}
+
+// TestIDMidSlices follows id entries through the three tiers (migration
+// 14): each merge moves the next slice of id hashes from ids_mid into ids,
+// round the slices, then ids_recent into ids_mid, so that ids_mid holds at
+// most the entries of the last midSlices merges; an id counts as reused
+// from every tier.
+func TestIDMidSlices(t *testing.T) {
+	s := newStore(t)
+	s.recentIDsMax, s.midSlices = 8, 4
+	ctx := t.Context()
+	t0 := time.Unix(1_700_000_000, 0)
+	event := func(i, id int) store.Event {
+		return store.Event{ID: fmt.Sprintf("id-%d", id), Namespace: []string{"team-a", "team-b"}[id%2], User: "u", API: "/pods",
+			Method: "get", Status: store.StatusSuccess, Category: store.CategoryData, Time: t0.Add(time.Duration(i) * time.Second)}
+	}
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := s.w.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const ids = 204
+	for i := 0; i < ids; i += 8 {
+		slice := s.nextSlice.Load()
+		lo, hi := hashSlice(slice, s.midSlices)
+		first := count("SELECT next FROM seq_counter")
+		var batch []store.Event
+		for j := i; j < min(i+8, ids); j++ {
+			batch = append(batch, event(j, j))
+		}
+		if res, err := s.Insert(ctx, batch); err != nil || res.Inserted != len(batch) || res.Reused != 0 {
+			t.Fatalf("insert of ids %d to %d: %+v, %v", i, i+len(batch), res, err)
+		}
+		if len(batch) < 8 {
+			break // no merge: the last entries stay in ids_recent
+		}
+		if n := count("SELECT count(*) FROM ids_mid WHERE id_hash BETWEEN ? AND ? AND seq < ?", lo, hi, first); n != 0 {
+			t.Fatalf("merge %d left %d entries of slice %d in ids_mid", i/8, n, slice)
+		}
+		if n := count("SELECT count(*) FROM ids_mid"); n > int(s.midSlices*s.recentIDsMax) {
+			t.Fatalf("merge %d: ids_mid holds %d entries, want at most %d", i/8, n, s.midSlices*s.recentIDsMax)
+		}
+		if got, want := s.nextSlice.Load(), (slice+1)%s.midSlices; got != want {
+			t.Fatalf("merge %d: the next slice is %d, want %d", i/8, got, want)
+		}
+	}
+	for _, table := range []string{"ids", "ids_mid", "ids_recent"} {
+		if count("SELECT count(*) FROM "+table) == 0 {
+			t.Fatalf("%s is empty: the reuses below would not reach it", table)
+		}
+	}
+	checkIDTiers(t, s)
+	var again []store.Event
+	for j := range ids {
+		again = append(again, event(ids+j, j))
+	}
+	for i := 0; i < ids; i += 8 {
+		batch := again[i:min(i+8, ids)]
+		if res, err := s.Insert(ctx, batch); err != nil || res.Inserted != len(batch) || res.Reused != len(batch) {
+			t.Fatalf("reuse of ids %d to %d: %+v, %v; want each reused", i, i+len(batch), res, err)
+		}
+	}
+	checkIDTiers(t, s)
+}
+
+// TestHashSlice: the slices of id hashes cover int64 once, in order.
+func TestHashSlice(t *testing.T) {
+	for _, n := range []int64{1, 2, 3, 16} {
+		next := int64(math.MinInt64)
+		for k := range n {
+			lo, hi := hashSlice(k, n)
+			if lo != next || hi < lo {
+				t.Fatalf("slice %d of %d is [%d, %d], want it from %d", k, n, lo, hi, next)
+			}
+			if k == n-1 {
+				if hi != math.MaxInt64 {
+					t.Fatalf("the last slice of %d ends at %d", n, hi)
+				}
+				break
+			}
+			next = hi + 1
+		}
+	}
 }

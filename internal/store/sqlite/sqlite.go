@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -63,13 +64,21 @@ const opInsert = "insert"
 const WriterCheckpointPragma = "wal_autocheckpoint(16000)"
 
 // recentIDsMax is how many events' id entries ids_recent holds before the
-// writer moves them into ids (migration 12). A group commit's inserts into
-// ids_recent share its pages (~70 at this size); a merge writes each page
-// of ids it reaches once, nearly all of them past ~100k events, so its cost
-// per event is ids' size over this bound. At a million events (~2,300
-// pages of ids) that is ~1 KB of WAL an event, against ~16 KB when every
-// insert went to a random page of one large index.
+// writer merges them (migrations 12 and 14). A group commit's inserts into
+// ids_recent share its pages (~70 at this size). A merge moves them into
+// ids_mid, and one of midSlices ranges of id hashes from ids_mid into ids:
+// it writes ids_mid's pages (at most ~1,200: ids_mid holds the entries of
+// the last midSlices merges) and a midSlices-th of ids' pages, each in key
+// order, once. Its cost per event still grows with the store, but a
+// midSlices-th as fast as when each merge went into ids (BenchmarkIDMerge,
+// WAL written per event at one and four million events: 1,593 and 4,312
+// bytes into ids, 357 and 525 through ids_mid), and against ~16 KB when
+// every insert went to a random page of one large index.
 const recentIDsMax = 1 << 15
+
+// midSlices is how many merges of ids_recent a range of id hashes waits in
+// ids_mid before it moves on into ids.
+const midSlices = 16
 
 // readers is the size of the read pool.
 const readers = 4
@@ -100,9 +109,9 @@ type Store struct {
 	dictLoad *sql.DB
 	insert   *sql.Stmt
 	reused   *sql.Stmt
-	mergeIDs *sql.Stmt
-	// insertIDs and mergeIDs keep ids_recent and ids (migration 12).
-	insertIDs *sql.Stmt
+	// insertIDs, mergeIDs and the two of a slice keep the tiers of ids
+	// (migrations 12 and 14).
+	insertIDs, mergeIDs, mergeSlice, deleteSlice *sql.Stmt
 	// countHours keeps category_hours (migration 13).
 	countHours *sql.Stmt
 	// insertLeaf writes an event's leaf (opts.Leaves set).
@@ -118,8 +127,12 @@ type Store struct {
 	// when to merge them into ids. Retention's deletes leave it high, so a
 	// merge comes early; nothing else depends on it.
 	recentIDs atomic.Int64
-	// recentIDsMax is recentIDsMax but in tests, which merge sooner.
-	recentIDsMax int64
+	// recentIDsMax and midSlices are the constants but in tests, which
+	// merge sooner.
+	recentIDsMax, midSlices int64
+	// nextSlice is the range of id hashes the next merge moves from
+	// ids_mid into ids (an index into midSlices).
+	nextSlice atomic.Int64
 
 	// Group commit of concurrent inserts (see Insert).
 	gmu     sync.Mutex
@@ -191,6 +204,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 
 		recentIDsMax: recentIDsMax,
+		midSlices:    midSlices,
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
 		s.Close()
@@ -261,8 +275,11 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		{&s.countHours, "the count of category hours", "INSERT INTO category_hours (namespace, category, hour, n)" +
 			" SELECT value ->> 0, value ->> 1, value ->> 2, count(*) FROM json_each(?) WHERE true GROUP BY 1, 2, 3" +
 			" ON CONFLICT (namespace, category, hour) DO UPDATE SET n = n + excluded.n"},
-		{&s.mergeIDs, "the merge of ids_recent", "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)" +
+		{&s.mergeIDs, "the merge of ids_recent", "INSERT OR IGNORE INTO ids_mid (namespace, id_hash, ts, seq)" +
 			" SELECT namespace, id_hash, ts, seq FROM ids_recent ORDER BY namespace, id_hash, ts, seq"},
+		{&s.mergeSlice, "the merge of a slice of ids_mid", "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)" +
+			" SELECT namespace, id_hash, ts, seq FROM ids_mid WHERE id_hash BETWEEN ? AND ? ORDER BY namespace, id_hash, ts, seq"},
+		{&s.deleteSlice, "the delete of a slice of ids_mid", "DELETE FROM ids_mid WHERE id_hash BETWEEN ? AND ?"},
 	} {
 		if *st.dst, err = w.PrepareContext(ctx, st.sql); err != nil {
 			s.Close()
@@ -275,12 +292,20 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		return nil, s.wrap("count ids_recent", err)
 	}
 	s.recentIDs.Store(recent)
+	// Which slice comes next follows the store's events, so that merges
+	// go round the slices across restarts too.
+	var next int64
+	if err := w.QueryRowContext(ctx, "SELECT next FROM seq_counter WHERE id = 1").Scan(&next); err != nil {
+		s.Close()
+		return nil, s.wrap("read seq_counter", err)
+	}
+	s.nextSlice.Store(next / s.recentIDsMax % s.midSlices)
 	return s, nil
 }
 
 // reusedProbe is the reuse probe: the keys of the JSON array's items
 // whose id an older event of their namespace has.
-var reusedProbe = "SELECT j.key FROM json_each(?) AS j WHERE " + idProbe("ids_recent") + " OR " + idProbe("ids")
+var reusedProbe = "SELECT j.key FROM json_each(?) AS j WHERE " + idProbe("ids_recent") + " OR " + idProbe("ids_mid") + " OR " + idProbe("ids")
 
 // idProbe is the reuse probe's test in one table of ids (migration 12): an
 // older event of the item's namespace and id hash whose id is the item's.
@@ -764,20 +789,29 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 	return err
 }
 
-// mergeRecentIDs moves ids_recent's entries into ids, in key order, so that
-// each page of ids is written once (migration 12), once ids_recent holds
-// recentIDsMax. It is a transaction of its own, after a group's commit: the
-// probe reads both tables, so nothing depends on it but ids_recent's size,
-// and a merge that fails (a full disk: it writes most pages of ids) must
-// not fail ingest, least of all a request retried alone to fit in what
-// space is left. The next group's leader tries again.
+// mergeRecentIDs moves ids_recent's entries into ids_mid, and the entries
+// of one slice of id hashes from ids_mid into ids, each in key order, so
+// that each page of either is written once (migrations 12 and 14), once
+// ids_recent holds recentIDsMax. It is a transaction of its own, after a
+// group's commit: the probe reads every tier, so nothing depends on it but
+// the tiers' sizes, and a merge that fails (a full disk) must not fail
+// ingest, least of all a request retried alone to fit in what space is
+// left. The next group's leader tries again.
 func (s *Store) mergeRecentIDs(ctx context.Context) {
 	if s.recentIDs.Load() < s.recentIDsMax {
 		return
 	}
+	slice := s.nextSlice.Load()
+	lo, hi := hashSlice(slice, s.midSlices)
 	err := s.write(ctx, "merge of ids_recent", func(tx *sql.Tx) error {
+		if _, err := tx.StmtContext(ctx, s.mergeSlice).ExecContext(ctx, lo, hi); err != nil {
+			return fmt.Errorf("merging slice %d of ids_mid into ids: %w", slice, err)
+		}
+		if _, err := tx.StmtContext(ctx, s.deleteSlice).ExecContext(ctx, lo, hi); err != nil {
+			return fmt.Errorf("deleting slice %d of ids_mid: %w", slice, err)
+		}
 		if _, err := tx.StmtContext(ctx, s.mergeIDs).ExecContext(ctx); err != nil {
-			return fmt.Errorf("merging ids_recent into ids: %w", err)
+			return fmt.Errorf("merging ids_recent into ids_mid: %w", err)
 		}
 		_, err := tx.ExecContext(ctx, "DELETE FROM ids_recent")
 		return err
@@ -789,6 +823,23 @@ func (s *Store) mergeRecentIDs(ctx context.Context) {
 		return
 	}
 	s.recentIDs.Store(0)
+	s.nextSlice.Store((slice + 1) % s.midSlices)
+}
+
+// hashSlice is the range [lo, hi] of id hashes of slice k of n equal ones,
+// in the order of int64.
+func hashSlice(k, n int64) (lo, hi int64) {
+	if n <= 1 {
+		return math.MinInt64, math.MaxInt64
+	}
+	w := math.MaxUint64/uint64(n) + 1
+	ulo := uint64(k) * w
+	uhi := ulo + w - 1
+	if k == n-1 {
+		uhi = math.MaxUint64
+	}
+	// Flipping the sign bit maps the order of uint64 onto int64's.
+	return int64(ulo ^ 1<<63), int64(uhi ^ 1<<63)
 }
 
 // appendProbeStart appends one item of the JSON array of ids and the reuse

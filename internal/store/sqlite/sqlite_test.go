@@ -309,7 +309,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 13 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 14 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -528,8 +528,8 @@ func TestLeafPlaceMigration(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	// Schema 6's column names and indexes: migrations 8 to 13 run again.
-	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn+undoCategoryIndexes+undoIDTiers+undoCategoryHours), "\n") {
+	// Schema 6's column names and indexes: migrations 8 to 14 run again.
+	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn+undoCategoryIndexes+undoIDTiers+undoCategoryHours+undoIDMiddleTier), "\n") {
 		if q == "" {
 			continue
 		}
@@ -606,6 +606,12 @@ CREATE INDEX events_namespace_id ON events (namespace, id_hash)
 const undoCategoryHours = `
 DROP TRIGGER events_category_hours_delete
 DROP TABLE category_hours
+`
+
+// undoIDMiddleTier takes migration 14 (0014_id_middle_tier.sql) back, after
+// undoIDTiers dropped its trigger.
+const undoIDMiddleTier = `
+DROP TABLE ids_mid
 `
 
 // undoSummaryFromTable takes migration 9 (0009_summary_from_table.sql)
