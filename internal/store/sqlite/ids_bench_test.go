@@ -28,16 +28,24 @@ import (
 // BenchmarkIDMerge measures a merge of ids_recent (mergeRecentIDs) in a
 // store that already holds the id entries of n events: what it writes to
 // the WAL per event it moves (walB/event), which decides how ingest slows
-// as the store grows. Each merge moves recentIDsMax entries of random
-// hashes in 8 namespaces, as ingest would; the first merges only bring the
-// tiers to their steady state and are not measured.
+// as the store grows: straight into ids, and through ids_mid (tiersFrom).
+// Each merge moves recentIDsMax entries of random hashes in 8 namespaces,
+// as ingest would; the first merges only bring the tiers to their steady
+// state and are not measured.
 //
-//	go test ./internal/store/sqlite -run '^$' -bench IDMerge -benchtime 8x
+//	go test ./internal/store/sqlite -run '^$' -bench IDMerge -benchtime 6x
 func BenchmarkIDMerge(b *testing.B) {
-	for _, n := range []int{1 << 20, 1 << 22} {
-		b.Run(fmt.Sprintf("ids=%d", n), func(b *testing.B) {
+	for _, bc := range []struct {
+		n      int
+		tiered bool
+	}{{1 << 20, false}, {1 << 20, true}, {1 << 22, false}, {1 << 22, true}} {
+		b.Run(fmt.Sprintf("ids=%d/tiered=%v", bc.n, bc.tiered), func(b *testing.B) {
+			n := bc.n
 			path := filepath.Join(b.TempDir(), "audit.db")
 			s := openStore(b, path, store.Options{TokenKey: testKey})
+			if bc.tiered {
+				setTiered(s)
+			}
 			ctx := b.Context()
 			wal := path + "-wal"
 			// Entries of events 1..n, in key order as a merge leaves them.

@@ -18,7 +18,7 @@ package sqlite
 
 import (
 	"fmt"
-	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,11 +30,26 @@ import (
 // and 14): an id is found whether its entry was merged, waits in
 // ids_recent or came in the same group; merges keep every event's entry
 // exactly once; retention's deletes take entries with them; an entry whose
-// event has another id never counts. TestIDMidSlices follows entries from
-// ids_mid into ids.
+// event has another id never counts. It runs with merges into ids and
+// through ids_mid; TestIDMidSlices follows entries from ids_mid into ids.
 func TestIDTiers(t *testing.T) {
+	for _, tiered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tiered=%v", tiered), func(t *testing.T) { testIDTiers(t, tiered) })
+	}
+}
+
+// setTiered makes s's merges go through ids_mid from now on (tiersFrom).
+func setTiered(s *Store) {
+	s.tiersFrom = 0
+	s.tiered.Store(true)
+}
+
+func testIDTiers(t *testing.T, tiered bool) {
 	s := newStore(t)
 	s.recentIDsMax = 4
+	if tiered {
+		setTiered(s)
+	}
 	ctx := t.Context()
 	t0 := time.Unix(1_700_000_000, 0)
 	at := func(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
@@ -80,10 +95,12 @@ func TestIDTiers(t *testing.T) {
 
 	// Entries that match an id's hash but name an event of another id:
 	// what a planted row or a hash collision looks like. Neither counts.
-	planted := []string{"ids", "ids_recent", "ids_mid"}
-	for _, table := range planted {
-		if _, err := s.w.ExecContext(ctx, "INSERT INTO "+table+" (namespace, id_hash, ts, seq)"+
-			" SELECT namespace, ?, ts, seq FROM events WHERE id = 'b'", store.IDHash("h-"+table)); err != nil {
+	for _, table := range []string{"ids", "ids_recent", "ids_mid"} {
+		q := "INSERT INTO " + table + " (namespace, id_hash, ts, seq) SELECT namespace, ?1, ts, seq FROM events WHERE id = 'b'"
+		if table == "ids_mid" {
+			q = "INSERT INTO ids_mid (slice, namespace, id_hash, ts, seq) SELECT " + sliceOf("?1") + ", namespace, ?1, ts, seq FROM events WHERE id = 'b'"
+		}
+		if _, err := s.w.ExecContext(ctx, q, store.IDHash("h-"+table)); err != nil {
 			t.Fatal(err)
 		}
 		insert("an id whose hash has an entry of "+table+" for another id", 0, event("h-"+table, 20, "u"))
@@ -156,14 +173,19 @@ func TestIDProbePlan(t *testing.T) {
 			"SEARCH x USING PRIMARY KEY (namespace=? AND id_hash=?)",
 			"SEARCH e USING PRIMARY KEY (namespace=? AND ts=? AND seq=?)",
 		}},
+		{reusedProbeTiered, []any{`[["a",1,"x",5]]`}, []string{
+			"SEARCH x USING PRIMARY KEY (namespace=? AND id_hash=?)",
+			"SEARCH x USING PRIMARY KEY (slice=? AND namespace=? AND id_hash=?)",
+			"SEARCH e USING PRIMARY KEY (namespace=? AND ts=? AND seq=?)",
+		}},
 		{"DELETE FROM ids WHERE namespace = ? AND id_hash = ? AND ts = ? AND seq = ?", []any{"a", 1, 2, 3}, []string{
 			"SEARCH ids USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)",
 		}},
 		{"DELETE FROM ids_recent WHERE namespace = ? AND id_hash = ? AND ts = ? AND seq = ?", []any{"a", 1, 2, 3}, []string{
 			"SEARCH ids_recent USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)",
 		}},
-		{"DELETE FROM ids_mid WHERE namespace = ? AND id_hash = ? AND ts = ? AND seq = ?", []any{"a", 1, 2, 3}, []string{
-			"SEARCH ids_mid USING PRIMARY KEY (namespace=? AND id_hash=? AND ts=? AND seq=?)",
+		{"DELETE FROM ids_mid WHERE slice = " + sliceOf("?") + " AND namespace = ? AND id_hash = ? AND ts = ? AND seq = ?", []any{1, "a", 1, 2, 3}, []string{
+			"SEARCH ids_mid USING PRIMARY KEY (slice=? AND namespace=? AND id_hash=? AND ts=? AND seq=?)",
 		}},
 	} {
 		plan := explainPlan(t, s.r, q.sql, q.args)
@@ -181,22 +203,34 @@ func TestIDProbePlan(t *testing.T) {
 	}
 }
 
-// TestIDMergeFailure: a merge of ids_recent that fails (here a trigger
-// that refuses every row of ids_mid, as a full disk would refuse its
+// TestIDMergeFailure: a merge of ids_recent that fails (here triggers that
+// refuse every row of ids and ids_mid, as a full disk would refuse their
 // pages) fails no insert, and loses no reuse; the next group's merge, once
-// ids_mid takes rows again, empties ids_recent.
+// they take rows again, empties ids_recent. With merges into ids and
+// through ids_mid.
 func TestIDMergeFailure(t *testing.T) {
+	for _, tiered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tiered=%v", tiered), func(t *testing.T) { testIDMergeFailure(t, tiered) })
+	}
+}
+
+func testIDMergeFailure(t *testing.T, tiered bool) {
 	var heard []error
 	s := newStoreWith(t, store.Options{TokenKey: testKey, OnError: func(err error) { heard = append(heard, err) }})
 	s.recentIDsMax = 2
+	if tiered {
+		setTiered(s)
+	}
 	ctx := t.Context()
 	t0 := time.Unix(1_700_000_000, 0)
 	event := func(id string, i int) store.Event {
 		return store.Event{ID: id, Namespace: "team-a", User: fmt.Sprintf("u%d", i), Status: store.StatusSuccess,
 			Category: store.CategoryData, Time: t0.Add(time.Duration(i) * time.Second)}
 	}
-	if _, err := s.w.ExecContext(ctx, "CREATE TRIGGER refuse_ids BEFORE INSERT ON ids_mid BEGIN SELECT RAISE(ABORT, 'no space'); END"); err != nil {
-		t.Fatal(err)
+	for _, table := range []string{"ids", "ids_mid"} {
+		if _, err := s.w.ExecContext(ctx, "CREATE TRIGGER refuse_"+table+" BEFORE INSERT ON "+table+" BEGIN SELECT RAISE(ABORT, 'no space'); END"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for i, want := range []int{0, 0, 1, 1, 0} {
 		id := []string{"a", "b", "a", "b", "c"}[i]
@@ -212,8 +246,10 @@ func TestIDMergeFailure(t *testing.T) {
 	if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM ids_recent").Scan(&recent); err != nil || recent != 5 {
 		t.Fatalf("ids_recent holds %d (%v), want all 5 entries", recent, err)
 	}
-	if _, err := s.w.ExecContext(ctx, "DROP TRIGGER refuse_ids"); err != nil {
-		t.Fatal(err)
+	for _, table := range []string{"ids", "ids_mid"} {
+		if _, err := s.w.ExecContext(ctx, "DROP TRIGGER refuse_"+table); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if res, err := s.Insert(ctx, []store.Event{event("c", 9)}); err != nil || res.Reused != 1 {
 		t.Fatalf("insert after the fault: %+v, %v", res, err)
@@ -232,7 +268,8 @@ func TestIDMergeFailure(t *testing.T) {
 // from every tier.
 func TestIDMidSlices(t *testing.T) {
 	s := newStore(t)
-	s.recentIDsMax, s.midSlices = 8, 4
+	s.recentIDsMax = 8
+	setTiered(s)
 	ctx := t.Context()
 	t0 := time.Unix(1_700_000_000, 0)
 	event := func(i, id int) store.Event {
@@ -247,10 +284,9 @@ func TestIDMidSlices(t *testing.T) {
 		}
 		return n
 	}
-	const ids = 204
+	const ids = 8*midSlices*2 + 4
 	for i := 0; i < ids; i += 8 {
 		slice := s.nextSlice.Load()
-		lo, hi := hashSlice(slice, s.midSlices)
 		first := count("SELECT next FROM seq_counter")
 		var batch []store.Event
 		for j := i; j < min(i+8, ids); j++ {
@@ -262,13 +298,13 @@ func TestIDMidSlices(t *testing.T) {
 		if len(batch) < 8 {
 			break // no merge: the last entries stay in ids_recent
 		}
-		if n := count("SELECT count(*) FROM ids_mid WHERE id_hash BETWEEN ? AND ? AND seq < ?", lo, hi, first); n != 0 {
+		if n := count("SELECT count(*) FROM ids_mid WHERE "+sliceOf("id_hash")+" = ? AND seq < ?", slice, first); n != 0 {
 			t.Fatalf("merge %d left %d entries of slice %d in ids_mid", i/8, n, slice)
 		}
-		if n := count("SELECT count(*) FROM ids_mid"); n > int(s.midSlices*s.recentIDsMax) {
-			t.Fatalf("merge %d: ids_mid holds %d entries, want at most %d", i/8, n, s.midSlices*s.recentIDsMax)
+		if n := count("SELECT count(*) FROM ids_mid"); n > midSlices*int(s.recentIDsMax) {
+			t.Fatalf("merge %d: ids_mid holds %d entries, want at most %d", i/8, n, midSlices*s.recentIDsMax)
 		}
-		if got, want := s.nextSlice.Load(), (slice+1)%s.midSlices; got != want {
+		if got, want := s.nextSlice.Load(), (slice+1)%midSlices; got != want {
 			t.Fatalf("merge %d: the next slice is %d, want %d", i/8, got, want)
 		}
 	}
@@ -291,22 +327,55 @@ func TestIDMidSlices(t *testing.T) {
 	checkIDTiers(t, s)
 }
 
-// TestHashSlice: the slices of id hashes cover int64 once, in order.
-func TestHashSlice(t *testing.T) {
-	for _, n := range []int64{1, 2, 3, 16} {
-		next := int64(math.MinInt64)
-		for k := range n {
-			lo, hi := hashSlice(k, n)
-			if lo != next || hi < lo {
-				t.Fatalf("slice %d of %d is [%d, %d], want it from %d", k, n, lo, hi, next)
-			}
-			if k == n-1 {
-				if hi != math.MaxInt64 {
-					t.Fatalf("the last slice of %d ends at %d", n, hi)
-				}
-				break
-			}
-			next = hi + 1
+// TestIDTiersFrom: merges go into ids until the store holds tiersFrom
+// events, then through ids_mid, for good: a store reopened with ids_mid in
+// use keeps reading it, whatever its size.
+func TestIDTiersFrom(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	s := openStore(t, path, store.Options{TokenKey: testKey})
+	s.recentIDsMax, s.tiersFrom = 4, 10
+	ctx := t.Context()
+	t0 := time.Unix(1_700_000_000, 0)
+	event := func(i int) store.Event {
+		return store.Event{ID: fmt.Sprintf("id-%d", i), Namespace: "team-a", User: "u", Status: store.StatusSuccess,
+			Category: store.CategoryData, Time: t0.Add(time.Duration(i) * time.Second)}
+	}
+	tiers := func(what string, wantIDs, wantMid, wantRecent int, wantTiered bool) {
+		t.Helper()
+		var ids, mid, recent int
+		if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM ids_mid), (SELECT count(*) FROM ids_recent)").Scan(&ids, &mid, &recent); err != nil {
+			t.Fatal(err)
 		}
+		if ids != wantIDs || mid != wantMid || recent != wantRecent || s.tiered.Load() != wantTiered {
+			t.Fatalf("%s: ids %d, ids_mid %d, ids_recent %d, tiered %v; want %d, %d, %d, %v", what, ids, mid, recent, s.tiered.Load(), wantIDs, wantMid, wantRecent, wantTiered)
+		}
+	}
+	for i := range 8 {
+		if _, err := s.Insert(ctx, []store.Event{event(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tiers("8 events", 8, 0, 0, false)
+	if _, err := s.Insert(ctx, []store.Event{event(8)}); err != nil {
+		t.Fatal(err)
+	}
+	tiers("the 9th event", 8, 0, 1, true) // the next seq is 10
+	for i := 9; i < 12; i++ {
+		if _, err := s.Insert(ctx, []store.Event{event(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tiers("the merge after", 8, 4, 0, true)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, path, store.Options{TokenKey: testKey})
+	if !s.tiered.Load() {
+		t.Fatal("reopened with entries in ids_mid, the store does not read it")
+	}
+	res, err := s.Insert(ctx, []store.Event{{ID: "id-10", Namespace: "team-a", User: "mallory", Status: store.StatusSuccess,
+		Category: store.CategoryData, Time: t0.Add(time.Hour)}})
+	if err != nil || res.Reused != 1 {
+		t.Fatalf("reuse of an id in ids_mid after reopening: %+v, %v", res, err)
 	}
 }

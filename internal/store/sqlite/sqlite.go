@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -38,6 +37,7 @@ import (
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/auditops/auditops/internal/faultpoint"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/internal/migrate"
 	"github.com/auditops/auditops/internal/store/internal/sqlstore"
@@ -66,19 +66,33 @@ const WriterCheckpointPragma = "wal_autocheckpoint(16000)"
 // recentIDsMax is how many events' id entries ids_recent holds before the
 // writer merges them (migrations 12 and 14). A group commit's inserts into
 // ids_recent share its pages (~70 at this size). A merge moves them into
-// ids_mid, and one of midSlices ranges of id hashes from ids_mid into ids:
-// it writes ids_mid's pages (at most ~1,200: ids_mid holds the entries of
-// the last midSlices merges) and a midSlices-th of ids' pages, each in key
-// order, once. Its cost per event still grows with the store, but a
-// midSlices-th as fast as when each merge went into ids (BenchmarkIDMerge,
-// WAL written per event at one and four million events: 1,593 and 4,312
-// bytes into ids, 357 and 525 through ids_mid), and against ~16 KB when
-// every insert went to a random page of one large index.
+// ids in key order, so that it writes each page of ids it reaches once:
+// past ~100k events nearly every page, so its cost per event grows with
+// the store; against ~16 KB of WAL an event when every insert went to a
+// random page of one large index.
 const recentIDsMax = 1 << 15
 
-// midSlices is how many merges of ids_recent a range of id hashes waits in
-// ids_mid before it moves on into ids.
+// tiersFrom is the number of events (the next seq) from which merges go
+// through ids_mid (migration 14): each moves ids_recent into ids_mid, and
+// one of its midSlices slices into ids, so that it writes ids_mid's pages
+// (~16 merges' entries, at most ~1,200 pages) and a midSlices-th of ids'
+// pages. BenchmarkIDMerge, WAL written per event moved and time per merge,
+// at one and four million events: straight into ids 1,596 and 4,311 bytes,
+// 248 and 489 ms; through ids_mid 374 and 542 bytes, 172 and 194 ms. But
+// below this size the third tier costs more than it saves: the probe's
+// seek in ids_mid, and sorting and moving each entry twice (webhook ingest
+// at a million events 15,222-15,848 events/s with it, 16,719-17,396
+// without: bench/README.md).
+const tiersFrom = 1 << 21
+
+// midSlices is the number of slices of ids_mid (migration 14: an entry's
+// slice is its id hash's high 4 bits, a range of ids' key in each
+// namespace), how many merges of ids_recent an entry waits in ids_mid
+// before it moves on into ids.
 const midSlices = 16
+
+// sliceOf is the SQL of the slice of the id hash h in ids_mid.
+func sliceOf(h string) string { return "((" + h + ") >> 60) & 15" }
 
 // readers is the size of the read pool.
 const readers = 4
@@ -108,10 +122,12 @@ type Store struct {
 	payload  *payload.Codec
 	dictLoad *sql.DB
 	insert   *sql.Stmt
-	reused   *sql.Stmt
-	// insertIDs, mergeIDs and the two of a slice keep the tiers of ids
-	// (migrations 12 and 14).
-	insertIDs, mergeIDs, mergeSlice, deleteSlice *sql.Stmt
+	// reused is the reuse probe of ids_recent and ids; reusedTiered also
+	// reads ids_mid.
+	reused, reusedTiered *sql.Stmt
+	// insertIDs, mergeIDs, mergeTiered and the two of a slice keep the
+	// tiers of ids (migrations 12 and 14).
+	insertIDs, mergeIDs, mergeTiered, mergeSlice, deleteSlice *sql.Stmt
 	// countHours keeps category_hours (migration 13).
 	countHours *sql.Stmt
 	// insertLeaf writes an event's leaf (opts.Leaves set).
@@ -127,11 +143,14 @@ type Store struct {
 	// when to merge them into ids. Retention's deletes leave it high, so a
 	// merge comes early; nothing else depends on it.
 	recentIDs atomic.Int64
-	// recentIDsMax and midSlices are the constants but in tests, which
-	// merge sooner.
-	recentIDsMax, midSlices int64
-	// nextSlice is the range of id hashes the next merge moves from
-	// ids_mid into ids (an index into midSlices).
+	// recentIDsMax and tiersFrom are the constants but in tests, which
+	// merge sooner and through ids_mid from the start or never.
+	recentIDsMax, tiersFrom int64
+	// tiered says that ids_mid is in use: the probe reads it, merges go
+	// through it. It is set once the next seq reaches tiersFrom, or at
+	// open when ids_mid holds entries, and never unset.
+	tiered atomic.Bool
+	// nextSlice is the slice of ids_mid the next merge moves into ids.
 	nextSlice atomic.Int64
 
 	// Group commit of concurrent inserts (see Insert).
@@ -204,7 +223,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		health: &store.WriteHealth{Limit: opts.BusyTimeout, Window: 2 * opts.BusyTimeout},
 
 		recentIDsMax: recentIDsMax,
-		midSlices:    midSlices,
+		tiersFrom:    tiersFrom,
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
 		s.Close()
@@ -264,6 +283,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		// at the first older event whose id matches (a probe per event
 		// cost far more: bench/README.md).
 		{&s.reused, "the reused-id probe", reusedProbe},
+		{&s.reusedTiered, "the reused-id probe of three tiers", reusedProbeTiered},
 		// The group's entries in ids_recent, from the same array [ns,
 		// id_hash, id, seq, ts] (migration 12). An entry of the same key
 		// planted before (seq is unique, so only by hand) is the same
@@ -275,11 +295,13 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		{&s.countHours, "the count of category hours", "INSERT INTO category_hours (namespace, category, hour, n)" +
 			" SELECT value ->> 0, value ->> 1, value ->> 2, count(*) FROM json_each(?) WHERE true GROUP BY 1, 2, 3" +
 			" ON CONFLICT (namespace, category, hour) DO UPDATE SET n = n + excluded.n"},
-		{&s.mergeIDs, "the merge of ids_recent", "INSERT OR IGNORE INTO ids_mid (namespace, id_hash, ts, seq)" +
+		{&s.mergeIDs, "the merge of ids_recent", "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)" +
 			" SELECT namespace, id_hash, ts, seq FROM ids_recent ORDER BY namespace, id_hash, ts, seq"},
+		{&s.mergeTiered, "the merge of ids_recent into ids_mid", "INSERT OR IGNORE INTO ids_mid (slice, namespace, id_hash, ts, seq)" +
+			" SELECT " + sliceOf("id_hash") + ", namespace, id_hash, ts, seq FROM ids_recent ORDER BY 1, 2, 3, 4, 5"},
 		{&s.mergeSlice, "the merge of a slice of ids_mid", "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)" +
-			" SELECT namespace, id_hash, ts, seq FROM ids_mid WHERE id_hash BETWEEN ? AND ? ORDER BY namespace, id_hash, ts, seq"},
-		{&s.deleteSlice, "the delete of a slice of ids_mid", "DELETE FROM ids_mid WHERE id_hash BETWEEN ? AND ?"},
+			" SELECT namespace, id_hash, ts, seq FROM ids_mid WHERE slice = ? ORDER BY namespace, id_hash, ts, seq"},
+		{&s.deleteSlice, "the delete of a slice of ids_mid", "DELETE FROM ids_mid WHERE slice = ?"},
 	} {
 		if *st.dst, err = w.PrepareContext(ctx, st.sql); err != nil {
 			s.Close()
@@ -299,19 +321,30 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		s.Close()
 		return nil, s.wrap("read seq_counter", err)
 	}
-	s.nextSlice.Store(next / s.recentIDsMax % s.midSlices)
+	s.nextSlice.Store(next / s.recentIDsMax % midSlices)
+	var mid bool
+	if err := w.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM ids_mid)").Scan(&mid); err != nil {
+		s.Close()
+		return nil, s.wrap("read ids_mid", err)
+	}
+	s.tiered.Store(mid || next >= s.tiersFrom)
 	return s, nil
 }
 
 // reusedProbe is the reuse probe: the keys of the JSON array's items
 // whose id an older event of their namespace has.
-var reusedProbe = "SELECT j.key FROM json_each(?) AS j WHERE " + idProbe("ids_recent") + " OR " + idProbe("ids_mid") + " OR " + idProbe("ids")
+var reusedProbe = "SELECT j.key FROM json_each(?) AS j WHERE " + idProbe("ids_recent", "") + " OR " + idProbe("ids", "")
 
-// idProbe is the reuse probe's test in one table of ids (migration 12): an
-// older event of the item's namespace and id hash whose id is the item's.
-func idProbe(table string) string {
+// reusedProbeTiered is reusedProbe that also reads ids_mid.
+var reusedProbeTiered = "SELECT j.key FROM json_each(?) AS j WHERE " + idProbe("ids_recent", "") + " OR " +
+	idProbe("ids_mid", "x.slice = "+sliceOf("j.value ->> 1")+" AND ") + " OR " + idProbe("ids", "")
+
+// idProbe is the reuse probe's test in one tier of ids (migrations 12 and
+// 14): an older event of the item's namespace and id hash whose id is the
+// item's. slice is the test of ids_mid's slice.
+func idProbe(table, slice string) string {
 	return "EXISTS (SELECT 1 FROM " + table + " AS x JOIN events AS e ON e.namespace = x.namespace AND e.ts = x.ts AND e.seq = x.seq" +
-		" WHERE x.namespace = j.value ->> 0 AND x.id_hash = j.value ->> 1 AND x.seq < j.value ->> 3 AND e.id = j.value ->> 2)"
+		" WHERE " + slice + "x.namespace = j.value ->> 0 AND x.id_hash = j.value ->> 1 AND x.seq < j.value ->> 3 AND e.id = j.value ->> 2)"
 }
 
 // migrate applies the pending migrations, each in one transaction with its
@@ -663,6 +696,7 @@ func requestErrs(group []*insertReq) []error {
 // InsertResult; on error nothing of them is stored.
 func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 	var added int64 // entries the commit adds to ids_recent
+	var last int64  // the next seq after the commit
 	err := s.write(ctx, opInsert, func(tx *sql.Tx) error {
 		var next int64
 		created := time.Now().UnixNano()
@@ -756,7 +790,11 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			if _, err := tx.StmtContext(ctx, s.insertIDs).ExecContext(ctx, probe); err != nil {
 				return fmt.Errorf("storing the events' ids: %w", err)
 			}
-			rows, err := tx.StmtContext(ctx, s.reused).QueryContext(ctx, probe)
+			reused := s.reused
+			if s.tiered.Load() {
+				reused = s.reusedTiered
+			}
+			rows, err := tx.StmtContext(ctx, reused).QueryContext(ctx, probe)
 			if err != nil {
 				return fmt.Errorf("finding reused ids: %w", err)
 			}
@@ -780,18 +818,21 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			}
 		}
 		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next)
-		added = int64(len(owners))
+		added, last = int64(len(owners)), next
 		return err
 	})
 	if err == nil {
 		s.recentIDs.Add(added)
+		if last >= s.tiersFrom {
+			s.tiered.Store(true)
+		}
 	}
 	return err
 }
 
-// mergeRecentIDs moves ids_recent's entries into ids_mid, and the entries
-// of one slice of id hashes from ids_mid into ids, each in key order, so
-// that each page of either is written once (migrations 12 and 14), once
+// mergeRecentIDs moves ids_recent's entries into ids (s.tiered: into
+// ids_mid, after the entries of one slice of ids_mid into ids), each in key
+// order, so that each page is written once (migrations 12 and 14), once
 // ids_recent holds recentIDsMax. It is a transaction of its own, after a
 // group's commit: the probe reads every tier, so nothing depends on it but
 // the tiers' sizes, and a merge that fails (a full disk) must not fail
@@ -801,17 +842,24 @@ func (s *Store) mergeRecentIDs(ctx context.Context) {
 	if s.recentIDs.Load() < s.recentIDsMax {
 		return
 	}
-	slice := s.nextSlice.Load()
-	lo, hi := hashSlice(slice, s.midSlices)
+	tiered, slice := s.tiered.Load(), s.nextSlice.Load()
 	err := s.write(ctx, "merge of ids_recent", func(tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, s.mergeSlice).ExecContext(ctx, lo, hi); err != nil {
-			return fmt.Errorf("merging slice %d of ids_mid into ids: %w", slice, err)
-		}
-		if _, err := tx.StmtContext(ctx, s.deleteSlice).ExecContext(ctx, lo, hi); err != nil {
-			return fmt.Errorf("deleting slice %d of ids_mid: %w", slice, err)
-		}
-		if _, err := tx.StmtContext(ctx, s.mergeIDs).ExecContext(ctx); err != nil {
-			return fmt.Errorf("merging ids_recent into ids_mid: %w", err)
+		if !tiered {
+			if _, err := tx.StmtContext(ctx, s.mergeIDs).ExecContext(ctx); err != nil {
+				return fmt.Errorf("merging ids_recent into ids: %w", err)
+			}
+			faultpoint.Hit("sqlite-in-merge") // ids_recent copied, not yet emptied
+		} else {
+			if _, err := tx.StmtContext(ctx, s.mergeSlice).ExecContext(ctx, slice); err != nil {
+				return fmt.Errorf("merging slice %d of ids_mid into ids: %w", slice, err)
+			}
+			if _, err := tx.StmtContext(ctx, s.deleteSlice).ExecContext(ctx, slice); err != nil {
+				return fmt.Errorf("deleting slice %d of ids_mid: %w", slice, err)
+			}
+			faultpoint.Hit("sqlite-in-merge") // a slice moved, ids_recent not yet
+			if _, err := tx.StmtContext(ctx, s.mergeTiered).ExecContext(ctx); err != nil {
+				return fmt.Errorf("merging ids_recent into ids_mid: %w", err)
+			}
 		}
 		_, err := tx.ExecContext(ctx, "DELETE FROM ids_recent")
 		return err
@@ -823,23 +871,9 @@ func (s *Store) mergeRecentIDs(ctx context.Context) {
 		return
 	}
 	s.recentIDs.Store(0)
-	s.nextSlice.Store((slice + 1) % s.midSlices)
-}
-
-// hashSlice is the range [lo, hi] of id hashes of slice k of n equal ones,
-// in the order of int64.
-func hashSlice(k, n int64) (lo, hi int64) {
-	if n <= 1 {
-		return math.MinInt64, math.MaxInt64
+	if tiered {
+		s.nextSlice.Store((slice + 1) % midSlices)
 	}
-	w := math.MaxUint64/uint64(n) + 1
-	ulo := uint64(k) * w
-	uhi := ulo + w - 1
-	if k == n-1 {
-		uhi = math.MaxUint64
-	}
-	// Flipping the sign bit maps the order of uint64 onto int64's.
-	return int64(ulo ^ 1<<63), int64(uhi ^ 1<<63)
 }
 
 // appendProbeStart appends one item of the JSON array of ids and the reuse
@@ -969,7 +1003,7 @@ func (s *Store) Close() error {
 		s.payload.Close()
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.insert, s.reused, s.insertLeaf, s.nextPlace} {
+	for _, st := range []*sql.Stmt{s.insert, s.reused, s.reusedTiered, s.insertLeaf, s.nextPlace} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
