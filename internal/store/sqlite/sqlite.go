@@ -147,8 +147,9 @@ type Store struct {
 	// merge sooner and through ids_mid from the start or never.
 	recentIDsMax, tiersFrom int64
 	// tiered says that ids_mid is in use: the probe reads it, merges go
-	// through it. It is set once the next seq reaches tiersFrom, or at
-	// open when ids_mid holds entries, and never unset.
+	// through it. It is set once the next seq reaches tiersFrom, or when
+	// ids_mid holds entries at open or at a group's probe (another
+	// process's merges), and never unset.
 	tiered atomic.Bool
 	// nextSlice is the slice of ids_mid the next merge moves into ids.
 	nextSlice atomic.Int64
@@ -279,7 +280,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 			sealedSizeOf("?1") + ")"},
 		// Which of a group's stored events reuse the id of an older one:
 		// one statement per group, over a JSON array of [namespace,
-		// id_hash, id, seq], each a seek in both tables of ids that stops
+		// id_hash, id, seq], each a seek in each tier of ids that stops
 		// at the first older event whose id matches (a probe per event
 		// cost far more: bench/README.md).
 		{&s.reused, "the reused-id probe", reusedProbe},
@@ -287,20 +288,23 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		// The group's entries in ids_recent, from the same array [ns,
 		// id_hash, id, seq, ts] (migration 12). An entry of the same key
 		// planted before (seq is unique, so only by hand) is the same
-		// entry: it must not fail the group.
-		{&s.insertIDs, "the insert of ids", "INSERT OR IGNORE INTO ids_recent (namespace, id_hash, ts, seq)" +
-			" SELECT value ->> 0, value ->> 1, value ->> 4, value ->> 3 FROM json_each(?)"},
+		// entry: it must not fail the group. Only a key conflict is
+		// ignored (not OR IGNORE, which also drops a row a constraint
+		// refuses), here and in the merges, which then delete what they
+		// moved.
+		{&s.insertIDs, "the insert of ids", "INSERT INTO ids_recent (namespace, id_hash, ts, seq)" +
+			" SELECT value ->> 0, value ->> 1, value ->> 4, value ->> 3 FROM json_each(?) WHERE true ON CONFLICT DO NOTHING"},
 		// The group's counts of access and user events per namespace and
 		// hour (migration 13), from a JSON array of [ns, category, hour].
 		{&s.countHours, "the count of category hours", "INSERT INTO category_hours (namespace, category, hour, n)" +
 			" SELECT value ->> 0, value ->> 1, value ->> 2, count(*) FROM json_each(?) WHERE true GROUP BY 1, 2, 3" +
 			" ON CONFLICT (namespace, category, hour) DO UPDATE SET n = n + excluded.n"},
-		{&s.mergeIDs, "the merge of ids_recent", "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)" +
-			" SELECT namespace, id_hash, ts, seq FROM ids_recent ORDER BY namespace, id_hash, ts, seq"},
-		{&s.mergeTiered, "the merge of ids_recent into ids_mid", "INSERT OR IGNORE INTO ids_mid (slice, namespace, id_hash, ts, seq)" +
-			" SELECT " + sliceOf("id_hash") + ", namespace, id_hash, ts, seq FROM ids_recent ORDER BY 1, 2, 3, 4, 5"},
-		{&s.mergeSlice, "the merge of a slice of ids_mid", "INSERT OR IGNORE INTO ids (namespace, id_hash, ts, seq)" +
-			" SELECT namespace, id_hash, ts, seq FROM ids_mid WHERE slice = ? ORDER BY namespace, id_hash, ts, seq"},
+		{&s.mergeIDs, "the merge of ids_recent", "INSERT INTO ids (namespace, id_hash, ts, seq)" +
+			" SELECT namespace, id_hash, ts, seq FROM ids_recent WHERE true ORDER BY namespace, id_hash, ts, seq ON CONFLICT DO NOTHING"},
+		{&s.mergeTiered, "the merge of ids_recent into ids_mid", "INSERT INTO ids_mid (slice, namespace, id_hash, ts, seq)" +
+			" SELECT " + sliceOf("id_hash") + ", namespace, id_hash, ts, seq FROM ids_recent WHERE true ORDER BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING"},
+		{&s.mergeSlice, "the merge of a slice of ids_mid", "INSERT INTO ids (namespace, id_hash, ts, seq)" +
+			" SELECT namespace, id_hash, ts, seq FROM ids_mid WHERE slice = ? ORDER BY namespace, id_hash, ts, seq ON CONFLICT DO NOTHING"},
 		{&s.deleteSlice, "the delete of a slice of ids_mid", "DELETE FROM ids_mid WHERE slice = ?"},
 	} {
 		if *st.dst, err = w.PrepareContext(ctx, st.sql); err != nil {
@@ -789,6 +793,17 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 			// this group the later one counts.
 			if _, err := tx.StmtContext(ctx, s.insertIDs).ExecContext(ctx, probe); err != nil {
 				return fmt.Errorf("storing the events' ids: %w", err)
+			}
+			// Another writer of this file (manager import beside the
+			// manager) may have put entries in ids_mid already.
+			if !s.tiered.Load() {
+				var mid bool
+				if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM ids_mid)").Scan(&mid); err != nil {
+					return fmt.Errorf("finding reused ids: %w", err)
+				}
+				if mid {
+					s.tiered.Store(true)
+				}
 			}
 			reused := s.reused
 			if s.tiered.Load() {
