@@ -306,6 +306,23 @@ func (p *managerProc) stop() error {
 	}
 }
 
+// waitFaultPoint waits for p, started with a fault point (cfg.env), to
+// SIGKILL itself there within limit; what names the round in failures. A
+// sender that fails first cancels ctx and says why on errs.
+func waitFaultPoint(t *testing.T, ctx context.Context, errs <-chan error, p *managerProc, cfg managerConfig, what string, limit time.Duration) {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(limit):
+		t.Fatalf("%s: the fault point (%v) did not fire within %s\n%s", what, cfg.env, limit, tail(cfg.logPath))
+	case <-ctx.Done():
+		t.Fatalf("%s: a sender failed: %v", what, <-errs)
+	}
+	if !p.diedOfSIGKILL() {
+		t.Fatalf("%s: the manager exited without the fault point: %v\n%s", what, p.err, tail(cfg.logPath))
+	}
+}
+
 // diedOfSIGKILL says whether the process ended by SIGKILL (the test's or
 // its own fault point's).
 func (p *managerProc) diedOfSIGKILL() bool {

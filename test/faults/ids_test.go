@@ -81,16 +81,7 @@ func killDuringIDMerge(t *testing.T, tiered bool) {
 	c.env = []string{"AUDITOPS_FAULT_KILL_AT=sqlite-in-merge:2"}
 	p := startManagerNoWait(t, c)
 	startSenders(sctx, cancel, &wg, done, errs, senders)
-	select {
-	case <-p.exited:
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("the fault point sqlite-in-merge did not fire within 3 minutes\n%s", tail(cfg.logPath))
-	case <-sctx.Done():
-		t.Fatalf("a sender failed: %v", <-errs)
-	}
-	if !p.diedOfSIGKILL() {
-		t.Fatalf("the manager exited without the fault point: %v\n%s", p.err, tail(cfg.logPath))
-	}
+	waitFaultPoint(t, sctx, errs, p, c, "the second merge", 3*time.Minute)
 	count := func(q string) int {
 		t.Helper()
 		v, err := st.value(ctx, q)

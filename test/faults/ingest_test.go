@@ -246,16 +246,7 @@ func killDuringIngest(t *testing.T, st storeUnderTest) {
 		c := cfg
 		c.env = []string{fmt.Sprintf("AUDITOPS_FAULT_KILL_AT=ingest-after-commit:%d", 3+rnd.IntN(12))}
 		p = startManagerNoWait(t, c)
-		select {
-		case <-p.exited:
-		case <-time.After(60 * time.Second):
-			t.Fatalf("the fault point did not fire within 60 s\n%s", tail(cfg.logPath))
-		case <-ctx.Done():
-			t.Fatalf("a sender failed: %v", <-errs)
-		}
-		if !p.diedOfSIGKILL() {
-			t.Fatalf("the manager exited without the fault point: %v\n%s", p.err, tail(cfg.logPath))
-		}
+		waitFaultPoint(t, ctx, errs, p, c, fmt.Sprintf("kill %d after a commit", afterCommit+1), 60*time.Second)
 		afterCommit++
 	}
 	p = startManager(t, cfg)

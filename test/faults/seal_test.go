@@ -143,16 +143,7 @@ func killDuringSealing(t *testing.T, st storeUnderTest) {
 		c := cfg
 		c.env = []string{fmt.Sprintf("AUDITOPS_FAULT_KILL_AT=%s:%d", r.point, 1+rnd.IntN(2))}
 		p = startManagerNoWait(t, c)
-		select {
-		case <-p.exited:
-		case <-time.After(90 * time.Second):
-			t.Fatalf("round %d: the fault point %s did not fire within 90 s\n%s", i, r.point, tail(cfg.logPath))
-		case <-sctx.Done():
-			t.Fatalf("a sender failed: %v", <-errs)
-		}
-		if !p.diedOfSIGKILL() {
-			t.Fatalf("round %d: the manager exited without the fault point: %v\n%s", i, p.err, tail(cfg.logPath))
-		}
+		waitFaultPoint(t, sctx, errs, p, c, fmt.Sprintf("round %d", i), 90*time.Second)
 		t.Logf("round %d: killed at %s", i, r.point)
 		p = startManager(t, cfg)
 	}

@@ -222,11 +222,7 @@ func testIDMergeFailure(t *testing.T, tiered bool) {
 		setTiered(s)
 	}
 	ctx := t.Context()
-	t0 := time.Unix(1_700_000_000, 0)
-	event := func(id string, i int) store.Event {
-		return store.Event{ID: id, Namespace: "team-a", User: fmt.Sprintf("u%d", i), Status: store.StatusSuccess,
-			Category: store.CategoryData, Time: t0.Add(time.Duration(i) * time.Second)}
-	}
+	event := idEvent
 	for _, table := range []string{"ids", "ids_mid"} {
 		if _, err := s.w.ExecContext(ctx, "CREATE TRIGGER refuse_"+table+" BEFORE INSERT ON "+table+" BEGIN SELECT RAISE(ABORT, 'no space'); END"); err != nil {
 			t.Fatal(err)
@@ -333,11 +329,7 @@ func TestIDTiersFrom(t *testing.T) {
 	s := openStore(t, path, store.Options{TokenKey: testKey})
 	s.recentIDsMax, s.tiersFrom = 4, 10
 	ctx := t.Context()
-	t0 := time.Unix(1_700_000_000, 0)
-	event := func(i int) store.Event {
-		return store.Event{ID: fmt.Sprintf("id-%d", i), Namespace: "team-a", User: "u", Status: store.StatusSuccess,
-			Category: store.CategoryData, Time: t0.Add(time.Duration(i) * time.Second)}
-	}
+	event := func(i int) store.Event { return idEvent(fmt.Sprintf("id-%d", i), i) }
 	tiers := func(what string, wantIDs, wantMid, wantRecent int, wantTiered bool) {
 		t.Helper()
 		var ids, mid, recent int
@@ -371,8 +363,7 @@ func TestIDTiersFrom(t *testing.T) {
 	if !s.tiered.Load() {
 		t.Fatal("reopened with entries in ids_mid, the store does not read it")
 	}
-	res, err := s.Insert(ctx, []store.Event{{ID: "id-10", Namespace: "team-a", User: "mallory", Status: store.StatusSuccess,
-		Category: store.CategoryData, Time: t0.Add(time.Hour)}})
+	res, err := s.Insert(ctx, []store.Event{idEvent("id-10", 3600)})
 	if err != nil || res.Reused != 1 {
 		t.Fatalf("reuse of an id in ids_mid after reopening: %+v, %v", res, err)
 	}
@@ -388,11 +379,7 @@ func TestIDTiersTwoWriters(t *testing.T) {
 	a.recentIDsMax = 4
 	setTiered(a)
 	ctx := t.Context()
-	t0 := time.Unix(1_700_000_000, 0)
-	event := func(id string, i int) store.Event {
-		return store.Event{ID: id, Namespace: "team-a", User: fmt.Sprintf("u%d", i), Status: store.StatusSuccess,
-			Category: store.CategoryData, Time: t0.Add(time.Duration(i) * time.Second)}
-	}
+	event := idEvent
 	var batch []store.Event
 	for i := range 4 {
 		batch = append(batch, event(fmt.Sprintf("id-%d", i), i))
@@ -410,4 +397,11 @@ func TestIDTiersTwoWriters(t *testing.T) {
 	if res, err := b.Insert(ctx, []store.Event{event("id-2", 10)}); err != nil || res.Reused != 1 {
 		t.Fatalf("the second writer's reuse of an id in ids_mid: %+v, %v; want it reused", res, err)
 	}
+}
+
+// idEvent is an event of id id in namespace team-a, at second i of a day
+// in 2023, by a user of its own.
+func idEvent(id string, i int) store.Event {
+	return store.Event{ID: id, Namespace: "team-a", User: fmt.Sprintf("u%d", i), Status: store.StatusSuccess,
+		Category: store.CategoryData, Time: time.Unix(1_700_000_000, 0).Add(time.Duration(i) * time.Second)}
 }
