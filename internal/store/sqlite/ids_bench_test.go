@@ -38,7 +38,7 @@ func BenchmarkIDMerge(b *testing.B) {
 	for _, bc := range []struct {
 		n      int
 		tiered bool
-	}{{1 << 20, false}, {1 << 20, true}, {1 << 22, false}, {1 << 22, true}} {
+	}{{1 << 20, false}, {1 << 20, true}, {1 << 21, false}, {1 << 21, true}, {1 << 22, false}, {1 << 22, true}} {
 		b.Run(fmt.Sprintf("ids=%d/tiered=%v", bc.n, bc.tiered), func(b *testing.B) {
 			n := bc.n
 			path := filepath.Join(b.TempDir(), "audit.db")
