@@ -68,7 +68,7 @@ type Options struct {
 	// OnError, when set, hears the failures of work a store does in the
 	// background, which no call returns: making a payload dictionary
 	// (internal/store/payload; the store goes on compressing without it),
-	// SQLite's merge of ids_recent into ids (tried again after the next
+	// SQLite's merges of its tiers of ids (tried again after the next
 	// commit).
 	OnError func(error)
 }

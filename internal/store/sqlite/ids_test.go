@@ -66,11 +66,8 @@ func testIDTiers(t *testing.T, tiered bool) {
 	}
 	tiers := func(wantMerged, wantRecent int) {
 		t.Helper()
-		var merged, recent int
-		if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids) + (SELECT count(*) FROM ids_mid), (SELECT count(*) FROM ids_recent)").Scan(&merged, &recent); err != nil {
-			t.Fatal(err)
-		}
-		if merged != wantMerged || recent != wantRecent {
+		ids, mid, recent := tierSizes(t, s)
+		if merged := ids + mid; merged != wantMerged || recent != wantRecent {
 			t.Fatalf("ids and ids_mid hold %d, ids_recent %d; want %d and %d", merged, recent, wantMerged, wantRecent)
 		}
 		checkIDTiers(t, s)
@@ -137,6 +134,16 @@ func testIDTiers(t *testing.T, tiered bool) {
 	}
 	insert("an event whose entry was planted before it", 0, event("p", 40, "u"))
 	tiers(10, 1)
+}
+
+// tierSizes is the number of entries in ids, ids_mid and ids_recent.
+func tierSizes(t *testing.T, s *Store) (ids, mid, recent int) {
+	t.Helper()
+	if err := s.w.QueryRowContext(t.Context(), "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM ids_mid), (SELECT count(*) FROM ids_recent)").
+		Scan(&ids, &mid, &recent); err != nil {
+		t.Fatal(err)
+	}
+	return ids, mid, recent
 }
 
 // checkIDTiers fails unless the tiers of ids hold exactly one entry per
@@ -238,9 +245,8 @@ func testIDMergeFailure(t *testing.T, tiered bool) {
 	if len(heard) != 4 || !strings.Contains(heard[0].Error(), "no space") {
 		t.Fatalf("OnError heard %v, want the 4 failed merges", heard)
 	}
-	var recent int
-	if err := s.w.QueryRowContext(ctx, "SELECT count(*) FROM ids_recent").Scan(&recent); err != nil || recent != 5 {
-		t.Fatalf("ids_recent holds %d (%v), want all 5 entries", recent, err)
+	if _, _, recent := tierSizes(t, s); recent != 5 {
+		t.Fatalf("ids_recent holds %d, want all 5 entries", recent)
 	}
 	for _, table := range []string{"ids", "ids_mid"} {
 		if _, err := s.w.ExecContext(ctx, "DROP TRIGGER refuse_"+table); err != nil {
@@ -250,9 +256,8 @@ func testIDMergeFailure(t *testing.T, tiered bool) {
 	if res, err := s.Insert(ctx, []store.Event{event("c", 9)}); err != nil || res.Reused != 1 {
 		t.Fatalf("insert after the fault: %+v, %v", res, err)
 	}
-	var merged int
-	if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids) + (SELECT count(*) FROM ids_mid), (SELECT count(*) FROM ids_recent)").Scan(&merged, &recent); err != nil || merged != 6 || recent != 0 {
-		t.Fatalf("after the fault: ids and ids_mid %d, ids_recent %d (%v); want 6 and 0", merged, recent, err)
+	if ids, mid, recent := tierSizes(t, s); ids+mid != 6 || recent != 0 {
+		t.Fatalf("after the fault: ids and ids_mid %d, ids_recent %d; want 6 and 0", ids+mid, recent)
 	}
 	checkIDTiers(t, s)
 }
@@ -332,10 +337,7 @@ func TestIDTiersFrom(t *testing.T) {
 	event := func(i int) store.Event { return idEvent(fmt.Sprintf("id-%d", i), i) }
 	tiers := func(what string, wantIDs, wantMid, wantRecent int, wantTiered bool) {
 		t.Helper()
-		var ids, mid, recent int
-		if err := s.w.QueryRowContext(ctx, "SELECT (SELECT count(*) FROM ids), (SELECT count(*) FROM ids_mid), (SELECT count(*) FROM ids_recent)").Scan(&ids, &mid, &recent); err != nil {
-			t.Fatal(err)
-		}
+		ids, mid, recent := tierSizes(t, s)
 		if ids != wantIDs || mid != wantMid || recent != wantRecent || s.tiered.Load() != wantTiered {
 			t.Fatalf("%s: ids %d, ids_mid %d, ids_recent %d, tiered %v; want %d, %d, %d, %v", what, ids, mid, recent, s.tiered.Load(), wantIDs, wantMid, wantRecent, wantTiered)
 		}
@@ -387,9 +389,8 @@ func TestIDTiersTwoWriters(t *testing.T) {
 	if _, err := a.Insert(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	var mid int
-	if err := a.w.QueryRowContext(ctx, "SELECT count(*) FROM ids_mid").Scan(&mid); err != nil || mid != 4 {
-		t.Fatalf("ids_mid holds %d (%v), want the 4 entries", mid, err)
+	if _, mid, _ := tierSizes(t, a); mid != 4 {
+		t.Fatalf("ids_mid holds %d, want the 4 entries", mid)
 	}
 	if b.tiered.Load() {
 		t.Fatal("the second writer reads ids_mid already: the test would prove nothing")
