@@ -419,6 +419,9 @@ func (r *runner) runStore(ctx context.Context, kind string) error {
 		r.res.add(Metric{Metric: "raw_bytes_per_event", Value: float64(raw.Size()) / float64(r.ds.Events), Unit: "bytes",
 			Note: fmt.Sprintf("the audit log's JSON (one audit.k8s.io/v1 event per line), %.1f MiB", float64(raw.Size())/(1<<20))})
 	}
+	if err := r.addStoreParts(ctx, main, lbl, n); err != nil {
+		return err
+	}
 	p.end("%.0f events/s over %.1f s; the store holds %.0f bytes per event", float64(n)/d.Seconds(), d.Seconds(), float64(size)/float64(n))
 	p = r.ph.begin("%s: compacting a copy of the store", kind)
 	csize, compaction, err := r.compactedBytes(ctx, main)

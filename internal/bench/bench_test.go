@@ -18,8 +18,10 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -63,6 +65,22 @@ func TestPipeline(t *testing.T) {
 	} {
 		if v, ok := res.Get(name); !ok || v <= 0 {
 			t.Errorf("%s = %v, %v; want a positive value", name, v, ok)
+		}
+	}
+	// The store's parts add up to it, and the events are where the
+	// bytes are.
+	for store, biggest := range map[string]string{"sqlite": "events", "postgres": "events_default"} {
+		whole, _ := res.Get("store_bytes_per_event{store=" + store + "}")
+		var sum float64
+		var parts []string
+		for _, m := range res.Metrics {
+			if p, ok := strings.CutPrefix(m.Metric, "store_bytes_per_event{store="+store+",part="); ok {
+				sum += m.Value
+				parts = append(parts, strings.TrimSuffix(p, "}"))
+			}
+		}
+		if math.Abs(sum-whole) > whole/200 || !slices.Contains(parts, biggest) {
+			t.Errorf("%s: parts %v add up to %.1f bytes per event, the store holds %.1f", store, parts, sum, whole)
 		}
 	}
 	for _, m := range res.Metrics {
