@@ -290,6 +290,12 @@ func (r *AuditReportReconciler) newSink(ctx context.Context, rep *reportsv1alpha
 			if err := r.Get(ctx, client.ObjectKey{Namespace: rep.Namespace, Name: ref.Name}, &secret); err != nil {
 				return nil, fmt.Errorf("reading credentials Secret %s/%s: %w", rep.Namespace, ref.Name, err)
 			}
+			// An empty Secret must not fall through to the manager's own
+			// identity (NewObjectStore's path without credentials), which
+			// the destination check allowed only because a Secret was named.
+			if len(secret.Data) == 0 {
+				return nil, fmt.Errorf("credentials Secret %s/%s holds no data: the report waits for its keys", rep.Namespace, ref.Name)
+			}
 			creds = secret.Data
 		}
 		s, err := sink.NewObjectStore(ctx, target, *out.ObjectStore, creds)

@@ -687,6 +687,29 @@ func TestReportToS3WithCredentialsSecret(t *testing.T) {
 		c := meta.FindStatusCondition(r.Status.Conditions, reportsv1alpha1.ConditionProgressing)
 		return c != nil && c.Reason == ReasonRetrying && strings.Contains(c.Message, "missing"), nil
 	})
+
+	// An empty Secret is no credentials: the report waits for its keys
+	// instead of writing with the manager's own identity, which the
+	// destination check allows only under a listed prefix.
+	empty := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "empty"}}
+	if err := k8sClient.Create(ctx, empty); err != nil {
+		t.Fatal(err)
+	}
+	rep3 := newReport(ns, "empty-creds", reportsv1alpha1.AuditDetails, day1, day1.Add(24*time.Hour))
+	rep3.Spec.Output = &reportsv1alpha1.ReportOutput{ObjectStore: &reportsv1alpha1.ObjectStoreOutput{
+		URL: "s3://other-bucket/x?region=us-east-1", CredentialsSecretRef: &corev1.LocalObjectReference{Name: "empty"},
+	}}
+	if err := k8sClient.Create(ctx, rep3); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "a condition naming the empty Secret", func(ctx context.Context) (bool, error) {
+		var r reportsv1alpha1.AuditReport
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rep3), &r); err != nil {
+			return false, err
+		}
+		c := meta.FindStatusCondition(r.Status.Conditions, reportsv1alpha1.ConditionProgressing)
+		return c != nil && c.Reason == ReasonRetrying && strings.Contains(c.Message, "holds no data"), nil
+	})
 }
 
 // TestResolveRange: a relative window ends at the run's start rounded up to

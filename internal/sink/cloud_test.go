@@ -509,6 +509,13 @@ func TestCloudCredentials(t *testing.T) {
 			c := newAzContainer(t)
 			writeFails(t, azURL(c), map[string][]byte{CredAzureSASToken: []byte(azSAS(t, c, sas.ContainerPermissions{Read: true, List: true}))}, "403")
 		}},
+		{"azure account name that is a host", func(t *testing.T) {
+			writeFails(t, "azblob://reports", map[string][]byte{CredAzureAccountName: []byte("evil.example.com#"), CredAzureAccountKey: []byte(azKey)}, "not a storage account name")
+		}},
+		{"azure account name in a connection string that is a host and port", func(t *testing.T) {
+			cs := "DefaultEndpointsProtocol=https;AccountName=127.0.0.1:6379/x?;AccountKey=" + azKey + ";EndpointSuffix=core.windows.net"
+			writeFails(t, "azblob://reports", map[string][]byte{CredAzureConnectionString: []byte(cs)}, "not a storage account name")
+		}},
 		{"azure connection string pointing elsewhere", func(t *testing.T) {
 			cs := "DefaultEndpointsProtocol=http;AccountName=" + azAccount + ";AccountKey=" + azKey + ";BlobEndpoint=http://127.0.0.1:1/" + azAccount
 			writeFails(t, azURL(newAzContainer(t)), map[string][]byte{CredAzureConnectionString: []byte(cs)}, "the URL decides")

@@ -39,6 +39,20 @@ const (
 	CredGCSServiceAccountKey = "serviceAccountKey"
 )
 
+// isAzureAccountName says whether s is a storage account's name as Azure
+// allows them: 3 to 24 lowercase letters and digits.
+func isAzureAccountName(s string) bool {
+	if len(s) < 3 || len(s) > 24 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // Keys of the credentials Secret for azblob:// URLs: accountName with
 // accountKey or sasToken, or connectionString alone.
 const (
@@ -146,6 +160,11 @@ func openAzure(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.
 			return nil, err
 		}
 		account, key, sas = cs.accountName, cs.accountKey, cs.sas
+	}
+	// The account names the host the manager connects to (below): a name
+	// that is not an account's could point it at any host and port.
+	if account != "" && !isAzureAccountName(account) {
+		return nil, fmt.Errorf("the credentials Secret's account name %q is not a storage account name (3 to 24 lowercase letters and digits)", account)
 	}
 	if endpoint == "" && account == "" {
 		return nil, fmt.Errorf("the credentials Secret of an azblob:// URL needs %s (or %s)", CredAzureAccountName, CredAzureConnectionString)
