@@ -158,12 +158,15 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	sum, err := sealverify.Verify(ctx, vst, sealverify.Options{Verifiers: vs, Trusted: trusted, Witnesses: witnesses, SealInterval: seo.interval, Namespaces: namespaces},
 		func(f sealverify.Finding) { _ = enc.Encode(f) })
 	elapsed := time.Since(start)
+	if err != nil {
+		// Not the last line of a verify that ran: a job reading only
+		// stdout must not take a store it could not read for a clean one.
+		fmt.Fprintf(stdout, "verify stopped after %d events in %d namespaces (%d problems so far): %v\n", sum.Events, sum.Namespaces, sum.Problems(), err)
+		return fail(err)
+	}
 	fmt.Fprintf(stdout, "verified %d events in %d namespaces: %d problems\n", sum.Events, sum.Namespaces, sum.Problems())
 	fmt.Fprintf(stderr, "manager verify: %d events (%d against sealed leaves) in %s (%.0f events/s)\n",
 		sum.Events, sum.Sealed, elapsed.Round(time.Millisecond), float64(sum.Events)/max(elapsed.Seconds(), 1e-9))
-	if err != nil {
-		return fail(err)
-	}
 	if sum.Problems() > 0 {
 		return verifyProblems
 	}

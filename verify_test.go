@@ -133,6 +133,14 @@ func TestImportSealVerify(t *testing.T) {
 	if code, _ := verify("--trusted-checkpoint", filepath.Join(filepath.Dir(db), "absent")); code != verifyFailed {
 		t.Fatalf("a missing trusted checkpoint file: exit %d", code)
 	}
+	// A store it cannot read to the end: exit 2, and no line saying it
+	// verified anything.
+	if _, err := conn.Exec("ALTER TABLE tree_hashes RENAME TO tree_hashes_gone"); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := verify("--verifier-key", keys.String()); code != verifyFailed || strings.Contains(out, "verified") || !strings.Contains(out, "verify stopped") {
+		t.Fatalf("a store without its tree hashes: exit %d, %q", code, out)
+	}
 }
 
 // TestVerifyLoopCountsAll runs the leader's periodic verify over a store

@@ -36,6 +36,7 @@ import (
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/auditops/auditops/internal/jsonshape"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -251,10 +252,25 @@ func appendString(b []byte, s string, err *error) []byte {
 }
 
 // Digest is the SHA-256 of the event's canonical encoding of version v.
+//
+// It checks what the encoding takes on trust (verify reads events the
+// store holds, which anyone with the store may have written): each
+// JSON-valued field must be one JSON value, as ingest stored it. The
+// encoding puts those bytes between its members unquoted, so bytes such as
+// `{"user":"a"},"request":{…}` in principal, with request empty, encode
+// exactly as the two fields did.
 func Digest(e *store.Event, v int) ([sha256.Size]byte, error) {
 	enc, ok := encodings[v]
 	if !ok {
 		return [sha256.Size]byte{}, fmt.Errorf("canonical encoding version %d is not known (this manager knows up to %d)", v, currentEncoding)
+	}
+	for _, f := range []struct {
+		name string
+		v    []byte
+	}{{"principal", e.Principal}, {"request", e.Request}, {"response", e.Response}, {"previousState", e.PreviousState}, {"currentState", e.CurrentState}} {
+		if len(f.v) > 0 && !jsonshape.Valid(f.v) {
+			return [sha256.Size]byte{}, fmt.Errorf("its %s is not one JSON value, as ingest stores it", f.name)
+		}
 	}
 	buf := encodeBuffers.Get().(*[]byte)
 	out, split, err := enc(*buf, e)
@@ -280,6 +296,15 @@ func LeafData(t time.Time, digest [sha256.Size]byte) [LeafDataSize]byte {
 	binary.BigEndian.PutUint64(d[:8], uint64(t.UnixNano()))
 	copy(d[8:], digest[:])
 	return d
+}
+
+// DataTime is the event time a leaf's data holds (Unix ns); false when
+// data is not a leaf's.
+func DataTime(data []byte) (int64, bool) {
+	if len(data) != LeafDataSize {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(data[:8])), true
 }
 
 // LeafHash is RFC 6962's leaf hash, SHA-256(0x00 || data).

@@ -19,7 +19,6 @@ package seal
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -457,7 +456,7 @@ func (s *Sealer) placeUnplaced(ctx context.Context, u Unplacer, ns string, batch
 // check of seqs seen within one page of leaves missed those: the copy was
 // sealed a second time.)
 func checkCopied(ns string, l PendingLeaf) error {
-	if len(l.Data) != LeafDataSize || int64(binary.BigEndian.Uint64(l.Data[:8])) != l.Time {
+	if t, ok := DataTime(l.Data); !ok || t != l.Time {
 		return fmt.Errorf("sealing %s: %w: the leaf of seq %d is keyed at %d, its data holds another time (a row copied behind the manager's back); run manager verify", ns, ErrLogAltered, l.Seq, l.Time)
 	}
 	return nil
@@ -592,13 +591,18 @@ type Leaf struct {
 // KeyedLeaf is a leaf found by its event's key (time, seq): sealed or not.
 type KeyedLeaf struct {
 	Time, Seq int64 // the event's time (Unix ns) and seq
-	// Index is the leaf's place in the log; -1 while unsealed.
+	// Index is the leaf's place in the log; -1 while unsealed;
+	// IndexNegative when its place is negative, which no log has (only
+	// SQL can write one).
 	Index   int64
 	Version int
 	Data    []byte
 	// Created is when ingest wrote it.
 	Created time.Time
 }
+
+// IndexNegative is KeyedLeaf.Index of a leaf whose place is negative.
+const IndexNegative = -2
 
 // StoredCheckpoint is a signed checkpoint note as the store keeps it.
 type StoredCheckpoint struct {

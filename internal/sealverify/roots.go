@@ -137,6 +137,12 @@ func (w *rootWalk) met(index int64) bool {
 	return was
 }
 
+// wasMet says whether the walk met index.
+func (w *rootWalk) wasMet(index int64) bool {
+	word := index / 64
+	return index >= 0 && word < int64(len(w.seen)) && w.seen[word]&(uint64(1)<<(index%64)) != 0
+}
+
 func (w *rootWalk) append(leafHash []byte) error {
 	if err := w.cr.Append(leafHash, w.visit); err != nil {
 		return err
@@ -232,8 +238,11 @@ func (w *rootWalk) checkRoots() {
 
 // finish reads by index what the range still lacks, names a gap in the
 // indexes and every checkpoint larger than the log, and returns the log's
-// size.
-func (w *rootWalk) finish(ctx context.Context, st Store) (int64, error) {
+// size. Every leaf below sealed (the size of the newest checkpoint, which
+// the key walk read its leaves under) was sealed when the key walk read
+// it, so a leaf read here that the walk never met lies outside it: its key
+// was edited to where no event time is read, and its event went unchecked.
+func (w *rootWalk) finish(ctx context.Context, st Store, sealed int64) (int64, error) {
 	w.ahead = nil
 walk:
 	for {
@@ -256,6 +265,10 @@ walk:
 				// hand, and no root past it can be recomputed.
 				w.emit(Finding{Namespace: w.ns, Problem: Missing, Index: ptr(w.size()), Detail: fmt.Sprintf("leaves %d to %d are not in the log", w.size(), l.Index-1)})
 				break walk
+			}
+			if l.Index < sealed && !w.wasMet(l.Index) {
+				w.emit(Finding{Namespace: w.ns, Problem: Missing, Index: ptr(l.Index), Seq: ptr(l.Seq),
+					Detail: "its leaf is not keyed at any time verify reads events at: the key was edited, the event is not in the store there"})
 			}
 			if err := w.append(rfc6962.DefaultHasher.HashLeaf(l.Data)); err != nil {
 				return 0, err

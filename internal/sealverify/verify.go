@@ -242,10 +242,12 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	// an event read has its leaf (same transaction) in what is read next;
 	// the other races (an event stored or a leaf sealed between reads)
 	// are looked up again before they are named.
-	stale := opts.Now().Add(-2 * opts.SealInterval)
+	now := opts.Now()
+	stale, future := now.Add(-2*opts.SealInterval), now.Add(opts.SealInterval)
 	var leafless []*store.Event     // events without a leaf at their key, to look up again
 	var orphans []seal.KeyedLeaf    // sealed leaves without an event, likewise
 	unreadable := map[int64]error{} // by seq: why an event's JSON values did not decode
+	rekeyed := map[int64]bool{}     // by seq: sealed leaves named for a key edited
 	after := store.Position{Time: -1 << 63, Seq: -1 << 63}
 	var buf []seal.KeyedLeaf
 	// leavesThrough reads every leaf up to key through into buf.
@@ -255,13 +257,26 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			if err != nil {
 				return err
 			}
-			buf = append(buf, page...)
 			for _, l := range page {
 				if l.Index >= 0 {
 					if err := roots.add(l.Index, l.Seq, l.Data); err != nil {
 						return err
 					}
+					// The key (time, seq) pairs a leaf with its event and
+					// dates it for retention, but no signature covers it:
+					// the time sealed in the data does. A leaf moved to
+					// another time is named here, once, and pairs with
+					// nothing (its event, wherever it is, is not named
+					// again).
+					if t, ok := seal.DataTime(l.Data); !ok || t != l.Time {
+						rekeyed[l.Seq] = true
+						emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.Index), Seq: ptr(l.Seq),
+							Detail: fmt.Sprintf("its leaf is keyed at %s, and %s is the time sealed in it: the key was edited",
+								time.Unix(0, l.Time).UTC().Format(time.RFC3339Nano), time.Unix(0, t).UTC().Format(time.RFC3339Nano))})
+						continue
+					}
 				}
+				buf = append(buf, l)
 			}
 			if len(page) > 0 {
 				l := page[len(page)-1]
@@ -272,11 +287,27 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			}
 		}
 	}
+	// unsealed says why a leaf no checkpoint covers is a finding, if it
+	// is: too long unsealed, or a place or a time of writing that ingest
+	// does not give (a leaf written with SQL: neither is signed).
+	unsealed := func(l seal.KeyedLeaf) string {
+		switch {
+		case l.Index == seal.IndexNegative:
+			return "its leaf has a negative place, which no log has"
+		case opts.SealInterval <= 0:
+			return ""
+		case l.Created.After(future):
+			return fmt.Sprintf("its leaf says it was written %s, later than now", l.Created.Format(time.RFC3339))
+		case l.Created.Before(stale):
+			return fmt.Sprintf("a leaf written %s is not sealed", l.Created.Format(time.RFC3339))
+		}
+		return ""
+	}
 	// leafOnly judges a leaf whose event was not read.
 	leafOnly := func(l seal.KeyedLeaf) {
 		if l.Index < 0 {
-			if opts.SealInterval > 0 && l.Created.Before(stale) {
-				emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(l.Seq), Detail: fmt.Sprintf("a leaf written %s is not sealed", l.Created.Format(time.RFC3339))})
+			if why := unsealed(l); why != "" {
+				emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(l.Seq), Detail: why})
 			}
 			return
 		}
@@ -346,8 +377,8 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			l := buf[i]
 			i++
 			if l.Index < 0 {
-				if opts.SealInterval > 0 && l.Created.Before(stale) {
-					emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(l.Seq), ID: e.ID, Detail: fmt.Sprintf("a leaf written %s is not sealed", l.Created.Format(time.RFC3339))})
+				if why := unsealed(l); why != "" {
+					emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(l.Seq), ID: e.ID, Detail: why})
 				}
 				continue
 			}
@@ -381,7 +412,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	for _, l := range buf {
 		leafOnly(l)
 	}
-	size, err := roots.finish(ctx, st)
+	size, err := roots.finish(ctx, st, last.Size)
 	if err != nil {
 		return events, sealed, err
 	}
@@ -406,6 +437,9 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	}
 	moved := map[int64]bool{}
 	for _, e := range leafless {
+		if rekeyed[e.Seq] {
+			continue
+		}
 		if i, ok := bySeq[e.Seq]; ok {
 			moved[e.Seq] = true
 			checkDigest(ns, e, orphans[i], unreadable[e.Seq], emit)
@@ -425,7 +459,8 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 		if moved[l.Seq] {
 			continue
 		}
-		t := time.Unix(0, l.Time).UTC()
+		sealedAt, _ := seal.DataTime(l.Data) // l.Time: a leaf keyed elsewhere is not here
+		t := time.Unix(0, sealedAt).UTC()
 		if !last.RetentionCutoff.IsZero() && t.Before(last.RetentionCutoff) {
 			continue
 		}

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -154,6 +155,8 @@ func TestTampering(t *testing.T) {
 		// then refuses to extend (seal.ErrLogAltered) rather than sign a
 		// tree built on the change.
 		sealRefused string
+		// retention: the checkpoints bind a retention cutoff of t0+3m.
+		retention bool
 	}{
 		{name: "untouched", tamper: func(*testing.T, Store, func(*testing.T, string), map[string]int64) {}},
 		{name: "row edited in place", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
@@ -278,11 +281,52 @@ func TestTampering(t *testing.T) {
 			}
 			s["b9"] = lastSeq(t, st, "team-b")
 		}, want: func(s map[string]int64) []found { return []found{{"team-b", Unsealed, s["b9"], "b9"}} }},
-		{name: "retention is not tampering", tamper: func(t *testing.T, st Store, _ func(*testing.T, string), _ map[string]int64) {
+		{name: "retention is not tampering", retention: true, tamper: func(t *testing.T, st Store, _ func(*testing.T, string), _ map[string]int64) {
 			if _, err := st.DeleteBefore(t.Context(), t0.Add(3*time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}},
+		// The leaf's key (time, seq) is no signature's: what an intruder
+		// can do with it.
+		{name: "row deleted, its leaf keyed below every time", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), s map[string]int64) {
+			exec(t, "DELETE FROM events WHERE id = 'a4'")
+			exec(t, fmt.Sprintf("UPDATE leaves SET ts = %d, seq = %d WHERE namespace = 'team-a' AND seq = %d", math.MinInt64, math.MinInt64, s["a4"]))
+		}, want: func(map[string]int64) []found { return []found{{"team-a", Missing, math.MinInt64, ""}} }},
+		{name: "row edited, moved with its leaf to the largest time", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), s map[string]int64) {
+			exec(t, fmt.Sprintf("UPDATE events SET ts = %d, api = '/nothing-happened' WHERE id = 'a4'", math.MaxInt64))
+			exec(t, fmt.Sprintf("UPDATE leaves SET ts = %d WHERE namespace = 'team-a' AND seq = %d", math.MaxInt64, s["a4"]))
+		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a4"], ""}} }},
+		{name: "row deleted, its leaf keyed before the signed retention cutoff", retention: true, tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), s map[string]int64) {
+			exec(t, "DELETE FROM events WHERE id = 'a5'")
+			exec(t, fmt.Sprintf("UPDATE leaves SET ts = 0 WHERE namespace = 'team-a' AND seq = %d", s["a5"]))
+		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a5"], ""}} }},
+		{name: "row inserted with SQL, its leaf at a negative place", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
+			forgeWithLeaf(t, st, exec, "-1", 0)
+			// Nor does a report pinned to the log read it.
+			size, err := st.LogSize(t.Context(), "team-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, err := st.Events(t.Context(), store.EventQuery{View: "test", Namespace: "team-a", Page: store.Page{Size: 100}, InLog: &size})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page.Events {
+				if e.ID == "forged" {
+					t.Errorf("a read pinned to size %d reads the forged event", size)
+				}
+			}
+		}, want: func(map[string]int64) []found { return []found{{"team-a", Unsealed, 9000, "forged"}} }},
+		{name: "row inserted with SQL, its unplaced leaf written in the future", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
+			forgeWithLeaf(t, st, exec, "NULL", math.MaxInt64)
+		}, want: func(map[string]int64) []found { return []found{{"team-a", Unsealed, 9000, "forged"}} }},
+		{name: "one JSON value spliced into the one before it", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
+			// b1's principal takes its request's member too, its text
+			// fields go back to the columns that held them before the
+			// payload: the canonical encoding's bytes do not change.
+			spliced := `{"user":"alice"},"request":` + string(event("team-b", "b1", 1).Request)
+			exec(t, "UPDATE events SET payload = NULL, principal_v1 = "+bytesLiteral(st, []byte(spliced))+", request_v1 = NULL, message_v1 = 'delete pod b1' WHERE id = 'b1'")
+		}, want: func(s map[string]int64) []found { return []found{{"team-b", Altered, s["b1"], "b1"}} }},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
@@ -294,9 +338,11 @@ func TestTampering(t *testing.T) {
 					for i := 1; i <= 6; i++ {
 						batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))
 					}
+					b1 := event("team-b", "b1", 1)
+					b1.Principal = json.RawMessage(`{"user":"alice"}`)
 					b2 := event("team-b", "b2", 2)
 					b2.Request, b2.Message = nil, "" // no JSON values, no text: no payload
-					batch = append(batch, event("team-b", "b1", 1), b2)
+					batch = append(batch, b1, b2)
 					for i := 1; i <= 20; i++ { // past the lowest kept tree level
 						batch = append(batch, event("team-c", fmt.Sprintf("c%d", i), i))
 					}
@@ -316,7 +362,7 @@ func TestTampering(t *testing.T) {
 					now := time.Now()
 					sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now },
 						Retention: func(time.Time) time.Time {
-							if tc.name == "retention is not tampering" {
+							if tc.retention {
 								return t0.Add(3 * time.Minute)
 							}
 							return time.Time{}
@@ -392,6 +438,25 @@ func TestTampering(t *testing.T) {
 			}
 		})
 	}
+}
+
+// forgeWithLeaf stores forgeEvent and a leaf of it with the right digest
+// (a digest needs no key), a MAC of zeros, the place place (SQL) and
+// written at created (Unix ns).
+func forgeWithLeaf(t *testing.T, st Store, exec func(*testing.T, string), place string, created int64) {
+	t.Helper()
+	exec(t, forgeEvent)
+	e, ok, err := eventBySeq(t, st, "team-a", 9000)
+	if err != nil || !ok {
+		t.Fatalf("the forged event: %v, %v", ok, err)
+	}
+	d, err := seal.Digest(&e, seal.EncodingV1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := seal.LeafData(e.Time, d)
+	exec(t, fmt.Sprintf("INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created) VALUES ('team-a', %d, 9000, 1, %s, %s, %s, %d)",
+		e.Time.UnixNano(), bytesLiteral(st, data[:]), bytesLiteral(st, make([]byte, 32)), place, created))
 }
 
 // rewriteA2AndItsLeaf edits event a2 and gives its leaf the digest of what

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -364,8 +365,9 @@ func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
 
 // keyedLeafColumns are what scanKeyedLeaf reads, in a query whose first
 // parameter is the namespace: a leaf no checkpoint covers has index -1, as
-// the interface says, whether or not ingest placed it.
-var keyedLeafColumns = "ts, seq, CASE WHEN place < " + sealedSize("$1") + " THEN place ELSE -1 END, version, data, created"
+// the interface says, whether or not ingest placed it, and one with a
+// negative place seal.IndexNegative.
+var keyedLeafColumns = "ts, seq, CASE WHEN place < 0 THEN " + strconv.Itoa(seal.IndexNegative) + " WHEN place < " + sealedSize("$1") + " THEN place ELSE -1 END, version, data, created"
 
 func scanKeyedLeaf(r pgx.Row) (seal.KeyedLeaf, error) {
 	var l seal.KeyedLeaf

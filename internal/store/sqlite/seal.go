@@ -432,8 +432,9 @@ func (s *Store) LogNamespaces(ctx context.Context) (nss []string, err error) {
 
 // keyedLeafColumns are what scanKeyedLeaf reads.
 // Its first parameter is the namespace: a leaf no checkpoint covers
-// has index -1, as the interface says, whether or not ingest placed it.
-const keyedLeafColumns = "ts, seq, CASE WHEN place < " + sealedSize + " THEN place ELSE -1 END, version, data, created"
+// has index -1, as the interface says, whether or not ingest placed it,
+// and one with a negative place seal.IndexNegative.
+var keyedLeafColumns = "ts, seq, CASE WHEN place < 0 THEN " + strconv.Itoa(seal.IndexNegative) + " WHEN place < " + sealedSize + " THEN place ELSE -1 END, version, data, created"
 
 func scanKeyedLeaf(rows interface{ Scan(...any) error }) (seal.KeyedLeaf, error) {
 	var l seal.KeyedLeaf

@@ -565,9 +565,9 @@ func (r *Reader) inLog(a *Args, ns string, n *int64) string {
 	}
 	if r.Dialect == SQLite {
 		return " AND NOT EXISTS (SELECT 1 FROM leaves AS l WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq" +
-			" AND (l.place IS NULL OR l.place >= min(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + "))))"
+			" AND (l.place IS NULL OR l.place < 0 OR l.place >= min(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + "))))"
 	}
-	return " AND coalesce((SELECT CASE WHEN l.place IS NULL OR l.place >= least(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + ")) THEN 1 ELSE 0 END FROM leaves AS l" +
+	return " AND coalesce((SELECT CASE WHEN l.place IS NULL OR l.place < 0 OR l.place >= least(" + a.Add(*n) + ", (SELECT coalesce(max(size), 0) FROM checkpoints WHERE namespace = " + a.Add(ns) + ")) THEN 1 ELSE 0 END FROM leaves AS l" +
 		" WHERE l.namespace = events.namespace AND l.ts = events.ts AND l.seq = events.seq), 0) = 0"
 }
 
@@ -710,7 +710,11 @@ func (r *Reader) eventsWhere(a *Args, q store.EventQuery, from, to int64, after 
 	} else {
 		b.WriteString(" AND ts >= " + a.Add(from))
 	}
-	b.WriteString(" AND ts < " + a.Add(to))
+	// A range without an end has none: a row at the largest time (only
+	// SQL writes one) is read too, by verify above all.
+	if to != math.MaxInt64 {
+		b.WriteString(" AND ts < " + a.Add(to))
+	}
 	b.WriteString(r.inLog(a, q.Namespace, q.InLog))
 	return b.String()
 }
