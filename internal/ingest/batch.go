@@ -89,6 +89,30 @@ func eventBytes(e *store.Event) int {
 	return n
 }
 
+// spooled is an event as the spool holds it: its JSON values as bytes
+// (base64 in the spool's JSON), so that they come back exactly as they were
+// sent. As json.RawMessage, encoding/json would compact them and escape
+// <, > and &: the event stored from the spool would not be the one sent,
+// and the same event sent again in a smaller batch, or imported, would be
+// stored again instead of found a re-send.
+type spooled struct {
+	Event                                                     store.Event `json:"e"`
+	Principal, Request, Response, PreviousState, CurrentState []byte
+}
+
+func toSpool(e *store.Event) spooled {
+	s := spooled{Event: *e, Principal: e.Principal, Request: e.Request, Response: e.Response,
+		PreviousState: e.PreviousState, CurrentState: e.CurrentState}
+	s.Event.Principal, s.Event.Request, s.Event.Response, s.Event.PreviousState, s.Event.CurrentState = nil, nil, nil, nil, nil
+	return s
+}
+
+func (s *spooled) event() store.Event {
+	e := s.Event
+	e.Principal, e.Request, e.Response, e.PreviousState, e.CurrentState = s.Principal, s.Request, s.Response, s.PreviousState, s.CurrentState
+	return e
+}
+
 // batch collects the events of one request. Up to memLimit bytes of them
 // stay in memory and are inserted in one transaction, as nearly every
 // batch is; past it the events go to a spool file as they are decoded, so
@@ -132,7 +156,7 @@ func (b *batch) add(e store.Event) error {
 		b.enc = stdjson.NewEncoder(b.w)
 	}
 	for i := range b.events {
-		if err := b.enc.Encode(&b.events[i]); err != nil {
+		if err := b.enc.Encode(toSpool(&b.events[i])); err != nil {
 			return fmt.Errorf("spooling a large batch: %w", err)
 		}
 	}
@@ -171,10 +195,11 @@ func (b *batch) insert(ctx context.Context, ins func(ctx context.Context, events
 	var part []store.Event
 	size := 0
 	for i := 0; i < b.n; i++ {
-		var e store.Event
-		if err := dec.Decode(&e); err != nil {
+		var s spooled
+		if err := dec.Decode(&s); err != nil {
 			return total, fmt.Errorf("reading a spooled batch: %w", err)
 		}
+		e := s.event()
 		part = append(part, e)
 		if size += eventBytes(&e); size > b.memLimit {
 			r, err := ins(ctx, part)
