@@ -59,7 +59,7 @@ type Deps struct {
 	Store store.Store
 	// Inserter stores ingest batches; nil means Store. (A coalescing
 	// inserter can be put in front of the store here.)
-	Inserter ingest.Inserter
+	Inserter ingest.BatchInserter
 	// Ingest configures decoding and storing batches; its StoreTimeout
 	// defaults to the server's (--apiserver-store-timeout).
 	Ingest ingest.Options

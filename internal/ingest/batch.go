@@ -116,20 +116,22 @@ func (s *spooled) event() store.Event {
 // batch collects the events of one request. Up to memLimit bytes of them
 // stay in memory and are inserted in one transaction, as nearly every
 // batch is; past it the events go to a spool file as they are decoded, so
-// memory does not grow with the body, and are inserted in parts of
-// memLimit bytes once the whole body has decoded (a malformed body still
-// stores nothing). A failure between two parts leaves the earlier ones
-// stored; the sender's retry then stores the rest, by idempotency.
+// memory does not grow with the body, and once the whole body has decoded
+// (a malformed body still stores nothing) they are read back in parts of
+// memLimit bytes into one transaction (store.Store.InsertParts): all of
+// the batch or none of it, as spec/API.md 2 says.
 type batch struct {
 	dir      string
 	memLimit int
 
 	events []store.Event
 	bytes  int
-	spool  *os.File
-	w      *bufio.Writer
-	enc    *stdjson.Encoder
-	n      int
+	// spooledBytes are the spooled events' (eventBytes).
+	spooledBytes int
+	spool        *os.File
+	w            *bufio.Writer
+	enc          *stdjson.Encoder
+	n            int
 }
 
 func newBatch(dir string, memLimit int) *batch {
@@ -161,64 +163,60 @@ func (b *batch) add(e store.Event) error {
 		}
 	}
 	b.n += len(b.events)
+	b.spooledBytes += b.bytes
 	b.events, b.bytes = b.events[:0], 0
 	return nil
 }
 
-// insert stores the batch through ins: in one call when it fits in memory,
-// else part by part from the spool.
-func (b *batch) insert(ctx context.Context, ins func(ctx context.Context, events []store.Event) (store.InsertResult, error)) (store.InsertResult, error) {
+// parts is how many parts of at most memLimit bytes the batch is stored
+// in: 1 when it stayed in memory.
+func (b *batch) parts() int {
+	return 1 + b.spooledBytes/max(b.memLimit, 1)
+}
+
+// insert stores the batch through ins in one transaction: by Insert when
+// it fits in memory, else by InsertParts, part by part from the spool (so
+// memory does not grow with it), the part in memory last.
+func (b *batch) insert(ctx context.Context, ins BatchInserter) (store.InsertResult, error) {
 	if b.spool == nil {
 		if len(b.events) == 0 {
 			return store.InsertResult{}, nil
 		}
-		return ins(ctx, b.events)
-	}
-	var total store.InsertResult
-	add := func(r store.InsertResult) {
-		total.Inserted += r.Inserted
-		total.Duplicates += r.Duplicates
-		total.Reused += r.Reused
-		for _, ref := range r.ReusedIDs {
-			if len(total.ReusedIDs) < store.MaxReusedIDs {
-				total.ReusedIDs = append(total.ReusedIDs, ref)
-			}
-		}
+		return ins.Insert(ctx, b.events)
 	}
 	if err := b.w.Flush(); err != nil {
-		return total, fmt.Errorf("spooling a large batch: %w", err)
+		return store.InsertResult{}, fmt.Errorf("spooling a large batch: %w", err)
 	}
 	if _, err := b.spool.Seek(0, io.SeekStart); err != nil {
-		return total, fmt.Errorf("reading a spooled batch: %w", err)
+		return store.InsertResult{}, fmt.Errorf("reading a spooled batch: %w", err)
 	}
 	dec := stdjson.NewDecoder(bufio.NewReaderSize(b.spool, 1<<20))
-	var part []store.Event
-	size := 0
-	for i := 0; i < b.n; i++ {
-		var s spooled
-		if err := dec.Decode(&s); err != nil {
-			return total, fmt.Errorf("reading a spooled batch: %w", err)
-		}
-		e := s.event()
-		part = append(part, e)
-		if size += eventBytes(&e); size > b.memLimit {
-			r, err := ins(ctx, part)
-			if err != nil {
-				return total, err
+	read, last := 0, false
+	return ins.InsertParts(ctx, func() ([]store.Event, error) {
+		var part []store.Event
+		size := 0
+		for read < b.n {
+			var s spooled
+			if err := dec.Decode(&s); err != nil {
+				return nil, fmt.Errorf("reading a spooled batch: %w", err)
 			}
-			add(r)
-			part, size = part[:0], 0
+			read++
+			e := s.event()
+			part = append(part, e)
+			if size += eventBytes(&e); size > b.memLimit {
+				return part, nil
+			}
 		}
-	}
-	part = append(part, b.events...)
-	if len(part) > 0 {
-		r, err := ins(ctx, part)
-		if err != nil {
-			return total, err
+		if last {
+			return nil, nil
 		}
-		add(r)
-	}
-	return total, nil
+		last = true
+		part = append(part, b.events...)
+		if len(part) == 0 {
+			return nil, nil
+		}
+		return part, nil
+	})
 }
 
 func (b *batch) close() {

@@ -198,6 +198,21 @@ func (normalizingInserter) Insert(_ context.Context, events []store.Event) (stor
 	return store.InsertResult{Inserted: len(norm)}, nil
 }
 
+func (n normalizingInserter) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error) {
+	var total store.InsertResult
+	for {
+		part, err := next()
+		if err != nil || part == nil {
+			return total, err
+		}
+		res, err := n.Insert(ctx, part)
+		if err != nil {
+			return store.InsertResult{}, err
+		}
+		total.Add(res)
+	}
+}
+
 // checkHandler: whatever the body, the service stores it or says why in an
 // *InputError (the HTTP layer's 400), never anything else (a 500).
 func checkHandler(t *testing.T, path, body string) {

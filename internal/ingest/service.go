@@ -60,6 +60,14 @@ type Inserter interface {
 	Insert(ctx context.Context, events []store.Event) (store.InsertResult, error)
 }
 
+// BatchInserter is what a Service stores batches with: a request body
+// larger than memory holds is stored by InsertParts, in one transaction
+// (store.Store's).
+type BatchInserter interface {
+	Inserter
+	InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error)
+}
+
 // Options configure a Service.
 type Options struct {
 	// StoreTimeout bounds the wait for the store per insert; 0 means
@@ -83,12 +91,12 @@ type Options struct {
 // did or why it did not (typed errors). It knows nothing of HTTP:
 // internal/apiserver serves it.
 type Service struct {
-	ins  Inserter
+	ins  BatchInserter
 	opts Options
 }
 
 // NewService returns a Service storing through ins.
-func NewService(ins Inserter, opts Options) *Service {
+func NewService(ins BatchInserter, opts Options) *Service {
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = DefaultStoreTimeout
 	}
@@ -226,19 +234,17 @@ func (s *Service) Events(ctx context.Context, body io.Reader, onlyNamespace stri
 	return s.insert(ctx, SourceEvents, b, res)
 }
 
-// insert stores the batch, each part within StoreTimeout; it returns only
-// after the store committed it.
+// insert stores the batch within StoreTimeout per part of it (a batch
+// that fits in memory is one); it returns only after the store committed
+// it.
 func (s *Service) insert(ctx context.Context, source string, b *batch, res Result) (Result, error) {
-	ir, err := b.insert(ctx, func(ctx context.Context, events []store.Event) (store.InsertResult, error) {
-		ctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
-		defer cancel()
-		start := time.Now()
-		r, err := s.ins.Insert(ctx, events)
-		if err == nil {
-			s.opts.Metrics.observeCommit(source, time.Since(start))
-		}
-		return r, err
-	})
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(b.parts())*s.opts.StoreTimeout)
+	defer cancel()
+	start := time.Now()
+	ir, err := b.insert(ctx, s.ins)
+	if err == nil {
+		s.opts.Metrics.observeCommit(source, time.Since(start))
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrInvalidEvent) {
 			// Validation runs the store's own checks first; this is only a

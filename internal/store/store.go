@@ -306,6 +306,18 @@ type EventRef struct {
 	Seq       int64
 }
 
+// Add adds o, the result of another part of one batch, to r.
+func (r *InsertResult) Add(o InsertResult) {
+	r.Inserted += o.Inserted
+	r.Duplicates += o.Duplicates
+	r.Reused += o.Reused
+	for _, ref := range o.ReusedIDs {
+		if len(r.ReusedIDs) < MaxReusedIDs {
+			r.ReusedIDs = append(r.ReusedIDs, ref)
+		}
+	}
+}
+
 // AddReused records that the event ref reused a stored id.
 func (r *InsertResult) AddReused(ref EventRef) {
 	r.Reused++
@@ -322,6 +334,11 @@ type Store interface {
 	// only shares its (Namespace, ID) with a stored one is stored and
 	// counted in InsertResult.Reused.
 	Insert(ctx context.Context, events []Event) (InsertResult, error)
+	// InsertParts is Insert of a batch too large to hold in memory (a
+	// spooled request body): next returns its parts in order, nil after
+	// the last, and every part is stored in the one transaction, all or
+	// nothing (spec/API.md 2). An error of next fails the insert.
+	InsertParts(ctx context.Context, next func() ([]Event, error)) (InsertResult, error)
 	// Summary returns one page of the namespace-users summary.
 	Summary(ctx context.Context, q SummaryQuery) (SummaryPage, error)
 	// Events returns one page of a tenant's events in (time, seq) order.

@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"github.com/auditops/auditops/internal/ingest"
 	"io"
@@ -166,20 +167,35 @@ func TestLargeBatchStreamsInBoundedMemory(t *testing.T) {
 // TestSpooledBatch: a batch whose events exceed BatchMemoryBytes waits in
 // a spool file and is stored whole, part by part; a malformed event at its
 // end still stores nothing.
-// countingInserter counts the Insert calls a batch took, so the test can
-// tell a spooled batch (stored in parts) from one held in memory.
+// countingInserter counts the parts a batch was stored in, so the test can
+// tell a spooled batch from one held in memory; failAfter, when set, makes
+// reading the part after that many fail, as a spool that cannot be read.
 type countingInserter struct {
-	ingest.Inserter
-	calls atomic.Int64
+	ingest.BatchInserter
+	calls     atomic.Int64
+	failAfter int64
 }
 
 func (c *countingInserter) Insert(ctx context.Context, events []store.Event) (store.InsertResult, error) {
 	c.calls.Add(1)
-	return c.Inserter.Insert(ctx, events)
+	return c.BatchInserter.Insert(ctx, events)
+}
+
+func (c *countingInserter) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error) {
+	return c.BatchInserter.InsertParts(ctx, func() ([]store.Event, error) {
+		if c.failAfter > 0 && c.calls.Load() == c.failAfter {
+			return nil, errors.New("reading a spooled batch: unexpected EOF")
+		}
+		part, err := next()
+		if part != nil {
+			c.calls.Add(1)
+		}
+		return part, err
+	})
 }
 
 func TestSpooledBatch(t *testing.T) {
-	st := &countingInserter{Inserter: newTestStore(t)}
+	st := &countingInserter{BatchInserter: newTestStore(t)}
 	dir := t.TempDir()
 	srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{BatchMemoryBytes: 32 << 10, SpoolDir: dir}), Options{}))
 	defer srv.Close()
@@ -197,9 +213,22 @@ func TestSpooledBatch(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(m["message"].(string), fmt.Sprintf("line %d", n+1)) {
 		t.Fatalf("malformed last line: %d %v, want 400 naming line %d", code, m, n+1)
 	}
-	if got := storedEvents(t, st.Inserter.(store.Store), "spool"); len(got) != 0 || st.calls.Load() != 0 {
+	if got := storedEvents(t, st.BatchInserter.(store.Store), "spool"); len(got) != 0 || st.calls.Load() != 0 {
 		t.Fatalf("a malformed spooled batch stored %d events in %d inserts", len(got), st.calls.Load())
 	}
+	// A spooled batch is one transaction (spec/API.md 2): its fifth part
+	// failing, nothing of the four before is stored, and the sender, told
+	// 503, retries all of it.
+	st.failAfter = 4
+	code, _, m = post(t, srv.URL+EventsPath, "application/x-ndjson", []byte(good))
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("a spooled batch whose fifth part fails: %d %v, want 503", code, m)
+	}
+	if got := storedEvents(t, st.BatchInserter.(store.Store), "spool"); len(got) != 0 {
+		t.Fatalf("a spooled batch whose fifth part failed stored %d events", len(got))
+	}
+	st.failAfter = 0
+	st.calls.Store(0)
 	code, _, m = post(t, srv.URL+EventsPath, "application/x-ndjson", []byte(good))
 	if code != http.StatusOK || m["stored"] != float64(n) {
 		t.Fatalf("spooled batch: %d %v, want %d stored", code, m, n)
@@ -225,7 +254,7 @@ func TestSpooledBatch(t *testing.T) {
 			t.Fatalf("events %d to %d re-sent in a small batch: %d %v, want 100 duplicates", i, i+99, code, m)
 		}
 	}
-	got := storedEvents(t, st.Inserter.(store.Store), "spool")
+	got := storedEvents(t, st.BatchInserter.(store.Store), "spool")
 	if len(got) != n {
 		t.Fatalf("stored %d events, want %d", len(got), n)
 	}

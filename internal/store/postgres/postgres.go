@@ -327,7 +327,26 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 	}
 	end := s.health.Begin()
 	defer func() { end(err) }()
-	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) (err error) {
+		res, err = s.copyIn(ctx, tx, norm, leaves)
+		return err
+	})
+	var pe *pgconn.PgError
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName != "leaves":
+		return s.insertSkippingDuplicates(ctx, norm, leaves)
+	default:
+		return store.InsertResult{}, err
+	}
+}
+
+// copyIn writes a normalized batch with COPY in tx (Insert's fast path).
+// A stored event, or one repeated in the batch, fails it with a unique
+// violation of the content key.
+func (s *Store) copyIn(ctx context.Context, tx pgx.Tx, norm []store.Event, leaves []store.PreparedLeaf) (res store.InsertResult, err error) {
+	err = func() error {
 		cols := copyColumns
 		var seqs []int64
 		if leaves != nil {
@@ -365,16 +384,62 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 			refs[i] = stored{ns: norm[i].Namespace, id: norm[i].ID, idh: store.IDHash(norm[i].ID)}
 		}
 		return countReused(ctx, tx, refs, &res)
+	}()
+	return res, err
+}
+
+// InsertParts implements store.Store: every part in one transaction, each
+// by COPY under a savepoint, and where that meets a stored event (a unique
+// violation) again by the insert that skips them, as Insert does in a
+// transaction of its own. From the first part's leaves on, the
+// transaction holds writersLock: other batches wait for its commit.
+func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (total store.InsertResult, err error) {
+	end := s.health.Begin()
+	defer func() { end(err) }()
+	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		for {
+			part, err := next()
+			if err != nil {
+				return err
+			}
+			if part == nil {
+				return nil
+			}
+			norm, err := store.NormalizeBatch(part)
+			if err != nil {
+				return err
+			}
+			if len(norm) == 0 {
+				continue
+			}
+			leaves, err := prepareLeaves(s.opts.Leaves, norm)
+			if err != nil {
+				return err
+			}
+			sp, err := tx.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			res, err := s.copyIn(ctx, sp, norm, leaves)
+			var pe *pgconn.PgError
+			switch {
+			case err == nil:
+				err = sp.Commit(ctx)
+			case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName != "leaves":
+				if err = sp.Rollback(ctx); err == nil {
+					res, err = s.skipIn(ctx, tx, norm, leaves)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			total.Add(res)
+		}
 	})
-	var pe *pgconn.PgError
-	switch {
-	case err == nil:
-		return res, nil
-	case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName != "leaves":
-		return s.insertSkippingDuplicates(ctx, norm, leaves)
-	default:
-		return store.InsertResult{}, err
+	if err != nil {
+		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
 	}
+	return total, nil
 }
 
 // stored is an event a batch stored.
@@ -448,6 +513,19 @@ func countReused(ctx context.Context, tx pgx.Tx, refs []stored, res *store.Inser
 // SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING: events whose content
 // is stored, or repeated in the batch, are skipped.
 func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Event, leaves []store.PreparedLeaf) (store.InsertResult, error) {
+	var res store.InsertResult
+	err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) (err error) {
+		res, err = s.skipIn(ctx, tx, events, leaves)
+		return err
+	})
+	if err != nil {
+		return store.InsertResult{}, err
+	}
+	return res, nil
+}
+
+// skipIn is insertSkippingDuplicates in tx.
+func (s *Store) skipIn(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []store.PreparedLeaf) (res store.InsertResult, err error) {
 	n := len(events)
 	var (
 		ns, id, usr, api, status, cat, method, dev = make([]string, n), make([]string, n), make([]string, n),
@@ -462,8 +540,7 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 		h := store.ContentHash(&events[i])
 		idh[i], content[i] = store.IDHash(e.ID), h[:]
 	}
-	var res store.InsertResult
-	err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	err = func() error {
 		rows, err := tx.Query(ctx, insertSQL, ns, ts, id, usr, api, status, cat, method, code, dev, payloads, idh, content)
 		if err != nil {
 			return err
@@ -514,11 +591,8 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 			}
 		}
 		return countReused(ctx, tx, refs, &res)
-	})
-	if err != nil {
-		return store.InsertResult{}, err
-	}
-	return res, nil
+	}()
+	return res, err
 }
 
 // contentKey is the unique key of a stored event.

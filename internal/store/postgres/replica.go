@@ -256,6 +256,11 @@ func (r *Replicated) Insert(ctx context.Context, events []store.Event) (store.In
 	return r.primary.Insert(ctx, events)
 }
 
+// InsertParts implements store.Store on the primary.
+func (r *Replicated) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error) {
+	return r.primary.InsertParts(ctx, next)
+}
+
 // DeleteBefore implements store.Store on the primary.
 func (r *Replicated) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	return r.primary.DeleteBefore(ctx, t)

@@ -526,7 +526,10 @@ type insertReq struct {
 	leaves []store.PreparedLeaf
 	res    store.InsertResult
 	err    error
-	done   chan struct{}
+	// written: the request's own transaction committed (insertGroup's
+	// retry of a failed group, one request at a time).
+	written bool
+	done    chan struct{}
 }
 
 // newInsertReq makes the request of a normalized batch, with its keys and,
@@ -666,19 +669,26 @@ func (s *Store) insertGroup(ctx context.Context, group []*insertReq) {
 	for _, req := range group {
 		if err := s.insertTx(ctx, []*insertReq{req}); err != nil {
 			req.res, req.err = store.InsertResult{}, err
+			continue
 		}
+		req.written = true
 	}
 }
 
 // insertGroupRecovering is insertGroup, turning a panic into the error of
-// every request of the group: a leader that died there would leave
-// s.leading set and no one to take the queue, wedging ingest for good.
+// every request of the group not yet answered: a leader that died there
+// would leave s.leading set and no one to take the queue, wedging ingest
+// for good. A request that a retry alone committed before the panic keeps
+// its result, one that failed its own error: only the rest were not
+// stored.
 func (s *Store) insertGroupRecovering(ctx context.Context, group []*insertReq) {
 	defer func() {
 		if p := recover(); p != nil {
-			err := fmt.Errorf("sqlite: insert: panic in the group commit, nothing of the group was stored: %v", p)
+			err := fmt.Errorf("sqlite: insert: panic in the group commit, this batch was not stored: %v", p)
 			for _, r := range group {
-				r.res, r.err = store.InsertResult{}, err
+				if !r.written && r.err == nil {
+					r.res, r.err = store.InsertResult{}, err
+				}
 			}
 		}
 	}()
@@ -701,7 +711,75 @@ func requestErrs(group []*insertReq) []error {
 func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 	var added int64 // entries the commit adds to ids_recent
 	var last int64  // the next seq after the commit
+	err := s.write(ctx, opInsert, func(tx *sql.Tx) (err error) {
+		added, last, err = s.insertIn(ctx, tx, reqs)
+		return err
+	})
+	if err == nil {
+		s.committed(added, last)
+	}
+	return err
+}
+
+// committed notes a commit that added entries to ids_recent and left the
+// next seq at last.
+func (s *Store) committed(added, last int64) {
+	s.recentIDs.Add(added)
+	if last >= s.tiersFrom {
+		s.tiered.Store(true)
+	}
+}
+
+// InsertParts implements store.Store: the parts go through the writer in
+// one transaction, each as a request of its own (its keys and leaves made
+// when it is read, in the transaction). Group commits wait meanwhile,
+// as for any transaction of the writer.
+func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error) {
+	var total store.InsertResult
+	var added, last int64
+	end := s.health.Begin()
 	err := s.write(ctx, opInsert, func(tx *sql.Tx) error {
+		for {
+			part, err := next()
+			if err != nil {
+				return err
+			}
+			if part == nil {
+				return nil
+			}
+			norm, err := store.NormalizeBatch(part)
+			if err != nil {
+				return err
+			}
+			if len(norm) == 0 {
+				continue
+			}
+			req, err := newInsertReq(ctx, norm, s.payload, s.opts.Leaves)
+			if err != nil {
+				return err
+			}
+			a, l, err := s.insertIn(ctx, tx, []*insertReq{req})
+			if err != nil {
+				return err
+			}
+			total.Add(req.res)
+			added += a
+			last = l
+		}
+	})
+	end(err)
+	if err != nil {
+		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
+	}
+	s.committed(added, last)
+	s.mergeRecentIDs(ctx)
+	return total, nil
+}
+
+// insertIn writes the requests in tx, setting each one's InsertResult, and
+// returns the entries it added to ids_recent and the next seq after them.
+func (s *Store) insertIn(ctx context.Context, tx *sql.Tx, reqs []*insertReq) (added, last int64, err error) {
+	err = func() error {
 		var next int64
 		created := time.Now().UnixNano()
 		if err := tx.QueryRowContext(ctx, "SELECT next FROM seq_counter WHERE id = 1").Scan(&next); err != nil {
@@ -835,14 +913,8 @@ func (s *Store) insertTx(ctx context.Context, reqs []*insertReq) error {
 		_, err := tx.ExecContext(ctx, "UPDATE seq_counter SET next = ? WHERE id = 1", next)
 		added, last = int64(len(owners)), next
 		return err
-	})
-	if err == nil {
-		s.recentIDs.Add(added)
-		if last >= s.tiersFrom {
-			s.tiered.Store(true)
-		}
-	}
-	return err
+	}()
+	return added, last, err
 }
 
 // mergeRecentIDs moves ids_recent's entries into ids (s.tiered: into

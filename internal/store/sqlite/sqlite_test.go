@@ -456,6 +456,34 @@ func TestGroupFailureFailsOnlyItsRequest(t *testing.T) {
 	if strings.Join(got, ",") != "stored,a,c" {
 		t.Errorf("stored %v, want stored,a,c (nothing of the failed request)", got)
 	}
+
+	// A panic in the retry of a later request: the requests written alone
+	// before it keep their results (their callers get 200, not a false
+	// "not stored"), only the rest fail.
+	reqs = reqs[:0]
+	for _, batch := range [][]store.Event{{ev("d", 5)}, {ev("e", 6), bad}, {ev("f", 7)}} {
+		req, err := newInsertReq(t.Context(), batch, s.payload, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, req)
+	}
+	s.beforeInsert = func(rs []*insertReq) {
+		if len(rs) == 1 && rs[0].events[0].ID == "f" {
+			panic("injected")
+		}
+	}
+	s.insertGroupRecovering(ctx, reqs)
+	s.beforeInsert = nil
+	if r := reqs[0]; r.err != nil || r.res.Inserted != 1 {
+		t.Errorf("the request written before the panic: %+v, %v; want it stored", r.res, r.err)
+	}
+	if r := reqs[1]; !errors.Is(r.err, store.ErrInvalidEvent) {
+		t.Errorf("the failed request: %v, want its own error", r.err)
+	}
+	if r := reqs[2]; r.err == nil || !strings.Contains(r.err.Error(), "panic") {
+		t.Errorf("the request whose retry panicked: %+v, %v; want the panic as its error", r.res, r.err)
+	}
 }
 
 // TestContentHashMigration builds a database at schema version 1, stores

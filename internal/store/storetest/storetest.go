@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ReusedIDConcurrent", testReusedIDConcurrent},
 		{"LongIDsKeptWhole", testLongIDsKeptWhole},
 		{"AtomicFailedBatch", testAtomicFailedBatch},
+		{"InsertPartsOneTransaction", testInsertPartsOneTransaction},
 		{"ConcurrentInserts", testConcurrentInserts},
 		{"EventsOrdering", testEventsOrdering},
 		{"EventsFilters", testEventsFilters},
@@ -460,6 +461,50 @@ func testLongIDsKeptWhole(t *testing.T, s store.Store) {
 	if !errors.Is(err, store.ErrInvalidEvent) || !strings.Contains(err.Error(), "id is 4097 bytes long") {
 		t.Fatalf("an id of MaxIDLen+1 bytes: %v, want ErrInvalidEvent naming its length", err)
 	}
+}
+
+// testInsertPartsOneTransaction: a batch stored in parts (a spooled
+// request body) is one transaction, as one Insert is (spec/API.md 2): a
+// part that fails, or a failure to read the next part, stores nothing of
+// the parts before; a part holding an event of an earlier part (stored or
+// not yet committed) skips it, and one reusing an earlier part's id counts
+// it.
+func testInsertPartsOneTransaction(t *testing.T, s store.Store) {
+	mustInsert(t, s, ev("ns", "old", t0))
+	parts := func(fail error, ps ...[]store.Event) func() ([]store.Event, error) {
+		return func() ([]store.Event, error) {
+			if len(ps) == 0 {
+				return nil, fail
+			}
+			p := ps[0]
+			ps = ps[1:]
+			return p, nil
+		}
+	}
+	bad := ev("ns", "bad", t0.Add(5*time.Second))
+	bad.Status = "ok"
+	for name, next := range map[string]func() ([]store.Event, error){
+		"the third part cannot be read": parts(errors.New("reading a spooled batch: unexpected EOF"),
+			[]store.Event{ev("ns", "p1", t0.Add(time.Second))}, []store.Event{ev("ns", "p2", t0.Add(2*time.Second))}),
+		"the second part is refused": parts(nil,
+			[]store.Event{ev("ns", "p1", t0.Add(time.Second))}, []store.Event{ev("ns", "p2", t0.Add(2*time.Second)), bad}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if res, err := s.InsertParts(t.Context(), next); err == nil {
+				t.Fatalf("InsertParts = %+v, want an error", res)
+			}
+			checkIDs(t, "events after the failed batch", walk(t, s, all("ns")), []string{"old"})
+		})
+	}
+	res, err := s.InsertParts(t.Context(), parts(nil,
+		[]store.Event{ev("ns", "p1", t0.Add(time.Second)), ev("ns", "old", t0)},
+		[]store.Event{}, // an empty part is no end
+		[]store.Event{ev("ns", "p1", t0.Add(time.Second)), ev("ns", "p1", t0.Add(3*time.Second), user("bob"))},
+	))
+	if err != nil || res.Inserted != 2 || res.Duplicates != 2 || res.Reused != 1 {
+		t.Fatalf("InsertParts = %+v, %v; want 2 stored, 2 re-sends (one of a stored event, one of the first part's), 1 reused id", res, err)
+	}
+	checkIDs(t, "events after the batch", walk(t, s, all("ns")), []string{"old", "p1", "p1"})
 }
 
 func testAtomicFailedBatch(t *testing.T, s store.Store) {
