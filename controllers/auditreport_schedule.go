@@ -190,8 +190,13 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 func (r *AuditReportReconciler) childFor(parent *reportsv1alpha1.AuditReport, t time.Time) (*reportsv1alpha1.AuditReport, error) {
 	name := fmt.Sprintf("%s-%d", parent.Name, t.Unix())
 	out := parent.Spec.Output.DeepCopy()
+	// Each run's shards are objects of their own: the second run under
+	// the parent's prefix would find the first run's and fail.
 	if out != nil && out.ConfigMap != nil && out.ConfigMap.NamePrefix != "" {
 		out.ConfigMap.NamePrefix = fmt.Sprintf("%s-%d", out.ConfigMap.NamePrefix, t.Unix())
+	}
+	if out != nil && out.Secret != nil && out.Secret.NamePrefix != "" {
+		out.Secret.NamePrefix = fmt.Sprintf("%s-%d", out.Secret.NamePrefix, t.Unix())
 	}
 	var last time.Duration
 	if parent.Spec.Range.Last != nil {

@@ -483,3 +483,38 @@ func TestScheduleFiresWhileLongReportsRun(t *testing.T) {
 		}
 	}
 }
+
+// TestChildOutputNames: each scheduled run writes its shards under a
+// prefix of its own, for Secrets as for ConfigMaps: under the parent's
+// prefix the second run would find the first run's objects and fail.
+func TestChildOutputNames(t *testing.T) {
+	at := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		out  reportsv1alpha1.ReportOutput
+		want func(*reportsv1alpha1.ReportOutput) string
+	}{
+		{"configMap", reportsv1alpha1.ReportOutput{ConfigMap: &reportsv1alpha1.ConfigMapOutput{NamePrefix: "audit"}},
+			func(o *reportsv1alpha1.ReportOutput) string { return o.ConfigMap.NamePrefix }},
+		{"secret", reportsv1alpha1.ReportOutput{Secret: &reportsv1alpha1.SecretOutput{NamePrefix: "audit"}},
+			func(o *reportsv1alpha1.ReportOutput) string { return o.Secret.NamePrefix }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			parent := &reportsv1alpha1.AuditReport{
+				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "daily"},
+				Spec: reportsv1alpha1.AuditReportSpec{Type: reportsv1alpha1.AuditDetails, Schedule: "0 6 * * *",
+					Range: reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: 24 * time.Hour}}, Output: &tc.out},
+			}
+			child, err := (&AuditReportReconciler{Scheme: testScheme}).childFor(parent, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := tc.want(child.Spec.Output), fmt.Sprintf("audit-%d", at.Unix()); got != want {
+				t.Fatalf("the run's namePrefix is %q, want %q", got, want)
+			}
+			if got := tc.want(parent.Spec.Output); got != "audit" {
+				t.Fatalf("the parent's namePrefix became %q", got)
+			}
+		})
+	}
+}
