@@ -118,10 +118,18 @@ func readEvent(r *http.Request, a *readAccess, code int, now time.Time) (store.E
 	if ns == "" {
 		ns = store.ClusterNamespace
 	}
+	// A denial goes to the cluster's log, not to the namespace asked for:
+	// anyone authenticated can be denied, and in a namespace's log each
+	// denial would be an event no one with rights there sent, under any
+	// namespace name the caller makes up (each one a new log to seal).
+	at := ns
+	if !a.allowed {
+		at = store.ClusterNamespace
+	}
 	ev := store.Event{
 		ID:         "auditops-read-" + string(uuid.NewUUID()),
 		Time:       when.UTC(),
-		Namespace:  ns,
+		Namespace:  at,
 		User:       u.GetName(),
 		Principal:  principal,
 		Method:     a.verb,

@@ -46,8 +46,9 @@ func readEvents(t *testing.T, ns, user string, since time.Time) []store.Event {
 }
 
 // TestDirectReadsAreAudited: a read of the audit data made on our port
-// directly is stored as an audit event of the namespace read (allowed:
-// category data; denied: category access), with who, from where and what;
+// directly is stored as an audit event (allowed: of the namespace read,
+// category data; denied: of the cluster, category access), with who, from
+// where and what;
 // a read kube-apiserver proxied is not (kube-apiserver audits it), and
 // front-proxy headers sent by a direct client do not pass it off as one.
 func TestDirectReadsAreAudited(t *testing.T) {
@@ -59,22 +60,28 @@ func TestDirectReadsAreAudited(t *testing.T) {
 		hdr        []string
 		code       int
 		user       string
+		at         string // the log the event is recorded in
 		recorded   int
 		category   string
 		statusCode int
 	}{
-		{"direct read", direct(t, "reader"), nil, http.StatusOK, "reader", 1, store.CategoryData, 200},
-		{"read through kube-apiserver", viaKube(t, "reader"), nil, http.StatusOK, "reader", 1, "", 0},
-		{"direct read claiming to be proxied", direct(t, "reader"), []string{"X-Remote-User", "reader"}, http.StatusOK, "reader", 2, store.CategoryData, 200},
-		{"direct read denied", direct(t, "nobody"), nil, http.StatusForbidden, "nobody", 1, store.CategoryAccess, 403},
+		{"direct read", direct(t, "reader"), nil, http.StatusOK, "reader", nsA, 1, store.CategoryData, 200},
+		{"read through kube-apiserver", viaKube(t, "reader"), nil, http.StatusOK, "reader", nsA, 1, "", 0},
+		{"direct read claiming to be proxied", direct(t, "reader"), []string{"X-Remote-User", "reader"}, http.StatusOK, "reader", nsA, 2, store.CategoryData, 200},
+		{"direct read denied", direct(t, "nobody"), nil, http.StatusForbidden, "nobody", store.ClusterNamespace, 1, store.CategoryAccess, 403},
 	} {
 		r := tc.c.do(t, http.MethodGet, path, nil, tc.hdr...)
 		if r.code != tc.code {
 			t.Fatalf("%s: status %d, want %d: %s", tc.name, r.code, tc.code, r.body)
 		}
-		got := readEvents(t, nsA, tc.user, since)
+		got := readEvents(t, tc.at, tc.user, since)
 		if len(got) != tc.recorded {
-			t.Fatalf("%s: %d read events of %s by %s, want %d: %+v", tc.name, len(got), nsA, tc.user, tc.recorded, got)
+			t.Fatalf("%s: %d read events of %s by %s, want %d: %+v", tc.name, len(got), tc.at, tc.user, tc.recorded, got)
+		}
+		if tc.at != nsA {
+			if others := readEvents(t, nsA, tc.user, since); len(others) != 0 {
+				t.Fatalf("%s: %d read events in %s, the namespace asked for", tc.name, len(others), nsA)
+			}
 		}
 		if tc.category == "" {
 			continue
