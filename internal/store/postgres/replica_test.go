@@ -319,6 +319,14 @@ func (r replayedWrites) Insert(ctx context.Context, events []store.Event) (store
 	return res, r.sync(ctx)
 }
 
+func (r replayedWrites) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error) {
+	res, err := r.Replicated.InsertParts(ctx, next)
+	if err != nil {
+		return res, err
+	}
+	return res, r.sync(ctx)
+}
+
 func (r replayedWrites) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	n, err := r.Replicated.DeleteBefore(ctx, t)
 	if err != nil {
