@@ -663,3 +663,36 @@ func TestRootsOutOfOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestLeafWrittenDuringTheWalk: a leaf ingest wrote after verify began (a
+// large namespace, ingest going on) is not "written later than now": the
+// clock is read when the leaf is judged, not when the walk began.
+func TestLeafWrittenDuringTheWalk(t *testing.T) {
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := backends[0].open(t, seal.LeafMaker{Keys: kr})
+	if _, err := st.Insert(t.Context(), []store.Event{event("team-a", "a1", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	// The walk began three minutes before the leaf was written (the first
+	// reading of the clock); it reads the clock again later.
+	began := time.Now().Add(-3 * time.Minute)
+	calls := 0
+	now := func() time.Time {
+		calls++
+		if calls == 1 {
+			return began
+		}
+		return time.Now()
+	}
+	vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+	var got []Finding
+	if _, err := Verify(t.Context(), st, Options{Verifiers: vs, SealInterval: time.Minute, Now: now}, func(f Finding) { got = append(got, f) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("findings %+v for a leaf written while verify ran", got)
+	}
+}

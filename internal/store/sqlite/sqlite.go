@@ -387,6 +387,11 @@ func (s *Store) migrate(ctx context.Context, upTo int64) error {
 	})
 }
 
+// errWriterBusy is write's error when the writer stayed taken for
+// BusyTimeout (a long transaction: a spooled batch, a large retention
+// delete): nothing about the request itself.
+var errWriterBusy = errors.New("writer busy")
+
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the writer
 // connection). Waiting for the writer is bounded by BusyTimeout: past it the
 // store is saturated and the error wraps store.ErrUnavailable.
@@ -398,7 +403,7 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	case <-ctx.Done():
 		return fmt.Errorf("sqlite: %s: %w", op, ctx.Err())
 	case <-t.C:
-		return fmt.Errorf("sqlite: %s: %w: writer busy for %s", op, store.ErrUnavailable, s.opts.BusyTimeout)
+		return fmt.Errorf("sqlite: %s: %w: %w for %s", op, store.ErrUnavailable, errWriterBusy, s.opts.BusyTimeout)
 	}
 	defer func() { <-s.wlock }()
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -662,8 +667,13 @@ func (s *Store) insertGroup(ctx context.Context, group []*insertReq) {
 	if err == nil {
 		return
 	}
-	if len(group) == 1 {
-		group[0].res, group[0].err = store.InsertResult{}, err
+	// A writer taken by another transaction would fail each request alone
+	// as it failed them together, a BusyTimeout later each: the callers
+	// get their 503 now.
+	if len(group) == 1 || errors.Is(err, errWriterBusy) {
+		for _, req := range group {
+			req.res, req.err = store.InsertResult{}, err
+		}
 		return
 	}
 	for _, req := range group {
@@ -734,11 +744,14 @@ func (s *Store) committed(added, last int64) {
 // one transaction, each as a request of its own (its keys and leaves made
 // when it is read, in the transaction). Group commits wait meanwhile,
 // as for any transaction of the writer.
-func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error) {
+func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (_ store.InsertResult, err error) {
 	var total store.InsertResult
 	var added, last int64
 	end := s.health.Begin()
-	err := s.write(ctx, opInsert, func(tx *sql.Tx) error {
+	// Deferred: a panic in a part must not leave a write in flight for
+	// good (readiness would fail until a restart).
+	defer func() { end(err) }()
+	err = s.write(ctx, opInsert, func(tx *sql.Tx) error {
 		for {
 			part, err := next()
 			if err != nil {
@@ -767,7 +780,6 @@ func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, err
 			last = l
 		}
 	})
-	end(err)
 	if err != nil {
 		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
 	}

@@ -907,3 +907,36 @@ func TestPayloads(t *testing.T) {
 		},
 	})
 }
+
+// TestGroupWaitsForABusyWriterOnce: a group that could not get the writer
+// (another transaction held it for BusyTimeout) fails every request with
+// that 503 at once, instead of retrying each alone, a BusyTimeout later
+// each, while the writer is still taken.
+func TestGroupWaitsForABusyWriterOnce(t *testing.T) {
+	const busy = 300 * time.Millisecond
+	s := newStoreWith(t, store.Options{TokenKey: testKey, BusyTimeout: busy})
+	var reqs []*insertReq
+	for i := range 4 {
+		req, err := newInsertReq(t.Context(), []store.Event{{ID: fmt.Sprint(i), Namespace: "ns", User: "u", Status: store.StatusSuccess,
+			Category: store.CategoryData, Time: time.Unix(int64(i+1), 0)}}, s.payload, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, req)
+	}
+	s.wlock <- struct{}{} // a long transaction holds the writer
+	start := time.Now()
+	s.insertGroup(t.Context(), reqs)
+	waited := time.Since(start)
+	<-s.wlock
+	for i, r := range reqs {
+		if !errors.Is(r.err, store.ErrUnavailable) || !errors.Is(r.err, errWriterBusy) {
+			t.Errorf("request %d: %v, want the writer's busy error (503)", i, r.err)
+		}
+	}
+	// One wait, not five (the group's, then each request's): the bound
+	// leaves room for a slow machine and none for a second wait.
+	if waited >= 2*busy {
+		t.Errorf("the group waited %s for a writer busy past %s: it retried", waited, busy)
+	}
+}
