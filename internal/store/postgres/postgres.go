@@ -327,9 +327,13 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 	}
 	end := s.health.Begin()
 	defer func() { end(err) }()
-	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) (err error) {
-		res, err = s.copyIn(ctx, tx, norm, leaves)
-		return err
+	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		r, w, err := s.copyRows(ctx, tx, norm, leaves)
+		if err != nil {
+			return err
+		}
+		res = r
+		return w.finish(ctx, tx, &res)
 	})
 	var pe *pgconn.PgError
 	switch {
@@ -342,10 +346,11 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 	}
 }
 
-// copyIn writes a normalized batch with COPY in tx (Insert's fast path).
-// A stored event, or one repeated in the batch, fails it with a unique
-// violation of the content key.
-func (s *Store) copyIn(ctx context.Context, tx pgx.Tx, norm []store.Event, leaves []store.PreparedLeaf) (res store.InsertResult, err error) {
+// copyRows writes the events of a normalized batch with COPY in tx
+// (Insert's fast path) and returns what finish writes after them. A stored
+// event, or one repeated in the batch, fails it with a unique violation of
+// the content key.
+func (s *Store) copyRows(ctx context.Context, tx pgx.Tx, norm []store.Event, leaves []store.PreparedLeaf) (res store.InsertResult, w written, err error) {
 	err = func() error {
 		cols := copyColumns
 		var seqs []int64
@@ -370,40 +375,84 @@ func (s *Store) copyIn(ctx context.Context, tx pgx.Tx, norm []store.Event, leave
 		if err != nil {
 			return err
 		}
-		if err := lockWriters(ctx, tx); err != nil {
-			return err
-		}
-		if leaves != nil {
-			if err := writeLeaves(ctx, tx, norm, leaves, seqs, nil); err != nil {
-				return err
+		res = store.InsertResult{Inserted: int(copied), Duplicates: len(norm) - int(copied)}
+		w.refs = make([]stored, len(norm))
+		for i := range norm {
+			w.refs[i] = stored{ns: norm[i].Namespace, id: norm[i].ID, idh: store.IDHash(norm[i].ID)}
+			if leaves != nil {
+				w.addLeaf(&norm[i], leaves[i], seqs[i])
 			}
 		}
-		res = store.InsertResult{Inserted: int(copied), Duplicates: len(norm) - int(copied)}
-		refs := make([]stored, len(norm))
-		for i := range norm {
-			refs[i] = stored{ns: norm[i].Namespace, id: norm[i].ID, idh: store.IDHash(norm[i].ID)}
-		}
-		return countReused(ctx, tx, refs, &res)
+		return nil
 	}()
-	return res, err
+	return res, w, err
+}
+
+// written is what a batch's transaction writes once its events are in,
+// under writersLock: their leaves, placed in the batch's order, and the
+// reuse probe of their ids. It keeps what those need of each event (about
+// 150 bytes of the leaf and the id), not the event.
+type written struct {
+	leaves []leafRow
+	refs   []stored
+}
+
+// leafRow is a leaf to write but for its place.
+type leafRow struct {
+	ns        string
+	ts, seq   int64
+	version   int16
+	data, mac []byte
+}
+
+func (w *written) addLeaf(e *store.Event, l store.PreparedLeaf, seq int64) {
+	v, data, mac := l.Leaf(seq)
+	w.leaves = append(w.leaves, leafRow{ns: e.Namespace, ts: e.Time.UnixNano(), seq: seq, version: int16(v), data: data, mac: mac})
+}
+
+// add appends o's rows, another part of the batch.
+func (w *written) add(o written) {
+	w.leaves = append(w.leaves, o.leaves...)
+	w.refs = append(w.refs, o.refs...)
+}
+
+// finish takes writersLock, writes the leaves and adds the reused ids to
+// res. Nothing stored, nothing to do.
+func (w written) finish(ctx context.Context, tx pgx.Tx, res *store.InsertResult) error {
+	if len(w.refs) == 0 {
+		return nil
+	}
+	if err := lockWriters(ctx, tx); err != nil {
+		return err
+	}
+	if len(w.leaves) > 0 {
+		if err := writeLeaves(ctx, tx, w.leaves); err != nil {
+			return err
+		}
+	}
+	return countReused(ctx, tx, w.refs, res)
 }
 
 // InsertParts implements store.Store: every part in one transaction, each
 // by COPY under a savepoint, and where that meets a stored event (a unique
 // violation) again by the insert that skips them, as Insert does in a
-// transaction of its own. From the first part's leaves on, the
-// transaction holds writersLock: other batches wait for its commit.
+// transaction of its own. As in Insert, writersLock is taken only once
+// every part's events are in, for the leaves and the reuse probe of them
+// all: other batches, and the sealer, wait for the end of the batch, not
+// for the whole of it, and no part's COPY waits on another batch's rows
+// while holding the lock that batch waits for.
 func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (total store.InsertResult, err error) {
 	end := s.health.Begin()
 	defer func() { end(err) }()
 	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var all written
 		for {
 			part, err := next()
 			if err != nil {
 				return err
 			}
 			if part == nil {
-				return nil
+				return all.finish(ctx, tx, &total)
 			}
 			norm, err := store.NormalizeBatch(part)
 			if err != nil {
@@ -420,20 +469,21 @@ func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, err
 			if err != nil {
 				return err
 			}
-			res, err := s.copyIn(ctx, sp, norm, leaves)
+			res, w, err := s.copyRows(ctx, sp, norm, leaves)
 			var pe *pgconn.PgError
 			switch {
 			case err == nil:
 				err = sp.Commit(ctx)
-			case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName != "leaves":
+			case errors.As(err, &pe) && pe.Code == "23505":
 				if err = sp.Rollback(ctx); err == nil {
-					res, err = s.skipIn(ctx, tx, norm, leaves)
+					res, w, err = s.skipRows(ctx, tx, norm, leaves)
 				}
 			}
 			if err != nil {
 				return err
 			}
 			total.Add(res)
+			all.add(w)
 		}
 	})
 	if err != nil {
@@ -514,9 +564,13 @@ func countReused(ctx context.Context, tx pgx.Tx, refs []stored, res *store.Inser
 // is stored, or repeated in the batch, are skipped.
 func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Event, leaves []store.PreparedLeaf) (store.InsertResult, error) {
 	var res store.InsertResult
-	err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) (err error) {
-		res, err = s.skipIn(ctx, tx, events, leaves)
-		return err
+	err := s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		r, w, err := s.skipRows(ctx, tx, events, leaves)
+		if err != nil {
+			return err
+		}
+		res = r
+		return w.finish(ctx, tx, &res)
 	})
 	if err != nil {
 		return store.InsertResult{}, err
@@ -524,8 +578,9 @@ func (s *Store) insertSkippingDuplicates(ctx context.Context, events []store.Eve
 	return res, nil
 }
 
-// skipIn is insertSkippingDuplicates in tx.
-func (s *Store) skipIn(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []store.PreparedLeaf) (res store.InsertResult, err error) {
+// skipRows is insertSkippingDuplicates' insert in tx; it returns what
+// finish writes after it.
+func (s *Store) skipRows(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []store.PreparedLeaf) (res store.InsertResult, w written, err error) {
 	n := len(events)
 	var (
 		ns, id, usr, api, status, cat, method, dev = make([]string, n), make([]string, n), make([]string, n),
@@ -545,11 +600,9 @@ func (s *Store) skipIn(ctx context.Context, tx pgx.Tx, events []store.Event, lea
 		if err != nil {
 			return err
 		}
-		var refs []stored
 		// Which event of the batch each stored row is, by its content key
 		// (a batch that holds one event twice stores the first).
 		var which map[contentKey]int
-		var storedAt, seqs []int64
 		if leaves != nil {
 			which = make(map[contentKey]int, n)
 			for i := n - 1; i >= 0; i-- {
@@ -564,35 +617,24 @@ func (s *Store) skipIn(ctx context.Context, tx pgx.Tx, events []store.Event, lea
 				rows.Close()
 				return err
 			}
-			refs = append(refs, r)
+			w.refs = append(w.refs, r)
 			if leaves != nil {
 				i, ok := which[contentKey{r.ns, rts, string(ch)}]
 				if !ok {
 					rows.Close()
 					return fmt.Errorf("a stored row (%s, %q) is not of the batch", r.ns, r.id)
 				}
-				storedAt, seqs = append(storedAt, int64(i)), append(seqs, seq)
+				w.addLeaf(&events[i], leaves[i], seq)
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		res = store.InsertResult{Inserted: len(refs), Duplicates: n - len(refs)}
-		if len(refs) == 0 {
-			return nil
-		}
-		if err := lockWriters(ctx, tx); err != nil {
-			return err
-		}
-		if leaves != nil {
-			if err := writeLeaves(ctx, tx, events, leaves, seqs, storedAt); err != nil {
-				return err
-			}
-		}
-		return countReused(ctx, tx, refs, &res)
+		res = store.InsertResult{Inserted: len(w.refs), Duplicates: n - len(w.refs)}
+		return nil
 	}()
-	return res, err
+	return res, w, err
 }
 
 // contentKey is the unique key of a stored event.
@@ -632,23 +674,17 @@ func reserveSeqs(ctx context.Context, tx pgx.Tx, n int) ([]int64, error) {
 	return seqs, nil
 }
 
-// writeLeaves COPYs the leaves of the stored events, event which[i] (i
-// when which is nil) stored as seqs[i], each at the next place of its log.
-// The transaction holds writersLock, so those places are free, and no
-// other batch takes them before this one commits.
-func writeLeaves(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []store.PreparedLeaf, seqs, which []int64) error {
-	event := func(k int) int {
-		if which != nil {
-			return int(which[k])
-		}
-		return k
-	}
+// writeLeaves COPYs the leaves of the stored events, in the batch's order,
+// each at the next place of its log. The transaction holds writersLock, so
+// those places are free, and no other batch takes them before this one
+// commits.
+func writeLeaves(ctx context.Context, tx pgx.Tx, leaves []leafRow) error {
 	var nss []string
 	seen := map[string]bool{}
-	for k := range seqs {
-		if ns := events[event(k)].Namespace; !seen[ns] {
-			seen[ns] = true
-			nss = append(nss, ns)
+	for _, l := range leaves {
+		if !seen[l.ns] {
+			seen[l.ns] = true
+			nss = append(nss, l.ns)
 		}
 	}
 	places, err := nextPlaces(ctx, tx, nss)
@@ -658,15 +694,14 @@ func writeLeaves(ctx context.Context, tx pgx.Tx, events []store.Event, leaves []
 	next := 0
 	created := time.Now().UnixNano()
 	_, err = tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac", "place", "created"}, pgx.CopyFromFunc(func() ([]any, error) {
-		if next == len(seqs) {
+		if next == len(leaves) {
 			return nil, nil
 		}
-		e := &events[event(next)]
-		v, data, mac := leaves[event(next)].Leaf(seqs[next])
-		place := places[e.Namespace]
-		places[e.Namespace] = place + 1
+		l := &leaves[next]
 		next++
-		return []any{e.Namespace, e.Time.UnixNano(), seqs[next-1], int16(v), data, mac, place, created}, nil
+		place := places[l.ns]
+		places[l.ns] = place + 1
+		return []any{l.ns, l.ts, l.seq, l.version, l.data, l.mac, place, created}, nil
 	}))
 	if err != nil {
 		return fmt.Errorf("writing leaves: %w", err)

@@ -692,3 +692,60 @@ func TestLeafPlaceMigration(t *testing.T) {
 	storetest.CheckLog(t, s2, "team-a", "a1", "a2", "a3", "a4", "a5", "a6")
 	storetest.CheckLog(t, s2, "team-b", "b1", "b2")
 }
+
+// TestInsertPartsLeavesOthersWriting: while a batch stored in parts waits
+// for its next part (a spool being read), another batch commits: the
+// parts' transaction takes writersLock only once all its events are in,
+// for their leaves and reuse probe, as Insert does. Both logs then hold
+// every leaf once, in commit order.
+func TestInsertPartsLeavesOthersWriting(t *testing.T) {
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStoreWith(t, store.Options{TokenKey: testKey, Leaves: seal.LeafMaker{Keys: kr}})
+	ctx := t.Context()
+	at := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	ev := func(id string, i int) store.Event {
+		return store.Event{ID: id, Namespace: "ns", User: "u", Status: store.StatusSuccess, Category: store.CategoryData, Time: at.Add(time.Duration(i) * time.Second)}
+	}
+	gate, waiting := make(chan struct{}), make(chan struct{})
+	parts := [][]store.Event{{ev("p1", 1), ev("p2", 2)}, {ev("p3", 3)}}
+	calls := 0
+	done := make(chan error, 1)
+	go func() {
+		res, err := s.InsertParts(ctx, func() ([]store.Event, error) {
+			calls++
+			switch calls {
+			case 1:
+				return parts[0], nil
+			case 2:
+				close(waiting) // the first part is in
+				<-gate         // the next one is slow to come
+				return parts[1], nil
+			}
+			return nil, nil
+		})
+		if err == nil && res.Inserted != 3 {
+			err = errors.New("stored " + strconv.Itoa(res.Inserted) + " of 3")
+		}
+		done <- err
+	}()
+	// The other batch commits while the first waits for its second part.
+	<-waiting
+	other, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := s.Insert(other, []store.Event{ev("o1", 4)}); err != nil {
+		close(gate)
+		<-done
+		t.Fatalf("a batch beside one stored in parts: %v", err)
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&seal.Sealer{Store: s, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).SealAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	storetest.CheckLog(t, s, "ns", "o1", "p1", "p2", "p3")
+}
