@@ -679,14 +679,7 @@ func TestReportToS3WithCredentialsSecret(t *testing.T) {
 	if err := k8sClient.Create(ctx, rep2); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "a condition naming the missing Secret", func(ctx context.Context) (bool, error) {
-		var r reportsv1alpha1.AuditReport
-		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rep2), &r); err != nil {
-			return false, err
-		}
-		c := meta.FindStatusCondition(r.Status.Conditions, reportsv1alpha1.ConditionProgressing)
-		return c != nil && c.Reason == ReasonRetrying && strings.Contains(c.Message, "missing"), nil
-	})
+	waitRetrying(t, rep2, "missing")
 
 	// An empty Secret is no credentials: the report waits for its keys
 	// instead of writing with the manager's own identity, which the
@@ -702,13 +695,20 @@ func TestReportToS3WithCredentialsSecret(t *testing.T) {
 	if err := k8sClient.Create(ctx, rep3); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "a condition naming the empty Secret", func(ctx context.Context) (bool, error) {
+	waitRetrying(t, rep3, "holds no data")
+}
+
+// waitRetrying waits until rep's Progressing condition says it retries,
+// with a message that contains why.
+func waitRetrying(t *testing.T, rep *reportsv1alpha1.AuditReport, why string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "a condition of "+rep.Name+" saying "+why, func(ctx context.Context) (bool, error) {
 		var r reportsv1alpha1.AuditReport
-		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rep3), &r); err != nil {
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rep), &r); err != nil {
 			return false, err
 		}
 		c := meta.FindStatusCondition(r.Status.Conditions, reportsv1alpha1.ConditionProgressing)
-		return c != nil && c.Reason == ReasonRetrying && strings.Contains(c.Message, "holds no data"), nil
+		return c != nil && c.Reason == ReasonRetrying && strings.Contains(c.Message, why), nil
 	})
 }
 

@@ -54,14 +54,7 @@ func (t *target) storeParts(ctx context.Context) ([]storePart, error) {
 			return nil, fmt.Errorf("dbstat: %w", err)
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var p storePart
-			if err := rows.Scan(&p.name, &p.bytes); err != nil {
-				return nil, err
-			}
-			parts = append(parts, p)
-		}
-		if err := rows.Err(); err != nil {
+		if parts, err = scanParts(rows); err != nil {
 			return nil, err
 		}
 		var free int64
@@ -84,14 +77,7 @@ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 'm')`)
 			return nil, fmt.Errorf("relation sizes: %w", err)
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var p storePart
-			if err := rows.Scan(&p.name, &p.bytes); err != nil {
-				return nil, err
-			}
-			parts = append(parts, p)
-		}
-		if err := rows.Err(); err != nil {
+		if parts, err = scanParts(rows); err != nil {
 			return nil, err
 		}
 	}
@@ -99,6 +85,23 @@ WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i', 'm')`)
 		return cmp.Or(cmp.Compare(b.bytes, a.bytes), strings.Compare(a.name, b.name))
 	})
 	return parts, nil
+}
+
+// scanParts reads rows of (name, bytes), of either driver.
+func scanParts(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) ([]storePart, error) {
+	var parts []storePart
+	for rows.Next() {
+		var p storePart
+		if err := rows.Scan(&p.name, &p.bytes); err != nil {
+			return nil, err
+		}
+		parts = append(parts, p)
+	}
+	return parts, rows.Err()
 }
 
 // addStoreParts adds, for each part of t's store that holds at least 1%

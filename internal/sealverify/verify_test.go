@@ -232,18 +232,7 @@ func TestTampering(t *testing.T) {
 			// at index 0, where a1's sealed leaf is.
 			exec(t, "DROP INDEX leaves_by_index")
 			exec(t, "CREATE INDEX leaves_by_index ON leaves (namespace, place) WHERE place IS NOT NULL")
-			exec(t, forgeEvent)
-			e, ok, err := eventBySeq(t, st, "team-a", 9000)
-			if err != nil || !ok {
-				t.Fatalf("the forged event: %v, %v", ok, err)
-			}
-			d, err := seal.Digest(&e, seal.EncodingV1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data := seal.LeafData(e.Time, d)
-			exec(t, fmt.Sprintf("INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created) VALUES ('team-a', %d, 9000, 1, %s, %s, 0, 0)",
-				e.Time.UnixNano(), bytesLiteral(st, data[:]), bytesLiteral(st, make([]byte, 32))))
+			forgeWithLeaf(t, st, exec, "0", 0)
 		}, want: func(map[string]int64) []found { return []found{{"team-a", Inconsistent, 9000, ""}} }},
 		{name: "checkpoint edited", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
 			exec(t, "UPDATE checkpoints SET note = replace(note, 'retention-cutoff', 'retention-cutof') WHERE namespace = 'team-b'")
