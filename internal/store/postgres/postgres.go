@@ -335,11 +335,10 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 		res = r
 		return w.finish(ctx, tx, &res)
 	})
-	var pe *pgconn.PgError
 	switch {
 	case err == nil:
 		return res, nil
-	case errors.As(err, &pe) && pe.Code == "23505" && pe.TableName != "leaves":
+	case resent(err):
 		return s.insertSkippingDuplicates(ctx, norm, leaves)
 	default:
 		return store.InsertResult{}, err
@@ -470,11 +469,10 @@ func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, err
 				return err
 			}
 			res, w, err := s.copyRows(ctx, sp, norm, leaves)
-			var pe *pgconn.PgError
 			switch {
 			case err == nil:
 				err = sp.Commit(ctx)
-			case errors.As(err, &pe) && pe.Code == "23505":
+			case resent(err):
 				if err = sp.Rollback(ctx); err == nil {
 					res, w, err = s.skipRows(ctx, tx, norm, leaves)
 				}
@@ -490,6 +488,14 @@ func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, err
 		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
 	}
 	return total, nil
+}
+
+// resent says whether err is COPY's unique violation of the events' content
+// key: the batch holds a stored event, or one event twice (a leaf's place
+// taken twice is no re-send).
+func resent(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505" && pe.TableName != "leaves"
 }
 
 // stored is an event a batch stored.
