@@ -535,6 +535,10 @@ type insertReq struct {
 	// retry of a failed group, one request at a time).
 	written bool
 	done    chan struct{}
+	// parts, when set, is a spooled batch (InsertParts), read part by
+	// part into one transaction that the leader writes alone; events is
+	// then nil.
+	parts func() ([]store.Event, error)
 }
 
 // newInsertReq makes the request of a normalized batch, with its keys and,
@@ -581,6 +585,13 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	if err != nil {
 		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
 	}
+	return s.submit(ctx, req)
+}
+
+// submit queues req for the writer and waits for its outcome: the first
+// waiting caller runs the group (leader); the others wait for it.
+func (s *Store) submit(ctx context.Context, req *insertReq) (store.InsertResult, error) {
+	norm := req.events
 	s.gmu.Lock()
 	if len(s.pending) > 0 && s.queued+len(norm) > maxQueuedEvents {
 		queued := s.queued
@@ -599,10 +610,31 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	case <-req.done:
 		return req.res, req.err
 	case <-ctx.Done():
+		if s.dequeue(req) {
+			return store.InsertResult{}, fmt.Errorf("sqlite: insert: not written, the caller has gone: %w", ctx.Err())
+		}
 		// The batch may still be committed by the group it is in; the
 		// sender's retry is then a no-op, by idempotency.
 		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", ctx.Err())
 	}
+}
+
+// dequeue takes req out of the queue if no leader has taken it yet, and
+// says whether it did. A request whose caller has gone is not written
+// anyway (lead); left queued behind a stuck writer, its events would stay
+// in memory after the caller released its ingest budget, and a sender
+// retrying every few seconds would fill memory up to maxQueuedEvents
+// events of any size, not the budget.
+func (s *Store) dequeue(req *insertReq) bool {
+	s.gmu.Lock()
+	defer s.gmu.Unlock()
+	i := slices.Index(s.pending, req)
+	if i < 0 {
+		return false
+	}
+	s.pending = slices.Delete(s.pending, i, i+1)
+	s.queued -= len(req.events)
+	return true
 }
 
 // lead writes one group: the oldest pending requests, the leader's own
@@ -614,8 +646,15 @@ func (s *Store) lead(ctx context.Context) {
 	s.gmu.Lock()
 	n, take := 0, 0
 	for take < len(s.pending) && (take == 0 || n+len(s.pending[take].events) <= maxGroupEvents) {
+		// A spooled batch is a transaction of its own.
+		if take > 0 && s.pending[take].parts != nil {
+			break
+		}
 		n += len(s.pending[take].events)
 		take++
+		if s.pending[0].parts != nil {
+			break
+		}
 	}
 	taken := s.pending[:take:take]
 	s.pending = s.pending[take:]
@@ -634,7 +673,11 @@ func (s *Store) lead(ctx context.Context) {
 		}
 		group = append(group, r)
 	}
-	if len(group) > 0 {
+	switch {
+	case len(group) == 1 && group[0].parts != nil:
+		s.insertPartsRecovering(group[0])
+		s.mergeRecentIDs(ctx)
+	case len(group) > 0:
 		end := s.health.Begin()
 		s.insertGroupRecovering(ctx, group)
 		end(requestErrs(group)...)
@@ -742,9 +785,29 @@ func (s *Store) committed(added, last int64) {
 
 // InsertParts implements store.Store: the parts go through the writer in
 // one transaction, each as a request of its own (its keys and leaves made
-// when it is read, in the transaction). Group commits wait meanwhile,
-// as for any transaction of the writer.
-func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (_ store.InsertResult, err error) {
+// when it is read, in the transaction). It queues for the writer as Insert
+// does, and is written alone: batches that queue behind it wait for it in
+// the queue, within their callers' time, rather than for the writer's
+// lock, which would fail them after BusyTimeout.
+func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error) {
+	return s.submit(ctx, &insertReq{ctx: ctx, parts: next, done: make(chan struct{})})
+}
+
+// insertPartsRecovering writes a spooled batch (insertParts), turning a
+// panic into its error, as insertGroupRecovering does for a group.
+func (s *Store) insertPartsRecovering(req *insertReq) {
+	defer func() {
+		if p := recover(); p != nil {
+			req.res, req.err = store.InsertResult{}, fmt.Errorf("sqlite: insert: panic writing a spooled batch, it was not stored: %v", p)
+		}
+	}()
+	req.res, req.err = s.insertParts(req.ctx, req.parts)
+}
+
+// insertParts writes the parts next returns in one transaction. It runs
+// with the caller's ctx: a caller that gives up ends it, and nothing of
+// the batch is stored.
+func (s *Store) insertParts(ctx context.Context, next func() ([]store.Event, error)) (_ store.InsertResult, err error) {
 	var total store.InsertResult
 	var added, last int64
 	end := s.health.Begin()
@@ -784,7 +847,6 @@ func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, err
 		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
 	}
 	s.committed(added, last)
-	s.mergeRecentIDs(ctx)
 	return total, nil
 }
 

@@ -677,6 +677,17 @@ func TestStuckWriterQueue(t *testing.T) {
 	if err := <-queued; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the gone caller's Insert = %v, want context.Canceled", err)
 	}
+	// Its events left the queue with it: the ingest budget it released
+	// bounds memory, not maxQueuedEvents.
+	s.gmu.Lock()
+	left, leftEvents := len(s.pending), s.queued
+	s.gmu.Unlock()
+	if left != 0 || leftEvents != 0 {
+		t.Fatalf("%d requests (%d events) still queued after their caller has gone, want none", left, leftEvents)
+	}
+	live := make(chan error, 1)
+	go func() { _, err := s.Insert(ctx, []store.Event{ev("live")}); live <- err }()
+	waitFor(t, func() bool { s.gmu.Lock(); defer s.gmu.Unlock(); return len(s.pending) == 1 })
 
 	big := make([]store.Event, maxQueuedEvents)
 	for i := range big {
@@ -692,6 +703,9 @@ func TestStuckWriterQueue(t *testing.T) {
 	<-s.wlock // the disk answers again
 	if err := <-leader; err != nil && !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("the leader: %v, want success or ErrUnavailable", err)
+	}
+	if err := <-live; err != nil && !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("the live queued caller: %v, want success or ErrUnavailable", err)
 	}
 	if _, err := s.Insert(ctx, []store.Event{ev("after")}); err != nil {
 		t.Fatal(err)
@@ -938,5 +952,61 @@ func TestGroupWaitsForABusyWriterOnce(t *testing.T) {
 	// leaves room for a slow machine and none for a second wait.
 	if waited >= 2*busy {
 		t.Errorf("the group waited %s for a writer busy past %s: it retried", waited, busy)
+	}
+}
+
+// TestSpooledBatchQueuesOthers: a spooled batch (InsertParts) longer than
+// BusyTimeout does not fail the batches sent meanwhile: they wait for it in
+// the writer's queue, within their own time, and are stored after it. It
+// took the writer's lock beside the queue, and a group waiting for that
+// lock failed with 503 after BusyTimeout.
+func TestSpooledBatchQueuesOthers(t *testing.T) {
+	const busy = 200 * time.Millisecond
+	s := newStoreWith(t, store.Options{TokenKey: testKey, BusyTimeout: busy})
+	ctx := t.Context()
+	ev := func(id string, sec int64) store.Event {
+		return store.Event{ID: id, Namespace: "ns", User: "u", Status: store.StatusSuccess, Category: store.CategoryData, Time: time.Unix(sec, 0)}
+	}
+	started := make(chan struct{})
+	part := 0
+	// Three parts, 4 x BusyTimeout in all.
+	slowParts := func() ([]store.Event, error) {
+		if part == 0 {
+			close(started)
+		}
+		if part == 3 {
+			return nil, nil
+		}
+		time.Sleep(busy * 4 / 3)
+		part++
+		return []store.Event{ev(fmt.Sprint("spooled-", part), int64(part))}, nil
+	}
+	spooled := make(chan error, 1)
+	go func() {
+		res, err := s.InsertParts(ctx, slowParts)
+		if err == nil && res.Inserted != 3 {
+			err = fmt.Errorf("stored %d of 3", res.Inserted)
+		}
+		spooled <- err
+	}()
+	<-started
+	start := time.Now()
+	if _, err := s.Insert(ctx, []store.Event{ev("meanwhile", 10)}); err != nil {
+		t.Fatalf("a batch sent while a spooled batch was written: %v, want it stored after it", err)
+	}
+	t.Logf("the batch sent meanwhile waited %s", time.Since(start).Round(time.Millisecond))
+	if err := <-spooled; err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.Events(ctx, store.EventQuery{View: "test", Namespace: "ns", Page: store.Page{Size: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	for _, e := range page.Events {
+		seqs = append(seqs, e.Seq)
+	}
+	if len(page.Events) != 4 || page.Events[3].ID != "meanwhile" || !slices.IsSorted(seqs) {
+		t.Fatalf("stored %+v, want the three spooled events, then the one sent meanwhile", page.Events)
 	}
 }
