@@ -57,6 +57,9 @@ type Shape struct {
 	kind   kind
 	fields map[string]*Shape
 	elem   *Shape
+	// size is what decoding allocates for one struct, one list element or
+	// one map entry here (Decoded).
+	size int
 }
 
 // Any is the shape of a value whose keys are not checked: Conforms is then
@@ -93,17 +96,18 @@ func build(t reflect.Type, seen map[reflect.Type]*Shape) *Shape {
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		s := &Shape{kind: structKind, fields: map[string]*Shape{}}
+		s := &Shape{kind: structKind, fields: map[string]*Shape{}, size: int(t.Size())}
 		seen[t] = s
 		addFields(s, t, seen)
 		return s
 	case reflect.Slice, reflect.Array:
-		s := &Shape{kind: listKind}
+		s := &Shape{kind: listKind, size: int(t.Elem().Size())}
 		seen[t] = s
 		s.elem = build(t.Elem(), seen)
 		return s
 	case reflect.Map:
-		s := &Shape{kind: mapKind}
+		// A map entry: its key, its value and the bucket's overhead.
+		s := &Shape{kind: mapKind, size: int(t.Key().Size()+t.Elem().Size()) + 16}
 		seen[t] = s
 		s.elem = build(t.Elem(), seen)
 		return s
@@ -141,12 +145,27 @@ func addFields(s *Shape, t reflect.Type, seen map[reflect.Type]*Shape) {
 // agree on null and both refuse a type error. UTF-8 is not checked, as
 // encoding/json.Valid does not.
 func (s *Shape) Conforms(data []byte) bool {
+	_, ok := s.Decoded(data)
+	return ok
+}
+
+// Decoded is Conforms, and when data conforms also estimates the bytes
+// that decoding it allocates besides its strings' and raw values' bytes:
+// each object decoded into a struct (its type's size, counted again when
+// it is a list element, as a struct reached through a pointer is), each
+// list element and each map entry. These cost memory whatever their bytes
+// cost, so the estimate bounds the memory a decoded document takes where
+// its length does not ("[{},{},…]" is 3 bytes an element, a 320-byte
+// struct decoded). Values inside an opaque place (raw bytes, an interface)
+// are not counted: a type meant to be bounded this way has no interface
+// fields.
+func (s *Shape) Decoded(data []byte) (allocated int, ok bool) {
 	sc := scanner{data: data}
 	i, ok := sc.value(0, s)
-	if !ok {
-		return false
+	if !ok || skipSpace(data, i) != len(data) {
+		return 0, false
 	}
-	return skipSpace(data, i) == len(data)
+	return sc.allocated, true
 }
 
 // Valid is encoding/json.Valid, faster.
@@ -155,6 +174,8 @@ func Valid(data []byte) bool { return Any.Conforms(data) }
 type scanner struct {
 	data  []byte
 	depth int
+	// allocated is Decoded's estimate.
+	allocated int
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -306,6 +327,9 @@ func hex(c byte) bool {
 // object scans an object whose '{' is at i-1.
 func (sc *scanner) object(i int, s *Shape) (int, bool) {
 	d := sc.data
+	if s.kind == structKind {
+		sc.allocated += s.size
+	}
 	i = skipSpace(d, i)
 	if i < len(d) && d[i] == '}' {
 		return i + 1, true
@@ -328,6 +352,7 @@ func (sc *scanner) object(i int, s *Shape) (int, bool) {
 			vs = f
 		case mapKind:
 			vs = s.elem
+			sc.allocated += s.size
 		}
 		i = skipSpace(d, end)
 		if i >= len(d) || d[i] != ':' {
@@ -363,6 +388,9 @@ func (sc *scanner) array(i int, s *Shape) (int, bool) {
 		es = s.elem
 	}
 	for {
+		if s.kind == listKind {
+			sc.allocated += s.size
+		}
 		var ok bool
 		if i, ok = sc.value(i, es); !ok {
 			return i, false

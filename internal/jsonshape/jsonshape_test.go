@@ -21,6 +21,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 )
@@ -133,6 +134,37 @@ func TestConformsChecksKeysWhereStructsDecode(t *testing.T) {
 				t.Errorf("Conforms(%s) = %v, want %v", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecodedEstimatesAllocations: Decoded counts what decoding allocates
+// for structure, however few bytes it takes, and nothing inside opaque
+// values.
+func TestDecodedEstimatesAllocations(t *testing.T) {
+	shape := Of(reflect.TypeFor[sample]())
+	top := int(unsafe.Sizeof(sample{}))
+	in := int(unsafe.Sizeof(inner{}))
+	entry := func(k, v uintptr) int { return int(k+v) + 16 }
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{`{}`, top},
+		{`{"id":"x","raw":{"a":{"b":[1,2,3]}},"any":[{},{}]}`, top},
+		{`{"opaque":{"a":"aGk=","b":""}}`, top + 2*entry(unsafe.Sizeof(""), unsafe.Sizeof([]byte{}))},
+		{`{"inner":{"name":"n"}}`, top + in},
+		{`{"list":[{},{},{}]}`, top + 3*(in+in)},
+		{`{"byName":{"a":{},"b":{}}}`, top + 2*(entry(unsafe.Sizeof(""), unsafe.Sizeof(inner{}))+in)},
+		{`{"nested":[[{}],[]]}`, top + 2*int(unsafe.Sizeof([]inner{})) + 2*in},
+		{`{"inner":[{"whatever":1}]}`, top}, // a type mismatch decodes nothing
+	} {
+		got, ok := shape.Decoded([]byte(tc.in))
+		if !ok || got != tc.want {
+			t.Errorf("Decoded(%s) = %d, %v; want %d, true", tc.in, got, ok, tc.want)
+		}
+	}
+	if n, ok := shape.Decoded([]byte(`{"id":"x",}`)); ok || n != 0 {
+		t.Errorf("Decoded of invalid JSON = %d, %v; want 0, false", n, ok)
 	}
 }
 
