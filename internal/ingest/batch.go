@@ -78,9 +78,10 @@ func truncateObjects(e *store.Event, max int) int {
 	return n
 }
 
-// eventBytes estimates what an event holds in memory.
+// eventBytes estimates what an event holds in memory until its batch is
+// stored (heldPerEvent).
 func eventBytes(e *store.Event) int {
-	n := 256 + len(e.ID) + len(e.Namespace) + len(e.User) + len(e.Method) + len(e.API) + len(e.EntityKind) +
+	n := heldPerEvent + len(e.ID) + len(e.Namespace) + len(e.User) + len(e.Method) + len(e.API) + len(e.EntityKind) +
 		len(e.EntityID) + len(e.Message) + len(e.DeviceID) + len(e.CertificateSerialNumber) + len(e.IssuerDN) +
 		len(e.Details) + len(e.Principal) + len(e.Request) + len(e.Response) + len(e.PreviousState) + len(e.CurrentState)
 	if e.Error != nil {
@@ -141,9 +142,11 @@ func newBatch(dir string, memLimit int) *batch {
 // len is the number of events added.
 func (b *batch) len() int { return b.n + len(b.events) }
 
-func (b *batch) add(e store.Event) error {
+// add adds e, which holds raw bytes of its source besides its own (the
+// decoder's copy of its line, which its strings point into).
+func (b *batch) add(e store.Event, raw int) error {
 	b.events = append(b.events, e)
-	b.bytes += eventBytes(&e)
+	b.bytes += eventBytes(&e) + raw
 	if b.bytes <= b.memLimit {
 		return nil
 	}

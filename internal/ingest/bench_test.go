@@ -31,7 +31,7 @@ func BenchmarkDecodeKubeAudit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		err := decodeEventList(bytes.NewReader(body), int64(len(body)), func(i int, ev *auditv1.Event) error {
+		err := decodeEventList(bytes.NewReader(body), int64(len(body)), ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes), func(int64) {}, func(i int, ev *auditv1.Event) error {
 			_, ok, err := MapKubeAudit(ev)
 			if ok {
 				n++
@@ -51,7 +51,7 @@ func BenchmarkDecodeEventsNDJSON(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		err := decodeEvents(bytes.NewReader(body), "", func(store.Event) error { n++; return nil })
+		err := decodeEvents(bytes.NewReader(body), "", func(store.Event, int) error { n++; return nil })
 		if err != nil || n != 400 {
 			b.Fatal(n, err)
 		}

@@ -304,7 +304,7 @@ func nullToNil(m json.RawMessage) json.RawMessage {
 // first non-whitespace byte), validates each and hands it to fn. The first
 // bad event stops decoding with an *InputError; a read error is returned as
 // is (wrapped), so *http.MaxBytesError stays recognizable.
-func decodeEvents(r io.Reader, onlyNamespace string, fn func(ev store.Event) error) error {
+func decodeEvents(r io.Reader, onlyNamespace string, fn func(ev store.Event, raw int) error) error {
 	rr := &readErrRecorder{r: r}
 	br := bufio.NewReaderSize(rr, 64<<10)
 	first, err := peekFirst(br)
@@ -322,7 +322,7 @@ func decodeEvents(r io.Reader, onlyNamespace string, fn func(ev store.Event) err
 	}
 }
 
-func decodeEventArray(br *bufio.Reader, rr *readErrRecorder, onlyNamespace string, fn func(store.Event) error) error {
+func decodeEventArray(br *bufio.Reader, rr *readErrRecorder, onlyNamespace string, fn func(store.Event, int) error) error {
 	// encoding/json, streaming: an imported array file can be larger than
 	// memory.
 	dec := stdjson.NewDecoder(br)
@@ -341,7 +341,7 @@ func decodeEventArray(br *bufio.Reader, rr *readErrRecorder, onlyNamespace strin
 		if err := validateEvent(&ev, onlyNamespace); err != nil {
 			return inputErr(atIndex(i), err)
 		}
-		if err := fn(ev); err != nil {
+		if err := fn(ev, len(raw)); err != nil {
 			return err
 		}
 	}
@@ -351,7 +351,7 @@ func decodeEventArray(br *bufio.Reader, rr *readErrRecorder, onlyNamespace strin
 	return expectEOF(dec, rr)
 }
 
-func decodeEventLines(br *bufio.Reader, rr *readErrRecorder, onlyNamespace string, fn func(store.Event) error) error {
+func decodeEventLines(br *bufio.Reader, rr *readErrRecorder, onlyNamespace string, fn func(store.Event, int) error) error {
 	lr := &lineReader{br: br}
 	for {
 		line, n, ok, err := lr.next()
@@ -371,7 +371,7 @@ func decodeEventLines(br *bufio.Reader, rr *readErrRecorder, onlyNamespace strin
 		if err := validateEvent(&ev, onlyNamespace); err != nil {
 			return inputErr(atLine(n), err)
 		}
-		if err := fn(ev); err != nil {
+		if err := fn(ev, len(line)); err != nil {
 			return err
 		}
 	}
@@ -454,7 +454,7 @@ type eventList struct {
 
 // fastPathMaxBytes is the largest body decodeEventList reads whole: a
 // webhook batch of 400 events is typically 0.5-3 MiB.
-const fastPathMaxBytes = 16 << 20
+const fastPathMaxBytes = 4 << 20
 
 // decodeEventList reads an audit.k8s.io/v1 EventList (a body bounded by
 // the handler's MaxBytes; sizeHint is its Content-Length, or <= 0) and
@@ -466,11 +466,17 @@ const fastPathMaxBytes = 16 << 20
 // body it refuses is decoded again by encoding/json, whose errors name the
 // item and the field, and which decides what is valid. fn sees only items
 // of a body that decoded whole, so it never runs twice for one item.
-func decodeEventList(r io.Reader, sizeHint int64, fn func(i int, ev *auditv1.Event) error) error {
-	// The fast path holds the whole body; a body that is large or of
-	// unknown length streams, one item at a time, so memory stays bounded
-	// whatever its size.
+//
+// The fast path holds the whole body decoded. It is taken only when that
+// fits in reserve, the memory the request reserved (ReserveBytes), with
+// the spool's buffers beside; else the body streams, one item at a time.
+// held is told, before the first item, what the path holds besides the
+// events' own bytes, for the batch's memory bound.
+func decodeEventList(r io.Reader, sizeHint, reserve int64, held func(int64), fn func(i int, ev *auditv1.Event) error) error {
+	// A body that is large or of unknown length streams, so memory stays
+	// bounded whatever its size.
 	if sizeHint <= 0 || sizeHint > fastPathMaxBytes {
+		held(0)
 		return decodeEventListStd(r, fn)
 	}
 	var buf bytes.Buffer
@@ -479,10 +485,12 @@ func decodeEventList(r io.Reader, sizeHint int64, fn func(i int, ev *auditv1.Eve
 		return fmt.Errorf("reading body: %w", err)
 	}
 	body := buf.Bytes()
-	items, ok := fastEventList(body)
+	items, fastHeld, ok := fastEventList(body, reserve)
 	if !ok {
+		held(int64(len(body)))
 		return decodeEventListStd(bytes.NewReader(body), fn)
 	}
+	held(fastHeld)
 	for i := range items {
 		if err := fn(i, &items[i]); err != nil {
 			return err
@@ -493,25 +501,40 @@ func decodeEventList(r io.Reader, sizeHint int64, fn func(i int, ev *auditv1.Eve
 
 // fastEventList decodes body with goccy/go-json; ok is false when the body
 // is anything but a well-formed EventList (the caller then takes the slow
-// path for its error). One Unmarshal of the whole body is faster than
-// goccy's token stream (bench/README.md). Unmarshal keeps the last of
-// repeated keys, where the slow path refuses a repeated "items": a body
-// with the bytes "items" more than once (a repeat, or an item holding the
-// word) takes the slow path, which decides. So does a body with a field
-// the fast path does not know.
-func fastEventList(body []byte) (items []auditv1.Event, ok bool) {
+// path for its error), or when decoding it whole would hold more than
+// reserve allows. One Unmarshal of the whole body is faster than goccy's
+// token stream (bench/README.md). Unmarshal keeps the last of repeated
+// keys, where the slow path refuses a repeated "items": a body with the
+// bytes "items" more than once (a repeat, or an item holding the word)
+// takes the slow path, which decides. So does a body with a field the fast
+// path does not know. held is what the decoded body holds besides the
+// events' own bytes.
+func fastEventList(body []byte, reserve int64) (items []auditv1.Event, held int64, ok bool) {
 	// Unmarshal takes null for an empty object; the slow path does not.
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || bytes.Count(t, []byte(`"items"`)) > 1 {
-		return nil, false
+		return nil, 0, false
+	}
+	if !utf8.Valid(body) {
+		return nil, 0, false
+	}
+	allocated, ok := eventListShape.Decoded(body)
+	if !ok {
+		return nil, 0, false
+	}
+	// The events' batch holds their bytes (one of the copies) and at
+	// least one more body's worth before it spools.
+	held = int64((fastPathCopies-1)*len(body) + allocated)
+	if held+int64(2*len(body))+spoolBuffers+decodeBuffer > reserve {
+		return nil, 0, false
 	}
 	var list eventList
-	if !fastUnmarshal(body, &list, eventListShape) {
-		return nil, false
+	if json.Unmarshal(body, &list) != nil {
+		return nil, 0, false
 	}
 	if (list.Kind != "" && list.Kind != "EventList") || (list.APIVersion != "" && list.APIVersion != auditAPIVersion) {
-		return nil, false
+		return nil, 0, false
 	}
-	return list.Items, true
+	return list.Items, held, true
 }
 
 // decodeEventListStd is decodeEventList through encoding/json, streaming

@@ -35,7 +35,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func collectEvents(body, onlyNamespace string) ([]store.Event, error) {
 	var out []store.Event
-	err := decodeEvents(strings.NewReader(body), onlyNamespace, func(ev store.Event) error {
+	err := decodeEvents(strings.NewReader(body), onlyNamespace, func(ev store.Event, _ int) error {
 		out = append(out, ev)
 		return nil
 	})
@@ -174,7 +174,7 @@ func TestDecodeEventList(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := 0
-			err := decodeEventList(strings.NewReader(tc.body), -1, func(i int, ev *auditv1.Event) error {
+			err := decodeEventList(strings.NewReader(tc.body), -1, ReserveBytes(-1, DefaultBatchMemoryBytes), func(int64) {}, func(i int, ev *auditv1.Event) error {
 				if i != n {
 					t.Errorf("index %d, want %d", i, n)
 				}
@@ -226,13 +226,13 @@ func TestLineReaderLongLines(t *testing.T) {
 func TestDecodeEventListFastMatchesStd(t *testing.T) {
 	body := webhookBody(40, "m")
 	var fast, std []auditv1.Event
-	if err := decodeEventList(bytes.NewReader(body), int64(len(body)), func(_ int, ev *auditv1.Event) error {
+	if err := decodeEventList(bytes.NewReader(body), int64(len(body)), ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes), func(int64) {}, func(_ int, ev *auditv1.Event) error {
 		fast = append(fast, *ev)
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := fastEventList(body); !ok {
+	if _, _, ok := fastEventList(body, ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes)); !ok {
 		t.Fatal("the fast path refused a valid webhook body")
 	}
 	if err := decodeEventListStd(bytes.NewReader(body), func(_ int, ev *auditv1.Event) error {

@@ -67,7 +67,7 @@ func FuzzDecodeEventList(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		defer watchdog(body)()
 		var fast, std []auditv1.Event
-		fastErr := decodeEventList(strings.NewReader(body), int64(len(body)), func(_ int, ev *auditv1.Event) error {
+		fastErr := decodeEventList(strings.NewReader(body), int64(len(body)), ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes), func(int64) {}, func(_ int, ev *auditv1.Event) error {
 			fast = append(fast, *ev)
 			return nil
 		})
@@ -100,7 +100,7 @@ func FuzzDecodeEvents(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		defer watchdog(body)()
 		var got []store.Event
-		err := decodeEvents(strings.NewReader(body), "", func(ev store.Event) error {
+		err := decodeEvents(strings.NewReader(body), "", func(ev store.Event, _ int) error {
 			got = append(got, ev)
 			return nil
 		})
@@ -222,7 +222,7 @@ func checkHandler(t *testing.T, path, body string) {
 	if path == KubeAuditPath {
 		_, err = svc.KubeAudit(context.Background(), strings.NewReader(body), int64(len(body)))
 	} else {
-		_, err = svc.Events(context.Background(), strings.NewReader(body), "", nil)
+		_, err = svc.Events(context.Background(), strings.NewReader(body), int64(len(body)), "", nil)
 	}
 	var bad *InputError
 	if err != nil && !errors.As(err, &bad) {

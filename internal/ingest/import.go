@@ -274,7 +274,7 @@ func (rd *importReader) file(ctx context.Context, name string) error {
 			return fmt.Errorf("reading %s: %w", name, err)
 		}
 		if first == '[' {
-			err := decodeEvents(br, "", func(ev store.Event) error {
+			err := decodeEvents(br, "", func(ev store.Event, _ int) error {
 				rd.cur.read++
 				return rd.add(ctx, ev)
 			})

@@ -180,9 +180,11 @@ func (e *ForbiddenError) Error() string {
 // names the item and field), the body's own read error, ErrStore.
 func (s *Service) KubeAudit(ctx context.Context, body io.Reader, sizeHint int64) (Result, error) {
 	var res Result
+	reserve := ReserveBytes(sizeHint, s.opts.BatchMemoryBytes)
 	b := newBatch(s.opts.SpoolDir, s.opts.BatchMemoryBytes)
 	defer b.close()
-	err := decodeEventList(body, sizeHint, func(i int, ev *auditv1.Event) error {
+	held := func(n int64) { b.memLimit = batchMemoryFor(reserve, n, s.opts.BatchMemoryBytes) }
+	err := decodeEventList(body, sizeHint, reserve, held, func(i int, ev *auditv1.Event) error {
 		res.Received++
 		out, ok, err := MapKubeAudit(ev)
 		if err != nil {
@@ -193,7 +195,7 @@ func (s *Service) KubeAudit(ctx context.Context, body io.Reader, sizeHint int64)
 			return nil
 		}
 		res.Truncated += truncateObjects(&out, s.opts.MaxObjectBytes)
-		return b.add(out)
+		return b.add(out, 0)
 	})
 	if err != nil {
 		return Result{}, err
@@ -201,19 +203,19 @@ func (s *Service) KubeAudit(ctx context.Context, body io.Reader, sizeHint int64)
 	return s.insert(ctx, SourceKubeAudit, b, res)
 }
 
-// Events decodes generic events (a JSON array or NDJSON) from body and
-// stores them as one batch. With onlyNamespace set, an event of another
+// Events decodes generic events (a JSON array or NDJSON) from body (sizeHint
+// is its length, or < 0 when unknown) and stores them as one batch. With onlyNamespace set, an event of another
 // namespace is an *InputError and one without a namespace belongs to it.
 // allow, when set, is asked for each namespace as its first event arrives;
 // its error ends the batch before anything more is read or stored, and is
 // returned as it is.
-func (s *Service) Events(ctx context.Context, body io.Reader, onlyNamespace string, allow func(ns string) error) (Result, error) {
+func (s *Service) Events(ctx context.Context, body io.Reader, sizeHint int64, onlyNamespace string, allow func(ns string) error) (Result, error) {
 	var res Result
-	b := newBatch(s.opts.SpoolDir, s.opts.BatchMemoryBytes)
+	b := newBatch(s.opts.SpoolDir, batchMemoryFor(ReserveBytes(sizeHint, s.opts.BatchMemoryBytes), 0, s.opts.BatchMemoryBytes))
 	defer b.close()
 	var denied error
 	seen := map[string]bool{}
-	err := decodeEvents(body, onlyNamespace, func(ev store.Event) error {
+	err := decodeEvents(body, onlyNamespace, func(ev store.Event, raw int) error {
 		if allow != nil && !seen[ev.Namespace] {
 			if err := allow(ev.Namespace); err != nil {
 				denied = err
@@ -222,7 +224,7 @@ func (s *Service) Events(ctx context.Context, body io.Reader, onlyNamespace stri
 			seen[ev.Namespace] = true
 		}
 		res.Truncated += truncateObjects(&ev, s.opts.MaxObjectBytes)
-		return b.add(ev)
+		return b.add(ev, raw)
 	})
 	if denied != nil {
 		return Result{}, denied

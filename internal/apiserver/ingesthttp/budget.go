@@ -26,6 +26,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/auditops/auditops/internal/ingest"
 )
 
 // Budget bounds what one ingest route holds at once: how many requests read
@@ -38,9 +40,10 @@ type Budget struct {
 	// Requests is how many requests of the route are served at once.
 	Requests int
 	// MemoryBytes is the memory the route's requests in flight may reserve
-	// together. A request reserves its Content-Length, at most the batch
-	// memory bound (bodies past it spool to disk), and the whole bound when
-	// its length is unknown.
+	// together. A request reserves what ingest may hold for it
+	// (ingest.ReserveBytes): a few times its Content-Length when that is
+	// small, else the batch memory bound and the spool's buffers (events
+	// past the bound spool to disk).
 	MemoryBytes int64
 }
 
@@ -107,14 +110,10 @@ func (l *limiter) acquire(ctx context.Context, reserve int64) (release func(), e
 	}, nil
 }
 
-// reserveFor is the memory a request reserves: its body's length up to
-// the batch memory bound, or the bound when the length is unknown.
+// reserveFor is the memory a request reserves: what ingest may hold for
+// it (ingest.ReserveBytes), from its body's length.
 func reserveFor(r *http.Request, batchMemory int) int64 {
-	if r.ContentLength >= 0 && r.ContentLength < int64(batchMemory) {
-		// Decoding buffers and the answer cost a little beyond the body.
-		return r.ContentLength + 64<<10
-	}
-	return int64(batchMemory)
+	return ingest.ReserveBytes(r.ContentLength, batchMemory)
 }
 
 // deadlineBody makes each read of a request body wait at most idle for the

@@ -216,7 +216,7 @@ func (h *Handler) HandleEvents(w http.ResponseWriter, r *http.Request, onlyNames
 		return
 	}
 	defer release()
-	res, err := h.svc.Events(r.Context(), r.Body, onlyNamespace, allow)
+	res, err := h.svc.Events(r.Context(), r.Body, r.ContentLength, onlyNamespace, allow)
 	if denied != nil {
 		h.authorizeFailed(w, denied, nil)
 		return
