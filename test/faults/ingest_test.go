@@ -25,6 +25,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -285,6 +286,9 @@ type sender struct {
 	ns      string
 	webhook bool // an EventList to kube-audit, else generic events
 	size    int
+	// objectBytes, when set, gives each webhook event a request object of
+	// about this many bytes (kube-apiserver's RequestResponse level).
+	objectBytes int
 
 	batches [][]string // ids of each acknowledged batch, in order
 	retries atomic.Int64
@@ -361,6 +365,11 @@ func (s *sender) body(ids []string) ([]byte, string) {
 				"objectRef":                map[string]any{"resource": "configmaps", "namespace": s.ns, "name": id, "apiVersion": "v1"},
 				"responseStatus":           map[string]any{"metadata": map[string]any{}, "code": 201},
 				"requestReceivedTimestamp": ts, "stageTimestamp": ts,
+			}
+			if s.objectBytes > 0 {
+				items[i]["level"] = "RequestResponse"
+				items[i]["requestObject"] = map[string]any{"kind": "ConfigMap", "apiVersion": "v1",
+					"metadata": map[string]any{"name": id}, "data": map[string]string{"blob": strings.Repeat("x", s.objectBytes)}}
 			}
 		}
 		b, _ := json.Marshal(map[string]any{"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": map[string]any{}, "items": items})
