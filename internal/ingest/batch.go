@@ -79,15 +79,16 @@ func truncateObjects(e *store.Event, max int) int {
 }
 
 // eventBytes estimates what an event holds in memory until its batch is
-// stored (heldPerEvent).
+// stored (heldPerEvent): its fields, and the store's payload encoding of
+// its JSON values and free text, which is a second copy of them when they
+// do not compress.
 func eventBytes(e *store.Event) int {
-	n := heldPerEvent + len(e.ID) + len(e.Namespace) + len(e.User) + len(e.Method) + len(e.API) + len(e.EntityKind) +
-		len(e.EntityID) + len(e.Message) + len(e.DeviceID) + len(e.CertificateSerialNumber) + len(e.IssuerDN) +
+	payload := len(e.EntityKind) + len(e.EntityID) + len(e.Message) + len(e.CertificateSerialNumber) + len(e.IssuerDN) +
 		len(e.Details) + len(e.Principal) + len(e.Request) + len(e.Response) + len(e.PreviousState) + len(e.CurrentState)
 	if e.Error != nil {
-		n += len(*e.Error)
+		payload += len(*e.Error)
 	}
-	return n
+	return heldPerEvent + len(e.ID) + len(e.Namespace) + len(e.User) + len(e.Method) + len(e.API) + len(e.DeviceID) + 2*payload
 }
 
 // spooled is an event as the spool holds it: its JSON values as bytes
@@ -150,6 +151,11 @@ func (b *batch) add(e store.Event, raw int) error {
 	if b.bytes <= b.memLimit {
 		return nil
 	}
+	return b.spoolEvents()
+}
+
+// spoolEvents moves the events in memory to the spool file.
+func (b *batch) spoolEvents() error {
 	if b.spool == nil {
 		f, err := os.CreateTemp(b.dir, "auditops-ingest-*.ndjson")
 		if err != nil {
@@ -167,6 +173,9 @@ func (b *batch) add(e store.Event, raw int) error {
 	}
 	b.n += len(b.events)
 	b.spooledBytes += b.bytes
+	// Cleared, not only cut: the backing array would keep the spooled
+	// events reachable while the batch is written.
+	clear(b.events)
 	b.events, b.bytes = b.events[:0], 0
 	return nil
 }
@@ -179,13 +188,20 @@ func (b *batch) parts() int {
 
 // insert stores the batch through ins in one transaction: by Insert when
 // it fits in memory, else by InsertParts, part by part from the spool (so
-// memory does not grow with it), the part in memory last.
+// memory does not grow with it). The events still in memory are spooled
+// first: kept while the parts are read, they would double what the batch
+// holds.
 func (b *batch) insert(ctx context.Context, ins BatchInserter) (store.InsertResult, error) {
 	if b.spool == nil {
 		if len(b.events) == 0 {
 			return store.InsertResult{}, nil
 		}
 		return ins.Insert(ctx, b.events)
+	}
+	if len(b.events) > 0 {
+		if err := b.spoolEvents(); err != nil {
+			return store.InsertResult{}, err
+		}
 	}
 	if err := b.w.Flush(); err != nil {
 		return store.InsertResult{}, fmt.Errorf("spooling a large batch: %w", err)
@@ -194,7 +210,7 @@ func (b *batch) insert(ctx context.Context, ins BatchInserter) (store.InsertResu
 		return store.InsertResult{}, fmt.Errorf("reading a spooled batch: %w", err)
 	}
 	dec := stdjson.NewDecoder(bufio.NewReaderSize(b.spool, 1<<20))
-	read, last := 0, false
+	read := 0
 	return ins.InsertParts(ctx, func() ([]store.Event, error) {
 		var part []store.Event
 		size := 0
@@ -210,15 +226,7 @@ func (b *batch) insert(ctx context.Context, ins BatchInserter) (store.InsertResu
 				return part, nil
 			}
 		}
-		if last {
-			return nil, nil
-		}
-		last = true
-		part = append(part, b.events...)
-		if len(part) == 0 {
-			return nil, nil
-		}
-		return part, nil
+		return part, nil // nil once all are read
 	})
 }
 

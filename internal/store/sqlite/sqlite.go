@@ -656,7 +656,11 @@ func (s *Store) lead(ctx context.Context) {
 			break
 		}
 	}
-	taken := s.pending[:take:take]
+	// A copy, and the queue's slots cleared: the backing array must not
+	// keep a written request's events reachable after its caller has
+	// returned and released its ingest budget.
+	taken := slices.Clone(s.pending[:take])
+	clear(s.pending[:take])
 	s.pending = s.pending[take:]
 	s.queued -= n
 	s.gmu.Unlock()

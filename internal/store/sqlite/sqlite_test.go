@@ -21,10 +21,13 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"testing"
@@ -1008,5 +1011,40 @@ func TestSpooledBatchQueuesOthers(t *testing.T) {
 	}
 	if len(page.Events) != 4 || page.Events[3].ID != "meanwhile" || !slices.IsSorted(seqs) {
 		t.Fatalf("stored %+v, want the three spooled events, then the one sent meanwhile", page.Events)
+	}
+}
+
+// TestWrittenBatchNotRetained: once Insert returns, nothing of its batch
+// stays reachable from the writer's queue (its backing array kept the
+// taken requests, events, payloads and leaves, after the caller had
+// released its ingest budget).
+func TestWrittenBatchNotRetained(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	ev := func(id string, req []byte) store.Event {
+		return store.Event{ID: id, Namespace: "ns", User: "u", Status: store.StatusSuccess, Category: store.CategoryData, Time: time.Unix(1, 0), Request: req}
+	}
+	if _, err := s.Insert(ctx, []store.Event{ev("warm", nil)}); err != nil {
+		t.Fatal(err)
+	}
+	liveHeap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // and sync.Pool's victim cache
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	base := liveHeap()
+	func() {
+		raw := make([]byte, 6<<20)
+		_, _ = rand.Read(raw) // incompressible: the payload is a copy
+		req := []byte(`{"b":"` + base64.StdEncoding.EncodeToString(raw) + `"}`)
+		if _, err := s.Insert(ctx, []store.Event{ev("big", req)}); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	now := liveHeap()
+	if held := now - min(base, now); held > 4<<20 {
+		t.Errorf("%.1f MiB of a written 8 MiB batch stay reachable after Insert returned", float64(held)/(1<<20))
 	}
 }
