@@ -188,7 +188,7 @@ func runManager(args []string) error {
 	if set, err := memtune.Apply(os.Getenv, reserve); err != nil {
 		return err
 	} else if set.Limit > 0 {
-		setupLog.Info("Go soft memory limit set to 90% of the container's, less SQLite's page caches", "bytes", set.Limit, "reservedBytes", reserve, "gcPercent", set.GCPercent)
+		setupLog.Info("Go soft memory limit set to 90% of the container's, less SQLite's memory outside the Go heap", "bytes", set.Limit, "reservedBytes", reserve, "gcPercent", set.GCPercent)
 	}
 	destinations, err := sink.NewDestinations(allowedOutputURLs)
 	if err != nil {
@@ -413,11 +413,11 @@ func holdFor(leaderElect bool, hold time.Duration) time.Duration {
 
 // offHeapReserve is the memory the store at storeURL holds outside the Go
 // heap, which the soft memory limit leaves room for: SQLite's page caches
-// (modernc's libc maps them). A URL that does not parse reserves nothing;
+// and the rest modernc's libc maps (sqlite.NativeMemoryBytes). A URL that does not parse reserves nothing;
 // opening the store names what is wrong with it.
 func offHeapReserve(storeURL string) int64 {
 	if t, err := storeopen.Parse(storeURL); err == nil && t.Kind == storeopen.SQLite {
-		return sqlite.PageCacheBytes
+		return sqlite.NativeMemoryBytes
 	}
 	return 0
 }

@@ -46,7 +46,7 @@ func main() {
 	}
 	// The SQLite store's reserve, as the default manager: the bench's
 	// PostgreSQL runs share the process with it.
-	rt, err := memtune.Apply(os.Getenv, sqlite.PageCacheBytes)
+	rt, err := memtune.Apply(os.Getenv, sqlite.NativeMemoryBytes)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

@@ -97,14 +97,24 @@ func sliceOf(h string) string { return "((" + h + ") >> 60) & 15" }
 // readers is the size of the read pool.
 const readers = 4
 
-// cacheBytes is each connection's page cache.
-const cacheBytes = 32 << 20
+// cacheBytes is each connection's page cache. 16 MiB: at 32 MiB the
+// store's memory outside the Go heap reached ~266 MiB in the fault suite
+// (anonymous RSS 536 MiB under the chart's 512Mi, Go within its soft
+// limit), and the caches hold little that the kernel's page cache would
+// not serve anyway (bench/README.md).
+const cacheBytes = 16 << 20
 
 // PageCacheBytes is what the store's page caches hold at most once warm:
-// one per connection (the writer, the readers, the loader). modernc's libc
-// maps them itself, outside the Go heap, so the Go runtime's soft memory
-// limit must leave room for them (memtune).
+// one per connection (the writer, the readers, the loader).
 const PageCacheBytes = (1 + readers + 1) * cacheBytes
+
+// NativeMemoryBytes is what the store may hold outside the Go heap, where
+// modernc's libc maps it and the Go runtime's soft memory limit does not
+// see it (memtune leaves room for it): the page caches and the rest
+// (temporary tables, temp_store=memory; the allocator's headers; statement
+// and schema caches). The fault suite's outages, with 96 MiB of caches,
+// saw 179-220 MiB outside the Go runtime (anonymous RSS less its memory).
+const NativeMemoryBytes = PageCacheBytes + 144<<20
 
 // deleteChunk is how many events one retention transaction deletes, so that
 // retention never holds the write lock for long.
