@@ -138,8 +138,8 @@ func TestOffHeapReserve(t *testing.T) {
 		url  string
 		want int64
 	}{
-		{storeopen.DefaultURL, sqlite.PageCacheBytes},
-		{"sqlite:audit.db", sqlite.PageCacheBytes},
+		{storeopen.DefaultURL, sqlite.NativeMemoryBytes},
+		{"sqlite:audit.db", sqlite.NativeMemoryBytes},
 		{"postgres://auditops@db.example:5432/audit", 0},
 		{"no scheme", 0},
 	} {
@@ -147,7 +147,8 @@ func TestOffHeapReserve(t *testing.T) {
 			t.Errorf("offHeapReserve(%q) = %d, want %d", tc.url, got, tc.want)
 		}
 	}
-	if sqlite.PageCacheBytes != 192<<20 {
-		t.Errorf("sqlite.PageCacheBytes = %d, want 192 MiB (six connections of 32 MiB), as the README says", sqlite.PageCacheBytes)
+	if sqlite.NativeMemoryBytes != 240<<20 || sqlite.PageCacheBytes != 96<<20 {
+		t.Errorf("sqlite.NativeMemoryBytes = %d, PageCacheBytes = %d, want 240 MiB and 96 MiB (six connections of 16 MiB), as the README says",
+			sqlite.NativeMemoryBytes, sqlite.PageCacheBytes)
 	}
 }
