@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -31,6 +32,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
+	"github.com/auditops/auditops/internal/report"
+	"github.com/auditops/auditops/internal/store"
 )
 
 const (
@@ -42,6 +45,10 @@ const (
 	ParentLabel = "reports.auditops.dev/parent"
 	// maxMissedRunsCounted bounds the count of missed runs reported in an event.
 	maxMissedRunsCounted = 100
+	// LateEventsAnnotation counts, on a finished scheduled run that read a
+	// sealed checkpoint, the events of its window stored after it: no run
+	// reports them (report.Late).
+	LateEventsAnnotation = "reports.auditops.dev/late-events"
 )
 
 // indexOwner is the field index of children by parent name.
@@ -168,6 +175,10 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 			"%s%d runs were missed; starting only the latest, at %s", more, missed, missedRun.UTC().Format(time.RFC3339))
 	}
 
+	// Once a run, not on every status write of one: each finished run is
+	// counted again, for events that arrived after its settle delay.
+	r.flagLateEvents(ctx, parent, succeeded)
+
 	child, err := r.childFor(parent, missedRun)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -183,6 +194,45 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 		Namespace: child.Namespace, Name: child.Name, UID: child.UID,
 	})
 	return requeue, r.updateStatus(ctx, parent)
+}
+
+// flagLateEvents counts, for each finished run that read a sealed
+// checkpoint, the events of its window stored after it (report.Late). A
+// count that changed is written to the run's LateEventsAnnotation, with a
+// Warning on the parent: those events are in no run, and an auditor
+// reading the series would not know. A failed count is logged; the next
+// run counts again.
+func (r *AuditReportReconciler) flagLateEvents(ctx context.Context, parent *reportsv1alpha1.AuditReport, runs []*reportsv1alpha1.AuditReport) {
+	log := logf.FromContext(ctx)
+	for _, run := range runs {
+		st := &run.Status
+		if st.Seal == nil || st.Range == nil || !run.DeletionTimestamp.IsZero() {
+			continue
+		}
+		p := report.Params{Type: run.Spec.Type, Namespace: st.Tenant, User: run.Spec.User,
+			Range: store.TimeRange{From: st.Range.From.Time, To: st.Range.To.Time}}
+		n, err := report.Late(ctx, r.Store, p, st.Seal.Size)
+		if err != nil {
+			log.Error(err, "counting the late events of a run", "run", run.Name)
+			continue
+		}
+		count := strconv.FormatInt(n, 10)
+		if n == 0 || run.Annotations[LateEventsAnnotation] == count {
+			continue
+		}
+		patch := client.MergeFrom(run.DeepCopy())
+		if run.Annotations == nil {
+			run.Annotations = map[string]string{}
+		}
+		run.Annotations[LateEventsAnnotation] = count
+		if err := r.Patch(ctx, run, patch); err != nil {
+			log.Error(err, "annotating the late events of a run", "run", run.Name)
+			continue
+		}
+		r.Recorder.Eventf(parent, run, corev1.EventTypeWarning, ReasonLateEvents, "Schedule",
+			"%d events of run %s's window [%s, %s) were stored after it read the log (a checkpoint of %d leaves): no run reports them; run that window again as a one-off AuditReport, and raise spec.settleDelay if events arrive this late",
+			n, run.Name, st.Range.From.UTC().Format(time.RFC3339), st.Range.To.UTC().Format(time.RFC3339), st.Seal.Size)
+	}
 }
 
 // childFor builds the run of parent scheduled at t: the same report over the

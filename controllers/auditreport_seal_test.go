@@ -22,13 +22,18 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
 	"github.com/auditops/auditops/internal/report"
@@ -197,4 +202,92 @@ func mustVerifiers(t *testing.T, kr *seal.Keyring) note.Verifiers {
 		t.Fatal(err)
 	}
 	return vs
+}
+
+// TestVeryLateEventIsFlagged: an event of an hourly run's window stored
+// after that run sealed and read the log (later than the settle delay, as
+// after a long webhook outage) is in no run: the run read its checkpoint,
+// and the next run's window starts where its ended. The schedule counts
+// such events at its next run and says so: the run's LateEventsAnnotation
+// and a LateEvents Warning on the parent. Before, nothing showed it.
+func TestVeryLateEventIsFlagged(t *testing.T) {
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.New(context.Background(), filepath.Join(t.TempDir(), "audit.db"), store.Options{
+		TokenKey: []byte("controllers-test-token-key-0123456789"), Leaves: seal.LeafMaker{Keys: kr},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	clock := &fakeClock{}
+	clock.Set(time.Now())
+	sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+	startManager(t, &AuditReportReconciler{Store: st, Clock: clock, SettleDelay: time.Minute, Sealer: sealer})
+	ns := createNamespace(t, "very-late")
+	parent := &reportsv1alpha1.AuditReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hourly"},
+		Spec: reportsv1alpha1.AuditReportSpec{
+			Type:     reportsv1alpha1.AuditDetails,
+			Schedule: "0 * * * *",
+			Range:    reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: time.Hour}},
+		},
+	}
+	if err := k8sClient.Create(context.Background(), parent); err != nil {
+		t.Fatal(err)
+	}
+	run := parent.CreationTimestamp.Time.Truncate(time.Hour).Add(time.Hour)
+	ev := func(id string, at time.Time) store.Event {
+		return store.Event{ID: id, Time: at, Namespace: ns, User: "alice", Method: "delete", API: "/pods",
+			Status: store.StatusSuccess, StatusCode: 200, Category: store.CategoryData}
+	}
+	if _, err := st.Insert(context.Background(), []store.Event{ev("on-time", run.Add(-time.Minute))}); err != nil {
+		t.Fatal(err)
+	}
+	finished := func(at time.Time) *reportsv1alpha1.AuditReport {
+		t.Helper()
+		clock.Set(at.Add(61 * time.Second))
+		poke(t, ns, "hourly")
+		var rep reportsv1alpha1.AuditReport
+		eventually(t, 30*time.Second, fmt.Sprintf("run hourly-%d", at.Unix()), func(ctx context.Context) (bool, error) {
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: fmt.Sprintf("hourly-%d", at.Unix())}, &rep)
+			return err == nil && rep.Status.Phase == reportsv1alpha1.PhaseSucceeded, client.IgnoreNotFound(err)
+		})
+		return &rep
+	}
+	first := finished(run)
+	if first.Status.Seal == nil || first.Status.Records != 1 {
+		t.Fatalf("the first run read %d records, seal %+v; want the on-time event, pinned", first.Status.Records, first.Status.Seal)
+	}
+	// Ten minutes after the window closed: past the settle delay, after
+	// the run sealed and read.
+	if _, err := st.Insert(context.Background(), []store.Event{ev("very-late", run.Add(-30*time.Second))}); err != nil {
+		t.Fatal(err)
+	}
+	second := finished(run.Add(time.Hour))
+	if second.Status.Records != 0 {
+		t.Fatalf("the second run read %d records; its window starts after the late event", second.Status.Records)
+	}
+	eventually(t, 30*time.Second, "the first run flagged with one late event", func(ctx context.Context) (bool, error) {
+		var rep reportsv1alpha1.AuditReport
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(first), &rep); err != nil {
+			return false, err
+		}
+		return rep.Annotations[LateEventsAnnotation] == "1", nil
+	})
+	eventually(t, 30*time.Second, "a LateEvents Warning on the parent", func(ctx context.Context) (bool, error) {
+		var evs eventsv1.EventList
+		if err := k8sClient.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Name == "hourly" && e.Reason == ReasonLateEvents && e.Type == "Warning" &&
+				strings.Contains(e.Note, "1 events of run "+first.Name) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 }

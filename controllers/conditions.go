@@ -51,6 +51,9 @@ const (
 	ReasonRunStarted = "RunStarted"
 	ReasonRunSkipped = "RunSkipped"
 	ReasonMissedRuns = "MissedRuns"
+	// ReasonLateEvents: events of a finished run's window were stored
+	// after it read the log (LateEventsAnnotation).
+	ReasonLateEvents = "LateEvents"
 	// ReasonInvalidSchedule: spec.schedule does not parse or never fires.
 	ReasonInvalidSchedule = "InvalidSchedule"
 	// ReasonInvalidTimeZone: spec.timeZone is not a known IANA zone.
