@@ -359,18 +359,7 @@ func TestLateEventLandsInExactlyOneRun(t *testing.T) {
 	clock.Set(time.Now())
 	startManager(t, &AuditReportReconciler{Store: st, Clock: clock, SettleDelay: time.Minute})
 	ns := createNamespace(t, "settle")
-	parent := &reportsv1alpha1.AuditReport{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hourly"},
-		Spec: reportsv1alpha1.AuditReportSpec{
-			Type:     reportsv1alpha1.AuditDetails,
-			Schedule: "0 * * * *",
-			Range:    reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: time.Hour}},
-		},
-	}
-	if err := k8sClient.Create(context.Background(), parent); err != nil {
-		t.Fatal(err)
-	}
-	run := parent.CreationTimestamp.Time.Truncate(time.Hour).Add(time.Hour)
+	run := createHourly(t, ns)
 	runName := func(at time.Time) string { return fmt.Sprintf("hourly-%d", at.Unix()) }
 
 	// On time plus 10 s: the webhook has not delivered the event yet, and
@@ -409,6 +398,24 @@ func TestLateEventLandsInExactlyOneRun(t *testing.T) {
 	if seen != 1 {
 		t.Fatalf("the late event is in %d runs, want exactly 1", seen)
 	}
+}
+
+// createHourly creates the AuditDetails parent "hourly" in ns, over the
+// hour before each run, and returns the time of its first run.
+func createHourly(t *testing.T, ns string) time.Time {
+	t.Helper()
+	parent := &reportsv1alpha1.AuditReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hourly"},
+		Spec: reportsv1alpha1.AuditReportSpec{
+			Type:     reportsv1alpha1.AuditDetails,
+			Schedule: "0 * * * *",
+			Range:    reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: time.Hour}},
+		},
+	}
+	if err := k8sClient.Create(context.Background(), parent); err != nil {
+		t.Fatal(err)
+	}
+	return parent.CreationTimestamp.Time.Truncate(time.Hour).Add(time.Hour)
 }
 
 // TestScheduleFiresWhileLongReportsRun: two long reports hold both

@@ -32,7 +32,6 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	eventsv1 "k8s.io/api/events/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
@@ -227,18 +226,7 @@ func TestVeryLateEventIsFlagged(t *testing.T) {
 	sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
 	startManager(t, &AuditReportReconciler{Store: st, Clock: clock, SettleDelay: time.Minute, Sealer: sealer})
 	ns := createNamespace(t, "very-late")
-	parent := &reportsv1alpha1.AuditReport{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hourly"},
-		Spec: reportsv1alpha1.AuditReportSpec{
-			Type:     reportsv1alpha1.AuditDetails,
-			Schedule: "0 * * * *",
-			Range:    reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: time.Hour}},
-		},
-	}
-	if err := k8sClient.Create(context.Background(), parent); err != nil {
-		t.Fatal(err)
-	}
-	run := parent.CreationTimestamp.Time.Truncate(time.Hour).Add(time.Hour)
+	run := createHourly(t, ns)
 	ev := func(id string, at time.Time) store.Event {
 		return store.Event{ID: id, Time: at, Namespace: ns, User: "alice", Method: "delete", API: "/pods",
 			Status: store.StatusSuccess, StatusCode: 200, Category: store.CategoryData}
