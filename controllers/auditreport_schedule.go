@@ -124,7 +124,7 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 			Namespace: child.Namespace, Name: child.Name, UID: child.UID,
 		})
 	}
-	r.prune(ctx, succeeded, parent.Spec.SuccessfulRunsHistoryLimit, 3)
+	succeeded = r.prune(ctx, succeeded, parent.Spec.SuccessfulRunsHistoryLimit, 3)
 	r.prune(ctx, failed, parent.Spec.FailedRunsHistoryLimit, 1)
 
 	if parent.Spec.Suspend != nil && *parent.Spec.Suspend {
@@ -206,7 +206,7 @@ func (r *AuditReportReconciler) flagLateEvents(ctx context.Context, parent *repo
 	log := logf.FromContext(ctx)
 	for _, run := range runs {
 		st := &run.Status
-		if st.Seal == nil || st.Range == nil || !run.DeletionTimestamp.IsZero() {
+		if st.Seal == nil || st.Range == nil {
 			continue
 		}
 		p := report.Params{Type: run.Spec.Type, Namespace: st.Tenant, User: run.Spec.User,
@@ -278,13 +278,14 @@ func (r *AuditReportReconciler) childFor(parent *reportsv1alpha1.AuditReport, t 
 }
 
 // prune deletes the oldest finished runs beyond the history limit.
-func (r *AuditReportReconciler) prune(ctx context.Context, runs []*reportsv1alpha1.AuditReport, limit *int32, def int32) {
+// It returns the runs kept.
+func (r *AuditReportReconciler) prune(ctx context.Context, runs []*reportsv1alpha1.AuditReport, limit *int32, def int32) []*reportsv1alpha1.AuditReport {
 	keep := def
 	if limit != nil {
 		keep = *limit
 	}
 	if int32(len(runs)) <= keep {
-		return
+		return runs
 	}
 	sort.Slice(runs, func(i, j int) bool {
 		ti, _ := scheduledAt(runs[i])
@@ -296,6 +297,7 @@ func (r *AuditReportReconciler) prune(ctx context.Context, runs []*reportsv1alph
 			logf.FromContext(ctx).Error(err, "pruning an old run", "run", run.Name)
 		}
 	}
+	return runs[len(runs)-int(keep):]
 }
 
 func scheduledAt(child *reportsv1alpha1.AuditReport) (time.Time, bool) {

@@ -430,10 +430,20 @@ func expectEOF(dec *stdjson.Decoder, rr *readErrRecorder) error {
 //   - it keeps invalid UTF-8 in strings where encoding/json puts U+FFFD;
 //   - data after the value (jsonshape refuses it).
 func fastUnmarshal(data []byte, v any, shape *jsonshape.Shape) bool {
-	if !utf8.Valid(data) || !shape.Conforms(data) {
+	if _, ok := fastDecodable(data, shape); !ok {
 		return false
 	}
 	return json.Unmarshal(data, v) == nil
+}
+
+// fastDecodable says whether goccy/go-json decodes data as encoding/json
+// would (fastUnmarshal), and what decoding it allocates
+// (jsonshape.Shape.Decoded).
+func fastDecodable(data []byte, shape *jsonshape.Shape) (allocated int, ok bool) {
+	if !utf8.Valid(data) {
+		return 0, false
+	}
+	return shape.Decoded(data)
 }
 
 // The shapes of what fastUnmarshal decodes, built once: building walks the
@@ -514,10 +524,7 @@ func fastEventList(body []byte, reserve int64) (items []auditv1.Event, held int6
 	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' || bytes.Count(t, []byte(`"items"`)) > 1 {
 		return nil, 0, false
 	}
-	if !utf8.Valid(body) {
-		return nil, 0, false
-	}
-	allocated, ok := eventListShape.Decoded(body)
+	allocated, ok := fastDecodable(body, eventListShape)
 	if !ok {
 		return nil, 0, false
 	}
