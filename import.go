@@ -72,6 +72,9 @@ func importFiles(ctx context.Context, args []string, stdout io.Writer, stderr *o
 		fs.Usage()
 		return fmt.Errorf("no files to import")
 	}
+	if err := ingest.CheckMaxObjectBytes(maxObject); err != nil {
+		return err
+	}
 	keys, _, err := seo.keyring(ctx, so, ctrl.GetConfig)
 	if err != nil {
 		return fmt.Errorf("loading the seal key: %w", err)

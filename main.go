@@ -197,6 +197,9 @@ func runManager(args []string) error {
 	if err := seo.validate(); err != nil {
 		return err
 	}
+	if err := ingest.CheckMaxObjectBytes(maxObjectBytes); err != nil {
+		return err
+	}
 	ctx := ctrl.SetupSignalHandler()
 
 	keys, keySecret, err := seo.keyring(ctx, so, ctrl.GetConfig)

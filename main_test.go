@@ -152,3 +152,15 @@ func TestOffHeapReserve(t *testing.T) {
 			sqlite.NativeMemoryBytes, sqlite.PageCacheBytes)
 	}
 }
+
+// TestMaxObjectBytesFlag: a limit below a truncation marker's size is
+// refused before anything starts (a marker would be cut again).
+func TestMaxObjectBytesFlag(t *testing.T) {
+	want := "--max-event-object-bytes is 100: it must be at least 1024"
+	if err := runImport(t.Context(), []string{"--max-event-object-bytes=100", "audit.log"}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("import: %v, want %q", err, want)
+	}
+	if err := runManager([]string{"--max-event-object-bytes=100"}); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("manager: %v, want %q", err, want)
+	}
+}

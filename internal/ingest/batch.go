@@ -20,13 +20,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	stdjson "encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 
+	"github.com/auditops/auditops/internal/jsoncut"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -34,12 +33,24 @@ import (
 // field larger than this is stored as a truncation marker (spec/API.md 2).
 const DefaultMaxObjectBytes = 256 << 10
 
+// MinMaxObjectBytes is the smallest --max-event-object-bytes: a marker
+// (at most 136 bytes) must be kept as it is, not cut again.
+const MinMaxObjectBytes = 1 << 10
+
+// CheckMaxObjectBytes says what is wrong with --max-event-object-bytes.
+func CheckMaxObjectBytes(n int) error {
+	if n < MinMaxObjectBytes {
+		return fmt.Errorf("--max-event-object-bytes is %d: it must be at least %d, room for the truncation marker that replaces a larger object", n, MinMaxObjectBytes)
+	}
+	return nil
+}
+
 // DefaultBatchMemoryBytes bounds the events of one request held in memory;
 // a larger batch waits in a spool file and is inserted in parts this size.
 const DefaultBatchMemoryBytes = 16 << 20
 
 // TruncatedKey marks an object that was too large to keep.
-const TruncatedKey = "auditops.dev/truncated"
+const TruncatedKey = jsoncut.TruncatedKey
 
 // truncateObject returns raw, or when it is longer than max bytes the
 // marker {"auditops.dev/truncated":true,"bytes":N,"sha256":"<hex>"} that
@@ -49,13 +60,7 @@ func truncateObject(raw []byte, max int) ([]byte, bool) {
 	if max <= 0 || len(raw) <= max {
 		return raw, false
 	}
-	sum := sha256.Sum256(raw)
-	b := make([]byte, 0, 128)
-	b = append(b, `{"`+TruncatedKey+`":true,"bytes":`...)
-	b = strconv.AppendInt(b, int64(len(raw)), 10)
-	b = append(b, `,"sha256":"`...)
-	b = hex.AppendEncode(b, sum[:])
-	return append(b, `"}`...), true
+	return jsoncut.Marker(int64(len(raw)), sha256.Sum256(raw)), true
 }
 
 // truncateObjects applies truncateObject to every object field of e and

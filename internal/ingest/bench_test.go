@@ -18,10 +18,12 @@ package ingest
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/auditops/auditops/internal/jsoncut"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -31,7 +33,7 @@ func BenchmarkDecodeKubeAudit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		err := decodeEventList(bytes.NewReader(body), int64(len(body)), ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes), func(int64) {}, func(i int, ev *auditv1.Event) error {
+		err := decodeEventList(bytes.NewReader(body), int64(len(body)), ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes), DefaultMaxObjectBytes, func(int64) {}, func(i int, ev *auditv1.Event, _ jsoncut.Item) error {
 			_, ok, err := MapKubeAudit(ev)
 			if ok {
 				n++
@@ -51,10 +53,42 @@ func BenchmarkDecodeEventsNDJSON(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		err := decodeEvents(bytes.NewReader(body), "", func(store.Event, int) error { n++; return nil })
+		err := decodeEvents(bytes.NewReader(body), "", DefaultMaxObjectBytes, func(store.Event, int, int) error { n++; return nil })
 		if err != nil || n != 400 {
 			b.Fatal(n, err)
 		}
 	}
 	b.ReportMetric(float64(400*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDecodeKubeAuditStreamed is the webhook's streaming path (a body
+// of unknown length or over fastPathMaxBytes), objects cut as they stream.
+func BenchmarkDecodeKubeAuditStreamed(b *testing.B) {
+	body := webhookBody(400, "b")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		err := decodeEventList(bytes.NewReader(body), -1, ReserveBytes(-1, DefaultBatchMemoryBytes), DefaultMaxObjectBytes, func(int64) {}, func(i int, ev *auditv1.Event, _ jsoncut.Item) error {
+			n++
+			return nil
+		})
+		if err != nil || n != 400 {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+// BenchmarkDecodeEventsArray is the events route's JSON array, streamed.
+func BenchmarkDecodeEventsArray(b *testing.B) {
+	body := []byte("[" + strings.ReplaceAll(strings.TrimSpace(string(eventsBody(400, "b"))), "\n", ",") + "]")
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		err := decodeEvents(bytes.NewReader(body), "", DefaultMaxObjectBytes, func(store.Event, int, int) error { n++; return nil })
+		if err != nil || n != 400 {
+			b.Fatal(n, err)
+		}
+	}
 }

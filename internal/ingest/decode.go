@@ -32,6 +32,7 @@ import (
 	json "github.com/goccy/go-json"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/auditops/auditops/internal/jsoncut"
 	"github.com/auditops/auditops/internal/jsonshape"
 	"github.com/auditops/auditops/internal/store"
 )
@@ -177,11 +178,23 @@ func peekFirst(br *bufio.Reader) (byte, error) {
 // lineReader yields the lines of an NDJSON stream with their 1-based numbers.
 // Unlike bufio.Scanner it has no line length limit: a body is already bounded
 // by MaxBytesReader, and an audit log line can be megabytes long.
+//
+// With cut set, a line longer than max has its object fields cut as it is
+// read (jsoncut), so that it is held without them: item is then what was
+// cut, and bad, when set, says why the line cannot be decoded (a field
+// being cut is not valid JSON).
 type lineReader struct {
 	br   *bufio.Reader
 	n    int
 	buf  []byte
 	done bool
+
+	cut     *jsoncut.Cutter
+	max     int
+	cutting bool
+	out     []byte
+	item    jsoncut.Item
+	bad     error
 }
 
 // next returns the next line without its newline; ok is false at the end.
@@ -190,16 +203,16 @@ func (lr *lineReader) next() (line []byte, n int, ok bool, err error) {
 	if lr.done {
 		return nil, lr.n, false, nil
 	}
-	lr.buf = lr.buf[:0]
+	lr.buf, lr.cutting, lr.item, lr.bad = lr.buf[:0], false, jsoncut.Item{}, nil
 	for {
 		chunk, err := lr.br.ReadSlice('\n')
-		lr.buf = append(lr.buf, chunk...)
+		lr.take(chunk)
 		if err == bufio.ErrBufferFull {
 			continue
 		}
 		if err == io.EOF {
 			lr.done = true
-			if len(lr.buf) == 0 {
+			if len(lr.buf) == 0 && !lr.cutting {
 				return nil, lr.n, false, nil
 			}
 			break
@@ -210,7 +223,63 @@ func (lr *lineReader) next() (line []byte, n int, ok bool, err error) {
 		break
 	}
 	lr.n++
-	return bytes.TrimRight(lr.buf, "\r\n"), lr.n, true, nil
+	line = lr.buf
+	if lr.cutting {
+		if lr.bad == nil {
+			lr.out, lr.bad = lr.cut.End(lr.out)
+		}
+		lr.item, line = lr.cut.Take(0), lr.out
+		if lr.bad != nil {
+			lr.bad = cutError(lr.bad)
+		}
+	}
+	return bytes.TrimRight(line, "\r\n"), lr.n, true, nil
+}
+
+// take appends a chunk of the current line. A line no longer than max
+// cannot hold a value longer than max: it is cut only past that.
+func (lr *lineReader) take(chunk []byte) {
+	switch {
+	case lr.cut == nil || (!lr.cutting && len(lr.buf)+len(chunk) <= lr.max):
+		lr.buf = append(lr.buf, chunk...)
+		return
+	case lr.bad != nil:
+		return
+	case !lr.cutting:
+		lr.cutting = true
+		lr.cut.Reset()
+		if lr.out, lr.bad = lr.cut.Write(lr.out[:0], lr.buf); lr.bad != nil {
+			return
+		}
+	}
+	lr.out, lr.bad = lr.cut.Write(lr.out, chunk)
+}
+
+// The object fields cut as a body streams in (spec/API.md 2).
+var (
+	kubeObjectFields  = []string{"requestObject", "responseObject"}
+	eventObjectFields = []string{"request", "response", "previousState", "currentState"}
+)
+
+// kubeCutter cuts the objects of kube-apiserver's events. Their
+// responseObject's metadata.name names what a create made (kubeEntityID).
+func kubeCutter(layout jsoncut.Layout, max int) *jsoncut.Cutter {
+	return jsoncut.New(jsoncut.Options{Layout: layout, Fields: kubeObjectFields, Max: max, NameField: "responseObject"})
+}
+
+// eventCutter cuts the objects of generic events, which must be valid
+// UTF-8 (decodeEventLine) where they are cut too.
+func eventCutter(layout jsoncut.Layout, max int) *jsoncut.Cutter {
+	return jsoncut.New(jsoncut.Options{Layout: layout, Fields: eventObjectFields, Max: max, UTF8: true})
+}
+
+// cutError is a *jsoncut.Error as a *FieldError; other errors pass.
+func cutError(err error) error {
+	var ce *jsoncut.Error
+	if errors.As(err, &ce) {
+		return &FieldError{Field: ce.Field, Msg: ce.Error()}
+	}
+	return err
 }
 
 // blank reports whether a line holds only whitespace (skipped in NDJSON).
@@ -304,7 +373,11 @@ func nullToNil(m json.RawMessage) json.RawMessage {
 // first non-whitespace byte), validates each and hands it to fn. The first
 // bad event stops decoding with an *InputError; a read error is returned as
 // is (wrapped), so *http.MaxBytesError stays recognizable.
-func decodeEvents(r io.Reader, onlyNamespace string, fn func(ev store.Event, raw int) error) error {
+//
+// An object field longer than maxObject is cut as the body streams in
+// (jsoncut): fn is told how many of an event's were, and truncateObjects
+// finds nothing more to cut.
+func decodeEvents(r io.Reader, onlyNamespace string, maxObject int, fn func(ev store.Event, raw, cuts int) error) error {
 	rr := &readErrRecorder{r: r}
 	br := bufio.NewReaderSize(rr, 64<<10)
 	first, err := peekFirst(br)
@@ -316,16 +389,17 @@ func decodeEvents(r io.Reader, onlyNamespace string, fn func(ev store.Event, raw
 	}
 	switch first {
 	case '[':
-		return decodeEventArray(br, rr, onlyNamespace, fn)
+		return decodeEventArray(br, rr, onlyNamespace, maxObject, fn)
 	default:
-		return decodeEventLines(br, rr, onlyNamespace, fn)
+		return decodeEventLines(br, onlyNamespace, maxObject, fn)
 	}
 }
 
-func decodeEventArray(br *bufio.Reader, rr *readErrRecorder, onlyNamespace string, fn func(store.Event, int) error) error {
+func decodeEventArray(br *bufio.Reader, rr *readErrRecorder, onlyNamespace string, maxObject int, fn func(store.Event, int, int) error) error {
 	// encoding/json, streaming: an imported array file can be larger than
 	// memory.
-	dec := stdjson.NewDecoder(br)
+	cut := eventCutter(jsoncut.Array, maxObject)
+	dec := stdjson.NewDecoder(jsoncut.NewReader(br, cut))
 	if _, err := dec.Token(); err != nil { // '[' (sniffed)
 		return bodyErr("", err, rr, "")
 	}
@@ -341,7 +415,7 @@ func decodeEventArray(br *bufio.Reader, rr *readErrRecorder, onlyNamespace strin
 		if err := validateEvent(&ev, onlyNamespace); err != nil {
 			return inputErr(atIndex(i), err)
 		}
-		if err := fn(ev, len(raw)); err != nil {
+		if err := fn(ev, len(raw), cut.Take(i).Cuts); err != nil {
 			return err
 		}
 	}
@@ -351,8 +425,8 @@ func decodeEventArray(br *bufio.Reader, rr *readErrRecorder, onlyNamespace strin
 	return expectEOF(dec, rr)
 }
 
-func decodeEventLines(br *bufio.Reader, rr *readErrRecorder, onlyNamespace string, fn func(store.Event, int) error) error {
-	lr := &lineReader{br: br}
+func decodeEventLines(br *bufio.Reader, onlyNamespace string, maxObject int, fn func(store.Event, int, int) error) error {
+	lr := &lineReader{br: br, cut: eventCutter(jsoncut.Lines, maxObject), max: maxObject}
 	for {
 		line, n, ok, err := lr.next()
 		if err != nil {
@@ -360,6 +434,9 @@ func decodeEventLines(br *bufio.Reader, rr *readErrRecorder, onlyNamespace strin
 		}
 		if !ok {
 			return nil
+		}
+		if lr.bad != nil {
+			return inputErr(atLine(n), lr.bad)
 		}
 		if blank(line) {
 			continue
@@ -371,7 +448,7 @@ func decodeEventLines(br *bufio.Reader, rr *readErrRecorder, onlyNamespace strin
 		if err := validateEvent(&ev, onlyNamespace); err != nil {
 			return inputErr(atLine(n), err)
 		}
-		if err := fn(ev, len(line)); err != nil {
+		if err := fn(ev, len(line), lr.item.Cuts); err != nil {
 			return err
 		}
 	}
@@ -401,6 +478,10 @@ func decodeEventLine(line []byte, ev *store.Event) error {
 func bodyErr(where string, err error, rr *readErrRecorder, timeField string) error {
 	if rr.err != nil {
 		return fmt.Errorf("reading body: %w", rr.err)
+	}
+	var ce *jsoncut.Error
+	if errors.As(err, &ce) {
+		return inputErr(where, cutError(ce))
 	}
 	return inputErr(where, describe(err, timeField))
 }
@@ -482,12 +563,16 @@ const fastPathMaxBytes = 4 << 20
 // the spool's buffers beside; else the body streams, one item at a time.
 // held is told, before the first item, what the path holds besides the
 // events' own bytes, for the batch's memory bound.
-func decodeEventList(r io.Reader, sizeHint, reserve int64, held func(int64), fn func(i int, ev *auditv1.Event) error) error {
+//
+// The streaming path cuts object fields longer than maxObject as they
+// stream in (jsoncut), so an item holds at most maxObject of each; fn is
+// told what was cut of its item.
+func decodeEventList(r io.Reader, sizeHint, reserve int64, maxObject int, held func(int64), fn func(i int, ev *auditv1.Event, cut jsoncut.Item) error) error {
 	// A body that is large or of unknown length streams, so memory stays
 	// bounded whatever its size.
 	if sizeHint <= 0 || sizeHint > fastPathMaxBytes {
 		held(0)
-		return decodeEventListStd(r, fn)
+		return decodeEventListStd(r, maxObject, fn)
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(sizeHint) + bytes.MinRead) // one read, no regrowth
@@ -498,11 +583,11 @@ func decodeEventList(r io.Reader, sizeHint, reserve int64, held func(int64), fn 
 	items, fastHeld, ok := fastEventList(body, reserve)
 	if !ok {
 		held(int64(len(body)))
-		return decodeEventListStd(bytes.NewReader(body), fn)
+		return decodeEventListStd(bytes.NewReader(body), maxObject, fn)
 	}
 	held(fastHeld)
 	for i := range items {
-		if err := fn(i, &items[i]); err != nil {
+		if err := fn(i, &items[i], jsoncut.Item{}); err != nil {
 			return err
 		}
 	}
@@ -547,9 +632,10 @@ func fastEventList(body []byte, reserve int64) (items []auditv1.Event, held int6
 // decodeEventListStd is decodeEventList through encoding/json, streaming
 // the items to fn one at a time: the slow path, whose errors say exactly
 // which item and field is wrong.
-func decodeEventListStd(r io.Reader, fn func(i int, ev *auditv1.Event) error) error {
+func decodeEventListStd(r io.Reader, maxObject int, fn func(i int, ev *auditv1.Event, cut jsoncut.Item) error) error {
 	rr := &readErrRecorder{r: r}
-	dec := stdjson.NewDecoder(bufio.NewReaderSize(rr, 64<<10))
+	cut := kubeCutter(jsoncut.List, maxObject)
+	dec := stdjson.NewDecoder(jsoncut.NewReader(rr, cut))
 	tok, err := dec.Token()
 	if err != nil {
 		if err == io.EOF && rr.err == nil {
@@ -589,7 +675,7 @@ func decodeEventListStd(r io.Reader, fn func(i int, ev *auditv1.Event) error) er
 				if err := dec.Decode(&ev); err != nil {
 					return bodyErr(atItem(i), err, rr, "")
 				}
-				if err := fn(i, &ev); err != nil {
+				if err := fn(i, &ev, cut.Take(i)); err != nil {
 					return err
 				}
 			}

@@ -28,6 +28,7 @@ import (
 
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/auditops/auditops/internal/jsoncut"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -35,7 +36,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func collectEvents(body, onlyNamespace string) ([]store.Event, error) {
 	var out []store.Event
-	err := decodeEvents(strings.NewReader(body), onlyNamespace, func(ev store.Event, _ int) error {
+	err := decodeEvents(strings.NewReader(body), onlyNamespace, DefaultMaxObjectBytes, func(ev store.Event, _, _ int) error {
 		out = append(out, ev)
 		return nil
 	})
@@ -174,7 +175,7 @@ func TestDecodeEventList(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := 0
-			err := decodeEventList(strings.NewReader(tc.body), -1, ReserveBytes(-1, DefaultBatchMemoryBytes), func(int64) {}, func(i int, ev *auditv1.Event) error {
+			err := decodeEventList(strings.NewReader(tc.body), -1, ReserveBytes(-1, DefaultBatchMemoryBytes), DefaultMaxObjectBytes, func(int64) {}, func(i int, ev *auditv1.Event, _ jsoncut.Item) error {
 				if i != n {
 					t.Errorf("index %d, want %d", i, n)
 				}
@@ -226,7 +227,7 @@ func TestLineReaderLongLines(t *testing.T) {
 func TestDecodeEventListFastMatchesStd(t *testing.T) {
 	body := webhookBody(40, "m")
 	var fast, std []auditv1.Event
-	if err := decodeEventList(bytes.NewReader(body), int64(len(body)), ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes), func(int64) {}, func(_ int, ev *auditv1.Event) error {
+	if err := decodeEventList(bytes.NewReader(body), int64(len(body)), ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes), DefaultMaxObjectBytes, func(int64) {}, func(_ int, ev *auditv1.Event, _ jsoncut.Item) error {
 		fast = append(fast, *ev)
 		return nil
 	}); err != nil {
@@ -235,7 +236,7 @@ func TestDecodeEventListFastMatchesStd(t *testing.T) {
 	if _, _, ok := fastEventList(body, ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes)); !ok {
 		t.Fatal("the fast path refused a valid webhook body")
 	}
-	if err := decodeEventListStd(bytes.NewReader(body), func(_ int, ev *auditv1.Event) error {
+	if err := decodeEventListStd(bytes.NewReader(body), DefaultMaxObjectBytes, func(_ int, ev *auditv1.Event, _ jsoncut.Item) error {
 		std = append(std, *ev)
 		return nil
 	}); err != nil {

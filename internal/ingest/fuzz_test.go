@@ -30,6 +30,7 @@ import (
 
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/auditops/auditops/internal/jsoncut"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -67,11 +68,11 @@ func FuzzDecodeEventList(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		defer watchdog(body)()
 		var fast, std []auditv1.Event
-		fastErr := decodeEventList(strings.NewReader(body), int64(len(body)), ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes), func(int64) {}, func(_ int, ev *auditv1.Event) error {
+		fastErr := decodeEventList(strings.NewReader(body), int64(len(body)), ReserveBytes(int64(len(body)), DefaultBatchMemoryBytes), DefaultMaxObjectBytes, func(int64) {}, func(_ int, ev *auditv1.Event, _ jsoncut.Item) error {
 			fast = append(fast, *ev)
 			return nil
 		})
-		stdErr := decodeEventListStd(strings.NewReader(body), func(_ int, ev *auditv1.Event) error {
+		stdErr := decodeEventListStd(strings.NewReader(body), DefaultMaxObjectBytes, func(_ int, ev *auditv1.Event, _ jsoncut.Item) error {
 			std = append(std, *ev)
 			return nil
 		})
@@ -100,7 +101,7 @@ func FuzzDecodeEvents(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		defer watchdog(body)()
 		var got []store.Event
-		err := decodeEvents(strings.NewReader(body), "", func(ev store.Event, _ int) error {
+		err := decodeEvents(strings.NewReader(body), "", DefaultMaxObjectBytes, func(ev store.Event, _, _ int) error {
 			got = append(got, ev)
 			return nil
 		})

@@ -30,6 +30,7 @@ import (
 
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/auditops/auditops/internal/jsoncut"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -224,11 +225,11 @@ func (rd *importReader) run(ctx context.Context, files []string) error {
 }
 
 // add appends one event, sending the batch when full.
-func (rd *importReader) add(ctx context.Context, ev store.Event) error {
+func (rd *importReader) add(ctx context.Context, ev store.Event, cuts int) error {
 	if rd.cur.events == nil {
 		rd.cur.events = make([]store.Event, 0, rd.opts.BatchSize)
 	}
-	rd.cur.truncated += int64(truncateObjects(&ev, rd.opts.MaxObjectBytes))
+	rd.cur.truncated += int64(cuts + truncateObjects(&ev, rd.opts.MaxObjectBytes))
 	rd.cur.events = append(rd.cur.events, ev)
 	if len(rd.cur.events) >= rd.opts.BatchSize {
 		return rd.flush(ctx)
@@ -274,9 +275,9 @@ func (rd *importReader) file(ctx context.Context, name string) error {
 			return fmt.Errorf("reading %s: %w", name, err)
 		}
 		if first == '[' {
-			err := decodeEvents(br, "", func(ev store.Event, _ int) error {
+			err := decodeEvents(br, "", rd.opts.MaxObjectBytes, func(ev store.Event, _, cuts int) error {
 				rd.cur.read++
-				return rd.add(ctx, ev)
+				return rd.add(ctx, ev, cuts)
 			})
 			var ie *InputError
 			switch {
@@ -290,7 +291,12 @@ func (rd *importReader) file(ctx context.Context, name string) error {
 		}
 	}
 
-	lr := &lineReader{br: br}
+	lr := &lineReader{br: br, max: rd.opts.MaxObjectBytes}
+	if rd.format == FormatKubeAudit {
+		lr.cut = kubeCutter(jsoncut.Lines, lr.max)
+	} else {
+		lr.cut = eventCutter(jsoncut.Lines, lr.max)
+	}
 	var kev auditv1.Event
 	for {
 		line, n, ok, err := lr.next()
@@ -308,12 +314,17 @@ func (rd *importReader) file(ctx context.Context, name string) error {
 			stored = true
 			lerr   error
 		)
-		if rd.format == FormatKubeAudit {
+		switch {
+		case lr.bad != nil:
+			lerr = lr.bad
+		case rd.format == FormatKubeAudit:
 			if lerr = decodeAuditLine(line, &kev); lerr == nil {
-				ev, stored, lerr = MapKubeAudit(&kev)
+				ev, stored, lerr = mapKubeAudit(&kev, lr.item)
 			}
-		} else if lerr = decodeEventLine(line, &ev); lerr == nil {
-			lerr = validateEvent(&ev, "")
+		default:
+			if lerr = decodeEventLine(line, &ev); lerr == nil {
+				lerr = validateEvent(&ev, "")
+			}
 		}
 		if lerr != nil {
 			if rd.opts.SkipInvalid {
@@ -327,7 +338,7 @@ func (rd *importReader) file(ctx context.Context, name string) error {
 			rd.cur.skipped++
 			continue
 		}
-		if err := rd.add(ctx, ev); err != nil {
+		if err := rd.add(ctx, ev, lr.item.Cuts); err != nil {
 			return err
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
+	"github.com/auditops/auditops/internal/jsoncut"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -72,6 +73,12 @@ func storedStage(s auditv1.Stage) bool {
 //   - an empty user.username (failed authentication) becomes
 //     "system:unauthenticated".
 func MapKubeAudit(ev *auditv1.Event) (out store.Event, ok bool, err error) {
+	return mapKubeAudit(ev, jsoncut.Item{})
+}
+
+// mapKubeAudit is MapKubeAudit of an event whose objects were cut as they
+// streamed in (cut).
+func mapKubeAudit(ev *auditv1.Event, cut jsoncut.Item) (out store.Event, ok bool, err error) {
 	if !storedStage(ev.Stage) {
 		return store.Event{}, false, nil
 	}
@@ -129,7 +136,7 @@ func MapKubeAudit(ev *auditv1.Event) (out store.Event, ok bool, err error) {
 		Status:     store.StatusSuccess,
 		Category:   kubeCategory(ev, code),
 		EntityKind: resource,
-		EntityID:   kubeEntityID(ev),
+		EntityID:   kubeEntityID(ev, cut),
 		Details:    kubeDetails(ev),
 		// The authenticated user's credential: under impersonation the
 		// impersonated user's extra is asserted, not a credential.
@@ -253,10 +260,11 @@ func kubeAPI(ev *auditv1.Event) string {
 //     (kube-apiserver puts a namespace's own name in objectRef.namespace,
 //     which would otherwise give "team-a/team-a");
 //   - for a successful create whose objectRef has no name (generateName), the
-//     name from the response object's metadata, formatted as above;
+//     name from the response object's metadata, formatted as above (from
+//     cut when the object was cut as it streamed in);
 //   - "" when no single object is targeted (list, watch, deletecollection,
 //     non-resource URLs); the tenant is still in the event's namespace.
-func kubeEntityID(ev *auditv1.Event) string {
+func kubeEntityID(ev *auditv1.Event, cut jsoncut.Item) string {
 	if !isResourceRequest(ev) {
 		return ""
 	}
@@ -264,7 +272,11 @@ func kubeEntityID(ev *auditv1.Event) string {
 	name := ref.Name
 	if name == "" && ev.Verb == "create" && ev.ResponseObject != nil && len(ev.ResponseObject.Raw) > 0 &&
 		ev.ResponseStatus != nil && ev.ResponseStatus.Code < 400 {
-		name = responseObjectName(ev.ResponseObject.Raw)
+		if cut.NameCut {
+			name = cut.Name
+		} else {
+			name = responseObjectName(ev.ResponseObject.Raw)
+		}
 	}
 	if name == "" {
 		return ""

@@ -29,6 +29,7 @@ import (
 	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 
 	"github.com/auditops/auditops/internal/faultpoint"
+	"github.com/auditops/auditops/internal/jsoncut"
 	"github.com/auditops/auditops/internal/store"
 )
 
@@ -184,9 +185,9 @@ func (s *Service) KubeAudit(ctx context.Context, body io.Reader, sizeHint int64)
 	b := newBatch(s.opts.SpoolDir, s.opts.BatchMemoryBytes)
 	defer b.close()
 	held := func(n int64) { b.memLimit = batchMemoryFor(reserve, n, s.opts.BatchMemoryBytes) }
-	err := decodeEventList(body, sizeHint, reserve, held, func(i int, ev *auditv1.Event) error {
+	err := decodeEventList(body, sizeHint, reserve, s.opts.MaxObjectBytes, held, func(i int, ev *auditv1.Event, cut jsoncut.Item) error {
 		res.Received++
-		out, ok, err := MapKubeAudit(ev)
+		out, ok, err := mapKubeAudit(ev, cut)
 		if err != nil {
 			return inputErr(atItem(i), err)
 		}
@@ -194,7 +195,7 @@ func (s *Service) KubeAudit(ctx context.Context, body io.Reader, sizeHint int64)
 			res.Skipped++
 			return nil
 		}
-		res.Truncated += truncateObjects(&out, s.opts.MaxObjectBytes)
+		res.Truncated += cut.Cuts + truncateObjects(&out, s.opts.MaxObjectBytes)
 		return b.add(out, 0)
 	})
 	if err != nil {
@@ -215,7 +216,7 @@ func (s *Service) Events(ctx context.Context, body io.Reader, sizeHint int64, on
 	defer b.close()
 	var denied error
 	seen := map[string]bool{}
-	err := decodeEvents(body, onlyNamespace, func(ev store.Event, raw int) error {
+	err := decodeEvents(body, onlyNamespace, s.opts.MaxObjectBytes, func(ev store.Event, raw, cuts int) error {
 		if allow != nil && !seen[ev.Namespace] {
 			if err := allow(ev.Namespace); err != nil {
 				denied = err
@@ -223,7 +224,7 @@ func (s *Service) Events(ctx context.Context, body io.Reader, sizeHint int64, on
 			}
 			seen[ev.Namespace] = true
 		}
-		res.Truncated += truncateObjects(&ev, s.opts.MaxObjectBytes)
+		res.Truncated += cuts + truncateObjects(&ev, s.opts.MaxObjectBytes)
 		return b.add(ev, raw)
 	})
 	if denied != nil {

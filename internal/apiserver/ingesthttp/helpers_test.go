@@ -34,6 +34,8 @@ var (
 	storedEvents   = ingesttest.StoredEvents
 	kubeItem       = ingesttest.KubeItem
 	bigObject      = ingesttest.BigObject
+	liveHeap       = ingesttest.LiveHeap
+	peakHeap       = ingesttest.PeakHeap
 )
 
 // Names of package ingest the tests use unqualified.

@@ -28,12 +28,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -107,28 +105,6 @@ func streamBody(n, objBytes int) io.Reader {
 		pw.Close()
 	}()
 	return pr
-}
-
-// peakHeap samples the live heap until stop is closed.
-func peakHeap(stop <-chan struct{}) <-chan uint64 {
-	out := make(chan uint64, 1)
-	go func() {
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		var peak uint64
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			metrics.Read(s)
-			peak = max(peak, s[0].Value.Uint64())
-			select {
-			case <-stop:
-				out <- peak
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return out
 }
 
 // TestLargeBatchStreamsInBoundedMemory posts a 200 MiB webhook batch (100
@@ -338,5 +314,80 @@ func TestRequestsCountedByCode(t *testing.T) {
 	}
 	if v := counterValue(t, reg, "auditops_store_insert_duration_seconds", "source", ingest.SourceKubeAudit); v != 2 {
 		t.Errorf("auditops_store_insert_duration_seconds{source=kube-audit} has %v samples, want 2 (one per committed batch)", v)
+	}
+}
+
+// TestOneLargeObjectWithinReservation: an event whose object is far larger
+// than --max-event-object-bytes (a RequestResponse list, say) is cut as the
+// body streams in, so the request holds no more than it reserved from its
+// route's budget (18 MiB here), whatever the object's size. Its object was
+// decoded whole before: a 32 MiB line took 156 MiB of heap. The marker
+// still gives the object's size and SHA-256, and a create's name still
+// comes from its response object.
+func TestOneLargeObjectWithinReservation(t *testing.T) {
+	const objBytes = 48 << 20
+	obj := `{"kind":"ConfigMap","metadata":{"name":"cm-gen-x1","generateName":"cm-gen-"},"data":{"blob":"` + strings.Repeat("x", objBytes) + `"}}`
+	sum := sha256.Sum256([]byte(obj))
+	marker := fmt.Sprintf(`{"auditops.dev/truncated":true,"bytes":%d,"sha256":"%s"}`, len(obj), hex.EncodeToString(sum[:]))
+	generic := func(id, request string) string {
+		return `{"id":"` + id + `","time":"2024-05-22T10:00:00Z","namespace":"team-a","user":"alice","request":` + request + `}`
+	}
+	kube := strings.Replace(kubeItem("big", "", 100, ""), `"responseObject":`+bigObject(100), `"responseObject":`+obj, 1)
+	for _, tc := range []struct {
+		name, path string
+		body       string
+		hidden     bool // no Content-Length
+		entityID   string
+	}{
+		{"events: NDJSON", EventsPath, generic("big", obj) + "\n" + generic("small", "{}") + "\n", true, ""},
+		{"events: JSON array", EventsPath, "[" + generic("big", obj) + "," + generic("small", "{}") + "]", false, ""},
+		{"webhook, length known", KubeAuditPath, `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + kube + "," + kubeItem("small", "cm-small", 100, "") + `]}`, false, "team-a/cm-gen-x1"},
+		{"webhook, length unknown", KubeAuditPath, `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + kube + "," + kubeItem("small", "cm-small", 100, "") + `]}`, true, "team-a/cm-gen-x1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newTestStore(t)
+			srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{}))
+			defer srv.Close()
+			var body io.Reader = strings.NewReader(tc.body)
+			size := int64(len(tc.body))
+			if tc.hidden {
+				body, size = lengthHidden{body}, -1
+			}
+			req, err := http.NewRequest(http.MethodPost, srv.URL+tc.path, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			reserve := ingest.ReserveBytes(size, ingest.DefaultBatchMemoryBytes)
+			base := liveHeap()
+			stop := make(chan struct{})
+			peak := peakHeap(stop)
+			code, _, m := do(t, req)
+			close(stop)
+			top := <-peak
+			grew := top - min(base, top)
+			t.Logf("%.0f MiB body: %d %v, reserved %.2f MiB, heap peak %.1f MiB above the start", float64(len(tc.body))/(1<<20), code, m, float64(reserve)/(1<<20), float64(grew)/(1<<20))
+			if code != http.StatusOK || m["stored"] != float64(2) {
+				t.Fatalf("answer %d %v, want 200 with 2 stored", code, m)
+			}
+			if grew > uint64(reserve) {
+				t.Errorf("the heap grew by %.1f MiB for a request that reserved %.2f MiB", float64(grew)/(1<<20), float64(reserve)/(1<<20))
+			}
+			for _, e := range storedEvents(t, st, "team-a") {
+				if e.ID != "big" {
+					continue
+				}
+				cut := e.Request
+				if tc.path == KubeAuditPath {
+					cut = e.Response
+				}
+				if string(cut) != marker {
+					t.Errorf("the large object was stored as %.200s, want %s", cut, marker)
+				}
+				if e.EntityID != tc.entityID {
+					t.Errorf("entityId %q, want %q", e.EntityID, tc.entityID)
+				}
+			}
+		})
 	}
 }

@@ -26,8 +26,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,14 +38,6 @@ import (
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/sqlite"
 )
-
-// liveHeap is the heap's live bytes: a full collection, then what is left.
-func liveHeap() uint64 {
-	runtime.GC()
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
 
 // waitingStore tells when a request has reached the store.
 type waitingStore struct {
