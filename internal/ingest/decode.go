@@ -248,11 +248,24 @@ func (lr *lineReader) take(chunk []byte) {
 	case !lr.cutting:
 		lr.cutting = true
 		lr.cut.Reset()
-		if lr.out, lr.bad = lr.cut.Write(lr.out[:0], lr.buf); lr.bad != nil {
+		if lr.out, lr.bad = lr.cut.Write(grow(lr.out[:0], len(lr.buf)+lr.max), lr.buf); lr.bad != nil {
 			return
 		}
 	}
-	lr.out, lr.bad = lr.cut.Write(lr.out, chunk)
+	// What a chunk becomes is at most the chunk and a value kept whole.
+	lr.out, lr.bad = lr.cut.Write(grow(lr.out, len(chunk)+lr.max+256), chunk)
+}
+
+// grow makes room for n more bytes in b, doubling: append grows a large
+// slice by a quarter, which for a line of megabytes leaves four times its
+// size behind for the collector.
+func grow(b []byte, n int) []byte {
+	if len(b)+n <= cap(b) {
+		return b
+	}
+	nb := make([]byte, len(b), max(2*cap(b), len(b)+n))
+	copy(nb, b)
+	return nb
 }
 
 // The object fields cut as a body streams in (spec/API.md 2).
@@ -267,16 +280,30 @@ func kubeCutter(layout jsoncut.Layout, max int) *jsoncut.Cutter {
 	return jsoncut.New(jsoncut.Options{Layout: layout, Fields: kubeObjectFields, Max: max, NameField: "responseObject"})
 }
 
+// MaxEventBytes bounds a generic event besides its object fields: a
+// longer one is refused as soon as it is seen, so that a caller allowed to
+// ingest into one namespace cannot make the manager hold hundreds of MiB
+// for one event (its text and principal were held whole, a few times
+// over). kube-apiserver's events are not held to it: a batch refused is
+// lost, and kube-apiserver's own limits keep them far smaller.
+const MaxEventBytes = 4 << 20
+
 // eventCutter cuts the objects of generic events, which must be valid
-// UTF-8 (decodeEventLine) where they are cut too.
+// UTF-8 (decodeEventLine) where they are cut too, and refuses an event
+// longer than MaxEventBytes besides its four objects.
 func eventCutter(layout jsoncut.Layout, max int) *jsoncut.Cutter {
-	return jsoncut.New(jsoncut.Options{Layout: layout, Fields: eventObjectFields, Max: max, UTF8: true})
+	return jsoncut.New(jsoncut.Options{Layout: layout, Fields: eventObjectFields, Max: max, UTF8: true,
+		MaxItem: MaxEventBytes + int64(len(eventObjectFields)*max)})
 }
 
 // cutError is a *jsoncut.Error as a *FieldError; other errors pass.
 func cutError(err error) error {
 	var ce *jsoncut.Error
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &ce) && ce.TooLong:
+		return &FieldError{Msg: fmt.Sprintf("the event is more than %d MiB long besides its object fields (request, response, previousState, currentState; "+
+			"each over --max-event-object-bytes is kept as a truncation marker): large data belongs in those", MaxEventBytes>>20)}
+	case errors.As(err, &ce):
 		return &FieldError{Field: ce.Field, Msg: ce.Error()}
 	}
 	return err

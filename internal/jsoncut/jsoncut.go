@@ -87,6 +87,10 @@ type Options struct {
 	// UTF8 refuses a cut value holding invalid UTF-8 (the decoder never
 	// sees it to refuse it).
 	UTF8 bool
+	// MaxItem, when set, is the longest item, in bytes once its values are
+	// cut: a longer one is an *Error with TooLong set as soon as it is
+	// seen, so that neither the Cutter nor the decoder holds it.
+	MaxItem int64
 }
 
 // Item is what was cut from one item.
@@ -102,16 +106,22 @@ type Item struct {
 	Name    string
 }
 
-// Error is a value being cut that is not valid JSON.
+// Error is a value being cut that is not valid JSON, or an item longer
+// than Options.MaxItem.
 type Error struct {
 	// Field is the field's name as in Options.Fields.
 	Field string
 	// Offset is the byte of the value at which it went wrong.
 	Offset int64
 	Msg    string
+	// TooLong says the item is longer than Options.MaxItem.
+	TooLong bool
 }
 
 func (e *Error) Error() string {
+	if e.TooLong {
+		return e.Msg
+	}
 	return fmt.Sprintf("%s at byte %d of the value", e.Msg, e.Offset)
 }
 
@@ -247,6 +257,12 @@ type Cutter struct {
 
 	item  int // ordinal of the current item, -1 before the first
 	items []entry
+
+	// The current item's length, for MaxItem.
+	inItem    bool
+	itemDepth int   // stack depth outside it
+	itemStart int64 // where it starts in the stream
+	itemCut   int64 // bytes its cuts took out
 }
 
 type entry struct {
@@ -275,7 +291,7 @@ func (c *Cutter) Reset() {
 	c.st, c.stack, c.next, c.dumb, c.err = sValue, c.stack[:0], vTopItem, false, nil
 	c.inKey, c.keyOn, c.capOn, c.nameOn = false, false, false, false
 	c.base, c.u8need, c.u8bad, c.name, c.nameFail = 0, 0, false, "", false
-	c.item, c.items = -1, c.items[:0]
+	c.item, c.items, c.inItem = -1, c.items[:0], false
 	if c.opts.Layout == Lines {
 		c.item = 0
 	}
@@ -346,6 +362,15 @@ func (c *Cutter) Write(dst, p []byte) ([]byte, error) {
 	}
 	if c.capOn {
 		c.feed(p[c.capFrom:])
+	}
+	if c.inItem && c.err == nil {
+		held := c.base - c.itemStart - c.itemCut
+		if c.hashing && c.capOn {
+			held -= c.n
+		}
+		c.checkItem(held)
+	}
+	if c.capOn || c.err != nil {
 		return dst, c.err
 	}
 	if c.checking {
@@ -717,6 +742,7 @@ func (c *Cutter) valueStart(i int) {
 	switch m {
 	case vItem:
 		c.item++
+		c.itemBegin(i)
 	case vCut:
 		if b == 'n' {
 			c.mark(false) // null is no value, whatever the limit
@@ -728,6 +754,9 @@ func (c *Cutter) valueStart(i int) {
 		c.capBuf, c.hashing, c.n = c.capBuf[:0], false, 0
 		c.h.Reset()
 	case vTopItem:
+		if c.opts.Layout == Lines && !c.checking {
+			c.itemBegin(i)
+		}
 		if c.named {
 			c.nameFail = b != '{' && b != 'n'
 		}
@@ -831,6 +860,10 @@ func (c *Cutter) valueEnd(end int) {
 	default:
 		c.st = sArrAfter
 	}
+	if c.inItem && d == c.itemDepth {
+		c.inItem = false
+		c.checkItem(c.base + int64(end) - c.itemStart - c.itemCut)
+	}
 	if !c.capOn || d != c.capDepth {
 		return
 	}
@@ -850,7 +883,9 @@ func (c *Cutter) valueEnd(end int) {
 	}
 	var sum [sha256.Size]byte
 	c.h.Sum(sum[:0])
-	c.dst = append(c.dst, Marker(c.n, sum)...)
+	m := Marker(c.n, sum)
+	c.dst = append(c.dst, m...)
+	c.itemCut += c.n - int64(len(m))
 	c.mark(true)
 	if c.cutField == c.nameField {
 		e := &c.items[len(c.items)-1]
@@ -858,6 +893,18 @@ func (c *Cutter) valueEnd(end int) {
 		if !c.check.nameFail {
 			e.name = c.check.name
 		}
+	}
+}
+
+func (c *Cutter) itemBegin(i int) {
+	c.inItem, c.itemDepth, c.itemStart, c.itemCut = true, len(c.stack), c.base+int64(i), 0
+}
+
+// checkItem ends the stream when the current item, of length n once cut,
+// is longer than MaxItem.
+func (c *Cutter) checkItem(n int64) {
+	if c.opts.MaxItem > 0 && n > c.opts.MaxItem && c.err == nil {
+		c.err = &Error{TooLong: true, Msg: fmt.Sprintf("longer than %d bytes with its values over %d bytes cut", c.opts.MaxItem, c.opts.Max)}
 	}
 }
 

@@ -207,3 +207,45 @@ func FuzzChunks(f *testing.F) {
 		}
 	})
 }
+
+func TestMaxItem(t *testing.T) {
+	long := `"` + strings.Repeat("d", 400) + `"`
+	big := `{"a":"` + strings.Repeat("x", 1000) + `"}`
+	opts := Options{Layout: Array, Fields: []string{"request"}, Max: 16, MaxItem: 300} // a marker is ~110 bytes
+	for _, tc := range []struct {
+		name, in string
+		tooLong  bool
+	}{
+		{"short items", `[{"details":"a"},{"request":` + big + `}]`, false},
+		{"an item long only by a value cut", `[{"id":"1","request":` + big + `,"request":` + big + `}]`, false},
+		{"an item long besides its values", `[{"id":"1"},{"details":` + long + `}]`, true},
+	} {
+		for _, n := range []int{0, 1, 7} {
+			_, _, err := cutAll(opts, tc.in, n)
+			var ce *Error
+			if got := errors.As(err, &ce) && ce.TooLong; got != tc.tooLong {
+				t.Errorf("%s, chunks of %d: %v, want too long: %v", tc.name, n, err, tc.tooLong)
+			}
+		}
+	}
+	// A long item is refused as soon as it is seen, not once it is read.
+	read := 0
+	body := io.MultiReader(strings.NewReader(`{"details":"`), io.LimitReader(repeatReader('d'), 64<<20), strings.NewReader(`"}`))
+	r := NewReader(countReader{body, &read}, New(Options{Layout: Lines, Fields: []string{"request"}, Max: 16, MaxItem: 1 << 20}))
+	_, err := io.Copy(io.Discard, r)
+	var ce *Error
+	if !errors.As(err, &ce) || !ce.TooLong || read > 2<<20 {
+		t.Errorf("a 64 MiB item: %v after %d bytes read, want too long within 2 MiB", err, read)
+	}
+}
+
+type countReader struct {
+	r io.Reader
+	n *int
+}
+
+func (c countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += n
+	return n, err
+}

@@ -391,3 +391,49 @@ func TestOneLargeObjectWithinReservation(t *testing.T) {
 		})
 	}
 }
+
+// TestLongEventRefusedEarly: a generic event longer than 4 MiB besides its
+// object fields (here 100 MiB of details) is refused naming it, and the
+// request holds no more than it reserved: a caller allowed to ingest into
+// one namespace could make the manager hold ~3x such an event before.
+func TestLongEventRefusedEarly(t *testing.T) {
+	details := strings.Repeat("d", 100<<20)
+	event := func(id, details string) string {
+		return `{"id":"` + id + `","time":"2024-05-22T10:00:00Z","namespace":"team-a","user":"alice","details":"` + details + `"}`
+	}
+	for _, tc := range []struct {
+		name, body, where string
+	}{
+		{"NDJSON", event("ok", "x") + "\n" + event("long", details) + "\n", "line 2"},
+		{"JSON array", "[" + event("ok", "x") + "," + event("long", details) + "]", "index 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := newTestStore(t)
+			srv := httptest.NewServer(NewHandler(ingest.NewService(st, ingest.Options{}), Options{}))
+			defer srv.Close()
+			req, err := http.NewRequest(http.MethodPost, srv.URL+EventsPath, lengthHidden{strings.NewReader(tc.body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			reserve := ingest.ReserveBytes(-1, ingest.DefaultBatchMemoryBytes)
+			base := liveHeap()
+			stop := make(chan struct{})
+			peak := peakHeap(stop)
+			code, _, m := do(t, req)
+			close(stop)
+			grew := <-peak - base
+			t.Logf("answer %d %v, heap peak %.1f MiB above the start (reserved %.2f MiB)", code, m, float64(grew)/(1<<20), float64(reserve)/(1<<20))
+			want := tc.where + ": the event is more than 4 MiB long besides its object fields"
+			if msg, _ := m["message"].(string); code != http.StatusBadRequest || !strings.Contains(msg, want) {
+				t.Fatalf("answer %d %v, want 400 with %q", code, m, want)
+			}
+			if grew > uint64(reserve) {
+				t.Errorf("the heap grew by %.1f MiB for a request that reserved %.2f MiB", float64(grew)/(1<<20), float64(reserve)/(1<<20))
+			}
+			if n := len(storedEvents(t, st, "team-a")); n != 0 {
+				t.Errorf("%d events stored from a refused batch", n)
+			}
+		})
+	}
+}
