@@ -37,6 +37,16 @@ const DefaultMaxObjectBytes = 256 << 10
 // (at most 136 bytes) must be kept as it is, not cut again.
 const MinMaxObjectBytes = 1 << 10
 
+// maxObjectBytes is the limit ingest applies for n: the default for 0, at
+// least MinMaxObjectBytes (the flags refuse less; a smaller limit would
+// cut the markers again).
+func maxObjectBytes(n int) int {
+	if n <= 0 {
+		return DefaultMaxObjectBytes
+	}
+	return max(n, MinMaxObjectBytes)
+}
+
 // CheckMaxObjectBytes says what is wrong with --max-event-object-bytes.
 func CheckMaxObjectBytes(n int) error {
 	if n < MinMaxObjectBytes {

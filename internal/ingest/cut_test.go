@@ -125,8 +125,10 @@ func checkCutSame(t *testing.T, decode func(body string, max, limit int) ([]stor
 	}
 }
 
+// kubeItem is a create kube-apiserver would log (its timestamps are
+// MicroTime: an item without the microseconds is refused).
 func kubeItem(fields string) string {
-	return `{"auditID":"a1","stage":"ResponseComplete","stageTimestamp":"2024-05-22T10:00:00Z","verb":"create",` +
+	return `{"auditID":"a1","stage":"ResponseComplete","stageTimestamp":"2024-05-22T10:00:00.000000Z","verb":"create",` +
 		`"objectRef":{"resource":"pods","namespace":"team-a"},"responseStatus":{"code":201}` + fields + `}`
 }
 
@@ -145,11 +147,57 @@ var cutSeeds = []string{
 }
 
 func TestCutKubeSameAsTruncated(t *testing.T) {
+	stored := 0
 	for _, item := range cutSeeds {
 		list := `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[` + item + `,` + item + `]}`
 		for _, max := range []int{1, 8, 20, 64, 1000} {
 			checkCutSame(t, cutKubeList, list, max)
 			checkCutSame(t, cutKubeLines, item+"\n"+item+"\n", max)
+		}
+		events, _, _ := cutKubeList(list, 8, 8)
+		stored += len(events)
+	}
+	// Most seeds decode: the test compares stored events, not refusals only.
+	if stored < 2*(len(cutSeeds)-4) {
+		t.Errorf("%d events stored from %d seeds", stored, len(cutSeeds))
+	}
+}
+
+// TestCutDepth: encoding/json counts a value's nesting from its item, so
+// a cut value 10,000 deep is one too deep (the review found the checker
+// counting from the value); 9,999 is accepted.
+func TestCutDepth(t *testing.T) {
+	for _, depth := range []int{9999, 10000} {
+		deep := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+		ev := `{"id":"e1","time":"2024-05-22T10:00:00Z","namespace":"team-a","user":"alice","request":` + deep + `}`
+		item := kubeItem(`,"requestObject":` + deep)
+		checkCutSame(t, cutEvents, ev+"\n", 1024)
+		checkCutSame(t, cutEvents, "["+ev+"]", 1024)
+		checkCutSame(t, cutKubeList, `{"kind":"EventList","items":[`+item+`]}`, 1024)
+		checkCutSame(t, cutKubeLines, item+"\n", 1024)
+	}
+}
+
+// TestCutLongName: a cut response object's metadata.name longer than 64
+// KiB (kube-apiserver creates none) names nothing, where encoding/json
+// would name it whole; a name after it still counts, as encoding/json
+// keeps the last.
+func TestCutLongName(t *testing.T) {
+	long := strings.Repeat("n", 70<<10)
+	pad := `,"spec":"` + strings.Repeat("p", 4096) + `"`
+	for _, tc := range []struct{ object, entityID string }{
+		{`{"metadata":{"name":"` + long + `"}` + pad + `}`, ""},
+		{`{"metadata":{"name":"` + long + `","name":"web-1"}` + pad + `}`, "team-a/web-1"},
+		{`{"metadata":{"name":"` + long + `"},"metadata":{"name":"web-1"}` + pad + `}`, "team-a/web-1"},
+	} {
+		item := kubeItem(`,"responseObject":` + tc.object)
+		if tc.entityID != "" {
+			checkCutSame(t, cutKubeList, `{"items":[`+item+`]}`, 1024)
+			checkCutSame(t, cutKubeLines, item+"\n", 1024)
+		}
+		events, _, err := cutKubeList(`{"items":[`+item+`]}`, 1024, 1024)
+		if err != nil || len(events) != 1 || events[0].EntityID != tc.entityID {
+			t.Errorf("%.60s…: %v, want entityId %q", tc.object, err, tc.entityID)
 		}
 	}
 }
@@ -192,4 +240,22 @@ func FuzzCutEvents(f *testing.F) {
 		defer watchdog(body)()
 		checkCutSame(t, cutEvents, body, int(max)+1)
 	})
+}
+
+// TestLimitBelowMarker: a limit below MinMaxObjectBytes (the flags refuse
+// one) is raised to it, so a marker is never cut again (a marker of the
+// marker, counted twice, before).
+func TestLimitBelowMarker(t *testing.T) {
+	st := newTestStore(t)
+	svc := NewService(st, Options{MaxObjectBytes: 100})
+	request := `"` + strings.Repeat("r", 2000) + `"`
+	body := `{"id":"e1","time":"2024-05-22T10:00:00Z","namespace":"team-a","user":"alice","request":` + request + "}\n"
+	res, err := svc.Events(t.Context(), strings.NewReader(body), -1, "", nil)
+	if err != nil || res.Truncated != 1 {
+		t.Fatalf("%+v, %v: want 1 object truncated", res, err)
+	}
+	want, _ := truncateObject([]byte(request), MinMaxObjectBytes)
+	if got := storedEvents(t, st, "team-a"); len(got) != 1 || string(got[0].Request) != string(want) {
+		t.Fatalf("stored %+v, want the request as %s", got, want)
+	}
 }

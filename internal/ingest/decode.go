@@ -296,6 +296,10 @@ func eventCutter(layout jsoncut.Layout, max int) *jsoncut.Cutter {
 		MaxItem: MaxEventBytes + int64(len(eventObjectFields)*max)})
 }
 
+// cutterHeld is what cutting holds: a value up to the limit, the output
+// that flushes it, and the jsoncut.Reader's chunk.
+func cutterHeld(maxObject int) int64 { return 2*int64(maxObject) + 64<<10 }
+
 // cutError is a *jsoncut.Error as a *FieldError; other errors pass.
 func cutError(err error) error {
 	var ce *jsoncut.Error
@@ -592,13 +596,15 @@ const fastPathMaxBytes = 4 << 20
 // events' own bytes, for the batch's memory bound.
 //
 // The streaming path cuts object fields longer than maxObject as they
-// stream in (jsoncut), so an item holds at most maxObject of each; fn is
+// stream in (jsoncut), so an item holds at most maxObject of each value
+// (a field given many times, like other fields, is held: only kube-apiserver's
+// identity may send this route's items, and it sends no such thing); fn is
 // told what was cut of its item.
 func decodeEventList(r io.Reader, sizeHint, reserve int64, maxObject int, held func(int64), fn func(i int, ev *auditv1.Event, cut jsoncut.Item) error) error {
 	// A body that is large or of unknown length streams, so memory stays
 	// bounded whatever its size.
 	if sizeHint <= 0 || sizeHint > fastPathMaxBytes {
-		held(0)
+		held(cutterHeld(maxObject))
 		return decodeEventListStd(r, maxObject, fn)
 	}
 	var buf bytes.Buffer
@@ -609,7 +615,7 @@ func decodeEventList(r io.Reader, sizeHint, reserve int64, maxObject int, held f
 	body := buf.Bytes()
 	items, fastHeld, ok := fastEventList(body, reserve)
 	if !ok {
-		held(int64(len(body)))
+		held(int64(len(body)) + cutterHeld(maxObject))
 		return decodeEventListStd(bytes.NewReader(body), maxObject, fn)
 	}
 	held(fastHeld)

@@ -116,9 +116,7 @@ func Import(ctx context.Context, ins Inserter, format string, files []string, op
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultImportBatchSize
 	}
-	if opts.MaxObjectBytes <= 0 {
-		opts.MaxObjectBytes = DefaultMaxObjectBytes
-	}
+	opts.MaxObjectBytes = maxObjectBytes(opts.MaxObjectBytes)
 	start := time.Now()
 	// A failed batch stops the reader, not the batches being stored
 	// beside it: they finish (and are counted) under the caller's ctx.

@@ -101,9 +101,7 @@ func NewService(ins BatchInserter, opts Options) *Service {
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = DefaultStoreTimeout
 	}
-	if opts.MaxObjectBytes <= 0 {
-		opts.MaxObjectBytes = DefaultMaxObjectBytes
-	}
+	opts.MaxObjectBytes = maxObjectBytes(opts.MaxObjectBytes)
 	if opts.BatchMemoryBytes <= 0 {
 		opts.BatchMemoryBytes = DefaultBatchMemoryBytes
 	}
@@ -212,7 +210,7 @@ func (s *Service) KubeAudit(ctx context.Context, body io.Reader, sizeHint int64)
 // returned as it is.
 func (s *Service) Events(ctx context.Context, body io.Reader, sizeHint int64, onlyNamespace string, allow func(ns string) error) (Result, error) {
 	var res Result
-	b := newBatch(s.opts.SpoolDir, batchMemoryFor(ReserveBytes(sizeHint, s.opts.BatchMemoryBytes), 0, s.opts.BatchMemoryBytes))
+	b := newBatch(s.opts.SpoolDir, batchMemoryFor(ReserveBytes(sizeHint, s.opts.BatchMemoryBytes), cutterHeld(s.opts.MaxObjectBytes), s.opts.BatchMemoryBytes))
 	defer b.close()
 	var denied error
 	seen := map[string]bool{}

@@ -106,8 +106,9 @@ type Item struct {
 	Name    string
 }
 
-// Error is a value being cut that is not valid JSON, or an item longer
-// than Options.MaxItem.
+// Error is a value being cut that is not valid JSON (nested deeper than
+// encoding/json allows, or with Options.UTF8 not valid UTF-8), or an item
+// longer than Options.MaxItem.
 type Error struct {
 	// Field is the field's name as in Options.Fields.
 	Field string
@@ -133,7 +134,9 @@ const maxDepth = 10000
 const maxKey = 6*32 + 2
 
 // maxName bounds the metadata.name kept from a cut value (a Kubernetes
-// name is at most 253 bytes); a longer one is reported as "".
+// name is at most 253 bytes, and kube-apiserver validates the objects it
+// creates); a longer one is reported as "", where encoding/json would give
+// it whole.
 const maxName = 64 << 10
 
 type state uint8
@@ -203,10 +206,11 @@ type frame struct {
 // by a second Cutter, a checker, as it is hashed: the decoder will not see
 // it.
 type Cutter struct {
-	opts      Options
-	nameField int  // index in opts.Fields, -1 when none
-	checking  bool // a checker: one value, every byte checked
-	named     bool // a checker of a NameField value
+	opts       Options
+	nameField  int  // index in opts.Fields, -1 when none
+	checking   bool // a checker: one value, every byte checked
+	depthAbove int  // a checker's: nesting outside its value
+	named      bool // a checker of a NameField value
 
 	st      state
 	stack   []frame
@@ -434,6 +438,9 @@ func (c *Cutter) step(i int) int {
 				return i - 1
 			}
 			c.valueEnd(i)
+			if c.dumb || c.err != nil {
+				return i
+			}
 			b = p[i]
 			continue
 		case sString:
@@ -681,12 +688,13 @@ func (c *Cutter) stringEnd(i int) {
 	if c.nameOn {
 		c.nameOn = false
 		c.nameBuf = appendBounded(c.nameBuf, c.p[c.nameFrom:i+1], maxName+1)
+		// A name too long to keep is "" (a later one still counts, as
+		// encoding/json keeps the last); a valid string always decodes.
 		var s string
-		if len(c.nameBuf) > maxName || json.Unmarshal(c.nameBuf, &s) != nil {
+		if len(c.nameBuf) <= maxName && json.Unmarshal(c.nameBuf, &s) != nil {
 			c.nameFail = true
-		} else {
-			c.name = s
 		}
+		c.name = s
 	}
 	c.valueEnd(i + 1)
 }
@@ -781,7 +789,9 @@ func (c *Cutter) valueStart(i int) {
 	case m == vCut:
 		c.st = sSkipScalar
 	case b == '{' || b == '[':
-		if len(c.stack) >= maxDepth {
+		// A checked value is a field of an item: encoding/json counts its
+		// depth from the item, one level up.
+		if len(c.stack)+c.depthAbove >= maxDepth {
 			c.syntax(i, "exceeded max depth")
 			return
 		}
@@ -919,7 +929,7 @@ func (c *Cutter) feed(seg []byte) {
 		}
 		c.hashing = true
 		if c.check == nil {
-			c.check = &Cutter{opts: Options{UTF8: c.opts.UTF8}, checking: true}
+			c.check = &Cutter{opts: Options{UTF8: c.opts.UTF8}, checking: true, depthAbove: 1}
 		}
 		c.check.named = c.cutField == c.nameField
 		c.check.Reset()
