@@ -220,6 +220,8 @@ func (r *AuditReportReconciler) flagLateEvents(ctx context.Context, parent *repo
 		if n == 0 || run.Annotations[LateEventsAnnotation] == count {
 			continue
 		}
+		// The annotation holds what was counted before, across restarts.
+		before, _ := strconv.ParseInt(run.Annotations[LateEventsAnnotation], 10, 64)
 		patch := client.MergeFrom(run.DeepCopy())
 		if run.Annotations == nil {
 			run.Annotations = map[string]string{}
@@ -228,6 +230,9 @@ func (r *AuditReportReconciler) flagLateEvents(ctx context.Context, parent *repo
 		if err := r.Patch(ctx, run, patch); err != nil {
 			log.Error(err, "annotating the late events of a run", "run", run.Name)
 			continue
+		}
+		if n > before {
+			r.Metrics.late.WithLabelValues(string(run.Spec.Type)).Add(float64(n - before))
 		}
 		r.Recorder.Eventf(parent, run, corev1.EventTypeWarning, ReasonLateEvents, "Schedule",
 			"%d events of run %s's window [%s, %s) were stored after it read the log (a checkpoint of %d leaves): no run reports them; run that window again as a one-off AuditReport, and raise spec.settleDelay if events arrive this late",

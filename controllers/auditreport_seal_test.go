@@ -30,6 +30,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/mod/sumdb/note"
 	eventsv1 "k8s.io/api/events/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -224,7 +226,8 @@ func TestVeryLateEventIsFlagged(t *testing.T) {
 	clock := &fakeClock{}
 	clock.Set(time.Now())
 	sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
-	startManager(t, &AuditReportReconciler{Store: st, Clock: clock, SettleDelay: time.Minute, Sealer: sealer})
+	metrics := NewMetrics(prometheus.NewRegistry())
+	startManager(t, &AuditReportReconciler{Store: st, Clock: clock, SettleDelay: time.Minute, Sealer: sealer, Metrics: metrics})
 	ns := createNamespace(t, "very-late")
 	run := createHourly(t, ns)
 	ev := func(id string, at time.Time) store.Event {
@@ -278,4 +281,7 @@ func TestVeryLateEventIsFlagged(t *testing.T) {
 		}
 		return false, nil
 	})
+	if n := testutil.ToFloat64(metrics.late.WithLabelValues(string(first.Spec.Type))); n != 1 {
+		t.Errorf("auditops_report_late_events_total = %v, want 1", n)
+	}
 }

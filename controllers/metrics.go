@@ -29,6 +29,7 @@ type Metrics struct {
 	reports  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	rows     *prometheus.CounterVec
+	late     *prometheus.CounterVec
 }
 
 // NewMetrics creates the report metrics and registers them with reg
@@ -48,8 +49,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "auditops_report_rows_written_total",
 			Help: "Rows written into finished reports, by type.",
 		}, []string{"type"}),
+		late: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "auditops_report_late_events_total",
+			Help: "Events stored after the scheduled run whose window holds them had read the log, so in no run's report, by type.",
+		}, []string{"type"}),
 	}
-	reg.MustRegister(m.reports, m.duration, m.rows)
+	reg.MustRegister(m.reports, m.duration, m.rows, m.late)
 	return m
 }
 

@@ -409,7 +409,7 @@ func TestMonitoringExpressions(t *testing.T) {
 	// What an operator was promised: each of these is watched somewhere.
 	for _, name := range []string{
 		"auditops_ingest_events_total", "auditops_ingest_throttled_requests_total", "auditops_ingest_id_reuse_total",
-		"auditops_reports_total", "auditops_report_duration_seconds_bucket",
+		"auditops_reports_total", "auditops_report_duration_seconds_bucket", "auditops_report_late_events_total",
 		"apiserver_request_duration_seconds_bucket", "apiserver_audit_error_total", "apiserver_audit_event_total",
 		"auditops_seal_lag_seconds_bucket", "auditops_seal_leaves_refused_total", "auditops_seal_last_success_timestamp_seconds",
 		"auditops_verify_problems", "auditops_verify_failures_total",
