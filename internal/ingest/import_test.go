@@ -326,3 +326,22 @@ func TestImportCutsLongLines(t *testing.T) {
 		t.Errorf("err = %v, want one containing %q", err, want)
 	}
 }
+
+// TestImportRefusesLongEvents: a generic event longer than MaxEventBytes
+// besides its objects is an invalid line for import too: skipped with
+// --skip-invalid, else the error naming it.
+func TestImportRefusesLongEvents(t *testing.T) {
+	st := newTestStore(t)
+	event := func(id, details string) string {
+		return `{"id":"` + id + `","time":"2026-11-22T08:00:00Z","namespace":"team-a","user":"alice","details":"` + details + `"}` + "\n"
+	}
+	file := writeFile(t, t.TempDir(), "events.ndjson", []byte(event("long", strings.Repeat("d", 10<<20))+event("short", "x")), false)
+	_, err := Import(t.Context(), st, FormatEvents, []string{file}, ImportOptions{})
+	if want := file + " line 1: the event is more than 4 MiB long besides its object fields"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want one containing %q", err, want)
+	}
+	stats, err := Import(t.Context(), st, FormatEvents, []string{file}, ImportOptions{SkipInvalid: true})
+	if err != nil || stats.Invalid != 1 || stats.Stored != 1 {
+		t.Fatalf("--skip-invalid: %+v, %v; want the long event skipped and the short one stored", stats, err)
+	}
+}
