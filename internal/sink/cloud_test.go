@@ -26,6 +26,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -533,8 +534,19 @@ func TestCloudCredentials(t *testing.T) {
 		{"azure development storage shortcut", func(t *testing.T) {
 			writeFails(t, azURL("c"), map[string][]byte{CredAzureConnectionString: []byte("UseDevelopmentStorage=true")}, "UseDevelopmentStorage")
 		}},
-		{"azure key without account off the emulator", func(t *testing.T) {
-			writeFails(t, "azblob://c", map[string][]byte{CredAzureAccountKey: []byte(azKey)}, CredAzureAccountName)
+		{"azure URL without its account off the emulator", func(t *testing.T) {
+			writeFails(t, "azblob://c", map[string][]byte{CredAzureAccountKey: []byte(azKey)}, "names its storage account")
+		}},
+		{"azure Secret for another account than the URL's", func(t *testing.T) {
+			// Whoever may edit the Secret but not read the audit data must
+			// not send the report to an account of theirs (it was taken from
+			// the Secret).
+			writeFails(t, "azblob://reports?storage_account=tenantacct", map[string][]byte{CredAzureAccountName: []byte("attackeracct"), CredAzureSASToken: []byte("sv=2022-11-02&sp=cw&sig=abc")}, "the URL decides")
+			cs := "DefaultEndpointsProtocol=https;AccountName=attackeracct;AccountKey=" + azKey + ";EndpointSuffix=core.windows.net"
+			writeFails(t, "azblob://reports?storage_account=tenantacct", map[string][]byte{CredAzureConnectionString: []byte(cs)}, "the URL decides")
+		}},
+		{"azure storage_account that is a host", func(t *testing.T) {
+			writeFails(t, "azblob://reports?storage_account=evil.example.com", azSharedKeyCreds(), "not a storage account name")
 		}},
 		{"azure sas that is not one", func(t *testing.T) {
 			writeFails(t, azURL("c"), map[string][]byte{CredAzureSASToken: []byte("se=2030-01-01")}, "not a SAS token")
@@ -585,9 +597,9 @@ func TestCloudFailedFinish(t *testing.T) {
 }
 
 // TestAzureServiceURL checks where an azblob:// sink connects, from the URL
-// and the Secret, without connecting: the account's host on Azure, another
-// cloud's domain, or the listed endpoint; a connection string is taken when
-// it points at the same place.
+// alone, without connecting: the account it names on Azure, in another
+// cloud's domain, or the listed endpoint; a Secret (account, connection
+// string) is taken when it is for the same account.
 func TestAzureServiceURL(t *testing.T) {
 	key := base64.StdEncoding.EncodeToString([]byte("key"))
 	tests := []struct {
@@ -596,16 +608,18 @@ func TestAzureServiceURL(t *testing.T) {
 		creds map[string][]byte
 		want  string
 	}{
-		{"account on Azure", "azblob://reports/team-a", map[string][]byte{CredAzureAccountName: []byte("acct"), CredAzureAccountKey: []byte(key)},
+		{"account on Azure", "azblob://reports/team-a?storage_account=acct", map[string][]byte{CredAzureAccountName: []byte("acct"), CredAzureAccountKey: []byte(key)},
 			"https://acct.blob.core.windows.net/reports"},
-		{"another Azure cloud", "azblob://reports?domain=blob.core.usgovcloudapi.net", map[string][]byte{CredAzureAccountName: []byte("acct"), CredAzureAccountKey: []byte(key)},
+		{"another Azure cloud", "azblob://reports?storage_account=acct&domain=blob.core.usgovcloudapi.net", map[string][]byte{CredAzureAccountName: []byte("acct"), CredAzureAccountKey: []byte(key)},
 			"https://acct.blob.core.usgovcloudapi.net/reports"},
-		{"portal connection string", "azblob://reports", map[string][]byte{CredAzureConnectionString: []byte("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=" + key + ";EndpointSuffix=core.windows.net")},
+		{"portal connection string", "azblob://reports?storage_account=acct", map[string][]byte{CredAzureConnectionString: []byte("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=" + key + ";EndpointSuffix=core.windows.net")},
 			"https://acct.blob.core.windows.net/reports"},
 		{"connection string with a matching endpoint", "azblob://reports?endpoint=" + url.QueryEscape("http://127.0.0.1:10000/devstoreaccount1"),
 			map[string][]byte{CredAzureConnectionString: []byte("AccountName=devstoreaccount1;AccountKey=" + key + ";BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1/;")},
 			"http://127.0.0.1:10000/devstoreaccount1/reports"},
-		{"sas token", "azblob://reports", map[string][]byte{CredAzureAccountName: []byte("acct"), CredAzureSASToken: []byte("?sv=2024-01-01&sp=rcwdl&sig=abc")},
+		{"sas token", "azblob://reports?storage_account=acct", map[string][]byte{CredAzureAccountName: []byte("acct"), CredAzureSASToken: []byte("?sv=2024-01-01&sp=rcwdl&sig=abc")},
+			"https://acct.blob.core.windows.net/reports?sig=abc&sp=rcwdl&sv=2024-01-01"},
+		{"sas token, no account in the Secret", "azblob://reports?storage_account=acct", map[string][]byte{CredAzureSASToken: []byte("?sv=2024-01-01&sp=rcwdl&sig=abc")},
 			"https://acct.blob.core.windows.net/reports?sig=abc&sp=rcwdl&sv=2024-01-01"},
 	}
 	for _, tc := range tests {
@@ -613,10 +627,54 @@ func TestAzureServiceURL(t *testing.T) {
 			s := mustObjectStore(t, objectReport("json"), reportsv1alpha1.ObjectStoreOutput{URL: tc.url}, tc.creds)
 			defer closeSink(t, s)
 			var c *container.Client
-			if !s.(*objectSink).bucket.As(&c) {
+			if !s.(redactingSink).s.bucket.As(&c) {
 				t.Fatal("the bucket is not an Azure container")
 			}
 			mustEqual(t, "container URL", c.URL(), tc.want)
 		})
+	}
+}
+
+// TestSinkErrorsHideSecrets: an SDK's transport error quotes the request's
+// URL, an Azure SAS token's signature included; the sink's errors reach
+// the report's status and events (readable with the view role, which may
+// not read the Secret) and the manager's log, so they show it redacted.
+func TestSinkErrorsHideSecrets(t *testing.T) {
+	const sig = "SECRETSIGvalue0123456789"
+	// A closed port: the upload fails below HTTP, with a url.Error.
+	s := mustObjectStore(t, objectReport("json"), reportsv1alpha1.ObjectStoreOutput{
+		URL: "azblob://reports?endpoint=" + url.QueryEscape("http://127.0.0.1:1/acct")},
+		map[string][]byte{CredAzureSASToken: []byte("sv=2022-11-02&sp=cw&sig=" + sig)})
+	defer closeSink(t, s)
+	// The SDK retries for ~10 s; cut short, its error would name no URL.
+	err := s.Resume(t.Context(), Progress{})
+	if err == nil {
+		sum := sha256.Sum256([]byte("[]"))
+		_, err = s.Finish(t.Context(), []byte("[]"), 2, hex.EncodeToString(sum[:]))
+	}
+	if err == nil {
+		t.Fatal("an upload to a closed port succeeded")
+	}
+	t.Logf("error: %v", err)
+	if strings.Contains(err.Error(), sig) {
+		t.Errorf("the error shows the SAS signature: %v", err)
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("the error no longer says where it failed: %v", err)
+	}
+}
+
+func TestRedactErr(t *testing.T) {
+	base := &url.Error{Op: "Put", URL: "https://acct.blob.core.windows.net/reports/x?comp=block&sig=s3cr3t&sp=cw", Err: errors.New("dial tcp: connection refused")}
+	err := redactErr(fmt.Errorf("uploading: %w", base))
+	if strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "acct.blob.core.windows.net") {
+		t.Errorf("redacted: %v", err)
+	}
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue != base {
+		t.Error("the redacted error no longer unwraps to the url.Error")
+	}
+	if plain := errors.New("no URL here"); redactErr(plain) != plain {
+		t.Error("an error without a URL was wrapped")
 	}
 }

@@ -125,10 +125,15 @@ func openGCS(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.Bu
 // DefaultEndpointsProtocol): it is used only when it points where the URL
 // does, so a Secret never moves the manager elsewhere.
 func openAzure(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.Bucket, error) {
-	var endpoint, domain string
+	var endpoint, domain, urlAccount string
 	for name, values := range u.Query() {
 		v := values[0]
 		switch name {
+		case "storage_account":
+			if !isAzureAccountName(v) {
+				return nil, fmt.Errorf("azblob URL parameter storage_account=%q is not a storage account name (3 to 24 lowercase letters and digits)", v)
+			}
+			urlAccount = v
 		case "endpoint":
 			ep, err := endpointURL(v)
 			if err != nil {
@@ -141,7 +146,7 @@ func openAzure(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.
 			}
 			domain = v
 		default:
-			return nil, fmt.Errorf("unsupported azblob URL parameter %q (with credentialsSecretRef: endpoint, domain)", name)
+			return nil, fmt.Errorf("unsupported azblob URL parameter %q (with credentialsSecretRef: storage_account, endpoint, domain)", name)
 		}
 	}
 	if endpoint != "" && domain != "" {
@@ -166,8 +171,17 @@ func openAzure(ctx context.Context, u *url.URL, creds map[string][]byte) (*blob.
 	if account != "" && !isAzureAccountName(account) {
 		return nil, fmt.Errorf("the credentials Secret's account name %q is not a storage account name (3 to 24 lowercase letters and digits)", account)
 	}
-	if endpoint == "" && account == "" {
-		return nil, fmt.Errorf("the credentials Secret of an azblob:// URL needs %s (or %s)", CredAzureAccountName, CredAzureConnectionString)
+	// The URL, which the report's author wrote and admission checked,
+	// names the account the report goes to; the Secret only signs in to it.
+	// Taken from the Secret, anyone who may edit that Secret but not read
+	// the audit data could send every later run to an account of theirs.
+	switch {
+	case endpoint == "" && urlAccount == "":
+		return nil, errors.New("an azblob:// URL with credentialsSecretRef names its storage account: azblob://CONTAINER?storage_account=NAME (the URL decides where reports go; the Secret only signs in)")
+	case urlAccount != "" && account != "" && account != urlAccount:
+		return nil, fmt.Errorf("the credentials Secret is for storage account %q, the URL names %q: the URL decides where reports go", account, urlAccount)
+	case urlAccount != "":
+		account = urlAccount
 	}
 	if key == "" && sas == "" {
 		return nil, fmt.Errorf("the credentials Secret of an azblob:// URL needs %s or %s (or %s)", CredAzureAccountKey, CredAzureSASToken, CredAzureConnectionString)

@@ -51,7 +51,18 @@ type Destinations struct {
 var freeParams = []string{
 	"region", "use_path_style", "s3ForcePathStyle",
 	"request_checksum_calculation", "response_checksum_validation",
-	"ssetype", "kmskeyid", "no_tmp_dir",
+	"ssetype", "no_tmp_dir",
+}
+
+// freeWithCredentials are free too for a report with its own credentials:
+// its KMS key and its Azure storage account are its own. Under the
+// manager's identity they must match a prefix: the tenant would otherwise
+// choose which key the manager's role encrypts with (one the tenant can
+// revoke) or which account it writes to.
+var freeWithCredentials = []string{"kmskeyid", "storage_account"}
+
+func free(name string, withCredentials bool) bool {
+	return slices.Contains(freeParams, name) || (withCredentials && slices.Contains(freeWithCredentials, name))
 }
 
 // NewDestinations parses --allowed-output-urls prefixes: s3://, gs://,
@@ -124,7 +135,7 @@ func (d *Destinations) Check(rawURL string, withCredentials bool) error {
 		needs = "an endpoint makes the manager connect where it points"
 	default:
 		for name := range q {
-			if !slices.Contains(freeParams, name) {
+			if !free(name, true) {
 				needs = fmt.Sprintf("URL parameter %q", name)
 				break
 			}
@@ -134,7 +145,7 @@ func (d *Destinations) Check(rawURL string, withCredentials bool) error {
 		}
 	}
 	for _, p := range d.prefixes {
-		if under(u, p) {
+		if under(u, p, withCredentials) {
 			return nil
 		}
 	}
@@ -156,7 +167,7 @@ func (d *Destinations) describe() string {
 // under reports whether u lies under prefix p: same scheme and bucket, a
 // path at or below p's (whole segments), and every parameter of u either
 // free or the same in p, and every parameter of p the same in u.
-func under(u, p *url.URL) bool {
+func under(u, p *url.URL, withCredentials bool) bool {
 	if u.Scheme != p.Scheme || u.Host != p.Host {
 		return false
 	}
@@ -172,7 +183,7 @@ func under(u, p *url.URL) bool {
 		}
 	}
 	for name := range uq {
-		if _, ok := pq[name]; !ok && !slices.Contains(freeParams, name) {
+		if _, ok := pq[name]; !ok && !free(name, withCredentials) {
 			return false
 		}
 	}

@@ -72,7 +72,17 @@ func TestDestinations(t *testing.T) {
 		{"azblob emulator endpoint listed", []string{"azblob://c?endpoint=http://127.0.0.1:10000/devstoreaccount1"}, "azblob://c/x?endpoint=http://127.0.0.1:10000/devstoreaccount1", true, ""},
 		{"azblob another account under a listed endpoint", []string{"azblob://c?endpoint=http://127.0.0.1:10000/devstoreaccount1"}, "azblob://c/x?endpoint=http://127.0.0.1:10000/other", true, "--allowed-output-urls"},
 		{"azblob another cloud's domain", nil, "azblob://c?domain=blob.core.usgovcloudapi.net", true, `"domain"`},
-		{"azblob storage account in the URL", nil, "azblob://c?storage_account=other", true, `"storage_account"`},
+		// The account is the URL's (the Secret only signs in): free with
+		// the report's own credentials, listed under the manager's identity.
+		{"azblob storage account with credentials", nil, "azblob://c?storage_account=tenantacct", true, ""},
+		{"azblob pod identity, the listed account", []string{"azblob://reports?storage_account=opsacct"}, "azblob://reports/x?storage_account=opsacct", false, ""},
+		{"azblob pod identity, another account", []string{"azblob://reports?storage_account=opsacct"}, "azblob://reports/x?storage_account=evil", false, "--allowed-output-urls"},
+		{"azblob pod identity, an account where none is listed", []string{"azblob://reports"}, "azblob://reports/x?storage_account=evil", false, "--allowed-output-urls"},
+		// The manager's role encrypts with the prefix's key, not one the
+		// tenant could revoke.
+		{"s3 pod identity, another KMS key", []string{"s3://reports/tenants?region=eu-west-1"}, "s3://reports/tenants/x?region=eu-west-1&ssetype=aws:kms&kmskeyid=arn:aws:kms:eu-west-1:666666666666:key/attacker", false, "--allowed-output-urls"},
+		{"s3 pod identity, the listed KMS key", []string{"s3://reports/tenants?region=eu-west-1&kmskeyid=ops"}, "s3://reports/tenants/x?region=eu-west-1&ssetype=aws:kms&kmskeyid=ops", false, ""},
+		{"s3 pod identity, server-side encryption", []string{"s3://reports/tenants?region=eu-west-1"}, "s3://reports/tenants/x?region=eu-west-1&ssetype=AES256", false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -27,6 +27,9 @@ import (
 	"hash"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -81,6 +84,8 @@ type objectSink struct {
 	r           Report
 	key         string
 	url         string
+	// fileDir is a file:// URL's directory, "" for other schemes.
+	fileDir string
 
 	// isS3 selects how a failed upload is abandoned (see publish); s3 and
 	// bucketName find the multipart uploads a killed run left open.
@@ -128,7 +133,64 @@ var (
 //
 // The sink holds the bucket open: Finish closes it on success, and Close
 // releases it when a report is abandoned.
+//
+// Its errors name no secret: an SDK's transport errors (url.Error) carry
+// the whole request URL, an Azure SAS token's sig= included, and they reach
+// the report's status, its events and the manager's log.
 func NewObjectStore(ctx context.Context, r Report, out reportsv1alpha1.ObjectStoreOutput, creds map[string][]byte) (Sink, error) {
+	s, err := newObjectStore(ctx, r, out, creds)
+	if err != nil {
+		return nil, redactErr(err)
+	}
+	return redactingSink{s}, nil
+}
+
+// redactingSink is an objectSink whose errors are redacted (redactErr).
+type redactingSink struct{ s *objectSink }
+
+func (r redactingSink) Resume(ctx context.Context, p Progress) error {
+	return redactErr(r.s.Resume(ctx, p))
+}
+
+func (r redactingSink) Append(ctx context.Context, chunk []byte) (Progress, error) {
+	p, err := r.s.Append(ctx, chunk)
+	return p, redactErr(err)
+}
+
+func (r redactingSink) Finish(ctx context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error) {
+	refs, err := r.s.Finish(ctx, last, size, sum)
+	return refs, redactErr(err)
+}
+
+func (r redactingSink) Close() error { return redactErr(r.s.Close()) }
+
+// urlInText is a URL as errors quote it.
+var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+
+// redactedError is an error whose message hides the URLs' secrets; it
+// unwraps to the original, so errors.Is and errors.As still see it.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactErr hides the secrets of every URL in err's message
+// (urlredact.Redact: query values but a few known-safe ones, passwords).
+func redactErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if red := urlInText.ReplaceAllStringFunc(msg, urlredact.Redact); red != msg {
+		return &redactedError{msg: red, err: err}
+	}
+	return err
+}
+
+func newObjectStore(ctx context.Context, r Report, out reportsv1alpha1.ObjectStoreOutput, creds map[string][]byte) (*objectSink, error) {
 	if err := r.validate(false); err != nil {
 		return nil, err
 	}
@@ -186,7 +248,31 @@ func NewObjectStore(ctx context.Context, r Report, out reportsv1alpha1.ObjectSto
 	}
 	var s3c *s3.Client
 	isS3 := bucket.As(&s3c)
-	return &objectSink{bucket: bucket, closeClient: closeClient, r: r, key: key, url: base + "/" + key, isS3: isS3, s3: s3c, bucketName: u.Host}, nil
+	s := &objectSink{bucket: bucket, closeClient: closeClient, r: r, key: key, url: base + "/" + key, isS3: isS3, s3: s3c, bucketName: u.Host}
+	if u.Scheme == "file" {
+		s.fileDir = u.Path
+	}
+	return s, nil
+}
+
+// noLinks refuses to write a file:// report through a symbolic link below
+// the URL's directory (its namespace's and its own directories, the
+// staging one): whoever else may write the shared directory could point
+// one anywhere the manager may write, its store included. The directory
+// itself is the operator's (a listed prefix).
+func (s *objectSink) noLinks() error {
+	if s.fileDir == "" {
+		return nil
+	}
+	dirs := strings.Split(s.key, "/")
+	dirs[len(dirs)-1] += ".parts"
+	for i := range dirs {
+		p := filepath.Join(append([]string{s.fileDir}, dirs[:i+1]...)...)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("report %s/%s: %s is a symbolic link: a file:// report is not written through one", s.r.Namespace, s.r.Name, p)
+		}
+	}
+	return nil
 }
 
 // openS3 opens an S3 bucket with the Secret's static credentials. The AWS
@@ -285,6 +371,9 @@ func (s *objectSink) Resume(ctx context.Context, p Progress) error {
 	if s.closed {
 		return fmt.Errorf("report %s/%s: the object-store sink is closed", s.r.Namespace, s.r.Name)
 	}
+	if err := s.noLinks(); err != nil {
+		return err
+	}
 	st := objectState{}
 	if len(p.State) == 0 {
 		if p.Chunks != 0 || p.Bytes != 0 {
@@ -350,6 +439,9 @@ func (s *objectSink) Append(ctx context.Context, chunk []byte) (Progress, error)
 
 func (s *objectSink) Finish(ctx context.Context, last []byte, size int64, sum string) ([]reportsv1alpha1.OutputRef, error) {
 	if err := s.ready(); err != nil {
+		return nil, err
+	}
+	if err := s.noLinks(); err != nil {
 		return nil, err
 	}
 	if s.published == nil {

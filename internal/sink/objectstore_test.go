@@ -373,3 +373,29 @@ func TestObjectStoreStreams(t *testing.T) {
 		t.Errorf("sha256 %s, want %s", outs[0].SHA256, hexSum(c.want()))
 	}
 }
+
+// TestFileOutputRefusesLinks: a symbolic link below a file:// output's
+// directory (its namespace's directory, here), planted by whoever else may
+// write the shared directory, is not written through: the report landed
+// where it pointed before (an attacker review found it).
+func TestFileOutputRefusesLinks(t *testing.T) {
+	root := t.TempDir()
+	allowed, outside := filepath.Join(root, "allowed"), filepath.Join(root, "manager-data")
+	for _, d := range []string{allowed, outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := objectReport("json")
+	if err := os.Symlink(outside, filepath.Join(allowed, r.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	s := mustObjectStore(t, r, reportsv1alpha1.ObjectStoreOutput{URL: "file://" + allowed}, nil)
+	defer closeSink(t, s)
+	if err := s.Resume(t.Context(), Progress{}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("Resume: %v, want a refusal naming the symbolic link", err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("written through the link: %v", entries)
+	}
+}
