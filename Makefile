@@ -92,6 +92,7 @@ test: manifests generate fmt vet staticcheck boilerplate control-plane helm ## R
 FUZZTIME ?= 60s
 # Every fuzz target, as package:target.
 FUZZ_TARGETS = ./internal/ingest:FuzzDecodeEventList ./internal/ingest:FuzzDecodeEvents \
+	./internal/ingest:FuzzCutKube ./internal/ingest:FuzzCutEvents ./internal/jsoncut:FuzzChunks \
 	./internal/apiserver:FuzzEndpointParams ./internal/jsonshape:FuzzValid ./internal/store/payload:FuzzDecode
 
 .PHONY: fuzz
