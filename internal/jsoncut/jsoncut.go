@@ -296,9 +296,22 @@ func (c *Cutter) Reset() {
 	c.inKey, c.keyOn, c.capOn, c.nameOn = false, false, false, false
 	c.base, c.u8need, c.u8bad, c.name, c.nameFail = 0, 0, false, "", false
 	c.item, c.items, c.inItem = -1, c.items[:0], false
-	if c.opts.Layout == Lines {
-		c.item = 0
+	if c.opts.Layout == Lines && !c.checking {
+		// The item is the whole line, its whitespace included (MaxItem).
+		c.item, c.inItem, c.itemDepth, c.itemStart, c.itemCut = 0, true, -1, 0, 0
 	}
+}
+
+// space takes whitespace at p[i]. Outside items (of Array and List) it is
+// dropped: it means nothing, and a decoder holds what it reads before a
+// value, so megabytes of it between items would be held where MaxItem does
+// not count.
+func (c *Cutter) space(i int) {
+	if c.inItem || c.checking || c.capOn || c.opts.Layout == Lines {
+		return
+	}
+	c.dst = append(c.dst, c.p[c.out:i]...)
+	c.out = i + 1
 }
 
 // Take returns what was cut from the item of ordinal ord (0-based, in
@@ -483,6 +496,7 @@ func (c *Cutter) step(i int) int {
 		case sValue, sArrFirst:
 			switch {
 			case isSpace(b):
+				c.space(i)
 			case b == ']' && c.st == sArrFirst:
 				c.pop(i)
 			default:
@@ -491,6 +505,7 @@ func (c *Cutter) step(i int) int {
 		case sKeyFirst, sKey:
 			switch {
 			case isSpace(b):
+				c.space(i)
 			case b == '}' && c.st == sKeyFirst:
 				c.pop(i)
 			case b != '"':
@@ -504,6 +519,7 @@ func (c *Cutter) step(i int) int {
 		case sColon:
 			switch {
 			case isSpace(b):
+				c.space(i)
 			case b == ':':
 				c.st = sValue
 			default:
@@ -512,6 +528,7 @@ func (c *Cutter) step(i int) int {
 		case sObjAfter:
 			switch {
 			case isSpace(b):
+				c.space(i)
 			case b == ',':
 				c.st = sKey
 			case b == '}':
@@ -522,6 +539,7 @@ func (c *Cutter) step(i int) int {
 		case sArrAfter:
 			switch {
 			case isSpace(b):
+				c.space(i)
 			case b == ',':
 				c.st, c.next = sValue, c.elementMeaning()
 			case b == ']':
@@ -530,7 +548,9 @@ func (c *Cutter) step(i int) int {
 				c.syntax(i, "',' or ']' expected after an array element")
 			}
 		case sEnd:
-			if !isSpace(b) {
+			if isSpace(b) {
+				c.space(i)
+			} else {
 				c.syntax(i, "data after the value")
 			}
 		case sNeg:
@@ -762,9 +782,6 @@ func (c *Cutter) valueStart(i int) {
 		c.capBuf, c.hashing, c.n = c.capBuf[:0], false, 0
 		c.h.Reset()
 	case vTopItem:
-		if c.opts.Layout == Lines && !c.checking {
-			c.itemBegin(i)
-		}
 		if c.named {
 			c.nameFail = b != '{' && b != 'n'
 		}

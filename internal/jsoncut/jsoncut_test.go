@@ -83,7 +83,7 @@ func TestCut(t *testing.T) {
 			items: []Item{{Cuts: 2}}},
 		{name: "array items", opts: array,
 			in:    `[{"request":1},{"request":` + big + `}, {"response":` + big + `,"request":` + big + `}]`,
-			want:  `[{"request":1},{"request":` + marker(big) + `}, {"response":` + marker(big) + `,"request":` + marker(big) + `}]`,
+			want:  `[{"request":1},{"request":` + marker(big) + `},{"response":` + marker(big) + `,"request":` + marker(big) + `}]`, // space between items dropped
 			items: []Item{{}, {Cuts: 1}, {Cuts: 2}, {}}},
 		{name: "list items and the name of a cut response", opts: kube,
 			in:    `{"kind":"EventList","metadata":{"responseObject":` + big + `},"items":[{"responseObject":` + named + `},{"requestObject":` + big + `}]}`,
@@ -227,6 +227,15 @@ func TestMaxItem(t *testing.T) {
 				t.Errorf("%s, chunks of %d: %v, want too long: %v", tc.name, n, err, tc.tooLong)
 			}
 		}
+	}
+	// Whitespace counts too: a line's, or is dropped between items (the
+	// decoder would hold it; a review found 12 MiB of it passing).
+	pad := strings.Repeat(" ", 1000)
+	if _, _, err := cutAll(Options{Layout: Lines, Fields: []string{"request"}, Max: 16, MaxItem: 300}, pad+`{"id":"1"}`+pad, 7); err == nil {
+		t.Error("a line long by its whitespace was taken")
+	}
+	if out, _, err := cutAll(opts, "["+pad+`{"id":"1"},`+pad+`{"id":"2"}`+pad+"]"+pad, 7); err != nil || out != `[{"id":"1"},{"id":"2"}]` {
+		t.Errorf("whitespace between items: %q, %v; want it dropped", out, err)
 	}
 	// A long item is refused as soon as it is seen, not once it is read.
 	read := 0
