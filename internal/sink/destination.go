@@ -146,6 +146,9 @@ func (d *Destinations) Check(rawURL string, withCredentials bool) error {
 	}
 	for _, p := range d.prefixes {
 		if under(u, p, withCredentials) {
+			if u.Scheme == "file" {
+				return linksBelow(p.Path, u.Path)
+			}
 			return nil
 		}
 	}
@@ -167,6 +170,24 @@ func (d *Destinations) describe() string {
 // under reports whether u lies under prefix p: same scheme and bucket, a
 // path at or below p's (whole segments), and every parameter of u either
 // free or the same in p, and every parameter of p the same in u.
+// linksBelow refuses a file:// directory reached through a symbolic link
+// below the listed prefix dir (the prefix itself is the operator's).
+func linksBelow(dir, target string) error {
+	dir, target = path.Clean("/"+dir), path.Clean("/"+target)
+	rel := strings.TrimPrefix(strings.TrimPrefix(target, dir), "/")
+	if rel == "" {
+		return nil
+	}
+	p := dir
+	for _, part := range strings.Split(rel, "/") {
+		p = path.Join(p, part)
+		if err := notALink(p); err != nil {
+			return fmt.Errorf("%w: %w", ErrOutputNotAllowed, err)
+		}
+	}
+	return nil
+}
+
 func under(u, p *url.URL, withCredentials bool) bool {
 	if u.Scheme != p.Scheme || u.Host != p.Host {
 		return false

@@ -18,6 +18,8 @@ package sink
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -102,6 +104,34 @@ func TestDestinations(t *testing.T) {
 				t.Fatalf("Check(%q) echoes credentials: %v", tc.url, err)
 			}
 		})
+	}
+}
+
+// TestDestinationThroughLink: a file:// URL below the listed prefix whose
+// path below it passes through a symbolic link is refused (the prefix
+// itself is the operator's and may be one).
+func TestDestinationThroughLink(t *testing.T) {
+	root := t.TempDir()
+	allowed, outside := filepath.Join(root, "allowed"), filepath.Join(root, "manager-data")
+	for _, d := range []string{filepath.Join(allowed, "real"), outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(allowed, "x")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDestinations([]string{"file://" + allowed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Check("file://"+allowed+"/x/team-a", false); !errors.Is(err, ErrOutputNotAllowed) || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("through a link: %v, want a refusal naming the symbolic link", err)
+	}
+	for _, ok := range []string{"file://" + allowed, "file://" + allowed + "/real", "file://" + allowed + "/not-yet"} {
+		if err := d.Check(ok, false); err != nil {
+			t.Errorf("Check(%s): %v", ok, err)
+		}
 	}
 }
 

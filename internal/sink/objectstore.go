@@ -219,8 +219,11 @@ func newObjectStore(ctx context.Context, r Report, out reportsv1alpha1.ObjectSto
 		q := open.Query()
 		if _, ok := q["no_tmp_dir"]; !ok {
 			q.Set("no_tmp_dir", "true")
-			open.RawQuery = q.Encode()
 		}
+		// No .attrs file beside the report: fileblob creates it with
+		// os.Create, which follows a symbolic link planted at its name.
+		q.Set("metadata", "skip")
+		open.RawQuery = q.Encode()
 	default:
 		return nil, fmt.Errorf("report %s/%s: objectStore.url scheme %q is not one of s3, gs, azblob, file", r.Namespace, r.Name, u.Scheme)
 	}
@@ -257,20 +260,39 @@ func newObjectStore(ctx context.Context, r Report, out reportsv1alpha1.ObjectSto
 
 // noLinks refuses to write a file:// report through a symbolic link below
 // the URL's directory (its namespace's and its own directories, the
-// staging one): whoever else may write the shared directory could point
-// one anywhere the manager may write, its store included. The directory
-// itself is the operator's (a listed prefix).
+// staging one, the report itself): whoever else may write the shared
+// directory could point one anywhere the manager may write, its store
+// included. Destinations.Check refuses links between the listed prefix and
+// the URL's directory. A link planted between the check and the write
+// still races it: fileblob opens its own paths (no os.Root).
 func (s *objectSink) noLinks() error {
 	if s.fileDir == "" {
 		return nil
 	}
-	dirs := strings.Split(s.key, "/")
-	dirs[len(dirs)-1] += ".parts"
-	for i := range dirs {
-		p := filepath.Join(append([]string{s.fileDir}, dirs[:i+1]...)...)
-		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("report %s/%s: %s is a symbolic link: a file:// report is not written through one", s.r.Namespace, s.r.Name, p)
+	parts := strings.Split(s.key, "/")
+	paths := make([]string, 0, len(parts)+1)
+	for i := range parts {
+		paths = append(paths, filepath.Join(append([]string{s.fileDir}, parts[:i+1]...)...))
+	}
+	paths = append(paths, paths[len(paths)-1]+".parts")
+	for _, p := range paths {
+		if err := notALink(p); err != nil {
+			return fmt.Errorf("report %s/%s: %w", s.r.Namespace, s.r.Name, err)
 		}
+	}
+	return nil
+}
+
+// notALink says why path, if it exists, is not written through.
+func notALink(path string) error {
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking %s: %w", path, err)
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("%s is a symbolic link: a file:// report is not written through one", path)
 	}
 	return nil
 }

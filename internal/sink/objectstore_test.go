@@ -19,6 +19,8 @@ package sink
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -29,7 +31,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"gocloud.dev/blob"
 	"k8s.io/apimachinery/pkg/types"
 
 	reportsv1alpha1 "github.com/auditops/auditops/api/v1alpha1"
@@ -129,21 +130,12 @@ func fileTarget() target {
 			path := filePath(t, outs)
 			mustEqual(t, "path", filepath.Base(path), "report."+r.Ext)
 			mustEqual(t, "directory", filepath.Base(filepath.Dir(path)), r.Name)
-			// The directory is the bucket: read the content type back through fileblob.
 			root := filepath.Dir(filepath.Dir(filepath.Dir(path)))
-			bucket, err := blob.OpenBucket(context.Background(), "file://"+root)
-			if err != nil {
-				t.Fatalf("opening %s: %v", root, err)
-			}
-			defer bucket.Close()
-			attrs, err := bucket.Attributes(context.Background(), r.Namespace+"/"+r.Name+"/report."+r.Ext)
-			if err != nil {
-				t.Fatalf("reading attributes: %v", err)
-			}
-			mustEqual(t, "content type", attrs.ContentType, r.ContentType)
-			// Only the report and fileblob's attributes sidecar remain.
+			// Only the report remains: no staging part, and no .attrs
+			// sidecar (fileblob creates one through a symbolic link planted
+			// at its name; a file has no content type to keep).
 			var files []string
-			err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 				if err == nil && !d.IsDir() {
 					rel, _ := filepath.Rel(root, p)
 					files = append(files, rel)
@@ -154,7 +146,7 @@ func fileTarget() target {
 				t.Fatalf("walking %s: %v", root, err)
 			}
 			rel := r.Namespace + "/" + r.Name + "/report." + r.Ext
-			mustEqual(t, "files", files, []string{rel, rel + ".attrs"})
+			mustEqual(t, "files", files, []string{rel})
 		},
 	}
 }
@@ -244,7 +236,7 @@ func TestObjectStore(t *testing.T) {
 				names = append(names, e.Name())
 			}
 			// Staging parts stay for the next Resume; no temporary file is left.
-			mustEqual(t, "files", names, []string{"report.json", "report.json.attrs", "report.json.parts"})
+			mustEqual(t, "files", names, []string{"report.json", "report.json.parts"})
 		}},
 		{"resume after a completed finish asks to start over", func(t *testing.T) {
 			r := objectReport("json")
@@ -375,27 +367,46 @@ func TestObjectStoreStreams(t *testing.T) {
 }
 
 // TestFileOutputRefusesLinks: a symbolic link below a file:// output's
-// directory (its namespace's directory, here), planted by whoever else may
-// write the shared directory, is not written through: the report landed
-// where it pointed before (an attacker review found it).
+// directory, planted by whoever else may write the shared directory, is not
+// written through: the report (or fileblob's .attrs file beside it) landed
+// where it pointed before (attacker reviews found both).
 func TestFileOutputRefusesLinks(t *testing.T) {
-	root := t.TempDir()
-	allowed, outside := filepath.Join(root, "allowed"), filepath.Join(root, "manager-data")
-	for _, d := range []string{allowed, outside} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	r := objectReport("json")
-	if err := os.Symlink(outside, filepath.Join(allowed, r.Namespace)); err != nil {
-		t.Fatal(err)
-	}
-	s := mustObjectStore(t, r, reportsv1alpha1.ObjectStoreOutput{URL: "file://" + allowed}, nil)
-	defer closeSink(t, s)
-	if err := s.Resume(t.Context(), Progress{}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
-		t.Fatalf("Resume: %v, want a refusal naming the symbolic link", err)
-	}
-	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
-		t.Errorf("written through the link: %v", entries)
+	for _, link := range []string{r.Namespace, r.Namespace + "/" + r.Name + "/report.json", r.Namespace + "/" + r.Name + "/report.json.attrs"} {
+		t.Run(link, func(t *testing.T) {
+			root := t.TempDir()
+			allowed, outside := filepath.Join(root, "allowed"), filepath.Join(root, "manager-data")
+			precious := filepath.Join(outside, "precious")
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(allowed, link)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(outside, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(precious, []byte("PRECIOUS"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			target := outside
+			if strings.Contains(link, "report.json") {
+				target = precious
+			}
+			if err := os.Symlink(target, filepath.Join(allowed, link)); err != nil {
+				t.Fatal(err)
+			}
+			s := mustObjectStore(t, r, reportsv1alpha1.ObjectStoreOutput{URL: "file://" + allowed}, nil)
+			defer closeSink(t, s)
+			err := s.Resume(t.Context(), Progress{})
+			if err == nil {
+				sum := sha256.Sum256([]byte("[]"))
+				_, err = s.Finish(t.Context(), []byte("[]"), 2, hex.EncodeToString(sum[:]))
+			}
+			t.Logf("write: %v", err)
+			if got, _ := os.ReadFile(precious); string(got) != "PRECIOUS" {
+				t.Errorf("written through the link: %s now holds %q", precious, got)
+			}
+			if entries, _ := os.ReadDir(outside); len(entries) != 1 {
+				t.Errorf("written through the link: %s holds %d entries", outside, len(entries))
+			}
+		})
 	}
 }
