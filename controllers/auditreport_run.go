@@ -39,6 +39,7 @@ import (
 	"github.com/auditops/auditops/internal/report"
 	"github.com/auditops/auditops/internal/sink"
 	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/urlredact"
 )
 
 // permanentError is a failure no retry can mend: the report fails.
@@ -300,7 +301,7 @@ func (r *AuditReportReconciler) newSink(ctx context.Context, rep *reportsv1alpha
 		}
 		s, err := sink.NewObjectStore(ctx, target, *out.ObjectStore, creds)
 		if err != nil {
-			return nil, permanent(ReasonInvalidOutput, "opening object storage %q: %v", out.ObjectStore.URL, err)
+			return nil, permanent(ReasonInvalidOutput, "opening object storage %q: %v", urlredact.Redact(out.ObjectStore.URL), err)
 		}
 		return s, nil
 	case out.Secret != nil:

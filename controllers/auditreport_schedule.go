@@ -220,9 +220,12 @@ func (r *AuditReportReconciler) flagLateEvents(ctx context.Context, parent *repo
 		if n == 0 || run.Annotations[LateEventsAnnotation] == count {
 			continue
 		}
-		// The annotation holds what was counted before, across restarts.
+		// The annotation holds what was counted before, across restarts
+		// (clamped: whoever may edit the run could write anything there).
 		before, _ := strconv.ParseInt(run.Annotations[LateEventsAnnotation], 10, 64)
-		patch := client.MergeFrom(run.DeepCopy())
+		before = min(max(before, 0), n)
+		// A stale copy from the cache must not count the same events twice.
+		patch := client.MergeFromWithOptions(run.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		if run.Annotations == nil {
 			run.Annotations = map[string]string{}
 		}

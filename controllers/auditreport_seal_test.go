@@ -285,3 +285,16 @@ func TestVeryLateEventIsFlagged(t *testing.T) {
 		t.Errorf("auditops_report_late_events_total = %v, want 1", n)
 	}
 }
+
+// TestLateEventsSeriesStartAtZero: each report type's late-events series
+// exists from the start at 0, so increase() sees the first late events and
+// AuditopsLateEvents fires (a series born at its first value shows none).
+func TestLateEventsSeriesStartAtZero(t *testing.T) {
+	m := NewMetrics(prometheus.NewRegistry())
+	if n := testutil.CollectAndCount(m.late); n != 5 {
+		t.Errorf("%d late-events series at start, want one per report type (5)", n)
+	}
+	if v := testutil.ToFloat64(m.late.WithLabelValues(string(reportsv1alpha1.AuditDetails))); v != 0 {
+		t.Errorf("AuditDetails starts at %v", v)
+	}
+}
