@@ -29,7 +29,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -164,9 +163,6 @@ func (r redactingSink) Finish(ctx context.Context, last []byte, size int64, sum 
 
 func (r redactingSink) Close() error { return redactErr(r.s.Close()) }
 
-// urlInText is a URL as errors quote it.
-var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
-
 // redactedError is an error whose message hides the URLs' secrets; it
 // unwraps to the original, so errors.Is and errors.As still see it.
 type redactedError struct {
@@ -178,13 +174,13 @@ func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
 // redactErr hides the secrets of every URL in err's message
-// (urlredact.Redact: query values but a few known-safe ones, passwords).
+// (urlredact.RedactText).
 func redactErr(err error) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	if red := urlInText.ReplaceAllStringFunc(msg, urlredact.Redact); red != msg {
+	if red := urlredact.RedactText(msg); red != msg {
 		return &redactedError{msg: red, err: err}
 	}
 	return err

@@ -155,6 +155,16 @@ func secretsOf(rawURL string) []string {
 	return secrets
 }
 
+// urlInText is a URL as messages quote it (url.Error quotes it with %q).
+var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s"'<>]+`)
+
+// RedactText is msg with every URL in it Redacted: for messages of SDKs
+// that quote a request's URL, whose query may carry a token (an Azure SAS
+// token's sig=…) that no configured URL holds, so Scrub cannot know it.
+func RedactText(msg string) string {
+	return urlInText.ReplaceAllStringFunc(msg, Redact)
+}
+
 // Scrub replaces in msg every secret of rawURL (its user's password, its
 // password and sslpassword options): a second guard for messages of
 // drivers that may repeat them.

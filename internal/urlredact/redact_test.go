@@ -68,3 +68,16 @@ func TestRedact(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactText(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`Put "https://acct.blob.core.windows.net/c/x?comp=block&sig=s3cr3t&sp=cw": dial tcp: refused`,
+			`Put "https://acct.blob.core.windows.net/c/x?comp=xxxxx&sig=xxxxx&sp=xxxxx": dial tcp: refused`},
+		{"opening postgres://u:pw@db/audit failed", "opening postgres://u:xxxxx@db/audit failed"},
+		{"no URL here", "no URL here"},
+	} {
+		if got := RedactText(tc.in); got != tc.want {
+			t.Errorf("RedactText(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
