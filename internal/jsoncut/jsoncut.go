@@ -976,12 +976,10 @@ func (c *Cutter) syntax(i int, msg string) {
 		c.err = &Error{Offset: c.base + int64(i), Msg: "invalid JSON: " + msg}
 		return
 	}
+	// Never while a value that may be cut is held (capOn): such a value
+	// is only followed, by skip, sSkipStr and sSkipScalar, which refuse
+	// nothing.
 	c.dumb = true
-	if c.capOn { // not reached: a value being cut is only followed
-		c.capOn = false
-		c.dst = append(c.dst, c.capBuf...)
-		c.out = c.capFrom
-	}
 }
 
 func appendBounded(dst, src []byte, limit int) []byte {
