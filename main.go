@@ -287,7 +287,11 @@ func runManager(args []string) error {
 		return fmt.Errorf("setting up the AuditReport controller: %w", err)
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		return upkeep(ctx, st, retention)
+		var bind func(context.Context, time.Time) error
+		if sealer != nil {
+			bind = sealer.BindRetention
+		}
+		return upkeep(ctx, st, retention, bind)
 	})); err != nil {
 		return fmt.Errorf("adding store upkeep: %w", err)
 	}
@@ -375,8 +379,10 @@ func retentionCut(now time.Time, retention time.Duration) time.Time {
 // expired events once an hour, on the leader only (a RunnableFunc needs
 // leader election). Retention cuts at the start of a UTC day, so that
 // PostgreSQL drops whole day partitions: an event is kept at most a day
-// past --retention.
-func upkeep(ctx context.Context, st store.Store, retention time.Duration) error {
+// past --retention. bind, when set (the sealer's BindRetention), runs
+// first: the logs' newest checkpoints must bind the cutoff before events
+// go, else verify would name them deleted by hand.
+func upkeep(ctx context.Context, st store.Store, retention time.Duration, bind func(context.Context, time.Time) error) error {
 	log := ctrl.Log.WithName("upkeep")
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
@@ -389,7 +395,7 @@ func upkeep(ctx context.Context, st store.Store, retention time.Duration) error 
 		}
 		if retention > 0 {
 			cut := retentionCut(now, retention)
-			n, err := st.DeleteBefore(ctx, cut)
+			n, err := expire(ctx, st, cut, bind)
 			if err != nil && ctx.Err() == nil {
 				log.Error(err, "deleting expired audit events")
 			} else if n > 0 {
@@ -402,6 +408,17 @@ func upkeep(ctx context.Context, st store.Store, retention time.Duration) error 
 		case <-tick.C:
 		}
 	}
+}
+
+// expire deletes the events before cut once bind (when set) has made
+// every log's newest checkpoint bind cut.
+func expire(ctx context.Context, st store.Store, cut time.Time, bind func(context.Context, time.Time) error) (int64, error) {
+	if bind != nil {
+		if err := bind(ctx, cut); err != nil {
+			return 0, fmt.Errorf("expired events are kept until every log's newest checkpoint binds the retention cutoff %s: %w", cut.Format(time.RFC3339), err)
+		}
+	}
+	return st.DeleteBefore(ctx, cut)
 }
 
 // holdFor is how long a report held by another manager is left to it.

@@ -21,6 +21,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -283,6 +284,46 @@ func TestVerifyLoopHoldsTheLogToWitnesses(t *testing.T) {
 			}
 			if got := problemGauge(t, reg, sealverify.Rollback); got != tc.want {
 				t.Fatalf("auditops_verify_problems{problem=rollback} = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestExpireBindsTheCutoffFirst: the upkeep's retention signs each log's
+// newest checkpoint again with the cutoff before it deletes (the log of
+// team-a is quiet: nothing seals it again), so manager verify finds
+// nothing; a bind that fails keeps the events; without the bind, each
+// expired event would be a finding.
+func TestExpireBindsTheCutoffFirst(t *testing.T) {
+	cut := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		bind    func(*seal.Sealer) func(context.Context, time.Time) error
+		deleted int64
+		exit    int
+	}{
+		{"bound", func(s *seal.Sealer) func(context.Context, time.Time) error { return s.BindRetention }, 5, verifyClean},
+		{"bind fails", func(*seal.Sealer) func(context.Context, time.Time) error {
+			return func(context.Context, time.Time) error { return errors.New("store unavailable") }
+		}, 0, verifyClean},
+		{"not bound", func(*seal.Sealer) func(context.Context, time.Time) error { return nil }, 5, verifyProblems},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, storeURL, kr := sealedImport(t, 5)
+			st, err := storeopen.Open(t.Context(), storeURL, storeopen.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs, _ := storeopen.Logs(st)
+			sealer := &seal.Sealer{Store: logs, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+			n, err := expire(t.Context(), st, cut, tc.bind(sealer))
+			st.Close()
+			if n != tc.deleted || (err != nil) != (tc.deleted == 0) {
+				t.Fatalf("expire: %d deleted, %v; want %d", n, err, tc.deleted)
+			}
+			var stdout, stderr bytes.Buffer
+			if code := runVerify(t.Context(), []string{"--store", storeURL}, &stdout, &stderr); code != tc.exit {
+				t.Fatalf("manager verify: exit %d, want %d\n%s%s", code, tc.exit, stdout.String(), stderr.String())
 			}
 		})
 	}

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditops/auditops/internal/faultpoint"
@@ -75,6 +76,17 @@ type LogStore interface {
 	// changing nothing, when the log is no longer at cp.Size-len(seqs)
 	// (another sealer ran).
 	Append(ctx context.Context, ns string, seqs []int64, hashes []StoredHash, cp Checkpoint, note []byte) error
+}
+
+// Resigner is a LogStore that can sign a log's newest checkpoint again
+// (BindRetention).
+type Resigner interface {
+	// LogNamespaces returns every namespace with events or leaves.
+	LogNamespaces(ctx context.Context) ([]string, error)
+	// Resign replaces the note old of ns's newest checkpoint by note, of
+	// cp: the same size and root, signed again. It fails, changing
+	// nothing, when old is no longer ns's newest checkpoint.
+	Resign(ctx context.Context, ns string, old []byte, cp Checkpoint, note []byte) error
 }
 
 // Unplacer is a LogStore whose ingest gives each leaf its place in the log
@@ -534,6 +546,68 @@ func (s *Sealer) openHead(msg []byte) (Checkpoint, error) {
 		return Checkpoint{}, errors.New("not a signed note")
 	}
 	return Parse(string(text) + "\n")
+}
+
+// BindRetention makes every log's newest checkpoint bind a retention
+// cutoff of at least cut, signing again at its size each that binds an
+// earlier one (or none); retention deletes the events before cut only
+// after it succeeded. Verify tells a deletion by retention from one by
+// hand by the cutoff the newest checkpoint binds (spec/API.md 6), and a
+// log seals only when it grows: without this, the expired events of a
+// namespace that went quiet would read as deleted by hand. A log whose
+// newest checkpoint no key of the ring signed is left as it is (verify
+// names it): signing it again would vouch for a root no one checked.
+func (s *Sealer) BindRetention(ctx context.Context, cut time.Time) error {
+	r, ok := s.Store.(Resigner)
+	if !ok {
+		return fmt.Errorf("binding the retention cutoff: the store cannot sign a checkpoint again")
+	}
+	nss, err := r.LogNamespaces(ctx)
+	if err != nil {
+		return fmt.Errorf("binding the retention cutoff: listing the logs: %w", err)
+	}
+	vs, err := Verifiers(s.Keys.VerifierKeys()...)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ns := range nss {
+		if err := s.bindRetention(ctx, r, vs, ns, cut); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Sealer) bindRetention(ctx context.Context, r Resigner, vs note.Verifiers, ns string, cut time.Time) error {
+	defer s.lock(ns)()
+	cps, err := s.Store.Checkpoints(ctx, ns, 0, 1)
+	if err != nil {
+		return fmt.Errorf("binding the retention cutoff of %s: reading its newest checkpoint: %w", ns, err)
+	}
+	if len(cps) == 0 {
+		return nil
+	}
+	cp, err := Open(cps[0].Note, vs)
+	if err != nil || cp.Size != cps[0].Size || !cp.RetentionCutoff.Before(cut) {
+		return nil
+	}
+	if err := s.checkBelowHead(ns, cp.Size); err != nil {
+		return err
+	}
+	cp.Time = s.Now().UTC()
+	cp.RetentionCutoff = cut.UTC()
+	n, err := s.Keys.Current.Sign(cp)
+	if err != nil {
+		return err
+	}
+	if err := r.Resign(ctx, ns, cps[0].Note, cp, n); err != nil {
+		return fmt.Errorf("binding the retention cutoff of %s at %d: %w", ns, cp.Size, err)
+	}
+	if h, ok := s.head(ns); !ok || h.Size <= cp.Size {
+		s.heads.Store(ns, head{cp: cp, note: n})
+	}
+	return nil
 }
 
 // sealAllParallel is how many namespaces SealAll seals at once: a seal

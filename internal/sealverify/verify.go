@@ -112,9 +112,40 @@ const pageSize = 5000
 // Verify walks the store's namespaces and calls emit for each finding.
 // An error means it could not finish (the store failed): the findings so
 // far stand, the rest are unknown.
-func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (Summary, error) {
+func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (sum Summary, err error) {
+	// What verify reads was written by whoever could write the store: a
+	// row no check foresaw must end this run with an error (exit 2, the
+	// verify metrics' failure), not the leader that runs it every day.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("verify stopped on what the store holds (a panic: %v); the findings so far stand", p)
+		}
+	}()
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	nss := opts.Namespaces
+	all := len(nss) == 0
+	if all {
+		var err error
+		if nss, err = st.LogNamespaces(ctx); err != nil {
+			return Summary{}, fmt.Errorf("listing namespaces: %w", err)
+		}
+	}
+	// A namespace may hold a '/' (a tenant id of another system), and so
+	// may --seal-origin: an origin names the longest namespace verify
+	// knows that ends it, else what follows its last '/'.
+	nsOf := func(origin string) (string, bool) {
+		best := ""
+		for _, ns := range nss {
+			if isOriginOf(origin, ns) && len(ns) > len(best) {
+				best = ns
+			}
+		}
+		if best != "" {
+			return best, true
+		}
+		return namespaceOf(origin)
 	}
 	trusted := map[string][]seal.Checkpoint{}
 	for i, msg := range opts.Trusted {
@@ -122,14 +153,14 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (Su
 		if err != nil {
 			return Summary{}, fmt.Errorf("trusted checkpoint %d: %w", i+1, err)
 		}
-		ns, ok := namespaceOf(cp.Origin)
+		ns, ok := nsOf(cp.Origin)
 		if !ok {
 			return Summary{}, fmt.Errorf("trusted checkpoint %d: origin %q names no namespace", i+1, cp.Origin)
 		}
 		trusted[ns] = append(trusted[ns], cp)
 	}
 	for _, w := range opts.Witnesses {
-		ns, ok := namespaceOf(w.Origin)
+		ns, ok := nsOf(w.Origin)
 		if !ok {
 			return Summary{}, fmt.Errorf("witness checkpoint: origin %q names no namespace", w.Origin)
 		}
@@ -137,12 +168,8 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (Su
 			trusted[ns] = append(trusted[ns], w)
 		}
 	}
-	nss := opts.Namespaces
-	if len(nss) == 0 {
-		var err error
-		if nss, err = st.LogNamespaces(ctx); err != nil {
-			return Summary{}, fmt.Errorf("listing namespaces: %w", err)
-		}
+	if all {
+		// A log deleted whole is checked against what was trusted of it.
 		for ns := range trusted {
 			if !slices.Contains(nss, ns) {
 				nss = append(nss, ns)
@@ -150,7 +177,7 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (Su
 		}
 		slices.Sort(nss)
 	}
-	sum := Summary{ByProblem: map[string]int{}}
+	sum = Summary{ByProblem: map[string]int{}}
 	count := func(f Finding) {
 		sum.ByProblem[f.Problem]++
 		emit(f)
@@ -167,7 +194,14 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (Su
 	return sum, nil
 }
 
-// namespaceOf reads the namespace from a log origin <prefix>/<namespace>.
+// isOriginOf says whether origin is <prefix>/<ns> for some prefix.
+func isOriginOf(origin, ns string) bool {
+	prefix, ok := strings.CutSuffix(origin, "/"+ns)
+	return ok && prefix != ""
+}
+
+// namespaceOf reads the namespace from a log origin <prefix>/<namespace>
+// when no namespace verify knows ends it.
 func namespaceOf(origin string) (string, bool) {
 	i := strings.LastIndex(origin, "/")
 	if i < 0 || i == len(origin)-1 {
@@ -207,7 +241,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 				emit(Finding{Namespace: ns, Problem: Inconsistent, Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint stored at size %d is signed for size %d", c.Size, cp.Size)})
 				continue
 			}
-			if got, _ := namespaceOf(cp.Origin); got != ns {
+			if !isOriginOf(cp.Origin, ns) {
 				emit(Finding{Namespace: ns, Problem: Inconsistent, Index: ptr(c.Size), Detail: fmt.Sprintf("checkpoint of size %d is of log %q", c.Size, cp.Origin)})
 				continue
 			}
@@ -249,6 +283,48 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	rekeyed := map[int64]bool{}     // by seq: sealed leaves named for a key edited
 	after := store.Position{Time: -1 << 63, Seq: -1 << 63}
 	var buf []seal.KeyedLeaf
+	// take puts a leaf the key walk read into buf, or names it.
+	take := func(l seal.KeyedLeaf) error {
+		// The store counts a place as sealed below the largest size of
+		// any checkpoint row, signed or not: a row written with SQL must
+		// not make a leaf count as sealed here (nor size the walk's
+		// memory by its place). A leaf sealed after the checkpoints were
+		// read waits for the next run, as one read before it was sealed.
+		if l.Index >= last.Size {
+			l.Index = -1
+		}
+		if l.Index >= 0 {
+			if err := roots.add(l.Index, l.Seq, l.Data); err != nil {
+				return err
+			}
+			// The key (time, seq) pairs a leaf with its event and
+			// dates it for retention, but no signature covers it:
+			// the time sealed in the data does. A leaf moved to
+			// another time is named here, once, and pairs with
+			// nothing (its event, wherever it is, is not named
+			// again).
+			if t, ok := seal.DataTime(l.Data); !ok || t != l.Time {
+				rekeyed[l.Seq] = true
+				emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.Index), Seq: ptr(l.Seq),
+					Detail: fmt.Sprintf("its leaf is keyed at %s, and %s is the time sealed in it: the key was edited",
+						time.Unix(0, l.Time).UTC().Format(time.RFC3339Nano), time.Unix(0, t).UTC().Format(time.RFC3339Nano))})
+				return nil
+			}
+		}
+		buf = append(buf, l)
+		return nil
+	}
+	// LeavesByKey reads the keys after its first; the least key, which
+	// nothing is after, is looked up on its own, as the events' walk
+	// reads it too (an event and a leaf written there with SQL were
+	// otherwise a pair verify never met).
+	if l, ok, err := st.LeafAt(ctx, ns, after); err != nil {
+		return 0, 0, err
+	} else if ok {
+		if err := take(l); err != nil {
+			return 0, 0, err
+		}
+	}
 	// leavesThrough reads every leaf up to key through into buf.
 	leavesThrough := func(through store.Position) error {
 		for {
@@ -257,25 +333,9 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 				return err
 			}
 			for _, l := range page {
-				if l.Index >= 0 {
-					if err := roots.add(l.Index, l.Seq, l.Data); err != nil {
-						return err
-					}
-					// The key (time, seq) pairs a leaf with its event and
-					// dates it for retention, but no signature covers it:
-					// the time sealed in the data does. A leaf moved to
-					// another time is named here, once, and pairs with
-					// nothing (its event, wherever it is, is not named
-					// again).
-					if t, ok := seal.DataTime(l.Data); !ok || t != l.Time {
-						rekeyed[l.Seq] = true
-						emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.Index), Seq: ptr(l.Seq),
-							Detail: fmt.Sprintf("its leaf is keyed at %s, and %s is the time sealed in it: the key was edited",
-								time.Unix(0, l.Time).UTC().Format(time.RFC3339Nano), time.Unix(0, t).UTC().Format(time.RFC3339Nano))})
-						continue
-					}
+				if err := take(l); err != nil {
+					return err
 				}
-				buf = append(buf, l)
 			}
 			if len(page) > 0 {
 				l := page[len(page)-1]

@@ -280,7 +280,7 @@ func TestTampering(t *testing.T) {
 		{name: "row deleted, its leaf keyed below every time", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), s map[string]int64) {
 			exec(t, "DELETE FROM events WHERE id = 'a4'")
 			exec(t, fmt.Sprintf("UPDATE leaves SET ts = %d, seq = %d WHERE namespace = 'team-a' AND seq = %d", math.MinInt64, math.MinInt64, s["a4"]))
-		}, want: func(map[string]int64) []found { return []found{{"team-a", Missing, math.MinInt64, ""}} }},
+		}, want: func(map[string]int64) []found { return []found{{"team-a", Altered, math.MinInt64, ""}} }},
 		{name: "row edited, moved with its leaf to the largest time", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), s map[string]int64) {
 			exec(t, fmt.Sprintf("UPDATE events SET ts = %d, api = '/nothing-happened' WHERE id = 'a4'", math.MaxInt64))
 			exec(t, fmt.Sprintf("UPDATE leaves SET ts = %d WHERE namespace = 'team-a' AND seq = %d", math.MaxInt64, s["a4"]))
@@ -289,6 +289,23 @@ func TestTampering(t *testing.T) {
 			exec(t, "DELETE FROM events WHERE id = 'a5'")
 			exec(t, fmt.Sprintf("UPDATE leaves SET ts = 0 WHERE namespace = 'team-a' AND seq = %d", s["a5"]))
 		}, want: func(s map[string]int64) []found { return []found{{"team-a", Altered, s["a5"], ""}} }},
+		// The least key: no key is before it, so the leaves' walk reads it
+		// on its own (found by an attacker review).
+		{name: "row inserted with SQL at the least key, with a leaf there", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
+			exec(t, fmt.Sprintf("INSERT INTO events (namespace, ts, seq, id, "+eventColumns+") SELECT namespace, %d, %d, 'forged', 'mallory', "+
+				strings.TrimPrefix(eventColumns, "user_name, ")+" FROM events WHERE id = 'a1'", math.MinInt64, math.MinInt64))
+			exec(t, fmt.Sprintf("INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created) VALUES ('team-a', %d, %d, 1, %s, %s, -1, %d)",
+				math.MinInt64, math.MinInt64, bytesLiteral(st, make([]byte, 40)), bytesLiteral(st, make([]byte, 32)), time.Now().UnixNano()))
+		}, want: func(map[string]int64) []found { return []found{{"team-a", Unsealed, math.MinInt64, "forged"}} }},
+		// Checkpoint rows count as sealed in the store whether signed or
+		// not: verify must neither trust nor size its memory by one.
+		{name: "checkpoint row of a huge size, a leaf placed far out", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), s map[string]int64) {
+			exec(t, fmt.Sprintf("INSERT INTO checkpoints (namespace, size, root, sealed_at, retention_cut, note) VALUES ('team-a', %d, %s, 0, 0, 'forged')",
+				int64(1)<<62, bytesLiteral(st, make([]byte, 32))))
+			exec(t, fmt.Sprintf("UPDATE leaves SET place = %d WHERE namespace = 'team-a' AND seq = %d", int64(1)<<57, s["a6"]))
+		}, want: func(map[string]int64) []found {
+			return []found{{"team-a", BadSignature, 0, ""}, {"team-a", Inconsistent, 0, ""}}
+		}},
 		{name: "row inserted with SQL, its leaf at a negative place", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
 			forgeWithLeaf(t, st, exec, "-1", 0)
 			// Nor does a report pinned to the log read it.
@@ -683,5 +700,122 @@ func TestLeafWrittenDuringTheWalk(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Fatalf("findings %+v for a leaf written while verify ran", got)
+	}
+}
+
+// TestNamespaceWithSlash: a namespace may hold a '/' (a tenant id of
+// another system), as may --seal-origin: an untouched log of such a
+// namespace has no finding, and a trusted checkpoint of it is its own.
+func TestNamespaceWithSlash(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			kr, err := seal.NewKeyring(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := b.open(t, seal.LeafMaker{Keys: kr})
+			if _, err := st.Insert(t.Context(), []store.Event{event("x/team-a", "s1", 1), event("team-a", "a1", 1)}); err != nil {
+				t.Fatal(err)
+			}
+			sealer := &seal.Sealer{Store: st, Keys: kr, Origin: "example.com/auditops", Now: time.Now}
+			if _, err := sealer.SealAll(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			cps, err := st.Checkpoints(t.Context(), "x/team-a", 0, 1)
+			if err != nil || len(cps) != 1 {
+				t.Fatalf("checkpoints: %v, %v", cps, err)
+			}
+			vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+			sum, err := Verify(t.Context(), st, Options{Verifiers: vs, Trusted: [][]byte{cps[0].Note}, SealInterval: time.Minute}, func(f Finding) {
+				t.Errorf("finding: %+v", f)
+			})
+			if err != nil || sum.Namespaces != 2 || sum.Sealed != 2 {
+				t.Fatalf("verify: %+v, %v", sum, err)
+			}
+		})
+	}
+}
+
+// TestRetentionOfAQuietLog: a log seals only when it grows, so a namespace
+// that went quiet keeps, in its newest checkpoint, the retention cutoff of
+// the day it last grew. The upkeep's BindRetention signs that checkpoint
+// again with the cutoff before retention deletes: its expired events are
+// then not findings (an attacker review found each named missing, which
+// fires AuditopsRecordTampered), while one deleted by hand still is.
+func TestRetentionOfAQuietLog(t *testing.T) {
+	const retention = 90 * 24 * time.Hour
+	cut := func(now time.Time) time.Time { return now.Add(-retention).UTC().Truncate(24 * time.Hour) } // main.retentionCut
+	for _, b := range backends {
+		for _, bind := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/bind=%v", b.name, bind), func(t *testing.T) {
+				kr, err := seal.NewKeyring(rand.Reader)
+				if err != nil {
+					t.Fatal(err)
+				}
+				st, exec := b.open(t, seal.LeafMaker{Keys: kr})
+				var batch []store.Event
+				for i := 1; i <= 6; i++ {
+					batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))
+				}
+				// team-b keeps growing, and a day inside retention is deleted by hand.
+				batch = append(batch, event("team-b", "b1", 1))
+				if _, err := st.Insert(t.Context(), batch); err != nil {
+					t.Fatal(err)
+				}
+				now := t0.Add(time.Hour)
+				sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
+				if _, err := sealer.SealAll(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				now = t0.Add(91 * 24 * time.Hour)
+				later := event("team-b", "b2", 1)
+				later.Time = now.Add(-time.Hour)
+				if _, err := st.Insert(t.Context(), []store.Event{later}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := sealer.SealAll(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if bind {
+					if err := sealer.BindRetention(t.Context(), cut(now)); err != nil {
+						t.Fatal(err)
+					}
+					// Once bound, nothing more to sign.
+					before, _ := st.Checkpoints(t.Context(), "team-a", 0, 1)
+					if err := sealer.BindRetention(t.Context(), cut(now)); err != nil {
+						t.Fatal(err)
+					}
+					if again, _ := st.Checkpoints(t.Context(), "team-a", 0, 1); !bytes.Equal(again[0].Note, before[0].Note) {
+						t.Fatal("a second BindRetention signed team-a's checkpoint again")
+					}
+				}
+				if n, err := st.DeleteBefore(t.Context(), cut(now)); err != nil || n != 7 {
+					t.Fatalf("DeleteBefore = %d, %v; want 7", n, err)
+				}
+				exec(t, "DELETE FROM events WHERE id = 'b2'")
+				vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+				var got []found
+				if _, err := Verify(t.Context(), st, Options{Verifiers: vs, SealInterval: time.Minute, Now: func() time.Time { return now }}, func(f Finding) {
+					got = append(got, found{f.Namespace, f.Problem, 0, f.ID})
+				}); err != nil {
+					t.Fatal(err)
+				}
+				want := []found{{"team-b", Missing, 0, ""}}
+				if !bind {
+					// What retention left before BindRetention: each expired event of the quiet log.
+					want = append(slices.Repeat([]found{{"team-a", Missing, 0, ""}}, 6), want...)
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("findings %v, want %v", got, want)
+				}
+				// The log goes on from the checkpoint signed again.
+				if _, err := st.Insert(t.Context(), []store.Event{func() store.Event { e := event("team-a", "a7", 1); e.Time = now; return e }()}); err != nil {
+					t.Fatal(err)
+				}
+				if res, err := sealer.Seal(t.Context(), "team-a"); err != nil || res.Sealed != 1 {
+					t.Fatalf("sealing team-a after: %+v, %v", res, err)
+				}
+			})
+		}
 	}
 }

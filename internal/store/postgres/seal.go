@@ -33,6 +33,7 @@ import (
 
 var (
 	_ seal.Log      = (*Store)(nil)
+	_ seal.Resigner = (*Store)(nil)
 	_ seal.Unplacer = (*Store)(nil)
 )
 
@@ -212,6 +213,29 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 		_, err := tx.Exec(ctx, "INSERT INTO checkpoints (namespace, size, root, sealed_at, retention_cut, note) VALUES ($1, $2, $3, $4, $5, $6)",
 			ns, cp.Size, cp.Root[:], cp.Time.UnixNano(), cut, string(note))
 		return err
+	})
+}
+
+// Resign implements seal.Resigner.
+func (s *Store) Resign(ctx context.Context, ns string, old []byte, cp seal.Checkpoint, note []byte) error {
+	return s.tx(ctx, "seal", pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if err := lockLog(ctx, tx, ns); err != nil {
+			return err
+		}
+		var cut int64
+		if !cp.RetentionCutoff.IsZero() {
+			cut = cp.RetentionCutoff.UnixNano()
+		}
+		r, err := tx.Exec(ctx, "UPDATE checkpoints SET sealed_at = $1, retention_cut = $2, note = $3"+
+			" WHERE namespace = $4 AND size = $5 AND root = $6 AND note = $7 AND size = (SELECT max(size) FROM checkpoints WHERE namespace = $4)",
+			cp.Time.UnixNano(), cut, string(note), ns, cp.Size, cp.Root[:], string(old))
+		if err != nil {
+			return err
+		}
+		if r.RowsAffected() != 1 {
+			return fmt.Errorf("the newest checkpoint of %s is no longer the one of size %d read: another sealer ran", ns, cp.Size)
+		}
+		return nil
 	})
 }
 

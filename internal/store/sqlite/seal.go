@@ -35,6 +35,7 @@ import (
 
 var (
 	_ seal.Log      = (*Store)(nil)
+	_ seal.Resigner = (*Store)(nil)
 	_ seal.Unplacer = (*Store)(nil)
 )
 
@@ -256,6 +257,28 @@ func (s *Store) Append(ctx context.Context, ns string, seqs []int64, hashes []se
 		_, err = tx.ExecContext(ctx, "INSERT INTO checkpoints (namespace, size, root, sealed_at, retention_cut, note) VALUES (?, ?, ?, ?, ?, ?)",
 			ns, cp.Size, cp.Root[:], cp.Time.UnixNano(), cut, string(note))
 		return err
+	})
+}
+
+// Resign implements seal.Resigner.
+func (s *Store) Resign(ctx context.Context, ns string, old []byte, cp seal.Checkpoint, note []byte) error {
+	return s.write(ctx, "seal", func(tx *sql.Tx) error {
+		var cut int64
+		if !cp.RetentionCutoff.IsZero() {
+			cut = cp.RetentionCutoff.UnixNano()
+		}
+		r, err := tx.ExecContext(ctx, "UPDATE checkpoints SET sealed_at = ?, retention_cut = ?, note = ?"+
+			" WHERE namespace = ? AND size = ? AND root = ? AND note = ? AND size = (SELECT max(size) FROM checkpoints WHERE namespace = ?)",
+			cp.Time.UnixNano(), cut, string(note), ns, cp.Size, cp.Root[:], string(old), ns)
+		if err != nil {
+			return err
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return fmt.Errorf("the newest checkpoint of %s is no longer the one of size %d read: another sealer ran", ns, cp.Size)
+		}
+		return nil
 	})
 }
 
