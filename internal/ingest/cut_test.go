@@ -77,7 +77,7 @@ func cutKubeLines(body string, max, limit int) (events []store.Event, truncated 
 		var ev store.Event
 		stored := false
 		if lerr == nil {
-			if lerr = decodeAuditLine(line, &kev); lerr == nil {
+			if lerr = lr.decode(line, func(l []byte) error { return decodeAuditLine(l, &kev) }); lerr == nil {
 				ev, stored, lerr = mapKubeAudit(&kev, lr.item)
 			}
 		}
@@ -164,17 +164,40 @@ func TestCutKubeSameAsTruncated(t *testing.T) {
 }
 
 // TestCutDepth: encoding/json counts a value's nesting from its item, so
-// a cut value 10,000 deep is one too deep (the review found the checker
-// counting from the value); 9,999 is accepted.
+// a value 10,000 deep is one too deep to decode there: it is cut,
+// whatever its size, on every path (the reference path too), where
+// encoding/json takes it as a document of its own; 10,001 deep it is
+// not JSON anyone sends, and is refused; 9,999 is kept whole.
 func TestCutDepth(t *testing.T) {
-	for _, depth := range []int{9999, 10000} {
-		deep := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+	const maxObject = 64 << 10 // above the values' sizes: only depth cuts
+	for _, tc := range []struct {
+		depth int
+		cuts  int // -1: refused
+	}{{9999, 0}, {10000, 1}, {10001, -1}} {
+		deep := strings.Repeat("[", tc.depth) + strings.Repeat("]", tc.depth)
 		ev := `{"id":"e1","time":"2024-05-22T10:00:00Z","namespace":"team-a","user":"alice","request":` + deep + `}`
 		item := kubeItem(`,"requestObject":` + deep)
-		checkCutSame(t, cutEvents, ev+"\n", 1024)
-		checkCutSame(t, cutEvents, "["+ev+"]", 1024)
-		checkCutSame(t, cutKubeList, `{"kind":"EventList","items":[`+item+`]}`, 1024)
-		checkCutSame(t, cutKubeLines, item+"\n", 1024)
+		bodies := []struct {
+			decode func(string, int, int) ([]store.Event, int, error)
+			body   string
+		}{
+			{cutEvents, ev + "\n"},
+			{cutEvents, "[" + ev + "]"},
+			{cutKubeList, `{"kind":"EventList","items":[` + item + `]}`},
+			{cutKubeLines, item + "\n"},
+		}
+		for i, b := range bodies {
+			checkCutSame(t, b.decode, b.body, maxObject)
+			for _, limit := range []int{maxObject, noCut} {
+				events, cuts, err := b.decode(b.body, maxObject, limit)
+				switch {
+				case tc.cuts < 0 && err == nil:
+					t.Errorf("depth %d, body %d, limit %d: stored, want refused", tc.depth, i, limit)
+				case tc.cuts >= 0 && (err != nil || len(events) != 1 || cuts != tc.cuts):
+					t.Errorf("depth %d, body %d, limit %d: %d events, %d cut, %v; want 1, %d cut", tc.depth, i, limit, len(events), cuts, err, tc.cuts)
+				}
+			}
+		}
 	}
 }
 

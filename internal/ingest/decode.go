@@ -236,6 +236,30 @@ func (lr *lineReader) next() (line []byte, n int, ok bool, err error) {
 	return bytes.TrimRight(line, "\r\n"), lr.n, true, nil
 }
 
+// decode decodes the current line with fn. A line too short to have been
+// cut that fn refuses is run through the cutter and decoded again when
+// that cut something: a value nested deeper than the decoder takes is cut
+// whatever its size (jsoncut), and such a line is short. Otherwise fn's
+// error stands.
+func (lr *lineReader) decode(line []byte, fn func([]byte) error) error {
+	err := fn(line)
+	if err == nil || lr.cut == nil || lr.cutting {
+		return err
+	}
+	lr.cut.Reset()
+	out, cerr := lr.cut.Write(lr.out[:0], line)
+	if cerr == nil {
+		out, cerr = lr.cut.End(out)
+	}
+	lr.out = out
+	item := lr.cut.Take(0)
+	if cerr != nil || item.Cuts == 0 {
+		return err
+	}
+	lr.cutting, lr.item = true, item
+	return fn(out)
+}
+
 // take appends a chunk of the current line. A line no longer than max
 // cannot hold a value longer than max: it is cut only past that.
 func (lr *lineReader) take(chunk []byte) {
@@ -473,7 +497,10 @@ func decodeEventLines(br *bufio.Reader, onlyNamespace string, maxObject int, fn 
 			continue
 		}
 		var ev store.Event
-		if err := decodeEventLine(line, &ev); err != nil {
+		if err := lr.decode(line, func(l []byte) error {
+			ev, line = store.Event{}, l
+			return decodeEventLine(l, &ev)
+		}); err != nil {
 			return inputErr(atLine(n), err)
 		}
 		if err := validateEvent(&ev, onlyNamespace); err != nil {

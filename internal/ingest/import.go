@@ -316,11 +316,14 @@ func (rd *importReader) file(ctx context.Context, name string) error {
 		case lr.bad != nil:
 			lerr = lr.bad
 		case rd.format == FormatKubeAudit:
-			if lerr = decodeAuditLine(line, &kev); lerr == nil {
+			if lerr = lr.decode(line, func(l []byte) error { return decodeAuditLine(l, &kev) }); lerr == nil {
 				ev, stored, lerr = mapKubeAudit(&kev, lr.item)
 			}
 		default:
-			if lerr = decodeEventLine(line, &ev); lerr == nil {
+			if lerr = lr.decode(line, func(l []byte) error {
+				ev = store.Event{}
+				return decodeEventLine(l, &ev)
+			}); lerr == nil {
 				lerr = validateEvent(&ev, "")
 			}
 		}

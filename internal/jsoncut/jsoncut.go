@@ -20,6 +20,12 @@ limitations under the License.
 // stream after it then never holds such a value: an audit event with a
 // response object of hundreds of MiB costs the limit, not its size.
 //
+// A value nested deeper than encoding/json decodes inside its item is cut
+// too, whatever its size, when it is a JSON document encoding/json takes
+// on its own (at most 10,000 levels): kube-apiserver takes a patch body
+// 10,000 deep and logs it as the event's requestObject, one level below
+// the item, and one such event must not cost its batch.
+//
 // What comes out decodes as what went in would after the values were
 // replaced: the same fields match as encoding/json matches them to a Go
 // struct's (case-insensitively; the last of a repeated field counts), null
@@ -107,8 +113,8 @@ type Item struct {
 }
 
 // Error is a value being cut that is not valid JSON (nested deeper than
-// encoding/json allows, or with Options.UTF8 not valid UTF-8), or an item
-// longer than Options.MaxItem.
+// encoding/json takes a document, or with Options.UTF8 not valid UTF-8),
+// or an item longer than Options.MaxItem.
 type Error struct {
 	// Field is the field's name as in Options.Fields.
 	Field string
@@ -206,11 +212,10 @@ type frame struct {
 // by a second Cutter, a checker, as it is hashed: the decoder will not see
 // it.
 type Cutter struct {
-	opts       Options
-	nameField  int  // index in opts.Fields, -1 when none
-	checking   bool // a checker: one value, every byte checked
-	depthAbove int  // a checker's: nesting outside its value
-	named      bool // a checker of a NameField value
+	opts      Options
+	nameField int  // index in opts.Fields, -1 when none
+	checking  bool // a checker: one value, every byte checked
+	named     bool // a checker of a NameField value
 
 	st      state
 	stack   []frame
@@ -243,6 +248,7 @@ type Cutter struct {
 	cutField int
 	capDepth int // stack depth outside the value
 	capBuf   []byte
+	deep     bool // nested deeper than the decoder takes it in its item
 	hashing  bool
 	h        hash.Hash
 	n        int64   // bytes of the value
@@ -645,7 +651,12 @@ func (c *Cutter) skip(i int) int {
 		case '"':
 			c.skipStr = true
 		case '{', '[':
-			c.skipDepth++
+			// A field's value is one level below its item, from which
+			// encoding/json counts: at maxDepth in the value, the decoder
+			// would refuse the item.
+			if c.skipDepth++; c.skipDepth >= maxDepth && c.capOn {
+				c.deep = true
+			}
 		default:
 			if c.skipDepth--; c.skipDepth == 0 {
 				c.valueEnd(i + 1)
@@ -779,7 +790,7 @@ func (c *Cutter) valueStart(i int) {
 		}
 		c.dst = append(c.dst, c.p[c.out:i]...)
 		c.capOn, c.capFrom, c.capDepth = true, i, len(c.stack)
-		c.capBuf, c.hashing, c.n = c.capBuf[:0], false, 0
+		c.capBuf, c.hashing, c.n, c.deep = c.capBuf[:0], false, 0, false
 		c.h.Reset()
 	case vTopItem:
 		if c.named {
@@ -806,9 +817,7 @@ func (c *Cutter) valueStart(i int) {
 	case m == vCut:
 		c.st = sSkipScalar
 	case b == '{' || b == '[':
-		// A checked value is a field of an item: encoding/json counts its
-		// depth from the item, one level up.
-		if len(c.stack)+c.depthAbove >= maxDepth {
+		if len(c.stack) >= maxDepth {
 			c.syntax(i, "exceeded max depth")
 			return
 		}
@@ -935,18 +944,21 @@ func (c *Cutter) checkItem(n int64) {
 	}
 }
 
-// feed takes bytes of the value that may be cut: it is kept up to Max,
-// then hashed and checked.
+// feed takes bytes of the value that may be cut: it is kept up to Max
+// (unless too deep to decode), then hashed and checked.
 func (c *Cutter) feed(seg []byte) {
 	c.n += int64(len(seg))
 	if !c.hashing {
-		if len(c.capBuf)+len(seg) <= c.opts.Max {
+		if len(c.capBuf)+len(seg) <= c.opts.Max && !c.deep {
 			c.capBuf = append(c.capBuf, seg...)
 			return
 		}
 		c.hashing = true
 		if c.check == nil {
-			c.check = &Cutter{opts: Options{UTF8: c.opts.UTF8}, checking: true, depthAbove: 1}
+			// A value cut is checked as a document of its own: the
+			// decoder never sees it, so the item's levels above it do
+			// not count.
+			c.check = &Cutter{opts: Options{UTF8: c.opts.UTF8}, checking: true}
 		}
 		c.check.named = c.cutField == c.nameField
 		c.check.Reset()
