@@ -20,6 +20,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"sync"
 )
 
 // An id is not trusted to be unique (spec/API.md section 1): kube-apiserver
@@ -53,37 +54,30 @@ const nullLen = 0xFFFFFFFF
 // the tamper-evidence leaf digest of spec/API.md 6, which covers seq too,
 // is versioned per leaf, and lives in tables of its own.)
 func ContentHash(e *Event) [32]byte {
-	h := sha256.New()
-	var buf [8]byte
+	bp := contentBuffers.Get().(*[]byte)
+	b := (*bp)[:0]
 	str := func(s string) {
-		binary.BigEndian.PutUint32(buf[:4], uint32(len(s)))
-		h.Write(buf[:4])
-		h.Write([]byte(s))
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
 	}
-	raw := func(b []byte) {
-		if b == nil {
-			binary.BigEndian.PutUint32(buf[:4], nullLen)
-			h.Write(buf[:4])
+	raw := func(v []byte) {
+		if v == nil {
+			b = binary.BigEndian.AppendUint32(b, nullLen)
 			return
 		}
-		binary.BigEndian.PutUint32(buf[:4], uint32(len(b)))
-		h.Write(buf[:4])
-		h.Write(b)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+		b = append(b, v...)
 	}
-	i64 := func(v int64) {
-		binary.BigEndian.PutUint64(buf[:], uint64(v))
-		h.Write(buf[:])
-	}
-	h.Write([]byte(ContentEncodingV1))
+	b = append(b, ContentEncodingV1...)
 	str(e.Namespace)
-	i64(e.Time.UnixNano())
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixNano()))
 	str(e.ID)
 	str(e.User)
 	str(e.API)
 	str(e.Status)
 	str(e.Category)
 	str(e.Method)
-	i64(int64(e.StatusCode))
+	b = binary.BigEndian.AppendUint64(b, uint64(int64(e.StatusCode)))
 	str(e.EntityKind)
 	str(e.EntityID)
 	str(e.DeviceID)
@@ -91,9 +85,9 @@ func ContentHash(e *Event) [32]byte {
 	str(e.IssuerDN)
 	str(e.Details)
 	if e.Archived {
-		h.Write([]byte{1})
+		b = append(b, 1)
 	} else {
-		h.Write([]byte{0})
+		b = append(b, 0)
 	}
 	str(e.Message)
 	if e.Error == nil {
@@ -107,10 +101,18 @@ func ContentHash(e *Event) [32]byte {
 		}
 		raw(j)
 	}
-	var sum [32]byte
-	h.Sum(sum[:0])
+	sum := sha256.Sum256(b)
+	// A buffer grown by a large event is let go rather than kept.
+	if cap(b) <= 64<<10 {
+		*bp = b
+		contentBuffers.Put(bp)
+	}
 	return sum
 }
+
+// contentBuffers are ContentHash's encodings, reused: it runs for every
+// event ingest stores and verify reads.
+var contentBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // IDHash is the first 8 bytes of SHA-256(id) as a big-endian int64: the
 // index key that finds the events of an id (ids may be 4,096 bytes long,

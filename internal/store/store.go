@@ -173,6 +173,17 @@ type EventQuery struct {
 	// row's digest then differs from its leaf's, and verify names the row
 	// and goes on; every other reader fails with an error naming the row.
 	KeepUnreadable bool
+	// WithKeys returns each row's stored keys in EventPage.Keys: verify
+	// checks them against the row (no leaf covers them, and an edited key
+	// lets a re-send be stored twice, or a reused id go uncounted).
+	WithKeys bool
+}
+
+// StoredKeys are the keys a row was stored with: IDHash(its id) and
+// ContentHash(it).
+type StoredKeys struct {
+	IDHash  int64
+	Content []byte
 }
 
 // Fields is a set of an event's fields.
@@ -235,6 +246,9 @@ type EventPage struct {
 	// (only with EventQuery.KeepUnreadable; they are in Events without
 	// what it holds), with why.
 	Unreadable map[int64]error
+	// Keys are the stored keys of Events, in their order (only with
+	// EventQuery.WithKeys).
+	Keys []StoredKeys
 }
 
 // UserLogsQuery selects one user's events newest first, by limit/offset

@@ -178,7 +178,10 @@ const (
 // read. A row with a payload takes its JSON values from it (decoded by c),
 // one without from the columns that held them before; the text fields
 // likewise, where its payload holds them.
-func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store.Fields) (store.Event, error) {
+//
+// extra are the destinations of the columns the query reads after those of
+// eventColumns.
+func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store.Fields, extra ...any) (store.Event, error) {
 	var (
 		e                     store.Event
 		ts                    int64
@@ -187,9 +190,10 @@ func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store
 		p, rq, rs, ps, cs, pl []byte
 	)
 	e.Namespace = ns
-	if err := r.Scan(&ts, &e.Seq, &e.ID, &e.User, &e.API, &e.Status, &e.Category,
+	dst := []any{&ts, &e.Seq, &e.ID, &e.User, &e.API, &e.Status, &e.Category,
 		&e.Method, &code, &e.EntityKind, &e.EntityID, &e.DeviceID, &e.CertificateSerialNumber,
-		&e.IssuerDN, &e.Details, &e.Archived, &e.Message, &errv, &p, &rq, &rs, &ps, &cs, &pl); err != nil {
+		&e.IssuerDN, &e.Details, &e.Archived, &e.Message, &errv, &p, &rq, &rs, &ps, &cs, &pl}
+	if err := r.Scan(append(dst, extra...)...); err != nil {
 		return store.Event{}, err
 	}
 	e.Time = time.Unix(0, ts).UTC()
@@ -460,6 +464,9 @@ type eventPage struct {
 	// collects those rows (store.EventPage.Unreadable).
 	keepUnreadable bool
 	unreadable     map[int64]error
+	// withKeys: see store.EventQuery.WithKeys; keys collects them.
+	withKeys bool
+	keys     []store.StoredKeys
 }
 
 func (r *Reader) newEventPage(size int, f store.Fields) *eventPage {
@@ -478,7 +485,12 @@ func (p *eventPage) read(ctx context.Context, db Queryer, ns, sql string, args [
 	n := 0
 	for rows.Next() {
 		n++
-		e, err := ScanEvent(ctx, rows, ns, p.codec, p.fields)
+		var extra []any
+		var k store.StoredKeys
+		if p.withKeys {
+			extra = []any{&k.IDHash, &k.Content}
+		}
+		e, err := ScanEvent(ctx, rows, ns, p.codec, p.fields, extra...)
 		if err != nil {
 			if !p.keepUnreadable || !errors.Is(err, payload.ErrCorrupt) {
 				return n, err
@@ -496,6 +508,9 @@ func (p *eventPage) read(ctx context.Context, db Queryer, ns, sql string, args [
 			break
 		}
 		p.events = append(p.events, e)
+		if p.withKeys {
+			p.keys = append(p.keys, k)
+		}
 		p.bytes += b
 	}
 	if err := rows.Err(); err != nil {
@@ -605,8 +620,11 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 	var more *store.Cursor
 	if from < to {
 		pp := r.newEventPage(q.Page.Size, q.Fields)
-		pp.keepUnreadable = q.KeepUnreadable
+		pp.keepUnreadable, pp.withKeys = q.KeepUnreadable, q.WithKeys
 		cols := r.Dialect.eventColumns(q.Fields)
+		if q.WithKeys {
+			cols += ", id_hash, content_hash"
+		}
 		// Each chunk continues after the last row read, in the same read
 		// transaction: the page is the rows one query would give.
 		for cursor := after; ; {
@@ -625,7 +643,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 			cursor = &c
 		}
 		page.Events = pp.events
-		page.Unreadable = pp.unreadable
+		page.Unreadable, page.Keys = pp.unreadable, pp.keys
 		if pp.next != nil {
 			page.NextTime = pp.next.Time
 			c := pp.last()
