@@ -93,6 +93,16 @@ var backends = []backend{
 
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 
+// newKeyring is a new seal keyring.
+func newKeyring(tb testing.TB) *seal.Keyring {
+	tb.Helper()
+	kr, err := seal.NewKeyring(rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kr
+}
+
 func event(ns, id string, i int) store.Event {
 	return store.Event{ID: id, Namespace: ns, Time: t0.Add(time.Duration(i) * time.Minute), User: "alice", API: "/pods",
 		Method: "delete", Status: store.StatusSuccess, Category: store.CategoryData, Message: "delete pod " + id,
@@ -133,13 +143,6 @@ func (f found) String() string {
 // verify finds, and checks it finds exactly that; retention's deletions
 // and an untouched store are not findings.
 func TestTampering(t *testing.T) {
-	other := func(t *testing.T) *seal.Keyring {
-		kr, err := seal.NewKeyring(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kr
-	}
 	tests := []struct {
 		name string
 		// tamper changes the sealed store; trusted, when set, is kept first.
@@ -252,7 +255,7 @@ func TestTampering(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			msg, err := other(t).Current.Sign(cp)
+			msg, err := newKeyring(t).Current.Sign(cp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,7 +354,7 @@ func TestTampering(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					kr := other(t)
+					kr := newKeyring(t)
 					st, exec := b.open(t, seal.LeafMaker{Keys: kr})
 					var batch []store.Event
 					for i := 1; i <= 6; i++ {
@@ -563,10 +566,7 @@ func (r *racing) Events(ctx context.Context, q store.EventQuery) (store.EventPag
 func TestVerifyBesideTheManager(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			kr, err := seal.NewKeyring(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
+			kr := newKeyring(t)
 			st, _ := b.open(t, seal.LeafMaker{Keys: kr})
 			sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
 			n := 0
@@ -639,10 +639,7 @@ func TestRootsOutOfOrder(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
-					kr, err := seal.NewKeyring(rand.Reader)
-					if err != nil {
-						t.Fatal(err)
-					}
+					kr := newKeyring(t)
 					st, exec := b.open(t, seal.LeafMaker{Keys: kr})
 					now := time.Now()
 					sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
@@ -687,10 +684,7 @@ func TestRootsOutOfOrder(t *testing.T) {
 // large namespace, ingest going on) is not "written later than now": the
 // clock is read when the leaf is judged, not when the walk began.
 func TestLeafWrittenDuringTheWalk(t *testing.T) {
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := newKeyring(t)
 	st, _ := backends[0].open(t, seal.LeafMaker{Keys: kr})
 	if _, err := st.Insert(t.Context(), []store.Event{event("team-a", "a1", 1)}); err != nil {
 		t.Fatal(err)
@@ -722,10 +716,7 @@ func TestLeafWrittenDuringTheWalk(t *testing.T) {
 func TestNamespaceWithSlash(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			kr, err := seal.NewKeyring(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
+			kr := newKeyring(t)
 			st, _ := b.open(t, seal.LeafMaker{Keys: kr})
 			if _, err := st.Insert(t.Context(), []store.Event{event("x/team-a", "s1", 1), event("team-a", "a1", 1)}); err != nil {
 				t.Fatal(err)
@@ -761,10 +752,7 @@ func TestRetentionOfAQuietLog(t *testing.T) {
 	for _, b := range backends {
 		for _, bind := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/bind=%v", b.name, bind), func(t *testing.T) {
-				kr, err := seal.NewKeyring(rand.Reader)
-				if err != nil {
-					t.Fatal(err)
-				}
+				kr := newKeyring(t)
 				st, exec := b.open(t, seal.LeafMaker{Keys: kr})
 				var batch []store.Event
 				for i := 1; i <= 6; i++ {
@@ -837,10 +825,7 @@ func TestRetentionOfAQuietLog(t *testing.T) {
 // 4 namespaces (make bench measures verify at scale; this is for A/B runs
 // of verify's own code).
 func BenchmarkVerifySQLite(b *testing.B) {
-	kr, err := seal.NewKeyring(rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
+	kr := newKeyring(b)
 	st, err := sqlite.New(b.Context(), filepath.Join(b.TempDir(), "audit.db"), store.Options{TokenKey: tokenKey, Leaves: seal.LeafMaker{Keys: kr}})
 	if err != nil {
 		b.Fatal(err)
