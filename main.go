@@ -289,7 +289,15 @@ func runManager(args []string) error {
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		var bind func(context.Context, time.Time) error
 		if sealer != nil {
-			bind = sealer.BindRetention
+			bind = func(ctx context.Context, cut time.Time) error {
+				unbound, err := sealer.BindRetention(ctx, cut)
+				if len(unbound) > 0 {
+					// Their expired events will read as deleted by hand too.
+					ctrl.Log.WithName("upkeep").Info("logs whose newest checkpoint cannot be signed again with the retention cutoff (changed behind the manager's back: run manager verify)",
+						"namespaces", unbound[:min(len(unbound), 10)], "count", len(unbound), "cutoff", cut)
+				}
+				return err
+			}
 		}
 		return upkeep(ctx, st, retention, bind)
 	})); err != nil {

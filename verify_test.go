@@ -302,7 +302,15 @@ func TestExpireBindsTheCutoffFirst(t *testing.T) {
 		deleted int64
 		exit    int
 	}{
-		{"bound", func(s *seal.Sealer) func(context.Context, time.Time) error { return s.BindRetention }, 5, verifyClean},
+		{"bound", func(s *seal.Sealer) func(context.Context, time.Time) error {
+			return func(ctx context.Context, cut time.Time) error {
+				unbound, err := s.BindRetention(ctx, cut)
+				if len(unbound) > 0 {
+					return fmt.Errorf("unbound: %v", unbound)
+				}
+				return err
+			}
+		}, 5, verifyClean},
 		{"bind fails", func(*seal.Sealer) func(context.Context, time.Time) error {
 			return func(context.Context, time.Time) error { return errors.New("store unavailable") }
 		}, 0, verifyClean},

@@ -237,10 +237,10 @@ func (lr *lineReader) next() (line []byte, n int, ok bool, err error) {
 }
 
 // decode decodes the current line with fn. A line too short to have been
-// cut that fn refuses is run through the cutter and decoded again when
-// that cut something: a value nested deeper than the decoder takes is cut
-// whatever its size (jsoncut), and such a line is short. Otherwise fn's
-// error stands.
+// cut that fn refuses is run through the cutter and decoded again, as the
+// array and webhook paths (always cut) would decode it: a value nested
+// deeper than the decoder takes is cut whatever its size (jsoncut), and
+// such a line is short. When the cutter refuses it too, fn's error stands.
 func (lr *lineReader) decode(line []byte, fn func([]byte) error) error {
 	err := fn(line)
 	if err == nil || lr.cut == nil || lr.cutting {
@@ -253,7 +253,7 @@ func (lr *lineReader) decode(line []byte, fn func([]byte) error) error {
 	}
 	lr.out = out
 	item := lr.cut.Take(0)
-	if cerr != nil || item.Cuts == 0 {
+	if cerr != nil {
 		return err
 	}
 	lr.cutting, lr.item = true, item

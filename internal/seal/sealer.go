@@ -554,60 +554,77 @@ func (s *Sealer) openHead(msg []byte) (Checkpoint, error) {
 // after it succeeded. Verify tells a deletion by retention from one by
 // hand by the cutoff the newest checkpoint binds (spec/API.md 6), and a
 // log seals only when it grows: without this, the expired events of a
-// namespace that went quiet would read as deleted by hand. A log whose
-// newest checkpoint no key of the ring signed is left as it is (verify
-// names it): signing it again would vouch for a root no one checked.
-func (s *Sealer) BindRetention(ctx context.Context, cut time.Time) error {
+// namespace that went quiet would read as deleted by hand.
+//
+// It signs only what the sealer would build on (checkHead): a newest
+// checkpoint signed by a key of the ring, of this log, whose root its
+// leaves still give and which does not fall below nor fork from what this
+// process saw. A log that fails that is left as it is and returned in
+// unbound (verify names it; signing it again would vouch for a change made
+// behind the manager's back); an error is the store's.
+func (s *Sealer) BindRetention(ctx context.Context, cut time.Time) (unbound []string, err error) {
 	r, ok := s.Store.(Resigner)
 	if !ok {
-		return fmt.Errorf("binding the retention cutoff: the store cannot sign a checkpoint again")
+		return nil, fmt.Errorf("binding the retention cutoff: the store cannot sign a checkpoint again")
 	}
 	nss, err := r.LogNamespaces(ctx)
 	if err != nil {
-		return fmt.Errorf("binding the retention cutoff: listing the logs: %w", err)
+		return nil, fmt.Errorf("binding the retention cutoff: listing the logs: %w", err)
 	}
 	vs, err := Verifiers(s.Keys.VerifierKeys()...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var errs []error
 	for _, ns := range nss {
-		if err := s.bindRetention(ctx, r, vs, ns, cut); err != nil {
+		bound, err := s.bindRetention(ctx, r, vs, ns, cut)
+		if err != nil {
 			errs = append(errs, err)
+		} else if !bound {
+			unbound = append(unbound, ns)
 		}
 	}
-	return errors.Join(errs...)
+	return unbound, errors.Join(errs...)
 }
 
-func (s *Sealer) bindRetention(ctx context.Context, r Resigner, vs note.Verifiers, ns string, cut time.Time) error {
+func (s *Sealer) bindRetention(ctx context.Context, r Resigner, vs note.Verifiers, ns string, cut time.Time) (bool, error) {
 	defer s.lock(ns)()
 	cps, err := s.Store.Checkpoints(ctx, ns, 0, 1)
 	if err != nil {
-		return fmt.Errorf("binding the retention cutoff of %s: reading its newest checkpoint: %w", ns, err)
+		return false, fmt.Errorf("binding the retention cutoff of %s: reading its newest checkpoint: %w", ns, err)
 	}
 	if len(cps) == 0 {
-		return nil
+		return true, nil // nothing sealed: no leaf to miss its event
 	}
 	cp, err := Open(cps[0].Note, vs)
-	if err != nil || cp.Size != cps[0].Size || !cp.RetentionCutoff.Before(cut) {
-		return nil
+	if err != nil || cp.Size != cps[0].Size || !strings.HasSuffix(cp.Origin, "/"+ns) {
+		return false, nil
 	}
-	if err := s.checkBelowHead(ns, cp.Size); err != nil {
-		return err
+	if !cp.RetentionCutoff.Before(cut) {
+		return true, nil
+	}
+	root, err := s.checkHead(ctx, ns, cp.Size, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		return s.Store.ReadHashes(ctx, ns, indexes)
+	}))
+	switch {
+	case errors.Is(err, ErrLogAltered):
+		return false, nil
+	case err != nil:
+		return false, err
+	case root != cp.Root:
+		return false, nil
 	}
 	cp.Time = s.Now().UTC()
 	cp.RetentionCutoff = cut.UTC()
 	n, err := s.Keys.Current.Sign(cp)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := r.Resign(ctx, ns, cps[0].Note, cp, n); err != nil {
-		return fmt.Errorf("binding the retention cutoff of %s at %d: %w", ns, cp.Size, err)
+		return false, fmt.Errorf("binding the retention cutoff of %s at %d: %w", ns, cp.Size, err)
 	}
-	if h, ok := s.head(ns); !ok || h.Size <= cp.Size {
-		s.heads.Store(ns, head{cp: cp, note: n})
-	}
-	return nil
+	s.heads.Store(ns, head{cp: cp, note: n})
+	return true, nil
 }
 
 // sealAllParallel is how many namespaces SealAll seals at once: a seal

@@ -61,6 +61,7 @@ type rootWalk struct {
 	// it dropped, a forged leaf could otherwise take a sealed leaf's index
 	// and make a forged event look sealed.
 	seen []uint64
+	far  map[int64]bool // indexes met past denseAhead
 	dups map[int64]bool // the indexes named twice-claimed
 	// maxAhead bounds ahead; 0: nothing is held (every leaf out of order
 	// is read by index).
@@ -126,13 +127,26 @@ func (w *rootWalk) add(index, seq int64, data []byte) error {
 	}
 }
 
+// denseAhead bounds how far past the range an index met is marked in the
+// bitmap (8 MiB of it at most); one further out, which only a place
+// written with SQL gives, goes to a map: a leaf placed at 2^57 must not
+// size the walk's memory.
+const denseAhead = 1 << 26
+
 // met marks index as met, and says whether it was already.
 func (w *rootWalk) met(index int64) bool {
+	was := w.wasMet(index)
+	if index >= w.size()+denseAhead {
+		if w.far == nil {
+			w.far = map[int64]bool{}
+		}
+		w.far[index] = true
+		return was
+	}
 	word, bit := index/64, uint64(1)<<(index%64)
 	if word >= int64(len(w.seen)) {
 		w.seen = append(w.seen, make([]uint64, word+1-int64(len(w.seen)))...)
 	}
-	was := w.seen[word]&bit != 0
 	w.seen[word] |= bit
 	return was
 }
@@ -140,7 +154,7 @@ func (w *rootWalk) met(index int64) bool {
 // wasMet says whether the walk met index.
 func (w *rootWalk) wasMet(index int64) bool {
 	word := index / 64
-	return index >= 0 && word < int64(len(w.seen)) && w.seen[word]&(uint64(1)<<(index%64)) != 0
+	return index >= 0 && (word < int64(len(w.seen)) && w.seen[word]&(uint64(1)<<(index%64)) != 0 || w.far[index])
 }
 
 func (w *rootWalk) append(leafHash []byte) error {

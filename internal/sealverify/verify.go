@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -127,29 +128,17 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (su
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	known, err := st.LogNamespaces(ctx)
+	if err != nil {
+		return Summary{}, fmt.Errorf("listing namespaces: %w", err)
+	}
 	nss := opts.Namespaces
 	all := len(nss) == 0
 	if all {
-		var err error
-		if nss, err = st.LogNamespaces(ctx); err != nil {
-			return Summary{}, fmt.Errorf("listing namespaces: %w", err)
-		}
+		nss = slices.Clone(known)
 	}
-	// A namespace may hold a '/' (a tenant id of another system), and so
-	// may --seal-origin: an origin names the longest namespace verify
-	// knows that ends it, else what follows its last '/'.
-	nsOf := func(origin string) (string, bool) {
-		best := ""
-		for _, ns := range nss {
-			if isOriginOf(origin, ns) && len(ns) > len(best) {
-				best = ns
-			}
-		}
-		if best != "" {
-			return best, true
-		}
-		return namespaceOf(origin)
-	}
+	known = append(known, opts.Namespaces...)
+	nsOf := func(origin string) (string, bool) { return originNamespace(origin, known) }
 	trusted := map[string][]seal.Checkpoint{}
 	for i, msg := range opts.Trusted {
 		cp, err := seal.Open(msg, opts.Verifiers)
@@ -186,7 +175,7 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (su
 		emit(f)
 	}
 	for _, ns := range nss {
-		n, sealed, err := verifyNamespace(ctx, st, opts, ns, trusted[ns], count)
+		n, sealed, err := verifyNamespace(ctx, st, opts, ns, trusted[ns], nsOf, count)
 		sum.Events += n
 		sum.Sealed += sealed
 		sum.Namespaces++
@@ -203,6 +192,23 @@ func isOriginOf(origin, ns string) bool {
 	return ok && prefix != ""
 }
 
+// originNamespace is the namespace of a log origin <prefix>/<namespace>.
+// A namespace may hold a '/' (a tenant id of another system), and so may
+// --seal-origin: an origin names the longest of known that ends it, else
+// what follows its last '/'.
+func originNamespace(origin string, known []string) (string, bool) {
+	best := ""
+	for _, ns := range known {
+		if isOriginOf(origin, ns) && len(ns) > len(best) {
+			best = ns
+		}
+	}
+	if best != "" {
+		return best, true
+	}
+	return namespaceOf(origin)
+}
+
 // namespaceOf reads the namespace from a log origin <prefix>/<namespace>
 // when no namespace verify knows ends it.
 func namespaceOf(origin string) (string, bool) {
@@ -215,7 +221,8 @@ func namespaceOf(origin string) (string, bool) {
 
 func ptr(v int64) *int64 { return &v }
 
-func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, trusted []seal.Checkpoint, report func(Finding)) (events, sealed int, err error) {
+func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, trusted []seal.Checkpoint,
+	nsOf func(origin string) (string, bool), report func(Finding)) (events, sealed int, err error) {
 	// A checkpoint found bad, inconsistent or rolled back already says
 	// why leaves lack a covering one: that is not named again.
 	checkpointProblem := false
@@ -244,7 +251,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 				emit(Finding{Namespace: ns, Problem: Inconsistent, Index: ptr(c.Size), Detail: fmt.Sprintf("the checkpoint stored at size %d is signed for size %d", c.Size, cp.Size)})
 				continue
 			}
-			if !isOriginOf(cp.Origin, ns) {
+			if got, _ := nsOf(cp.Origin); got != ns {
 				emit(Finding{Namespace: ns, Problem: Inconsistent, Index: ptr(c.Size), Detail: fmt.Sprintf("checkpoint of size %d is of log %q", c.Size, cp.Origin)})
 				continue
 			}
@@ -288,14 +295,6 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	var buf []seal.KeyedLeaf
 	// take puts a leaf the key walk read into buf, or names it.
 	take := func(l seal.KeyedLeaf) error {
-		// The store counts a place as sealed below the largest size of
-		// any checkpoint row, signed or not: a row written with SQL must
-		// not make a leaf count as sealed here (nor size the walk's
-		// memory by its place). A leaf sealed after the checkpoints were
-		// read waits for the next run, as one read before it was sealed.
-		if l.Index >= last.Size {
-			l.Index = -1
-		}
 		if l.Index >= 0 {
 			if err := roots.add(l.Index, l.Seq, l.Data); err != nil {
 				return err
@@ -390,6 +389,11 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	fetch := func(token string) <-chan fetched {
 		ch := make(chan fetched, 1)
 		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					ch <- fetched{err: fmt.Errorf("reading events: a panic: %v", p)}
+				}
+			}()
 			page, err := st.Events(ctx, store.EventQuery{View: "verify", Namespace: ns, Page: store.Page{Size: pageSize, Token: token},
 				// A payload edited into garbage is an edited row: named, not a stop.
 				KeepUnreadable: true, WithKeys: true})
@@ -458,10 +462,16 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 		found := make([][]Finding, len(pairs))
 		workers := min(runtime.GOMAXPROCS(0), max(1, len(pairs)/256))
 		var wg sync.WaitGroup
+		var panicked atomic.Value
 		for w := range workers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer func() {
+					if p := recover(); p != nil {
+						panicked.Store(fmt.Sprint(p))
+					}
+				}()
 				for j := w; j < len(pairs); j += workers {
 					e := pairs[j].e
 					add := func(f Finding) { found[j] = append(found[j], f) }
@@ -473,6 +483,9 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			}()
 		}
 		wg.Wait()
+		if p := panicked.Load(); p != nil {
+			return events, sealed, fmt.Errorf("checking digests: a panic: %v", p)
+		}
 		for _, fs := range found {
 			for _, f := range fs {
 				emit(f)

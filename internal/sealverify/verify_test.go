@@ -217,7 +217,9 @@ func TestTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 			exec(t, fmt.Sprintf("UPDATE checkpoints SET note = replace(note, '%s', '%s') WHERE namespace = 'team-a'", cp.Root, forged))
-		}, want: func(map[string]int64) []found { return []found{{"team-a", BadSignature, 0, ""}} }},
+		}, want: func(s map[string]int64) []found {
+			return []found{{"team-a", BadSignature, 0, ""}, {"team-a", Altered, s["a2"], "a2"}}
+		}},
 		{name: "kept tree hash edited", sealRefused: "team-c", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
 			// team-c's 20 leaves have one kept hash, over leaves 0-15:
 			// proofs and the sealer read it instead of those leaves.
@@ -725,16 +727,24 @@ func TestNamespaceWithSlash(t *testing.T) {
 			if _, err := sealer.SealAll(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			cps, err := st.Checkpoints(t.Context(), "x/team-a", 0, 1)
-			if err != nil || len(cps) != 1 {
-				t.Fatalf("checkpoints: %v, %v", cps, err)
+			var trusted [][]byte
+			for _, ns := range []string{"x/team-a", "team-a"} {
+				cps, err := st.Checkpoints(t.Context(), ns, 0, 1)
+				if err != nil || len(cps) != 1 {
+					t.Fatalf("checkpoints: %v, %v", cps, err)
+				}
+				trusted = append(trusted, cps[0].Note)
 			}
 			vs, _ := seal.Verifiers(kr.VerifierKeys()...)
-			sum, err := Verify(t.Context(), st, Options{Verifiers: vs, Trusted: [][]byte{cps[0].Note}, SealInterval: time.Minute}, func(f Finding) {
-				t.Errorf("finding: %+v", f)
-			})
-			if err != nil || sum.Namespaces != 2 || sum.Sealed != 2 {
-				t.Fatalf("verify: %+v, %v", sum, err)
+			// Each namespace alone too: x/team-a's trusted checkpoint is not
+			// team-a's (a false rollback before).
+			for _, only := range [][]string{nil, {"team-a"}, {"x/team-a"}} {
+				sum, err := Verify(t.Context(), st, Options{Verifiers: vs, Trusted: trusted, Namespaces: only, SealInterval: time.Minute}, func(f Finding) {
+					t.Errorf("--namespace %v: finding: %+v", only, f)
+				})
+				if want := 2 - len(only); err != nil || sum.Sealed != want {
+					t.Fatalf("--namespace %v: verify: %+v, %v", only, sum, err)
+				}
 			}
 		})
 	}
@@ -778,13 +788,13 @@ func TestRetentionOfAQuietLog(t *testing.T) {
 					t.Fatal(err)
 				}
 				if bind {
-					if err := sealer.BindRetention(t.Context(), cut(now)); err != nil {
-						t.Fatal(err)
+					if unbound, err := sealer.BindRetention(t.Context(), cut(now)); err != nil || len(unbound) > 0 {
+						t.Fatal(unbound, err)
 					}
 					// Once bound, nothing more to sign.
 					before, _ := st.Checkpoints(t.Context(), "team-a", 0, 1)
-					if err := sealer.BindRetention(t.Context(), cut(now)); err != nil {
-						t.Fatal(err)
+					if unbound, err := sealer.BindRetention(t.Context(), cut(now)); err != nil || len(unbound) > 0 {
+						t.Fatal(unbound, err)
 					}
 					if again, _ := st.Checkpoints(t.Context(), "team-a", 0, 1); !bytes.Equal(again[0].Note, before[0].Note) {
 						t.Fatal("a second BindRetention signed team-a's checkpoint again")
@@ -855,4 +865,69 @@ func BenchmarkVerifySQLite(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestBindRetentionSignsOnlyWhatItChecked: BindRetention signs a log's
+// newest checkpoint again only as the sealer would build on it (an attacker
+// review of its first version): not another log's note copied into the
+// row, not a note no key signed; the root column, which nothing reads, is
+// no reason to stop retention.
+func TestBindRetentionSignsOnlyWhatItChecked(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tamper  string
+		unbound bool
+	}{
+		{"untouched", "", false},
+		{"root column zeroed", "UPDATE checkpoints SET root = %s WHERE namespace = 'team-a'", false},
+		{"another log's note copied in", "UPDATE checkpoints SET note = (SELECT note FROM checkpoints WHERE namespace = 'team-b') WHERE namespace = 'team-a'", true},
+		{"note edited", "UPDATE checkpoints SET note = replace(note, 'retention-cutoff', 'retention-cutof') WHERE namespace = 'team-a'", true},
+	} {
+		for _, b := range backends {
+			t.Run(b.name+"/"+tc.name, func(t *testing.T) {
+				kr := newKeyring(t)
+				st, exec := b.open(t, seal.LeafMaker{Keys: kr})
+				if _, err := st.Insert(t.Context(), []store.Event{event("team-a", "a1", 1), event("team-b", "b1", 1)}); err != nil {
+					t.Fatal(err)
+				}
+				cut := func(now time.Time) time.Time { return now.Add(-90 * 24 * time.Hour).UTC().Truncate(24 * time.Hour) }
+				now := t0.Add(time.Hour)
+				sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
+				if _, err := sealer.SealAll(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+				if tc.tamper != "" {
+					exec(t, strings.ReplaceAll(tc.tamper, "%s", bytesLiteral(st, make([]byte, 32))))
+				}
+				before, _ := st.Checkpoints(t.Context(), "team-a", 0, 1)
+				now = t0.Add(91 * 24 * time.Hour)
+				unbound, err := sealer.BindRetention(t.Context(), cut(now))
+				if err != nil {
+					t.Fatal(err)
+				}
+				after, _ := st.Checkpoints(t.Context(), "team-a", 0, 1)
+				if tc.unbound {
+					if !slices.Equal(unbound, []string{"team-a"}) || !bytes.Equal(after[0].Note, before[0].Note) {
+						t.Fatalf("unbound %v; team-a's note signed again: %v", unbound, !bytes.Equal(after[0].Note, before[0].Note))
+					}
+					if h := sealer.SignedHeads()["team-a"]; h != nil && !bytes.Contains(h, []byte("auditops/team-a\n")) {
+						t.Fatalf("the sealer's head of team-a is another log's:\n%s", h)
+					}
+					return
+				}
+				if len(unbound) > 0 || bytes.Equal(after[0].Note, before[0].Note) {
+					t.Fatalf("unbound %v; signed again: %v", unbound, !bytes.Equal(after[0].Note, before[0].Note))
+				}
+				if _, err := st.DeleteBefore(t.Context(), cut(now)); err != nil {
+					t.Fatal(err)
+				}
+				vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+				if _, err := Verify(t.Context(), st, Options{Verifiers: vs, SealInterval: time.Minute, Now: func() time.Time { return now }}, func(f Finding) {
+					t.Errorf("finding: %+v", f)
+				}); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
+	}
 }

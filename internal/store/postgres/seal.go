@@ -226,8 +226,10 @@ func (s *Store) Resign(ctx context.Context, ns string, old []byte, cp seal.Check
 		if !cp.RetentionCutoff.IsZero() {
 			cut = cp.RetentionCutoff.UnixNano()
 		}
-		r, err := tx.Exec(ctx, "UPDATE checkpoints SET sealed_at = $1, retention_cut = $2, note = $3"+
-			" WHERE namespace = $4 AND size = $5 AND root = $6 AND note = $7 AND size = (SELECT max(size) FROM checkpoints WHERE namespace = $4)",
+		// The note binds the root: the root column (which nothing reads
+		// back) is written from it, not matched.
+		r, err := tx.Exec(ctx, "UPDATE checkpoints SET root = $6, sealed_at = $1, retention_cut = $2, note = $3"+
+			" WHERE namespace = $4 AND size = $5 AND note = $7 AND size = (SELECT max(size) FROM checkpoints WHERE namespace = $4)",
 			cp.Time.UnixNano(), cut, string(note), ns, cp.Size, cp.Root[:], string(old))
 		if err != nil {
 			return err

@@ -267,9 +267,11 @@ func (s *Store) Resign(ctx context.Context, ns string, old []byte, cp seal.Check
 		if !cp.RetentionCutoff.IsZero() {
 			cut = cp.RetentionCutoff.UnixNano()
 		}
-		r, err := tx.ExecContext(ctx, "UPDATE checkpoints SET sealed_at = ?, retention_cut = ?, note = ?"+
-			" WHERE namespace = ? AND size = ? AND root = ? AND note = ? AND size = (SELECT max(size) FROM checkpoints WHERE namespace = ?)",
-			cp.Time.UnixNano(), cut, string(note), ns, cp.Size, cp.Root[:], string(old), ns)
+		// The note binds the root: the root column (which nothing reads
+		// back) is written from it, not matched.
+		r, err := tx.ExecContext(ctx, "UPDATE checkpoints SET root = ?, sealed_at = ?, retention_cut = ?, note = ?"+
+			" WHERE namespace = ? AND size = ? AND note = ? AND size = (SELECT max(size) FROM checkpoints WHERE namespace = ?)",
+			cp.Root[:], cp.Time.UnixNano(), cut, string(note), ns, cp.Size, string(old), ns)
 		if err != nil {
 			return err
 		}
