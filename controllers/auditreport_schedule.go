@@ -179,7 +179,15 @@ func (r *AuditReportReconciler) reconcileSchedule(ctx context.Context, parent *r
 	// counted again, for events that arrived after its settle delay.
 	r.flagLateEvents(ctx, parent, succeeded)
 
-	child, err := r.childFor(parent, missedRun)
+	var last time.Duration
+	if parent.Spec.Range.Last != nil {
+		last = parent.Spec.Range.Last.Duration
+	}
+	var prev *time.Time
+	if st.LastScheduleTime != nil {
+		prev = &st.LastScheduleTime.Time
+	}
+	child, err := r.childFor(parent, missedRun, runStart(missedRun, last, loc, prev))
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -243,9 +251,48 @@ func (r *AuditReportReconciler) flagLateEvents(ctx context.Context, parent *repo
 	}
 }
 
-// childFor builds the run of parent scheduled at t: the same report over the
-// fixed window [t-last, t).
-func (r *AuditReportReconciler) childFor(parent *reportsv1alpha1.AuditReport, t time.Time) (*reportsv1alpha1.AuditReport, error) {
+// runStart is where the window of the run scheduled at t starts: last
+// before t on the schedule's wall clock, so that a daily run's window is
+// the day before it, 23 or 25 hours long across a DST change, and the
+// windows of a series that tiles time on the wall clock (last the
+// schedule's period) tile it in fact. A fixed duration left an hour in no
+// run's window each autumn (an attacker review). Against the run before,
+// at prev: a series contiguous on the wall clock starts where it ended;
+// a fire time the clocks went back over (it comes twice) covers only the
+// hour between; one the clocks went forward over (cron skips it) is
+// covered by the next run, from the run before.
+func runStart(t time.Time, last time.Duration, loc *time.Location, prev *time.Time) time.Time {
+	from := wallAdd(t, -last, loc)
+	if prev == nil || !prev.Before(t) {
+		return from
+	}
+	p, next := *prev, wallOf(*prev, loc).Add(last)
+	switch {
+	case next.Equal(wallOf(t, loc)): // contiguous on the wall clock
+		return p
+	case wallOf(p, loc).Equal(wallOf(t, loc)): // the clocks went back over the fire time
+		return p
+	case !wallOf(wallAdd(p, last, loc), loc).Equal(next) && from.After(p): // the clocks went forward over it
+		return p
+	}
+	return from
+}
+
+// wallOf is t's wall clock in loc, as a UTC time.
+func wallOf(t time.Time, loc *time.Location) time.Time {
+	l := t.In(loc)
+	return time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), time.UTC)
+}
+
+// wallAdd adds d to t on loc's wall clock.
+func wallAdd(t time.Time, d time.Duration, loc *time.Location) time.Time {
+	w := wallOf(t, loc).Add(d)
+	return time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), loc)
+}
+
+// childFor builds the run of parent scheduled at t: the same report over
+// the window [from, t).
+func (r *AuditReportReconciler) childFor(parent *reportsv1alpha1.AuditReport, t, from time.Time) (*reportsv1alpha1.AuditReport, error) {
 	name := fmt.Sprintf("%s-%d", parent.Name, t.Unix())
 	out := parent.Spec.Output.DeepCopy()
 	// Each run's shards are objects of their own: the second run under
@@ -255,10 +302,6 @@ func (r *AuditReportReconciler) childFor(parent *reportsv1alpha1.AuditReport, t 
 	}
 	if out != nil && out.Secret != nil && out.Secret.NamePrefix != "" {
 		out.Secret.NamePrefix = fmt.Sprintf("%s-%d", out.Secret.NamePrefix, t.Unix())
-	}
-	var last time.Duration
-	if parent.Spec.Range.Last != nil {
-		last = parent.Spec.Range.Last.Duration
 	}
 	child := &reportsv1alpha1.AuditReport{
 		ObjectMeta: metav1.ObjectMeta{
@@ -274,7 +317,7 @@ func (r *AuditReportReconciler) childFor(parent *reportsv1alpha1.AuditReport, t 
 			PageSize:  parent.Spec.PageSize,
 			Output:    out,
 			Range: reportsv1alpha1.ReportRange{
-				From: &metav1.Time{Time: t.Add(-last).UTC()},
+				From: &metav1.Time{Time: from.UTC()},
 				To:   &metav1.Time{Time: t.UTC()},
 			},
 		},

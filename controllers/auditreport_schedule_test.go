@@ -512,7 +512,7 @@ func TestChildOutputNames(t *testing.T) {
 				Spec: reportsv1alpha1.AuditReportSpec{Type: reportsv1alpha1.AuditDetails, Schedule: "0 6 * * *",
 					Range: reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: 24 * time.Hour}}, Output: &tc.out},
 			}
-			child, err := (&AuditReportReconciler{Scheme: testScheme}).childFor(parent, at)
+			child, err := (&AuditReportReconciler{Scheme: testScheme}).childFor(parent, at, at.Add(-24*time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -523,5 +523,126 @@ func TestChildOutputNames(t *testing.T) {
 				t.Fatalf("the parent's namePrefix became %q", got)
 			}
 		})
+	}
+}
+
+// TestRunWindowsAcrossDST: the windows of a scheduled series whose last is
+// its period tile time across both DST changes of a year, in a zone with
+// DST, for fire times the changes shift, skip (02:30 in spring) and repeat
+// (02:00 and 02:30 in autumn); a window shorter than the period stays a
+// window of last before each run. A fixed last left an hour in no run's
+// window each autumn and a day each spring (an attacker review).
+func TestRunWindowsAcrossDST(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		schedule string
+		last     time.Duration
+		loc      *time.Location
+		tiles    bool // else: each window is last long on the wall clock
+	}{
+		{"0 6 * * *", 24 * time.Hour, berlin, true},
+		{"30 2 * * *", 24 * time.Hour, berlin, true},
+		{"0 * * * *", time.Hour, berlin, true},
+		{"0 6 * * *", 24 * time.Hour, time.UTC, true},
+		{"0 6 * * *", time.Hour, berlin, false},
+		{"@every 6h", 24 * time.Hour, berlin, false},
+	} {
+		sched, err := cron.ParseStandard(tc.schedule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, around := range []time.Time{time.Date(2026, 3, 27, 0, 0, 0, 0, berlin), time.Date(2026, 10, 23, 0, 0, 0, 0, berlin)} {
+			var prev *time.Time
+			at := around.In(tc.loc)
+			for range 24 * 4 {
+				at = sched.Next(at)
+				from := runStart(at, tc.last, tc.loc, prev)
+				switch {
+				case tc.tiles && prev != nil && !from.Equal(*prev):
+					t.Fatalf("%s, last %s, %s: the run at %s starts at %s, the run before ended at %s", tc.schedule, tc.last, tc.loc, at, from.In(tc.loc), prev.In(tc.loc))
+				case !tc.tiles && !wallOf(from, tc.loc).Equal(wallOf(at, tc.loc).Add(-tc.last)):
+					t.Fatalf("%s, last %s: the run at %s starts at %s, not %s before it on the wall clock", tc.schedule, tc.last, at, from, tc.last)
+				}
+				p := at
+				prev = &p
+			}
+		}
+	}
+}
+
+// TestScheduleAcrossDSTReportsEveryEvent: a daily AuditDetails schedule at
+// 02:30 Europe/Berlin, last: 24h, as a manager runs it. Around the
+// spring-forward night (2027-03-28, when 02:30 does not exist, and cron
+// skips it), an event stored before any run read its window is in exactly
+// one run's report; before runStart it was in none, and no run said so (an
+// attacker review).
+func TestScheduleAcrossDSTReportsEveryEvent(t *testing.T) {
+	st := newSQLiteStore(t)
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{}
+	clock.Set(time.Date(2027, 3, 27, 0, 0, 0, 0, loc))
+	startManager(t, &AuditReportReconciler{Store: st, Clock: clock, SettleDelay: time.Minute})
+	ns := createNamespace(t, "dst")
+	tz := "Europe/Berlin"
+	keep := int32(10)
+	parent := &reportsv1alpha1.AuditReport{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "daily"},
+		Spec: reportsv1alpha1.AuditReportSpec{
+			Type: reportsv1alpha1.AuditDetails, Schedule: "30 2 * * *", TimeZone: &tz,
+			Range:                      reportsv1alpha1.ReportRange{Last: &metav1.Duration{Duration: 24 * time.Hour}},
+			SuccessfulRunsHistoryLimit: &keep,
+		},
+	}
+	if err := k8sClient.Create(context.Background(), parent); err != nil {
+		t.Fatal(err)
+	}
+	// Stored before every run: nothing about it is late.
+	e := store.Event{ID: "in-the-gap", Time: time.Date(2027, 3, 27, 12, 0, 0, 0, time.UTC), Namespace: ns, User: "mallory",
+		Method: "delete", API: "/secrets", Status: store.StatusSuccess, StatusCode: 200, Category: store.CategoryData}
+	if _, err := st.Insert(context.Background(), []store.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	var names []string
+	waitAll := func() {
+		time.Sleep(time.Second)
+		eventually(t, 30*time.Second, "runs finished", func(ctx context.Context) (bool, error) {
+			for _, c := range children(t, ns, "daily") {
+				if c.Status.Phase != reportsv1alpha1.PhaseSucceeded {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+	}
+	waitAll() // the run the parent's creation started (03-26)
+	for _, day := range []int{27, 28, 29, 30} {
+		clock.Set(time.Date(2027, 3, day, 4, 0, 0, 0, loc)) // well after 02:30 + settle
+		poke(t, ns, "daily")
+		waitAll()
+	}
+	for _, c := range children(t, ns, "daily") {
+		var rep reportsv1alpha1.AuditReport
+		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: c.Name}, &rep); err != nil {
+			t.Fatal(err)
+		}
+		data, _ := readConfigMapReport(t, &rep)
+		n := strings.Count(string(data), `"requested_method":"delete"`)
+		seen += n
+		names = append(names, fmt.Sprintf("%s [%s, %s) has it %d times; late-events=%q", rep.Name,
+			rep.Status.Range.From.UTC().Format(time.RFC3339), rep.Status.Range.To.UTC().Format(time.RFC3339), n,
+			rep.Annotations[LateEventsAnnotation]))
+	}
+	for _, n := range names {
+		t.Log(n)
+	}
+	if seen != 1 {
+		t.Fatalf("the event of %s is in %d runs' reports, want exactly 1", e.Time.Format(time.RFC3339), seen)
 	}
 }
