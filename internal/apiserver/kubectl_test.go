@@ -413,3 +413,25 @@ func TestTableNegotiation(t *testing.T) {
 		})
 	}
 }
+
+// TestKubectlSlashUserName: kube-apiserver's OIDC user names hold '/'
+// (https://issuer#sub), which kube-apiserver cannot pass as one path
+// segment (it decodes %2F): the lists name such a user by field selector,
+// as the README says, for a reader bound by a Role.
+func TestKubectlSlashUserName(t *testing.T) {
+	const user = "https://issuer.example.com#abc"
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	e := store.Event{ID: "oidc-1", Namespace: nsA, User: user, Time: now.Add(-time.Minute), Method: "get", API: "/secrets",
+		Status: store.StatusSuccess, StatusCode: 200, Category: store.CategoryAccess}
+	if _, err := ts.st.Insert(context.Background(), []store.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	reader := kubectlUser(t, "kubectl-oidc-reader", "auditops-report-reader")
+	for _, resource := range []string{"auditdetails", "useraccess"} {
+		out, errOut, exit := kubectlRun(t, reader, "get", resource, "-n", nsA, "--field-selector", "user="+user, "-o", "wide")
+		lines := tableLines(out)
+		if exit != 0 || len(lines) != 2 || lines[1][1] != user || lines[1][len(lines[1])-1] != "oidc-1" {
+			t.Fatalf("kubectl get %s --field-selector user=%s: exit %d\n%s%s", resource, user, exit, out, errOut)
+		}
+	}
+}
