@@ -252,27 +252,35 @@ func (r *AuditReportReconciler) flagLateEvents(ctx context.Context, parent *repo
 }
 
 // runStart is where the window of the run scheduled at t starts: last
-// before t on the schedule's wall clock, so that a daily run's window is
-// the day before it, 23 or 25 hours long across a DST change, and the
-// windows of a series that tiles time on the wall clock (last the
-// schedule's period) tile it in fact. A fixed duration left an hour in no
-// run's window each autumn (an attacker review). Against the run before,
-// at prev: a series contiguous on the wall clock starts where it ended;
-// a fire time the clocks went back over (it comes twice) covers only the
-// hour between; one the clocks went forward over (cron skips it) is
-// covered by the next run, from the run before.
+// before t, but for a series that the schedule's time zone makes
+// irregular. Runs a fixed `last` apart on the zone's wall clock (a daily
+// run with last 24h) are 23 or 25 hours apart across a DST change, and a
+// fixed window left an hour in no run's window each autumn (an attacker
+// review). Against the run before, at prev:
+//   - runs last apart on the wall clock (not in real time) tile: the
+//     window starts where the run before ended;
+//   - a fire time the clocks went back over comes twice: the second run's
+//     window starts no earlier than the first run;
+//   - a fire time the clocks went forward over is skipped by cron, so the
+//     run after it, 2*last after the run before on the wall clock, covers
+//     the skipped run's window too.
+//
+// A window is never wider than last otherwise, and never empty.
 func runStart(t time.Time, last time.Duration, loc *time.Location, prev *time.Time) time.Time {
-	from := wallAdd(t, -last, loc)
+	from := t.Add(-last)
 	if prev == nil || !prev.Before(t) {
 		return from
 	}
-	p, next := *prev, wallOf(*prev, loc).Add(last)
+	p := *prev
+	wall := wallOf(t, loc).Sub(wallOf(p, loc))
 	switch {
-	case next.Equal(wallOf(t, loc)): // contiguous on the wall clock
+	case wall == last && t.Sub(p) != last:
 		return p
-	case wallOf(p, loc).Equal(wallOf(t, loc)): // the clocks went back over the fire time
-		return p
-	case !wallOf(wallAdd(p, last, loc), loc).Equal(next) && from.After(p): // the clocks went forward over it
+	case wall == 0:
+		if from.Before(p) {
+			return p
+		}
+	case wall == 2*last && !wallOf(wallAdd(p, last, loc), loc).Equal(wallOf(p, loc).Add(last)):
 		return p
 	}
 	return from
@@ -284,7 +292,8 @@ func wallOf(t time.Time, loc *time.Location) time.Time {
 	return time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), l.Nanosecond(), time.UTC)
 }
 
-// wallAdd adds d to t on loc's wall clock.
+// wallAdd adds d to t on loc's wall clock (a wall time the clocks skip
+// comes out moved by the change: wallOf of it differs).
 func wallAdd(t time.Time, d time.Duration, loc *time.Location) time.Time {
 	w := wallOf(t, loc).Add(d)
 	return time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), w.Nanosecond(), loc)

@@ -526,49 +526,99 @@ func TestChildOutputNames(t *testing.T) {
 	}
 }
 
-// TestRunWindowsAcrossDST: the windows of a scheduled series whose last is
-// its period tile time across both DST changes of a year, in a zone with
-// DST, for fire times the changes shift, skip (02:30 in spring) and repeat
-// (02:00 and 02:30 in autumn); a window shorter than the period stays a
-// window of last before each run. A fixed last left an hour in no run's
-// window each autumn and a day each spring (an attacker review).
+// TestRunWindowsAcrossDST: runStart across DST changes, in zones that
+// shift by an hour in spring and autumn (Berlin, New York), by half an
+// hour (Lord Howe), at midnight (Santiago, Beirut, Asunción). A series
+// whose last is its period, on the wall clock or in real time (@every),
+// tiles time: each run starts where the one before ended, also where cron
+// skips a fire time (02:30 in spring) or fires twice (02:30 in autumn). A
+// window shorter than the period stays last long (a repeated fire's, at
+// most), is never empty, and after downtime is last long. A fixed last
+// left an hour in no run's window each autumn; a first wall-clock version
+// broke @every, emptied subset windows and widened them (two attacker
+// reviews, whose cases these are).
 func TestRunWindowsAcrossDST(t *testing.T) {
-	berlin, err := time.LoadLocation("Europe/Berlin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		schedule string
-		last     time.Duration
-		loc      *time.Location
-		tiles    bool // else: each window is last long on the wall clock
-	}{
-		{"0 6 * * *", 24 * time.Hour, berlin, true},
-		{"30 2 * * *", 24 * time.Hour, berlin, true},
-		{"0 * * * *", time.Hour, berlin, true},
-		{"0 6 * * *", 24 * time.Hour, time.UTC, true},
-		{"0 6 * * *", time.Hour, berlin, false},
-		{"@every 6h", 24 * time.Hour, berlin, false},
-	} {
-		sched, err := cron.ParseStandard(tc.schedule)
+	type window struct{ from, to time.Time }
+	series := func(t *testing.T, schedule string, last time.Duration, loc *time.Location, around time.Time, n int) []window {
+		sched, err := cron.ParseStandard(schedule)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, around := range []time.Time{time.Date(2026, 3, 27, 0, 0, 0, 0, berlin), time.Date(2026, 10, 23, 0, 0, 0, 0, berlin)} {
-			var prev *time.Time
-			at := around.In(tc.loc)
-			for range 24 * 4 {
-				at = sched.Next(at)
-				from := runStart(at, tc.last, tc.loc, prev)
-				switch {
-				case tc.tiles && prev != nil && !from.Equal(*prev):
-					t.Fatalf("%s, last %s, %s: the run at %s starts at %s, the run before ended at %s", tc.schedule, tc.last, tc.loc, at, from.In(tc.loc), prev.In(tc.loc))
-				case !tc.tiles && !wallOf(from, tc.loc).Equal(wallOf(at, tc.loc).Add(-tc.last)):
-					t.Fatalf("%s, last %s: the run at %s starts at %s, not %s before it on the wall clock", tc.schedule, tc.last, at, from, tc.last)
-				}
-				p := at
-				prev = &p
+		var prev *time.Time
+		at := around.In(loc)
+		var out []window
+		for range n {
+			at = sched.Next(at)
+			out = append(out, window{runStart(at, last, loc, prev), at})
+			p := at
+			prev = &p
+		}
+		return out
+	}
+	zone := func(name string) *time.Location {
+		l, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	utc := func(y int, m time.Month, d, h int) time.Time { return time.Date(y, m, d, h, 0, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		schedule, zone string
+		last           time.Duration
+		around         time.Time
+		tiles          bool // else: a subset of the period
+	}{
+		{"0 6 * * *", "Europe/Berlin", 24 * time.Hour, utc(2026, 3, 26, 0), true},
+		{"0 6 * * *", "Europe/Berlin", 24 * time.Hour, utc(2026, 10, 22, 0), true},
+		{"30 2 * * *", "Europe/Berlin", 24 * time.Hour, utc(2026, 3, 26, 0), true},
+		{"30 2 * * *", "Europe/Berlin", 24 * time.Hour, utc(2026, 10, 22, 0), true},
+		{"0 * * * *", "Europe/Berlin", time.Hour, utc(2026, 3, 28, 20), true},
+		{"0 * * * *", "Europe/Berlin", time.Hour, utc(2026, 10, 24, 20), true},
+		{"0 */2 * * *", "Europe/Berlin", 2 * time.Hour, utc(2027, 3, 27, 12), true},
+		{"30 */2 * * *", "Europe/Berlin", 2 * time.Hour, utc(2026, 10, 24, 12), true},
+		{"0 6 * * *", "UTC", 24 * time.Hour, utc(2026, 3, 26, 0), true},
+		{"@every 6h", "Europe/Berlin", 6 * time.Hour, utc(2027, 3, 27, 0), true},
+		{"@every 6h", "Europe/Berlin", 6 * time.Hour, utc(2026, 10, 24, 0), true},
+		{"@every 24h", "Europe/Berlin", 24 * time.Hour, utc(2027, 3, 26, 5), true},
+		{"@every 1h", "Europe/Berlin", time.Hour, utc(2026, 10, 24, 20), true},
+		{"30 2 * * *", "America/New_York", 24 * time.Hour, utc(2026, 3, 6, 12), true},
+		{"30 1 * * *", "America/New_York", 24 * time.Hour, utc(2026, 10, 30, 12), true},
+		{"0 * * * *", "Australia/Lord_Howe", time.Hour, utc(2026, 10, 3, 12), true},
+		{"45 * * * *", "Australia/Lord_Howe", time.Hour, utc(2026, 4, 4, 12), true},
+		{"15 2 * * *", "Australia/Lord_Howe", 24 * time.Hour, utc(2026, 10, 1, 12), true},
+		{"@daily", "America/Santiago", 24 * time.Hour, utc(2026, 9, 3, 0), true},
+		{"@daily", "Asia/Beirut", 24 * time.Hour, utc(2026, 3, 26, 0), true},
+		{"0 0 * * 0", "Asia/Beirut", 168 * time.Hour, utc(2026, 3, 10, 0), true},
+		{"0 0 * * *", "America/Asuncion", 24 * time.Hour, utc(2023, 9, 28, 12), true},
+		{"0 18 * * *", "Europe/Berlin", 8 * time.Hour, utc(2027, 3, 25, 12), false},
+		{"0 18 * * *", "America/New_York", 8 * time.Hour, utc(2026, 3, 6, 12), false},
+		{"0 * * * *", "Europe/Berlin", 30 * time.Minute, utc(2027, 3, 27, 22), false},
+		{"0 3 * * *", "Europe/Berlin", time.Hour, utc(2027, 3, 26, 12), false},
+		{"30 2 * * *", "Europe/Berlin", 30 * time.Minute, utc(2026, 10, 23, 12), false},
+		{"0 6 * * *", "Europe/Berlin", time.Hour, utc(2027, 3, 26, 12), false},
+		{"@every 6h", "Europe/Berlin", 24 * time.Hour, utc(2026, 10, 23, 0), false},
+	} {
+		loc := zone(tc.zone)
+		ws := series(t, tc.schedule, tc.last, loc, tc.around, 24*5)
+		for i, w := range ws {
+			switch {
+			case !w.from.Before(w.to):
+				t.Fatalf("%s, last %s, %s: the run at %s has an empty window from %s", tc.schedule, tc.last, tc.zone, w.to, w.from)
+			case tc.tiles && i > 0 && !w.from.Equal(ws[i-1].to):
+				t.Fatalf("%s, last %s, %s: the run at %s starts at %s, the run before ended at %s", tc.schedule, tc.last, tc.zone, w.to, w.from.In(loc), ws[i-1].to.In(loc))
+			case !tc.tiles && w.to.Sub(w.from) > tc.last:
+				t.Fatalf("%s, last %s, %s: the run at %s is %s long", tc.schedule, tc.last, tc.zone, w.to, w.to.Sub(w.from))
 			}
+		}
+	}
+	// After downtime, the latest missed run covers last, whatever the run
+	// before the outage was next to.
+	berlin := zone("Europe/Berlin")
+	prev := time.Date(2027, 3, 28, 1, 30, 0, 0, berlin)
+	for _, at := range []time.Time{time.Date(2027, 3, 29, 10, 30, 0, 0, berlin), time.Date(2027, 4, 28, 10, 30, 0, 0, berlin)} {
+		if from := runStart(at, time.Hour, berlin, &prev); !from.Equal(at.Add(-time.Hour)) {
+			t.Fatalf("the run at %s after downtime starts at %s", at, from)
 		}
 	}
 }

@@ -517,7 +517,11 @@ func (s *Sealer) checkHead(ctx context.Context, ns string, size int64, reader tl
 		}
 		was := root
 		if h.Size < size {
-			if was, err = tlog.TreeHash(h.Size, reader); err != nil {
+			was, err = tlog.TreeHash(h.Size, reader)
+			if errors.Is(err, ErrHashNotStored) || errors.Is(err, ErrHashMalformed) || errors.Is(err, ErrLeavesMissing) {
+				return tlog.Hash{}, fmt.Errorf("sealing %s: %w: the root at %d: %w", ns, ErrLogAltered, h.Size, err)
+			}
+			if err != nil {
 				return tlog.Hash{}, fmt.Errorf("sealing %s: the root at %d: %w", ns, h.Size, err)
 			}
 		}
