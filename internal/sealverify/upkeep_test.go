@@ -17,7 +17,6 @@ limitations under the License.
 package sealverify
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -123,23 +122,6 @@ func TestMetAcrossDenseBoundary(t *testing.T) {
 	}
 }
 
-// raceStore runs hook once, right after verify read ns's checkpoints.
-type raceStore struct {
-	Store
-	ns   string
-	hook func()
-}
-
-func (r *raceStore) Checkpoints(ctx context.Context, ns string, before int64, limit int) ([]seal.StoredCheckpoint, error) {
-	out, err := r.Store.Checkpoints(ctx, ns, before, limit)
-	if ns == r.ns && r.hook != nil {
-		h := r.hook
-		r.hook = nil
-		h()
-	}
-	return out, err
-}
-
 // TestVerifyBesideUpkeep: the leader's verify runs beside the upkeep.
 // When the upkeep binds a newer cutoff and deletes the expired events
 // after verify read a quiet log's checkpoints and before it walked its
@@ -172,7 +154,7 @@ func TestVerifyBesideUpkeep(t *testing.T) {
 			}
 			// The next day's first upkeep, while verify reads team-a.
 			now = t0.Add(91 * 24 * time.Hour)
-			rs := &raceStore{Store: st, ns: "team-a", hook: func() {
+			rs := &racing{Store: st, afterCheckpoints: func() {
 				if _, err := sealer.BindRetention(t.Context(), cut(now)); err != nil {
 					t.Error(err)
 				}
