@@ -19,6 +19,7 @@ package sealverify
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -77,15 +78,25 @@ func TestBindRetentionLeavesAnAlteredLogUnbound(t *testing.T) {
 			s2 := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
 			s2.Witness(cp20)
 			unbound, err := s2.BindRetention(t.Context(), cut(now))
-			t.Logf("BindRetention: unbound %v, err %v (ErrLogAltered: %v)", unbound, err, errors.Is(err, seal.ErrLogAltered))
-			if err != nil {
-				t.Errorf("one deleted leaf of team-a makes BindRetention fail, so expire deletes nothing in any namespace: %v", err)
+			if err != nil || !slices.Equal(unbound, []string{"team-a"}) {
+				t.Fatalf("BindRetention: unbound %v, %v (ErrLogAltered: %v); want team-a unbound, no error", unbound, err, errors.Is(err, seal.ErrLogAltered))
 			}
-			// Without the witness, the same store binds (unbound: none) and
-			// verify names the deleted leaf: the intruder is not invisible.
+			// Without the witness, the same store binds, and verify names
+			// the deleted leaf: the intruder is not invisible.
 			s3 := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
-			unbound, err = s3.BindRetention(t.Context(), cut(now))
-			t.Logf("fresh sealer: unbound %v, err %v", unbound, err)
+			if _, err := s3.BindRetention(t.Context(), cut(now)); err != nil {
+				t.Fatal(err)
+			}
+			vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+			named := false
+			if _, err := Verify(t.Context(), st, Options{Verifiers: vs, SealInterval: time.Minute, Now: func() time.Time { return now }}, func(f Finding) {
+				named = named || f.Namespace == "team-a"
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if !named {
+				t.Fatal("verify names nothing of team-a's deleted leaf")
+			}
 		})
 	}
 }

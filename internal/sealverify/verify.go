@@ -507,11 +507,11 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 		// The leader may have sealed them after the checkpoints were
 		// read (verify runs beside the manager): a signed checkpoint
 		// covering them now is enough here; the next run checks its root.
-		covered, err := coveredNow(ctx, st, opts, ns, size)
+		now, ok, err := newestNow(ctx, st, opts, ns, nsOf)
 		if err != nil {
 			return events, sealed, err
 		}
-		if !covered {
+		if !ok || now.Size < size {
 			emit(Finding{Namespace: ns, Problem: Unsealed, Index: ptr(last.Size), Detail: fmt.Sprintf("leaves %d to %d have indexes but no signed checkpoint covers them", last.Size, size-1)})
 		}
 	}
@@ -556,10 +556,10 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			// Verify runs beside the leader, whose upkeep signs a later
 			// cutoff and then deletes: the newest checkpoint now, once.
 			reread = true
-			if c, err := newestCutoff(ctx, st, opts, ns, last.Size, nsOf); err != nil {
+			if now, ok, err := newestNow(ctx, st, opts, ns, nsOf); err != nil {
 				return events, sealed, err
-			} else if c.After(cutoff) {
-				if cutoff = c; t.Before(cutoff) {
+			} else if ok && now.Size >= last.Size && now.RetentionCutoff.After(cutoff) {
+				if cutoff = now.RetentionCutoff; t.Before(cutoff) {
 					continue
 				}
 			}
@@ -623,30 +623,20 @@ func checkKeys(ns string, e *store.Event, l seal.KeyedLeaf, k store.StoredKeys, 
 	emit(Finding{Namespace: ns, Problem: Altered, Index: ptr(l.Index), Seq: ptr(e.Seq), ID: e.ID, Detail: what})
 }
 
-// newestCutoff is the retention cutoff of ns's newest checkpoint now,
-// when a known key signed it for this log at size or more (else zero).
-func newestCutoff(ctx context.Context, st Store, opts Options, ns string, size int64, nsOf func(string) (string, bool)) (time.Time, error) {
+// newestNow returns ns's newest checkpoint as it is now, when a known key
+// signed it for this log (ok false otherwise): verify runs beside the
+// leader, which seals and binds retention cutoffs meanwhile.
+func newestNow(ctx context.Context, st Store, opts Options, ns string, nsOf func(string) (string, bool)) (cp seal.Checkpoint, ok bool, err error) {
 	page, err := st.Checkpoints(ctx, ns, 0, 1)
 	if err != nil || len(page) == 0 {
-		return time.Time{}, err
+		return seal.Checkpoint{}, false, err
 	}
-	cp, err := seal.Open(page[0].Note, opts.Verifiers)
-	if err != nil || cp.Size != page[0].Size || cp.Size < size {
-		return time.Time{}, nil
+	cp, err = seal.Open(page[0].Note, opts.Verifiers)
+	if err != nil || cp.Size != page[0].Size {
+		return seal.Checkpoint{}, false, nil
 	}
 	if got, _ := nsOf(cp.Origin); got != ns {
-		return time.Time{}, nil
+		return seal.Checkpoint{}, false, nil
 	}
-	return cp.RetentionCutoff, nil
-}
-
-// coveredNow says whether ns now has a checkpoint of at least size signed
-// by a known key.
-func coveredNow(ctx context.Context, st Store, opts Options, ns string, size int64) (bool, error) {
-	page, err := st.Checkpoints(ctx, ns, 0, 1)
-	if err != nil || len(page) == 0 {
-		return false, err
-	}
-	cp, err := seal.Open(page[0].Note, opts.Verifiers)
-	return err == nil && cp.Size == page[0].Size && cp.Size >= size, nil
+	return cp, true, nil
 }
