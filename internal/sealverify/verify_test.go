@@ -48,47 +48,81 @@ var tokenKey = bytes.Repeat([]byte("k"), 32)
 type backend struct {
 	name string
 	open func(t *testing.T, leaves store.LeafMaker) (Store, func(t *testing.T, sql string))
+	// openLegacy opens a store that says it holds rows with fields in
+	// the legacy columns (stored before the payload column), so that its
+	// reads read them.
+	openLegacy func(t *testing.T, leaves store.LeafMaker) (Store, func(t *testing.T, sql string))
 }
 
 var backends = []backend{
 	{"sqlite", func(t *testing.T, leaves store.LeafMaker) (Store, func(*testing.T, string)) {
-		path := filepath.Join(t.TempDir(), "audit.db")
-		s, err := sqlite.New(t.Context(), path, store.Options{TokenKey: tokenKey, Leaves: leaves})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return s, func(t *testing.T, q string) {
-			t.Helper()
-			if _, err := db.Exec(q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		return openSQLite(t, leaves, false)
+	}, func(t *testing.T, leaves store.LeafMaker) (Store, func(*testing.T, string)) {
+		return openSQLite(t, leaves, true)
 	}},
 	{"postgres", func(t *testing.T, leaves store.LeafMaker) (Store, func(*testing.T, string)) {
-		url := storetest.PostgresDatabase(t)
-		s, err := postgres.New(t.Context(), url, store.Options{TokenKey: tokenKey, Leaves: leaves})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		conn, err := pgx.Connect(t.Context(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close(context.Background()) })
-		return s, func(t *testing.T, q string) {
-			t.Helper()
-			if _, err := conn.Exec(t.Context(), q); err != nil {
-				t.Fatalf("%s: %v", q, err)
-			}
-		}
+		return openPostgres(t, leaves, false)
+	}, func(t *testing.T, leaves store.LeafMaker) (Store, func(*testing.T, string)) {
+		return openPostgres(t, leaves, true)
 	}},
+}
+
+func openSQLite(t *testing.T, leaves store.LeafMaker, legacy bool) (Store, func(*testing.T, string)) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	opts := store.Options{TokenKey: tokenKey, Leaves: leaves}
+	s, err := sqlite.New(t.Context(), path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	exec := func(t *testing.T, q string) {
+		t.Helper()
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if legacy {
+		exec(t, "UPDATE legacy_columns SET in_use = 1")
+		s.Close()
+		if s, err = sqlite.New(t.Context(), path, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, exec
+}
+
+func openPostgres(t *testing.T, leaves store.LeafMaker, legacy bool) (Store, func(*testing.T, string)) {
+	url := storetest.PostgresDatabase(t)
+	opts := store.Options{TokenKey: tokenKey, Leaves: leaves}
+	s, err := postgres.New(t.Context(), url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	exec := func(t *testing.T, q string) {
+		t.Helper()
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if legacy {
+		exec(t, "UPDATE legacy_columns SET in_use = true")
+		s.Close()
+		if s, err = postgres.New(t.Context(), url, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, exec
 }
 
 var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -160,6 +194,9 @@ func TestTampering(t *testing.T) {
 		sealRefused string
 		// retention: the checkpoints bind a retention cutoff of t0+3m.
 		retention bool
+		// legacy: the store says it holds rows from before the payload
+		// column, so its reads read the legacy columns too.
+		legacy bool
 	}{
 		{name: "untouched", tamper: func(*testing.T, Store, func(*testing.T, string), map[string]int64) {}},
 		{name: "row edited in place", tamper: func(t *testing.T, _ Store, exec func(*testing.T, string), _ map[string]int64) {
@@ -173,7 +210,7 @@ func TestTampering(t *testing.T) {
 			if err != nil || !ok || e.Message != "delete pod a2" {
 				t.Fatalf("a2 reads back with message %q (%v, %v); want the payload's", e.Message, ok, err)
 			}
-		}},
+		}, legacy: true},
 		{name: "payload edited into bytes that do not decode", tamper: func(t *testing.T, st Store, exec func(*testing.T, string), _ map[string]int64) {
 			// A zstd frame cut short: verify names the row and goes on.
 			exec(t, "UPDATE events SET payload = "+bytesLiteral(st, []byte{1, 0, 0x28, 0xb5, 0x2f, 0xfd})+" WHERE id = 'a5'")
@@ -350,14 +387,18 @@ func TestTampering(t *testing.T) {
 			// payload: the canonical encoding's bytes do not change.
 			spliced := `{"user":"alice"},"request":` + string(event("team-b", "b1", 1).Request)
 			exec(t, "UPDATE events SET payload = NULL, principal_v1 = "+bytesLiteral(st, []byte(spliced))+", request_v1 = NULL, message_v1 = 'delete pod b1' WHERE id = 'b1'")
-		}, want: func(s map[string]int64) []found { return []found{{"team-b", Altered, s["b1"], "b1"}} }},
+		}, want: func(s map[string]int64) []found { return []found{{"team-b", Altered, s["b1"], "b1"}} }, legacy: true},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
 					kr := newKeyring(t)
-					st, exec := b.open(t, seal.LeafMaker{Keys: kr})
+					open := b.open
+					if tc.legacy {
+						open = b.openLegacy
+					}
+					st, exec := open(t, seal.LeafMaker{Keys: kr})
 					var batch []store.Event
 					for i := 1; i <= 6; i++ {
 						batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))

@@ -405,6 +405,47 @@ func TestContentHashMigration(t *testing.T) {
 	storetest.CheckMigratedKeys(t, s, events)
 }
 
+// TestLegacyColumnsMigration: migration 13 finds a row that holds any one
+// field in a legacy column, and the store then reads it whole; a store whose
+// rows hold none reads without those columns.
+func TestLegacyColumnsMigration(t *testing.T) {
+	none := storetest.LegacyColumnEvents()[0]
+	none.EntityKind, none.ID = "", "plain"
+	cases := append([]store.Event{none}, storetest.LegacyColumnEvents()...)
+	for i, e := range cases {
+		t.Run(e.ID, func(t *testing.T) {
+			ctx := t.Context()
+			url := storetest.PostgresDatabase(t)
+			before, err := open(ctx, url, store.Options{TokenKey: testKey}, 12)
+			if err != nil {
+				t.Fatal(err)
+			}
+			norm, err := store.NormalizeEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols, vals := storetest.LegacyRow(&norm)
+			ph := make([]string, len(vals))
+			for i := range ph {
+				ph[i] = "$" + strconv.Itoa(i+1)
+			}
+			if _, err := before.pool.Exec(ctx, "INSERT INTO events ("+cols+") VALUES ("+strings.Join(ph, ", ")+")", vals...); err != nil {
+				t.Fatal(err)
+			}
+			before.Close()
+			s, err := New(ctx, url, store.Options{TokenKey: testKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if want := i > 0; s.reader.Legacy != want {
+				t.Fatalf("after the migration the store reads legacy columns: %v, want %v", s.reader.Legacy, want)
+			}
+			storetest.CheckLegacyColumnsRead(t, s, []store.Event{e})
+		})
+	}
+}
+
 // TestLegacyTimes: events before the Unix epoch, which earlier versions
 // stored and Insert now refuses, are still read by every view
 // (storetest.CheckLegacyTimes).
@@ -567,6 +608,11 @@ func TestPayloads(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
+		SetLegacy: func(t *testing.T) {
+			if _, err := s.pool.Exec(ctx, "UPDATE legacy_columns SET in_use = true"); err != nil {
+				t.Fatal(err)
+			}
+		},
 	})
 }
 
@@ -649,7 +695,7 @@ func TestLeafPlaceMigration(t *testing.T) {
 	earlier.Insert(t, s, "team-a", "a3", "a4", "a5")
 	earlier.Insert(t, s, "team-b", "b1", "b2")
 	// As the version before left them: unsealed leaves without a place,
-	// in column idx, at schema version 8 (migrations 10 to 12 run again too).
+	// in column idx, at schema version 8 (migrations 10 to 13 run again too).
 	for _, q := range []string{
 		"UPDATE leaves SET place = NULL WHERE place >= coalesce((SELECT max(size) FROM checkpoints AS c WHERE c.namespace = leaves.namespace), 0)",
 		"ALTER TABLE leaves RENAME COLUMN place TO idx",
@@ -663,6 +709,8 @@ func TestLeafPlaceMigration(t *testing.T) {
 		"DROP TRIGGER events_uncount_hours ON events",
 		"DROP FUNCTION auditops_count_hours()",
 		"DROP FUNCTION auditops_uncount_hours()",
+		// Migration 13's table.
+		"DROP TABLE legacy_columns",
 		"DELETE FROM schema_migrations WHERE version >= 9",
 	} {
 		if _, err := s.pool.Exec(ctx, q); err != nil {

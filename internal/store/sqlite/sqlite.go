@@ -241,10 +241,17 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		return nil, err
 	}
 	if upTo > 0 {
-		// An older schema (a migration's test): no dictionaries.
+		// An older schema (a migration's test): no dictionaries, and
+		// rows may hold their fields in the legacy columns.
 		s.payload, _ = payload.NewCodec(ctx, nil, nil)
 		s.reader.Payload = s.payload
+		s.reader.Legacy = true
 		return s, nil
+	}
+	// Migration 15 says whether any row holds a field in a legacy column.
+	if err := s.w.QueryRowContext(ctx, "SELECT in_use FROM legacy_columns").Scan(&s.reader.Legacy); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite: read legacy_columns: %w", err)
 	}
 
 	rq := url.Values{}

@@ -312,7 +312,7 @@ func TestMigrationsIdempotentAndVersioned(t *testing.T) {
 		t.Fatalf("reopen: %v", err)
 	}
 	var versions int
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 14 {
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 15 {
 		t.Fatalf("schema_migrations rows = %d, %v", versions, err)
 	}
 	var mode string
@@ -528,6 +528,47 @@ func TestContentHashMigration(t *testing.T) {
 	}
 }
 
+// TestLegacyColumnsMigration: migration 15 finds a row that holds any one
+// field in a legacy column, and the store then reads it whole; a store whose
+// rows hold none reads without those columns.
+func TestLegacyColumnsMigration(t *testing.T) {
+	none := storetest.LegacyColumnEvents()[0]
+	none.EntityKind, none.ID = "", "plain"
+	cases := append([]store.Event{none}, storetest.LegacyColumnEvents()...)
+	for i, e := range cases {
+		t.Run(e.ID, func(t *testing.T) {
+			ctx := t.Context()
+			path := filepath.Join(t.TempDir(), "audit.db")
+			before, err := open(ctx, path, store.Options{TokenKey: testKey}, 14)
+			if err != nil {
+				t.Fatal(err)
+			}
+			norm, err := store.NormalizeEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols, vals := storetest.LegacyRow(&norm)
+			if err := before.write(ctx, "legacy insert", func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+cols+") VALUES (?"+strings.Repeat(", ?", len(vals))+")",
+					append([]any{int64(1)}, vals...)...)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			before.Close()
+			s, err := New(ctx, path, store.Options{TokenKey: testKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if want := i > 0; s.reader.Legacy != want {
+				t.Fatalf("after the migration the store reads legacy columns: %v, want %v", s.reader.Legacy, want)
+			}
+			storetest.CheckLegacyColumnsRead(t, s, []store.Event{e})
+		})
+	}
+}
+
 // TestLeafPlaceMigration turns a store into what schema version 6 left
 // (unsealed leaves without a place) and
 // reopens it: migration 0007 places those leaves after each log's newest
@@ -559,8 +600,8 @@ func TestLeafPlaceMigration(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	// Schema 6's column names and indexes: migrations 8 to 14 run again.
-	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn+undoCategoryIndexes+undoIDTiers+undoCategoryHours+undoIDMiddleTier), "\n") {
+	// Schema 6's column names and indexes: migrations 8 to 15 run again.
+	for _, q := range strings.Split(strings.TrimSpace(undoTextInPayload+undoSummaryFromTable+undoPlaceColumn+undoCategoryIndexes+undoIDTiers+undoCategoryHours+undoIDMiddleTier+undoLegacyColumns), "\n") {
 		if q == "" {
 			continue
 		}
@@ -643,6 +684,11 @@ DROP TABLE category_hours
 // undoIDTiers dropped its trigger.
 const undoIDMiddleTier = `
 DROP TABLE ids_mid
+`
+
+// undoLegacyColumns takes migration 15 (0015_legacy_columns.sql) back.
+const undoLegacyColumns = `
+DROP TABLE legacy_columns
 `
 
 // undoSummaryFromTable takes migration 9 (0009_summary_from_table.sql)
@@ -919,6 +965,11 @@ func TestPayloads(t *testing.T) {
 				_, err := tx.ExecContext(ctx, "UPDATE events SET payload = X'0100deadbeef' WHERE id = ?", id)
 				return err
 			}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		SetLegacy: func(t *testing.T) {
+			if _, err := s.w.ExecContext(ctx, "UPDATE legacy_columns SET in_use = 1"); err != nil {
 				t.Fatal(err)
 			}
 		},

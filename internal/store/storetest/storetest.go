@@ -1858,6 +1858,9 @@ type PayloadRaw struct {
 	Dicts func(t *testing.T) int
 	// Reopen closes the store and opens it again (a restart).
 	Reopen func(t *testing.T) store.Store
+	// SetLegacy records in the store that rows hold fields in the legacy
+	// columns (legacy_columns.in_use), for the next open to read them.
+	SetLegacy func(t *testing.T)
 }
 
 // CheckPayloads: events' JSON values and text fields are stored compressed
@@ -1906,6 +1909,18 @@ func CheckPayloads(t *testing.T, s store.Store, raw PayloadRaw) {
 			raw.Insert(t, BeforeTextColumns, BeforeTextValues(t, &norm))
 		}
 	}
+
+	// The store holds no row that filled the legacy columns, so its reads
+	// leave them out: rows planted with SQL read without what they hold.
+	for _, g := range walk(t, s, all("team-p"))[:2] {
+		if g.Message != "" || g.EntityKind != "" || g.Details != "" || g.Error != nil || g.Archived || (g.ID == legacy.ID) != (g.Request == nil) {
+			t.Fatalf("%s, planted in the legacy columns of a store that has none, read as %+v; want it without those columns' fields", g.ID, g)
+		}
+	}
+	// Once the store says it has such rows (as migrations that find them
+	// do), it reads them.
+	raw.SetLegacy(t)
+	s = raw.Reopen(t)
 
 	n, legacyNull := raw.Stored(t, "p1")
 	values := len(prin) + 3*len(obj) + len(big.PreviousState) + len(big.Message) + len(big.EntityKind) + len(big.EntityID) +
@@ -2256,4 +2271,54 @@ func Restrict(e store.Event, f store.Fields) store.Event {
 	keep(store.FieldRequest, func() { o.Request, o.Response = e.Request, e.Response })
 	keep(store.FieldStates, func() { o.PreviousState, o.CurrentState = e.PreviousState, e.CurrentState })
 	return o
+}
+
+// LegacyColumnEvents are events of team-l that each hold one field that a
+// legacy column (LegacyColumns' _v1 columns) stored, and nothing in the
+// others: one per such column. A store upgraded with any one of them as a
+// legacy row must read its field (CheckLegacyColumnsRead).
+func LegacyColumnEvents() []store.Event {
+	errLog := "forbidden"
+	obj := json.RawMessage(`{"kind":"ConfigMap"}`)
+	mods := []func(*store.Event){
+		func(e *store.Event) { e.EntityKind = "configmaps" },
+		func(e *store.Event) { e.EntityID = "team-l/cm" },
+		func(e *store.Event) { e.CertificateSerialNumber = "X509SHA256=ab" },
+		func(e *store.Event) { e.IssuerDN = "CN=ca" },
+		func(e *store.Event) { e.Details = "kubectl/v1.37" },
+		func(e *store.Event) { e.Archived = true },
+		func(e *store.Event) { e.Message = "get configmaps" },
+		func(e *store.Event) { e.Error = &errLog },
+		func(e *store.Event) { e.Principal = obj },
+		func(e *store.Event) { e.Request = obj },
+		func(e *store.Event) { e.Response = obj },
+		func(e *store.Event) { e.PreviousState = obj },
+		func(e *store.Event) { e.CurrentState = obj },
+	}
+	events := make([]store.Event, len(mods))
+	for i, m := range mods {
+		events[i] = ev("team-l", fmt.Sprintf("l%02d", i), t0.Add(time.Duration(i)*time.Second), m)
+	}
+	return events
+}
+
+// LegacyRow returns e's columns and values as a row stored before the
+// payload column (LegacyColumns with its keys): e must be normalized.
+func LegacyRow(e *store.Event) (columns string, values []any) {
+	ch := store.ContentHash(e)
+	return LegacyColumns + ", id_hash, content_hash", append(V1Values(e), store.IDHash(e.ID), ch[:])
+}
+
+// CheckLegacyColumnsRead: s, upgraded from a schema before the
+// legacy_columns table with want stored as legacy rows, reads each of them
+// back whole.
+func CheckLegacyColumnsRead(t *testing.T, s store.Store, want []store.Event) {
+	t.Helper()
+	got := walk(t, s, all(want[0].Namespace))
+	if len(got) != len(want) {
+		t.Fatalf("%d events read after the upgrade, want %d", len(got), len(want))
+	}
+	for i := range want {
+		checkSameValues(t, got[i], want[i])
+	}
 }

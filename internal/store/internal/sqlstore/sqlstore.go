@@ -122,12 +122,6 @@ func (d Dialect) from(index string) string {
 	return "events INDEXED BY " + index
 }
 
-// EventColumns lists the columns ScanEvent reads, in its order. Small,
-// often-read columns come first: SQLite stores a row's columns in this order
-// and reads overflow pages only for the columns it needs.
-// (Every field: no constants, so either dialect renders it.)
-var EventColumns = SQLite.eventColumns(store.AllFields)
-
 // InsertColumns are the columns an insert sets besides seq, in the order of
 // InsertValues: the event's fields (its JSON values and the text fields no
 // query filters on in one payload column, internal/store/payload), then its
@@ -173,15 +167,15 @@ const (
 	payloadFields = jsonFields | textFields
 )
 
-// ScanEvent reads one row of EventColumns (or of eventColumns' select
-// list for fields f) of tenant ns: the namespace is the query's, never
-// read. A row with a payload takes its JSON values from it (decoded by c),
-// one without from the columns that held them before; the text fields
-// likewise, where its payload holds them.
+// ScanEvent reads one row of eventColumns' select list for fields f and
+// legacy (see Reader.Legacy) of tenant ns: the namespace is the query's,
+// never read. A row with a payload takes its JSON values from it (decoded
+// by c), one without from the columns that held them before; the text
+// fields likewise, where its payload holds them.
 //
 // extra are the destinations of the columns the query reads after those of
 // eventColumns.
-func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store.Fields, extra ...any) (store.Event, error) {
+func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store.Fields, legacy bool, extra ...any) (store.Event, error) {
 	var (
 		e                     store.Event
 		ts                    int64
@@ -190,9 +184,20 @@ func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store
 		p, rq, rs, ps, cs, pl []byte
 	)
 	e.Namespace = ns
-	dst := []any{&ts, &e.Seq, &e.ID, &e.User, &e.API, &e.Status, &e.Category,
+	if f == 0 {
+		f = store.AllFields
+	}
+	// In optionalColumns' order.
+	all := [len(optionalColumns)]any{&e.ID, &e.User, &e.API, &e.Status, &e.Category,
 		&e.Method, &code, &e.EntityKind, &e.EntityID, &e.DeviceID, &e.CertificateSerialNumber,
 		&e.IssuerDN, &e.Details, &e.Archived, &e.Message, &errv, &p, &rq, &rs, &ps, &cs, &pl}
+	dst := make([]any, 0, 2+len(all)+len(extra))
+	dst = append(dst, &ts, &e.Seq)
+	for i, col := range optionalColumns {
+		if col.read(f, legacy) {
+			dst = append(dst, all[i])
+		}
+	}
 	if err := r.Scan(append(dst, extra...)...); err != nil {
 		return store.Event{}, err
 	}
@@ -203,9 +208,6 @@ func ScanEvent(ctx context.Context, r Rows, ns string, c *payload.Codec, f store
 		v, err := c.Decode(ctx, pl)
 		if err != nil {
 			return e, fmt.Errorf("event %d of %s at %s: %w", e.Seq, ns, e.Time.Format(time.RFC3339Nano), err)
-		}
-		if f == 0 {
-			f = store.AllFields
 		}
 		if v.HasText {
 			setText(&e, &v.Text, f)
@@ -255,70 +257,57 @@ func setText(e *store.Event, t *payload.Text, f store.Fields) {
 	}
 }
 
-// zeroKind says which constant stands in for a column that is not read:
-// the zero value ScanEvent takes for it.
-type zeroKind int
-
-const (
-	zeroText zeroKind = iota
-	zeroInt
-	zeroBool
-	zeroNull
-)
-
-// zero renders k's constant; PostgreSQL needs the literals typed.
-func (d Dialect) zero(k zeroKind) string {
-	switch {
-	case k == zeroNull:
-		return "NULL"
-	case k == zeroText && d == Postgres:
-		return "''::text"
-	case k == zeroText:
-		return "''"
-	case k == zeroBool && d == Postgres:
-		return "false"
-	case d == Postgres:
-		return "0::bigint"
-	default:
-		return "0"
-	}
+// optionalColumns are the columns of an event's select list after the two
+// every query reads (ts, seq), in order, with their field. Small, often-read
+// columns come first: SQLite stores a row's columns in this order and reads
+// overflow pages only for the columns it needs.
+//
+// The legacy ones held an event's fields before the payload column did
+// (SQLite's migrations 5 and 8, PostgreSQL's 6 and 8); rows stored since
+// leave them empty.
+var optionalColumns = [...]eventColumn{
+	{"id", store.FieldID, false},
+	{"user_name", store.FieldUser, false}, {"api", store.FieldAPI, false},
+	{"status", store.FieldStatus, false}, {"category", store.FieldCategory, false},
+	{"method", store.FieldMethod, false}, {"status_code", store.FieldStatusCode, false},
+	{"entity_kind_v1", store.FieldEntity, true}, {"entity_id_v1", store.FieldEntity, true},
+	{"device_id", store.FieldDevice, false}, {"certificate_serial_number_v1", store.FieldDevice, true},
+	{"issuer_dn_v1", store.FieldDevice, true}, {"details_v1", store.FieldDevice, true},
+	{"archived_v1", store.FieldDevice, true}, {"message_v1", store.FieldMessage, true},
+	{"error_v1", store.FieldError, true}, {"principal_v1", store.FieldPrincipal, true},
+	{"request_v1", store.FieldRequest, true}, {"response_v1", store.FieldRequest, true},
+	{"previous_state_v1", store.FieldStates, true}, {"current_state_v1", store.FieldStates, true},
+	{"payload", payloadFields, false},
 }
 
-// optionalColumns are the columns of EventColumns after the two every
-// query reads (ts, seq), in order, with their field.
-var optionalColumns = []struct {
-	name  string
-	field store.Fields
-	zero  zeroKind
-}{
-	{"id", store.FieldID, zeroText},
-	{"user_name", store.FieldUser, zeroText}, {"api", store.FieldAPI, zeroText},
-	{"status", store.FieldStatus, zeroText}, {"category", store.FieldCategory, zeroText},
-	{"method", store.FieldMethod, zeroText}, {"status_code", store.FieldStatusCode, zeroInt},
-	{"entity_kind_v1", store.FieldEntity, zeroText}, {"entity_id_v1", store.FieldEntity, zeroText},
-	{"device_id", store.FieldDevice, zeroText}, {"certificate_serial_number_v1", store.FieldDevice, zeroText},
-	{"issuer_dn_v1", store.FieldDevice, zeroText}, {"details_v1", store.FieldDevice, zeroText},
-	{"archived_v1", store.FieldDevice, zeroBool}, {"message_v1", store.FieldMessage, zeroText},
-	{"error_v1", store.FieldError, zeroNull}, {"principal_v1", store.FieldPrincipal, zeroNull},
-	{"request_v1", store.FieldRequest, zeroNull}, {"response_v1", store.FieldRequest, zeroNull},
-	{"previous_state_v1", store.FieldStates, zeroNull}, {"current_state_v1", store.FieldStates, zeroNull},
-	{"payload", payloadFields, zeroNull},
+// eventColumn is a column of an event's select list.
+type eventColumn struct {
+	name   string
+	field  store.Fields
+	legacy bool
 }
 
-// eventColumns is the select list of ScanEvent, the columns of the fields f
-// leaves out read as constants (zero f reads all).
-func (d Dialect) eventColumns(f store.Fields) string {
+// read says whether a query for fields f (not zero) selects the column:
+// a legacy column only when the store may hold rows that filled it.
+func (c eventColumn) read(f store.Fields, legacy bool) bool {
+	return f&c.field != 0 && (legacy || !c.legacy)
+}
+
+// eventColumns is the select list of ScanEvent for fields f (zero reads
+// all) and legacy. A column it leaves out is not read at all, not even as a
+// constant: SQLite's driver costs the same for a constant column as for a
+// stored one (a call into the C library for its type and one for its value),
+// and the rows read most, by reports and verify, read every field.
+func (d Dialect) eventColumns(f store.Fields, legacy bool) string {
 	if f == 0 {
 		f = store.AllFields
 	}
 	var b strings.Builder
 	b.WriteString("ts, seq")
 	for _, c := range optionalColumns {
-		b.WriteString(", ")
-		if f&c.field != 0 {
+		if c.read(f, legacy) {
+			b.WriteString(", ")
 			b.WriteString(c.name)
-		} else {
-			b.WriteString(d.zero(c.zero))
 		}
 	}
 	return b.String()
@@ -408,6 +397,10 @@ type Reader struct {
 	// MaxPageBytes caps a page's row data (store.Options.MaxPageBytes);
 	// 0 means store.DefaultMaxPageBytes.
 	MaxPageBytes int
+	// Legacy says that the store may hold rows with fields in the legacy
+	// columns (optionalColumns), stored before the payload column held
+	// them: queries read those columns only then.
+	Legacy bool
 	// HourCounts: the store keeps category_hours, the number of access
 	// and of user events per namespace and hour (SQLite's migration 13,
 	// PostgreSQL's 12), and a total of one of those categories reads its
@@ -457,9 +450,11 @@ type eventPage struct {
 	// full is set once the page is complete: it holds size rows, or the
 	// byte cap ended it, and next says whether a row follows.
 	full bool
-	// codec decodes payloads; fields are those the query reads.
+	// codec decodes payloads; fields are those the query reads, legacy
+	// says whether it reads the legacy columns (Reader.Legacy).
 	codec  *payload.Codec
 	fields store.Fields
+	legacy bool
 	// keepUnreadable: see store.EventQuery.KeepUnreadable; unreadable
 	// collects those rows (store.EventPage.Unreadable).
 	keepUnreadable bool
@@ -471,7 +466,7 @@ type eventPage struct {
 
 func (r *Reader) newEventPage(size int, f store.Fields) *eventPage {
 	return &eventPage{size: size, maxBytes: r.maxPageBytes(), first: r.firstChunk(size),
-		events: make([]store.Event, 0, min(size+1, 1024)), codec: r.Payload, fields: f}
+		events: make([]store.Event, 0, min(size+1, 1024)), codec: r.Payload, fields: f, legacy: r.Legacy}
 }
 
 // read runs one chunk's query and adds its rows; it returns how many rows
@@ -490,7 +485,7 @@ func (p *eventPage) read(ctx context.Context, db Queryer, ns, sql string, args [
 		if p.withKeys {
 			extra = []any{&k.IDHash, &k.Content}
 		}
-		e, err := ScanEvent(ctx, rows, ns, p.codec, p.fields, extra...)
+		e, err := ScanEvent(ctx, rows, ns, p.codec, p.fields, p.legacy, extra...)
 		if err != nil {
 			if !p.keepUnreadable || !errors.Is(err, payload.ErrCorrupt) {
 				return n, err
@@ -621,7 +616,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 	if from < to {
 		pp := r.newEventPage(q.Page.Size, q.Fields)
 		pp.keepUnreadable, pp.withKeys = q.KeepUnreadable, q.WithKeys
-		cols := r.Dialect.eventColumns(q.Fields)
+		cols := r.Dialect.eventColumns(q.Fields, r.Legacy)
 		if q.WithKeys {
 			cols += ", id_hash, content_hash"
 		}
@@ -762,7 +757,7 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 		return page, nil
 	}
 	pp := r.newEventPage(q.Limit, q.Fields)
-	cols := r.Dialect.eventColumns(q.Fields)
+	cols := r.Dialect.eventColumns(q.Fields, r.Legacy)
 	// The first chunk skips Offset rows; the next ones continue before the
 	// last row read, in the same read transaction.
 	before, offset := q.Before, q.Offset
