@@ -405,45 +405,30 @@ func TestContentHashMigration(t *testing.T) {
 	storetest.CheckMigratedKeys(t, s, events)
 }
 
-// TestLegacyColumnsMigration: migration 13 finds a row that holds any one
-// field in a legacy column, and the store then reads it whole; a store whose
-// rows hold none reads without those columns.
+// TestLegacyColumnsMigration: storetest.RunLegacyColumnsMigration across
+// migration 13.
 func TestLegacyColumnsMigration(t *testing.T) {
-	none := storetest.LegacyColumnEvents()[0]
-	none.EntityKind, none.ID = "", "plain"
-	cases := append([]store.Event{none}, storetest.LegacyColumnEvents()...)
-	for i, e := range cases {
-		t.Run(e.ID, func(t *testing.T) {
-			ctx := t.Context()
-			url := storetest.PostgresDatabase(t)
-			before, err := open(ctx, url, store.Options{TokenKey: testKey}, 12)
-			if err != nil {
-				t.Fatal(err)
-			}
-			norm, err := store.NormalizeEvent(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cols, vals := storetest.LegacyRow(&norm)
-			ph := make([]string, len(vals))
-			for i := range ph {
-				ph[i] = "$" + strconv.Itoa(i+1)
-			}
-			if _, err := before.pool.Exec(ctx, "INSERT INTO events ("+cols+") VALUES ("+strings.Join(ph, ", ")+")", vals...); err != nil {
-				t.Fatal(err)
-			}
-			before.Close()
-			s, err := New(ctx, url, store.Options{TokenKey: testKey})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if want := i > 0; s.reader.Legacy != want {
-				t.Fatalf("after the migration the store reads legacy columns: %v, want %v", s.reader.Legacy, want)
-			}
-			storetest.CheckLegacyColumnsRead(t, s, []store.Event{e})
-		})
-	}
+	storetest.RunLegacyColumnsMigration(t, func(t *testing.T, columns string, values []any) (store.Store, bool) {
+		ctx := t.Context()
+		url := storetest.PostgresDatabase(t)
+		before, err := open(ctx, url, store.Options{TokenKey: testKey}, 12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ph := make([]string, len(values))
+		for i := range ph {
+			ph[i] = "$" + strconv.Itoa(i+1)
+		}
+		if _, err := before.pool.Exec(ctx, "INSERT INTO events ("+columns+") VALUES ("+strings.Join(ph, ", ")+")", values...); err != nil {
+			t.Fatal(err)
+		}
+		before.Close()
+		s, err := New(ctx, url, store.Options{TokenKey: testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, s.reader.Legacy
+	})
 }
 
 // TestLegacyTimes: events before the Unix epoch, which earlier versions

@@ -528,45 +528,29 @@ func TestContentHashMigration(t *testing.T) {
 	}
 }
 
-// TestLegacyColumnsMigration: migration 15 finds a row that holds any one
-// field in a legacy column, and the store then reads it whole; a store whose
-// rows hold none reads without those columns.
+// TestLegacyColumnsMigration: storetest.RunLegacyColumnsMigration across
+// migration 15.
 func TestLegacyColumnsMigration(t *testing.T) {
-	none := storetest.LegacyColumnEvents()[0]
-	none.EntityKind, none.ID = "", "plain"
-	cases := append([]store.Event{none}, storetest.LegacyColumnEvents()...)
-	for i, e := range cases {
-		t.Run(e.ID, func(t *testing.T) {
-			ctx := t.Context()
-			path := filepath.Join(t.TempDir(), "audit.db")
-			before, err := open(ctx, path, store.Options{TokenKey: testKey}, 14)
-			if err != nil {
-				t.Fatal(err)
-			}
-			norm, err := store.NormalizeEvent(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cols, vals := storetest.LegacyRow(&norm)
-			if err := before.write(ctx, "legacy insert", func(tx *sql.Tx) error {
-				_, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+cols+") VALUES (?"+strings.Repeat(", ?", len(vals))+")",
-					append([]any{int64(1)}, vals...)...)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			before.Close()
-			s, err := New(ctx, path, store.Options{TokenKey: testKey})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if want := i > 0; s.reader.Legacy != want {
-				t.Fatalf("after the migration the store reads legacy columns: %v, want %v", s.reader.Legacy, want)
-			}
-			storetest.CheckLegacyColumnsRead(t, s, []store.Event{e})
-		})
-	}
+	storetest.RunLegacyColumnsMigration(t, func(t *testing.T, columns string, values []any) (store.Store, bool) {
+		ctx := t.Context()
+		path := filepath.Join(t.TempDir(), "audit.db")
+		before, err := open(ctx, path, store.Options{TokenKey: testKey}, 14)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := before.write(ctx, "legacy insert", func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO events (seq, "+columns+") VALUES (1"+strings.Repeat(", ?", len(values))+")", values...)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		before.Close()
+		s, err := New(ctx, path, store.Options{TokenKey: testKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, s.reader.Legacy
+	})
 }
 
 // TestLeafPlaceMigration turns a store into what schema version 6 left

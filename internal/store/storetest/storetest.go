@@ -2273,14 +2273,17 @@ func Restrict(e store.Event, f store.Fields) store.Event {
 	return o
 }
 
-// LegacyColumnEvents are events of team-l that each hold one field that a
-// legacy column (LegacyColumns' _v1 columns) stored, and nothing in the
-// others: one per such column. A store upgraded with any one of them as a
-// legacy row must read its field (CheckLegacyColumnsRead).
-func LegacyColumnEvents() []store.Event {
+// RunLegacyColumnsMigration: a store upgraded across the migration that
+// adds legacy_columns finds a row that holds any one field in a legacy
+// column (LegacyColumns' _v1 columns), and then reads it whole; one whose
+// rows hold none reads without those columns. upgrade makes a store at the
+// schema before that migration, inserts one row (columns, values) with
+// SQL, upgrades it, and returns it with whether it reads the legacy columns.
+func RunLegacyColumnsMigration(t *testing.T, upgrade func(t *testing.T, columns string, values []any) (s store.Store, legacy bool)) {
 	errLog := "forbidden"
 	obj := json.RawMessage(`{"kind":"ConfigMap"}`)
 	mods := []func(*store.Event){
+		func(*store.Event) {},
 		func(e *store.Event) { e.EntityKind = "configmaps" },
 		func(e *store.Event) { e.EntityID = "team-l/cm" },
 		func(e *store.Event) { e.CertificateSerialNumber = "X509SHA256=ab" },
@@ -2295,30 +2298,24 @@ func LegacyColumnEvents() []store.Event {
 		func(e *store.Event) { e.PreviousState = obj },
 		func(e *store.Event) { e.CurrentState = obj },
 	}
-	events := make([]store.Event, len(mods))
 	for i, m := range mods {
-		events[i] = ev("team-l", fmt.Sprintf("l%02d", i), t0.Add(time.Duration(i)*time.Second), m)
-	}
-	return events
-}
-
-// LegacyRow returns e's columns and values as a row stored before the
-// payload column (LegacyColumns with its keys): e must be normalized.
-func LegacyRow(e *store.Event) (columns string, values []any) {
-	ch := store.ContentHash(e)
-	return LegacyColumns + ", id_hash, content_hash", append(V1Values(e), store.IDHash(e.ID), ch[:])
-}
-
-// CheckLegacyColumnsRead: s, upgraded from a schema before the
-// legacy_columns table with want stored as legacy rows, reads each of them
-// back whole.
-func CheckLegacyColumnsRead(t *testing.T, s store.Store, want []store.Event) {
-	t.Helper()
-	got := walk(t, s, all(want[0].Namespace))
-	if len(got) != len(want) {
-		t.Fatalf("%d events read after the upgrade, want %d", len(got), len(want))
-	}
-	for i := range want {
-		checkSameValues(t, got[i], want[i])
+		e := ev("team-l", fmt.Sprintf("l%02d", i), t0, m)
+		t.Run(e.ID, func(t *testing.T) {
+			norm, err := store.NormalizeEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := store.ContentHash(&norm)
+			s, legacy := upgrade(t, LegacyColumns+", id_hash, content_hash", append(V1Values(&norm), store.IDHash(norm.ID), ch[:]))
+			defer s.Close()
+			if want := i > 0; legacy != want {
+				t.Fatalf("after the migration the store reads the legacy columns: %v, want %v", legacy, want)
+			}
+			got := walk(t, s, all(e.Namespace))
+			if len(got) != 1 {
+				t.Fatalf("%d events read after the upgrade, want 1", len(got))
+			}
+			checkSameValues(t, got[0], e)
+		})
 	}
 }
