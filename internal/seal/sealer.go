@@ -394,6 +394,13 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		if s.Retention != nil {
 			cp.RetentionCutoff = s.Retention(now)
 		}
+		// A log's cutoff never goes back: retention already deleted what
+		// the one its newest checkpoint binds allowed, whatever the cutoff
+		// is now (--retention raised or turned off, a leader whose clock
+		// is behind). checkHead put that checkpoint in heads.
+		if h, ok := s.head(ns); ok && h.RetentionCutoff.After(cp.RetentionCutoff) {
+			cp.RetentionCutoff = h.RetentionCutoff
+		}
 		note, err := s.Keys.Current.Sign(cp)
 		if err != nil {
 			return res, err

@@ -540,9 +540,19 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			emit(Finding{Namespace: ns, Problem: Unsealed, Seq: ptr(e.Seq), ID: e.ID, Detail: "an event with no leaf: ingest did not store it"})
 		}
 	}
-	// Leaves whose event is gone: by retention when older than the cutoff
-	// the newest checkpoint signed, by hand otherwise.
+	// Leaves whose event is gone: by retention when older than the latest
+	// cutoff a checkpoint of the log binds, by hand otherwise. Not only
+	// the newest one's: a leader whose checkpoint was signed before
+	// another bound a later cutoff (two leaders for a moment), or a
+	// manager of a version that let the cutoff go back when --retention
+	// was raised, leaves an earlier cutoff on top of what retention
+	// deleted under the later one. Each was signed by the manager.
 	cutoff, reread := last.RetentionCutoff, false
+	for _, c := range cps {
+		if c.RetentionCutoff.After(cutoff) {
+			cutoff = c.RetentionCutoff
+		}
+	}
 	for _, l := range orphans {
 		if moved[l.Seq] {
 			continue

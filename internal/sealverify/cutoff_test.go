@@ -1,0 +1,198 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sealverify
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store"
+)
+
+// day is a retention cutoff's unit: main.go cuts at a UTC midnight.
+const day = 24 * time.Hour
+
+// cutoffOf is main.go's retention cutoff for a retention (0: none).
+func cutoffOf(retention time.Duration) func(time.Time) time.Time {
+	return func(now time.Time) time.Time {
+		if retention <= 0 {
+			return time.Time{}
+		}
+		return now.Add(-retention).UTC().Truncate(day)
+	}
+}
+
+// sealedExpired stores five events of team-a at t0, seals them with a 30-day
+// retention, then binds and applies the cutoff of the UTC midnight at which
+// they expire, as the leader's upkeep does; it returns that cutoff and the
+// time of the upkeep.
+func sealedExpired(t *testing.T, st Store, kr *seal.Keyring) (cut, now time.Time) {
+	t.Helper()
+	var batch []store.Event
+	for i := range 5 {
+		batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))
+	}
+	if _, err := st.Insert(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	sealedAt := t0.Add(time.Hour)
+	first := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return sealedAt }, Retention: cutoffOf(30 * day)}
+	if _, err := first.SealAll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Truncate(day).Add(31*day + 5*time.Second)
+	cut = cutoffOf(30 * day)(now)
+	if _, err := first.BindRetention(t.Context(), cut); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st.DeleteBefore(t.Context(), cut); err != nil || n != 5 {
+		t.Fatalf("DeleteBefore(%s) = %d, %v; want 5", cut, n, err)
+	}
+	return cut, now
+}
+
+// lateEvent is an event of team-a at at, to give its log a leaf to seal.
+func lateEvent(at time.Time) store.Event {
+	return store.Event{ID: "late", Namespace: "team-a", Time: at, User: "alice", API: "/pods",
+		Method: "get", Status: store.StatusSuccess, Category: store.CategoryData, Message: "late"}
+}
+
+// verifyClean runs Verify at now and fails on any finding.
+func verifyClean(t *testing.T, st Store, kr *seal.Keyring, now time.Time) {
+	t.Helper()
+	vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+	if _, err := Verify(t.Context(), st, Options{Verifiers: vs, SealInterval: time.Minute, Now: func() time.Time { return now }}, func(f Finding) {
+		t.Errorf("finding: %+v", f)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCutoffNeverGoesBack: once retention deleted under a cutoff, the
+// checkpoints after bind no earlier one, whatever the cutoff the sealer
+// computes then (--retention raised or turned off, a new leader whose clock
+// is behind across a UTC midnight), and verify names nothing retention
+// deleted. Before, the next checkpoint bound the earlier cutoff and verify,
+// which read the newest one's, named each deleted event missing.
+func TestCutoffNeverGoesBack(t *testing.T) {
+	cases := []struct {
+		name string
+		// later is when the next sealer (a new leader, or one restarted
+		// with other flags) seals, from the upkeep's time.
+		later     func(time.Time) time.Time
+		retention time.Duration
+	}{
+		{"retention raised from 30 to 90 days", func(n time.Time) time.Time { return n.Add(time.Hour) }, 90 * day},
+		{"retention turned off", func(n time.Time) time.Time { return n.Add(time.Hour) }, 0},
+		{"a leader whose clock is 10 s behind, across UTC midnight", func(n time.Time) time.Time { return n.Add(-10 * time.Second) }, 30 * day},
+	}
+	for _, b := range backends {
+		for _, c := range cases {
+			t.Run(b.name+"/"+c.name, func(t *testing.T) {
+				kr := newKeyring(t)
+				st, _ := b.open(t, seal.LeafMaker{Keys: kr})
+				cut, now := sealedExpired(t, st, kr)
+				verifyClean(t, st, kr, now)
+				next := c.later(now)
+				if _, err := st.Insert(t.Context(), []store.Event{lateEvent(next.Add(-time.Second))}); err != nil {
+					t.Fatal(err)
+				}
+				res, err := (&seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return next },
+					Retention: cutoffOf(c.retention)}).SealAll(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cp := res["team-a"].Checkpoint; cp.Size != 6 || cp.RetentionCutoff.Before(cut) {
+					t.Errorf("the next checkpoint: size %d, cutoff %s; want size 6, a cutoff no earlier than the bound %s", cp.Size, cp.RetentionCutoff, cut)
+				}
+				verifyClean(t, st, kr, next.Add(time.Minute))
+			})
+		}
+	}
+}
+
+// pausedAppend is a seal.LogStore whose Append waits for release: a leader
+// paused (SIGSTOP, a frozen VM) between signing a checkpoint and storing it.
+type pausedAppend struct {
+	seal.LogStore
+	reached, release chan struct{}
+}
+
+func (p *pausedAppend) Append(ctx context.Context, ns string, seqs []int64, hashes []seal.StoredHash, cp seal.Checkpoint, note []byte) error {
+	close(p.reached)
+	<-p.release
+	return p.LogStore.Append(ctx, ns, seqs, hashes, cp, note)
+}
+
+// TestStaleAppendAfterBind: two leaders for a moment. A signs a checkpoint
+// just before a UTC midnight and is paused before storing it; B, the new
+// leader, binds the next day's cutoff on the log's newest checkpoint
+// (Resign keeps its size); A resumes and stores its checkpoint, binding
+// the day before, on top; B deletes what expired. Verify names nothing:
+// the latest cutoff any checkpoint of the log binds was in force. Before,
+// it judged by the newest checkpoint's alone and named every deleted event
+// missing until B's next upkeep, an hour later.
+func TestStaleAppendAfterBind(t *testing.T) {
+	cut := cutoffOf(30 * day)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			kr := newKeyring(t)
+			st, _ := b.open(t, seal.LeafMaker{Keys: kr})
+			var batch []store.Event
+			for i := range 5 {
+				batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))
+			}
+			if _, err := st.Insert(t.Context(), batch); err != nil {
+				t.Fatal(err)
+			}
+			sealedAt := t0.Add(time.Hour)
+			if _, err := (&seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return sealedAt }, Retention: cut}).SealAll(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			midnight := t0.Truncate(day).Add(31 * day) // the events expire at it
+			if _, err := st.Insert(t.Context(), []store.Event{lateEvent(midnight.Add(-5 * time.Second))}); err != nil {
+				t.Fatal(err)
+			}
+			pa := &pausedAppend{LogStore: st, reached: make(chan struct{}), release: make(chan struct{})}
+			nowA := midnight.Add(-time.Second)
+			a := &seal.Sealer{Store: pa, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return nowA }, Retention: cut}
+			aDone := make(chan error, 1)
+			go func() { _, err := a.Seal(t.Context(), "team-a"); aDone <- err }()
+			<-pa.reached
+			nowB := midnight.Add(10 * time.Second)
+			bs := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return nowB }, Retention: cut}
+			if unbound, err := bs.BindRetention(t.Context(), cut(nowB)); err != nil || len(unbound) > 0 {
+				t.Fatalf("B's BindRetention: %v, %v", unbound, err)
+			}
+			close(pa.release)
+			if err := <-aDone; err != nil {
+				t.Fatalf("A's Append after B's bind: %v; the case wants it stored (the stores check the size only)", err)
+			}
+			cps, err := st.Checkpoints(t.Context(), "team-a", 0, 1)
+			if err != nil || len(cps) != 1 || cps[0].Size != 6 {
+				t.Fatalf("the newest checkpoint: %+v, %v; want A's, of size 6", cps, err)
+			}
+			if n, err := st.DeleteBefore(t.Context(), cut(nowB)); err != nil || n != 5 {
+				t.Fatalf("B's DeleteBefore = %d, %v; want 5", n, err)
+			}
+			verifyClean(t, st, kr, nowB.Add(time.Minute))
+		})
+	}
+}
