@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,6 +65,16 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// idleInTxParam is the PostgreSQL setting that ends a session idle in a
+// transaction for longer than its value (ms).
+const idleInTxParam = "idle_in_transaction_session_timeout"
+
+// idleInTxTimeout is the store's idleInTxParam for a busy timeout: twice
+// it, at least a second.
+func idleInTxTimeout(busy time.Duration) time.Duration {
+	return max(2*busy, time.Second)
+}
+
 // New connects to the database at url (postgres://...), a pool of
 // connections, and applies pending schema migrations.
 func New(ctx context.Context, url string, opts store.Options) (*Store, error) {
@@ -84,6 +95,31 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > opts.BusyTimeout {
 		cfg.ConnConfig.ConnectTimeout = opts.BusyTimeout
+	}
+	// A manager paused inside a transaction (SIGSTOP, a frozen VM, a
+	// stalled node) keeps its locks, writersLock among them, which every
+	// replica's ingest takes: all ingest stopped until its connection
+	// died, and the kernel of a stopped process keeps a connection alive.
+	// No transaction of ours waits between its statements (each is a few
+	// queries and the Go between them), so PostgreSQL ends a session idle
+	// in one for twice the busy timeout; its batch fails unacknowledged
+	// and is sent again. A URL that sets the parameter keeps its own. A
+	// SET after connecting rather than a startup parameter, which a
+	// pooler such as PgBouncer refuses unless configured to ignore it.
+	if _, ok := cfg.ConnConfig.RuntimeParams[idleInTxParam]; !ok {
+		set := "SET " + idleInTxParam + " = " + strconv.FormatInt(idleInTxTimeout(opts.BusyTimeout).Milliseconds(), 10)
+		after := cfg.AfterConnect
+		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			if after != nil {
+				if err := after(ctx, c); err != nil {
+					return err
+				}
+			}
+			if _, err := c.Exec(ctx, set); err != nil {
+				return fmt.Errorf("%s: %w", set, err)
+			}
+			return nil
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

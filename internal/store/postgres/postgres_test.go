@@ -782,3 +782,85 @@ func TestInsertPartsLeavesOthersWriting(t *testing.T) {
 	}
 	storetest.CheckLog(t, s, "ns", "o1", "p1", "p2", "p3")
 }
+
+// TestPausedWriterLetsIngestOn: a replica paused inside an ingest
+// transaction, holding writersLock (the lock every replica's ingest takes
+// at its end), stops the others' ingest for about twice the busy timeout,
+// not until its connection dies: PostgreSQL ends its session
+// (idle_in_transaction_session_timeout), and its transaction commits
+// nothing. A URL that sets the parameter keeps its own: 0 turns it off,
+// and ingest stays stopped.
+func TestPausedWriterLetsIngestOn(t *testing.T) {
+	const busy = 500 * time.Millisecond
+	for _, tc := range []struct {
+		name, params string
+		resumes      bool
+	}{
+		{"the store's own timeout", "", true},
+		{"turned off by the URL", "idle_in_transaction_session_timeout=0", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			url := storetest.PostgresDatabase(t)
+			if tc.params != "" {
+				sep := "?"
+				if strings.Contains(url, "?") {
+					sep = "&"
+				}
+				url += sep + tc.params
+			}
+			opts := store.Options{TokenKey: testKey, BusyTimeout: busy}
+			paused, err := New(ctx, url, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer paused.Close()
+			other, err := New(ctx, url, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			c, err := paused.pool.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Release()
+			tx, err := c.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := lockWriters(ctx, tx); err != nil {
+				t.Fatal(err)
+			}
+			// The paused replica does nothing more; the other ingests.
+			start := time.Now()
+			deadline := start.Add(4 * idleInTxTimeout(busy))
+			var stored bool
+			for !stored && time.Now().Before(deadline) {
+				// As a sender does: each attempt bounded, then again.
+				actx, cancel := context.WithTimeout(ctx, 2*busy)
+				res, err := other.Insert(actx, []store.Event{{ID: "e1", Namespace: "team-a", Time: time.Unix(1700000000, 0), User: "alice",
+					API: "/pods", Method: "get", Status: store.StatusSuccess, Category: store.CategoryData}})
+				cancel()
+				switch {
+				case err == nil && res.Inserted == 1:
+					stored = true
+				case err != nil && !errors.Is(err, store.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded):
+					t.Fatalf("ingest beside the paused replica: %v; want stored, or unavailable meanwhile", err)
+				}
+			}
+			took := time.Since(start)
+			if stored != tc.resumes {
+				t.Fatalf("ingest beside a replica paused holding the writers' lock: stored %v after %s; want %v", stored, took.Round(time.Millisecond), tc.resumes)
+			}
+			if !tc.resumes {
+				_ = tx.Rollback(ctx)
+				return
+			}
+			t.Logf("stored after %s", took.Round(time.Millisecond))
+			if err := tx.Commit(ctx); err == nil {
+				t.Fatal("the paused replica's transaction committed after PostgreSQL ended its session")
+			}
+		})
+	}
+}
