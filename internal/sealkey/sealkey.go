@@ -26,6 +26,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -116,10 +117,32 @@ func (c InCluster) Rotate(ctx context.Context) (*seal.Keyring, error) {
 	return kr, nil
 }
 
-// Publish writes the keyring's verifier keys into the ConfigMap, creating
-// it when absent and leaving it alone when it says so already.
+// Publish writes the verifier keys of the keyring the Secret holds now and
+// of kr into the ConfigMap, creating it when absent and leaving it alone
+// when it says so already. The Secret's first: a leader that loaded kr
+// before a rotation (a replica not restarted since) must not take the new
+// key off the ConfigMap, where manager verify finds the keys it trusts.
+// Keys neither lists are taken off.
 func (c InCluster) Publish(ctx context.Context, kr *seal.Keyring) error {
-	want := strings.Join(kr.VerifierKeys(), "\n") + "\n"
+	var keys []string
+	var s corev1.Secret
+	switch err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: SecretName}, &s); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("reading Secret %s/%s: %w", c.Namespace, SecretName, err)
+	default:
+		now, err := seal.ParseKeyring(string(s.Data[KeyringKey]))
+		if err != nil {
+			return fmt.Errorf("the keyring in Secret %s/%s key %s: %w", c.Namespace, SecretName, KeyringKey, err)
+		}
+		keys = now.VerifierKeys()
+	}
+	for _, k := range kr.VerifierKeys() {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	want := strings.Join(keys, "\n") + "\n"
 	return applyConfigMap(ctx, c.Client, c.Client, client.ObjectKey{Namespace: c.PublishNamespace, Name: ConfigMapName},
 		func(data map[string]string) { data[VerifierKey] = want })
 }

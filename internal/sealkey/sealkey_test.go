@@ -133,6 +133,14 @@ func TestFirstStartRotatePublish(t *testing.T) {
 	if err != nil || len(pub) != 2 || pub[0] != rotated.Current.Verifier() || pub[1] != first.Current.Verifier() {
 		t.Fatalf("published after the rotation %v (%v)", pub, err)
 	}
+	// A leader that loaded the ring before the rotation (a replica not
+	// restarted since) keeps the new key published.
+	if err := c.Publish(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := c.Published(ctx); err != nil || !slices.Equal(again, pub) {
+		t.Fatalf("published by a leader holding the ring from before the rotation: %v (%v); want %v", again, err, pub)
+	}
 	vs, err := seal.Verifiers(pub...)
 	if err != nil {
 		t.Fatal(err)
