@@ -141,14 +141,10 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 		// rows may hold their fields in the legacy columns.
 		s.payload, _ = payload.NewCodec(ctx, nil, nil)
 		s.reader.Payload = s.payload
-		s.reader.Legacy = true
 		return s, nil
 	}
-	// Migration 13 says whether any row holds a field in a legacy column.
-	if err := s.pool.QueryRow(ctx, "SELECT in_use FROM legacy_columns").Scan(&s.reader.Legacy); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("postgres: read legacy_columns: %w", err)
-	}
+	// Migration 13 keeps whether any row holds a field in a legacy column.
+	s.reader.LegacyFlag = true
 	if s.payload, err = payload.NewCodec(ctx, dicts{s}, opts.OnError); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("postgres: %w", err)

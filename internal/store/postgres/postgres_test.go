@@ -316,6 +316,10 @@ type planQueryer struct {
 
 func (p *planQueryer) check(query string, args []any) {
 	p.t.Helper()
+	// The one-row flag each read takes first (sqlstore.Reader.legacy).
+	if strings.HasPrefix(query, "SELECT coalesce((SELECT in_use FROM legacy_columns") {
+		return
+	}
 	// Keyset views must not sort: make sorting prohibitively expensive, so
 	// a Sort in their plan means no index gives their order.
 	sort := "off"
@@ -427,7 +431,11 @@ func TestLegacyColumnsMigration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s, s.reader.Legacy
+		var legacy bool
+		if err := s.pool.QueryRow(ctx, "SELECT in_use FROM legacy_columns").Scan(&legacy); err != nil {
+			t.Fatal(err)
+		}
+		return s, legacy
 	})
 }
 
@@ -517,8 +525,9 @@ type countingQueryer struct {
 
 func (c *countingQueryer) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
 	rows, err := c.db.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, err
+	if err != nil || strings.Contains(sql, "FROM legacy_columns") {
+		// The flag each read takes first is not a row of events.
+		return rows, err
 	}
 	return &countedRows{Rows: rows, c: c}, nil
 }

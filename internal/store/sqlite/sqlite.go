@@ -245,14 +245,10 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		// rows may hold their fields in the legacy columns.
 		s.payload, _ = payload.NewCodec(ctx, nil, nil)
 		s.reader.Payload = s.payload
-		s.reader.Legacy = true
 		return s, nil
 	}
-	// Migration 15 says whether any row holds a field in a legacy column.
-	if err := s.w.QueryRowContext(ctx, "SELECT in_use FROM legacy_columns").Scan(&s.reader.Legacy); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("sqlite: read legacy_columns: %w", err)
-	}
+	// Migration 15 keeps whether any row holds a field in a legacy column.
+	s.reader.LegacyFlag = true
 
 	rq := url.Values{}
 	for k, v := range common {

@@ -198,6 +198,10 @@ type planQueryer struct {
 
 func (p *planQueryer) check(query string, args []any) {
 	p.t.Helper()
+	// The one-row flag each read takes first (sqlstore.Reader.legacy).
+	if strings.HasPrefix(query, "SELECT coalesce((SELECT in_use FROM legacy_columns") {
+		return
+	}
 	lines := explainPlan(p.t, p.db, query, args)
 	plan := strings.Join(lines, "\n")
 	*p.seen = append(*p.seen, query)
@@ -549,7 +553,11 @@ func TestLegacyColumnsMigration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s, s.reader.Legacy
+		var legacy bool
+		if err := s.r.QueryRowContext(ctx, "SELECT in_use FROM legacy_columns").Scan(&legacy); err != nil {
+			t.Fatal(err)
+		}
+		return s, legacy
 	})
 }
 

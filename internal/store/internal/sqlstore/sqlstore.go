@@ -168,7 +168,7 @@ const (
 )
 
 // ScanEvent reads one row of eventColumns' select list for fields f and
-// legacy (see Reader.Legacy) of tenant ns: the namespace is the query's,
+// legacy (see Reader.LegacyFlag) of tenant ns: the namespace is the query's,
 // never read. A row with a payload takes its JSON values from it (decoded
 // by c), one without from the columns that held them before; the text
 // fields likewise, where its payload holds them.
@@ -251,9 +251,15 @@ func setText(e *store.Event, t *payload.Text, f store.Fields) {
 	if f&store.FieldMessage != 0 {
 		e.Message = keep(t.Message)
 	}
-	if f&store.FieldError != 0 && t.Error != nil {
-		v := keep(*t.Error)
-		e.Error = &v
+	// A payload that holds the text fields holds the error too, none
+	// included: error_v1, the column it had before, is never read for
+	// such a row (written by hand, it would show where nothing checks it).
+	if f&store.FieldError != 0 {
+		e.Error = nil
+		if t.Error != nil {
+			v := keep(*t.Error)
+			e.Error = &v
+		}
 	}
 }
 
@@ -397,10 +403,14 @@ type Reader struct {
 	// MaxPageBytes caps a page's row data (store.Options.MaxPageBytes);
 	// 0 means store.DefaultMaxPageBytes.
 	MaxPageBytes int
-	// Legacy says that the store may hold rows with fields in the legacy
-	// columns (optionalColumns), stored before the payload column held
-	// them: queries read those columns only then.
-	Legacy bool
+	// LegacyFlag: the store keeps legacy_columns (SQLite's migration 15,
+	// PostgreSQL's 13), whose in_use says whether rows may hold fields in
+	// the legacy columns (optionalColumns), stored before the payload
+	// column held them. Each read reads it in its own snapshot and reads
+	// those columns only then, so that every reader of one snapshot (the
+	// API, reports, verify, whenever each process opened the store) reads
+	// the same events. Without it (an older schema) they are always read.
+	LegacyFlag bool
 	// HourCounts: the store keeps category_hours, the number of access
 	// and of user events per namespace and hour (SQLite's migration 13,
 	// PostgreSQL's 12), and a total of one of those categories reads its
@@ -429,6 +439,30 @@ func (r *Reader) maxPageBytes() int {
 // only when asked for it, so its pages are one query each.
 const PostgresFirstChunkRows = 16
 
+// legacy says whether a read in db's snapshot reads the legacy columns
+// (LegacyFlag). A missing flag row reads them: right for every row.
+func (r *Reader) legacy(ctx context.Context, db Queryer) (bool, error) {
+	if !r.LegacyFlag {
+		return true, nil
+	}
+	q := "SELECT coalesce((SELECT in_use FROM legacy_columns WHERE id = 1), 1)"
+	if r.Dialect == Postgres {
+		q = "SELECT coalesce((SELECT in_use FROM legacy_columns WHERE id = 1), true)"
+	}
+	rows, err := db.Query(ctx, q)
+	if err != nil {
+		return false, fmt.Errorf("reading legacy_columns: %w", err)
+	}
+	defer rows.Close()
+	legacy := true
+	if rows.Next() {
+		if err := rows.Scan(&legacy); err != nil {
+			return false, fmt.Errorf("reading legacy_columns: %w", err)
+		}
+	}
+	return legacy, rows.Err()
+}
+
 // firstChunk is the limit of a page's first query, the page's size
 // included (see PostgresFirstChunkRows).
 func (r *Reader) firstChunk(size int) int {
@@ -451,7 +485,7 @@ type eventPage struct {
 	// byte cap ended it, and next says whether a row follows.
 	full bool
 	// codec decodes payloads; fields are those the query reads, legacy
-	// says whether it reads the legacy columns (Reader.Legacy).
+	// says whether it reads the legacy columns (Reader.LegacyFlag).
 	codec  *payload.Codec
 	fields store.Fields
 	legacy bool
@@ -464,9 +498,9 @@ type eventPage struct {
 	keys     []store.StoredKeys
 }
 
-func (r *Reader) newEventPage(size int, f store.Fields) *eventPage {
+func (r *Reader) newEventPage(size int, f store.Fields, legacy bool) *eventPage {
 	return &eventPage{size: size, maxBytes: r.maxPageBytes(), first: r.firstChunk(size),
-		events: make([]store.Event, 0, min(size+1, 1024)), codec: r.Payload, fields: f, legacy: r.Legacy}
+		events: make([]store.Event, 0, min(size+1, 1024)), codec: r.Payload, fields: f, legacy: legacy}
 }
 
 // read runs one chunk's query and adds its rows; it returns how many rows
@@ -614,9 +648,13 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 	var page store.EventPage
 	var more *store.Cursor
 	if from < to {
-		pp := r.newEventPage(q.Page.Size, q.Fields)
+		legacy, err := r.legacy(ctx, db)
+		if err != nil {
+			return store.EventPage{}, err
+		}
+		pp := r.newEventPage(q.Page.Size, q.Fields, legacy)
 		pp.keepUnreadable, pp.withKeys = q.KeepUnreadable, q.WithKeys
-		cols := r.Dialect.eventColumns(q.Fields, r.Legacy)
+		cols := r.Dialect.eventColumns(q.Fields, legacy)
 		if q.WithKeys {
 			cols += ", id_hash, content_hash"
 		}
@@ -756,8 +794,12 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 	if from >= to {
 		return page, nil
 	}
-	pp := r.newEventPage(q.Limit, q.Fields)
-	cols := r.Dialect.eventColumns(q.Fields, r.Legacy)
+	legacy, err := r.legacy(ctx, db)
+	if err != nil {
+		return store.UserLogsPage{}, err
+	}
+	pp := r.newEventPage(q.Limit, q.Fields, legacy)
+	cols := r.Dialect.eventColumns(q.Fields, legacy)
 	// The first chunk skips Offset rows; the next ones continue before the
 	// last row read, in the same read transaction.
 	before, offset := q.Before, q.Offset

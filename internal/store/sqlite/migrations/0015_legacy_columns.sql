@@ -4,11 +4,14 @@
 -- leave them empty, and a manager older than migration 8 cannot write
 -- events at all (the renames), so once no row holds one none ever will:
 -- reads then leave these 13 columns out of their select lists, where each
--- cost a call into SQLite for every row read (sqlstore.Reader.Legacy).
--- Stores upgraded with such rows keep reading them. An intruder who sets
--- the flag makes reads slower, not different; one who clears it while such
--- rows exist makes them read without those fields, which verify names
--- altered (their leaves hold them).
+-- cost a call into SQLite for every row read (sqlstore.Reader.LegacyFlag).
+-- Stores upgraded with such rows keep reading them. Every read takes the
+-- flag in its own snapshot, so the API, reports and verify read the same
+-- rows the same way whenever each opened the store. An intruder who sets
+-- it makes reads slower and a value planted in those columns of a row whose
+-- payload lacks that field read by all, verify included, which names the
+-- row altered; one who clears it while such rows exist makes them read
+-- without those fields, which verify names altered too.
 CREATE TABLE legacy_columns (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     in_use INTEGER NOT NULL CHECK (in_use IN (0, 1))
