@@ -259,13 +259,7 @@ func runManager(args []string) error {
 		if !ok {
 			return fmt.Errorf("store %s keeps no tamper-evident log: run with --seal=false", urlredact.Redact(so.url))
 		}
-		sealer = &seal.Sealer{Store: logs, Keys: keys, Origin: seo.origin, Now: time.Now, AcceptUnverifiedHead: seo.acceptUnverifiedHead,
-			Retention: func(now time.Time) time.Time {
-				if retention <= 0 {
-					return time.Time{}
-				}
-				return retentionCut(now, retention)
-			}}
+		sealer = &seal.Sealer{Store: logs, Keys: keys, Origin: seo.origin, Now: time.Now, AcceptUnverifiedHead: seo.acceptUnverifiedHead}
 	}
 	// A nil *seal.Sealer must reach the reconciler as a nil interface.
 	var reportSealer controllers.LogSealer

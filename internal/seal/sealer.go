@@ -112,9 +112,7 @@ type Sealer struct {
 	Store  LogStore
 	Keys   *Keyring
 	Origin string // the --seal-origin prefix
-	// Retention returns the retention cutoff in force (zero: none).
-	Retention func(now time.Time) time.Time
-	Now       func() time.Time
+	Now    func() time.Time
 	// Batch bounds the leaves one transaction appends (default 10,000).
 	Batch int
 	// ObserveLag, when set, is told each sealed leaf's seal lag: from
@@ -391,14 +389,15 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		}
 		now := s.Now().UTC()
 		cp := Checkpoint{Origin: Origin(s.Origin, ns), Size: newSize, Root: root, Time: now}
-		if s.Retention != nil {
-			cp.RetentionCutoff = s.Retention(now)
-		}
-		// A log's cutoff never goes back: retention already deleted what
-		// the one its newest checkpoint binds allowed, whatever the cutoff
-		// is now (--retention raised or turned off, a leader whose clock
-		// is behind). checkHead put that checkpoint in heads.
-		if h, ok := s.head(ns); ok && h.RetentionCutoff.After(cp.RetentionCutoff) {
+		// The retention cutoff in force is the one retention last applied:
+		// the upkeep binds it (BindRetention) right before it deletes, and
+		// each checkpoint after carries it from the log's newest, which
+		// checkHead put in heads (its cutoff only when a key of the ring
+		// signed it). Never one computed here: a cutoff that nothing
+		// applied (a clock stepped ahead for a moment) would excuse
+		// deletions by hand, and one below what was applied (--retention
+		// raised, a clock behind) would name retention's own deletions.
+		if h, ok := s.head(ns); ok {
 			cp.RetentionCutoff = h.RetentionCutoff
 		}
 		note, err := s.Keys.Current.Sign(cp)
@@ -543,6 +542,9 @@ func (s *Sealer) checkHead(ctx context.Context, ns string, size int64, reader tl
 
 // openHead reads a log's newest checkpoint note: signed by a key of the
 // ring, or with AcceptUnverifiedHead any note in checkpoint form.
+//
+// An unverified note's retention cutoff is dropped: nothing says the
+// manager bound it, and the sealer carries a head's cutoff forward.
 func (s *Sealer) openHead(msg []byte) (Checkpoint, error) {
 	vs, err := Verifiers(s.Keys.VerifierKeys()...)
 	if err != nil {
@@ -556,7 +558,9 @@ func (s *Sealer) openHead(msg []byte) (Checkpoint, error) {
 	if !ok {
 		return Checkpoint{}, errors.New("not a signed note")
 	}
-	return Parse(string(text) + "\n")
+	cp, err = Parse(string(text) + "\n")
+	cp.RetentionCutoff = time.Time{}
+	return cp, err
 }
 
 // BindRetention makes every log's newest checkpoint bind a retention

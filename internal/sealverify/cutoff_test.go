@@ -29,20 +29,15 @@ import (
 // day is a retention cutoff's unit: main.go cuts at a UTC midnight.
 const day = 24 * time.Hour
 
-// cutoffOf is main.go's retention cutoff for a retention (0: none).
+// cutoffOf is main.go's retention cutoff for a retention.
 func cutoffOf(retention time.Duration) func(time.Time) time.Time {
-	return func(now time.Time) time.Time {
-		if retention <= 0 {
-			return time.Time{}
-		}
-		return now.Add(-retention).UTC().Truncate(day)
-	}
+	return func(now time.Time) time.Time { return now.Add(-retention).UTC().Truncate(day) }
 }
 
-// sealedExpired stores five events of team-a at t0, seals them with a 30-day
-// retention, then binds and applies the cutoff of the UTC midnight at which
-// they expire, as the leader's upkeep does; it returns that cutoff and the
-// time of the upkeep.
+// sealedExpired stores five events of team-a at t0 and seals them, then
+// binds and applies the cutoff of the UTC midnight at which they expire
+// under a 30-day retention, as the leader's upkeep does; it returns that
+// cutoff and the time of the upkeep.
 func sealedExpired(t *testing.T, st Store, kr *seal.Keyring) (cut, now time.Time) {
 	t.Helper()
 	var batch []store.Event
@@ -52,8 +47,8 @@ func sealedExpired(t *testing.T, st Store, kr *seal.Keyring) (cut, now time.Time
 	if _, err := st.Insert(t.Context(), batch); err != nil {
 		t.Fatal(err)
 	}
-	sealedAt := t0.Add(time.Hour)
-	first := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return sealedAt }, Retention: cutoffOf(30 * day)}
+	now = t0.Add(time.Hour)
+	first := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
 	if _, err := first.SealAll(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -69,62 +64,104 @@ func sealedExpired(t *testing.T, st Store, kr *seal.Keyring) (cut, now time.Time
 }
 
 // lateEvent is an event of team-a at at, to give its log a leaf to seal.
-func lateEvent(at time.Time) store.Event {
-	return store.Event{ID: "late", Namespace: "team-a", Time: at, User: "alice", API: "/pods",
+func lateEvent(id string, at time.Time) store.Event {
+	return store.Event{ID: id, Namespace: "team-a", Time: at, User: "alice", API: "/pods",
 		Method: "get", Status: store.StatusSuccess, Category: store.CategoryData, Message: "late"}
+}
+
+// findings runs Verify at now.
+func findings(t *testing.T, st Store, kr *seal.Keyring, now time.Time) []Finding {
+	t.Helper()
+	vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+	var got []Finding
+	if _, err := Verify(t.Context(), st, Options{Verifiers: vs, SealInterval: time.Minute, Now: func() time.Time { return now }}, func(f Finding) {
+		got = append(got, f)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 // verifyClean runs Verify at now and fails on any finding.
 func verifyClean(t *testing.T, st Store, kr *seal.Keyring, now time.Time) {
 	t.Helper()
-	vs, _ := seal.Verifiers(kr.VerifierKeys()...)
-	if _, err := Verify(t.Context(), st, Options{Verifiers: vs, SealInterval: time.Minute, Now: func() time.Time { return now }}, func(f Finding) {
+	for _, f := range findings(t, st, kr, now) {
 		t.Errorf("finding: %+v", f)
-	}); err != nil {
-		t.Fatal(err)
 	}
 }
 
-// TestCutoffNeverGoesBack: once retention deleted under a cutoff, the
-// checkpoints after bind no earlier one, whatever the cutoff the sealer
-// computes then (--retention raised or turned off, a new leader whose clock
-// is behind across a UTC midnight), and verify names nothing retention
-// deleted. Before, the next checkpoint bound the earlier cutoff and verify,
-// which read the newest one's, named each deleted event missing.
-func TestCutoffNeverGoesBack(t *testing.T) {
+// TestCheckpointsCarryTheBoundCutoff: a checkpoint binds the retention
+// cutoff retention last applied (BindRetention, right before it deletes),
+// carried from the log's newest, whatever the sealer's clock says. Before,
+// each checkpoint bound the cutoff its sealer computed: one below what was
+// applied (--retention raised or turned off, a new leader whose clock is
+// behind across a UTC midnight) had verify name every event retention
+// deleted missing, and one above it (a clock stepped ahead for a moment)
+// excused a later deletion by hand (two reviews, this session).
+func TestCheckpointsCarryTheBoundCutoff(t *testing.T) {
 	cases := []struct {
 		name string
-		// later is when the next sealer (a new leader, or one restarted
-		// with other flags) seals, from the upkeep's time.
-		later     func(time.Time) time.Time
-		retention time.Duration
+		// later is the next sealer's clock, from the upkeep's time.
+		later func(time.Time) time.Time
 	}{
-		{"retention raised from 30 to 90 days", func(n time.Time) time.Time { return n.Add(time.Hour) }, 90 * day},
-		{"retention turned off", func(n time.Time) time.Time { return n.Add(time.Hour) }, 0},
-		{"a leader whose clock is 10 s behind, across UTC midnight", func(n time.Time) time.Time { return n.Add(-10 * time.Second) }, 30 * day},
+		{"an hour after the upkeep", func(n time.Time) time.Time { return n.Add(time.Hour) }},
+		{"a leader whose clock is 10 s behind, across UTC midnight", func(n time.Time) time.Time { return n.Add(-10 * time.Second) }},
+		{"a leader whose clock stepped 5 years ahead", func(n time.Time) time.Time { return n.AddDate(5, 0, 0) }},
 	}
 	for _, b := range backends {
 		for _, c := range cases {
 			t.Run(b.name+"/"+c.name, func(t *testing.T) {
 				kr := newKeyring(t)
-				st, _ := b.open(t, seal.LeafMaker{Keys: kr})
+				st, exec := b.open(t, seal.LeafMaker{Keys: kr})
 				cut, now := sealedExpired(t, st, kr)
 				verifyClean(t, st, kr, now)
 				next := c.later(now)
-				if _, err := st.Insert(t.Context(), []store.Event{lateEvent(next.Add(-time.Second))}); err != nil {
+				if _, err := st.Insert(t.Context(), []store.Event{lateEvent("late", now.Add(-time.Second)), lateEvent("later", now.Add(time.Second))}); err != nil {
 					t.Fatal(err)
 				}
-				res, err := (&seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return next },
-					Retention: cutoffOf(c.retention)}).SealAll(t.Context())
+				res, err := (&seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return next }}).SealAll(t.Context())
 				if err != nil {
 					t.Fatal(err)
 				}
-				if cp := res["team-a"].Checkpoint; cp.Size != 6 || cp.RetentionCutoff.Before(cut) {
-					t.Errorf("the next checkpoint: size %d, cutoff %s; want size 6, a cutoff no earlier than the bound %s", cp.Size, cp.RetentionCutoff, cut)
+				if cp := res["team-a"].Checkpoint; cp.Size != 7 || !cp.RetentionCutoff.Equal(cut) {
+					t.Errorf("the next checkpoint: size %d, cutoff %s; want size 7 and the bound %s", cp.Size, cp.RetentionCutoff, cut)
 				}
-				verifyClean(t, st, kr, next.Add(time.Minute))
+				verifyClean(t, st, kr, now.Add(time.Minute))
+				// A deletion by hand inside retention is named, whatever
+				// the clock said.
+				exec(t, "DELETE FROM events WHERE id = 'late'")
+				if got := findings(t, st, kr, now.Add(time.Minute)); len(got) != 1 || got[0].Problem != Missing {
+					t.Errorf("after deleting 'late' by hand: %+v; want it missing", got)
+				}
 			})
 		}
+	}
+}
+
+// TestUnverifiedHeadLendsNoCutoff: a leader that builds on a checkpoint no
+// key of its ring signed (--seal-accept-unverified-checkpoints, after a
+// lost key) carries no retention cutoff from it: an intruder who edited
+// that note's cutoff would otherwise have it signed with the new key and
+// excuse deletions by hand (the review of this session's change).
+func TestUnverifiedHeadLendsNoCutoff(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			kr := newKeyring(t)
+			st, exec := b.open(t, seal.LeafMaker{Keys: kr})
+			_, now := sealedExpired(t, st, kr)
+			exec(t, "UPDATE checkpoints SET note = replace(note, 'retention-cutoff 2026-', 'retention-cutoff 2100-') WHERE namespace = 'team-a'")
+			if _, err := st.Insert(t.Context(), []store.Event{lateEvent("late", now.Add(-time.Second))}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := (&seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now },
+				AcceptUnverifiedHead: true}).SealAll(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cp := res["team-a"].Checkpoint; cp.Size != 6 || !cp.RetentionCutoff.IsZero() {
+				t.Errorf("the checkpoint built on an unsigned head: size %d, cutoff %s; want size 6, none", cp.Size, cp.RetentionCutoff)
+			}
+		})
 	}
 }
 
@@ -144,11 +181,11 @@ func (p *pausedAppend) Append(ctx context.Context, ns string, seqs []int64, hash
 // TestStaleAppendAfterBind: two leaders for a moment. A signs a checkpoint
 // just before a UTC midnight and is paused before storing it; B, the new
 // leader, binds the next day's cutoff on the log's newest checkpoint
-// (Resign keeps its size); A resumes and stores its checkpoint, binding
-// the day before, on top; B deletes what expired. Verify names nothing:
-// the latest cutoff any checkpoint of the log binds was in force. Before,
-// it judged by the newest checkpoint's alone and named every deleted event
-// missing until B's next upkeep, an hour later.
+// (Resign keeps its size); A resumes and stores its checkpoint, which
+// carries the cutoff bound before (none), on top; B deletes what expired.
+// Verify names nothing: the latest cutoff any checkpoint of the log binds
+// was in force. Before, it judged by the newest checkpoint's alone and
+// named every deleted event missing until B's next upkeep, an hour later.
 func TestStaleAppendAfterBind(t *testing.T) {
 	cut := cutoffOf(30 * day)
 	for _, b := range backends {
@@ -163,21 +200,21 @@ func TestStaleAppendAfterBind(t *testing.T) {
 				t.Fatal(err)
 			}
 			sealedAt := t0.Add(time.Hour)
-			if _, err := (&seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return sealedAt }, Retention: cut}).SealAll(t.Context()); err != nil {
+			if _, err := (&seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return sealedAt }}).SealAll(t.Context()); err != nil {
 				t.Fatal(err)
 			}
 			midnight := t0.Truncate(day).Add(31 * day) // the events expire at it
-			if _, err := st.Insert(t.Context(), []store.Event{lateEvent(midnight.Add(-5 * time.Second))}); err != nil {
+			if _, err := st.Insert(t.Context(), []store.Event{lateEvent("late", midnight.Add(-5*time.Second))}); err != nil {
 				t.Fatal(err)
 			}
 			pa := &pausedAppend{LogStore: st, reached: make(chan struct{}), release: make(chan struct{})}
 			nowA := midnight.Add(-time.Second)
-			a := &seal.Sealer{Store: pa, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return nowA }, Retention: cut}
+			a := &seal.Sealer{Store: pa, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return nowA }}
 			aDone := make(chan error, 1)
 			go func() { _, err := a.Seal(t.Context(), "team-a"); aDone <- err }()
 			<-pa.reached
 			nowB := midnight.Add(10 * time.Second)
-			bs := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return nowB }, Retention: cut}
+			bs := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return nowB }}
 			if unbound, err := bs.BindRetention(t.Context(), cut(nowB)); err != nil || len(unbound) > 0 {
 				t.Fatalf("B's BindRetention: %v, %v", unbound, err)
 			}

@@ -43,7 +43,7 @@ func TestBindRetentionLeavesAnAlteredLogUnbound(t *testing.T) {
 			st, exec := b.open(t, seal.LeafMaker{Keys: kr})
 			cut := func(now time.Time) time.Time { return now.Add(-90 * 24 * time.Hour).UTC().Truncate(24 * time.Hour) }
 			now := t0.Add(time.Hour)
-			s1 := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
+			s1 := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
 			var batch []store.Event
 			for i := range 20 {
 				batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))
@@ -75,7 +75,7 @@ func TestBindRetentionLeavesAnAlteredLogUnbound(t *testing.T) {
 
 			// A new leader: held to the report's checkpoint.
 			now = t0.Add(91 * 24 * time.Hour)
-			s2 := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
+			s2 := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
 			s2.Witness(cp20)
 			unbound, err := s2.BindRetention(t.Context(), cut(now))
 			if err != nil || !slices.Equal(unbound, []string{"team-a"}) {
@@ -83,7 +83,7 @@ func TestBindRetentionLeavesAnAlteredLogUnbound(t *testing.T) {
 			}
 			// Without the witness, the same store binds, and verify names
 			// the deleted leaf: the intruder is not invisible.
-			s3 := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
+			s3 := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
 			if _, err := s3.BindRetention(t.Context(), cut(now)); err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +154,7 @@ func TestVerifyBesideUpkeep(t *testing.T) {
 				t.Fatal(err)
 			}
 			now := t0.Add(time.Hour)
-			sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
+			sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
 			if _, err := sealer.SealAll(t.Context()); err != nil {
 				t.Fatal(err)
 			}

@@ -192,7 +192,7 @@ func TestTampering(t *testing.T) {
 		// then refuses to extend (seal.ErrLogAltered) rather than sign a
 		// tree built on the change.
 		sealRefused string
-		// retention: the checkpoints bind a retention cutoff of t0+3m.
+		// retention: BindRetention binds a cutoff of t0+3m after the first seal.
 		retention bool
 		// legacy: the store says it holds rows from before the payload
 		// column, so its reads read the legacy columns too.
@@ -425,15 +425,14 @@ func TestTampering(t *testing.T) {
 						}
 					}
 					now := time.Now()
-					sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now },
-						Retention: func(time.Time) time.Time {
-							if tc.retention {
-								return t0.Add(3 * time.Minute)
-							}
-							return time.Time{}
-						}}
+					sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
 					if _, err := sealer.SealAll(t.Context()); err != nil {
 						t.Fatal(err)
+					}
+					if tc.retention {
+						if unbound, err := sealer.BindRetention(t.Context(), t0.Add(3*time.Minute)); err != nil || len(unbound) > 0 {
+							t.Fatalf("BindRetention: %v, %v", unbound, err)
+						}
 					}
 					if tc.grown {
 						var more []store.Event
@@ -815,7 +814,7 @@ func TestRetentionOfAQuietLog(t *testing.T) {
 					t.Fatal(err)
 				}
 				now := t0.Add(time.Hour)
-				sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
+				sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
 				if _, err := sealer.SealAll(t.Context()); err != nil {
 					t.Fatal(err)
 				}
@@ -854,8 +853,10 @@ func TestRetentionOfAQuietLog(t *testing.T) {
 				}
 				want := []found{{"team-b", Missing, 0, ""}}
 				if !bind {
-					// What retention left before BindRetention: each expired event of the quiet log.
-					want = append(slices.Repeat([]found{{"team-a", Missing, 0, ""}}, 6), want...)
+					// What retention left before BindRetention: each expired
+					// event, of the quiet log and of the growing one (a
+					// checkpoint carries only the cutoff bound last).
+					want = append(slices.Repeat([]found{{"team-a", Missing, 0, ""}}, 6), found{"team-b", Missing, 0, ""}, found{"team-b", Missing, 0, ""})
 				}
 				if !slices.Equal(got, want) {
 					t.Fatalf("findings %v, want %v", got, want)
@@ -933,7 +934,7 @@ func TestBindRetentionSignsOnlyWhatItChecked(t *testing.T) {
 				}
 				cut := func(now time.Time) time.Time { return now.Add(-90 * 24 * time.Hour).UTC().Truncate(24 * time.Hour) }
 				now := t0.Add(time.Hour)
-				sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }, Retention: cut}
+				sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
 				if _, err := sealer.SealAll(t.Context()); err != nil {
 					t.Fatal(err)
 				}
