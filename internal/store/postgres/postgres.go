@@ -301,7 +301,8 @@ func unavailable(err error) bool {
 		case strings.HasPrefix(pe.Code, "08"), // connection exception
 			strings.HasPrefix(pe.Code, "53"),       // insufficient resources
 			strings.HasPrefix(pe.Code, "57P"),      // shutdown, cannot connect now
-			pe.Code == "40001", pe.Code == "40P01": // serialization failure, deadlock: retry
+			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock: retry
+			pe.Code == "25P03": // idle_in_transaction_session_timeout (a stalled process): retry
 			return true
 		}
 		return false
