@@ -103,10 +103,11 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 	// No transaction of ours waits between its statements (each is a few
 	// queries and the Go between them), so PostgreSQL ends a session idle
 	// in one for twice the busy timeout; its batch fails unacknowledged
-	// and is sent again. A URL that sets the parameter keeps its own. A
+	// and is sent again. A URL that sets the parameter (or its options)
+	// keeps its own. A
 	// SET after connecting rather than a startup parameter, which a
 	// pooler such as PgBouncer refuses unless configured to ignore it.
-	if _, ok := cfg.ConnConfig.RuntimeParams[idleInTxParam]; !ok {
+	if _, ok := cfg.ConnConfig.RuntimeParams[idleInTxParam]; !ok && !strings.Contains(cfg.ConnConfig.RuntimeParams["options"], idleInTxParam) {
 		set := "SET " + idleInTxParam + " = " + strconv.FormatInt(idleInTxTimeout(opts.BusyTimeout).Milliseconds(), 10)
 		after := cfg.AfterConnect
 		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {

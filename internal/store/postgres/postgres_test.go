@@ -807,6 +807,7 @@ func TestPausedWriterLetsIngestOn(t *testing.T) {
 	}{
 		{"the store's own timeout", "", true},
 		{"turned off by the URL", "idle_in_transaction_session_timeout=0", false},
+		{"turned off by the URL's options", "options=-c%20idle_in_transaction_session_timeout%3D0", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := t.Context()
