@@ -137,6 +137,18 @@ type Sealer struct {
 	// the store then agrees with itself. A running manager is such a
 	// record, and does not build on a log that went back or forked.
 	heads sync.Map
+	// applied is the latest cutoff BindRetention bound, which retention
+	// then applied store-wide: a log with no checkpoint yet (its leaves
+	// unsealed when the upkeep ran) carries it too.
+	appliedMu sync.Mutex
+	applied   time.Time
+}
+
+// appliedCutoff returns the latest cutoff BindRetention bound.
+func (s *Sealer) appliedCutoff() time.Time {
+	s.appliedMu.Lock()
+	defer s.appliedMu.Unlock()
+	return s.applied
 }
 
 // head is a checkpoint a log must never fall below nor fork from, with
@@ -393,12 +405,15 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		// the upkeep binds it (BindRetention) right before it deletes, and
 		// each checkpoint after carries it from the log's newest, which
 		// checkHead put in heads (its cutoff only when a key of the ring
-		// signed it). Never one computed here: a cutoff that nothing
+		// signed it), or from applied. Never one computed here: a cutoff that nothing
 		// applied (a clock stepped ahead for a moment) would excuse
 		// deletions by hand, and one below what was applied (--retention
 		// raised, a clock behind) would name retention's own deletions.
 		if h, ok := s.head(ns); ok {
 			cp.RetentionCutoff = h.RetentionCutoff
+		}
+		if a := s.appliedCutoff(); a.After(cp.RetentionCutoff) {
+			cp.RetentionCutoff = a
 		}
 		note, err := s.Keys.Current.Sign(cp)
 		if err != nil {
@@ -599,6 +614,14 @@ func (s *Sealer) BindRetention(ctx context.Context, cut time.Time) (unbound []st
 			unbound = append(unbound, ns)
 		}
 	}
+	if len(errs) == 0 {
+		// Retention deletes next, store-wide.
+		s.appliedMu.Lock()
+		if cut.After(s.applied) {
+			s.applied = cut.UTC()
+		}
+		s.appliedMu.Unlock()
+	}
 	return unbound, errors.Join(errs...)
 }
 
@@ -609,7 +632,7 @@ func (s *Sealer) bindRetention(ctx context.Context, r Resigner, vs note.Verifier
 		return false, fmt.Errorf("binding the retention cutoff of %s: reading its newest checkpoint: %w", ns, err)
 	}
 	if len(cps) == 0 {
-		return true, nil // nothing sealed: no leaf to miss its event
+		return true, nil // nothing sealed: its first checkpoint will carry cut (applied)
 	}
 	cp, err := Open(cps[0].Note, vs)
 	if err != nil || cp.Size != cps[0].Size || !strings.HasSuffix(cp.Origin, "/"+ns) {

@@ -233,3 +233,46 @@ func TestStaleAppendAfterBind(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstCheckpointAfterRetention: a log whose leaves no checkpoint
+// covered yet when the upkeep ran (events imported with old times into a
+// new namespace, the upkeep within a seal interval) gets a first checkpoint
+// that binds the cutoff retention applied: its deleted events are no
+// finding, and one deleted by hand is.
+func TestFirstCheckpointAfterRetention(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			kr := newKeyring(t)
+			st, exec := b.open(t, seal.LeafMaker{Keys: kr})
+			now := t0.Truncate(day).Add(31*day + 5*time.Second)
+			sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
+			var batch []store.Event
+			for i := range 5 {
+				batch = append(batch, event("team-a", fmt.Sprintf("a%d", i), i))
+			}
+			batch = append(batch, lateEvent("late", now.Add(-time.Hour)))
+			if _, err := st.Insert(t.Context(), batch); err != nil {
+				t.Fatal(err)
+			}
+			cut := cutoffOf(30 * day)(now)
+			if unbound, err := sealer.BindRetention(t.Context(), cut); err != nil || len(unbound) > 0 {
+				t.Fatalf("BindRetention: %v, %v", unbound, err)
+			}
+			if n, err := st.DeleteBefore(t.Context(), cut); err != nil || n != 5 {
+				t.Fatalf("DeleteBefore = %d, %v; want 5", n, err)
+			}
+			res, err := sealer.SealAll(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cp := res["team-a"].Checkpoint; cp.Size != 6 || !cp.RetentionCutoff.Equal(cut) {
+				t.Errorf("the first checkpoint: size %d, cutoff %s; want size 6 and the applied %s", cp.Size, cp.RetentionCutoff, cut)
+			}
+			verifyClean(t, st, kr, now.Add(time.Minute))
+			exec(t, "DELETE FROM events WHERE id = 'late'")
+			if got := findings(t, st, kr, now.Add(time.Minute)); len(got) != 1 || got[0].Problem != Missing {
+				t.Errorf("after deleting 'late' by hand: %+v; want it missing", got)
+			}
+		})
+	}
+}
