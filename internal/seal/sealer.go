@@ -409,10 +409,12 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		// applied (a clock stepped ahead for a moment) would excuse
 		// deletions by hand, and one below what was applied (--retention
 		// raised, a clock behind) would name retention's own deletions.
-		if h, ok := s.head(ns); ok {
+		// A cutoff later than now was bound under a clock that stepped
+		// ahead: not carried (verify does not count it either).
+		if h, ok := s.head(ns); ok && !h.RetentionCutoff.After(now) {
 			cp.RetentionCutoff = h.RetentionCutoff
 		}
-		if a := s.appliedCutoff(); a.After(cp.RetentionCutoff) {
+		if a := s.appliedCutoff(); a.After(cp.RetentionCutoff) && !a.After(now) {
 			cp.RetentionCutoff = a
 		}
 		note, err := s.Keys.Current.Sign(cp)

@@ -276,3 +276,50 @@ func TestFirstCheckpointAfterRetention(t *testing.T) {
 		})
 	}
 }
+
+// TestUpkeepUnderAClockAhead: one upkeep under a clock stepped 5 years
+// ahead binds a cutoff in the future and deletes all it allows. Once the
+// clock is back, that cutoff counts for nothing: the next checkpoint does
+// not carry it, verify does not count it, and both the event it deleted
+// (not expired by the right clock) and one deleted by hand afterwards are
+// named. Before, every later checkpoint carried it and verify excused
+// every deletion by hand (a review of this session's change).
+func TestUpkeepUnderAClockAhead(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			kr := newKeyring(t)
+			st, exec := b.open(t, seal.LeafMaker{Keys: kr})
+			now := t0.Add(time.Hour)
+			if _, err := st.Insert(t.Context(), []store.Event{event("team-a", "a0", 0)}); err != nil {
+				t.Fatal(err)
+			}
+			s := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now }}
+			if _, err := s.SealAll(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			cut := cutoffOf(30 * day)(now.AddDate(5, 0, 0))
+			if _, err := s.BindRetention(t.Context(), cut); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := st.DeleteBefore(t.Context(), cut); err != nil || n != 1 {
+				t.Fatalf("DeleteBefore = %d, %v; want 1", n, err)
+			}
+			now = now.Add(2 * time.Hour)
+			if _, err := st.Insert(t.Context(), []store.Event{lateEvent("late", now.Add(-time.Minute))}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := s.SealAll(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cp := res["team-a"].Checkpoint; cp.Size != 2 || !cp.RetentionCutoff.IsZero() {
+				t.Errorf("the checkpoint after: size %d, cutoff %s; want size 2, none carried", cp.Size, cp.RetentionCutoff)
+			}
+			exec(t, "DELETE FROM events WHERE id = 'late'")
+			got := findings(t, st, kr, now.Add(time.Minute))
+			if len(got) != 2 || got[0].Problem != Missing || got[1].Problem != Missing {
+				t.Errorf("findings %+v; want a0 and late missing", got)
+			}
+		})
+	}
+}

@@ -547,9 +547,16 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 	// manager of a version that let the cutoff go back when --retention
 	// was raised, leaves an earlier cutoff on top of what retention
 	// deleted under the later one. Each was signed by the manager.
-	cutoff, reread := last.RetentionCutoff, false
+	//
+	// A cutoff later than now is not one retention could apply: an upkeep
+	// whose clock stepped ahead bound it (and deleted what it allowed,
+	// wrongly: those events are named). Counted, it would excuse every
+	// deletion by hand for as long as the clock has not caught up.
+	possible := func(c time.Time) bool { return !c.After(opts.Now().Add(opts.SealInterval)) }
+	var cutoff time.Time
+	reread := false
 	for _, c := range cps {
-		if c.RetentionCutoff.After(cutoff) {
+		if c.RetentionCutoff.After(cutoff) && possible(c.RetentionCutoff) {
 			cutoff = c.RetentionCutoff
 		}
 	}
@@ -568,7 +575,7 @@ func verifyNamespace(ctx context.Context, st Store, opts Options, ns string, tru
 			reread = true
 			if now, ok, err := newestNow(ctx, st, opts, ns, nsOf); err != nil {
 				return events, sealed, err
-			} else if ok && now.Size >= last.Size && now.RetentionCutoff.After(cutoff) {
+			} else if ok && now.Size >= last.Size && now.RetentionCutoff.After(cutoff) && possible(now.RetentionCutoff) {
 				if cutoff = now.RetentionCutoff; t.Before(cutoff) {
 					continue
 				}
