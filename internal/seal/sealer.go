@@ -405,12 +405,12 @@ func (s *Sealer) seal(ctx context.Context, ns string) (SealResult, error) {
 		// the upkeep binds it (BindRetention) right before it deletes, and
 		// each checkpoint after carries it from the log's newest, which
 		// checkHead put in heads (its cutoff only when a key of the ring
-		// signed it), or from applied. Never one computed here: a cutoff that nothing
-		// applied (a clock stepped ahead for a moment) would excuse
-		// deletions by hand, and one below what was applied (--retention
-		// raised, a clock behind) would name retention's own deletions.
-		// A cutoff later than now was bound under a clock that stepped
-		// ahead: not carried (verify does not count it either).
+		// signed it), or from applied. Never one computed here: a cutoff
+		// nothing applied (a clock stepped ahead for a moment) would
+		// excuse deletions by hand, and one below what was applied
+		// (--retention raised, a clock behind) would name retention's own
+		// deletions. One later than now was bound under a clock that
+		// stepped ahead: not carried (verify does not count it either).
 		if h, ok := s.head(ns); ok && !h.RetentionCutoff.After(now) {
 			cp.RetentionCutoff = h.RetentionCutoff
 		}
