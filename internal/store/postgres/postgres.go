@@ -100,13 +100,14 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 	// stalled node) keeps its locks, writersLock among them, which every
 	// replica's ingest takes: all ingest stopped until its connection
 	// died, and the kernel of a stopped process keeps a connection alive.
-	// No transaction of ours waits between its statements (each is a few
-	// queries and the Go between them), so PostgreSQL ends a session idle
-	// in one for twice the busy timeout; its batch fails unacknowledged
+	// No transaction of ours waits long between its statements (the
+	// longest gap, a spooled batch decoding its next 16 MiB part, is under
+	// a second here), so PostgreSQL ends a session idle in one for twice
+	// the busy timeout; its batch fails unacknowledged (25P03: unavailable)
 	// and is sent again. A URL that sets the parameter (or its options)
-	// keeps its own. A
-	// SET after connecting rather than a startup parameter, which a
-	// pooler such as PgBouncer refuses unless configured to ignore it.
+	// keeps its own. A SET after connecting rather than a startup
+	// parameter, which a pooler such as PgBouncer refuses unless
+	// configured to ignore it.
 	if _, ok := cfg.ConnConfig.RuntimeParams[idleInTxParam]; !ok && !strings.Contains(cfg.ConnConfig.RuntimeParams["options"], idleInTxParam) {
 		set := "SET " + idleInTxParam + " = " + strconv.FormatInt(idleInTxTimeout(opts.BusyTimeout).Milliseconds(), 10)
 		after := cfg.AfterConnect
