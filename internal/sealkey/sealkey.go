@@ -87,6 +87,11 @@ func (c InCluster) Load(ctx context.Context) (*seal.Keyring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading Secret %s/%s: %w", c.Namespace, SecretName, err)
 	}
+	return c.ringOf(&s)
+}
+
+// ringOf parses the keyring Secret s holds.
+func (c InCluster) ringOf(s *corev1.Secret) (*seal.Keyring, error) {
 	kr, err := seal.ParseKeyring(string(s.Data[KeyringKey]))
 	if err != nil {
 		return nil, fmt.Errorf("the keyring in Secret %s/%s key %s: %w", c.Namespace, SecretName, KeyringKey, err)
@@ -102,9 +107,9 @@ func (c InCluster) Rotate(ctx context.Context) (*seal.Keyring, error) {
 	if err := c.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: SecretName}, &s); err != nil {
 		return nil, fmt.Errorf("reading Secret %s/%s: %w", c.Namespace, SecretName, err)
 	}
-	old, err := seal.ParseKeyring(string(s.Data[KeyringKey]))
+	old, err := c.ringOf(&s)
 	if err != nil {
-		return nil, fmt.Errorf("the keyring in Secret %s/%s key %s: %w", c.Namespace, SecretName, KeyringKey, err)
+		return nil, err
 	}
 	kr, err := old.Rotate(rand.Reader)
 	if err != nil {
@@ -131,9 +136,9 @@ func (c InCluster) Publish(ctx context.Context, kr *seal.Keyring) error {
 	case err != nil:
 		return fmt.Errorf("reading Secret %s/%s: %w", c.Namespace, SecretName, err)
 	default:
-		now, err := seal.ParseKeyring(string(s.Data[KeyringKey]))
+		now, err := c.ringOf(&s)
 		if err != nil {
-			return fmt.Errorf("the keyring in Secret %s/%s key %s: %w", c.Namespace, SecretName, KeyringKey, err)
+			return err
 		}
 		keys = now.VerifierKeys()
 	}

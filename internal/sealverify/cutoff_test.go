@@ -82,6 +82,19 @@ func findings(t *testing.T, st Store, kr *seal.Keyring, now time.Time) []Finding
 	return got
 }
 
+// sealWants seals team-a with s and fails unless the checkpoint it signs
+// is of size and binds the retention cutoff want (zero: none).
+func sealWants(t *testing.T, s *seal.Sealer, size int64, want time.Time) {
+	t.Helper()
+	res, err := s.SealAll(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp := res["team-a"].Checkpoint; cp.Size != size || !cp.RetentionCutoff.Equal(want) {
+		t.Errorf("the checkpoint signed: size %d, cutoff %s; want size %d, cutoff %s", cp.Size, cp.RetentionCutoff, size, want)
+	}
+}
+
 // checkHandDeletion: verify at now names nothing, then, once the event
 // 'late' is deleted with SQL, names it missing.
 func checkHandDeletion(t *testing.T, st Store, exec func(*testing.T, string), kr *seal.Keyring, now time.Time) {
@@ -130,13 +143,7 @@ func TestCheckpointsCarryTheBoundCutoff(t *testing.T) {
 				if _, err := st.Insert(t.Context(), []store.Event{lateEvent("late", now.Add(-time.Second)), lateEvent("later", now.Add(time.Second))}); err != nil {
 					t.Fatal(err)
 				}
-				res, err := (&seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return next }}).SealAll(t.Context())
-				if err != nil {
-					t.Fatal(err)
-				}
-				if cp := res["team-a"].Checkpoint; cp.Size != 7 || !cp.RetentionCutoff.Equal(cut) {
-					t.Errorf("the next checkpoint: size %d, cutoff %s; want size 7 and the bound %s", cp.Size, cp.RetentionCutoff, cut)
-				}
+				sealWants(t, &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return next }}, 7, cut)
 				// Retention's deletions are no finding; one by hand inside
 				// retention is, whatever the clock said.
 				checkHandDeletion(t, st, exec, kr, now.Add(time.Minute))
@@ -160,14 +167,8 @@ func TestUnverifiedHeadLendsNoCutoff(t *testing.T) {
 			if _, err := st.Insert(t.Context(), []store.Event{lateEvent("late", now.Add(-time.Second))}); err != nil {
 				t.Fatal(err)
 			}
-			res, err := (&seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now },
-				AcceptUnverifiedHead: true}).SealAll(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cp := res["team-a"].Checkpoint; cp.Size != 6 || !cp.RetentionCutoff.IsZero() {
-				t.Errorf("the checkpoint built on an unsigned head: size %d, cutoff %s; want size 6, none", cp.Size, cp.RetentionCutoff)
-			}
+			sealWants(t, &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: func() time.Time { return now },
+				AcceptUnverifiedHead: true}, 6, time.Time{})
 		})
 	}
 }
@@ -268,13 +269,7 @@ func TestFirstCheckpointAfterRetention(t *testing.T) {
 			if n, err := st.DeleteBefore(t.Context(), cut); err != nil || n != 5 {
 				t.Fatalf("DeleteBefore = %d, %v; want 5", n, err)
 			}
-			res, err := sealer.SealAll(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cp := res["team-a"].Checkpoint; cp.Size != 6 || !cp.RetentionCutoff.Equal(cut) {
-				t.Errorf("the first checkpoint: size %d, cutoff %s; want size 6 and the applied %s", cp.Size, cp.RetentionCutoff, cut)
-			}
+			sealWants(t, sealer, 6, cut)
 			checkHandDeletion(t, st, exec, kr, now.Add(time.Minute))
 		})
 	}
@@ -311,13 +306,7 @@ func TestUpkeepUnderAClockAhead(t *testing.T) {
 			if _, err := st.Insert(t.Context(), []store.Event{lateEvent("late", now.Add(-time.Minute))}); err != nil {
 				t.Fatal(err)
 			}
-			res, err := s.SealAll(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cp := res["team-a"].Checkpoint; cp.Size != 2 || !cp.RetentionCutoff.IsZero() {
-				t.Errorf("the checkpoint after: size %d, cutoff %s; want size 2, none carried", cp.Size, cp.RetentionCutoff)
-			}
+			sealWants(t, s, 2, time.Time{})
 			exec(t, "DELETE FROM events WHERE id = 'late'")
 			got := findings(t, st, kr, now.Add(time.Minute))
 			if len(got) != 2 || got[0].Problem != Missing || got[1].Problem != Missing {

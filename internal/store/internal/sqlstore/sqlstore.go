@@ -304,7 +304,7 @@ func (c eventColumn) read(f store.Fields, legacy bool) bool {
 // constant: SQLite's driver costs the same for a constant column as for a
 // stored one (a call into the C library for its type and one for its value),
 // and the rows read most, by reports and verify, read every field.
-func (d Dialect) eventColumns(f store.Fields, legacy bool) string {
+func eventColumns(f store.Fields, legacy bool) string {
 	if f == 0 {
 		f = store.AllFields
 	}
@@ -654,7 +654,7 @@ func (r *Reader) Events(ctx context.Context, db Queryer, q store.EventQuery) (st
 		}
 		pp := r.newEventPage(q.Page.Size, q.Fields, legacy)
 		pp.keepUnreadable, pp.withKeys = q.KeepUnreadable, q.WithKeys
-		cols := r.Dialect.eventColumns(q.Fields, legacy)
+		cols := eventColumns(q.Fields, legacy)
 		if q.WithKeys {
 			cols += ", id_hash, content_hash"
 		}
@@ -799,7 +799,7 @@ func (r *Reader) UserLogs(ctx context.Context, db Queryer, q store.UserLogsQuery
 		return store.UserLogsPage{}, err
 	}
 	pp := r.newEventPage(q.Limit, q.Fields, legacy)
-	cols := r.Dialect.eventColumns(q.Fields, legacy)
+	cols := eventColumns(q.Fields, legacy)
 	// The first chunk skips Offset rows; the next ones continue before the
 	// last row read, in the same read transaction.
 	before, offset := q.Before, q.Offset
