@@ -281,16 +281,15 @@ func runManager(args []string) error {
 		return fmt.Errorf("setting up the AuditReport controller: %w", err)
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		var bind func(context.Context, time.Time) error
+		var bind func(context.Context, time.Time) ([]string, error)
 		if sealer != nil {
-			bind = func(ctx context.Context, cut time.Time) error {
+			bind = func(ctx context.Context, cut time.Time) ([]string, error) {
 				unbound, err := sealer.BindRetention(ctx, cut)
 				if len(unbound) > 0 {
-					// Their expired events will read as deleted by hand too.
-					ctrl.Log.WithName("upkeep").Info("logs whose newest checkpoint cannot be signed again with the retention cutoff (changed behind the manager's back: run manager verify)",
+					ctrl.Log.WithName("upkeep").Info("logs whose newest checkpoint cannot be signed again with the retention cutoff (changed behind the manager's back: run manager verify); their expired events are kept",
 						"namespaces", unbound[:min(len(unbound), 10)], "count", len(unbound), "cutoff", cut)
 				}
-				return err
+				return unbound, err
 			}
 		}
 		return upkeep(ctx, st, retention, bind)
@@ -384,7 +383,7 @@ func retentionCut(now time.Time, retention time.Duration) time.Time {
 // past --retention. bind, when set (the sealer's BindRetention), runs
 // first: the logs' newest checkpoints must bind the cutoff before events
 // go, else verify would name them deleted by hand.
-func upkeep(ctx context.Context, st store.Store, retention time.Duration, bind func(context.Context, time.Time) error) error {
+func upkeep(ctx context.Context, st store.Store, retention time.Duration, bind func(context.Context, time.Time) ([]string, error)) error {
 	log := ctrl.Log.WithName("upkeep")
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
@@ -413,14 +412,21 @@ func upkeep(ctx context.Context, st store.Store, retention time.Duration, bind f
 }
 
 // expire deletes the events before cut once bind (when set) has made
-// every log's newest checkpoint bind cut.
-func expire(ctx context.Context, st store.Store, cut time.Time, bind func(context.Context, time.Time) error) (int64, error) {
+// every log's newest checkpoint bind cut, except those of the logs bind
+// names unbound: a log whose newest checkpoint was changed behind the
+// manager's back (or signed by a key no longer in the ring) is not signed
+// again, and its expired events would read as deleted by hand beside what
+// was changed. They stay, as evidence, until a checkpoint of the log binds
+// the cutoff.
+func expire(ctx context.Context, st store.Store, cut time.Time, bind func(context.Context, time.Time) ([]string, error)) (int64, error) {
+	var unbound []string
 	if bind != nil {
-		if err := bind(ctx, cut); err != nil {
+		var err error
+		if unbound, err = bind(ctx, cut); err != nil {
 			return 0, fmt.Errorf("expired events are kept until every log's newest checkpoint binds the retention cutoff %s: %w", cut.Format(time.RFC3339), err)
 		}
 	}
-	return st.DeleteBefore(ctx, cut)
+	return st.DeleteBefore(ctx, cut, unbound...)
 }
 
 // holdFor is how long a report held by another manager is left to it.

@@ -26,6 +26,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,11 +48,20 @@ import (
 // file, the store URL and the keyring.
 func sealedImport(t *testing.T, n int) (db, storeURL string, kr *seal.Keyring) {
 	t.Helper()
+	return sealedImportIn(t, n, "team-a")
+}
+
+// sealedImportIn is sealedImport with n events in each of namespaces;
+// the first namespace's ids are a-0, a-1, …, the next's b-0, ….
+func sealedImportIn(t *testing.T, n int, namespaces ...string) (db, storeURL string, kr *seal.Keyring) {
+	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
 	var log bytes.Buffer
-	for i := range n {
-		fmt.Fprintf(&log, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a-%d","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/team-a/pods","verb":"delete","user":{"username":"alice"},"objectRef":{"resource":"pods","namespace":"team-a","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-11-22T08:00:%02d.000001Z","stageTimestamp":"2026-11-22T08:00:%02d.000002Z"}`+"\n", i, i, i)
+	for k, ns := range namespaces {
+		for i := range n {
+			fmt.Fprintf(&log, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"%c-%d","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/%s/pods","verb":"delete","user":{"username":"alice"},"objectRef":{"resource":"pods","namespace":"%s","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},"requestReceivedTimestamp":"2026-11-22T08:00:%02d.000001Z","stageTimestamp":"2026-11-22T08:00:%02d.000002Z"}`+"\n", 'a'+k, i, ns, ns, i, i)
+		}
 	}
 	logFile := filepath.Join(dir, "audit.log")
 	if err := os.WriteFile(logFile, log.Bytes(), 0o600); err != nil {
@@ -74,8 +84,13 @@ func sealedImport(t *testing.T, n int) (db, storeURL string, kr *seal.Keyring) {
 	defer st.Close()
 	logs, _ := storeopen.Logs(st)
 	res, err := (&seal.Sealer{Store: logs, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}).SealAll(ctx)
-	if err != nil || res["team-a"].Sealed != n {
-		t.Fatalf("sealed %+v, %v", res, err)
+	if err != nil {
+		t.Fatalf("sealing: %v", err)
+	}
+	for _, ns := range namespaces {
+		if res[ns].Sealed != n {
+			t.Fatalf("sealed %+v; want %d leaves of %s", res, n, ns)
+		}
 	}
 	return db, storeURL, kr
 }
@@ -298,23 +313,23 @@ func TestExpireBindsTheCutoffFirst(t *testing.T) {
 	cut := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name    string
-		bind    func(*seal.Sealer) func(context.Context, time.Time) error
+		bind    func(*seal.Sealer) func(context.Context, time.Time) ([]string, error)
 		deleted int64
 		exit    int
 	}{
-		{"bound", func(s *seal.Sealer) func(context.Context, time.Time) error {
-			return func(ctx context.Context, cut time.Time) error {
+		{"bound", func(s *seal.Sealer) func(context.Context, time.Time) ([]string, error) {
+			return func(ctx context.Context, cut time.Time) ([]string, error) {
 				unbound, err := s.BindRetention(ctx, cut)
 				if len(unbound) > 0 {
-					return fmt.Errorf("unbound: %v", unbound)
+					return nil, fmt.Errorf("unbound: %v", unbound)
 				}
-				return err
+				return nil, err
 			}
 		}, 5, verifyClean},
-		{"bind fails", func(*seal.Sealer) func(context.Context, time.Time) error {
-			return func(context.Context, time.Time) error { return errors.New("store unavailable") }
+		{"bind fails", func(*seal.Sealer) func(context.Context, time.Time) ([]string, error) {
+			return func(context.Context, time.Time) ([]string, error) { return nil, errors.New("store unavailable") }
 		}, 0, verifyClean},
-		{"not bound", func(*seal.Sealer) func(context.Context, time.Time) error { return nil }, 5, verifyProblems},
+		{"not bound", func(*seal.Sealer) func(context.Context, time.Time) ([]string, error) { return nil }, 5, verifyProblems},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, storeURL, kr := sealedImport(t, 5)
@@ -334,5 +349,68 @@ func TestExpireBindsTheCutoffFirst(t *testing.T) {
 				t.Fatalf("manager verify: exit %d, want %d\n%s%s", code, tc.exit, stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// TestExpireKeepsAnUnboundLog: team-a's newest checkpoint was edited
+// behind the manager's back, so the upkeep cannot sign it again with the
+// retention cutoff. Its expired events stay, as evidence; team-b's go.
+// manager verify names what was edited and no team-a event `missing`:
+// deleted, each would read as deleted by hand beside the edit.
+func TestExpireKeepsAnUnboundLog(t *testing.T) {
+	cut := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	db, storeURL, kr := sealedImportIn(t, 5, "team-a", "team-b")
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Exec("UPDATE checkpoints SET note = replace(note, 'auditops/team-a', 'auditops/team-z') WHERE namespace = 'team-a'"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := storeopen.Open(t.Context(), storeURL, storeopen.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := storeopen.Logs(st)
+	sealer := &seal.Sealer{Store: logs, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+	n, err := expire(t.Context(), st, cut, sealer.BindRetention)
+	st.Close()
+	if err != nil || n != 5 {
+		t.Fatalf("expire: %d deleted, %v; want team-b's 5", n, err)
+	}
+	var left []string
+	rows, err := conn.Query("SELECT namespace || '/' || id FROM events ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"team-a/a-0", "team-a/a-1", "team-a/a-2", "team-a/a-3", "team-a/a-4"}; !slices.Equal(left, want) {
+		t.Fatalf("events left %v, want %v", left, want)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runVerify(t.Context(), []string{"--store", storeURL}, &stdout, &stderr); code != verifyProblems {
+		t.Fatalf("manager verify: exit %d, want %d\n%s%s", code, verifyProblems, stdout.String(), stderr.String())
+	}
+	var problems []string
+	for line := range strings.Lines(stdout.String()) {
+		var f sealverify.Finding
+		if json.Unmarshal([]byte(line), &f) == nil && f.Problem != "" {
+			problems = append(problems, f.Namespace+" "+f.Problem)
+		}
+	}
+	if len(problems) == 0 || slices.ContainsFunc(problems, func(p string) bool {
+		return !strings.HasPrefix(p, "team-a ") || strings.HasSuffix(p, " "+sealverify.Missing)
+	}) {
+		t.Fatalf("findings %q; want team-a's edited checkpoint named, nothing missing\n%s", problems, stdout.String())
 	}
 }

@@ -32,10 +32,9 @@ import (
 // log, one that the root at the log's newest size no longer reads (it is
 // under a kept tree hash) but the root at an older checkpoint a report
 // read does. A leader that started since holds the log to that report's
-// checkpoint (Witness). BindRetention then fails with an error (not
-// ErrLogAltered, not "unbound"), and expire kept every namespace's expired
-// events: retention stopped store-wide (a review of BindRetention). The log
-// is left unbound now.
+// checkpoint (Witness). BindRetention names the log unbound, without an
+// error: an error would stop retention store-wide (an earlier review of
+// BindRetention), and the upkeep keeps an unbound log's expired events.
 func TestBindRetentionLeavesAnAlteredLogUnbound(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {

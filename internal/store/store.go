@@ -361,8 +361,9 @@ type Store interface {
 	UserLogs(ctx context.Context, q UserLogsQuery) (UserLogsPage, error)
 	// UserExists reports whether the tenant holds any event of the user.
 	UserExists(ctx context.Context, namespace, user string) (bool, error)
-	// DeleteBefore deletes events older than t (retention) and says how many.
-	DeleteBefore(ctx context.Context, t time.Time) (int64, error)
+	// DeleteBefore deletes events older than t (retention), except those
+	// of the namespaces in keep, and says how many.
+	DeleteBefore(ctx context.Context, t time.Time, keep ...string) (int64, error)
 	// Ping checks the store is reachable (readyz).
 	Ping(ctx context.Context) error
 	Close() error

@@ -323,8 +323,11 @@ func (s *Store) createDay(ctx context.Context, from, to int64) error {
 // (the legacy partition of a migrated store, the default partition, the
 // day t falls in) is deleted namespace by namespace, a range delete on the
 // primary key each. Retention (main) cuts at a day's start, so only the
-// legacy and default partitions ever take the second path.
-func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+// legacy and default partitions take the second path, and a day partition
+// that holds an event of a namespace in keep: it stays, its other events
+// go row by row, and it is dropped at a later run that keeps none of its
+// namespaces.
+func (s *Store) DeleteBefore(ctx context.Context, t time.Time, keep ...string) (int64, error) {
 	cut, _ := sqlstore.Bounds(store.TimeRange{From: t})
 	parts, err := s.partitions(ctx)
 	if err != nil {
@@ -335,13 +338,13 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 		if p.isDefault || p.to > cut {
 			continue
 		}
-		n, err := s.dropPartition(ctx, p.name)
+		n, err := s.dropPartition(ctx, p.name, keep)
 		if err != nil {
 			return total, fmt.Errorf("postgres: dropping partition %s: %w", p.name, err)
 		}
 		total += n
 	}
-	n, err := s.deleteRowsBefore(ctx, cut)
+	n, err := s.deleteRowsBefore(ctx, cut, keep)
 	if err != nil {
 		return total + n, err
 	}
@@ -369,8 +372,9 @@ func (s *Store) dropEmptyHours(ctx context.Context, cut int64) error {
 // transaction: the partition is locked against writes first (only a late
 // event of that old day waits), so the count is exact, and the parent is
 // taken exclusively only for the DROP itself, not for the count, which
-// reads the whole day.
-func (s *Store) dropPartition(ctx context.Context, name string) (n int64, err error) {
+// reads the whole day. A partition holding an event of a namespace in keep
+// is left as it is (0, nil).
+func (s *Store) dropPartition(ctx context.Context, name string, keep []string) (n int64, err error) {
 	id := pgx.Identifier{name}.Sanitize()
 	err = s.tx(ctx, "retention", pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+partitionLockTimeout+"'"); err != nil {
@@ -378,6 +382,16 @@ func (s *Store) dropPartition(ctx context.Context, name string) (n int64, err er
 		}
 		if _, err := tx.Exec(ctx, "LOCK TABLE "+id+" IN SHARE MODE"); err != nil {
 			return err
+		}
+		if len(keep) > 0 {
+			var kept bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+id+" WHERE namespace = ANY($1))", keep).Scan(&kept); err != nil {
+				return fmt.Errorf("looking for events to keep: %w", err)
+			}
+			if kept {
+				n = 0
+				return nil
+			}
 		}
 		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+id).Scan(&n); err != nil {
 			return err
@@ -443,7 +457,7 @@ func countHours(ctx context.Context, tx pgx.Tx, id string) (hourCounts, error) {
 
 // deleteRowsBefore deletes the rows before cut that no dropped partition
 // held, namespace by namespace (one index seek each).
-func (s *Store) deleteRowsBefore(ctx context.Context, cut int64) (int64, error) {
+func (s *Store) deleteRowsBefore(ctx context.Context, cut int64, keep []string) (int64, error) {
 	var total int64
 	ns := ""
 	for {
@@ -457,6 +471,9 @@ func (s *Store) deleteRowsBefore(ctx context.Context, cut int64) (int64, error) 
 			return total, err
 		}
 		ns = next
+		if slices.Contains(keep, ns) {
+			continue
+		}
 		var n int64
 		err = s.tx(ctx, "retention", pgx.TxOptions{}, func(tx pgx.Tx) error {
 			tag, err := tx.Exec(ctx, "DELETE FROM events WHERE namespace = $1 AND ts < $2", ns, cut)

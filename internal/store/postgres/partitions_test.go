@@ -154,11 +154,32 @@ func TestPartitionsByDay(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Retention at a day's start: days -2 and 0 are dropped whole, the
-	// default partition's old events deleted.
-	n, err := s.DeleteBefore(ctx, dayN(1))
-	if err != nil || n != 5 {
-		t.Fatalf("DeleteBefore(day 1) = %d, %v; want 5", n, err)
+	// Retention keeping namespace b (a log it could not bind): day -2 is
+	// dropped whole, day 0 stays for b-3 with a-2 deleted from it, and the
+	// default partition keeps b-7.
+	n, err := s.DeleteBefore(ctx, dayN(1), "b")
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteBefore(day 1) keeping b = %d, %v; want 3 (a-1, a-2, a-6)", n, err)
+	}
+	got = partitionRows(t, s)
+	if _, ok := got["events_p"+dayN(-2).Format("20060102")]; ok {
+		t.Errorf("partition of day -2 not dropped: %v", got)
+	}
+	for name, ids := range map[string][]string{
+		"events_p" + dayN(0).Format("20060102"): {"b-3"},
+		"events_default":                        {"a-5", "b-7"},
+	} {
+		if !slices.Equal(got[name], ids) {
+			t.Errorf("keeping b, partition %s holds %v, want %v (all: %v)", name, got[name], ids, got)
+		}
+	}
+	requireHoursCounted(t, s, "after retention kept a namespace")
+
+	// Retention at a day's start: day 0 is dropped whole now, the default
+	// partition's old events deleted.
+	n, err = s.DeleteBefore(ctx, dayN(1))
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteBefore(day 1) = %d, %v; want 2 (b-3, b-7)", n, err)
 	}
 	got = partitionRows(t, s)
 	for _, gone := range []time.Time{dayN(-2), dayN(0)} {

@@ -262,8 +262,8 @@ func (r *Replicated) InsertParts(ctx context.Context, next func() ([]store.Event
 }
 
 // DeleteBefore implements store.Store on the primary.
-func (r *Replicated) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
-	return r.primary.DeleteBefore(ctx, t)
+func (r *Replicated) DeleteBefore(ctx context.Context, t time.Time, keep ...string) (int64, error) {
+	return r.primary.DeleteBefore(ctx, t, keep...)
 }
 
 // Maintain implements store.Maintainer on the primary.

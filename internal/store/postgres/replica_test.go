@@ -327,8 +327,8 @@ func (r replayedWrites) InsertParts(ctx context.Context, next func() ([]store.Ev
 	return res, r.sync(ctx)
 }
 
-func (r replayedWrites) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
-	n, err := r.Replicated.DeleteBefore(ctx, t)
+func (r replayedWrites) DeleteBefore(ctx context.Context, t time.Time, keep ...string) (int64, error) {
+	n, err := r.Replicated.DeleteBefore(ctx, t, keep...)
 	if err != nil {
 		return n, err
 	}

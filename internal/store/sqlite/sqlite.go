@@ -1111,7 +1111,7 @@ func (s *Store) UserExists(ctx context.Context, namespace, user string) (ok bool
 // DeleteBefore implements store.Store. It walks the namespaces and deletes
 // each one's old events as ranges of the primary key, deleteChunk events
 // per transaction, so ingest is never blocked for long.
-func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+func (s *Store) DeleteBefore(ctx context.Context, t time.Time, keep ...string) (int64, error) {
 	cut, _ := sqlstore.Bounds(store.TimeRange{From: t})
 	var total int64
 	ns := ""
@@ -1126,6 +1126,9 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 			return total, err
 		}
 		ns = next
+		if slices.Contains(keep, ns) {
+			continue
+		}
 		for {
 			var n int64
 			err := s.write(ctx, "retention", func(tx *sql.Tx) error {

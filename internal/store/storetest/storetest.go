@@ -1400,17 +1400,25 @@ func testRetention(t *testing.T, s store.Store) {
 		ev("b", "old", cut.Add(-time.Hour)),
 		ev("c", "new", cut.Add(time.Hour)),
 		ev("d", "ancient", epoch), // the earliest time an event may have
+		ev("k", "old", cut.Add(-time.Hour)),
+		ev("k", "new", cut.Add(time.Hour)),
 	)
-	n, err := s.DeleteBefore(t.Context(), cut)
+	// k is kept (a log retention could not bind); x holds nothing.
+	n, err := s.DeleteBefore(t.Context(), cut, "x", "k")
 	if err != nil || n != 4 {
-		t.Fatalf("DeleteBefore = %d, %v; want 4", n, err)
+		t.Fatalf("DeleteBefore keeping k = %d, %v; want 4", n, err)
 	}
 	checkIDs(t, "a", walk(t, s, all("a")), []string{"at-cut", "new"})
 	checkIDs(t, "b", walk(t, s, all("b")), []string{})
 	checkIDs(t, "c", walk(t, s, all("c")), []string{"new"})
 	checkIDs(t, "d", walk(t, s, all("d")), []string{})
+	checkIDs(t, "k", walk(t, s, all("k")), []string{"old", "new"})
+	if n, err := s.DeleteBefore(t.Context(), cut); err != nil || n != 1 {
+		t.Fatalf("second DeleteBefore = %d, %v; want k's old event", n, err)
+	}
+	checkIDs(t, "k", walk(t, s, all("k")), []string{"new"})
 	if n, err := s.DeleteBefore(t.Context(), cut); err != nil || n != 0 {
-		t.Fatalf("second DeleteBefore = %d, %v; want 0", n, err)
+		t.Fatalf("third DeleteBefore = %d, %v; want 0", n, err)
 	}
 	// A deleted id may come back (it is a new event then).
 	if res := mustInsert(t, s, ev("b", "old", cut.Add(-time.Hour))); res.Inserted != 1 {
