@@ -182,9 +182,32 @@ func Verify(ctx context.Context, st Store, opts Options, emit func(Finding)) (su
 		if err != nil {
 			return sum, fmt.Errorf("verifying %s: %w", ns, err)
 		}
+		if hc, ok := st.(store.HourCountChecker); ok {
+			if err := hc.HourCountMismatches(ctx, ns, func(c store.HourCount) { count(hourCountFinding(ns, c)) }); err != nil {
+				return sum, fmt.Errorf("verifying %s: comparing its counts per hour with its events: %w", ns, err)
+			}
+		}
 	}
 	return sum, nil
 }
+
+// hourCountFinding names an hour whose count kept for totals is not what
+// its events give: no leaf covers the counts, and an intruder who lowers
+// one makes the network CSV pages' totalRecords say fewer events than
+// their pages hold (a client that pages by the total stops short).
+func hourCountFinding(ns string, c store.HourCount) Finding {
+	hour := fmt.Sprintf("hour %d from the Unix epoch", c.Hour)
+	if c.Hour >= 0 && c.Hour <= maxHour {
+		hour = "the hour from " + time.Unix(c.Hour*3600, 0).UTC().Format(time.RFC3339)
+	}
+	return Finding{Namespace: ns, Problem: Inconsistent,
+		Detail: fmt.Sprintf("the store's count of %s events in %s is %d and its events hold %d: the totals (totalRecords) of the network CSV pages are wrong",
+			c.Category, hour, c.Kept, c.Events)}
+}
+
+// maxHour is the last hour whose start time.Unix takes in seconds without
+// overflow, far past any event's.
+const maxHour = (1<<63 - 1) / 3600
 
 // isOriginOf says whether origin is <prefix>/<ns> for some prefix.
 func isOriginOf(origin, ns string) bool {

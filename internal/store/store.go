@@ -179,6 +179,27 @@ type EventQuery struct {
 	WithKeys bool
 }
 
+// HourCount is a namespace's number of events of one category (access or
+// user) in one hour as the store keeps it for totals (Kept) beside the
+// number its events give (Events).
+type HourCount struct {
+	Category string
+	// Hour counts hours from the Unix epoch: the events of
+	// [Hour, Hour+1) hours.
+	Hour         int64
+	Kept, Events int64
+}
+
+// HourCountChecker is a store that keeps counts of events per hour for
+// totals (the network CSV views' totalRecords): it compares them with the
+// events they count, so that an edit of the counts, which no leaf
+// covers, shows (manager verify).
+type HourCountChecker interface {
+	// HourCountMismatches calls f with each hour of namespace ns whose
+	// kept count is not what its events give, in one snapshot.
+	HourCountMismatches(ctx context.Context, ns string, f func(HourCount)) error
+}
+
 // StoredKeys are the keys a row was stored with: IDHash(its id) and
 // ContentHash(it).
 type StoredKeys struct {

@@ -439,3 +439,10 @@ func (s *Store) EventAt(ctx context.Context, ns string, key store.Position) (ok 
 	})
 	return ok, err
 }
+
+// HourCountMismatches implements store.HourCountChecker.
+func (s *Store) HourCountMismatches(ctx context.Context, ns string, f func(store.HourCount)) error {
+	return s.read(ctx, "hour counts", func(db sqlstore.Queryer) error {
+		return s.reader.HourCountMismatches(ctx, db, ns, f)
+	})
+}
