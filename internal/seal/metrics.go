@@ -25,9 +25,9 @@ import (
 
 // Metrics count what the sealer does (README "Monitoring").
 type Metrics struct {
-	sealed, refused, checkpoints, failures, altered prometheus.Counter
-	lastSeal                                        prometheus.Gauge
-	lag                                             prometheus.Histogram
+	sealed, refused, checkpoints, failures, altered, schema prometheus.Counter
+	lastSeal                                                prometheus.Gauge
+	lag                                                     prometheus.Histogram
 }
 
 // NewMetrics registers the sealer's metrics with reg.
@@ -43,13 +43,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Sealing runs that failed (the next run seals what they left)."}),
 		altered: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_altered_logs_total",
 			Help: "Logs the leader would not extend because their leaves or tree hashes no longer give their newest checkpoint's root: changed behind the manager's back (a security signal)."}),
+		schema: prometheus.NewCounter(prometheus.CounterOpts{Name: "auditops_seal_schema_changed_total",
+			Help: "Sealing runs refused because the store's schema was not the one its migrations made (triggers, rules, row security, views, collations added or changed behind the manager's back: a security signal)."}),
 		lastSeal: prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditops_seal_last_success_timestamp_seconds",
 			Help: "When the leader last sealed every log that grew; now minus it bounds the seal lag."}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditops_seal_lag_seconds",
 			Help:    "Seal lag: from ingest writing a leaf to a signed checkpoint covering it, per leaf.",
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800}}),
 	}
-	reg.MustRegister(m.sealed, m.refused, m.checkpoints, m.failures, m.altered, m.lastSeal, m.lag)
+	reg.MustRegister(m.sealed, m.refused, m.checkpoints, m.failures, m.altered, m.schema, m.lastSeal, m.lag)
 	return m
 }
 
@@ -68,6 +70,9 @@ func (m *Metrics) Observe(res map[string]SealResult, err error) {
 		for _, e := range flatten(err) {
 			if errors.Is(e, ErrLogAltered) {
 				m.altered.Inc()
+			}
+			if errors.Is(e, ErrSchemaChanged) {
+				m.schema.Inc()
 			}
 		}
 		return

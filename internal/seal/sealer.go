@@ -253,6 +253,9 @@ func (s *Sealer) Seal(ctx context.Context, ns string) (SealResult, error) {
 // signed, else the one it stood at, once its leaves and tree hashes are
 // seen to give that checkpoint's root (ErrLogAltered; an empty log: Size 0). A report reads exactly that checkpoint's events.
 func (s *Sealer) SealNow(ctx context.Context, ns string) (Checkpoint, error) {
+	if err := s.checkSchema(ctx); err != nil {
+		return Checkpoint{}, fmt.Errorf("sealing %s: %w", ns, err)
+	}
 	defer s.lock(ns)()
 	res, err := s.seal(ctx, ns)
 	if err != nil {
@@ -504,6 +507,36 @@ func checkCopied(ns string, l PendingLeaf) error {
 // not extended; manager verify says what changed.
 var ErrLogAltered = errors.New("the log no longer gives the root of its newest checkpoint")
 
+// ErrSchemaChanged is the sealer's error when the store's schema is not
+// the one its migrations made (store.SchemaChecker): a trigger may be
+// dropping events with their leaves as ingest writes them, a policy
+// hiding them from the manager's reads, and no row or leaf would tell.
+// Nothing is signed on such a store: no checkpoint, no retention cutoff,
+// no report's pin. manager verify names each change.
+var ErrSchemaChanged = errors.New("the store's schema was changed behind the manager's back")
+
+// checkSchema returns ErrSchemaChanged, with the changes, when the store
+// can tell its schema changed.
+func (s *Sealer) checkSchema(ctx context.Context) error {
+	sc, ok := s.Store.(store.SchemaChecker)
+	if !ok {
+		return nil
+	}
+	changes, err := sc.SchemaChanges(ctx)
+	if err != nil {
+		return fmt.Errorf("checking the store's schema: %w", err)
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	more := ""
+	if len(changes) > 3 {
+		more = fmt.Sprintf("; and %d more", len(changes)-3)
+	}
+	return fmt.Errorf("%w: %s%s (nothing is sealed until it is restored; manager verify names each change)",
+		ErrSchemaChanged, strings.Join(changes[:min(len(changes), 3)], "; "), more)
+}
+
 // checkHead checks that ns's newest checkpoint, of size, is signed by a key
 // of the ring and that the leaves and kept tree hashes still give its root,
 // and returns that root: before the log is extended, and before a report is
@@ -599,6 +632,9 @@ func (s *Sealer) BindRetention(ctx context.Context, cut time.Time) (unbound []st
 	if !ok {
 		return nil, fmt.Errorf("binding the retention cutoff: the store cannot sign a checkpoint again")
 	}
+	if err := s.checkSchema(ctx); err != nil {
+		return nil, fmt.Errorf("binding the retention cutoff: %w", err)
+	}
 	nss, err := r.LogNamespaces(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("binding the retention cutoff: listing the logs: %w", err)
@@ -678,6 +714,9 @@ const sealAllParallel = 2
 // SealAll seals every namespace with unsealed leaves; it goes on past a
 // namespace that fails and returns the errors together, in namespace order.
 func (s *Sealer) SealAll(ctx context.Context) (map[string]SealResult, error) {
+	if err := s.checkSchema(ctx); err != nil {
+		return nil, fmt.Errorf("sealing: %w", err)
+	}
 	nss, err := s.Store.UnsealedNamespaces(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sealing: listing namespaces with unsealed leaves: %w", err)

@@ -200,6 +200,18 @@ type HourCountChecker interface {
 	HourCountMismatches(ctx context.Context, ns string, f func(HourCount)) error
 }
 
+// SchemaChecker is a store that can tell its schema from the one its
+// migrations make. Whoever holds the manager's database credentials can
+// change the schema as well as the rows: a trigger that drops one user's
+// events as ingest writes them (with their leaves, before a checkpoint
+// covers them), a row security policy or rule that hides them from the
+// manager's own reads. No row is edited then, and no leaf tells.
+type SchemaChecker interface {
+	// SchemaChanges names each change found (none: the schema is the
+	// migrations').
+	SchemaChanges(ctx context.Context) ([]string, error)
+}
+
 // StoredKeys are the keys a row was stored with: IDHash(its id) and
 // ContentHash(it).
 type StoredKeys struct {

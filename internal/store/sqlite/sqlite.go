@@ -153,6 +153,14 @@ type Store struct {
 	// when to merge them into ids. Retention's deletes leave it high, so a
 	// merge comes early; nothing else depends on it.
 	recentIDs atomic.Int64
+	// upTo is the schema version the store migrated to (0: the latest).
+	upTo int64
+	// expected is the schema its migrations make (SchemaChanges).
+	expected struct {
+		once   sync.Once
+		schema map[string]schemaObject
+		err    error
+	}
 	// recentIDsMax and tiersFrom are the constants but in tests, which
 	// merge sooner and through ids_mid from the start or never.
 	recentIDsMax, tiersFrom int64
@@ -235,6 +243,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 
 		recentIDsMax: recentIDsMax,
 		tiersFrom:    tiersFrom,
+		upTo:         upTo,
 	}
 	if err := s.migrate(ctx, upTo); err != nil {
 		s.Close()
@@ -374,30 +383,33 @@ func (s *Store) migrate(ctx context.Context, upTo int64) error {
 	if upTo > 0 {
 		all = all[:upTo]
 	}
-	return s.write(ctx, "migrate", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	return s.write(ctx, "migrate", func(tx *sql.Tx) error { return applyMigrations(ctx, tx, all) })
+}
+
+// applyMigrations applies those of all that tx's database lacks.
+func applyMigrations(ctx context.Context, tx *sql.Tx, all []migrate.Migration) error {
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		return err
+	}
+	var current int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
+		return err
+	}
+	pending, err := migrate.Pending(all, current)
+	if err != nil {
+		return err
+	}
+	for _, m := range pending {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+			m.Version, m.Name, time.Now().Unix()); err != nil {
 			return err
 		}
-		var current int64
-		if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&current); err != nil {
-			return err
-		}
-		pending, err := migrate.Pending(all, current)
-		if err != nil {
-			return err
-		}
-		for _, m := range pending {
-			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-				return fmt.Errorf("migration %s: %w", m.Name, err)
-			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-				m.Version, m.Name, time.Now().Unix()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // errWriterBusy is write's error when the writer stayed taken for

@@ -1,0 +1,195 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sealverify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/auditops/auditops/internal/seal"
+	"github.com/auditops/auditops/internal/store"
+	"github.com/auditops/auditops/internal/store/postgres"
+	"github.com/auditops/auditops/internal/store/storetest"
+)
+
+// The schema changes of an attacker review: an intruder with the
+// manager's database credentials, not its seal key, makes mallory's
+// events vanish as ingest writes them, or hides them from the manager's
+// reads, without editing a row. Before the schema check, every trigger
+// case stored and sealed the batch, the sealer closed the gap its place
+// left, and verify found nothing.
+const (
+	pgDropMallory = `CREATE FUNCTION x_drop_mallory() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF NEW.user_name = 'mallory' THEN RETURN NULL; END IF; RETURN NEW; END $$;
+CREATE TRIGGER x_drop_mallory BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION x_drop_mallory()`
+	pgDropOrphanLeaf = `CREATE FUNCTION x_drop_orphan_leaf() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF NOT EXISTS (SELECT 1 FROM events WHERE namespace = NEW.namespace AND seq = NEW.seq) THEN RETURN NULL; END IF; RETURN NEW; END $$;
+CREATE TRIGGER x_drop_orphan_leaf BEFORE INSERT ON leaves FOR EACH ROW EXECUTE FUNCTION x_drop_orphan_leaf()`
+	// At COMMIT, after anything ingest could read back.
+	pgDeferredDelete = `CREATE FUNCTION x_late() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN DELETE FROM leaves WHERE namespace = NEW.namespace AND seq = NEW.seq;
+DELETE FROM events WHERE namespace = NEW.namespace AND seq = NEW.seq; RETURN NULL; END $$;
+CREATE CONSTRAINT TRIGGER x_late AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+WHEN (NEW.user_name = 'mallory') EXECUTE FUNCTION x_late()`
+	// Ingest's last statement is the UPDATE of seq_counter.
+	liteLastStatement = `CREATE TRIGGER x_late AFTER UPDATE ON seq_counter BEGIN
+DELETE FROM leaves WHERE (namespace, seq) IN (SELECT namespace, seq FROM events WHERE user_name = 'mallory');
+DELETE FROM events WHERE user_name = 'mallory'; END`
+	liteDropMallory    = `CREATE TRIGGER x_drop_mallory BEFORE INSERT ON events WHEN NEW.user_name = 'mallory' BEGIN SELECT RAISE(IGNORE); END`
+	liteDropOrphanLeaf = `CREATE TRIGGER x_drop_orphan_leaf BEFORE INSERT ON leaves WHEN NOT EXISTS (SELECT 1 FROM events WHERE namespace = NEW.namespace AND seq = NEW.seq) BEGIN SELECT RAISE(IGNORE); END`
+)
+
+// TestSchemaChanges: verify names each such change, store-wide (no
+// namespace), as altered; an untouched store and one PostgreSQL keeps in
+// day partitions (each with its own indexes) give none.
+func TestSchemaChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pg, lite []string
+		// want: a part of each schema finding's detail, in order.
+		pgWant, liteWant []string
+		partitions       bool
+	}{
+		{name: "untouched"},
+		{name: "untouched, in day partitions", partitions: true},
+		{name: "a trigger drops one user's events",
+			pg: []string{pgDropMallory}, pgWant: []string{`trigger "x_drop_mallory" on events was added`, `trigger function "x_drop_mallory" was added`},
+			lite: []string{liteDropMallory}, liteWant: []string{`trigger "x_drop_mallory" on events was added`}},
+		{name: "a trigger drops one user's events, another their leaves",
+			pg: []string{pgDropMallory, pgDropOrphanLeaf}, pgWant: []string{`trigger "x_drop_mallory" on events was added`, `trigger "x_drop_orphan_leaf" on leaves was added`,
+				`trigger function "x_drop_mallory" was added`, `trigger function "x_drop_orphan_leaf" was added`},
+			lite: []string{liteDropMallory, liteDropOrphanLeaf}, liteWant: []string{`trigger "x_drop_mallory" on events was added`, `trigger "x_drop_orphan_leaf" on leaves was added`}},
+		{name: "a trigger deletes an event and its leaf at the end of ingest",
+			pg: []string{pgDeferredDelete}, pgWant: []string{`trigger "x_late" on events was added`, `trigger function "x_late" was added`},
+			lite: []string{liteLastStatement}, liteWant: []string{`trigger "x_late" on seq_counter was added`}},
+		{name: "in day partitions, a trigger on today's",
+			partitions: true, pg: []string{strings.ReplaceAll(pgDropMallory, "ON events", "ON events_p20261201")},
+			pgWant: []string{`trigger "x_drop_mallory" on events_p20261201 was added`, `trigger function "x_drop_mallory" was added`}},
+		{name: "one of ours disabled",
+			pg: []string{"ALTER TABLE events DISABLE TRIGGER events_count_hours"}, pgWant: []string{`trigger "events_count_hours" on events was disabled`},
+			lite: []string{"DROP TRIGGER events_category_hours_delete"}, liteWant: []string{`trigger "events_category_hours_delete" on events was dropped`}},
+		{name: "one of ours made again otherwise",
+			pg:       []string{"CREATE OR REPLACE FUNCTION auditops_count_hours() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$"},
+			pgWant:   []string{`the body of trigger function "auditops_count_hours" was changed`},
+			lite:     []string{"DROP TRIGGER events_category_hours_delete", "CREATE TRIGGER events_category_hours_delete AFTER DELETE ON events BEGIN SELECT 1; END"},
+			liteWant: []string{`trigger "events_category_hours_delete" on events was changed`}},
+		{name: "row security hides one user from the manager's reads",
+			pg: []string{"ALTER TABLE events ENABLE ROW LEVEL SECURITY", "ALTER TABLE events FORCE ROW LEVEL SECURITY",
+				"CREATE POLICY x_hide ON events USING (user_name <> 'mallory' OR current_query() LIKE '%content_hash%')"},
+			pgWant: []string{"row-level security was turned on for table events", `row security policy "x_hide" on events was added`}},
+		{name: "a rule",
+			pg: []string{"CREATE RULE x_nothing AS ON INSERT TO leaves WHERE NEW.seq < 0 DO INSTEAD NOTHING"}, pgWant: []string{`rule "x_nothing" on leaves was added`}},
+		{name: "a view where a table was",
+			pg: []string{"CREATE VIEW x_events AS SELECT * FROM events"}, pgWant: []string{`view "x_events" was added`},
+			lite: []string{"CREATE VIEW x_events AS SELECT * FROM events"}, liteWant: []string{`view "x_events" on x_events was added`}},
+		{name: "a case-insensitive collation merges users",
+			pg: []string{`CREATE COLLATION x_ci (provider = icu, locale = 'und-u-ks-level1', deterministic = false)`,
+				`ALTER TABLE events ALTER COLUMN user_name TYPE text COLLATE x_ci`},
+			pgWant: []string{`column events.user_name was given collation "x_ci"`}},
+	} {
+		for _, b := range backends {
+			ddl, want := tc.lite, tc.liteWant
+			if b.name == "postgres" {
+				ddl, want = tc.pg, tc.pgWant
+			}
+			if len(ddl) == 0 && len(want) == 0 && (tc.name != "untouched" && !(tc.partitions && b.name == "postgres" && tc.pg == nil)) {
+				continue // the other store's attack
+			}
+			t.Run(b.name+"/"+tc.name, func(t *testing.T) {
+				kr := newKeyring(t)
+				var st Store
+				var exec func(*testing.T, string)
+				if tc.partitions {
+					st, exec = openPartitioned(t, seal.LeafMaker{Keys: kr})
+				} else {
+					st, exec = b.open(t, seal.LeafMaker{Keys: kr})
+				}
+				ctx := t.Context()
+				if _, err := st.Insert(ctx, []store.Event{event("ns", "a1", 1), event("ns", "a2", 2)}); err != nil {
+					t.Fatal(err)
+				}
+				sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+				if _, err := sealer.SealAll(ctx); err != nil {
+					t.Fatal(err)
+				}
+				for _, q := range ddl {
+					exec(t, q)
+				}
+				// Ingest may fail (row security refuses COPY); the leader
+				// signs nothing more on a changed schema.
+				m1 := event("ns", "m1", 3)
+				m1.User = "mallory"
+				_, _ = st.Insert(ctx, []store.Event{m1, event("ns", "a3", 4)})
+				_, err := sealer.SealAll(ctx)
+				_, nowErr := sealer.SealNow(ctx, "ns")
+				_, bindErr := sealer.BindRetention(ctx, t0.Add(-time.Hour))
+				for what, err := range map[string]error{"SealAll": err, "SealNow": nowErr, "BindRetention": bindErr} {
+					if changed := len(want) > 0; changed != errors.Is(err, seal.ErrSchemaChanged) {
+						t.Errorf("%s: %v; want ErrSchemaChanged: %v", what, err, changed)
+					}
+				}
+				vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+				var got []string
+				if _, err := Verify(ctx, st, Options{Verifiers: vs, SealInterval: time.Minute}, func(f Finding) {
+					t.Logf("finding: %+v", f)
+					got = append(got, fmt.Sprintf("%s|%s|%s", f.Namespace, f.Problem, f.Detail))
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("%d findings, want %d: %q", len(got), len(want), want)
+				}
+				for i, w := range want {
+					if !strings.HasPrefix(got[i], "|"+Altered+"|the store's schema: "+w) {
+						t.Errorf("finding %d: %q; want the store's schema: %q…", i, got[i], w)
+					}
+				}
+			})
+		}
+	}
+}
+
+// openPartitioned opens a PostgreSQL store that keeps events in day
+// partitions, with today's and t0's made.
+func openPartitioned(t *testing.T, leaves store.LeafMaker) (Store, func(*testing.T, string)) {
+	url := storetest.PostgresDatabase(t)
+	s, err := postgres.New(t.Context(), url, store.Options{TokenKey: tokenKey, Leaves: leaves, DayPartitions: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Maintain(t.Context(), t0); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return s, func(t *testing.T, q string) {
+		t.Helper()
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}

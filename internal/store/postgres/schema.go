@@ -1,0 +1,213 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Our triggers and their functions, as the migrations write them.
+var (
+	createFunction = regexp.MustCompile(`(?s)CREATE FUNCTION (\w+)\(\) RETURNS trigger LANGUAGE plpgsql AS \$\$(.*?)\$\$;`)
+	createTrigger  = regexp.MustCompile(`(?s)CREATE TRIGGER (\w+) .*? ON (\w+)\s.*?;`)
+)
+
+// expectedCode is what the migrations create of code that runs inside
+// PostgreSQL: each trigger's definition (on one line, without the
+// statement's semicolon) by name, each trigger function's body by name.
+func expectedCode() (triggers, functions map[string]string, err error) {
+	triggers, functions = map[string]string{}, map[string]string{}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, f := range files {
+		b, err := fs.ReadFile(migrations, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, m := range createFunction.FindAllStringSubmatch(string(b), -1) {
+			functions[m[1]] = m[2]
+		}
+		for _, m := range createTrigger.FindAllStringSubmatch(string(b), -1) {
+			triggers[m[1]] = strings.TrimSuffix(strings.Join(strings.Fields(m[0]), " "), ";")
+		}
+	}
+	return triggers, functions, nil
+}
+
+// SchemaChanges implements store.SchemaChecker: in the schema that holds
+// the events table, everything that can make a row vanish or hide without
+// a row being edited. A trigger other than ours, or one of ours changed or
+// disabled; the body of one of our trigger functions; a rule; row-level
+// security or a policy on a table; a view; a column whose collation is not
+// the one it was made with ("C", or the database's default; a
+// case-insensitive one would merge users' events). Indexes are not
+// compared: another beside ours hides nothing, and partitions have their
+// own. On the search path, see pinSearchPath.
+func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error) {
+	triggers, functions, err := expectedCode()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: the code its migrations make: %w", err)
+	}
+	add := func(format string, args ...any) { changes = append(changes, fmt.Sprintf(format, args...)) }
+	err = s.tx(ctx, "schema", readOnly, func(tx pgx.Tx) error {
+		var qualifier string
+		var ns uint32
+		if err := tx.QueryRow(ctx, "SELECT quote_ident(n.nspname) || '.', n.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = 'events'::regclass").Scan(&qualifier, &ns); err != nil {
+			return fmt.Errorf("finding the events table: %w", err)
+		}
+		each := func(q string, f func(rows pgx.Rows) error) error {
+			rows, err := tx.Query(ctx, q, ns)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := f(rows); err != nil {
+					return err
+				}
+			}
+			return rows.Err()
+		}
+		seen := map[string]bool{}
+		// A partition's clone of a trigger is named with its parent.
+		if err := each("SELECT c.relname, t.tgname, t.tgenabled::text, pg_get_triggerdef(t.oid) FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid"+
+			" WHERE c.relnamespace = $1 AND NOT t.tgisinternal AND t.tgparentid = 0 ORDER BY 1, 2", func(rows pgx.Rows) error {
+			var table, name, enabled, def string
+			if err := rows.Scan(&table, &name, &enabled, &def); err != nil {
+				return err
+			}
+			def = strings.ReplaceAll(def, qualifier, "")
+			want, ours := triggers[name]
+			switch {
+			case !ours:
+				add("trigger %q on %s was added: %s", name, table, def)
+			case def != want:
+				add("trigger %q on %s was changed: %s", name, table, def)
+			case enabled != "O":
+				add("trigger %q on %s was disabled (tgenabled %s)", name, table, enabled)
+			default:
+				seen[name] = true
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading triggers: %w", err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(triggers)) {
+			if !seen[name] && !slices.ContainsFunc(changes, func(c string) bool { return strings.HasPrefix(c, fmt.Sprintf("trigger %q ", name)) }) {
+				add("trigger %q was dropped", name)
+			}
+		}
+		seenFn := map[string]bool{}
+		if err := each("SELECT p.proname, p.prosrc FROM pg_proc AS p WHERE p.pronamespace = $1 AND p.prorettype = 'trigger'::regtype ORDER BY 1", func(rows pgx.Rows) error {
+			var name, src string
+			if err := rows.Scan(&name, &src); err != nil {
+				return err
+			}
+			want, ours := functions[name]
+			switch {
+			case !ours:
+				add("trigger function %q was added", name)
+			case src != want:
+				add("the body of trigger function %q was changed: %s", name, strings.Join(strings.Fields(src), " "))
+			}
+			seenFn[name] = true
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading trigger functions: %w", err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(functions)) {
+			if !seenFn[name] {
+				add("trigger function %q was dropped", name)
+			}
+		}
+		if err := each("SELECT c.relname, r.rulename, pg_get_ruledef(r.oid) FROM pg_rewrite AS r JOIN pg_class AS c ON c.oid = r.ev_class"+
+			" WHERE c.relnamespace = $1 AND r.rulename <> '_RETURN' ORDER BY 1, 2", func(rows pgx.Rows) error {
+			var table, name, def string
+			if err := rows.Scan(&table, &name, &def); err != nil {
+				return err
+			}
+			add("rule %q on %s was added: %s", name, table, strings.Join(strings.Fields(def), " "))
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading rules: %w", err)
+		}
+		if err := each("SELECT c.relname, c.relkind::text, c.relrowsecurity, c.relforcerowsecurity FROM pg_class AS c"+
+			" WHERE c.relnamespace = $1 AND (c.relrowsecurity OR c.relforcerowsecurity OR c.relkind IN ('v', 'm')) ORDER BY 1", func(rows pgx.Rows) error {
+			var table, kind string
+			var rls, force bool
+			if err := rows.Scan(&table, &kind, &rls, &force); err != nil {
+				return err
+			}
+			switch {
+			case kind == "v" || kind == "m":
+				add("view %q was added", table)
+			default:
+				add("row-level security was turned on for table %s (enabled %v, forced %v)", table, rls, force)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading tables: %w", err)
+		}
+		if err := each("SELECT c.relname, p.polname, pg_get_expr(p.polqual, p.polrelid) FROM pg_policy AS p JOIN pg_class AS c ON c.oid = p.polrelid"+
+			" WHERE c.relnamespace = $1 ORDER BY 1, 2", func(rows pgx.Rows) error {
+			var table, name string
+			var qual *string
+			if err := rows.Scan(&table, &name, &qual); err != nil {
+				return err
+			}
+			add("row security policy %q on %s was added (USING %s)", name, table, deref(qual))
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading policies: %w", err)
+		}
+		if err := each("SELECT c.relname, a.attname, co.collname FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid"+
+			" JOIN pg_collation AS co ON co.oid = a.attcollation"+
+			" WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped AND co.collname NOT IN ('C', 'default')"+
+			" ORDER BY 1, 2", func(rows pgx.Rows) error {
+			var table, column, coll string
+			if err := rows.Scan(&table, &column, &coll); err != nil {
+				return err
+			}
+			add("column %s.%s was given collation %q", table, column, coll)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading column collations: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: checking the schema: %w", err)
+	}
+	return changes, nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return "true"
+	}
+	return *p
+}

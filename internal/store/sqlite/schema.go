@@ -1,0 +1,129 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/auditops/auditops/internal/store/internal/migrate"
+)
+
+// schemaObject is a row of sqlite_schema.
+type schemaObject struct {
+	kind, name, table, sql string
+}
+
+// SchemaChanges implements store.SchemaChecker: the file's schema
+// (sqlite_schema: tables, indexes, triggers, views, with the text that
+// made each) against the one the same migrations make in an empty
+// in-memory database. SQLite keeps each object's CREATE statement as it
+// ran (ALTER TABLE edits it in place, in both), so any object added,
+// dropped or made again otherwise (PRAGMA writable_schema included) shows.
+// An index added beside ours is no change: it cannot hide a row.
+func (s *Store) SchemaChanges(ctx context.Context) ([]string, error) {
+	// The same for the store's life: made once (the leader checks before
+	// each seal round).
+	s.expected.once.Do(func() { s.expected.schema, s.expected.err = expectedSchema(ctx, s.upTo) })
+	want, err := s.expected.schema, s.expected.err
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: the schema its migrations make: %w", err)
+	}
+	var got map[string]schemaObject
+	err = s.readTx(ctx, "schema", func(tx sqlQueryer) error {
+		got, err = readSchema(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reading the schema: %w", err)
+	}
+	var changes []string
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		o := got[k]
+		w, ok := want[k]
+		switch {
+		case !ok && o.kind == "index":
+		case !ok:
+			changes = append(changes, fmt.Sprintf("%s %q on %s was added: %s", o.kind, o.name, o.table, oneLine(o.sql)))
+		case w != o:
+			changes = append(changes, fmt.Sprintf("%s %q on %s was changed: %s", o.kind, o.name, o.table, oneLine(o.sql)))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := got[k]; !ok {
+			w := want[k]
+			changes = append(changes, fmt.Sprintf("%s %q on %s was dropped", w.kind, w.name, w.table))
+		}
+	}
+	return changes, nil
+}
+
+// oneLine is an object's SQL on one line, for a finding.
+func oneLine(q string) string {
+	return strings.Join(strings.Fields(q), " ")
+}
+
+// readSchema reads sqlite_schema but for SQLite's own statistics tables,
+// which ANALYZE and PRAGMA optimize make and which no read depends on
+// for its rows.
+func readSchema(ctx context.Context, tx sqlQueryer) (map[string]schemaObject, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_stat%' ESCAPE '\\'")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]schemaObject{}
+	for rows.Next() {
+		var o schemaObject
+		if err := rows.Scan(&o.kind, &o.name, &o.table, &o.sql); err != nil {
+			return nil, err
+		}
+		out[o.kind+" "+o.name] = o
+	}
+	return out, rows.Err()
+}
+
+// expectedSchema migrates an empty in-memory database to version upTo (0:
+// the latest) and reads its schema.
+func expectedSchema(ctx context.Context, upTo int64) (map[string]schemaObject, error) {
+	all, err := migrate.Load(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if upTo > 0 {
+		all = all[:upTo]
+	}
+	db, err := sql.Open("sqlite", ":memory:")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1) // one connection: one in-memory database
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := applyMigrations(ctx, tx, all); err != nil {
+		return nil, err
+	}
+	return readSchema(ctx, tx)
+}
