@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +189,115 @@ func openPartitioned(t *testing.T, leaves store.LeafMaker) (Store, func(*testing
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return s, func(t *testing.T, q string) {
+		t.Helper()
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestSearchPathShadow: the manager's own role (owning its database, no
+// superuser) defines an = on text, false for one user, in the schema of
+// the tables, and lists pg_catalog after that schema in its own search
+// path. The store's connections keep pg_catalog first, so user-filtered
+// reads still find mallory's events, and verify names the operator and
+// its function. (An attacker review: before, both reads returned none
+// and verify found nothing.)
+func TestSearchPathShadow(t *testing.T) {
+	kr := newKeyring(t)
+	roleURL, exec := postgresOwner(t)
+	st, err := postgres.New(t.Context(), roleURL, store.Options{TokenKey: tokenKey, Leaves: seal.LeafMaker{Keys: kr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	m1 := event("ns", "m1", 2)
+	m1.User = "mallory"
+	if _, err := st.Insert(ctx, []store.Event{event("ns", "a1", 1), m1}); err != nil {
+		t.Fatal(err)
+	}
+	sealer := &seal.Sealer{Store: st, Keys: kr, Origin: seal.DefaultOriginPrefix, Now: time.Now}
+	if _, err := sealer.SealAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	exec(t, `CREATE FUNCTION x_texteq(a text, b text) RETURNS boolean LANGUAGE sql IMMUTABLE
+AS $$ SELECT pg_catalog.texteq(a, b) AND NOT pg_catalog.texteq(a, 'mallory') $$`)
+	exec(t, `CREATE OPERATOR = (LEFTARG = text, RIGHTARG = text, FUNCTION = x_texteq)`)
+	exec(t, `DO $$ BEGIN EXECUTE format('ALTER ROLE %I SET search_path = "$user", public, pg_catalog', current_user); END $$`)
+
+	st, err = postgres.New(ctx, roleURL, store.Options{TokenKey: tokenKey, Leaves: seal.LeafMaker{Keys: kr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	size, err := st.LogSize(ctx, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := st.Events(ctx, store.EventQuery{View: "test", Namespace: "ns", User: "mallory", InLog: &size, Page: store.Page{Size: 100}})
+	if err != nil || len(page.Events) != 1 || page.Events[0].ID != "m1" {
+		t.Fatalf("mallory's events read %v, %v; want m1", page.Events, err)
+	}
+	sum, err := st.Summary(ctx, store.SummaryQuery{Namespace: "ns", User: "mallory", InLog: &size,
+		Range: store.TimeRange{From: t0.Add(-time.Hour), To: t0.Add(time.Hour)}, Page: store.Page{Size: 100}})
+	if err != nil || len(sum.Rows) != 1 || sum.Rows[0].Count != 1 {
+		t.Fatalf("mallory's summary %+v, %v; want one event", sum.Rows, err)
+	}
+	vs, _ := seal.Verifiers(kr.VerifierKeys()...)
+	var got []string
+	if _, err := Verify(ctx, st, Options{Verifiers: vs, SealInterval: time.Minute}, func(f Finding) {
+		got = append(got, f.Problem+": "+f.Detail)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{Altered + ": the store's schema: function x_texteq(text,text) was added", Altered + ": the store's schema: operator =(text,text) was added"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("findings %q, want %q", got, want)
+	}
+}
+
+// postgresOwner makes a database owned by a role of its own (no
+// superuser, as a manager's usually is), and returns its URL as that role
+// and an intruder's exec with the same credentials.
+func postgresOwner(t *testing.T) (string, func(*testing.T, string)) {
+	admin := storetest.RequirePostgres(t)
+	role := fmt.Sprintf("owner_%d", time.Now().UnixNano())
+	dbURL := storetest.PostgresDatabase(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct{ url, q string }{
+		{admin, "CREATE ROLE " + role + " LOGIN"},
+		{dbURL, "ALTER DATABASE " + strings.TrimPrefix(u.Path, "/") + " OWNER TO " + role},
+		{dbURL, "ALTER SCHEMA public OWNER TO " + role},
+	} {
+		c, err := pgx.Connect(t.Context(), step.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Exec(t.Context(), step.q)
+		c.Close(t.Context())
+		if err != nil {
+			t.Fatalf("%s: %v", step.q, err)
+		}
+	}
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), admin); err == nil {
+			_, _ = c.Exec(context.Background(), "DROP OWNED BY "+role+" CASCADE")
+			_, _ = c.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+			c.Close(context.Background())
+		}
+	})
+	u.User = url.User(role)
+	roleURL := u.String()
+	conn, err := pgx.Connect(t.Context(), roleURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return roleURL, func(t *testing.T, q string) {
 		t.Helper()
 		if _, err := conn.Exec(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)

@@ -65,6 +65,13 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// urlSets says whether the URL sets PostgreSQL's parameter param, as a
+// parameter of its own or in its options.
+func urlSets(cfg *pgxpool.Config, param string) bool {
+	_, ok := cfg.ConnConfig.RuntimeParams[param]
+	return ok || strings.Contains(cfg.ConnConfig.RuntimeParams["options"], param)
+}
+
 // idleInTxParam is the PostgreSQL setting that ends a session idle in a
 // transaction for longer than its value (ms).
 const idleInTxParam = "idle_in_transaction_session_timeout"
@@ -108,8 +115,23 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 	// keeps its own. A SET after connecting rather than a startup
 	// parameter, which a pooler such as PgBouncer refuses unless
 	// configured to ignore it.
-	if _, ok := cfg.ConnConfig.RuntimeParams[idleInTxParam]; !ok && !strings.Contains(cfg.ConnConfig.RuntimeParams["options"], idleInTxParam) {
-		set := "SET " + idleInTxParam + " = " + strconv.FormatInt(idleInTxTimeout(opts.BusyTimeout).Milliseconds(), 10)
+	var sets []string
+	if !urlSets(cfg, idleInTxParam) {
+		sets = append(sets, "SET "+idleInTxParam+" = "+strconv.FormatInt(idleInTxTimeout(opts.BusyTimeout).Milliseconds(), 10))
+	}
+	// The search path comes from the role's or the database's settings
+	// too, which whoever holds the manager's credentials can change (ALTER
+	// ROLE … SET search_path): listing pg_catalog after a schema of theirs
+	// made "user_name = $1" call an = operator of theirs, false for one
+	// user, and hid that user's events from every filtered read and
+	// report while verify found nothing (an attacker review). The path is
+	// cut to the one schema tables are made and found in, so pg_catalog,
+	// searched first whenever the path leaves it out, resolves every
+	// operator and function. A URL that sets search_path keeps its own.
+	if !urlSets(cfg, "search_path") {
+		sets = append(sets, "SELECT set_config('search_path', coalesce(quote_ident(current_schema()), ''), false)")
+	}
+	if len(sets) > 0 {
 		after := cfg.AfterConnect
 		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 			if after != nil {
@@ -117,8 +139,10 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 					return err
 				}
 			}
-			if _, err := c.Exec(ctx, set); err != nil {
-				return fmt.Errorf("%s: %w", set, err)
+			for _, set := range sets {
+				if _, err := c.Exec(ctx, set); err != nil {
+					return fmt.Errorf("%s: %w", set, err)
+				}
 			}
 			return nil
 		}

@@ -66,7 +66,7 @@ func expectedCode() (triggers, functions map[string]string, err error) {
 // the one it was made with ("C", or the database's default; a
 // case-insensitive one would merge users' events). Indexes are not
 // compared: another beside ours hides nothing, and partitions have their
-// own. On the search path, see pinSearchPath.
+// own. On the search path, see open.
 func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error) {
 	triggers, functions, err := expectedCode()
 	if err != nil {
@@ -122,7 +122,8 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 			}
 		}
 		seenFn := map[string]bool{}
-		if err := each("SELECT p.proname, p.prosrc FROM pg_proc AS p WHERE p.pronamespace = $1 AND p.prorettype = 'trigger'::regtype ORDER BY 1", func(rows pgx.Rows) error {
+		if err := each("SELECT p.proname, p.prosrc FROM pg_proc AS p WHERE p.pronamespace = $1 AND p.prorettype = 'trigger'::regtype AND NOT "+
+			extensionMember("pg_proc", "p.oid")+" ORDER BY 1", func(rows pgx.Rows) error {
 			var name, src string
 			if err := rows.Scan(&name, &src); err != nil {
 				return err
@@ -143,6 +144,32 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 			if !seenFn[name] {
 				add("trigger function %q was dropped", name)
 			}
+		}
+		// Functions and operators we make none of: one named as
+		// pg_catalog's would take its place for a path that lists
+		// pg_catalog after this schema (the store's connections keep it
+		// first; a verifier's own session may not). An extension's are its own.
+		if err := each("SELECT p.oid::regprocedure::text FROM pg_proc AS p WHERE p.pronamespace = $1 AND p.prorettype <> 'trigger'::regtype AND NOT "+
+			extensionMember("pg_proc", "p.oid")+" ORDER BY 1", func(rows pgx.Rows) error {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				return err
+			}
+			add("function %s was added", strings.ReplaceAll(name, qualifier, ""))
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading functions: %w", err)
+		}
+		if err := each("SELECT o.oid::regoperator::text FROM pg_operator AS o WHERE o.oprnamespace = $1 AND NOT "+
+			extensionMember("pg_operator", "o.oid")+" ORDER BY 1", func(rows pgx.Rows) error {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				return err
+			}
+			add("operator %s was added", strings.ReplaceAll(name, qualifier, ""))
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading operators: %w", err)
 		}
 		if err := each("SELECT c.relname, r.rulename, pg_get_ruledef(r.oid) FROM pg_rewrite AS r JOIN pg_class AS c ON c.oid = r.ev_class"+
 			" WHERE c.relnamespace = $1 AND r.rulename <> '_RETURN' ORDER BY 1, 2", func(rows pgx.Rows) error {
@@ -203,6 +230,12 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 		return nil, fmt.Errorf("postgres: checking the schema: %w", err)
 	}
 	return changes, nil
+}
+
+// extensionMember is the SQL test that the object oid of catalog
+// belongs to an extension.
+func extensionMember(catalog, oid string) string {
+	return "EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.classid = '" + catalog + "'::regclass AND d.objid = " + oid + " AND d.deptype = 'e')"
 }
 
 func deref(p *string) string {
