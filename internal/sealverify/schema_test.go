@@ -304,3 +304,51 @@ func postgresOwner(t *testing.T) (string, func(*testing.T, string)) {
 		}
 	}
 }
+
+// TestIngestRefusesDroppedRows: with a trigger that drops mallory's
+// events (or leaves) as they are written, ingest fails the batch rather
+// than count the event a duplicate and acknowledge it: COPY's count on
+// PostgreSQL, each insert's on SQLite, and for a batch that also holds a
+// re-send, a stored row with the content key of each event not stored.
+func TestIngestRefusesDroppedRows(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pg, lite string
+		resend   bool
+	}{
+		{name: "events", pg: pgDropMallory, lite: liteDropMallory},
+		{name: "events, beside a re-send", pg: pgDropMallory, lite: liteDropMallory, resend: true},
+		{name: "leaves", pg: strings.NewReplacer("x_drop_mallory", "x_drop_leaf", "NEW.user_name = 'mallory'", "NEW.seq > 1", "ON events", "ON leaves").Replace(pgDropMallory),
+			lite: "CREATE TRIGGER x_drop_leaf BEFORE INSERT ON leaves WHEN NEW.seq > 1 BEGIN SELECT RAISE(IGNORE); END"},
+	} {
+		for _, b := range backends {
+			t.Run(b.name+"/"+tc.name, func(t *testing.T) {
+				st, exec := b.open(t, seal.LeafMaker{Keys: newKeyring(t)})
+				ctx := t.Context()
+				a1 := event("ns", "a1", 1)
+				if _, err := st.Insert(ctx, []store.Event{a1}); err != nil {
+					t.Fatal(err)
+				}
+				if b.name == "postgres" {
+					exec(t, tc.pg)
+				} else {
+					exec(t, tc.lite)
+				}
+				m1 := event("ns", "m1", 2)
+				m1.User = "mallory"
+				batch := []store.Event{event("ns", "a2", 3), m1}
+				if tc.resend {
+					batch = append(batch, a1)
+				}
+				res, err := st.Insert(ctx, batch)
+				if err == nil || !strings.Contains(err.Error(), "the store's schema drops rows") {
+					t.Fatalf("Insert: %+v, %v; want the batch failed: rows dropped", res, err)
+				}
+				page, err := st.Events(ctx, store.EventQuery{View: "test", Namespace: "ns", Page: store.Page{Size: 10}})
+				if err != nil || len(page.Events) != 1 {
+					t.Fatalf("stored %v, %v; want a1 alone", page.Events, err)
+				}
+			})
+		}
+	}
+}

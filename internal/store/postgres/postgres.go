@@ -440,7 +440,12 @@ func (s *Store) copyRows(ctx context.Context, tx pgx.Tx, norm []store.Event, lea
 		if err != nil {
 			return err
 		}
-		res = store.InsertResult{Inserted: int(copied), Duplicates: len(norm) - int(copied)}
+		// COPY stores every row or fails (a re-send is a unique
+		// violation); fewer is a trigger dropping rows (store.SchemaChecker).
+		if int(copied) != len(norm) {
+			return fmt.Errorf("%w: COPY stored %d of the batch's %d events: the store's schema drops rows (a trigger?); run manager verify", errRowsDropped, copied, len(norm))
+		}
+		res = store.InsertResult{Inserted: int(copied)}
 		w.refs = make([]stored, len(norm))
 		for i := range norm {
 			w.refs[i] = stored{ns: norm[i].Namespace, id: norm[i].ID, idh: store.IDHash(norm[i].ID)}
@@ -681,6 +686,7 @@ func (s *Store) skipRows(ctx context.Context, tx pgx.Tx, events []store.Event, l
 				which[contentKey{ns[i], ts[i], string(content[i])}] = i
 			}
 		}
+		returned := make(map[contentKey]bool, n)
 		for rows.Next() {
 			var r stored
 			var seq, rts int64
@@ -689,6 +695,7 @@ func (s *Store) skipRows(ctx context.Context, tx pgx.Tx, events []store.Event, l
 				rows.Close()
 				return err
 			}
+			returned[contentKey{r.ns, rts, string(ch)}] = true
 			w.refs = append(w.refs, r)
 			if leaves != nil {
 				i, ok := which[contentKey{r.ns, rts, string(ch)}]
@@ -703,10 +710,39 @@ func (s *Store) skipRows(ctx context.Context, tx pgx.Tx, events []store.Event, l
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		if len(w.refs) < n {
+			if err := checkResent(ctx, tx, ns, ts, content, returned); err != nil {
+				return err
+			}
+		}
 		res = store.InsertResult{Inserted: len(w.refs), Duplicates: n - len(w.refs)}
 		return nil
 	}()
 	return res, w, err
+}
+
+// checkResent checks that each event of a batch the insert did not store
+// (not in stored) is a re-send: a stored row has its content key. One that
+// is not was dropped by a trigger of someone's (store.SchemaChecker), and
+// counting it a duplicate would acknowledge an event the store lost.
+func checkResent(ctx context.Context, tx pgx.Tx, ns []string, ts []int64, content [][]byte, stored map[contentKey]bool) error {
+	var qns []string
+	var qts []int64
+	var qch [][]byte
+	for i := range ns {
+		if !stored[contentKey{ns[i], ts[i], string(content[i])}] {
+			qns, qts, qch = append(qns, ns[i]), append(qts, ts[i]), append(qch, content[i])
+		}
+	}
+	var lost int64
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS u (ns, ts, ch)"+
+		" WHERE NOT EXISTS (SELECT 1 FROM events AS e WHERE e.namespace = u.ns AND e.ts = u.ts AND e.content_hash = u.ch)", qns, qts, qch).Scan(&lost); err != nil {
+		return fmt.Errorf("checking the batch's re-sends: %w", err)
+	}
+	if lost > 0 {
+		return fmt.Errorf("%w: %d events of the batch were neither stored nor re-sends of stored ones: the store's schema drops rows (a trigger?); run manager verify", errRowsDropped, lost)
+	}
+	return nil
 }
 
 // contentKey is the unique key of a stored event.
@@ -765,7 +801,7 @@ func writeLeaves(ctx context.Context, tx pgx.Tx, leaves []leafRow) error {
 	}
 	next := 0
 	created := time.Now().UnixNano()
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac", "place", "created"}, pgx.CopyFromFunc(func() ([]any, error) {
+	copied, err := tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac", "place", "created"}, pgx.CopyFromFunc(func() ([]any, error) {
 		if next == len(leaves) {
 			return nil, nil
 		}
@@ -778,8 +814,16 @@ func writeLeaves(ctx context.Context, tx pgx.Tx, leaves []leafRow) error {
 	if err != nil {
 		return fmt.Errorf("writing leaves: %w", err)
 	}
+	if int(copied) != len(leaves) {
+		return fmt.Errorf("writing leaves: %w: COPY stored %d of %d: the store's schema drops rows (a trigger?); run manager verify", errRowsDropped, copied, len(leaves))
+	}
 	return nil
 }
+
+// errRowsDropped is ingest's error when the database stored fewer rows
+// than it was given without an error: a trigger of someone's returned
+// NULL. The batch is not acknowledged.
+var errRowsDropped = errors.New("rows dropped")
 
 // nextPlacesSQL is each namespace's next place in its log: after its last
 // placed leaf, and never inside what its newest checkpoint covers (should

@@ -926,6 +926,18 @@ func (s *Store) insertIn(ctx context.Context, tx *sql.Tx, reqs []*insertReq) (ad
 					return err
 				}
 				if n != 1 {
+					// A re-send: a stored row has its content key. Else a
+					// trigger of someone's dropped it (store.SchemaChecker),
+					// and counting it a duplicate would acknowledge an event
+					// the store lost. Rare: no cost to ingest.
+					var resent bool
+					if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM events WHERE namespace = ? AND ts = ? AND content_hash = ?)",
+						e.Namespace, e.Time.UnixNano(), k.content[:]).Scan(&resent); err != nil {
+						return fmt.Errorf("event %d (id %q): checking it is a re-send: %w", i, e.ID, err)
+					}
+					if !resent {
+						return fmt.Errorf("event %d (id %q) was neither stored nor a re-send of a stored one: the store's schema drops rows (a trigger?); run manager verify", i, e.ID)
+					}
 					req.res.Duplicates++
 					continue
 				}
@@ -940,8 +952,12 @@ func (s *Store) insertIn(ctx context.Context, tx *sql.Tx, reqs []*insertReq) (ad
 						}
 					}
 					v, data, mac := req.leaves[i].Leaf(next)
-					if _, err := leafStmt.ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac, place, created); err != nil {
+					r, err := leafStmt.ExecContext(ctx, e.Namespace, e.Time.UnixNano(), next, v, data, mac, place, created)
+					if err != nil {
 						return fmt.Errorf("the leaf of event %d (id %q): %w: %w", i, e.ID, errLeafInTheWay, err)
+					}
+					if n, err := r.RowsAffected(); err != nil || n != 1 {
+						return fmt.Errorf("the leaf of event %d (id %q) was not stored (%d rows, %v): the store's schema drops rows (a trigger?); run manager verify", i, e.ID, n, err)
 					}
 					places[e.Namespace] = place + 1
 				}
