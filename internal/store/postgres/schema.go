@@ -94,13 +94,13 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 		}
 		seen := map[string]bool{}
 		// A partition's clone of a trigger is named with its parent.
-		if err := each("SELECT c.relname, t.tgname, t.tgenabled::text, pg_get_triggerdef(t.oid) FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid"+
-			" WHERE c.relnamespace = $1 AND NOT t.tgisinternal AND t.tgparentid = 0 ORDER BY 1, 2", func(rows pgx.Rows) error {
+		if err := each("SELECT c.oid::regclass::text, t.tgname, t.tgenabled::text, pg_get_triggerdef(t.oid) FROM pg_trigger AS t JOIN pg_class AS c ON c.oid = t.tgrelid"+
+			" WHERE "+ourRelation+" AND NOT t.tgisinternal AND t.tgparentid = 0 ORDER BY 1, 2", func(rows pgx.Rows) error {
 			var table, name, enabled, def string
 			if err := rows.Scan(&table, &name, &enabled, &def); err != nil {
 				return err
 			}
-			def = strings.ReplaceAll(def, qualifier, "")
+			table, def = strings.TrimPrefix(table, qualifier), strings.ReplaceAll(def, qualifier, "")
 			want, ours := triggers[name]
 			switch {
 			case !ours:
@@ -171,8 +171,8 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 		}); err != nil {
 			return fmt.Errorf("reading operators: %w", err)
 		}
-		if err := each("SELECT c.relname, r.rulename, pg_get_ruledef(r.oid) FROM pg_rewrite AS r JOIN pg_class AS c ON c.oid = r.ev_class"+
-			" WHERE c.relnamespace = $1 AND r.rulename <> '_RETURN' ORDER BY 1, 2", func(rows pgx.Rows) error {
+		if err := each("SELECT c.oid::regclass::text, r.rulename, pg_get_ruledef(r.oid) FROM pg_rewrite AS r JOIN pg_class AS c ON c.oid = r.ev_class"+
+			" WHERE "+ourRelation+" AND r.rulename <> '_RETURN' ORDER BY 1, 2", func(rows pgx.Rows) error {
 			var table, name, def string
 			if err := rows.Scan(&table, &name, &def); err != nil {
 				return err
@@ -231,6 +231,12 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 	}
 	return changes, nil
 }
+
+// ourRelation is the SQL test that relation c ($1: the events table's
+// schema) is in that schema, or a partition, wherever it is, of a table
+// there: a partition of events made in another schema takes the rows of
+// its range, and its triggers fire for them.
+const ourRelation = "(c.relnamespace = $1 OR c.relispartition AND (SELECT r.relnamespace FROM pg_class AS r WHERE r.oid = pg_partition_root(c.oid)) = $1)"
 
 // extensionMember is the SQL test that the object oid of catalog
 // belongs to an extension.
