@@ -91,6 +91,12 @@ func New(ctx context.Context, url string, opts store.Options) (*Store, error) {
 // open is New, migrating only up to schema version upTo when it is above
 // zero (tests of a migration start from the schema before it).
 func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Store, error) {
+	return openWith(ctx, url, opts, upTo, nil)
+}
+
+// openWith is open with configure, when set, given the pool's
+// configuration last (tests: a connection whose writes they hold).
+func openWith(ctx context.Context, url string, opts store.Options, upTo int64, configure func(*pgxpool.Config)) (*Store, error) {
 	opts = opts.WithDefaults()
 	codec, err := store.NewTokenCodec(opts.TokenKey, opts.TokenMaxAge)
 	if err != nil {
@@ -146,6 +152,9 @@ func open(ctx context.Context, url string, opts store.Options, upTo int64) (*Sto
 			}
 			return nil
 		}
+	}
+	if configure != nil {
+		configure(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -782,10 +791,19 @@ func reserveSeqs(ctx context.Context, tx pgx.Tx, n int) ([]int64, error) {
 	return seqs, nil
 }
 
-// writeLeaves COPYs the leaves of the stored events, in the batch's order,
-// each at the next place of its log. The transaction holds writersLock, so
-// those places are free, and no other batch takes them before this one
-// commits.
+// writeLeaves inserts the leaves of the stored events, in the batch's
+// order, each at the next place of its log. The transaction holds
+// writersLock, so those places are free, and no other batch takes them
+// before this one commits.
+//
+// One INSERT of arrays, not COPY: a replica paused while it sends the
+// statement (SIGSTOP, a frozen VM) leaves its session idle in the
+// transaction, which idle_in_transaction_session_timeout ends, releasing
+// the lock; one paused in the middle of a COPY's data leaves a session
+// PostgreSQL counts active, which neither that timeout nor
+// statement_timeout ends (it waits for the client's data with interrupts
+// held off), and every replica's ingest waited on the lock until the
+// paused one's connection died (TestPausedWriterLetsIngestOn).
 func writeLeaves(ctx context.Context, tx pgx.Tx, leaves []leafRow) error {
 	var nss []string
 	seen := map[string]bool{}
@@ -799,23 +817,24 @@ func writeLeaves(ctx context.Context, tx pgx.Tx, leaves []leafRow) error {
 	if err != nil {
 		return err
 	}
-	next := 0
-	created := time.Now().UnixNano()
-	copied, err := tx.CopyFrom(ctx, pgx.Identifier{"leaves"}, []string{"namespace", "ts", "seq", "version", "data", "mac", "place", "created"}, pgx.CopyFromFunc(func() ([]any, error) {
-		if next == len(leaves) {
-			return nil, nil
-		}
-		l := &leaves[next]
-		next++
-		place := places[l.ns]
-		places[l.ns] = place + 1
-		return []any{l.ns, l.ts, l.seq, l.version, l.data, l.mac, place, created}, nil
-	}))
+	n := len(leaves)
+	ns, ts, seq, version, place := make([]string, n), make([]int64, n), make([]int64, n), make([]int16, n), make([]int64, n)
+	data, mac := make([][]byte, n), make([][]byte, n)
+	for i := range leaves {
+		l := &leaves[i]
+		ns[i], ts[i], seq[i], version[i], data[i], mac[i] = l.ns, l.ts, l.seq, l.version, l.data, l.mac
+		place[i] = places[l.ns]
+		places[l.ns]++
+	}
+	tag, err := tx.Exec(ctx, "INSERT INTO leaves (namespace, ts, seq, version, data, mac, place, created)"+
+		" SELECT u.ns, u.ts, u.seq, u.version, u.data, u.mac, u.place, $8"+
+		" FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::smallint[], $5::bytea[], $6::bytea[], $7::bigint[]) AS u (ns, ts, seq, version, data, mac, place)",
+		ns, ts, seq, version, data, mac, place, time.Now().UnixNano())
 	if err != nil {
 		return fmt.Errorf("writing leaves: %w", err)
 	}
-	if int(copied) != len(leaves) {
-		return fmt.Errorf("writing leaves: %w: COPY stored %d of %d: the store's schema drops rows (a trigger?); run manager verify", errRowsDropped, copied, len(leaves))
+	if int(tag.RowsAffected()) != n {
+		return fmt.Errorf("writing leaves: %w: %d of %d stored: the store's schema drops rows (a trigger?); run manager verify", errRowsDropped, tag.RowsAffected(), n)
 	}
 	return nil
 }
