@@ -18,9 +18,11 @@ package sealverify
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +33,7 @@ import (
 	"github.com/auditops/auditops/internal/seal"
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/postgres"
+	"github.com/auditops/auditops/internal/store/sqlite"
 	"github.com/auditops/auditops/internal/store/storetest"
 )
 
@@ -92,6 +95,11 @@ func TestSchemaChanges(t *testing.T) {
 				"CREATE TABLE x_elsewhere.events_p20261202 PARTITION OF events FOR VALUES FROM (1764633600000000000) TO (1764720000000000000)",
 				strings.ReplaceAll(pgDropMallory, "ON events", "ON x_elsewhere.events_p20261202")},
 			pgWant: []string{`trigger "x_drop_mallory" on x_elsewhere.events_p20261202 was added`, `trigger function "x_drop_mallory" was added`}},
+		{name: "a trigger named as SQLite's statistics tables",
+			lite: []string{`PRAGMA writable_schema = ON; CREATE TRIGGER sqlite_stat9 AFTER INSERT ON leaves
+WHEN EXISTS (SELECT 1 FROM events WHERE namespace = NEW.namespace AND seq = NEW.seq AND user_name = 'mallory')
+BEGIN DELETE FROM events WHERE namespace = NEW.namespace AND seq = NEW.seq; DELETE FROM leaves WHERE namespace = NEW.namespace AND seq = NEW.seq; END; PRAGMA writable_schema = OFF`},
+			liteWant: []string{`trigger "sqlite_stat9" on leaves was added`}},
 		{name: "one of ours disabled",
 			pg: []string{"ALTER TABLE events DISABLE TRIGGER events_count_hours"}, pgWant: []string{`trigger "events_count_hours" on events was disabled`},
 			lite: []string{"DROP TRIGGER events_category_hours_delete"}, liteWant: []string{`trigger "events_category_hours_delete" on events was dropped`}},
@@ -355,5 +363,76 @@ func TestIngestRefusesDroppedRows(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestIngestStopsOnSchemaChange: a trigger that deletes mallory's events
+// with their leaves right after they are written leaves every count
+// right; ingest (SchemaGate) fails with ErrUnavailable (503, the sender
+// retries) while it stands, and stores again once it is dropped.
+func TestIngestStopsOnSchemaChange(t *testing.T) {
+	for _, tc := range []struct {
+		backend, add, drop string
+	}{
+		{"sqlite", `CREATE TRIGGER x_gone AFTER INSERT ON leaves BEGIN
+DELETE FROM events WHERE namespace = NEW.namespace AND seq = NEW.seq AND user_name = 'mallory';
+DELETE FROM leaves WHERE namespace = NEW.namespace AND seq = NEW.seq AND NOT EXISTS (SELECT 1 FROM events WHERE namespace = NEW.namespace AND seq = NEW.seq); END`,
+			"DROP TRIGGER x_gone"},
+		{"postgres", `CREATE FUNCTION x_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN DELETE FROM events WHERE user_name = 'mallory'; RETURN NULL; END $$;
+CREATE TRIGGER x_gone AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION x_gone()`,
+			"DROP TRIGGER x_gone ON events; DROP FUNCTION x_gone()"},
+	} {
+		t.Run(tc.backend, func(t *testing.T) {
+			ctx := t.Context()
+			opts := store.Options{TokenKey: tokenKey, Leaves: seal.LeafMaker{Keys: newKeyring(t)}, SchemaCheckInterval: time.Nanosecond}
+			var st store.Store
+			var exec func(string) error
+			if tc.backend == "sqlite" {
+				path := filepath.Join(t.TempDir(), "audit.db")
+				s, err := sqlite.New(ctx, path, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				st, exec = s, func(q string) error { _, err := db.Exec(q); return err }
+			} else {
+				url := storetest.PostgresDatabase(t)
+				s, err := postgres.New(ctx, url, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				conn, err := pgx.Connect(ctx, url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close(context.Background()) })
+				st, exec = s, func(q string) error { _, err := conn.Exec(ctx, q); return err }
+			}
+			if _, err := st.Insert(ctx, []store.Event{event("ns", "a1", 1)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := exec(tc.add); err != nil {
+				t.Fatal(err)
+			}
+			m1 := event("ns", "m1", 2)
+			m1.User = "mallory"
+			res, err := st.Insert(ctx, []store.Event{event("ns", "a2", 3), m1})
+			if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "schema was changed") {
+				t.Fatalf("Insert beside the trigger: %+v, %v; want unavailable: the schema was changed", res, err)
+			}
+			if err := exec(tc.drop); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := st.Insert(ctx, []store.Event{event("ns", "a2", 3), m1}); err != nil || res.Inserted != 2 {
+				t.Fatalf("Insert once the schema is restored: %+v, %v", res, err)
+			}
+		})
 	}
 }

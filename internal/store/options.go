@@ -65,6 +65,10 @@ type Options struct {
 	// manager passes seal.LeafMaker with its seal keyring. Nil stores no
 	// leaves (sealing off).
 	Leaves LeafMaker
+	// SchemaCheckInterval is how often, at most, ingest checks that the
+	// store's schema is the one its migrations made (SchemaGate). 0 means
+	// DefaultSchemaCheckInterval.
+	SchemaCheckInterval time.Duration
 	// OnError, when set, hears the failures of work a store does in the
 	// background, which no call returns: making a payload dictionary
 	// (internal/store/payload; the store goes on compressing without it),
@@ -97,6 +101,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.MaxPageBytes <= 0 {
 		o.MaxPageBytes = DefaultMaxPageBytes
+	}
+	if o.SchemaCheckInterval <= 0 {
+		o.SchemaCheckInterval = DefaultSchemaCheckInterval
 	}
 	return o
 }

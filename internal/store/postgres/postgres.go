@@ -61,6 +61,9 @@ type Store struct {
 	// replayWait bounds how long a read waits for a standby to replay the
 	// WAL it needs (readAfter); set on the standby of a Replicated.
 	replayWait time.Duration
+	// schema fails ingest while the schema is changed (nil: an older
+	// schema, a migration's test).
+	schema *store.SchemaGate
 }
 
 var _ store.Store = (*Store)(nil)
@@ -180,6 +183,7 @@ func openWith(ctx context.Context, url string, opts store.Options, upTo int64, c
 	}
 	// Migration 13 keeps whether any row holds a field in a legacy column.
 	s.reader.LegacyFlag = true
+	s.schema = &store.SchemaGate{Check: s.SchemaChanges, Interval: opts.SchemaCheckInterval}
 	if s.payload, err = payload.NewCodec(ctx, dicts{s}, opts.OnError); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -396,6 +400,9 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
+	if err := s.schema.Err(ctx); err != nil {
+		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
+	}
 	leaves, err := prepareLeaves(s.opts.Leaves, norm)
 	if err != nil {
 		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
@@ -521,6 +528,9 @@ func (w written) finish(ctx context.Context, tx pgx.Tx, res *store.InsertResult)
 // for the whole of it, and no part's COPY waits on another batch's rows
 // while holding the lock that batch waits for.
 func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (total store.InsertResult, err error) {
+	if err := s.schema.Err(ctx); err != nil {
+		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
+	}
 	end := s.health.Begin()
 	defer func() { end(err) }()
 	err = s.tx(ctx, opInsert, pgx.TxOptions{}, func(tx pgx.Tx) error {

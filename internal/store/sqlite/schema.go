@@ -63,7 +63,7 @@ func (s *Store) SchemaChanges(ctx context.Context) ([]string, error) {
 		case !ok && o.kind == "index":
 		case !ok:
 			changes = append(changes, fmt.Sprintf("%s %q on %s was added: %s", o.kind, o.name, o.table, oneLine(o.sql)))
-		case w != o:
+		case w.kind != o.kind || w.table != o.table || normalSQL(w.sql) != normalSQL(o.sql):
 			changes = append(changes, fmt.Sprintf("%s %q on %s was changed: %s", o.kind, o.name, o.table, oneLine(o.sql)))
 		}
 	}
@@ -81,11 +81,65 @@ func oneLine(q string) string {
 	return strings.Join(strings.Fields(q), " ")
 }
 
-// readSchema reads sqlite_schema but for SQLite's own statistics tables,
-// which ANALYZE and PRAGMA optimize make and which no read depends on
-// for its rows.
+// normalSQL is q without its comments, its other whitespace runs one
+// space: the same statement written with other comments or line breaks
+// (a migration's comment edited) is no change. Quoted text is kept as
+// it is.
+func normalSQL(q string) string {
+	var b strings.Builder
+	space := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case c == '\'' || c == '"' || c == '`' || c == '[':
+			end := c
+			if c == '[' {
+				end = ']'
+			}
+			j := i + 1
+			for j < len(q) && q[j] != end {
+				j++
+			}
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteString(q[i:min(j+1, len(q))])
+			i = j
+		case c == '-' && i+1 < len(q) && q[i+1] == '-':
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+			space = true
+		case c == '/' && i+1 < len(q) && q[i+1] == '*':
+			j := strings.Index(q[i+2:], "*/")
+			if j < 0 {
+				i = len(q)
+			} else {
+				i += j + 3
+			}
+			space = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			space = true
+		default:
+			if space && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			space = false
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// statTables are SQLite's own statistics tables, which ANALYZE and PRAGMA
+// optimize make and no read depends on for its rows. Tables only: any
+// other object may take such a name with PRAGMA writable_schema.
+var statTables = "'sqlite_stat1', 'sqlite_stat2', 'sqlite_stat3', 'sqlite_stat4'"
+
+// readSchema reads sqlite_schema but for statTables.
 func readSchema(ctx context.Context, tx sqlQueryer) (map[string]schemaObject, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_stat%' ESCAPE '\\'")
+	rows, err := tx.QueryContext(ctx, "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema WHERE NOT (type = 'table' AND name IN ("+statTables+"))")
 	if err != nil {
 		return nil, err
 	}

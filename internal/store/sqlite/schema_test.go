@@ -60,3 +60,25 @@ func TestUpgradedSchemaIsNoChange(t *testing.T) {
 		})
 	}
 }
+
+func TestNormalSQL(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"CREATE TABLE t (\n    a INTEGER, -- why\n    b TEXT\n)", "CREATE TABLE t ( a INTEGER, b TEXT )"},
+		{"SELECT 1 /* a\ncomment */ + 2", "SELECT 1 + 2"},
+		{"SELECT '--  not a comment'", "SELECT '--  not a comment'"},
+		{`SELECT "a  b" , [c  d]`, `SELECT "a  b" , [c  d]`},
+	} {
+		if got, want := normalSQL(tc.a), normalSQL(tc.b); got != want {
+			t.Errorf("normalSQL(%q) = %q, normalSQL(%q) = %q; want equal", tc.a, got, tc.b, want)
+		}
+	}
+	for _, tc := range []struct{ a, b string }{
+		{"SELECT 'a -- b'", "SELECT 'a'"},
+		{"SELECT 'x' -- y\n, 'z'", "SELECT 'x'"},
+		{"SELECT 'a  b'", "SELECT 'a b'"},
+	} {
+		if normalSQL(tc.a) == normalSQL(tc.b) {
+			t.Errorf("normalSQL(%q) = normalSQL(%q) = %q; want them apart", tc.a, tc.b, normalSQL(tc.a))
+		}
+	}
+}

@@ -155,6 +155,9 @@ type Store struct {
 	recentIDs atomic.Int64
 	// upTo is the schema version the store migrated to (0: the latest).
 	upTo int64
+	// schema fails ingest while the schema is changed (nil: an older
+	// schema, a migration's test).
+	schema *store.SchemaGate
 	// expected is the schema its migrations make (SchemaChanges).
 	expected struct {
 		once   sync.Once
@@ -258,6 +261,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	}
 	// Migration 15 keeps whether any row holds a field in a legacy column.
 	s.reader.LegacyFlag = true
+	s.schema = &store.SchemaGate{Check: s.SchemaChanges, Interval: opts.SchemaCheckInterval}
 
 	rq := url.Values{}
 	for k, v := range common {
@@ -606,6 +610,9 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
+	if err := s.schema.Err(ctx); err != nil {
+		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
+	}
 	req, err := newInsertReq(ctx, norm, s.payload, s.opts.Leaves)
 	if err != nil {
 		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
@@ -818,6 +825,9 @@ func (s *Store) committed(added, last int64) {
 // the queue, within their callers' time, rather than for the writer's
 // lock, which would fail them after BusyTimeout.
 func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error) {
+	if err := s.schema.Err(ctx); err != nil {
+		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
+	}
 	return s.submit(ctx, &insertReq{ctx: ctx, parts: next, done: make(chan struct{})})
 }
 

@@ -1,0 +1,74 @@
+/*
+Copyright 2026 The auditops Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultSchemaCheckInterval is Options.SchemaCheckInterval's default.
+const DefaultSchemaCheckInterval = 30 * time.Second
+
+// SchemaGate fails ingest while a store's schema is changed behind the
+// manager's back (SchemaChecker). A trigger that deletes events and their
+// leaves as they are written leaves every count right, and each event it
+// took would be acknowledged and lost; the leader's sealer stops at the
+// change, but ingest runs on every replica. Failing with ErrUnavailable
+// (503, retry) keeps the events with their senders, whose own drops show,
+// until the schema is restored. The check runs at most once an Interval,
+// on the first write after it, so ingest pays for it once in a while.
+type SchemaGate struct {
+	Check    func(ctx context.Context) ([]string, error)
+	Interval time.Duration
+
+	mu      sync.Mutex
+	checked time.Time
+	err     error
+}
+
+// Err returns the error ingest fails with, or nil. A check that cannot run
+// (the database is down) does not fail ingest by itself: the write that
+// follows says what is wrong.
+func (g *SchemaGate) Err(ctx context.Context) error {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.checked.IsZero() && time.Since(g.checked) < g.Interval {
+		return g.err
+	}
+	changes, err := g.Check(ctx)
+	if err != nil {
+		return nil
+	}
+	g.checked = time.Now()
+	g.err = nil
+	if len(changes) > 0 {
+		more := ""
+		if len(changes) > 3 {
+			more = fmt.Sprintf("; and %d more", len(changes)-3)
+		}
+		g.err = fmt.Errorf("%w: the store's schema was changed behind the manager's back, so a write may not keep what it is given (ingest stays off until it is restored; manager verify names each change): %s%s",
+			ErrUnavailable, strings.Join(changes[:min(len(changes), 3)], "; "), more)
+	}
+	return g.err
+}
