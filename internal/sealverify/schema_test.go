@@ -120,7 +120,29 @@ BEGIN DELETE FROM events WHERE namespace = NEW.namespace AND seq = NEW.seq; DELE
 		{name: "a case-insensitive collation merges users",
 			pg: []string{`CREATE COLLATION x_ci (provider = icu, locale = 'und-u-ks-level1', deterministic = false)`,
 				`ALTER TABLE events ALTER COLUMN user_name TYPE text COLLATE x_ci`},
-			pgWant: []string{`column events.user_name was given collation "x_ci"`}},
+			pgWant: []string{"index events_default", "index events_namespace_user uses collation x_ci", `column events.user_name was given collation "x_ci"`}},
+		// A second review's: code of the intruder's run inside ingest's
+		// own statements, no trigger needed.
+		{name: "an index whose expression runs the intruder's code",
+			pg: []string{"CREATE SCHEMA x_evil", "CREATE FUNCTION x_evil.hook(text, bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT $2'",
+				"CREATE INDEX x_hook ON leaves ((x_evil.hook(namespace, seq)))"},
+			pgWant: []string{"index x_hook uses function x_evil.hook(text,bigint)"}},
+		{name: "a constraint and a default that run the intruder's code",
+			pg: []string{"CREATE SCHEMA x_evil", "CREATE FUNCTION x_evil.ok() RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+				"CREATE FUNCTION x_evil.d() RETURNS bytea LANGUAGE sql AS 'SELECT NULL::bytea'",
+				"ALTER TABLE leaves ADD CONSTRAINT x_check CHECK (x_evil.ok()) NOT VALID",
+				"ALTER TABLE events ALTER COLUMN principal_v1 SET DEFAULT x_evil.d()"},
+			pgWant: []string{"constraint x_check on table leaves uses function x_evil.ok()", "default value for column principal_v1 of table events uses function x_evil.d()",
+				"default value for column principal_v1 of table events_default uses function x_evil.d()"}},
+		{name: "our trigger function's search path set",
+			pg:     []string{"ALTER FUNCTION auditops_count_hours() SET search_path = public"},
+			pgWant: []string{`trigger function "auditops_count_hours" was given settings`}},
+		{name: "a column's type with an equality of its own",
+			pg:     []string{"CREATE DOMAIN x_name AS text", "ALTER TABLE events ALTER COLUMN user_name TYPE x_name"},
+			pgWant: []string{"column events.user_name was given type x_name"}},
+		{name: "a second store in another schema",
+			pg:     []string{"CREATE SCHEMA x_other", "CREATE TABLE x_other.events (a int)", "CREATE TABLE x_other.leaves (a int)", "CREATE TABLE x_other.schema_migrations (a int)"},
+			pgWant: []string{"schema x_other holds another store"}},
 	} {
 		for _, b := range backends {
 			ddl, want := tc.lite, tc.liteWant
@@ -434,5 +456,37 @@ CREATE TRIGGER x_gone AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION
 				t.Fatalf("Insert once the schema is restored: %+v, %v", res, err)
 			}
 		})
+	}
+}
+
+// TestRoleSchemaTakesNoStore: a schema named as the manager's role, which
+// the default search path lists first, made by the intruder: the store
+// stays where it is (the first schema holding one), rather than make a
+// new, empty store there and read that (a second review: verify then
+// found nothing, the events were out of every read).
+func TestRoleSchemaTakesNoStore(t *testing.T) {
+	roleURL, exec := postgresOwner(t)
+	ctx := t.Context()
+	open := func() *postgres.Store {
+		s, err := postgres.New(ctx, roleURL, store.Options{TokenKey: tokenKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	s := open()
+	if _, err := s.Insert(ctx, []store.Event{event("ns", "a1", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	exec(t, `DO $$ BEGIN EXECUTE format('CREATE SCHEMA %I', current_user); END $$`)
+	s = open()
+	page, err := s.Events(ctx, store.EventQuery{View: "test", Namespace: "ns", Page: store.Page{Size: 10}})
+	if err != nil || len(page.Events) != 1 {
+		t.Fatalf("after the role's schema was made: %v, %v; want a1", page.Events, err)
+	}
+	if changes, err := s.SchemaChanges(ctx); err != nil || len(changes) > 0 {
+		t.Fatalf("schema changes %q, %v; want none", changes, err)
 	}
 }

@@ -68,6 +68,38 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// storeSchemaSQL is the quoted name of the schema the store is in: the
+// first made of those that hold events, leaves and schema_migrations, so
+// that a schema made since (one named as the role, first in the default
+// path) cannot take the store's place with an empty one of its own: the
+// schema check names any second one.
+const storeSchemaSQL = "SELECT quote_ident(n.nspname) FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace" +
+	" WHERE c.relname = 'events' AND c.relkind IN ('r', 'p')" +
+	" AND EXISTS (SELECT 1 FROM pg_class AS l WHERE l.relnamespace = c.relnamespace AND l.relname = 'leaves')" +
+	" AND EXISTS (SELECT 1 FROM pg_class AS m WHERE m.relnamespace = c.relnamespace AND m.relname = 'schema_migrations')" +
+	" ORDER BY c.oid LIMIT 1"
+
+// pinConnections has each new connection of cfg's pool run sets first.
+func pinConnections(cfg *pgxpool.Config, sets []string) {
+	if len(sets) == 0 {
+		return
+	}
+	after := cfg.AfterConnect
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		if after != nil {
+			if err := after(ctx, c); err != nil {
+				return err
+			}
+		}
+		for _, set := range sets {
+			if _, err := c.Exec(ctx, set); err != nil {
+				return fmt.Errorf("%s: %w", set, err)
+			}
+		}
+		return nil
+	}
+}
+
 // urlSets says whether the URL sets PostgreSQL's parameter param, as a
 // parameter of its own or in its options.
 func urlSets(cfg *pgxpool.Config, param string) bool {
@@ -134,28 +166,14 @@ func openWith(ctx context.Context, url string, opts store.Options, upTo int64, c
 	// made "user_name = $1" call an = operator of theirs, false for one
 	// user, and hid that user's events from every filtered read and
 	// report while verify found nothing (an attacker review). The path is
-	// cut to the one schema tables are made and found in, so pg_catalog,
-	// searched first whenever the path leaves it out, resolves every
-	// operator and function. A URL that sets search_path keeps its own.
+	// cut to one schema, so pg_catalog, searched first whenever the path
+	// leaves it out, resolves every operator and function: the schema the
+	// store is in (storeSchemaSQL), else, for a new store, the one tables
+	// are made in. A URL that sets search_path keeps its own.
 	if !urlSets(cfg, "search_path") {
-		sets = append(sets, "SELECT set_config('search_path', coalesce(quote_ident(current_schema()), ''), false)")
+		sets = append(sets, "SELECT set_config('search_path', coalesce(("+storeSchemaSQL+"), quote_ident(current_schema()), ''), false)")
 	}
-	if len(sets) > 0 {
-		after := cfg.AfterConnect
-		cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
-			if after != nil {
-				if err := after(ctx, c); err != nil {
-					return err
-				}
-			}
-			for _, set := range sets {
-				if _, err := c.Exec(ctx, set); err != nil {
-					return fmt.Errorf("%s: %w", set, err)
-				}
-			}
-			return nil
-		}
-	}
+	pinConnections(cfg, sets)
 	if configure != nil {
 		configure(cfg)
 	}

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +79,15 @@ func NewReplicated(ctx context.Context, primary *Store, standbyURL string, repla
 	// reach a writable server some day (a promoted standby), nothing of
 	// this store writes there.
 	cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	// The primary's schema, as its connections pin it (open): the
+	// standby's role and database settings are the primary's, replayed.
+	if !urlSets(cfg, "search_path") {
+		var schema string
+		if err := primary.pool.QueryRow(ctx, "SELECT quote_ident(current_schema())").Scan(&schema); err != nil {
+			return nil, fmt.Errorf("postgres: the primary's schema: %w", err)
+		}
+		pinConnections(cfg, []string{"SELECT set_config('search_path', '" + strings.ReplaceAll(schema, "'", "''") + "', false)"})
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read store: %w", err)

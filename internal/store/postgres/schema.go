@@ -122,10 +122,11 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 			}
 		}
 		seenFn := map[string]bool{}
-		if err := each("SELECT p.proname, p.prosrc FROM pg_proc AS p WHERE p.pronamespace = $1 AND p.prorettype = 'trigger'::regtype AND NOT "+
-			extensionMember("pg_proc", "p.oid")+" ORDER BY 1", func(rows pgx.Rows) error {
-			var name, src string
-			if err := rows.Scan(&name, &src); err != nil {
+		if err := each("SELECT p.proname, p.prosrc, p.prosecdef OR p.proconfig IS NOT NULL, coalesce(p.proconfig::text, '') FROM pg_proc AS p"+
+			" WHERE p.pronamespace = $1 AND p.prorettype = 'trigger'::regtype AND NOT "+extensionMember("pg_proc", "p.oid")+" ORDER BY 1", func(rows pgx.Rows) error {
+			var name, src, config string
+			var set bool
+			if err := rows.Scan(&name, &src, &set, &config); err != nil {
 				return err
 			}
 			want, ours := functions[name]
@@ -134,6 +135,10 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 				add("trigger function %q was added", name)
 			case src != want:
 				add("the body of trigger function %q was changed: %s", name, strings.Join(strings.Fields(src), " "))
+			case set:
+				// SET search_path on it, say, resolves what its body
+				// names elsewhere.
+				add("trigger function %q was given settings or SECURITY DEFINER: %s", name, config)
 			}
 			seenFn[name] = true
 			return nil
@@ -170,6 +175,57 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 			return nil
 		}); err != nil {
 			return fmt.Errorf("reading operators: %w", err)
+		}
+		// What runs, or compares, inside a write of ours without being a
+		// trigger: an index's expression (run as each entry goes in; an
+		// "immutable" one may call anything), a constraint's, a column's
+		// default; an operator, type or collation they use. Ours use
+		// pg_catalog's alone.
+		if err := each("SELECT pg_describe_object(d.classid, d.objid, d.objsubid), pg_describe_object(d.refclassid, d.refobjid, 0) FROM pg_depend AS d"+
+			" JOIN pg_class AS c ON c.oid = CASE d.classid"+
+			" WHEN 'pg_class'::regclass THEN (SELECT i.indrelid FROM pg_index AS i WHERE i.indexrelid = d.objid)"+
+			" WHEN 'pg_constraint'::regclass THEN (SELECT k.conrelid FROM pg_constraint AS k WHERE k.oid = d.objid)"+
+			" WHEN 'pg_attrdef'::regclass THEN (SELECT a.adrelid FROM pg_attrdef AS a WHERE a.oid = d.objid) END"+
+			" WHERE "+ourRelation+" AND CASE d.refclassid"+
+			" WHEN 'pg_proc'::regclass THEN (SELECT p.pronamespace FROM pg_proc AS p WHERE p.oid = d.refobjid)"+
+			" WHEN 'pg_operator'::regclass THEN (SELECT o.oprnamespace FROM pg_operator AS o WHERE o.oid = d.refobjid)"+
+			" WHEN 'pg_type'::regclass THEN (SELECT y.typnamespace FROM pg_type AS y WHERE y.oid = d.refobjid)"+
+			" WHEN 'pg_collation'::regclass THEN (SELECT l.collnamespace FROM pg_collation AS l WHERE l.oid = d.refobjid)"+
+			" END <> 'pg_catalog'::regnamespace ORDER BY 1, 2", func(rows pgx.Rows) error {
+			var what, uses string
+			if err := rows.Scan(&what, &uses); err != nil {
+				return err
+			}
+			add("%s uses %s", strings.ReplaceAll(what, qualifier, ""), strings.ReplaceAll(uses, qualifier, ""))
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading what indexes, constraints and defaults use: %w", err)
+		}
+		if err := each("SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid"+
+			" JOIN pg_type AS y ON y.oid = a.atttypid"+
+			" WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped"+
+			" AND y.typnamespace <> 'pg_catalog'::regnamespace ORDER BY 1, 2", func(rows pgx.Rows) error {
+			var table, column, typ string
+			if err := rows.Scan(&table, &column, &typ); err != nil {
+				return err
+			}
+			// citext, a domain: equality and order of their own.
+			add("column %s.%s was given type %s", table, column, typ)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading column types: %w", err)
+		}
+		if err := each("SELECT quote_ident(n.nspname) FROM pg_namespace AS n WHERE n.oid <> $1"+
+			" AND EXISTS (SELECT 1 FROM pg_class AS c WHERE c.relnamespace = n.oid AND c.relname = 'events')"+
+			" AND EXISTS (SELECT 1 FROM pg_class AS c WHERE c.relnamespace = n.oid AND c.relname = 'schema_migrations') ORDER BY 1", func(rows pgx.Rows) error {
+			var other string
+			if err := rows.Scan(&other); err != nil {
+				return err
+			}
+			add("schema %s holds another store (its own events and schema_migrations)", other)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading schemas: %w", err)
 		}
 		if err := each("SELECT c.oid::regclass::text, r.rulename, pg_get_ruledef(r.oid) FROM pg_rewrite AS r JOIN pg_class AS c ON c.oid = r.ev_class"+
 			" WHERE "+ourRelation+" AND r.rulename <> '_RETURN' ORDER BY 1, 2", func(rows pgx.Rows) error {

@@ -18,6 +18,7 @@ package sqlite
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -80,5 +81,24 @@ func TestNormalSQL(t *testing.T) {
 		if normalSQL(tc.a) == normalSQL(tc.b) {
 			t.Errorf("normalSQL(%q) = normalSQL(%q) = %q; want them apart", tc.a, tc.b, normalSQL(tc.a))
 		}
+	}
+}
+
+// TestMigrationsUnchanged: no migration changes once written (a new one
+// adds a line to testdata/migrations.sha256). A store that applied one
+// keeps what it made, and the schema check compares that with what the
+// migrations make now: an edit, even to a comment inside a statement,
+// would stop every such store's sealing and ingest.
+func TestMigrationsUnchanged(t *testing.T) {
+	all, err := migrate.Load(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join("testdata", "migrations.sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := migrate.Sums(all); got != string(want) {
+		t.Fatalf("migrations differ from testdata/migrations.sha256 (never edit one a store may have applied; add a new one):\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -21,6 +21,7 @@ limitations under the License.
 package migrate
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io/fs"
 	"path"
@@ -74,4 +75,16 @@ func Pending(all []Migration, current int64) ([]Migration, error) {
 		return nil, fmt.Errorf("database schema is at version %d, newer than this binary knows (%d): refusing to run an older auditops against it", current, len(all))
 	}
 	return all[current:], nil
+}
+
+// Sums lists the SHA-256 of each migration, as sha256sum prints them
+// ("<hex>  <file>\n", in version order). A store's test holds them: a
+// migration a store has applied must never change (the schema check
+// compares a store with what the migrations make now).
+func Sums(all []Migration) string {
+	var b strings.Builder
+	for _, m := range all {
+		fmt.Fprintf(&b, "%x  %s.sql\n", sha256.Sum256([]byte(m.SQL)), m.Name)
+	}
+	return b.String()
 }
