@@ -207,6 +207,8 @@ func openWith(ctx context.Context, url string, opts store.Options, upTo int64, c
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s.reader.Payload = s.payload
+	// The first check at start, not in the first request (as SQLite's).
+	_ = s.schema.Err(ctx)
 	return s, nil
 }
 

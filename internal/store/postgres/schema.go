@@ -59,14 +59,18 @@ func expectedCode() (triggers, functions map[string]string, err error) {
 }
 
 // SchemaChanges implements store.SchemaChecker: in the schema that holds
-// the events table, everything that can make a row vanish or hide without
-// a row being edited. A trigger other than ours, or one of ours changed or
-// disabled; the body of one of our trigger functions; a rule; row-level
-// security or a policy on a table; a view; a column whose collation is not
-// the one it was made with ("C", or the database's default; a
-// case-insensitive one would merge users' events). Indexes are not
-// compared: another beside ours hides nothing, and partitions have their
-// own. On the search path, see open.
+// the events table (and on partitions of its tables, wherever they are),
+// everything that can make a row vanish or hide without a row being
+// edited. A trigger other than ours, or one of ours changed or disabled;
+// the body or the settings of one of our trigger functions; anything an
+// index expression, a constraint or a column default uses outside
+// pg_catalog; a rule; row-level security or a policy; a view; a column
+// whose collation or type is not one the migrations give (a
+// case-insensitive one would merge users' events); functions and
+// operators no extension owns; a second schema holding a store. Indexes
+// themselves are not compared: another beside ours hides nothing (what it
+// runs is), and partitions have their own. On the search path, see
+// openWith.
 func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error) {
 	triggers, functions, err := expectedCode()
 	if err != nil {

@@ -358,6 +358,10 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 		return nil, s.wrap("read ids_mid", err)
 	}
 	s.tiered.Store(mid || next >= s.tiersFrom)
+	// The first check at start, not in the first request: on SQLite it
+	// runs the migrations in memory once, ~1 MiB that a request waiting
+	// for the store must not hold (TestHeldMemoryWithinReservation).
+	_ = s.schema.Err(ctx)
 	return s, nil
 }
 
