@@ -45,8 +45,9 @@ type SchemaGate struct {
 }
 
 // Err returns the error ingest fails with, or nil. A check that cannot run
-// (the database is down) does not fail ingest by itself: the write that
-// follows says what is wrong.
+// fails ingest too (unavailable), and runs again at the next write: an
+// intruder who can make it fail (a statement_timeout of the role's, once)
+// must not open the gate with it.
 func (g *SchemaGate) Err(ctx context.Context) error {
 	if g == nil {
 		return nil
@@ -58,7 +59,7 @@ func (g *SchemaGate) Err(ctx context.Context) error {
 	}
 	changes, err := g.Check(ctx)
 	if err != nil {
-		return nil
+		return fmt.Errorf("%w: checking the store's schema: %w", ErrUnavailable, err)
 	}
 	g.checked = time.Now()
 	g.err = nil

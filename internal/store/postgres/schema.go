@@ -58,19 +58,20 @@ func expectedCode() (triggers, functions map[string]string, err error) {
 	return triggers, functions, nil
 }
 
-// SchemaChanges implements store.SchemaChecker: in the schema that holds
-// the events table (and on partitions of its tables, wherever they are),
-// everything that can make a row vanish or hide without a row being
+// SchemaChanges implements store.SchemaChecker: on the tables the
+// migrations make (ourTables, and the partitions of events wherever they
+// are), everything that can make a row vanish or hide without a row being
 // edited. A trigger other than ours, or one of ours changed or disabled;
 // the body or the settings of one of our trigger functions; anything an
-// index expression, a constraint or a column default uses outside
-// pg_catalog; a rule; row-level security or a policy; a view; a column
-// whose collation or type is not one the migrations give (a
-// case-insensitive one would merge users' events); functions and
-// operators no extension owns; a second schema holding a store. Indexes
-// themselves are not compared: another beside ours hides nothing (what it
-// runs is), and partitions have their own. On the search path, see
-// openWith.
+// index expression, a constraint, a column default or an extended
+// statistics object uses outside pg_catalog; a rule; row-level security or
+// a policy; a table made unlogged, dropped or replaced (by a view); a
+// column whose collation or type is not one the migrations give (a
+// case-insensitive one would merge users' events); a second schema
+// holding a store. Indexes themselves are not compared: another beside
+// ours hides nothing (what it runs is), and partitions have their own.
+// What else the schema holds is not read: a DBA's views and tables, an
+// extension's. On the search path, see openWith.
 func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error) {
 	triggers, functions, err := expectedCode()
 	if err != nil {
@@ -78,6 +79,11 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 	}
 	add := func(format string, args ...any) { changes = append(changes, fmt.Sprintf(format, args...)) }
 	err = s.tx(ctx, "schema", readOnly, func(tx pgx.Tx) error {
+		// The role's or database's own timeouts would fail the check, and
+		// fail the ingest gate with it: this read is ours to bound.
+		if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)"); err != nil {
+			return err
+		}
 		var qualifier string
 		var ns uint32
 		if err := tx.QueryRow(ctx, "SELECT quote_ident(n.nspname) || '.', n.oid FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE c.oid = 'events'::regclass").Scan(&qualifier, &ns); err != nil {
@@ -125,19 +131,19 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 				add("trigger %q was dropped", name)
 			}
 		}
+		// Our trigger functions (whatever else a trigger runs is named with
+		// the trigger; other functions in the schema are no business of
+		// ours: the pinned path keeps them from shadowing pg_catalog's).
 		seenFn := map[string]bool{}
 		if err := each("SELECT p.proname, p.prosrc, p.prosecdef OR p.proconfig IS NOT NULL, coalesce(p.proconfig::text, '') FROM pg_proc AS p"+
-			" WHERE p.pronamespace = $1 AND p.prorettype = 'trigger'::regtype AND NOT "+extensionMember("pg_proc", "p.oid")+" ORDER BY 1", func(rows pgx.Rows) error {
+			" WHERE p.pronamespace = $1 AND p.prorettype = 'trigger'::regtype AND p.proname IN ("+quoteList(slices.Sorted(maps.Keys(functions)))+") ORDER BY 1", func(rows pgx.Rows) error {
 			var name, src, config string
 			var set bool
 			if err := rows.Scan(&name, &src, &set, &config); err != nil {
 				return err
 			}
-			want, ours := functions[name]
 			switch {
-			case !ours:
-				add("trigger function %q was added", name)
-			case src != want:
+			case src != functions[name]:
 				add("the body of trigger function %q was changed: %s", name, strings.Join(strings.Fields(src), " "))
 			case set:
 				// SET search_path on it, say, resolves what its body
@@ -154,42 +160,18 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 				add("trigger function %q was dropped", name)
 			}
 		}
-		// Functions and operators we make none of: one named as
-		// pg_catalog's would take its place for a path that lists
-		// pg_catalog after this schema (the store's connections keep it
-		// first; a verifier's own session may not). An extension's are its own.
-		if err := each("SELECT p.oid::regprocedure::text FROM pg_proc AS p WHERE p.pronamespace = $1 AND p.prorettype <> 'trigger'::regtype AND NOT "+
-			extensionMember("pg_proc", "p.oid")+" ORDER BY 1", func(rows pgx.Rows) error {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				return err
-			}
-			add("function %s was added", strings.ReplaceAll(name, qualifier, ""))
-			return nil
-		}); err != nil {
-			return fmt.Errorf("reading functions: %w", err)
-		}
-		if err := each("SELECT o.oid::regoperator::text FROM pg_operator AS o WHERE o.oprnamespace = $1 AND NOT "+
-			extensionMember("pg_operator", "o.oid")+" ORDER BY 1", func(rows pgx.Rows) error {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				return err
-			}
-			add("operator %s was added", strings.ReplaceAll(name, qualifier, ""))
-			return nil
-		}); err != nil {
-			return fmt.Errorf("reading operators: %w", err)
-		}
 		// What runs, or compares, inside a write of ours without being a
 		// trigger: an index's expression (run as each entry goes in; an
 		// "immutable" one may call anything), a constraint's, a column's
-		// default; an operator, type or collation they use. Ours use
-		// pg_catalog's alone.
+		// default, an extended statistics object's (run by ANALYZE); an
+		// operator, type or collation they use. Ours use pg_catalog's
+		// alone.
 		if err := each("SELECT pg_describe_object(d.classid, d.objid, d.objsubid), pg_describe_object(d.refclassid, d.refobjid, 0) FROM pg_depend AS d"+
 			" JOIN pg_class AS c ON c.oid = CASE d.classid"+
 			" WHEN 'pg_class'::regclass THEN (SELECT i.indrelid FROM pg_index AS i WHERE i.indexrelid = d.objid)"+
 			" WHEN 'pg_constraint'::regclass THEN (SELECT k.conrelid FROM pg_constraint AS k WHERE k.oid = d.objid)"+
-			" WHEN 'pg_attrdef'::regclass THEN (SELECT a.adrelid FROM pg_attrdef AS a WHERE a.oid = d.objid) END"+
+			" WHEN 'pg_attrdef'::regclass THEN (SELECT a.adrelid FROM pg_attrdef AS a WHERE a.oid = d.objid)"+
+			" WHEN 'pg_statistic_ext'::regclass THEN (SELECT x.stxrelid FROM pg_statistic_ext AS x WHERE x.oid = d.objid) END"+
 			" WHERE "+ourRelation+" AND CASE d.refclassid"+
 			" WHEN 'pg_proc'::regclass THEN (SELECT p.pronamespace FROM pg_proc AS p WHERE p.oid = d.refobjid)"+
 			" WHEN 'pg_operator'::regclass THEN (SELECT o.oprnamespace FROM pg_operator AS o WHERE o.oid = d.refobjid)"+
@@ -207,7 +189,7 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 		}
 		if err := each("SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid"+
 			" JOIN pg_type AS y ON y.oid = a.atttypid"+
-			" WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped"+
+			" WHERE c.relnamespace = $1 AND c.relname IN ("+quoteList(ourTables)+") AND a.attnum > 0 AND NOT a.attisdropped"+
 			" AND y.typnamespace <> 'pg_catalog'::regnamespace ORDER BY 1, 2", func(rows pgx.Rows) error {
 			var table, column, typ string
 			if err := rows.Scan(&table, &column, &typ); err != nil {
@@ -242,25 +224,38 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 		}); err != nil {
 			return fmt.Errorf("reading rules: %w", err)
 		}
-		if err := each("SELECT c.relname, c.relkind::text, c.relrowsecurity, c.relforcerowsecurity FROM pg_class AS c"+
-			" WHERE c.relnamespace = $1 AND (c.relrowsecurity OR c.relforcerowsecurity OR c.relkind IN ('v', 'm')) ORDER BY 1", func(rows pgx.Rows) error {
-			var table, kind string
+		if err := each("SELECT c.oid::regclass::text, c.relrowsecurity, c.relforcerowsecurity, c.relpersistence::text FROM pg_class AS c"+
+			" WHERE "+ourRelation+" AND (c.relrowsecurity OR c.relforcerowsecurity OR c.relpersistence <> 'p') ORDER BY 1", func(rows pgx.Rows) error {
+			var table, persistence string
 			var rls, force bool
-			if err := rows.Scan(&table, &kind, &rls, &force); err != nil {
+			if err := rows.Scan(&table, &rls, &force, &persistence); err != nil {
 				return err
 			}
-			switch {
-			case kind == "v" || kind == "m":
-				add("view %q was added", table)
-			default:
+			table = strings.TrimPrefix(table, qualifier)
+			if rls || force {
 				add("row-level security was turned on for table %s (enabled %v, forced %v)", table, rls, force)
+			}
+			if persistence != "p" {
+				// Unlogged: emptied by a crash, absent on a standby.
+				add("table %s was made unlogged", table)
 			}
 			return nil
 		}); err != nil {
 			return fmt.Errorf("reading tables: %w", err)
 		}
+		if err := each("SELECT t.name FROM unnest(ARRAY["+quoteList(ourTables)+"]) AS t (name) WHERE NOT EXISTS (SELECT 1 FROM pg_class AS c"+
+			" WHERE c.relnamespace = $1 AND c.relname = t.name AND c.relkind IN ('r', 'p')) ORDER BY 1", func(rows pgx.Rows) error {
+			var table string
+			if err := rows.Scan(&table); err != nil {
+				return err
+			}
+			add("table %s was dropped or replaced (by a view?)", table)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("reading tables: %w", err)
+		}
 		if err := each("SELECT c.relname, p.polname, pg_get_expr(p.polqual, p.polrelid) FROM pg_policy AS p JOIN pg_class AS c ON c.oid = p.polrelid"+
-			" WHERE c.relnamespace = $1 ORDER BY 1, 2", func(rows pgx.Rows) error {
+			" WHERE "+ourRelation+" ORDER BY 1, 2", func(rows pgx.Rows) error {
 			var table, name string
 			var qual *string
 			if err := rows.Scan(&table, &name, &qual); err != nil {
@@ -273,7 +268,7 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 		}
 		if err := each("SELECT c.relname, a.attname, co.collname FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid"+
 			" JOIN pg_collation AS co ON co.oid = a.attcollation"+
-			" WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped AND co.collname NOT IN ('C', 'default')"+
+			" WHERE c.relnamespace = $1 AND c.relname IN ("+quoteList(ourTables)+") AND a.attnum > 0 AND NOT a.attisdropped AND co.collname NOT IN ('C', 'default')"+
 			" ORDER BY 1, 2", func(rows pgx.Rows) error {
 			var table, column, coll string
 			if err := rows.Scan(&table, &column, &coll); err != nil {
@@ -293,15 +288,24 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 }
 
 // ourRelation is the SQL test that relation c ($1: the events table's
-// schema) is in that schema, or a partition, wherever it is, of a table
-// there: a partition of events made in another schema takes the rows of
-// its range, and its triggers fire for them.
-const ourRelation = "(c.relnamespace = $1 OR c.relispartition AND (SELECT r.relnamespace FROM pg_class AS r WHERE r.oid = pg_partition_root(c.oid)) = $1)"
+// schema) is one of ourTables in that schema, or a partition, wherever it
+// is, of one: a partition of events made in another schema takes the rows
+// of its range, and its triggers fire for them.
+var ourRelation = "(c.relnamespace = $1 AND c.relname IN (" + quoteList(ourTables) + ") OR c.relispartition AND (SELECT r.relnamespace = $1 AND r.relname IN (" +
+	quoteList(ourTables) + ") FROM pg_class AS r WHERE r.oid = pg_partition_root(c.oid)))"
 
-// extensionMember is the SQL test that the object oid of catalog
-// belongs to an extension.
-func extensionMember(catalog, oid string) string {
-	return "EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.classid = '" + catalog + "'::regclass AND d.objid = " + oid + " AND d.deptype = 'e')"
+// ourTables are the tables the migrations make (events' partitions
+// aside): the check reads them, not whatever else a DBA keeps beside them
+// (a view of pg_stat_statements, a table of theirs with its own trigger).
+var ourTables = []string{"category_hours", "checkpoints", "events", "leaves", "legacy_columns", "payload_dicts", "schema_migrations", "tree_hashes"}
+
+// quoteList is names as a list of SQL literals.
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = "'" + strings.ReplaceAll(n, "'", "''") + "'"
+	}
+	return strings.Join(q, ", ")
 }
 
 func deref(p *string) string {

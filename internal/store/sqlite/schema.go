@@ -23,7 +23,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/internal/migrate"
 )
 
@@ -40,12 +42,17 @@ type schemaObject struct {
 // dropped or made again otherwise (PRAGMA writable_schema included) shows.
 // An index added beside ours is no change: it cannot hide a row.
 func (s *Store) SchemaChanges(ctx context.Context) ([]string, error) {
-	// The same for the store's life: made once (the leader checks before
-	// each seal round).
-	s.expected.once.Do(func() { s.expected.schema, s.expected.err = expectedSchema(ctx, s.upTo) })
-	want, err := s.expected.schema, s.expected.err
+	want, err := s.expectedSchema(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: the schema its migrations make: %w", err)
+	}
+	// The writer runs the schema it loaded, which PRAGMA writable_schema
+	// can leave apart from the file: a trigger loaded by a write, then
+	// taken out of sqlite_schema with the schema cookie set back, fired
+	// on while the file showed none (a third review). Reloaded from the
+	// file first, it runs what is checked.
+	if err := s.resetWriterSchema(ctx); err != nil {
+		return nil, fmt.Errorf("sqlite: reloading the writer's schema: %w", err)
 	}
 	var got map[string]schemaObject
 	err = s.readTx(ctx, "schema", func(tx sqlQueryer) error {
@@ -153,6 +160,40 @@ func readSchema(ctx context.Context, tx sqlQueryer) (map[string]schemaObject, er
 		out[o.kind+" "+o.name] = o
 	}
 	return out, rows.Err()
+}
+
+// expectedSchema returns the schema the store's migrations make, made
+// once for the store's life (the ingest gate and the leader check it
+// often); a failure is not kept, and no caller's cancellation is.
+func (s *Store) expectedSchema(ctx context.Context) (map[string]schemaObject, error) {
+	s.expected.mu.Lock()
+	defer s.expected.mu.Unlock()
+	if s.expected.schema != nil {
+		return s.expected.schema, nil
+	}
+	schema, err := expectedSchema(context.WithoutCancel(ctx), s.upTo)
+	if err != nil {
+		return nil, err
+	}
+	s.expected.schema = schema
+	return schema, nil
+}
+
+// resetWriterSchema has the writer connection reload its schema from the
+// file, between its writes.
+func (s *Store) resetWriterSchema(ctx context.Context) error {
+	t := time.NewTimer(s.opts.BusyTimeout)
+	defer t.Stop()
+	select {
+	case s.wlock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("%w: %w for %s", store.ErrUnavailable, errWriterBusy, s.opts.BusyTimeout)
+	}
+	defer func() { <-s.wlock }()
+	_, err := s.w.ExecContext(ctx, "PRAGMA writable_schema = RESET")
+	return err
 }
 
 // expectedSchema migrates an empty in-memory database to version upTo (0:

@@ -17,10 +17,13 @@ limitations under the License.
 package sqlite
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/auditops/auditops/internal/store"
 	"github.com/auditops/auditops/internal/store/internal/migrate"
@@ -100,5 +103,74 @@ func TestMigrationsUnchanged(t *testing.T) {
 	}
 	if got := migrate.Sums(all); got != string(want) {
 		t.Fatalf("migrations differ from testdata/migrations.sha256 (never edit one a store may have applied; add a new one):\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestWriterRunsTheCheckedSchema: a trigger the writer loaded with one
+// of its writes, then taken out of sqlite_schema with PRAGMA
+// writable_schema and the schema cookie set back (the writer sees no
+// change to reload), fired on while the file showed none (a third
+// review). The check has the writer reload its schema from the file
+// first, so the writer runs what was checked.
+func TestWriterRunsTheCheckedSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	ctx := t.Context()
+	s, err := New(ctx, path, store.Options{TokenKey: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := func(id, user string, i int) store.Event {
+		return store.Event{Namespace: "ns", ID: id, User: user, Time: time.Unix(1764583200+int64(i), 0), Category: store.CategoryAccess,
+			API: "/pods", Method: "get", StatusCode: 200, Status: store.StatusSuccess}
+	}
+	if _, err := s.Insert(ctx, []store.Event{ev("a1", "alice", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`CREATE TRIGGER x_gone AFTER INSERT ON events WHEN NEW.user_name = 'mallory' BEGIN DELETE FROM events WHERE seq = NEW.seq; END`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteBefore(ctx, time.Unix(0, 1)); err != nil { // a write: the writer loads the trigger
+		t.Fatal(err)
+	}
+	var v int64
+	if err := db.QueryRow("PRAGMA schema_version").Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(fmt.Sprintf("PRAGMA writable_schema = ON; DELETE FROM sqlite_schema WHERE name = 'x_gone'; PRAGMA writable_schema = OFF; PRAGMA schema_version = %d", v)); err != nil {
+		t.Fatal(err)
+	}
+	if changes, err := s.SchemaChanges(ctx); err != nil || len(changes) > 0 {
+		t.Fatalf("schema changes %q, %v; want none (the file holds no trigger)", changes, err)
+	}
+	if res, err := s.Insert(ctx, []store.Event{ev("m1", "mallory", 2)}); err != nil || res.Inserted != 1 {
+		t.Fatalf("insert: %+v, %v", res, err)
+	}
+	page, err := s.Events(ctx, store.EventQuery{View: "test", Namespace: "ns", Page: store.Page{Size: 10}})
+	if err != nil || len(page.Events) != 2 {
+		t.Fatalf("stored %d events (%v); want a1 and m1: the writer ran a trigger the file no longer holds", len(page.Events), err)
+	}
+}
+
+// TestExpectedSchemaSurvivesACancelledCaller: the first check's caller
+// gave up (a request timed out); the next check still runs.
+func TestExpectedSchemaSurvivesACancelledCaller(t *testing.T) {
+	s, err := New(t.Context(), filepath.Join(t.TempDir(), "audit.db"), store.Options{TokenKey: testKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.expected.schema = nil // as before the first check
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, _ = s.SchemaChanges(cancelled)
+	if changes, err := s.SchemaChanges(t.Context()); err != nil || len(changes) > 0 {
+		t.Fatalf("after a cancelled first check: %q, %v", changes, err)
 	}
 }

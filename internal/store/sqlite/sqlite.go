@@ -160,9 +160,8 @@ type Store struct {
 	schema *store.SchemaGate
 	// expected is the schema its migrations make (SchemaChanges).
 	expected struct {
-		once   sync.Once
+		mu     sync.Mutex
 		schema map[string]schemaObject
-		err    error
 	}
 	// recentIDsMax and tiersFrom are the constants but in tests, which
 	// merge sooner and through ids_mid from the start or never.
