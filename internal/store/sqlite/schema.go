@@ -40,7 +40,8 @@ type schemaObject struct {
 // in-memory database. SQLite keeps each object's CREATE statement as it
 // ran (ALTER TABLE edits it in place, in both), so any object added,
 // dropped or made again otherwise (PRAGMA writable_schema included) shows.
-// An index added beside ours is no change: it cannot hide a row.
+// An index added beside ours is no change (it cannot hide a row) unless it
+// is unique: that one can refuse a row.
 func (s *Store) SchemaChanges(ctx context.Context) ([]string, error) {
 	want, err := s.expectedSchema(ctx)
 	if err != nil {
@@ -67,7 +68,8 @@ func (s *Store) SchemaChanges(ctx context.Context) ([]string, error) {
 		o := got[k]
 		w, ok := want[k]
 		switch {
-		case !ok && o.kind == "index":
+		case !ok && o.kind == "index" && !strings.HasPrefix(strings.ToUpper(normalSQL(o.sql)), "CREATE UNIQUE"):
+			// Another index hides no row; a unique one can refuse one.
 		case !ok:
 			changes = append(changes, fmt.Sprintf("%s %q on %s was added: %s", o.kind, o.name, o.table, oneLine(o.sql)))
 		case w.kind != o.kind || w.table != o.table || normalSQL(w.sql) != normalSQL(o.sql):
