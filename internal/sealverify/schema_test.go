@@ -466,11 +466,18 @@ CREATE TRIGGER x_gone AFTER INSERT ON events FOR EACH STATEMENT EXECUTE FUNCTION
 			if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "schema was changed") {
 				t.Fatalf("Insert beside the trigger: %+v, %v; want unavailable: the schema was changed", res, err)
 			}
+			// Readiness fails with it: traffic goes to replicas that write.
+			if err := st.Ping(ctx); err == nil {
+				t.Fatal("Ping (readyz) passes while ingest is refused")
+			}
 			if err := exec(tc.drop); err != nil {
 				t.Fatal(err)
 			}
 			if res, err := st.Insert(ctx, []store.Event{event("ns", "a2", 3), m1}); err != nil || res.Inserted != 2 {
 				t.Fatalf("Insert once the schema is restored: %+v, %v", res, err)
+			}
+			if err := st.Ping(ctx); err != nil {
+				t.Fatalf("Ping once ingest writes again: %v", err)
 			}
 		})
 	}

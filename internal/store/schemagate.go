@@ -34,14 +34,20 @@ const DefaultSchemaCheckInterval = 30 * time.Second
 // change, but ingest runs on every replica. Failing with ErrUnavailable
 // (503, retry) keeps the events with their senders, whose own drops show,
 // until the schema is restored. The check runs at most once an Interval,
-// on the first write after it, so ingest pays for it once in a while.
+// started by the first write after it; the writes that come meanwhile
+// wait for that one check, each no longer than its own context allows.
 type SchemaGate struct {
 	Check    func(ctx context.Context) ([]string, error)
 	Interval time.Duration
+	// Timeout bounds one check (0: none): a check stuck behind a lock
+	// must not hold every write.
+	Timeout time.Duration
 
 	mu      sync.Mutex
 	checked time.Time
-	err     error
+	err     error         // the last check's verdict, kept for Interval
+	last    error         // what the last check that ended says, failed or not
+	running chan struct{} // closed when the check under way ends
 }
 
 // Err returns the error ingest fails with, or nil. A check that cannot run
@@ -53,13 +59,44 @@ func (g *SchemaGate) Err(ctx context.Context) error {
 		return nil
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if !g.checked.IsZero() && time.Since(g.checked) < g.Interval {
-		return g.err
+		err := g.err
+		g.mu.Unlock()
+		return err
+	}
+	running := g.running
+	if running == nil {
+		running = make(chan struct{})
+		g.running = running
+		// Not the caller's cancellation: the others wait for it too.
+		go g.run(context.WithoutCancel(ctx), running)
+	}
+	g.mu.Unlock()
+	select {
+	case <-running:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting for the check of the store's schema: %w", ErrUnavailable, ctx.Err())
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.last
+}
+
+// run checks the schema and closes done.
+func (g *SchemaGate) run(ctx context.Context, done chan struct{}) {
+	if g.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.Timeout)
+		defer cancel()
 	}
 	changes, err := g.Check(ctx)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	defer close(done)
+	g.running = nil
 	if err != nil {
-		return fmt.Errorf("%w: checking the store's schema: %w", ErrUnavailable, err)
+		g.last = fmt.Errorf("%w: checking the store's schema: %w", ErrUnavailable, err)
+		return
 	}
 	g.checked = time.Now()
 	g.err = nil
@@ -71,5 +108,5 @@ func (g *SchemaGate) Err(ctx context.Context) error {
 		g.err = fmt.Errorf("%w: the store's schema was changed behind the manager's back, so a write may not keep what it is given (ingest stays off until it is restored; manager verify names each change): %s%s",
 			ErrUnavailable, strings.Join(changes[:min(len(changes), 3)], "; "), more)
 	}
-	return g.err
+	g.last = g.err
 }

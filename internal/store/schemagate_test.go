@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -61,5 +62,37 @@ func TestSchemaGate(t *testing.T) {
 				t.Fatalf("%d checks, want %d", calls, tc.calls)
 			}
 		})
+	}
+}
+
+// TestSchemaGateWaitsNoLongerThanItsCaller: a check stuck (behind a lock)
+// holds no write past its own context; they all take the one check's
+// verdict once it ends.
+func TestSchemaGateWaitsNoLongerThanItsCaller(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int32
+	g := &SchemaGate{Interval: time.Hour, Check: func(context.Context) ([]string, error) {
+		calls.Add(1)
+		<-release
+		return nil, nil
+	}}
+	start := time.Now()
+	for range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		err := g.Err(ctx)
+		cancel()
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("behind a stuck check: %v, want unavailable", err)
+		}
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("three callers of 50 ms took %s", took)
+	}
+	close(release)
+	if err := g.Err(t.Context()); err != nil {
+		t.Fatalf("once the check ended: %v", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d checks ran, want the one", n)
 	}
 }

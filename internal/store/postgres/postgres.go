@@ -201,7 +201,7 @@ func openWith(ctx context.Context, url string, opts store.Options, upTo int64, c
 	}
 	// Migration 13 keeps whether any row holds a field in a legacy column.
 	s.reader.LegacyFlag = true
-	s.schema = &store.SchemaGate{Check: s.SchemaChanges, Interval: opts.SchemaCheckInterval}
+	s.schema = &store.SchemaGate{Check: s.SchemaChanges, Interval: opts.SchemaCheckInterval, Timeout: 2 * opts.BusyTimeout}
 	if s.payload, err = payload.NewCodec(ctx, dicts{s}, opts.OnError); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -420,7 +420,7 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (res store.Ins
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
-	if err := s.schema.Err(ctx); err != nil {
+	if err := s.schemaErr(ctx); err != nil {
 		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
 	}
 	leaves, err := prepareLeaves(s.opts.Leaves, norm)
@@ -548,7 +548,7 @@ func (w written) finish(ctx context.Context, tx pgx.Tx, res *store.InsertResult)
 // for the whole of it, and no part's COPY waits on another batch's rows
 // while holding the lock that batch waits for.
 func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (total store.InsertResult, err error) {
-	if err := s.schema.Err(ctx); err != nil {
+	if err := s.schemaErr(ctx); err != nil {
 		return store.InsertResult{}, fmt.Errorf("postgres: insert: %w", err)
 	}
 	end := s.health.Begin()

@@ -23,6 +23,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -80,8 +81,10 @@ func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error)
 	add := func(format string, args ...any) { changes = append(changes, fmt.Sprintf(format, args...)) }
 	err = s.tx(ctx, "schema", readOnly, func(tx pgx.Tx) error {
 		// The role's or database's own timeouts would fail the check, and
-		// fail the ingest gate with it: this read is ours to bound.
-		if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', '0', true)"); err != nil {
+		// fail the ingest gate with it: this read is ours to bound (the
+		// gate bounds the whole; a catalog lock waits a busy timeout).
+		if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', '0', true), set_config('lock_timeout', $1, true)",
+			strconv.FormatInt(s.opts.BusyTimeout.Milliseconds(), 10)); err != nil {
 			return err
 		}
 		var qualifier string
@@ -313,4 +316,16 @@ func deref(p *string) string {
 		return "true"
 	}
 	return *p
+}
+
+// schemaErr is the ingest gate's verdict; a failure counts against the
+// store's write health, so readiness fails with it and traffic goes to
+// replicas that can write (in a rolling update, a newer one whose
+// migration the older ones name as a change).
+func (s *Store) schemaErr(ctx context.Context) error {
+	err := s.schema.Err(ctx)
+	if err != nil {
+		s.health.Begin()(err)
+	}
+	return err
 }

@@ -224,3 +224,15 @@ func expectedSchema(ctx context.Context, upTo int64) (map[string]schemaObject, e
 	}
 	return readSchema(ctx, tx)
 }
+
+// schemaErr is the ingest gate's verdict; a failure counts against the
+// store's write health, so readiness fails with it and traffic goes to
+// replicas that can write (in a rolling update, a newer one whose
+// migration the older ones name as a change).
+func (s *Store) schemaErr(ctx context.Context) error {
+	err := s.schema.Err(ctx)
+	if err != nil {
+		s.health.Begin()(err)
+	}
+	return err
+}

@@ -260,7 +260,7 @@ func open(ctx context.Context, path string, opts store.Options, upTo int64) (*St
 	}
 	// Migration 15 keeps whether any row holds a field in a legacy column.
 	s.reader.LegacyFlag = true
-	s.schema = &store.SchemaGate{Check: s.SchemaChanges, Interval: opts.SchemaCheckInterval}
+	s.schema = &store.SchemaGate{Check: s.SchemaChanges, Interval: opts.SchemaCheckInterval, Timeout: 2 * opts.BusyTimeout}
 
 	rq := url.Values{}
 	for k, v := range common {
@@ -613,7 +613,7 @@ func (s *Store) Insert(ctx context.Context, events []store.Event) (store.InsertR
 	if len(norm) == 0 {
 		return store.InsertResult{}, nil
 	}
-	if err := s.schema.Err(ctx); err != nil {
+	if err := s.schemaErr(ctx); err != nil {
 		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
 	}
 	req, err := newInsertReq(ctx, norm, s.payload, s.opts.Leaves)
@@ -828,7 +828,7 @@ func (s *Store) committed(added, last int64) {
 // the queue, within their callers' time, rather than for the writer's
 // lock, which would fail them after BusyTimeout.
 func (s *Store) InsertParts(ctx context.Context, next func() ([]store.Event, error)) (store.InsertResult, error) {
-	if err := s.schema.Err(ctx); err != nil {
+	if err := s.schemaErr(ctx); err != nil {
 		return store.InsertResult{}, fmt.Errorf("sqlite: insert: %w", err)
 	}
 	return s.submit(ctx, &insertReq{ctx: ctx, parts: next, done: make(chan struct{})})
