@@ -64,6 +64,8 @@ type Store struct {
 	// schema fails ingest while the schema is changed (nil: an older
 	// schema, a migration's test).
 	schema *store.SchemaGate
+	// code is what SchemaChanges compares our triggers with.
+	code ourCode
 }
 
 var _ store.Store = (*Store)(nil)
@@ -201,6 +203,10 @@ func openWith(ctx context.Context, url string, opts store.Options, upTo int64, c
 	}
 	// Migration 13 keeps whether any row holds a field in a legacy column.
 	s.reader.LegacyFlag = true
+	if s.code, err = loadOurCode(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("postgres: the code its migrations make: %w", err)
+	}
 	s.schema = &store.SchemaGate{Check: s.SchemaChanges, Interval: opts.SchemaCheckInterval, Timeout: 2 * opts.BusyTimeout}
 	if s.payload, err = payload.NewCodec(ctx, dicts{s}, opts.OnError); err != nil {
 		s.Close()

@@ -19,7 +19,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"maps"
 	"regexp"
 	"slices"
@@ -27,6 +26,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/auditops/auditops/internal/store/internal/migrate"
 )
 
 // Our triggers and their functions, as the migrations write them.
@@ -35,28 +36,29 @@ var (
 	createTrigger  = regexp.MustCompile(`(?s)CREATE TRIGGER (\w+) .*? ON (\w+)\s.*?;`)
 )
 
-// expectedCode is what the migrations create of code that runs inside
+// ourCode is what the migrations create of code that runs inside
 // PostgreSQL: each trigger's definition (on one line, without the
 // statement's semicolon) by name, each trigger function's body by name.
-func expectedCode() (triggers, functions map[string]string, err error) {
-	triggers, functions = map[string]string{}, map[string]string{}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+type ourCode struct {
+	triggers, functions map[string]string
+}
+
+// loadOurCode reads ourCode from the migrations (once per store).
+func loadOurCode() (ourCode, error) {
+	all, err := migrate.Load(migrations, "migrations")
 	if err != nil {
-		return nil, nil, err
+		return ourCode{}, err
 	}
-	for _, f := range files {
-		b, err := fs.ReadFile(migrations, f)
-		if err != nil {
-			return nil, nil, err
+	c := ourCode{triggers: map[string]string{}, functions: map[string]string{}}
+	for _, m := range all {
+		for _, f := range createFunction.FindAllStringSubmatch(m.SQL, -1) {
+			c.functions[f[1]] = f[2]
 		}
-		for _, m := range createFunction.FindAllStringSubmatch(string(b), -1) {
-			functions[m[1]] = m[2]
-		}
-		for _, m := range createTrigger.FindAllStringSubmatch(string(b), -1) {
-			triggers[m[1]] = strings.TrimSuffix(strings.Join(strings.Fields(m[0]), " "), ";")
+		for _, t := range createTrigger.FindAllStringSubmatch(m.SQL, -1) {
+			c.triggers[t[1]] = strings.TrimSuffix(strings.Join(strings.Fields(t[0]), " "), ";")
 		}
 	}
-	return triggers, functions, nil
+	return c, nil
 }
 
 // SchemaChanges implements store.SchemaChecker: on the tables the
@@ -74,10 +76,7 @@ func expectedCode() (triggers, functions map[string]string, err error) {
 // What else the schema holds is not read: a DBA's views and tables, an
 // extension's. On the search path, see openWith.
 func (s *Store) SchemaChanges(ctx context.Context) (changes []string, err error) {
-	triggers, functions, err := expectedCode()
-	if err != nil {
-		return nil, fmt.Errorf("postgres: the code its migrations make: %w", err)
-	}
+	triggers, functions := s.code.triggers, s.code.functions
 	add := func(format string, args ...any) { changes = append(changes, fmt.Sprintf(format, args...)) }
 	err = s.tx(ctx, "schema", readOnly, func(tx pgx.Tx) error {
 		// The role's or database's own timeouts would fail the check, and
